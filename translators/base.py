@@ -1,0 +1,390 @@
+"""The one ``Backend`` interface every storage translator implements, and its value types.
+
+Contracts shared by all translators:
+
+* Keys are opaque strings: ``a``, ``a/b``, ``a//b``, ``dir/``, ``../x`` are distinct keys.
+  A translator never normalises them and never lets one address anything outside its root.
+* Writes are atomic: an object becomes visible only after its whole body was received and
+  verified (the :class:`PayloadStream` raised nothing) and is durable; a failed write leaves
+  the previous version untouched and nothing partial visible.
+* Reads stream: bodies are async iterators of bounded chunks; nothing buffers a whole object.
+* Errors are :class:`gateway.errors.S3Error`; SDK exceptions never escape a translator.
+* Every method takes a :class:`RequestContext` first, so wrappers see who asks.
+* An operation a translator cannot do raises ``NotImplemented`` (501) naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from gateway.errors import S3Error
+
+ChecksumAlgorithm = Literal["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
+ChecksumType = Literal["FULL_OBJECT", "COMPOSITE"]
+CHECKSUM_ALGORITHMS: tuple[ChecksumAlgorithm, ...] = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+
+#: Headers stored with an object and returned verbatim on GET/HEAD (lower-case names).
+STORED_HEADERS: tuple[str, ...] = (
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asks, and the id of the request (for logs and error replies)."""
+
+    request_id: str
+    principal: str
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range ``start..end`` already resolved against an object size."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass(frozen=True)
+class RangeSpec:
+    """A single HTTP range as the client asked: ``first-last``, ``first-`` or ``-suffix``."""
+
+    first: int | None
+    last: int | None
+
+    def resolve(self, size: int) -> ByteRange:
+        """The range within an object of ``size`` bytes; ``InvalidRange`` when unsatisfiable."""
+        if self.first is None:
+            suffix = self.last or 0
+            if suffix == 0 or size == 0:
+                raise _invalid_range(size)
+            return ByteRange(max(0, size - suffix), size - 1)
+        if self.first >= size:
+            raise _invalid_range(size)
+        last = size - 1 if self.last is None else min(self.last, size - 1)
+        return ByteRange(self.first, last)
+
+
+def _invalid_range(size: int) -> S3Error:
+    return S3Error(
+        "InvalidRange",
+        headers={"Content-Range": f"bytes */{size}"},
+        ActualObjectSize=str(size),
+    )
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One part of a multipart upload or of a completed multipart object."""
+
+    part_number: int
+    size: int
+    etag: str  # hex MD5, unquoted
+    last_modified: datetime | None = None
+    checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a translator knows of a stored object.
+
+    ``etag`` is unquoted (hex MD5, or ``<hex>-N`` for a multipart object). ``headers`` holds
+    the :data:`STORED_HEADERS` the client set; ``user_metadata`` the ``x-amz-meta-*`` pairs
+    without their prefix. ``checksums`` maps an algorithm to its base64 value, of type
+    ``checksum_type``. ``parts`` is empty unless the object came from a multipart upload.
+    """
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+    headers: dict[str, str] = field(default_factory=dict)
+    user_metadata: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+    checksum_type: ChecksumType | None = None
+    parts: tuple[PartInfo, ...] = ()
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "binary/octet-stream")
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class WriteMetadata:
+    """Metadata a client sets on a new object (PutObject, CopyObject REPLACE, multipart)."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    user_metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteConditions:
+    """Preconditions checked atomically with the commit of a write.
+
+    ``if_none_match`` is ``"*"`` (fail when the key exists) or None; ``if_match`` an
+    unquoted ETag the current object must have. Failure raises ``PreconditionFailed``.
+    """
+
+    if_match: str | None = None
+    if_none_match: str | None = None
+
+    def check(self, current: ObjectInfo | None) -> None:
+        """Raise PreconditionFailed (or NoSuchKey for If-Match on a missing key) if unmet."""
+        if self.if_none_match is not None and current is not None:
+            raise S3Error("PreconditionFailed", Condition="If-None-Match")
+        if self.if_match is not None:
+            if current is None:
+                raise S3Error("NoSuchKey", Key="")
+            if self.if_match != "*" and self.if_match != current.etag:
+                raise S3Error("PreconditionFailed", Condition="If-Match")
+
+
+@dataclass(frozen=True)
+class PayloadDigest:
+    """What a fully read :class:`PayloadStream` carried: size, hex MD5 and checksums."""
+
+    size: int
+    md5_hex: str
+    checksums: dict[str, str]  # algorithm -> base64 (full-object checksums of this payload)
+
+
+class PayloadStream(Protocol):
+    """An upload body. Iterating yields the decoded bytes; verification failures (signature,
+    Content-MD5, x-amz-checksum-*, length) raise ``S3Error`` from the iterator, at the latest
+    when it is exhausted. ``digest()`` is valid only after iteration finished without error;
+    translators store what it returns and must not commit before then."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def digest(self) -> PayloadDigest: ...
+
+    @property
+    def declared_size(self) -> int | None:
+        """The decoded length the client announced, if it announced one."""
+        ...
+
+
+@dataclass(frozen=True)
+class GetOptions:
+    """A read: a range or a part number (not both), never both resolved by the caller."""
+
+    range: RangeSpec | None = None
+    part_number: int | None = None
+
+
+class ObjectBody(Protocol):
+    """A stream of an object's bytes. Callers must ``aclose()`` it if they stop early."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class GetResult:
+    """An open object: its info, the resolved range (None = whole object) and its body."""
+
+    info: ObjectInfo
+    range: ByteRange | None
+    body: ObjectBody
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """ListObjects: keys under ``prefix`` sorted by UTF-8 bytes, strictly after ``start_after``.
+
+    With a ``delimiter``, keys whose remainder after ``prefix`` holds the delimiter roll up
+    into one common prefix (up to and including the first delimiter). A common prefix counts
+    as one entry toward ``max_keys``. When ``start_after`` is itself such a common prefix,
+    every key under it is skipped, so a page's ``next_start_after`` resumes cleanly.
+    """
+
+    prefix: str = ""
+    delimiter: str = ""
+    start_after: str = ""
+    max_keys: int = 1000
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """A page of a listing; ``next_start_after`` is None when the listing is complete."""
+
+    objects: list[ObjectInfo]
+    common_prefixes: list[str]
+    next_start_after: str | None
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """An in-progress multipart upload."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+    metadata: WriteMetadata
+    checksum_algorithm: ChecksumAlgorithm | None = None
+    checksum_type: ChecksumType | None = None
+
+
+@dataclass(frozen=True)
+class UploadsQuery:
+    prefix: str = ""
+    delimiter: str = ""
+    key_marker: str = ""
+    upload_id_marker: str = ""
+    max_uploads: int = 1000
+
+
+@dataclass(frozen=True)
+class UploadsPage:
+    uploads: list[UploadInfo]
+    common_prefixes: list[str]
+    next_key_marker: str | None  # None when complete
+    next_upload_id_marker: str | None
+
+
+@dataclass(frozen=True)
+class PartsPage:
+    parts: list[PartInfo]
+    next_part_number_marker: int | None  # None when complete
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    """A part as named in CompleteMultipartUpload: number, unquoted ETag, checksums given."""
+
+    part_number: int
+    etag: str
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """The storage interface. See the module docstring for the contracts all methods share."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Open connections, create roots, clean leftovers of interrupted writes."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def check_ready(self) -> None:
+        """Raise ``ServiceUnavailable`` when the storage cannot be reached."""
+        ...
+
+    # Buckets
+    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]: ...
+
+    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        """Create ``bucket``; ``BucketAlreadyOwnedByYou`` if it exists."""
+        ...
+
+    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
+        """``NoSuchBucket`` if absent."""
+        ...
+
+    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        """``BucketNotEmpty`` if it holds objects; pending multipart uploads are aborted."""
+        ...
+
+    # Objects
+    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
+        """``NoSuchBucket`` / ``NoSuchKey`` if absent."""
+        ...
+
+    async def get_object(
+        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
+    ) -> GetResult:
+        """Open the current version; the body reads the resolved range of that version even if
+        the key is overwritten meanwhile. ``InvalidRange`` / ``InvalidPart`` as S3 defines."""
+        ...
+
+    async def put_object(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        body: PayloadStream,
+        metadata: WriteMetadata,
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """Store ``body`` atomically under ``key``; ``conditions`` are checked at commit."""
+        ...
+
+    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        """Remove ``key``; succeeds if it is absent (S3 semantics). ``NoSuchBucket``."""
+        ...
+
+    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage: ...
+
+    # Multipart
+    async def create_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        metadata: WriteMetadata,
+        checksum_algorithm: ChecksumAlgorithm | None,
+        checksum_type: ChecksumType | None,
+    ) -> UploadInfo: ...
+
+    async def upload_part(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
+    ) -> PartInfo:
+        """Store a part (replacing an earlier one of that number). ``NoSuchUpload``."""
+        ...
+
+    async def list_parts(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int,
+        max_parts: int,
+    ) -> tuple[UploadInfo, PartsPage]: ...
+
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage: ...
+
+    async def complete_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """Assemble the named parts atomically (see ``translators.multipart`` for the rules)."""
+        ...
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None: ...
