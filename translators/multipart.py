@@ -1,0 +1,173 @@
+"""Backend-independent multipart rules, shared by every translator.
+
+``plan_completion`` validates a CompleteMultipartUpload request against the stored parts and
+computes what the new object will be (parts, ETag, checksum); ``part_range`` resolves GetObject's
+``partNumber`` to the bytes of that part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from gateway import checksums
+from gateway.errors import S3Error
+from translators.base import (
+    ByteRange,
+    ChecksumType,
+    CompletedPart,
+    PartInfo,
+    UploadInfo,
+)
+
+#: S3's minimum size of every part but the last.
+MIN_PART_SIZE: Final = 5 * 1024 * 1024
+#: S3's largest part number.
+MAX_PART_NUMBER: Final = 10_000
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """What completing an upload produces: the parts in order, the ETag and the checksum."""
+
+    parts: tuple[PartInfo, ...]
+    etag: str  # unquoted ``<hex>-N``
+    size: int
+    checksums: dict[str, str]
+    checksum_type: ChecksumType | None
+
+
+def unquote_etag(etag: str) -> str:
+    """An ETag without surrounding double quotes (clients send either form)."""
+    stripped = etag.strip()
+    if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
+        return stripped[1:-1]
+    return stripped
+
+
+def multipart_etag(parts: Sequence[PartInfo]) -> str:
+    """S3's multipart ETag: hex MD5 of the concatenated binary part MD5s, then ``-N``."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    for part in parts:
+        md5.update(bytes.fromhex(part.etag))
+    return f"{md5.hexdigest()}-{len(parts)}"
+
+
+def plan_completion(
+    upload: UploadInfo,
+    stored: Mapping[int, PartInfo],
+    requested: Sequence[CompletedPart],
+    *,
+    min_part_size: int = MIN_PART_SIZE,
+) -> CompletionPlan:
+    """Validate ``requested`` against ``stored`` parts and plan the completed object.
+
+    Raises, in this order of checks: ``MalformedXML`` for an empty list; ``InvalidPartOrder``
+    unless part numbers strictly ascend; ``InvalidPart`` when a part is missing, its ETag
+    differs (quotes ignored) or a checksum the client gave differs from the stored one;
+    ``EntityTooSmall`` when a part other than the last is below ``min_part_size``.
+    """
+    if not requested:
+        raise S3Error("MalformedXML")
+    previous = 0
+    for item in requested:
+        if item.part_number <= previous:
+            raise S3Error("InvalidPartOrder", PartNumber=str(item.part_number))
+        previous = item.part_number
+
+    chosen: list[PartInfo] = []
+    for item in requested:
+        part = stored.get(item.part_number)
+        if part is None or unquote_etag(item.etag) != part.etag:
+            raise S3Error("InvalidPart", PartNumber=str(item.part_number), ETag=item.etag)
+        for algorithm, value in item.checksums.items():
+            if part.checksums.get(algorithm) != value:
+                raise S3Error(
+                    "InvalidPart",
+                    f"The {algorithm.lower()} checksum given for part {item.part_number} "
+                    "does not match the checksum of the uploaded part.",
+                    PartNumber=str(item.part_number),
+                    ETag=item.etag,
+                )
+        chosen.append(part)
+
+    for part in chosen[:-1]:
+        if part.size < min_part_size:
+            raise S3Error(
+                "EntityTooSmall",
+                PartNumber=str(part.part_number),
+                ETag=part.etag,
+                ProposedSize=str(part.size),
+                MinSizeAllowed=str(min_part_size),
+            )
+
+    object_checksums, checksum_type = _object_checksum(upload, chosen)
+    return CompletionPlan(
+        parts=tuple(chosen),
+        etag=multipart_etag(chosen),
+        size=sum(part.size for part in chosen),
+        checksums=object_checksums,
+        checksum_type=checksum_type,
+    )
+
+
+def _object_checksum(
+    upload: UploadInfo, parts: Sequence[PartInfo]
+) -> tuple[dict[str, str], ChecksumType | None]:
+    algorithm = upload.checksum_algorithm
+    if algorithm is None:
+        return {}, None
+    kind = upload.checksum_type or checksums.default_type(algorithm)
+    values: list[str] = []
+    for part in parts:
+        value = part.checksums.get(algorithm)
+        if value is None:
+            raise S3Error(
+                "InvalidPart",
+                f"Part {part.part_number} has no {algorithm} checksum, which the upload requires.",
+                PartNumber=str(part.part_number),
+                ETag=part.etag,
+            )
+        values.append(value)
+    if kind == "FULL_OBJECT":
+        combined = checksums.combine_full_object(
+            algorithm, zip(values, (part.size for part in parts), strict=True)
+        )
+    else:
+        combined = checksums.composite(algorithm, values)
+    return {algorithm: combined}, kind
+
+
+def part_range(size: int, parts: Sequence[PartInfo], part_number: int) -> ByteRange | None:
+    """The bytes of part ``part_number`` of an object of ``size`` bytes made of ``parts``.
+
+    Parts are counted by position (S3 reports ``x-amz-mp-parts-count`` = ``len(parts)``). An
+    object not uploaded in parts has one part, the whole object, and gets None (no range),
+    as does an empty object. Otherwise the part's range; an empty part inside a larger object
+    is ``ByteRange(start, start - 1)`` (length 0). A part number outside 1..10,000 is
+    ``InvalidArgument``; beyond the object's part count it is ``InvalidPartNumber`` (416),
+    as S3 answers.
+    """
+    if not 1 <= part_number <= MAX_PART_NUMBER:
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=str(part_number),
+        )
+    count = len(parts) if parts else 1
+    if part_number > count:
+        raise S3Error(
+            "InvalidPartNumber",
+            PartNumberRequested=str(part_number),
+            ActualPartCount=str(count),
+        )
+    if not parts:
+        return None
+    start = sum(part.size for part in parts[: part_number - 1])
+    length = parts[part_number - 1].size
+    if size == 0:
+        return None
+    return ByteRange(start, start + length - 1)
