@@ -13,6 +13,7 @@ from typing import Final
 #: S3 error code -> (HTTP status, default message). Messages follow the AWS S3 API reference.
 ERRORS: Final[dict[str, tuple[int, str]]] = {
     "AccessDenied": (403, "Access Denied"),
+    "AccessControlListNotSupported": (400, "The bucket does not allow ACLs."),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
     "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
@@ -23,7 +24,10 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     ),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty."),
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
-    "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
+    "EntityTooSmall": (
+        400,
+        "Your proposed upload is smaller than the minimum allowed object size.",
+    ),
     "ExpiredToken": (400, "The provided token has expired."),
     "IncompleteBody": (
         400,
@@ -37,7 +41,10 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
-    "InvalidChunkSizeError": (400, "Only the last chunk is allowed to have a size less than 8192 bytes"),
+    "InvalidChunkSizeError": (
+        400,
+        "Only the last chunk is allowed to have a size less than 8192 bytes",
+    ),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
     "InvalidLocationConstraint": (400, "The specified location constraint is not valid."),
     "InvalidObjectState": (403, "The operation is not valid for the current state of the object."),
@@ -58,11 +65,18 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "KeyTooLongError": (400, "Your key is too long."),
     "MalformedXML": (
         400,
-        "The XML you provided was not well-formed or did not validate against our published schema.",
+        "The XML you provided was not well-formed or did not validate against our "
+        "published schema.",
+    ),
+    "MalformedTrailerError": (
+        400,
+        "The request contained trailing data that was not well-formed or did not conform to "
+        "our published schema.",
     ),
     "MalformedACLError": (
         400,
-        "The XML you provided was not well-formed or did not validate against our published schema.",
+        "The XML you provided was not well-formed or did not validate against our "
+        "published schema.",
     ),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),

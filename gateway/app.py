@@ -1,0 +1,177 @@
+"""The ASGI application: one straight line from the socket to a handler and back.
+
+parse address and query -> route (one table) -> authenticate (SigV4) -> handler -> Reply,
+written here and nowhere else. Every failure becomes S3's XML error with the request id;
+an unexpected exception is logged with its cause and answered ``InternalError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway import s3xml
+from gateway.errors import S3Error, not_implemented
+from gateway.handlers import HANDLERS
+from gateway.request import S3Request, header_map, parse_address, parse_query, receive_body
+from gateway.responses import Reply
+from gateway.routing import Operation, resolve
+from gateway.settings import Settings
+from gateway.sigv4 import HttpRequestView, authenticate
+from policy.credentials import CredentialStore
+from translators.base import Backend, RequestContext
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("pagewright.gateway")
+access_log = logging.getLogger("pagewright.access")
+INTERNAL_PREFIX = "/_pagewright/"
+
+
+class Gateway:
+    """The S3 endpoint over one Backend (already wrapped in its policies)."""
+
+    def __init__(self, settings: Settings, backend: Backend, credentials: CredentialStore) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.credentials = credentials
+        self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.backend.start()
+                except Exception as exc:
+                    log.exception("backend failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.backend.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = secrets.token_hex(8).upper()
+        method: str = scope["method"]
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query_string = scope["query_string"].decode("latin-1")
+        headers = header_map(scope["headers"])
+        operation: Operation | None = None
+        principal = "-"
+        resource = "/"
+        try:
+            if raw_path.startswith(INTERNAL_PREFIX):
+                reply = await self._internal(raw_path)
+            else:
+                address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
+                resource = address.resource
+                query = parse_query(query_string)
+                operation = resolve(method, address.target, query, headers)
+                if operation is None:
+                    raise S3Error(
+                        "MethodNotAllowed", Method=method, ResourceType=address.target.upper()
+                    )
+                auth = authenticate(
+                    HttpRequestView(method, raw_path, query_string, headers),
+                    self.credentials.lookup,
+                    self.settings.region,
+                    datetime.now(UTC),
+                    self._max_skew,
+                )
+                principal = auth.credential.principal
+                handler = HANDLERS.get(operation)
+                if handler is None:
+                    raise not_implemented(operation)
+                request = S3Request(
+                    operation=operation,
+                    method=method,
+                    address=address,
+                    query=query,
+                    headers=headers,
+                    ctx=RequestContext(request_id, principal),
+                    auth=auth,
+                    source=receive_body(receive),
+                    backend=self.backend,
+                    settings=self.settings,
+                )
+                reply = await handler(request)
+        except S3Error as error:
+            reply = _error_reply(error, request_id, resource)
+        except Exception:
+            log.exception(
+                "unhandled error", extra={"request_id": request_id, "operation": operation}
+            )
+            reply = _error_reply(S3Error("InternalError"), request_id, resource)
+        sent = await _send(send, reply, request_id, head=method == "HEAD")
+        access_log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "operation": str(operation) if operation else None,
+                "method": method,
+                "status": reply.status,
+                "principal": principal,
+                "bytes_sent": sent,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+
+    async def _internal(self, raw_path: str) -> Reply:
+        """Unauthenticated probes: ``/_pagewright/healthz`` (alive), ``/_pagewright/readyz``."""
+        if raw_path == INTERNAL_PREFIX + "healthz":
+            return Reply(200, [("Content-Type", "text/plain")], b"ok\n")
+        if raw_path == INTERNAL_PREFIX + "readyz":
+            await self.backend.check_ready()
+            return Reply(200, [("Content-Type", "text/plain")], b"ready\n")
+        raise S3Error("InvalidURI", "No such gateway endpoint.")
+
+
+def _error_reply(error: S3Error, request_id: str, resource: str) -> Reply:
+    body = s3xml.error_document(error.code, error.message, request_id, resource, error.fields)
+    if error.status == 304:
+        return Reply(304, list(error.headers.items()))
+    return Reply(error.status, [("Content-Type", "application/xml"), *error.headers.items()], body)
+
+
+async def _send(send: Send, reply: Reply, request_id: str, *, head: bool) -> int:
+    """Write ``reply``; returns the body bytes sent. A stream failing midway aborts the
+    connection (raised to the server) so the client sees a failed download, never a
+    short one that looks complete."""
+    body = reply.body
+    length = reply.content_length
+    if length is None:
+        length = len(body) if isinstance(body, bytes) else None
+    headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
+    headers.append((b"x-amz-request-id", request_id.encode()))
+    headers.append((b"x-amz-id-2", request_id.encode()))
+    if length is not None and reply.status != 304 and not (reply.status == 204 and length == 0):
+        headers.append((b"content-length", str(length).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    if isinstance(body, bytes):
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return 0 if head else len(body)
+    sent = 0
+    try:
+        async for chunk in body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+    finally:
+        await body.aclose()
+    await send({"type": "http.response.body", "body": b""})
+    return sent

@@ -1,0 +1,43 @@
+"""Operation -> handler. An Operation of the route table without a handler answers 501."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from gateway.handlers import buckets, listing, multipart, objects
+from gateway.request import S3Request
+from gateway.responses import Reply
+from gateway.routing import Operation
+
+Handler = Callable[[S3Request], Awaitable[Reply]]
+
+_O = Operation
+HANDLERS: dict[Operation, Handler] = {
+    _O.ListBuckets: buckets.list_buckets,
+    _O.CreateBucket: buckets.create_bucket,
+    _O.HeadBucket: buckets.head_bucket,
+    _O.DeleteBucket: buckets.delete_bucket,
+    _O.GetBucketLocation: buckets.get_bucket_location,
+    _O.GetBucketVersioning: buckets.get_bucket_versioning,
+    _O.GetBucketAcl: buckets.get_bucket_acl,
+    _O.PutBucketAcl: buckets.put_acl,
+    _O.GetObjectAcl: buckets.get_object_acl,
+    _O.PutObjectAcl: buckets.put_acl,
+    _O.ListObjects: listing.list_objects_v1,
+    _O.ListObjectsV2: listing.list_objects_v2,
+    _O.ListObjectVersions: listing.list_object_versions,
+    _O.PutObject: objects.put_object,
+    _O.GetObject: objects.get_object,
+    _O.HeadObject: objects.head_object,
+    _O.DeleteObject: objects.delete_object,
+    _O.DeleteObjects: objects.delete_objects,
+    _O.CopyObject: objects.copy_object,
+    _O.GetObjectAttributes: objects.get_object_attributes,
+    _O.CreateMultipartUpload: multipart.create_multipart_upload,
+    _O.UploadPart: multipart.upload_part,
+    _O.UploadPartCopy: multipart.upload_part_copy,
+    _O.CompleteMultipartUpload: multipart.complete_multipart_upload,
+    _O.AbortMultipartUpload: multipart.abort_multipart_upload,
+    _O.ListParts: multipart.list_parts,
+    _O.ListMultipartUploads: multipart.list_multipart_uploads,
+}

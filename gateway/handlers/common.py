@@ -1,0 +1,80 @@
+"""Small pieces the handlers share: the owner identity and bucket-name rules."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+
+from lxml import etree
+
+from gateway import s3xml
+from gateway.errors import S3Error
+from gateway.request import S3Request
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_CANNED_PRIVATE = frozenset({"private", "bucket-owner-full-control"})
+
+
+def owner_id(principal: str) -> str:
+    """A stable canonical-user-style id for a principal (64 hex characters)."""
+    return hashlib.sha256(f"pagewright:{principal}".encode()).hexdigest()
+
+
+def owner_element(req: S3Request, tag: str = "Owner") -> etree._Element:
+    principal = req.ctx.principal
+    return s3xml.group(
+        tag, [s3xml.text("ID", owner_id(principal)), s3xml.text("DisplayName", principal)]
+    )
+
+
+def validate_bucket_name(name: str) -> None:
+    """S3's general-purpose bucket naming rules; ``InvalidBucketName`` naming the rule broken."""
+    reason = None
+    if not _BUCKET.match(name):
+        reason = (
+            "Bucket names are 3 to 63 characters of lowercase letters, digits, dots and "
+            "hyphens, and begin and end with a letter or digit."
+        )
+    elif ".." in name or ".-" in name or "-." in name:
+        reason = "Bucket names must not contain two adjacent periods or a period next to a hyphen."
+    elif _IPV4.match(name):
+        reason = "Bucket names must not be formatted as an IP address."
+    elif name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(
+        ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+    ):
+        reason = "Bucket names must not use a prefix or suffix S3 reserves."
+    if reason:
+        raise S3Error("InvalidBucketName", reason, BucketName=name)
+
+
+def require_private_acl(headers: Mapping[str, str]) -> None:
+    """Only the canned ACL ``private`` (and ``bucket-owner-full-control``) is supported."""
+    acl = headers.get("x-amz-acl")
+    grants = [h for h in headers if h.startswith("x-amz-grant-")]
+    if (acl is not None and acl not in _CANNED_PRIVATE) or grants:
+        raise S3Error(
+            "AccessControlListNotSupported",
+            "This gateway supports only the canned ACL 'private': access is controlled by "
+            "the gateway's own policy, not by ACLs.",
+        )
+
+
+def int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter clamped to ``high``; ``InvalidArgument`` outside ``low``."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise S3Error(
+            "InvalidArgument",
+            f"Provided {name} not an integer or within integer range",
+            ArgumentName=name,
+            ArgumentValue=raw,
+        )
+    return min(value, high)

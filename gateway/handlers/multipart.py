@@ -1,0 +1,266 @@
+"""Multipart uploads: create, upload part (and part copy), complete, abort, list."""
+
+from __future__ import annotations
+
+import re
+from typing import cast
+
+from gateway import checksums, s3xml
+from gateway.errors import S3Error
+from gateway.handlers.common import int_param, owner_element, require_private_acl
+from gateway.handlers.listing import url_encoder
+from gateway.handlers.objects import (
+    check_size,
+    checksum_elements,
+    open_copy_source,
+    write_conditions,
+)
+from gateway.headers import write_metadata
+from gateway.request import S3Request
+from gateway.responses import Reply, empty_reply, quote_etag, xml_reply
+from gateway.streams import HashingPayload
+from translators.base import ChecksumType, PartInfo, RangeSpec, UploadInfo, UploadsQuery
+
+E, T, G = s3xml.element, s3xml.text, s3xml.group
+MAX_PART_SIZE = 5 * 1024**3
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def _upload_headers(upload: UploadInfo) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    if upload.checksum_algorithm:
+        headers.append(("x-amz-checksum-algorithm", upload.checksum_algorithm))
+    if upload.checksum_type:
+        headers.append(("x-amz-checksum-type", upload.checksum_type))
+    return headers
+
+
+def _part_checksum_headers(part: PartInfo) -> list[tuple[str, str]]:
+    return [(checksums.header_name(a), v) for a, v in part.checksums.items()]
+
+
+async def create_multipart_upload(req: S3Request) -> Reply:
+    require_private_acl(req.headers)
+    metadata = write_metadata(req.headers)
+    raw_algorithm = req.headers.get("x-amz-checksum-algorithm")
+    raw_type = req.headers.get("x-amz-checksum-type")
+    algorithm = checksums.parse_algorithm(raw_algorithm) if raw_algorithm else None
+    checksum_type: ChecksumType | None = None
+    if raw_type is not None:
+        if raw_type.upper() not in ("FULL_OBJECT", "COMPOSITE") or algorithm is None:
+            raise S3Error(
+                "InvalidRequest",
+                "The x-amz-checksum-type header requires x-amz-checksum-algorithm "
+                "and is FULL_OBJECT or COMPOSITE.",
+            )
+        checksum_type = cast(ChecksumType, raw_type.upper())
+        if checksum_type == "FULL_OBJECT" and algorithm not in checksums.CRC_ALGORITHMS:
+            raise S3Error(
+                "InvalidRequest", f"The FULL_OBJECT checksum type is not supported for {algorithm}."
+            )
+        if checksum_type == "COMPOSITE" and algorithm == "CRC64NVME":
+            raise S3Error(
+                "InvalidRequest", "The COMPOSITE checksum type is not supported for CRC64NVME."
+            )
+    elif algorithm is not None:
+        checksum_type = checksums.default_type(algorithm)
+    upload = await req.backend.create_multipart_upload(
+        req.ctx, req.bucket, req.key, metadata, algorithm, checksum_type
+    )
+    root = E(
+        "InitiateMultipartUploadResult",
+        T("Bucket", req.bucket),
+        T("Key", req.key),
+        T("UploadId", upload.upload_id),
+    )
+    return xml_reply(root, headers=_upload_headers(upload))
+
+
+def _part_number(req: S3Request) -> int:
+    raw = req.query.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=raw,
+        )
+    return int(raw)
+
+
+async def _upload(req: S3Request) -> UploadInfo:
+    upload, _ = await req.backend.list_parts(
+        req.ctx, req.bucket, req.key, req.query["uploadId"], 0, 0
+    )
+    return upload
+
+
+async def upload_part(req: S3Request) -> Reply:
+    number = _part_number(req)
+    check_size(req, MAX_PART_SIZE)
+    upload = await _upload(req)
+    extra = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    part = await req.backend.upload_part(
+        req.ctx, req.bucket, req.key, upload.upload_id, number, req.payload(extra_algorithms=extra)
+    )
+    return empty_reply(headers=[("ETag", quote_etag(part.etag)), *_part_checksum_headers(part)])
+
+
+async def upload_part_copy(req: S3Request) -> Reply:
+    number = _part_number(req)
+    upload = await _upload(req)
+    spec = None
+    raw_range = req.headers.get("x-amz-copy-source-range")
+    if raw_range is not None:
+        match = _COPY_RANGE.match(raw_range.strip())
+        if match is None or int(match.group(2)) < int(match.group(1)):
+            raise S3Error(
+                "InvalidArgument",
+                "The x-amz-copy-source-range value must be of the form "
+                "bytes=first-last where first and last are the zero-based offsets of the first "
+                "and last bytes to copy",
+                ArgumentName="x-amz-copy-source-range",
+                ArgumentValue=raw_range,
+            )
+        spec = RangeSpec(int(match.group(1)), int(match.group(2)))
+    _, result = await open_copy_source(req, spec)
+    if (
+        spec is not None
+        and result.range is not None
+        and spec.last is not None
+        and spec.last > result.info.size - 1
+    ):
+        await result.body.aclose()
+        raise S3Error(
+            "InvalidRange",
+            f"Range specified is not valid for source object of size: {result.info.size}",
+        )
+    size = result.range.length if result.range is not None else result.info.size
+    if size > MAX_PART_SIZE:
+        await result.body.aclose()
+        raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(MAX_PART_SIZE))
+    algorithms = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    part = await req.backend.upload_part(
+        req.ctx,
+        req.bucket,
+        req.key,
+        upload.upload_id,
+        number,
+        HashingPayload(result.body, size, algorithms),
+    )
+    root = E(
+        "CopyPartResult",
+        T("ETag", quote_etag(part.etag)),
+        T("LastModified", part.last_modified),
+        *[T(s3xml.checksum_tag(a), v) for a, v in part.checksums.items()],
+    )
+    return xml_reply(root)
+
+
+async def complete_multipart_upload(req: S3Request) -> Reply:
+    parts = s3xml.parse_complete_multipart(await req.read_body())
+    info = await req.backend.complete_multipart_upload(
+        req.ctx, req.bucket, req.key, req.query["uploadId"], parts, write_conditions(req.headers)
+    )
+    root = E(
+        "CompleteMultipartUploadResult",
+        T("Location", f"/{req.bucket}/{req.key}"),
+        T("Bucket", req.bucket),
+        T("Key", req.key),
+        T("ETag", quote_etag(info.etag)),
+        *checksum_elements(info),
+    )
+    return xml_reply(root)
+
+
+async def abort_multipart_upload(req: S3Request) -> Reply:
+    await req.backend.abort_multipart_upload(req.ctx, req.bucket, req.key, req.query["uploadId"])
+    return empty_reply(204)
+
+
+async def list_parts(req: S3Request) -> Reply:
+    marker = int_param(req.query, "part-number-marker", 0, 0, 10000)
+    max_parts = int_param(req.query, "max-parts", 1000, 0, 1000)
+    upload, page = await req.backend.list_parts(
+        req.ctx, req.bucket, req.key, req.query["uploadId"], marker, max_parts
+    )
+    root = E(
+        "ListPartsResult",
+        T("Bucket", req.bucket),
+        T("Key", req.key),
+        T("UploadId", upload.upload_id),
+        owner_element(req, "Initiator"),
+        owner_element(req),
+        T("StorageClass", "STANDARD"),
+        T("PartNumberMarker", marker),
+        T(
+            "NextPartNumberMarker",
+            page.next_part_number_marker
+            if page.next_part_number_marker is not None
+            else (page.parts[-1].part_number if page.parts else marker),
+        ),
+        T("MaxParts", max_parts),
+        T("IsTruncated", page.next_part_number_marker is not None),
+        T("ChecksumAlgorithm", upload.checksum_algorithm),
+        T("ChecksumType", upload.checksum_type),
+    )
+    for part in page.parts:
+        root.append(
+            G(
+                "Part",
+                [
+                    T("PartNumber", part.part_number),
+                    T("LastModified", part.last_modified),
+                    T("ETag", quote_etag(part.etag)),
+                    T("Size", part.size),
+                    *[T(s3xml.checksum_tag(a), v) for a, v in part.checksums.items()],
+                ],
+            )
+        )
+    return xml_reply(root)
+
+
+async def list_multipart_uploads(req: S3Request) -> Reply:
+    encode = url_encoder(req)
+    query = UploadsQuery(
+        prefix=req.query.get("prefix", ""),
+        delimiter=req.query.get("delimiter", ""),
+        key_marker=req.query.get("key-marker", ""),
+        upload_id_marker=req.query.get("upload-id-marker", ""),
+        max_uploads=int_param(req.query, "max-uploads", 1000, 0, 1000),
+    )
+    page = await req.backend.list_multipart_uploads(req.ctx, req.bucket, query)
+    root = E(
+        "ListMultipartUploadsResult",
+        T("Bucket", req.bucket),
+        T("KeyMarker", encode(query.key_marker)),
+        T("UploadIdMarker", query.upload_id_marker),
+        T(
+            "NextKeyMarker",
+            encode(page.next_key_marker) if page.next_key_marker is not None else None,
+        ),
+        T("NextUploadIdMarker", page.next_upload_id_marker),
+        T("Delimiter", encode(query.delimiter) if query.delimiter else None),
+        T("Prefix", encode(query.prefix)),
+        T("EncodingType", req.query.get("encoding-type")),
+        T("MaxUploads", query.max_uploads),
+        T("IsTruncated", page.next_key_marker is not None),
+    )
+    for upload in page.uploads:
+        root.append(
+            G(
+                "Upload",
+                [
+                    T("Key", encode(upload.key)),
+                    T("UploadId", upload.upload_id),
+                    owner_element(req, "Initiator"),
+                    owner_element(req),
+                    T("StorageClass", "STANDARD"),
+                    T("Initiated", upload.initiated),
+                    T("ChecksumAlgorithm", upload.checksum_algorithm),
+                    T("ChecksumType", upload.checksum_type),
+                ],
+            )
+        )
+    root.extend(G("CommonPrefixes", [T("Prefix", encode(p))]) for p in page.common_prefixes)
+    return xml_reply(root)

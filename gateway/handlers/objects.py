@@ -1,0 +1,366 @@
+"""Object operations: put, get, head, delete, batch delete, copy, attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from lxml import etree
+
+from gateway import checksums, s3xml
+from gateway.errors import S3Error
+from gateway.handlers.common import require_private_acl
+from gateway.headers import (
+    apply_overrides,
+    check_preconditions,
+    object_headers,
+    parse_range,
+    write_metadata,
+)
+from gateway.request import S3Request
+from gateway.responses import Reply, empty_reply, http_date, quote_etag, xml_reply
+from gateway.streams import HashingPayload
+from translators.base import (
+    GetOptions,
+    GetResult,
+    ObjectInfo,
+    RangeSpec,
+    WriteConditions,
+    WriteMetadata,
+)
+
+E, T, G = s3xml.element, s3xml.text, s3xml.group
+_CHECKSUM_HEADER_PREFIX = "x-amz-checksum-"
+
+
+def check_version_id(query: Mapping[str, str]) -> None:
+    """Buckets are unversioned: only the version id ``null`` names an object."""
+    version = query.get("versionId")
+    if version is not None and version != "null":
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid version id specified",
+            ArgumentName="versionId",
+            ArgumentValue=version,
+        )
+
+
+def declared_length(req: S3Request) -> int | None:
+    for name in ("x-amz-decoded-content-length", "content-length"):
+        value = req.headers.get(name)
+        if value is not None and value.isdigit():
+            return int(value)
+    return None
+
+
+def check_size(req: S3Request, limit: int) -> None:
+    """``EntityTooLarge`` from the announced length, before a byte is read."""
+    size = declared_length(req)
+    if size is not None and size > limit:
+        raise S3Error(
+            "EntityTooLarge",
+            f"Your proposed upload of {size} bytes exceeds the maximum of {limit} bytes.",
+            ProposedSize=str(size),
+            MaxSizeAllowed=str(limit),
+        )
+
+
+def write_conditions(headers: Mapping[str, str]) -> WriteConditions:
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise S3Error("NotImplemented", "If-None-Match on a write accepts only '*'.")
+    if_match = headers.get("if-match")
+    return WriteConditions(
+        if_match=if_match.strip().strip('"') if if_match is not None else None,
+        if_none_match="*" if if_none_match is not None else None,
+    )
+
+
+def has_client_checksum(headers: Mapping[str, str]) -> bool:
+    return (
+        "x-amz-trailer" in headers
+        or "x-amz-sdk-checksum-algorithm" in headers
+        or "x-amz-checksum-algorithm" in headers
+        or any(
+            n.startswith(_CHECKSUM_HEADER_PREFIX)
+            and n[len(_CHECKSUM_HEADER_PREFIX) :].upper() in checksums.WIDTH
+            for n in headers
+        )
+    )
+
+
+def checksum_headers(info: ObjectInfo) -> list[tuple[str, str]]:
+    result = [(checksums.header_name(a), v) for a, v in info.checksums.items()]
+    if info.checksums and info.checksum_type:
+        result.append(("x-amz-checksum-type", info.checksum_type))
+    return result
+
+
+def checksum_elements(info: ObjectInfo) -> list[etree._Element | None]:
+    elements: list[etree._Element | None] = [
+        T(s3xml.checksum_tag(a), v) for a, v in info.checksums.items()
+    ]
+    elements.append(T("ChecksumType", info.checksum_type if info.checksums else None))
+    return elements
+
+
+async def put_object(req: S3Request) -> Reply:
+    check_size(req, req.settings.max_object_size)
+    require_private_acl(req.headers)
+    metadata = write_metadata(req.headers)
+    conditions = write_conditions(req.headers)
+    # S3 gives every new object a CRC64NVME checksum when the client sends none.
+    extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
+    payload = req.payload(extra_algorithms=extra)
+    info = await req.backend.put_object(req.ctx, req.bucket, req.key, payload, metadata, conditions)
+    return empty_reply(headers=[("ETag", quote_etag(info.etag)), *checksum_headers(info)])
+
+
+async def _open(req: S3Request) -> tuple[GetResult, int | None]:
+    check_version_id(req.query)
+    part = req.query.get("partNumber")
+    part_number = None
+    if part is not None:
+        if not part.isdigit() or not 1 <= int(part) <= 10000:
+            raise S3Error(
+                "InvalidArgument",
+                "Part number must be an integer between 1 and 10000, inclusive",
+                ArgumentName="partNumber",
+                ArgumentValue=part,
+            )
+        part_number = int(part)
+    spec = parse_range(req.headers.get("range"))
+    if spec is not None and part_number is not None:
+        raise S3Error(
+            "InvalidRequest", "Cannot specify both Range header and partNumber query parameter"
+        )
+    result = await req.backend.get_object(
+        req.ctx, req.bucket, req.key, GetOptions(spec, part_number)
+    )
+    return result, part_number
+
+
+async def _read_reply(req: S3Request, *, with_body: bool) -> Reply:
+    result, part_number = await _open(req)
+    info = result.info
+    outcome = check_preconditions(req.headers, info)
+    if outcome is not None or not with_body:
+        await result.body.aclose()
+    if outcome == 412:
+        raise S3Error("PreconditionFailed", Condition="If-Match")
+    if outcome == 304:
+        return empty_reply(
+            304, [("ETag", quote_etag(info.etag)), ("Last-Modified", http_date(info.last_modified))]
+        )
+    whole = result.range is None and part_number is None
+    enabled = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    headers = object_headers(info, with_checksums=enabled and whole)
+    status = 200
+    length = info.size
+    if result.range is not None:
+        length = result.range.length
+        if "range" in req.headers or (part_number is not None and info.parts):
+            status = 206
+            headers.append(
+                ("Content-Range", f"bytes {result.range.start}-{result.range.end}/{info.size}")
+            )
+    headers = apply_overrides(headers, req.query)
+    return Reply(status, headers, result.body if with_body else b"", length)
+
+
+async def get_object(req: S3Request) -> Reply:
+    return await _read_reply(req, with_body=True)
+
+
+async def head_object(req: S3Request) -> Reply:
+    if "range" not in req.headers and "partNumber" not in req.query:
+        check_version_id(req.query)
+        info = await req.backend.head_object(req.ctx, req.bucket, req.key)
+        outcome = check_preconditions(req.headers, info)
+        if outcome == 412:
+            raise S3Error("PreconditionFailed", Condition="If-Match")
+        if outcome == 304:
+            return empty_reply(
+                304,
+                [("ETag", quote_etag(info.etag)), ("Last-Modified", http_date(info.last_modified))],
+            )
+        enabled = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+        headers = apply_overrides(object_headers(info, with_checksums=enabled), req.query)
+        return Reply(200, headers, b"", info.size)
+    return await _read_reply(req, with_body=False)
+
+
+async def delete_object(req: S3Request) -> Reply:
+    check_version_id(req.query)
+    await req.backend.delete_object(req.ctx, req.bucket, req.key)
+    return empty_reply(204)
+
+
+async def delete_objects(req: S3Request) -> Reply:
+    request = s3xml.parse_delete(await req.read_body())
+    await req.backend.head_bucket(req.ctx, req.bucket)
+    results = []
+    for key, version in request.objects:
+        try:
+            if version not in (None, "null"):
+                raise S3Error("NoSuchVersion", "The specified version does not exist.")
+            await req.backend.delete_object(req.ctx, req.bucket, key)
+        except S3Error as error:
+            results.append(
+                G(
+                    "Error",
+                    [
+                        T("Key", key),
+                        T("VersionId", version),
+                        T("Code", error.code),
+                        T("Message", error.message),
+                    ],
+                )
+            )
+            continue
+        if not request.quiet:
+            results.append(G("Deleted", [T("Key", key), T("VersionId", version)]))
+    root = E("DeleteResult")
+    root.extend(results)
+    return xml_reply(root)
+
+
+@dataclass(frozen=True)
+class CopySource:
+    bucket: str
+    key: str
+
+
+def parse_copy_source(value: str) -> CopySource:
+    """``x-amz-copy-source``: ``[/]bucket/key[?versionId=null]``, URL-encoded."""
+    path, _, query = value.partition("?")
+    if query and query not in ("versionId=null",):
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid version id specified",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=value,
+        )
+    bucket, slash, key = unquote(path).lstrip("/").partition("/")
+    if not bucket or not slash or not key:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=value,
+        )
+    return CopySource(bucket, key)
+
+
+async def open_copy_source(
+    req: S3Request, spec: RangeSpec | None = None
+) -> tuple[CopySource, GetResult]:
+    """Open the copy source and check the ``x-amz-copy-source-if-*`` conditions."""
+    source = parse_copy_source(req.headers["x-amz-copy-source"])
+    result = await req.backend.get_object(req.ctx, source.bucket, source.key, GetOptions(spec))
+    if check_preconditions(req.headers, result.info, prefix="x-amz-copy-source-if-") is not None:
+        await result.body.aclose()
+        raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If")
+    return source, result
+
+
+async def copy_object(req: S3Request) -> Reply:
+    check_version_id(req.query)
+    require_private_acl(req.headers)
+    directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error(
+            "InvalidArgument",
+            "Unknown metadata directive.",
+            ArgumentName="x-amz-metadata-directive",
+            ArgumentValue=directive,
+        )
+    algorithm = req.headers.get("x-amz-checksum-algorithm")
+    source, result = await open_copy_source(req)
+    same = (source.bucket, source.key) == (req.bucket, req.key)
+    if same and directive == "COPY" and algorithm is None:
+        await result.body.aclose()
+        raise S3Error(
+            "InvalidRequest",
+            "This copy request is illegal because it is trying to copy an object to itself without "
+            "changing the object's metadata, storage class, website redirect location or "
+            "encryption attributes.",
+        )
+    src = result.info
+    if directive == "REPLACE":
+        metadata = write_metadata(req.headers)
+    else:
+        metadata = WriteMetadata(dict(src.headers), dict(src.user_metadata))
+    algorithms = (
+        [checksums.parse_algorithm(algorithm)]
+        if algorithm
+        else list(src.checksums) or ["CRC64NVME"]
+    )
+    payload = HashingPayload(result.body, src.size, algorithms)
+    info = await req.backend.put_object(
+        req.ctx, req.bucket, req.key, payload, metadata, write_conditions(req.headers)
+    )
+    body = E(
+        "CopyObjectResult",
+        T("ETag", quote_etag(info.etag)),
+        T("LastModified", info.last_modified),
+        *checksum_elements(info),
+    )
+    return xml_reply(body, headers=checksum_headers(info))
+
+
+_ATTRIBUTES = frozenset({"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"})
+
+
+async def get_object_attributes(req: S3Request) -> Reply:
+    check_version_id(req.query)
+    wanted = {
+        a.strip() for a in req.headers.get("x-amz-object-attributes", "").split(",") if a.strip()
+    }
+    if not wanted or not wanted <= _ATTRIBUTES:
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid attribute name specified.",
+            ArgumentName="x-amz-object-attributes",
+            ArgumentValue=",".join(sorted(wanted)),
+        )
+    info = await req.backend.head_object(req.ctx, req.bucket, req.key)
+    root = E("GetObjectAttributesResponse")
+    if "ETag" in wanted:
+        root.append(T("ETag", info.etag))
+    if "Checksum" in wanted and info.checksums:
+        root.append(G("Checksum", checksum_elements(info)))
+    if "ObjectParts" in wanted and info.parts:
+        marker = int(req.headers.get("x-amz-part-number-marker", "0") or 0)
+        max_parts = min(int(req.headers.get("x-amz-max-parts", "1000") or 1000), 1000)
+        remaining = [p for p in info.parts if p.part_number > marker]
+        page = remaining[:max_parts]
+        truncated = len(remaining) > max_parts
+        parts = G(
+            "ObjectParts",
+            [
+                T("TotalPartsCount", len(info.parts)),
+                T("PartNumberMarker", marker),
+                T("NextPartNumberMarker", page[-1].part_number if page else marker),
+                T("MaxParts", max_parts),
+                T("IsTruncated", truncated),
+            ],
+        )
+        for part in page:
+            parts.append(
+                G(
+                    "Part",
+                    [
+                        T("PartNumber", part.part_number),
+                        T("Size", part.size),
+                        *[T(s3xml.checksum_tag(a), v) for a, v in part.checksums.items()],
+                    ],
+                )
+            )
+        root.append(parts)
+    if "StorageClass" in wanted:
+        root.append(T("StorageClass", "STANDARD"))
+    if "ObjectSize" in wanted:
+        root.append(T("ObjectSize", info.size))
+    return xml_reply(root, headers=[("Last-Modified", http_date(info.last_modified))])

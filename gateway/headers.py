@@ -1,0 +1,152 @@
+"""HTTP header semantics shared by the object handlers: stored metadata, ranges, conditions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from gateway import checksums
+from gateway.errors import S3Error
+from gateway.responses import http_date, quote_etag
+from translators.base import STORED_HEADERS, ObjectInfo, RangeSpec, WriteMetadata
+
+META_PREFIX = "x-amz-meta-"
+MAX_USER_METADATA_BYTES = 2048
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+def write_metadata(headers: Mapping[str, str]) -> WriteMetadata:
+    """The stored headers and ``x-amz-meta-*`` pairs of a write; ``MetadataTooLarge`` past 2 KB
+    (S3 counts the UTF-8 bytes of every user-metadata name and value)."""
+    stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
+    user = {
+        name[len(META_PREFIX) :]: value
+        for name, value in headers.items()
+        if name.startswith(META_PREFIX)
+    }
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in user.items())
+    if size > MAX_USER_METADATA_BYTES:
+        raise S3Error(
+            "MetadataTooLarge",
+            f"Your metadata headers are {size} bytes; the limit is {MAX_USER_METADATA_BYTES}.",
+            Size=str(size),
+            MaxSizeAllowed=str(MAX_USER_METADATA_BYTES),
+        )
+    return WriteMetadata(stored, user)
+
+
+def object_headers(info: ObjectInfo, *, with_checksums: bool) -> list[tuple[str, str]]:
+    """The headers of a GET/HEAD reply describing ``info`` (not Content-Length/Range)."""
+    result = [
+        ("ETag", quote_etag(info.etag)),
+        ("Last-Modified", http_date(info.last_modified)),
+        ("Accept-Ranges", "bytes"),
+        ("Content-Type", info.content_type),
+    ]
+    result.extend(
+        (_TITLE[name], value)
+        for name, value in info.headers.items()
+        if name != "content-type" and name in _TITLE
+    )
+    result.extend((META_PREFIX + name, value) for name, value in info.user_metadata.items())
+    if info.parts:
+        result.append(("x-amz-mp-parts-count", str(len(info.parts))))
+    if with_checksums and info.checksums:
+        result.extend(
+            (checksums.header_name(algorithm), value) for algorithm, value in info.checksums.items()
+        )
+        if info.checksum_type:
+            result.append(("x-amz-checksum-type", info.checksum_type))
+    return result
+
+
+_TITLE = {name: "-".join(p.capitalize() for p in name.split("-")) for name in STORED_HEADERS}
+
+#: GetObject's ``response-*`` query parameters and the header each overrides.
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def apply_overrides(
+    headers: list[tuple[str, str]], query: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    overrides = {
+        header: query[param] for param, header in RESPONSE_OVERRIDES.items() if param in query
+    }
+    if not overrides:
+        return headers
+    kept = [(n, v) for n, v in headers if n not in overrides]
+    return kept + list(overrides.items())
+
+
+def parse_range(value: str | None) -> RangeSpec | None:
+    """A single ``bytes=`` range; None when absent or not one valid range (S3 then sends the
+    whole object, as RFC 9110 allows)."""
+    if not value:
+        return None
+    match = _RANGE.match(value)
+    if match is None:
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first and not last:
+        return None
+    if not first:
+        return RangeSpec(None, int(last))
+    if last and int(last) < int(first):
+        return None
+    return RangeSpec(int(first), int(last) if last else None)
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _etag_matches(condition: str, etag: str) -> bool:
+    for candidate in condition.split(","):
+        token = candidate.strip()
+        if token.startswith("W/"):
+            token = token[2:]
+        if token == "*" or token.strip('"') == etag:
+            return True
+    return False
+
+
+def check_preconditions(
+    headers: Mapping[str, str], info: ObjectInfo, prefix: str = "if-"
+) -> int | None:
+    """Evaluate If-Match / If-None-Match / If-(Un)Modified-Since (RFC 9110 order, as S3).
+
+    Returns 304 when the reply is Not Modified, 412 when a precondition failed, else None.
+    ``prefix`` is ``x-amz-copy-source-if-`` for the copy-source conditions.
+    """
+    modified = info.last_modified.replace(microsecond=0)
+    if_match = headers.get(prefix + "match")
+    if if_match is not None:
+        if not _etag_matches(if_match, info.etag):
+            return 412
+    else:
+        since = parse_http_date(headers.get(prefix + "unmodified-since"))
+        if since is not None and modified > since:
+            return 412
+    if_none_match = headers.get(prefix + "none-match")
+    if if_none_match is not None:
+        if _etag_matches(if_none_match, info.etag):
+            return 304
+    else:
+        since = parse_http_date(headers.get(prefix + "modified-since"))
+        if since is not None and modified <= since:
+            return 304
+    return None

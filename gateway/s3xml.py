@@ -1,0 +1,196 @@
+"""S3's XML: a small element builder for replies, and the parsers for request bodies.
+
+Replies are built as lxml trees in S3's namespace and serialised with an XML declaration.
+Request parsers accept documents with or without S3's namespace (clients differ) and raise
+``MalformedXML`` for anything that does not fit the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import overload
+
+from lxml import etree
+
+from gateway.errors import S3Error
+from translators.base import CompletedPart
+
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def element(tag: str, *children: etree._Element | None) -> etree._Element:
+    """A root element in S3's namespace with the non-None children."""
+    node = etree.Element(tag, nsmap={None: NS})  # type: ignore[dict-item]
+    for child in children:
+        if child is not None:
+            node.append(child)
+    return node
+
+
+@overload
+def text(tag: str, value: None) -> None: ...
+
+
+@overload
+def text(tag: str, value: object) -> etree._Element: ...
+
+
+def text(tag: str, value: object | None) -> etree._Element | None:
+    """``<tag>value</tag>``, or None (omitted) when value is None."""
+    if value is None:
+        return None
+    node = etree.Element(tag)
+    if isinstance(value, bool):
+        node.text = "true" if value else "false"
+    elif isinstance(value, datetime):
+        node.text = iso8601(value)
+    else:
+        node.text = str(value)
+    return node
+
+
+def group(tag: str, children: Iterable[etree._Element | None]) -> etree._Element:
+    node = etree.Element(tag)
+    for child in children:
+        if child is not None:
+            node.append(child)
+    return node
+
+
+def serialize(root: etree._Element) -> bytes:
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def iso8601(moment: datetime) -> str:
+    """S3's XML timestamp: ``2009-10-12T17:50:30.000Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def error_document(
+    code: str, message: str, request_id: str, resource: str, fields: dict[str, str]
+) -> bytes:
+    """S3's ``<Error>`` document (no namespace, as S3 sends it)."""
+    root = etree.Element("Error")
+    for tag, value in (("Code", code), ("Message", message), *fields.items()):
+        etree.SubElement(root, tag).text = value
+    etree.SubElement(root, "Resource").text = resource
+    etree.SubElement(root, "RequestId").text = request_id
+    etree.SubElement(root, "HostId").text = request_id
+    return serialize(root)
+
+
+# ---------------------------------------------------------------------------- request bodies
+
+
+def parse(body: bytes) -> etree._Element:
+    """Parse a request document; ``MalformedXML`` if it is not well-formed."""
+    if not body.strip():
+        raise S3Error("MalformedXML")
+    try:
+        return etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise S3Error("MalformedXML") from exc
+
+
+def _local(node: etree._Element) -> str:
+    return etree.QName(node).localname
+
+
+def _children(node: etree._Element, tag: str) -> list[etree._Element]:
+    return [c for c in node if isinstance(c.tag, str) and _local(c) == tag]
+
+
+def _child_text(node: etree._Element, tag: str) -> str | None:
+    found = _children(node, tag)
+    if not found:
+        return None
+    return found[0].text or ""
+
+
+def parse_location_constraint(body: bytes) -> str:
+    """CreateBucketConfiguration -> its LocationConstraint ("" when absent)."""
+    if not body.strip():
+        return ""
+    root = parse(body)
+    if _local(root) != "CreateBucketConfiguration":
+        raise S3Error("MalformedXML")
+    return (_child_text(root, "LocationConstraint") or "").strip()
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    quiet: bool
+    objects: list[tuple[str, str | None]]  # (key, version id)
+
+
+def parse_delete(body: bytes, limit: int = 1000) -> DeleteRequest:
+    """DeleteObjects' ``<Delete>`` document: 1 to ``limit`` objects."""
+    root = parse(body)
+    if _local(root) != "Delete":
+        raise S3Error("MalformedXML")
+    quiet = (_child_text(root, "Quiet") or "false").strip().lower() == "true"
+    objects: list[tuple[str, str | None]] = []
+    for node in _children(root, "Object"):
+        key = _child_text(node, "Key")
+        if key is None:
+            raise S3Error("MalformedXML")
+        objects.append((key, _child_text(node, "VersionId")))
+    if not objects or len(objects) > limit:
+        raise S3Error("MalformedXML", f"A Delete request names 1 to {limit} objects.")
+    return DeleteRequest(quiet, objects)
+
+
+_PART_CHECKSUM_TAGS = {
+    "ChecksumCRC32": "CRC32",
+    "ChecksumCRC32C": "CRC32C",
+    "ChecksumCRC64NVME": "CRC64NVME",
+    "ChecksumSHA1": "SHA1",
+    "ChecksumSHA256": "SHA256",
+}
+
+
+def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
+    """CompleteMultipartUpload's part list, in the order given."""
+    root = parse(body)
+    if _local(root) != "CompleteMultipartUpload":
+        raise S3Error("MalformedXML")
+    parts: list[CompletedPart] = []
+    for node in _children(root, "Part"):
+        number = _child_text(node, "PartNumber")
+        etag = _child_text(node, "ETag")
+        if number is None or etag is None or not number.strip().isdigit():
+            raise S3Error("MalformedXML")
+        checksums = {
+            algorithm: value.strip()
+            for tag, algorithm in _PART_CHECKSUM_TAGS.items()
+            if (value := _child_text(node, tag))
+        }
+        parts.append(CompletedPart(int(number), etag.strip().strip('"'), checksums))
+    if not parts:
+        raise S3Error("MalformedXML", "CompleteMultipartUpload names no parts.")
+    return parts
+
+
+def acl_is_private(body: bytes, owner_id: str) -> bool:
+    """True when an AccessControlPolicy grants FULL_CONTROL to the owner and nothing else."""
+    root = parse(body)
+    if _local(root) != "AccessControlPolicy":
+        raise S3Error("MalformedACLError")
+    grants = [g for acl in _children(root, "AccessControlList") for g in _children(acl, "Grant")]
+    for grant in grants:
+        grantees = _children(grant, "Grantee")
+        if not grantees or _child_text(grant, "Permission") != "FULL_CONTROL":
+            return False
+        if (_child_text(grantees[0], "ID") or "") != owner_id:
+            return False
+    return len(grants) <= 1
+
+
+def checksum_tag(algorithm: str) -> str:
+    """``ChecksumCRC32`` for ``CRC32``."""
+    return f"Checksum{algorithm}"

@@ -1,0 +1,118 @@
+"""Configuration, read once into one typed :class:`Settings`.
+
+Precedence, lowest first: built-in defaults, the TOML file (``--config``), ``PWG_*``
+environment variables, command-line flags. Nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway is configured with.
+
+    ``domains`` enables virtual-hosted-style addressing: a request whose Host is
+    ``<bucket>.<domain>`` addresses ``<bucket>``. Root credentials are optional: when absent
+    a pair is generated on first start and kept in ``data_dir`` (see policy.credentials).
+    """
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 9000
+    region: str = "us-east-1"
+    domains: tuple[str, ...] = ()
+    root_access_key: str | None = None
+    root_secret_key: str | None = field(default=None, repr=False)
+    max_clock_skew_seconds: int = 900
+    max_object_size: int = 5 * 1024**3
+    log_level: str = "info"
+    log_format: str = "json"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+#: Environment variable -> Settings field.
+_ENV: dict[str, str] = {
+    "PWG_DATA_DIR": "data_dir",
+    "PWG_ADDRESS": "address",
+    "PWG_REGION": "region",
+    "PWG_DOMAINS": "domains",
+    "PWG_ROOT_ACCESS_KEY": "root_access_key",
+    "PWG_ROOT_SECRET_KEY": "root_secret_key",
+    "PWG_MAX_CLOCK_SKEW_SECONDS": "max_clock_skew_seconds",
+    "PWG_MAX_OBJECT_SIZE": "max_object_size",
+    "PWG_LOG_LEVEL": "log_level",
+    "PWG_LOG_FORMAT": "log_format",
+}
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names it."""
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"address {value!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
+    """Turn a raw value for ``name`` into typed Settings field values."""
+    if name == "address":
+        host, port = parse_address(str(value))
+        return {"host": host, "port": port}
+    types = {f.name: f.type for f in fields(Settings)}
+    if name not in types:
+        raise SettingsError(f"{source}: unknown setting {name!r}")
+    kind = str(types[name])
+    try:
+        if kind == "Path":
+            return {name: Path(str(value)).expanduser()}
+        if kind == "int":
+            return {name: int(value)}
+        if kind == "tuple[str, ...]":
+            items = value if isinstance(value, list) else str(value).split(",")
+            return {name: tuple(str(i).strip() for i in items if str(i).strip())}
+    except ValueError as exc:
+        raise SettingsError(f"{source}: {name} = {value!r} is not valid") from exc
+    return {name: str(value)}
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from defaults, ``config_file``, ``environ`` and ``overrides`` (flags).
+
+    ``overrides`` use Settings field names (plus ``address``); None values are ignored.
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            document = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc}") from exc
+        table = document.get("gateway", document)
+        for name, value in table.items():
+            values.update(_coerce(name.replace("-", "_"), value, str(config_file)))
+    for variable, name in _ENV.items():
+        if environ is not None and environ.get(variable):
+            values.update(_coerce(name, environ[variable], variable))
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values.update(_coerce(name, value, "command line"))
+    settings = replace(Settings(), **values)
+    if (settings.root_access_key is None) != (settings.root_secret_key is None):
+        raise SettingsError("set both PWG_ROOT_ACCESS_KEY and PWG_ROOT_SECRET_KEY, or neither")
+    return settings

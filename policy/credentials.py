@@ -1,0 +1,67 @@
+"""Root credentials: given by configuration, or generated once and kept in the data dir.
+
+The generated pair lives in ``<data_dir>/root-credentials.json`` with mode 0600. It is
+printed once, to the terminal, on the start that creates it; never to a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.settings import Settings
+from gateway.sigv4 import Credential
+
+ROOT_PRINCIPAL = "root"
+CREDENTIALS_FILE = "root-credentials.json"
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class RootCredentials:
+    credential: Credential
+    generated: bool  # True only on the start that created the pair
+
+
+def load_root_credentials(settings: Settings) -> RootCredentials:
+    """The root pair from settings, else from the data dir, else a new one saved there."""
+    if settings.root_access_key and settings.root_secret_key:
+        return RootCredentials(
+            Credential(settings.root_access_key, settings.root_secret_key, ROOT_PRINCIPAL), False
+        )
+    path = settings.data_dir / CREDENTIALS_FILE
+    if path.exists():
+        document = json.loads(path.read_text())
+        return RootCredentials(
+            Credential(document["access_key"], document["secret_key"], ROOT_PRINCIPAL), False
+        )
+    access_key = "PW" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(18))
+    secret_key = secrets.token_urlsafe(30)
+    _write_private(path, json.dumps({"access_key": access_key, "secret_key": secret_key}))
+    return RootCredentials(Credential(access_key, secret_key, ROOT_PRINCIPAL), True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` readable by its owner only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class CredentialStore:
+    """Access key -> Credential for every principal the gateway knows (root, for now)."""
+
+    def __init__(self, credentials: list[Credential]) -> None:
+        self._by_key = {c.access_key: c for c in credentials}
+
+    def lookup(self, access_key: str) -> Credential | None:
+        return self._by_key.get(access_key)
