@@ -1,0 +1,108 @@
+"""The conformance suite's fixtures: one ``harness`` per translator under test.
+
+Every test here talks to the :class:`translators.base.Backend` interface only, so adding a
+translator means adding a param below (and a ``_make_<name>`` factory), nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from translators.base import Backend, RequestContext
+from translators.filesystem import FilesystemBackend
+
+CTX = RequestContext(request_id="conformance", principal="tester")
+_bucket_names = itertools.count()
+
+
+@dataclass
+class Harness:
+    """A started backend plus what the suite may know about it.
+
+    ``min_part_size`` is the smallest non-last part the backend accepts on completion.
+    ``relaxed_parts`` starts a second, separate backend that accepts parts of any size (so
+    many-part completions stay fast), if the translator can. For local storage: ``restart``
+    closes the backend and starts a fresh instance on the same storage, ``stored_files``
+    lists every data and temp file, ``outside_root`` every file outside the data directory.
+    """
+
+    backend: Backend
+    min_part_size: int
+    relaxed_parts: Callable[[], Awaitable[Backend]] | None = None
+    restart: Callable[[], Awaitable[Backend]] | None = None
+    stored_files: Callable[[], list[str]] | None = None
+    outside_root: Callable[[], list[str]] | None = None
+    extra: list[Backend] = field(default_factory=list)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _make_filesystem(tmp_path: Path) -> Harness:
+    root = tmp_path / "data"
+    harness = Harness(backend=FilesystemBackend(root), min_part_size=5 * 1024 * 1024)
+
+    async def relaxed_parts() -> Backend:
+        relaxed = FilesystemBackend(tmp_path / "relaxed", min_part_size=1)
+        await relaxed.start()
+        harness.extra.append(relaxed)
+        return relaxed
+
+    async def restart() -> Backend:
+        await harness.backend.close()
+        harness.backend = FilesystemBackend(root)
+        await harness.backend.start()
+        return harness.backend
+
+    def stored_files() -> list[str]:
+        temp = [f"tmp/{p.name}" for p in (root / "tmp").iterdir()]
+        return sorted(temp + [f"blobs/{p.name}" for p in (root / "blobs").glob("*/*")])
+
+    def outside_root() -> list[str]:
+        return sorted(
+            str(p.relative_to(tmp_path))
+            for p in tmp_path.rglob("*")
+            if p != root
+            and root not in p.parents
+            and p.name != "relaxed"
+            and tmp_path / "relaxed" not in p.parents
+        )
+
+    harness.relaxed_parts = relaxed_parts
+    harness.restart = restart
+    harness.stored_files = stored_files
+    harness.outside_root = outside_root
+    await harness.backend.start()
+    return harness
+
+
+_FACTORIES = {"filesystem": _make_filesystem}
+
+
+@pytest.fixture(params=sorted(_FACTORIES))
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    made = await _FACTORIES[request.param](tmp_path)
+    yield made
+    for extra in made.extra:
+        await extra.close()
+    await made.backend.close()
+
+
+@pytest.fixture
+async def backend(harness: Harness) -> Backend:
+    return harness.backend
+
+
+@pytest.fixture
+async def bucket(backend: Backend) -> str:
+    name = f"conformance-{os.getpid()}-{next(_bucket_names)}"
+    await backend.create_bucket(CTX, name)
+    return name
