@@ -91,11 +91,13 @@ class _EmptyRaw:
         yield b""
 
 
-def botocore_put_request(data: bytes, **params: str) -> AWSPreparedRequest:
+def botocore_put_request(
+    data: bytes, endpoint: str = "https://127.0.0.1:9000", **params: str
+) -> AWSPreparedRequest:
     """The request a real boto3 client builds for put_object (captured, never sent)."""
     client = boto3.client(
         "s3",
-        endpoint_url="https://127.0.0.1:9000",
+        endpoint_url=endpoint,
         aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
         aws_secret_access_key=SECRET,
         region_name="us-east-1",
