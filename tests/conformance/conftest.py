@@ -29,7 +29,8 @@ class Harness:
     ``relaxed_parts`` starts a second, separate backend that accepts parts of any size (so
     many-part completions stay fast), if the translator can. For local storage: ``restart``
     closes the backend and starts a fresh instance on the same storage, ``stored_files``
-    lists every data and temp file, ``outside_root`` every file outside the data directory.
+    lists every data and temp file, ``outside_root`` every file outside the data directory,
+    ``plant_debris`` leaves what a kill -9 mid-write would (a temp file, an orphaned blob).
     """
 
     backend: Backend
@@ -38,6 +39,7 @@ class Harness:
     restart: Callable[[], Awaitable[Backend]] | None = None
     stored_files: Callable[[], list[str]] | None = None
     outside_root: Callable[[], list[str]] | None = None
+    plant_debris: Callable[[], None] | None = None
     extra: list[Backend] = field(default_factory=list)
 
 
@@ -51,7 +53,7 @@ async def _make_filesystem(tmp_path: Path) -> Harness:
     harness = Harness(backend=FilesystemBackend(root), min_part_size=5 * 1024 * 1024)
 
     async def relaxed_parts() -> Backend:
-        relaxed = FilesystemBackend(tmp_path / "relaxed", min_part_size=1)
+        relaxed = FilesystemBackend(tmp_path / "relaxed", min_part_size=1, fsync=False)
         await relaxed.start()
         harness.extra.append(relaxed)
         return relaxed
@@ -76,6 +78,11 @@ async def _make_filesystem(tmp_path: Path) -> Harness:
             and tmp_path / "relaxed" not in p.parents
         )
 
+    def plant_debris() -> None:
+        (root / "tmp" / "interrupted-write").write_bytes(b"partial")
+        (root / "blobs" / "ab" / "ab0rphan").write_bytes(b"renamed, never committed")
+
+    harness.plant_debris = plant_debris
     harness.relaxed_parts = relaxed_parts
     harness.restart = restart
     harness.stored_files = stored_files

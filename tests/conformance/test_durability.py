@@ -1,0 +1,109 @@
+"""Atomicity under concurrency, interruption, cancellation and restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from gateway.errors import S3Error
+from tests.conformance.conftest import CTX, Harness
+from tests.conformance.helpers import put, read
+from tests.conformance.payload import MemoryPayload
+from translators.base import Backend, PayloadDigest, WriteConditions, WriteMetadata
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_concurrent_writers_never_tear(backend: Backend, bucket: str) -> None:
+    bodies = [bytes([65 + n]) * (300_000 + n) for n in range(8)]
+    seen: set[bytes] = set()
+
+    async def writer(body: bytes) -> None:
+        for _ in range(3):
+            await put(backend, bucket, "contended", body)
+
+    async def reader() -> None:
+        for _ in range(30):
+            seen.add(await read(backend, bucket, "contended"))
+            await anyio.lowlevel.checkpoint()
+
+    await put(backend, bucket, "contended", bodies[0])
+    async with anyio.create_task_group() as group:
+        for body in bodies:
+            group.start_soon(writer, body)
+        group.start_soon(reader)
+    final = await read(backend, bucket, "contended")
+    assert final in bodies
+    assert seen <= set(bodies)
+    head = await backend.head_object(CTX, bucket, "contended")
+    assert head.size == len(final)
+
+
+async def test_interrupted_upload_keeps_previous_version(harness: Harness, bucket: str) -> None:
+    backend = harness.backend
+    await put(backend, bucket, "k", b"previous")
+    before = harness.stored_files() if harness.stored_files else None
+    payload = MemoryPayload(b"n" * 3_000_000, chunk_size=100_000, fail_after=2_500_000)
+    with pytest.raises(S3Error) as caught:
+        await backend.put_object(CTX, bucket, "k", payload, WriteMetadata(), WriteConditions())
+    assert caught.value.code == "IncompleteBody"
+    assert await read(backend, bucket, "k") == b"previous"
+    if harness.stored_files is not None:
+        assert harness.stored_files() == before
+
+
+async def test_interrupted_part_upload_leaves_nothing(harness: Harness, bucket: str) -> None:
+    backend = harness.backend
+    upload = await backend.create_multipart_upload(CTX, bucket, "k", WriteMetadata(), None, None)
+    payload = MemoryPayload(b"p" * 2_000_000, chunk_size=100_000, fail_after=1_500_000)
+    with pytest.raises(S3Error):
+        await backend.upload_part(CTX, bucket, "k", upload.upload_id, 1, payload)
+    _, page = await backend.list_parts(CTX, bucket, "k", upload.upload_id, 0, 10)
+    assert page.parts == []
+    if harness.stored_files is not None:
+        assert harness.stored_files() == []
+
+
+async def test_cancelled_upload_keeps_previous_version(harness: Harness, bucket: str) -> None:
+    backend = harness.backend
+    await put(backend, bucket, "k", b"previous")
+    before = harness.stored_files() if harness.stored_files else None
+    with anyio.move_on_after(0.05):
+        # A body that stalls forever after 2 MB, like a client that stopped sending.
+        await backend.put_object(
+            CTX, bucket, "k", _StallingPayload(2_000_000), WriteMetadata(), WriteConditions()
+        )
+    assert await read(backend, bucket, "k") == b"previous"
+    if harness.stored_files is not None:
+        assert harness.stored_files() == before
+
+
+async def test_restart_keeps_data_and_removes_orphans(harness: Harness, bucket: str) -> None:
+    if harness.restart is None or harness.stored_files is None or harness.plant_debris is None:
+        pytest.skip("the backend has no local storage to restart")
+    await put(harness.backend, bucket, "kept", b"kept")
+    harness.plant_debris()
+    assert len(harness.stored_files()) > 1
+    backend = await harness.restart()
+    assert await read(backend, bucket, "kept") == b"kept"
+    assert len(harness.stored_files()) == 1
+
+
+class _StallingPayload:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    @property
+    def declared_size(self) -> int | None:
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(0, self.size, 100_000):
+            yield b"s" * 100_000
+        await anyio.sleep_forever()
+
+    def digest(self) -> PayloadDigest:
+        raise AssertionError("never finished")
