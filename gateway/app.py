@@ -17,7 +17,7 @@ from typing import Any
 from gateway import s3xml
 from gateway.errors import S3Error, not_implemented
 from gateway.handlers import HANDLERS
-from gateway.request import S3Request, header_map, parse_address, parse_query, receive_body
+from gateway.request import BodySource, S3Request, header_map, parse_address, parse_query
 from gateway.responses import Reply
 from gateway.routing import Operation, resolve
 from gateway.settings import Settings
@@ -72,6 +72,7 @@ class Gateway:
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query_string = scope["query_string"].decode("latin-1")
         headers = header_map(scope["headers"])
+        source = BodySource(receive)
         operation: Operation | None = None
         principal = "-"
         resource = "/"
@@ -106,7 +107,7 @@ class Gateway:
                     headers=headers,
                     ctx=RequestContext(request_id, principal),
                     auth=auth,
-                    source=receive_body(receive),
+                    source=source,
                     backend=self.backend,
                     settings=self.settings,
                 )
@@ -118,6 +119,9 @@ class Gateway:
                 "unhandled error", extra={"request_id": request_id, "operation": operation}
             )
             reply = _error_reply(S3Error("InternalError"), request_id, resource)
+        if not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
+            # A rejected body left unread would be parsed as the next request: close instead.
+            reply.headers.append(("Connection", "close"))
         sent = await _send(send, reply, request_id, head=method == "HEAD")
         access_log.info(
             "request",
@@ -140,6 +144,14 @@ class Gateway:
             await self.backend.check_ready()
             return Reply(200, [("Content-Type", "text/plain")], b"ready\n")
         raise S3Error("InvalidURI", "No such gateway endpoint.")
+
+
+_DRAIN_LIMIT = 1024 * 1024
+
+
+def _has_body(headers: dict[str, str]) -> bool:
+    length = headers.get("content-length", "0")
+    return "transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
 
 
 def _error_reply(error: S3Error, request_id: str, resource: str) -> Reply:

@@ -88,17 +88,41 @@ def header_map(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-async def receive_body(receive: Any) -> AsyncIterator[bytes]:
-    """The raw request body from ASGI ``receive``; a disconnect is ``IncompleteBody``."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise S3Error("IncompleteBody", "The client disconnected during the upload.")
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+class BodySource:
+    """The raw request body from ASGI ``receive``; a disconnect is ``IncompleteBody``.
+
+    ``finished`` tells whether the body was read to its end, so the app can drain or close a
+    connection whose body a handler rejected unread.
+    """
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self.finished = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        while not self.finished:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise S3Error("IncompleteBody", "The client disconnected during the upload.")
+            self.finished = not message.get("more_body", False)
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+
+    async def drain(self, limit: int) -> bool:
+        """Read and drop up to ``limit`` unread bytes; True if the body is then finished."""
+        seen = 0
+        try:
+            async for chunk in self:
+                seen += len(chunk)
+                if seen > limit:
+                    return False
+        except S3Error:
+            return False
+        return True
 
 
 @dataclass
@@ -113,7 +137,7 @@ class S3Request:
     headers: Mapping[str, str]
     ctx: RequestContext
     auth: AuthResult
-    source: AsyncIterator[bytes]
+    source: BodySource
     backend: Backend
     settings: Settings
 
@@ -130,7 +154,10 @@ class S3Request:
     def payload(self, extra_algorithms: Iterable[str] = ()) -> VerifiedPayload:
         """The body as a verified stream (signatures, Content-MD5 and checksums checked)."""
         return VerifiedPayload(
-            self.source, auth=self.auth, headers=self.headers, extra_algorithms=extra_algorithms
+            aiter(self.source),
+            auth=self.auth,
+            headers=self.headers,
+            extra_algorithms=extra_algorithms,
         )
 
     async def read_body(self, limit: int = MAX_XML_BODY) -> bytes:

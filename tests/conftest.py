@@ -1,0 +1,54 @@
+"""Shared fixtures: one real gateway per test session (per xdist worker), real S3 clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.servers import GatewayServer, running_gateway
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    with running_gateway(tmp_path_factory.mktemp("gateway") / "data") as server:
+        yield server
+
+
+def make_s3_client(server: GatewayServer, **config: Any) -> Any:
+    """boto3 at its defaults (checksums in aws-chunked trailers), path-style addressing."""
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
+    )
+
+
+@pytest.fixture(scope="session")
+def s3(gateway: GatewayServer) -> Any:
+    return make_s3_client(gateway)
+
+
+@pytest.fixture
+def bucket_name() -> Callable[[], str]:
+    return lambda: f"test-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def bucket(s3: Any, bucket_name: Callable[[], str]) -> str:
+    name = bucket_name()
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def data_path(tmp_path: Path) -> Path:
+    return tmp_path

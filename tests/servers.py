@@ -1,0 +1,133 @@
+"""Real servers for tests: the gateway itself (a uvicorn subprocess) on a free port.
+
+Every server binds 127.0.0.1 on a port the OS hands out, is polled until it answers, and is
+stopped by PID. A component that cannot be found fails the test under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ACCESS_KEY = "PWTESTACCESSKEY00001"
+SECRET_KEY = "pw-test-secret/key+with=odd~chars"
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], attempts: int = 400) -> None:
+    """Poll ``url`` until any HTTP status answers; fail if the process exits first."""
+    for _ in range(attempts):
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool from the venv or PATH; missing fails under CI."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed (scripts/test installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@dataclass
+class GatewayServer:
+    """A running gateway: its endpoint, credentials, data dir and process."""
+
+    endpoint: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
+    region: str = REGION
+    env: dict[str, str] = field(default_factory=dict)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> GatewayServer:
+    """Start ``pagewright-gateway serve`` on a free port with the test credentials."""
+    port = free_port()
+    log_path = data_dir.parent / f"gateway-{port}.log"
+    environment = {
+        **os.environ,
+        "PWG_ROOT_ACCESS_KEY": ACCESS_KEY,
+        "PWG_ROOT_SECRET_KEY": SECRET_KEY,
+        "PWG_LOG_LEVEL": "warning",
+        **(env or {}),
+    }
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--address",
+                f"127.0.0.1:{port}",
+                *args,
+            ],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{endpoint}/_pagewright/healthz", process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(log_path.read_text()) from None
+    return GatewayServer(endpoint, port, data_dir, process, log_path, env=environment)
+
+
+@contextmanager
+def running_gateway(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[GatewayServer]:
+    server = start_gateway(data_dir, *args, env=env)
+    try:
+        yield server
+    finally:
+        server.stop()
