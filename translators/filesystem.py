@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Generic, TypeVar
+from typing import Final, TypeVar
 
 import anyio.to_thread
 
@@ -50,6 +50,7 @@ from translators.base import (
     WriteMetadata,
 )
 from translators.fs_blobs import BlobBody, BlobStore, BlobWriter, EmptyBody
+from translators.fs_commit import Committer
 
 _T = TypeVar("_T")
 _DATABASE: Final = "catalogue.sqlite3"
@@ -61,8 +62,9 @@ class FilesystemBackend:
     """A :class:`translators.base.Backend` storing everything under ``root``.
 
     ``min_part_size`` is the smallest part but the last that CompleteMultipartUpload accepts
-    (S3: 5 MiB). ``fsync=False`` skips fsyncs of blobs (never for data you keep: a power loss
-    can then lose acknowledged writes); the catalogue is always synchronous.
+    (S3: 5 MiB). ``fsync=False`` skips every fsync, of blobs and of the catalogue (tests and
+    scratch data only: a power loss can then lose acknowledged writes; a process crash
+    cannot).
     """
 
     name = "filesystem"
@@ -77,10 +79,8 @@ class FilesystemBackend:
         self.root = root
         self.min_part_size = min_part_size
         self._blobs = BlobStore(root, fsync=fsync)
-        self._write_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Job[Any]] = []
-        self._writer: sqlite3.Connection | None = None
+        self._fsync = fsync
+        self._committer: Committer | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -95,15 +95,11 @@ class FilesystemBackend:
     def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self._blobs.prepare()
-        self._writer = fs_db.connect(self.root / _DATABASE, writer=True)
-        with self._write_lock:
-            referenced = {
-                row[0]
-                for row in self._writer.execute(
-                    "SELECT blob FROM objects UNION ALL SELECT blob FROM parts"
-                )
-            }
-            self._blobs.remove_orphans(referenced)
+        self._committer = Committer(
+            fs_db.connect(self.root / _DATABASE, writer=True, synchronous=self._fsync)
+        )
+        rows = self._committer.read("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")
+        self._blobs.remove_orphans({row[0] for row in rows})
 
     async def close(self) -> None:
         with self._readers_lock:
@@ -111,14 +107,13 @@ class FilesystemBackend:
         for conn in readers:
             conn.close()
         self._local = threading.local()
-        if self._writer is not None:
-            with self._write_lock:
-                self._writer.close()
-            self._writer = None
+        if self._committer is not None:
+            self._committer.close()
+            self._committer = None
 
     async def check_ready(self) -> None:
         """``ServiceUnavailable`` when the root or the catalogue cannot be written."""
-        if self._writer is None or not os.access(self._blobs.tmp, os.W_OK | os.X_OK):
+        if self._committer is None or not os.access(self._blobs.tmp, os.W_OK | os.X_OK):
             raise S3Error("ServiceUnavailable", "The storage directory is not writable.")
         try:
             self._reader().execute("SELECT 1 FROM buckets LIMIT 1").fetchall()
@@ -135,46 +130,10 @@ class FilesystemBackend:
         return conn
 
     def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``work`` in a write transaction and return its result (blocking).
-
-        Group commit: whoever holds the write lock runs every queued ``work`` in one
-        transaction, each under its own savepoint (a failing one is rolled back alone and
-        gets its exception), so concurrent writers share one fsync of the WAL.
-        """
-        job = _Job(work)
-        with self._queue_lock:
-            self._queue.append(job)
-        with self._write_lock:
-            if not job.finished:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._run_batch(batch)
-        return job.outcome()
-
-    def _run_batch(self, batch: list[_Job[Any]]) -> None:
-        conn = self._writer
-        try:
-            if conn is None:
-                raise S3Error("ServiceUnavailable", "The filesystem backend is not started.")
-            conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.work(conn)
-                except Exception as error:
-                    conn.execute("ROLLBACK TO job")
-                    job.error = error
-                conn.execute("RELEASE job")
-            conn.execute("COMMIT")
-        except BaseException as error:
-            if conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for job in batch:
-                job.error, job.result = error, None
-            raise
-        finally:
-            for job in batch:
-                job.finished = True
+        """Run ``work`` in a durable write transaction (blocking: from a worker thread)."""
+        if self._committer is None:
+            raise S3Error("ServiceUnavailable", "The filesystem backend is not started.")
+        return self._committer.run(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         return await anyio.to_thread.run_sync(self._transaction, work)
@@ -559,21 +518,6 @@ class FilesystemBackend:
 
         freed = await self._write(work)
         await anyio.to_thread.run_sync(self._blobs.remove, freed)
-
-
-class _Job(Generic[_T]):
-    """One caller's share of a group commit."""
-
-    def __init__(self, work: Callable[[sqlite3.Connection], _T]) -> None:
-        self.work = work
-        self.finished = False
-        self.result: _T | None = None
-        self.error: BaseException | None = None
-
-    def outcome(self) -> _T:
-        if self.error is not None:
-            raise self.error
-        return self.result  # type: ignore[return-value]
 
 
 class _UploadIds:

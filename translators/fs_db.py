@@ -66,13 +66,16 @@ CREATE TABLE IF NOT EXISTS parts (
 OBJECT_COLUMNS: Final = "key, size, etag, modified, meta"
 
 
-def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, synchronous=FULL."""
+def connect(path: Path, *, writer: bool, synchronous: bool = True) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) on a WAL database.
+
+    The writer syncs every commit (synchronous=FULL) unless ``synchronous`` is False.
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     if writer:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous else 'OFF'}")
         conn.executescript(_SCHEMA)
     else:
         conn.execute("PRAGMA query_only = ON")
