@@ -340,7 +340,7 @@ async def get_object_attributes(req: S3Request) -> Reply:
         parts = G(
             "ObjectParts",
             [
-                T("TotalPartsCount", len(info.parts)),
+                T("PartsCount", len(info.parts)),
                 T("PartNumberMarker", marker),
                 T("NextPartNumberMarker", page[-1].part_number if page else marker),
                 T("MaxParts", max_parts),
