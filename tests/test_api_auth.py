@@ -1,0 +1,288 @@
+"""Authentication end to end: tampered, expired, skewed and anonymous requests are rejected
+with S3's error code and leave nothing stored; presigned and virtual-hosted requests work."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+from lxml import etree
+
+from tests.conftest import make_s3_client
+from tests.servers import GatewayServer, running_gateway
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class Signer:
+    """An independent SigV4 header signer for hand-made requests (tamper tests)."""
+
+    def __init__(self, server: GatewayServer, secret: str | None = None) -> None:
+        self.server = server
+        self.secret = secret or server.secret_key
+
+    def key(self, day: str) -> bytes:
+        key = _hmac(f"AWS4{self.secret}".encode(), day)
+        for part in (self.server.region, "s3", "aws4_request"):
+            key = _hmac(key, part)
+        return key
+
+    def sign(
+        self,
+        method: str,
+        path: str,
+        payload_hash: str,
+        extra: dict[str, str],
+        when: datetime,
+        host: str | None = None,
+    ) -> tuple[dict[str, str], bytes, str, str]:
+        """Headers for the request; also the signing key, seed signature and date/scope."""
+        amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+        day = amz_date[:8]
+        host = host or f"127.0.0.1:{self.server.port}"
+        headers = {
+            "host": host,
+            "x-amz-content-sha256": payload_hash,
+            "x-amz-date": amz_date,
+            **extra,
+        }
+        names = sorted(headers)
+        canonical = "\n".join(
+            [
+                method,
+                quote(path, safe="/~"),
+                "",
+                "".join(f"{n}:{headers[n].strip()}\n" for n in names),
+                ";".join(names),
+                payload_hash,
+            ]
+        )
+        scope = f"{day}/{self.server.region}/s3/aws4_request"
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        key = self.key(day)
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={self.server.access_key}/{scope}, "
+            f"SignedHeaders={';'.join(names)}, Signature={signature}"
+        )
+        if host == f"127.0.0.1:{self.server.port}":
+            del headers["host"]
+        return headers, key, signature, f"{amz_date}\n{scope}"
+
+
+def chunked_body(data: list[bytes], key: bytes, seed: str, date_scope: str) -> bytes:
+    """An aws-chunked body with a signature per chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD)."""
+    previous = seed
+    out = b""
+    for chunk in [*data, b""]:
+        to_sign = "\n".join(
+            [
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                date_scope,
+                previous,
+                EMPTY_SHA256,
+                hashlib.sha256(chunk).hexdigest(),
+            ]
+        )
+        previous = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        out += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + chunk + b"\r\n"
+    return out
+
+
+@pytest.fixture
+def http(gateway: GatewayServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.endpoint) as client:
+        yield client
+
+
+def code_of(response: httpx.Response) -> str:
+    root = etree.fromstring(response.content)
+    assert response.headers["x-amz-request-id"] == root.findtext("RequestId")
+    return str(root.findtext("Code"))
+
+
+def assert_absent(s3: Any, bucket: str, key: str) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        s3.head_object(Bucket=bucket, Key=key)
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def put(
+    http: httpx.Client,
+    signer: Signer,
+    path: str,
+    body: bytes,
+    *,
+    signed_hash: str | None = None,
+    when: datetime | None = None,
+) -> httpx.Response:
+    payload_hash = signed_hash or hashlib.sha256(body).hexdigest()
+    headers, *_ = signer.sign("PUT", path, payload_hash, {}, when or datetime.now(UTC))
+    return http.put(path, content=body, headers=headers)
+
+
+def test_valid_hand_signed_put(
+    http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str
+) -> None:
+    response = put(http, Signer(gateway), f"/{bucket}/ok", b"fine")
+    assert response.status_code == 200
+    assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == b"fine"
+
+
+def test_wrong_secret(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+    response = put(http, Signer(gateway, secret="not-the-secret"), f"/{bucket}/k", b"data")
+    assert response.status_code == 403
+    assert code_of(response) == "SignatureDoesNotMatch"
+    assert_absent(s3, bucket, "k")
+
+
+def test_unknown_access_key(gateway: GatewayServer, bucket: str) -> None:
+    other = GatewayServer(
+        gateway.endpoint, gateway.port, gateway.data_dir, gateway.process, gateway.log_path
+    )
+    other.access_key = "AKNOTKNOWN000000000"
+    with pytest.raises(ClientError) as excinfo:
+        make_s3_client(other).list_objects_v2(Bucket=bucket)
+    assert excinfo.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+
+def test_altered_body(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+    original = b"the body that was signed"
+    response = put(
+        http,
+        Signer(gateway),
+        f"/{bucket}/k",
+        b"the body that was ALTERED",
+        signed_hash=hashlib.sha256(original).hexdigest(),
+    )
+    assert response.status_code == 400
+    assert code_of(response) == "XAmzContentSHA256Mismatch"
+    assert_absent(s3, bucket, "k")
+
+
+def test_altered_body_keeps_previous_version(
+    http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="keep", Body=b"version one")
+    response = put(
+        http,
+        Signer(gateway),
+        f"/{bucket}/keep",
+        b"version two",
+        signed_hash=hashlib.sha256(b"version 2!!").hexdigest(),
+    )
+    assert code_of(response) == "XAmzContentSHA256Mismatch"
+    assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"version one"
+
+
+def _chunked_put(
+    http: httpx.Client, gateway: GatewayServer, path: str, chunks: list[bytes], tamper: bool
+) -> httpx.Response:
+    total = sum(len(c) for c in chunks)
+    extra = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(total)}
+    headers, key, seed, date_scope = Signer(gateway).sign(
+        "PUT", path, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", extra, datetime.now(UTC)
+    )
+    body = chunked_body(chunks, key, seed, date_scope)
+    if tamper:
+        index = body.index(b"\r\n") + 2 + 10  # a byte inside the first chunk's data
+        body = body[:index] + bytes([body[index] ^ 1]) + body[index + 1 :]
+    return http.put(path, content=body, headers=headers)
+
+
+def test_signed_chunks(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+    chunks = [b"a" * 65536, b"b" * 65536, b"c" * 100]
+    response = _chunked_put(http, gateway, f"/{bucket}/chunked", chunks, tamper=False)
+    assert response.status_code == 200, response.text
+    assert s3.get_object(Bucket=bucket, Key="chunked")["Body"].read() == b"".join(chunks)
+
+
+def test_altered_chunk(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+    chunks = [b"a" * 65536, b"b" * 65536, b"c" * 100]
+    response = _chunked_put(http, gateway, f"/{bucket}/chunked", chunks, tamper=True)
+    assert response.status_code == 403
+    assert code_of(response) == "SignatureDoesNotMatch"
+    assert_absent(s3, bucket, "chunked")
+
+
+def test_skewed_clock(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+    when = datetime.now(UTC) - timedelta(minutes=16)
+    response = put(http, Signer(gateway), f"/{bucket}/k", b"data", when=when)
+    assert response.status_code == 403
+    assert code_of(response) == "RequestTimeTooSkewed"
+    assert_absent(s3, bucket, "k")
+
+
+def test_anonymous_refused(http: httpx.Client, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="secret", Body=b"x")
+    for response in (
+        http.get(f"/{bucket}/secret"),
+        http.put(f"/{bucket}/new", content=b"x"),
+        http.get("/"),
+    ):
+        assert response.status_code == 403
+        assert code_of(response) == "AccessDenied"
+    assert_absent(s3, bucket, "new")
+
+
+def test_bad_content_md5(s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as invalid:
+        s3.put_object(Bucket=bucket, Key="md5", Body=b"x", ContentMD5="not-base64!")
+    assert invalid.value.response["Error"]["Code"] == "InvalidDigest"
+    with pytest.raises(ClientError) as bad:
+        s3.put_object(Bucket=bucket, Key="md5", Body=b"x", ContentMD5="1B2M2Y8AsgTpgAmY7PhCfg==")
+    assert bad.value.response["Error"]["Code"] == "BadDigest"
+    assert_absent(s3, bucket, "md5")
+
+
+def test_presigned_urls(gateway: GatewayServer, bucket: str) -> None:
+    s3 = make_s3_client(gateway, signature_version="s3v4")
+    upload_url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "pre"}, ExpiresIn=300
+    )
+    assert httpx.put(upload_url, content=b"presigned body").status_code == 200
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "pre"}, ExpiresIn=300
+    )
+    assert httpx.get(url).content == b"presigned body"
+    tampered = url.replace("pre?", "pre2?")
+    assert code_of(httpx.get(tampered)) == "SignatureDoesNotMatch"
+    short = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "late"}, ExpiresIn=1
+    )
+    time.sleep(2)
+    expired = httpx.put(short, content=b"too late")
+    assert expired.status_code == 403
+    assert code_of(expired) == "AccessDenied"
+    assert "expired" in expired.text
+    assert_absent(s3, bucket, "late")
+
+
+def test_virtual_hosted_style(tmp_path: Path) -> None:
+    with running_gateway(tmp_path / "data", "--domain", "s3.localtest") as server:
+        path_style = make_s3_client(server)
+        path_style.create_bucket(Bucket="vhost-bucket")
+        path_style.put_object(Bucket="vhost-bucket", Key="a/b.txt", Body=b"virtual")
+        # The bucket travels in the Host header; the whole path is the key.
+        host = f"vhost-bucket.s3.localtest:{server.port}"
+        headers, *_ = Signer(server).sign(
+            "GET", "/a/b.txt", EMPTY_SHA256, {}, datetime.now(UTC), host
+        )
+        response = httpx.get(f"{server.endpoint}/a/b.txt", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.content == b"virtual"
