@@ -24,13 +24,17 @@ def multipart_etag(parts: list[bytes]) -> str:
 def upload(s3: Any, bucket: str, key: str, parts: list[bytes], **create: Any) -> dict[str, Any]:
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
     done = []
-    extra = {"ChecksumAlgorithm": create["ChecksumAlgorithm"]} if "ChecksumAlgorithm" in create else {}
+    extra = (
+        {"ChecksumAlgorithm": create["ChecksumAlgorithm"]} if "ChecksumAlgorithm" in create else {}
+    )
     for number, body in enumerate(parts, 1):
         result = s3.upload_part(
             Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, **extra
         )
         entry = {"PartNumber": number, "ETag": result["ETag"]}
-        entry.update({k: v for k, v in result.items() if k.startswith("Checksum") and k != "ChecksumType"})
+        entry.update(
+            {k: v for k, v in result.items() if k.startswith("Checksum") and k != "ChecksumType"}
+        )
         done.append(entry)
     completed: dict[str, Any] = s3.complete_multipart_upload(
         Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
@@ -86,7 +90,9 @@ def test_part_rules(s3: Any, bucket: str) -> None:
     assert complete([{"PartNumber": 2, "ETag": etags[2]}, {"PartNumber": 1, "ETag": etags[1]}]) == (
         "InvalidPartOrder"
     )
-    assert complete([{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]) == "InvalidPart"
+    assert (
+        complete([{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]) == "InvalidPart"
+    )
     assert complete([{"PartNumber": 3, "ETag": etags[1]}]) == "InvalidPart"
     # Nothing became visible; the upload is still there and completes with a valid list.
     with pytest.raises(ClientError):
@@ -194,7 +200,12 @@ def test_upload_part_copy_with_range(s3: Any, bucket: str) -> None:
 
 @pytest.mark.parametrize(
     ("algorithm", "checksum_type"),
-    [("CRC32", "COMPOSITE"), ("CRC32C", "FULL_OBJECT"), ("CRC64NVME", "FULL_OBJECT"), ("SHA256", "COMPOSITE")],
+    [
+        ("CRC32", "COMPOSITE"),
+        ("CRC32C", "FULL_OBJECT"),
+        ("CRC64NVME", "FULL_OBJECT"),
+        ("SHA256", "COMPOSITE"),
+    ],
 )
 def test_multipart_checksums(s3: Any, bucket: str, algorithm: str, checksum_type: str) -> None:
     parts = [os.urandom(5 * MIB), b"last part"]

@@ -1,0 +1,73 @@
+"""Zero-configuration start: generated credentials are printed once and never logged."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from tests.servers import free_port, wait_http
+
+
+def _start(cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PWG_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--address", f"127.0.0.1:{port}"],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _run_once(cwd: Path) -> tuple[str, str]:
+    port = free_port()
+    process = _start(cwd, port)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_pagewright/healthz", process)
+        credentials = json.loads((cwd / "data" / "root-credentials.json").read_text())
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id=credentials["access_key"],
+            aws_secret_access_key=credentials["secret_key"],
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        s3.create_bucket(Bucket=f"zero-config-{int(time.time() * 1000)}")
+        assert s3.list_buckets()["Buckets"]
+    finally:
+        process.terminate()
+        out, err = process.communicate()
+    return out.decode(), err.decode()
+
+
+def test_zero_config_start(tmp_path: Path) -> None:
+    first_out, first_err = _run_once(tmp_path)
+    secret = json.loads((tmp_path / "data" / "root-credentials.json").read_text())["secret_key"]
+    assert secret in first_out
+    assert secret not in first_err
+    assert (tmp_path / "data" / "storage").is_dir()
+    second_out, second_err = _run_once(tmp_path)
+    assert secret not in second_out
+    assert secret not in second_err
+    for line in first_err.splitlines() + second_err.splitlines():
+        json.loads(line)  # every log line is structured JSON
+
+
+def test_bad_configuration_fails_clearly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--address", "nowhere"],
+        cwd=tmp_path,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"HOST:PORT" in result.stderr

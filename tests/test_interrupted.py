@@ -1,0 +1,84 @@
+"""Interrupted uploads: a client that disconnects midway, and a server killed with SIGKILL
+midway, leave the previous version intact and nothing partial visible or on disk."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import make_s3_client
+from tests.servers import GatewayServer, start_gateway
+from tests.test_api_auth import Signer
+
+SIZE = 8 * 1024 * 1024
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+def wait_until(condition: Callable[[], bool], attempts: int = 200) -> bool:
+    """Poll ``condition`` (bounded); the caller asserts the result."""
+    for _ in range(attempts):
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def start_partial_put(server: GatewayServer, bucket: str, key: str, sent: int) -> socket.socket:
+    """Send a signed PUT announcing SIZE bytes but only ``sent`` of them; return the socket."""
+    path = f"/{bucket}/{key}"
+    headers, *_ = Signer(server).sign("PUT", path, "UNSIGNED-PAYLOAD", {}, datetime.now(UTC))
+    head = f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Length: {SIZE}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    connection = socket.create_connection(("127.0.0.1", server.port))
+    connection.sendall(head.encode() + b"x" * sent)
+    return connection
+
+
+def test_client_disconnect_keeps_previous_version(
+    gateway: GatewayServer, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="site.tar.gz", Body=b"previous build")
+    tmp = gateway.data_dir / "storage" / "tmp"
+    connection = start_partial_put(gateway, bucket, "site.tar.gz", SIZE // 2)
+    time.sleep(0.3)
+    connection.close()
+    assert wait_until(lambda: not files_under(tmp))
+    assert s3.get_object(Bucket=bucket, Key="site.tar.gz")["Body"].read() == b"previous build"
+    connection = start_partial_put(gateway, bucket, "new-key", SIZE // 2)
+    connection.close()
+    assert wait_until(lambda: not files_under(tmp))
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["site.tar.gz"]
+
+
+def test_kill_9_midway_then_restart(tmp_path: Path, bucket_name: Callable[[], str]) -> None:
+    data_dir = tmp_path / "data"
+    server = start_gateway(data_dir)
+    try:
+        s3 = make_s3_client(server)
+        bucket = bucket_name()
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="site.tar.gz", Body=b"previous build")
+        connection = start_partial_put(server, bucket, "site.tar.gz", SIZE - 1024)
+        assert wait_until(lambda: bool(files_under(data_dir / "storage" / "tmp")))
+        server.stop(signal.SIGKILL)
+        connection.close()
+    finally:
+        server.stop()
+    blobs_before = len(files_under(data_dir / "storage" / "blobs"))
+    restarted = start_gateway(data_dir)
+    try:
+        s3 = make_s3_client(restarted)
+        assert s3.get_object(Bucket=bucket, Key="site.tar.gz")["Body"].read() == b"previous build"
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["site.tar.gz"]
+        assert files_under(data_dir / "storage" / "tmp") == []
+        assert len(files_under(data_dir / "storage" / "blobs")) == 1 <= blobs_before
+    finally:
+        restarted.stop()

@@ -1,0 +1,72 @@
+"""Request-body parsers and the error document."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from gateway import s3xml
+from gateway.errors import S3Error
+
+NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+
+
+def test_error_document() -> None:
+    body = s3xml.error_document("NoSuchKey", "gone", "REQ1", "/b/k", {"Key": "k"})
+    root = etree.fromstring(body)
+    assert [c.tag for c in root] == ["Code", "Message", "Key", "Resource", "RequestId", "HostId"]
+    assert root.findtext("Code") == "NoSuchKey"
+
+
+def test_parse_delete_with_and_without_namespace() -> None:
+    for ns in ("", NS):
+        body = (
+            f"<Delete {ns}><Quiet>true</Quiet><Object><Key>a</Key></Object>"
+            "<Object><Key>b</Key><VersionId>null</VersionId></Object></Delete>"
+        ).encode()
+        request = s3xml.parse_delete(body)
+        assert request.quiet
+        assert request.objects == [("a", None), ("b", "null")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"<Delete/>", b"<Nope/>", b"<Delete><Object></Object></Delete>", b"<Delete>"],
+)
+def test_parse_delete_malformed(body: bytes) -> None:
+    with pytest.raises(S3Error) as excinfo:
+        s3xml.parse_delete(body)
+    assert excinfo.value.code == "MalformedXML"
+
+
+def test_parse_delete_limit() -> None:
+    objects = "".join(f"<Object><Key>k{i}</Key></Object>" for i in range(1001))
+    with pytest.raises(S3Error):
+        s3xml.parse_delete(f"<Delete>{objects}</Delete>".encode())
+
+
+def test_parse_complete_multipart() -> None:
+    body = (
+        f'<CompleteMultipartUpload {NS}><Part><PartNumber>1</PartNumber><ETag>"abc"</ETag>'
+        "<ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part></CompleteMultipartUpload>"
+    ).encode()
+    [part] = s3xml.parse_complete_multipart(body)
+    assert (part.part_number, part.etag, part.checksums) == (1, "abc", {"CRC32": "AAAAAA=="})
+
+
+def test_entities_are_not_expanded() -> None:
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b"<Delete><Object><Key>&x;</Key></Object></Delete>"
+    )
+    request = s3xml.parse_delete(body)
+    assert "root:" not in request.objects[0][0]
+
+
+def test_location_constraint() -> None:
+    assert s3xml.parse_location_constraint(b"") == ""
+    body = f"<CreateBucketConfiguration {NS}><LocationConstraint>eu-west-1</LocationConstraint>"
+    assert (
+        s3xml.parse_location_constraint((body + "</CreateBucketConfiguration>").encode())
+        == "eu-west-1"
+    )

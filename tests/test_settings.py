@@ -1,0 +1,84 @@
+"""Settings precedence (defaults < TOML < PWG_* < flags) and root credentials."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import Settings, SettingsError, load_settings
+from policy.credentials import CREDENTIALS_FILE, load_root_credentials
+
+
+def test_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings == Settings()
+    assert settings.data_dir == Path("data")
+    assert settings.address == "127.0.0.1:9000"
+
+
+def test_precedence(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[gateway]\ndata_dir = "/from/toml"\naddress = "0.0.0.0:9100"\nregion = "eu-west-1"\n'
+        'domains = ["s3.example.com"]\n'
+    )
+    from_file = load_settings(config_file=config, environ={})
+    assert from_file.data_dir == Path("/from/toml")
+    assert (from_file.host, from_file.port) == ("0.0.0.0", 9100)
+    assert from_file.domains == ("s3.example.com",)
+    from_env = load_settings(
+        config_file=config, environ={"PWG_DATA_DIR": "/from/env", "PWG_REGION": "us-west-2"}
+    )
+    assert from_env.data_dir == Path("/from/env")
+    assert from_env.region == "us-west-2"
+    from_flags = load_settings(
+        config_file=config,
+        environ={"PWG_DATA_DIR": "/from/env"},
+        overrides={"data_dir": "/from/flag", "address": "127.0.0.1:9200", "region": None},
+    )
+    assert from_flags.data_dir == Path("/from/flag")
+    assert from_flags.port == 9200
+    assert from_flags.region == "eu-west-1"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PWG_ADDRESS": "nonsense"}, "HOST:PORT"),
+        ({"PWG_MAX_CLOCK_SKEW_SECONDS": "soon"}, "PWG_MAX_CLOCK_SKEW_SECONDS"),
+        ({"PWG_ROOT_ACCESS_KEY": "only-one"}, "both"),
+    ],
+)
+def test_invalid_values_are_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ=environ)
+
+
+def test_unknown_config_key(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("colour = 'blue'\n")
+    with pytest.raises(SettingsError, match="colour"):
+        load_settings(config_file=config, environ={})
+
+
+def test_root_credentials_generated_once(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, overrides={"data_dir": str(tmp_path)})
+    first = load_root_credentials(settings)
+    assert first.generated
+    path = tmp_path / CREDENTIALS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = load_root_credentials(settings)
+    assert not second.generated
+    assert second.credential == first.credential
+
+
+def test_root_credentials_from_settings(tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={"PWG_ROOT_ACCESS_KEY": "AK", "PWG_ROOT_SECRET_KEY": "SK"},
+        overrides={"data_dir": str(tmp_path)},
+    )
+    loaded = load_root_credentials(settings)
+    assert (loaded.credential.access_key, loaded.credential.secret_key) == ("AK", "SK")
+    assert not (tmp_path / CREDENTIALS_FILE).exists()
