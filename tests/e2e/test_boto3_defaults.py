@@ -1,0 +1,166 @@
+"""boto3 at its default settings (flexible checksums, aws-chunked trailers, s3transfer)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from awscrt import checksums as crt
+from boto3.s3.transfer import TransferConfig
+from lxml import etree
+
+from tests.conftest import make_s3_client
+from tests.e2e.helpers import MiB, data, md5_hex, multipart_etag, write_file
+from tests.servers import GatewayServer
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def expected_checksum(algorithm: str, body: bytes) -> str:
+    """The base64 checksum S3 reports for ``body`` under ``algorithm``."""
+    if algorithm == "CRC32":
+        return _b64(zlib.crc32(body).to_bytes(4, "big"))
+    if algorithm == "CRC32C":
+        return _b64(crt.crc32c(body).to_bytes(4, "big"))
+    if algorithm == "CRC64NVME":
+        return _b64(crt.crc64nvme(body).to_bytes(8, "big"))
+    return _b64(hashlib.new(algorithm.lower(), body).digest())
+
+
+class _NonSeekable(io.RawIOBase):
+    """A pipe-like body: readable once, no seek, no tell, no length."""
+
+    def __init__(self, body: bytes) -> None:
+        self._source = io.BytesIO(body)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        return self._source.read(size)
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"])
+def test_put_get_with_checksum(s3: Any, bucket: str, algorithm: str) -> None:
+    body = data(100_000, seed=50)
+    key = f"checksum/{algorithm}.bin"
+    expected = expected_checksum(algorithm, body)
+    put = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm=algorithm)
+    assert put[f"Checksum{algorithm}"] == expected
+    assert put["ETag"].strip('"') == md5_hex(body)
+
+    got = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got[f"Checksum{algorithm}"] == expected
+    head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head[f"Checksum{algorithm}"] == expected
+
+
+def test_default_put_keeps_crc32(s3: Any, bucket: str) -> None:
+    """No algorithm named: boto3 sends CRC32 by default, and S3 keeps what it was sent."""
+    body = data(5000, seed=51)
+    s3.put_object(Bucket=bucket, Key="plain.bin", Body=body)
+    got = s3.get_object(Bucket=bucket, Key="plain.bin", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got["ChecksumCRC32"] == expected_checksum("CRC32", body)
+
+
+def test_upload_and_download_file_multipart(s3: Any, bucket: str, tmp_path: Path) -> None:
+    body = write_file(tmp_path / "up.bin", 20 * MiB, seed=52)
+    config = TransferConfig(multipart_threshold=8 * MiB)
+    s3.upload_file(str(tmp_path / "up.bin"), bucket, "big/up.bin", Config=config)
+
+    head = s3.head_object(Bucket=bucket, Key="big/up.bin")
+    assert head["ContentLength"] == 20 * MiB
+    # s3transfer's default chunk size is 8 MiB: 8 + 8 + 4.
+    assert head["ETag"].strip('"') == multipart_etag(body, 8 * MiB)
+
+    # Downloading above the threshold issues ranged GETs, validated with checksums on.
+    s3.download_file(bucket, "big/up.bin", str(tmp_path / "down.bin"), Config=config)
+    assert (tmp_path / "down.bin").read_bytes() == body
+
+
+def test_upload_fileobj_non_seekable(s3: Any, bucket: str) -> None:
+    body = data(9 * MiB + 7, seed=53)
+    config = TransferConfig(multipart_threshold=8 * MiB)
+    s3.upload_fileobj(_NonSeekable(body), bucket, "stream.bin", Config=config)
+    head = s3.head_object(Bucket=bucket, Key="stream.bin")
+    assert head["ETag"].strip('"') == multipart_etag(body, 8 * MiB)
+    assert s3.get_object(Bucket=bucket, Key="stream.bin")["Body"].read() == body
+
+    small = data(1000, seed=54)
+    s3.upload_fileobj(_NonSeekable(small), bucket, "small-stream.bin", Config=config)
+    assert s3.get_object(Bucket=bucket, Key="small-stream.bin")["Body"].read() == small
+
+
+def _http_error(request: urllib.request.Request | str) -> tuple[int, str | None]:
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(request)
+    return failure.value.code, etree.fromstring(failure.value.read()).findtext("Code")
+
+
+def test_presigned_get_and_put(gateway: GatewayServer, bucket: str) -> None:
+    """SigV4 presigned URLs (``signature_version="s3v4"``, as AWS documents) work."""
+    s3 = make_s3_client(gateway, signature_version="s3v4")
+    body = data(4000, seed=55)
+    s3.put_object(Bucket=bucket, Key="dir/file one.txt", Body=body)
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "dir/file one.txt"}, ExpiresIn=600
+    )
+    assert "X-Amz-Signature=" in url
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == body
+
+    uploaded = data(3000, seed=56)
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "dir/uploaded.txt"}, ExpiresIn=600
+    )
+    request = urllib.request.Request(url, data=uploaded, method="PUT")
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+        assert response.headers["ETag"].strip('"') == md5_hex(uploaded)
+    assert s3.get_object(Bucket=bucket, Key="dir/uploaded.txt")["Body"].read() == uploaded
+
+    # The signature covers the key: the same URL for another key is refused.
+    other = url.replace("dir/uploaded.txt", "dir/other.txt")
+    put_other = urllib.request.Request(other, data=uploaded, method="PUT")
+    assert _http_error(put_other) == (403, "SignatureDoesNotMatch")
+
+
+def test_default_presigned_url_is_sigv2_and_refused(s3: Any, bucket: str) -> None:
+    """At its defaults boto3 presigns with Signature Version 2 in us-east-1; like S3 for
+    buckets made since 2020, the gateway accepts SigV4 only and says so."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"body")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    assert "AWSAccessKeyId=" in url
+    assert _http_error(url) == (400, "InvalidRequest")
+
+
+def test_ranged_get_with_checksum_mode(s3: Any, bucket: str) -> None:
+    body = data(200_000, seed=57)
+    s3.put_object(Bucket=bucket, Key="ranged.bin", Body=body, ChecksumAlgorithm="SHA256")
+    got = s3.get_object(
+        Bucket=bucket, Key="ranged.bin", Range="bytes=1000-1999", ChecksumMode="ENABLED"
+    )
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert got["ContentRange"] == "bytes 1000-1999/200000"
+    assert got["Body"].read() == body[1000:2000]
+    # A whole-object checksum does not describe a range, so S3 sends none.
+    assert "ChecksumSHA256" not in got
+
+    suffix = s3.get_object(
+        Bucket=bucket, Key="ranged.bin", Range="bytes=-16", ChecksumMode="ENABLED"
+    )
+    assert suffix["Body"].read() == body[-16:]
