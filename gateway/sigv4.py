@@ -166,9 +166,13 @@ def authenticate(
         presigned = False
     elif query_auth is not None:
         signed = _from_query(params, query_auth, region, now, max_skew)
-        content_hash = _first(params, "X-Amz-Content-Sha256") or req.headers.get(
-            "x-amz-content-sha256", PayloadMode.UNSIGNED.value
-        )
+        # A presigned URL binds no body unless it carries a hash, as a parameter or as a
+        # signed header; an unsigned header is a later addition and cannot count.
+        content_hash = _first(params, "X-Amz-Content-Sha256")
+        if content_hash is None and "x-amz-content-sha256" in signed.signed_headers:
+            content_hash = req.headers.get("x-amz-content-sha256")
+        if content_hash is None:
+            content_hash = PayloadMode.UNSIGNED.value
         presigned = True
     elif _first(params, "Signature") is not None and _first(params, "AWSAccessKeyId") is not None:
         # A Signature Version 2 presigned URL (boto3's default for us-east-1) is a signed

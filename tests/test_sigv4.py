@@ -404,6 +404,21 @@ def test_botocore_presigned(key: str) -> None:
     assert result.payload_mode is PayloadMode.UNSIGNED
 
 
+def test_presigned_ignores_an_unsigned_content_sha256_header() -> None:
+    view = botocore_presigned("PUT", "key")
+    headers = dict(view.headers, **{"x-amz-content-sha256": EMPTY})
+    tampered = HttpRequestView(view.method, view.raw_path, view.query_string, headers)
+    assert authenticate(tampered, lookup, REGION, NOW).payload_mode is PayloadMode.UNSIGNED
+
+
+def test_presigned_with_signed_content_sha256_header() -> None:
+    url = "https://127.0.0.1:9000/bucket/key"
+    request = AWSRequest(method="PUT", url=url, headers={"X-Amz-Content-SHA256": EMPTY})
+    S3SigV4QueryAuth(Credentials(AK, SECRET), "s3", REGION, expires=60).add_auth(request)
+    result = authenticate(view_of(request), lookup, REGION, NOW)
+    assert (result.payload_mode, result.content_sha256) == (PayloadMode.SIGNED, EMPTY)
+
+
 def test_botocore_query_parameters() -> None:
     params = {"list-type": "2", "prefix": "a b+c/~é", "delimiter": "/", "max-keys": "10"}
     view = botocore_signed("GET", "", params=params)
