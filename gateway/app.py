@@ -1,6 +1,6 @@
 """The ASGI application: one straight line from the socket to a handler and back.
 
-parse address and query -> route (one table) -> authenticate (SigV4) -> handler -> Reply,
+parse address and query -> route (one table) -> authenticate (SigV4, SigV2) -> handler -> Reply,
 written here and nowhere else. Every failure becomes S3's XML error with the request id;
 an unexpected exception is logged with its cause and answered ``InternalError``.
 """
@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway import s3xml
+from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
 from gateway.handlers import HANDLERS
 from gateway.request import BodySource, S3Request, header_map, parse_address, parse_query
 from gateway.responses import Reply
 from gateway.routing import Operation, resolve
 from gateway.settings import Settings
-from gateway.sigv4 import HttpRequestView, authenticate
+from gateway.sigv4 import HttpRequestView
 from policy.credentials import CredentialStore
 from translators.base import Backend, RequestContext
 
@@ -88,12 +89,13 @@ class Gateway:
                     raise S3Error(
                         "MethodNotAllowed", Method=method, ResourceType=address.target.upper()
                     )
-                auth = authenticate(
+                auth = authenticate_request(
                     HttpRequestView(method, raw_path, query_string, headers),
                     self.credentials.lookup,
                     self.settings.region,
                     datetime.now(UTC),
                     self._max_skew,
+                    address.bucket if address.virtual_host else None,
                 )
                 principal = auth.credential.principal
                 handler = HANDLERS.get(operation)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -22,10 +22,16 @@ MAX_XML_BODY = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Address:
-    """Where a request points: the bucket and key, decoded, and its error ``resource``."""
+    """Where a request points: the bucket and key, decoded, and its error ``resource``.
+
+    ``virtual_host`` says the bucket came from the Host header (SigV2 signs it into the
+    resource); it is how the request was addressed, not where it points, so equality
+    ignores it.
+    """
 
     bucket: str | None
     key: str | None
+    virtual_host: bool = field(default=False, compare=False)
 
     @property
     def target(self) -> Target:
@@ -52,7 +58,7 @@ def parse_address(raw_path: str, host: str, domains: Iterable[str]) -> Address:
         if hostname.endswith(suffix) and len(hostname) > len(suffix):
             bucket = hostname[: -len(suffix)]
             key = unquote(raw_path[1:]) if len(raw_path) > 1 else None
-            return _checked(Address(bucket, key))
+            return _checked(Address(bucket, key, virtual_host=True))
     path = raw_path[1:] if raw_path.startswith("/") else raw_path
     if not path:
         return Address(None, None)

@@ -3,6 +3,7 @@ with S3's error code and leave nothing stored; presigned and virtual-hosted requ
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
@@ -286,3 +287,60 @@ def test_virtual_hosted_style(tmp_path: Path) -> None:
         response = httpx.get(f"{server.endpoint}/a/b.txt", headers=headers)
         assert response.status_code == 200, response.text
         assert response.content == b"virtual"
+        # SigV2 signs the bucket from the Host header into the resource.
+        expires = str(int(time.time()) + 300)
+        to_sign = f"GET\n\n\n{expires}\n/vhost-bucket/a/b.txt".encode()
+        digest = hmac.new(server.secret_key.encode(), to_sign, hashlib.sha1).digest()
+        query = {
+            "AWSAccessKeyId": server.access_key,
+            "Expires": expires,
+            "Signature": base64.b64encode(digest).decode(),
+        }
+        v2 = httpx.get(f"{server.endpoint}/a/b.txt", params=query, headers={"host": host})
+        assert v2.status_code == 200, v2.text
+        assert v2.content == b"virtual"
+
+
+def test_default_presigned_urls_are_sigv2_and_work(s3: Any, bucket: str) -> None:
+    """boto3 at its defaults presigns with Signature Version 2 in us-east-1."""
+    key = "dir/sigv2 ü+key.txt"
+    upload_url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300
+    )
+    assert "AWSAccessKeyId=" in upload_url
+    assert httpx.put(upload_url, content=b"sigv2 body").status_code == 200
+    url = s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": key, "ResponseCacheControl": "no-store"},
+        ExpiresIn=300,
+    )
+    response = httpx.get(url)
+    assert response.status_code == 200, response.text
+    assert response.content == b"sigv2 body"
+
+    for tampered in (
+        url.replace("sigv2%20", "sigv3%20"),
+        url.replace("no-store", "no-cache"),
+        url.replace("Signature=", "Signature=A"),
+    ):
+        rejected = httpx.get(tampered)
+        assert rejected.status_code == 403
+        assert code_of(rejected) == "SignatureDoesNotMatch"
+    other_key = httpx.put(upload_url.replace("sigv2%20", "other%20"), content=b"x")
+    assert code_of(other_key) == "SignatureDoesNotMatch"
+    assert_absent(s3, bucket, "dir/other ü+key.txt")
+
+
+def test_sigv2_header_signing_client(gateway: GatewayServer, bucket: str) -> None:
+    """A client signing ``Authorization: AWS key:signature`` headers (botocore's "s3")."""
+    v2 = make_s3_client(gateway, signature_version="s3")
+    v2.put_object(Bucket=bucket, Key="a b+c", Body=b"header signed", ContentType="text/plain")
+    assert v2.get_object(Bucket=bucket, Key="a b+c")["Body"].read() == b"header signed"
+    assert [o["Key"] for o in v2.list_objects_v2(Bucket=bucket)["Contents"]] == ["a b+c"]
+    other = GatewayServer(
+        gateway.endpoint, gateway.port, gateway.data_dir, gateway.process, gateway.log_path
+    )
+    other.secret_key = "not-the-secret"
+    with pytest.raises(ClientError) as excinfo:
+        make_s3_client(other, signature_version="s3").get_object(Bucket=bucket, Key="a b+c")
+    assert excinfo.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
