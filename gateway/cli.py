@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         help="enable virtual-hosted-style requests under this domain (repeatable)",
     )
     serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     return parser
 
 
@@ -65,6 +67,9 @@ def serve(settings: Settings) -> None:
         http="httptools",
         loop="uvloop",
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=30,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
     asyncio.run(uvicorn.Server(config).serve())
 
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 "region": args.region,
                 "domains": args.domains,
                 "log_level": args.log_level,
+                "tls_cert_file": args.tls_cert,
+                "tls_key_file": args.tls_key,
             },
         )
     except SettingsError as error:

@@ -21,6 +21,14 @@ def write_metadata(headers: Mapping[str, str]) -> WriteMetadata:
     """The stored headers and ``x-amz-meta-*`` pairs of a write; ``MetadataTooLarge`` past 2 KB
     (S3 counts the UTF-8 bytes of every user-metadata name and value)."""
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
+    if "content-encoding" in stored:
+        # aws-chunked describes the transfer, not the object: S3 drops it.
+        codings = [c.strip() for c in stored["content-encoding"].split(",")]
+        kept = ",".join(c for c in codings if c and c.lower() != "aws-chunked")
+        if kept:
+            stored["content-encoding"] = kept
+        else:
+            del stored["content-encoding"]
     user = {
         name[len(META_PREFIX) :]: value
         for name, value in headers.items()

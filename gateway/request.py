@@ -169,6 +169,8 @@ class S3Request:
     async def read_body(self, limit: int = MAX_XML_BODY) -> bytes:
         """The whole (small) body, verified; ``MalformedXML``-sized guard against floods."""
         length = self.headers.get("content-length")
+        if length is None and "transfer-encoding" not in self.headers:
+            return b""
         if length is not None and length.isdigit() and int(length) == 0:
             return b""
         chunks: list[bytes] = []

@@ -33,6 +33,8 @@ class Settings:
     max_object_size: int = 5 * 1024**3
     log_level: str = "info"
     log_format: str = "json"
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @property
     def address(self) -> str:
@@ -51,6 +53,8 @@ _ENV: dict[str, str] = {
     "PWG_MAX_OBJECT_SIZE": "max_object_size",
     "PWG_LOG_LEVEL": "log_level",
     "PWG_LOG_FORMAT": "log_format",
+    "PWG_TLS_CERT_FILE": "tls_cert_file",
+    "PWG_TLS_KEY_FILE": "tls_key_file",
 }
 
 
@@ -76,7 +80,7 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
         raise SettingsError(f"{source}: unknown setting {name!r}")
     kind = str(types[name])
     try:
-        if kind == "Path":
+        if kind in ("Path", "Path | None"):
             return {name: Path(str(value)).expanduser()}
         if kind == "int":
             return {name: int(value)}
@@ -115,4 +119,6 @@ def load_settings(
     settings = replace(Settings(), **values)
     if (settings.root_access_key is None) != (settings.root_secret_key is None):
         raise SettingsError("set both PWG_ROOT_ACCESS_KEY and PWG_ROOT_SECRET_KEY, or neither")
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise SettingsError("set both a TLS certificate and its key, or neither")
     return settings

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.servers import GatewayServer, running_gateway
+from tests.servers import GatewayServer, make_tls_files, running_gateway
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,16 @@ def make_s3_client(server: GatewayServer, **config: Any) -> Any:
         aws_secret_access_key=server.secret_key,
         region_name=server.region,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
+        verify=str(server.cafile) if server.cafile else None,
     )
+
+
+@pytest.fixture(scope="session")
+def tls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """A gateway serving HTTPS: boto3 sends aws-chunked trailers only over TLS."""
+    directory = tmp_path_factory.mktemp("tls-gateway")
+    with running_gateway(directory / "data", tls=make_tls_files(directory)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

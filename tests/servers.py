@@ -6,10 +6,12 @@ stopped by PID. A component that cannot be found fails the test under ``CI=true`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,9 +20,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ACCESS_KEY = "PWTESTACCESSKEY00001"
 SECRET_KEY = "pw-test-secret/key+with=odd~chars"
@@ -34,13 +41,16 @@ def free_port() -> int:
         return port
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], attempts: int = 400) -> None:
+def wait_http(
+    url: str, process: subprocess.Popen[bytes], attempts: int = 400, cafile: Path | None = None
+) -> None:
     """Poll ``url`` until any HTTP status answers; fail if the process exits first."""
+    context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
     for _ in range(attempts):
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
         try:
-            urllib.request.urlopen(url, timeout=1).close()
+            urllib.request.urlopen(url, timeout=1, context=context).close()
             return
         except urllib.error.HTTPError:
             return
@@ -61,6 +71,44 @@ def require_tool(name: str) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "cert.pem", directory / "key.pem")
+    files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
 @dataclass
 class GatewayServer:
     """A running gateway: its endpoint, credentials, data dir and process."""
@@ -70,6 +118,7 @@ class GatewayServer:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    cafile: Path | None = None
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
     region: str = REGION
@@ -85,8 +134,11 @@ class GatewayServer:
                 self.process.wait()
 
 
-def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> GatewayServer:
-    """Start ``pagewright-gateway serve`` on a free port with the test credentials."""
+def start_gateway(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, tls: TlsFiles | None = None
+) -> GatewayServer:
+    """Start ``pagewright-gateway serve`` on a free port with the test credentials (over
+    HTTPS when ``tls`` is given)."""
     port = free_port()
     log_path = data_dir.parent / f"gateway-{port}.log"
     environment = {
@@ -108,25 +160,28 @@ def start_gateway(data_dir: Path, *args: str, env: dict[str, str] | None = None)
                 "--address",
                 f"127.0.0.1:{port}",
                 *args,
+                *(["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []),
             ],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        wait_http(f"{endpoint}/_pagewright/healthz", process)
+        wait_http(f"{endpoint}/_pagewright/healthz", process, cafile=tls.cert if tls else None)
     except RuntimeError:
         process.kill()
         raise RuntimeError(log_path.read_text()) from None
-    return GatewayServer(endpoint, port, data_dir, process, log_path, env=environment)
+    return GatewayServer(
+        endpoint, port, data_dir, process, log_path, tls.cert if tls else None, env=environment
+    )
 
 
 @contextmanager
 def running_gateway(
-    data_dir: Path, *args: str, env: dict[str, str] | None = None
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, tls: TlsFiles | None = None
 ) -> Iterator[GatewayServer]:
-    server = start_gateway(data_dir, *args, env=env)
+    server = start_gateway(data_dir, *args, env=env, tls=tls)
     try:
         yield server
     finally:

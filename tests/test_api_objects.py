@@ -288,3 +288,11 @@ def test_unknown_version_id(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as excinfo:
         s3.get_object(Bucket=bucket, Key="v", VersionId="3HL4kqtJlcpXroDTDmJ")
     assert error_code(excinfo) == "InvalidArgument"
+
+
+def test_aws_chunked_is_not_stored_as_content_encoding(s3: Any, bucket: str) -> None:
+    # boto3 sends its CRC in an aws-chunked trailer; only the client's own coding is kept.
+    s3.put_object(Bucket=bucket, Key="gz", Body=b"x", ContentEncoding="gzip")
+    assert s3.head_object(Bucket=bucket, Key="gz")["ContentEncoding"] == "gzip"
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key="plain")
