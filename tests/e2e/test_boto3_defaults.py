@@ -8,6 +8,7 @@ import io
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,23 @@ class _NonSeekable(io.RawIOBase):
         return self._source.read(size)
 
 
+@pytest.fixture(params=["http", "https"])
+def client_bucket(
+    request: pytest.FixtureRequest, gateway: GatewayServer, bucket_name: Callable[[], str]
+) -> Iterator[tuple[Any, str]]:
+    """A default boto3 client and a fresh bucket, over plain HTTP (checksums in headers) and
+    over HTTPS (where boto3 sends checksums in aws-chunked trailers)."""
+    server = gateway if request.param == "http" else request.getfixturevalue("tls_gateway")
+    client = make_s3_client(server)
+    name = bucket_name()
+    client.create_bucket(Bucket=name)
+    yield client, name
+    client.close()  # idle TLS keep-alive connections would hold up the server's shutdown
+
+
 @pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"])
-def test_put_get_with_checksum(s3: Any, bucket: str, algorithm: str) -> None:
+def test_put_get_with_checksum(client_bucket: tuple[Any, str], algorithm: str) -> None:
+    s3, bucket = client_bucket
     body = data(100_000, seed=50)
     key = f"checksum/{algorithm}.bin"
     expected = expected_checksum(algorithm, body)
@@ -69,7 +85,8 @@ def test_put_get_with_checksum(s3: Any, bucket: str, algorithm: str) -> None:
     assert head[f"Checksum{algorithm}"] == expected
 
 
-def test_default_put_keeps_crc32(s3: Any, bucket: str) -> None:
+def test_default_put_keeps_crc32(client_bucket: tuple[Any, str]) -> None:
+    s3, bucket = client_bucket
     """No algorithm named: boto3 sends CRC32 by default, and S3 keeps what it was sent."""
     body = data(5000, seed=51)
     s3.put_object(Bucket=bucket, Key="plain.bin", Body=body)
@@ -93,7 +110,8 @@ def test_upload_and_download_file_multipart(s3: Any, bucket: str, tmp_path: Path
     assert (tmp_path / "down.bin").read_bytes() == body
 
 
-def test_upload_fileobj_non_seekable(s3: Any, bucket: str) -> None:
+def test_upload_fileobj_non_seekable(client_bucket: tuple[Any, str]) -> None:
+    s3, bucket = client_bucket
     body = data(9 * MiB + 7, seed=53)
     config = TransferConfig(multipart_threshold=8 * MiB)
     s3.upload_fileobj(_NonSeekable(body), bucket, "stream.bin", Config=config)
@@ -156,7 +174,8 @@ def test_presigned_get_and_put(gateway: GatewayServer, bucket: str, signature_ve
     assert missing.value.response["Error"]["Code"] == "404"
 
 
-def test_ranged_get_with_checksum_mode(s3: Any, bucket: str) -> None:
+def test_ranged_get_with_checksum_mode(client_bucket: tuple[Any, str]) -> None:
+    s3, bucket = client_bucket
     body = data(200_000, seed=57)
     s3.put_object(Bucket=bucket, Key="ranged.bin", Body=body, ChecksumAlgorithm="SHA256")
     got = s3.get_object(
