@@ -463,8 +463,9 @@ def test_botocore_tampering() -> None:
     assert code(altered_path) == "SignatureDoesNotMatch"
     altered_method = HttpRequestView("POST", good.raw_path, good.query_string, good.headers)
     assert code(altered_method) == "SignatureDoesNotMatch"
-    assert code(good, NOW + timedelta(minutes=16)) == "RequestTimeTooSkewed"
-    assert code(good, NOW - timedelta(minutes=16)) == "RequestTimeTooSkewed"
+    signed_at = datetime.strptime(good.headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert code(good, signed_at + timedelta(minutes=16)) == "RequestTimeTooSkewed"
+    assert code(good, signed_at - timedelta(minutes=16)) == "RequestTimeTooSkewed"
 
     presigned = botocore_presigned("GET", "key", expires=60)
     assert authenticate(presigned, lookup, REGION, NOW + timedelta(seconds=30)).presigned

@@ -24,7 +24,13 @@ from gateway.errors import S3Error
 
 ChecksumAlgorithm = Literal["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
 ChecksumType = Literal["FULL_OBJECT", "COMPOSITE"]
-CHECKSUM_ALGORITHMS: tuple[ChecksumAlgorithm, ...] = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+CHECKSUM_ALGORITHMS: tuple[ChecksumAlgorithm, ...] = (
+    "CRC32",
+    "CRC32C",
+    "CRC64NVME",
+    "SHA1",
+    "SHA256",
+)
 
 #: Headers stored with an object and returned verbatim on GET/HEAD (lower-case names).
 STORED_HEADERS: tuple[str, ...] = (
@@ -334,7 +340,9 @@ class Backend(Protocol):
         """Remove ``key``; succeeds if it is absent (S3 semantics). ``NoSuchBucket``."""
         ...
 
-    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage: ...
+    async def list_objects(
+        self, ctx: RequestContext, bucket: str, query: ListQuery
+    ) -> ListPage: ...
 
     # Multipart
     async def create_multipart_upload(
