@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -197,32 +198,29 @@ async def delete_object(req: S3Request) -> Reply:
     return empty_reply(204)
 
 
+#: DeleteObjects removes this many keys at once, so the backend can batch their commits.
+DELETE_CONCURRENCY = 32
+
+
 async def delete_objects(req: S3Request) -> Reply:
     request = s3xml.parse_delete(await req.read_body())
     await req.backend.head_bucket(req.ctx, req.bucket)
-    results = []
-    for key, version in request.objects:
+    limit = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+    async def delete(key: str, version: str | None) -> etree._Element | None:
         try:
             if version not in (None, "null"):
                 raise S3Error("NoSuchVersion", "The specified version does not exist.")
-            await req.backend.delete_object(req.ctx, req.bucket, key)
+            async with limit:
+                await req.backend.delete_object(req.ctx, req.bucket, key)
         except S3Error as error:
-            results.append(
-                G(
-                    "Error",
-                    [
-                        T("Key", key),
-                        T("VersionId", version),
-                        T("Code", error.code),
-                        T("Message", error.message),
-                    ],
-                )
-            )
-            continue
-        if not request.quiet:
-            results.append(G("Deleted", [T("Key", key), T("VersionId", version)]))
+            fields = [T("Key", key), T("VersionId", version), T("Code", error.code)]
+            return G("Error", [*fields, T("Message", error.message)])
+        return None if request.quiet else G("Deleted", [T("Key", key), T("VersionId", version)])
+
+    results = await asyncio.gather(*(delete(k, v) for k, v in request.objects))
     root = E("DeleteResult")
-    root.extend(results)
+    root.extend(r for r in results if r is not None)
     return xml_reply(root)
 
 
