@@ -174,14 +174,6 @@ def authenticate(
         if content_hash is None:
             content_hash = PayloadMode.UNSIGNED.value
         presigned = True
-    elif _first(params, "Signature") is not None and _first(params, "AWSAccessKeyId") is not None:
-        # A Signature Version 2 presigned URL (boto3's default for us-east-1) is a signed
-        # request in a mechanism S3 no longer accepts, not an anonymous one.
-        raise S3Error(
-            "InvalidRequest",
-            f"The authorization mechanism you have provided is not supported. "
-            f"Please use {ALGORITHM}.",
-        )
     else:
         raise S3Error("AccessDenied", "Anonymous access is not allowed.")
 
