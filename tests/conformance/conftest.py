@@ -48,7 +48,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def _make_filesystem(tmp_path: Path) -> Harness:
+async def _make_filesystem(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     root = tmp_path / "data"
     harness = Harness(backend=FilesystemBackend(root), min_part_size=5 * 1024 * 1024)
 
@@ -91,12 +91,16 @@ async def _make_filesystem(tmp_path: Path) -> Harness:
     return harness
 
 
-_FACTORIES = {"filesystem": _make_filesystem}
+Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[Harness]]
+
+#: One entry per translator under test. A remote translator's factory gets its emulator
+#: from a session fixture (``request.getfixturevalue``), started once per test session.
+_FACTORIES: dict[str, Factory] = {"filesystem": _make_filesystem}
 
 
 @pytest.fixture(params=sorted(_FACTORIES))
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    made = await _FACTORIES[request.param](tmp_path)
+    made = await _FACTORIES[request.param](request, tmp_path)
     yield made
     for extra in made.extra:
         await extra.close()
