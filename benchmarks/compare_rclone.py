@@ -206,6 +206,34 @@ class RssSampler:
         return peak / 1024
 
 
+class CpuMeter:
+    """CPU time used by the server (all its threads) and by this process since creation."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self.server_start = self._server_seconds()
+        self.self_start = self._self_seconds()
+
+    def _server_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / self.ticks  # utime + stime
+
+    @staticmethod
+    def _self_seconds() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    def busy(self, elapsed: float) -> tuple[float, float]:
+        """(server, load generator) CPU seconds per wall-clock second over ``elapsed``."""
+        if elapsed <= 0:
+            return 0.0, 0.0
+        server = self._server_seconds() - self.server_start
+        own = self._self_seconds() - self.self_start
+        return server / elapsed, own / elapsed
+
+
 # ---------------------------------------------------------------------------------------------
 # workload
 
@@ -291,6 +319,7 @@ class ServerResult:
     metrics: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     failed_requests: int = 0
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def log(message: str) -> None:
@@ -350,17 +379,23 @@ class Bench:
             await self.load(
                 requests, duration=self.options.warmup, head_only=head_only, accept=accept
             )
+        cpu = CpuMeter(self.server.process.pid)
         run = await self.load(
             requests, duration=self.options.duration, head_only=head_only, accept=accept
         )
+        server_cpu, loadgen_cpu = cpu.busy(run.elapsed)
         self.record(phase, run)
         self.result.metrics[f"{unit_key}_rate"] = run.rate
         self.result.metrics[f"{unit_key}_p50"] = run.percentile(0.50) * 1000
         self.result.metrics[f"{unit_key}_p99"] = run.percentile(0.99) * 1000
+        self.result.cpu[phase] = {"server": server_cpu, "loadgen": loadgen_cpu}
         log(
             f"  {phase}: {run.rate:,.0f}/s  p50 {run.percentile(0.5) * 1000:.2f} ms  "
-            f"p99 {run.percentile(0.99) * 1000:.2f} ms  ({run.completed} ok, {run.failed} failed)"
+            f"p99 {run.percentile(0.99) * 1000:.2f} ms  ({run.completed} ok, {run.failed} failed;"
+            f" CPU busy: server {server_cpu:.0%}, load generator {loadgen_cpu:.0%})"
         )
+        if loadgen_cpu > 0.9:
+            log(f"  warning: the load generator was {loadgen_cpu:.0%} busy: it may be the limit")
 
     async def seed(self, phase: str, requests: Sequence[bytes]) -> None:
         run = await self.load(requests, duration=600, max_requests=len(requests))
@@ -627,6 +662,7 @@ def as_json(results: dict[ServerName, ServerResult], options: Options, notes: li
         "metrics": rows,
         "failed_requests": {name: result.failed_requests for name, result in results.items()},
         "failures": {name: result.failures for name, result in results.items()},
+        "cpu_busy": {name: result.cpu for name, result in results.items()},
         "notes": notes,
     }
     return json.dumps(document, indent=2, allow_nan=False, default=str)
