@@ -7,8 +7,10 @@ an unexpected exception is logged with its cause and answered ``InternalError``.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
@@ -57,8 +59,15 @@ class Gateway:
                 try:
                     await self.backend.start()
                 except Exception as exc:
-                    log.exception("backend failed to start")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    reason = exc.message if isinstance(exc, S3Error) else str(exc)
+                    log.exception("backend failed to start", extra={"backend": self.backend.name})
+                    print(
+                        f"pagewright-gateway: the {self.backend.name} backend could not start: "
+                        f"{reason}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    await send({"type": "lifespan.startup.failed", "message": reason})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -78,8 +87,8 @@ class Gateway:
         principal = "-"
         resource = "/"
         try:
-            if raw_path.startswith(INTERNAL_PREFIX):
-                reply = await self._internal(raw_path)
+            if _is_probe(method, raw_path, headers, query_string):
+                reply = await self._probe(raw_path)
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
                 resource = address.resource
@@ -138,17 +147,37 @@ class Gateway:
             },
         )
 
-    async def _internal(self, raw_path: str) -> Reply:
-        """Unauthenticated probes: ``/_pagewright/healthz`` (alive), ``/_pagewright/readyz``."""
-        if raw_path == INTERNAL_PREFIX + "healthz":
+    async def _probe(self, raw_path: str) -> Reply:
+        """Unauthenticated probes. ``/healthz``: the process serves requests (no I/O).
+        ``/readyz``: the storage answers; 503 with the backend's error otherwise."""
+        if raw_path.endswith("healthz"):
             return Reply(200, [("Content-Type", "text/plain")], b"ok\n")
-        if raw_path == INTERNAL_PREFIX + "readyz":
+        try:
             await self.backend.check_ready()
-            return Reply(200, [("Content-Type", "text/plain")], b"ready\n")
-        raise S3Error("InvalidURI", "No such gateway endpoint.")
+        except S3Error as error:
+            body = json.dumps(
+                {"ready": False, "backend": self.backend.name, "error": error.message}
+            )
+            return Reply(503, [("Content-Type", "application/json")], body.encode())
+        body = json.dumps({"ready": True, "backend": self.backend.name})
+        return Reply(200, [("Content-Type", "application/json")], body.encode())
 
 
 _DRAIN_LIMIT = 1024 * 1024
+_PROBES = frozenset(
+    {"/healthz", "/readyz", INTERNAL_PREFIX + "healthz", INTERNAL_PREFIX + "readyz"}
+)
+
+
+def _is_probe(method: str, raw_path: str, headers: dict[str, str], query_string: str) -> bool:
+    """A liveness/readiness probe: an unsigned GET of a probe path. A signed GET /healthz is
+    a ListObjects of a bucket named ``healthz``, as S3 clients mean it."""
+    return (
+        method == "GET"
+        and raw_path in _PROBES
+        and "authorization" not in headers
+        and "Signature" not in query_string
+    )
 
 
 def _has_body(headers: dict[str, str]) -> bool:

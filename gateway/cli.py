@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
@@ -14,7 +15,8 @@ from gateway import logs
 from gateway.app import Gateway
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
-from translators.filesystem import FilesystemBackend
+from translators.config import BackendConfigError, parse_backend_url
+from translators.registry import create_backend
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the S3 endpoint")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument("--data-dir", help="where objects are stored (default ./data)")
+    serve.add_argument(
+        "--backend",
+        help="storage URL: file:///path, s3://bucket[/prefix], azure://container[/prefix], "
+        "gcs://bucket[/prefix] (default: file://<data-dir>/storage)",
+    )
     serve.add_argument("--address", help="HOST:PORT to listen on (default 127.0.0.1:9000)")
     serve.add_argument("--region", help="the region clients sign for (default us-east-1)")
     serve.add_argument(
@@ -37,8 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_app(settings: Settings) -> Gateway:
-    """The gateway over the filesystem translator, with the root credentials loaded."""
+def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
+    """The gateway over the configured translator, with the root credentials loaded.
+
+    ``environ`` carries the storage SDKs' standard variables (endpoints, credentials).
+    """
     root = load_root_credentials(settings)
     if root.generated:
         # Printed once, to the terminal, on the start that created the pair; never logged.
@@ -49,13 +59,17 @@ def build_app(settings: Settings) -> Gateway:
             f"  AWS_SECRET_ACCESS_KEY={root.credential.secret_key}",
             flush=True,
         )
-    backend = FilesystemBackend(settings.data_dir / "storage")
+    backend = create_backend(parse_backend_url(settings.backend_url), environ)
     return Gateway(settings, backend, CredentialStore([root.credential]))
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, environ: Mapping[str, str]) -> int:
     logs.configure(settings.log_level, settings.log_format)
-    app = build_app(settings)
+    try:
+        app = build_app(settings, environ)
+    except BackendConfigError as error:
+        print(f"pagewright-gateway: {error}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -71,7 +85,9 @@ def serve(settings: Settings) -> None:
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve())
+    return 0 if server.started else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             environ=os.environ,
             overrides={
                 "data_dir": args.data_dir,
+                "backend": args.backend,
                 "address": args.address,
                 "region": args.region,
                 "domains": args.domains,
@@ -93,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"pagewright-gateway: {error}", file=sys.stderr)
         return 2
-    serve(settings)
-    return 0
+    return serve(settings, os.environ)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class Settings:
     """
 
     data_dir: Path = Path("data")
+    backend: str = ""  # a backend URL (translators.config); "" = file://<data_dir>/storage
     host: str = "127.0.0.1"
     port: int = 9000
     region: str = "us-east-1"
@@ -40,10 +41,16 @@ class Settings:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def backend_url(self) -> str:
+        """The configured backend, or the embedded default under the data dir."""
+        return self.backend or f"file://{(self.data_dir / 'storage').absolute()}"
+
 
 #: Environment variable -> Settings field.
 _ENV: dict[str, str] = {
     "PWG_DATA_DIR": "data_dir",
+    "PWG_BACKEND": "backend",
     "PWG_ADDRESS": "address",
     "PWG_REGION": "region",
     "PWG_DOMAINS": "domains",

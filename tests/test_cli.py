@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from tests.servers import free_port, wait_http
+from tests.servers import GatewayServer, free_port, wait_http
 
 
 def _start(cwd: Path, port: int) -> subprocess.Popen[bytes]:
@@ -71,3 +73,32 @@ def test_bad_configuration_fails_clearly(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert b"HOST:PORT" in result.stderr
+
+
+def test_unknown_backend_scheme(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--backend", "ftp://somewhere"],
+        cwd=tmp_path,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"unknown scheme" in result.stderr
+
+
+def test_probes(gateway: GatewayServer) -> None:
+    for path in ("/healthz", "/_pagewright/healthz"):
+        with urllib.request.urlopen(gateway.endpoint + path) as response:
+            assert response.read() == b"ok\n"
+    with urllib.request.urlopen(gateway.endpoint + "/readyz") as response:
+        assert json.loads(response.read()) == {"ready": True, "backend": "filesystem"}
+
+
+def test_signed_healthz_is_a_bucket(s3: Any) -> None:
+    # A signed request for /healthz is S3 addressing a bucket called "healthz".
+    s3.create_bucket(Bucket="healthz")
+    s3.put_object(Bucket="healthz", Key="k", Body=b"x")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="healthz")["Contents"]] == ["k"]
+    s3.delete_object(Bucket="healthz", Key="k")
+    s3.delete_bucket(Bucket="healthz")
