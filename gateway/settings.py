@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from policy.model import SitePolicy
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -36,10 +38,17 @@ class Settings:
     log_format: str = "json"
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    catalog_url: str = ""  # SQLAlchemy URL; "" = sqlite:///<data_dir>/catalog.sqlite3
+    policy: SitePolicy = field(default_factory=SitePolicy)  # global defaults ([policy] table)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def catalog(self) -> str:
+        """The catalog database URL: configured, or SQLite in the data dir."""
+        return self.catalog_url or f"sqlite:///{(self.data_dir / 'catalog.sqlite3').absolute()}"
 
     @property
     def backend_url(self) -> str:
@@ -51,6 +60,7 @@ class Settings:
 _ENV: dict[str, str] = {
     "PWG_DATA_DIR": "data_dir",
     "PWG_BACKEND": "backend",
+    "PWG_CATALOG_URL": "catalog_url",
     "PWG_ADDRESS": "address",
     "PWG_REGION": "region",
     "PWG_DOMAINS": "domains",
@@ -114,7 +124,14 @@ def load_settings(
             document = tomllib.loads(config_file.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"cannot read config file {config_file}: {exc}") from exc
-        table = document.get("gateway", document)
+        table = dict(document.get("gateway", document))
+        policy = table.pop("policy", document.get("policy", {}))
+        try:
+            values["policy"] = SitePolicy().merged(
+                {k.replace("-", "_"): v for k, v in policy.items()}
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise SettingsError(f"{config_file}: [policy]: {exc}") from exc
         for name, value in table.items():
             values.update(_coerce(name.replace("-", "_"), value, str(config_file)))
     for variable, name in _ENV.items():

@@ -82,3 +82,23 @@ def test_root_credentials_from_settings(tmp_path: Path) -> None:
     loaded = load_root_credentials(settings)
     assert (loaded.credential.access_key, loaded.credential.secret_key) == ("AK", "SK")
     assert not (tmp_path / CREDENTIALS_FILE).exists()
+
+
+def test_policy_defaults_from_config(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("[policy]\nquota_bytes = 1000\nrequired_member = 'index.html'\n")
+    settings = load_settings(config_file=config, environ={})
+    assert settings.policy.quota_bytes == 1000
+    assert settings.policy.required_member == "index.html"
+    config.write_text("[policy]\nquota_kittens = 3\n")
+    with pytest.raises(SettingsError, match="quota_kittens"):
+        load_settings(config_file=config, environ={})
+
+
+def test_catalog_default_is_sqlite_in_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, overrides={"data_dir": str(tmp_path)})
+    assert settings.catalog == f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    assert (
+        load_settings(environ={"PWG_CATALOG_URL": "postgresql://h/db"}).catalog
+        == "postgresql://h/db"
+    )

@@ -1,0 +1,220 @@
+"""What PageWright knows about sites and build artifacts, independent of storage.
+
+A bucket is a site; its name is the site id (stricter than S3 so every backend can hold
+it). ``builds/<build_id>.<ext>`` is a build artifact; any other key is an ordinary object
+that still counts against quotas. The catalog (:class:`Catalog`) indexes both; the backend
+stays the source of truth (``reindex`` rebuilds the catalog from it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Compression = Literal["gzip", "zstd", "none"]
+SortField = Literal["created_at", "size", "build_id", "key"]
+
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+ARTIFACT_KEY = re.compile(
+    r"^builds/(?P<build>[A-Za-z0-9][A-Za-z0-9._-]{0,127}?)\.(?P<ext>tar\.gz|tgz|tar\.zst|tar)$"
+)
+_COMPRESSION: dict[str, Compression] = {
+    "tar.gz": "gzip",
+    "tgz": "gzip",
+    "tar.zst": "zstd",
+    "tar": "none",
+}
+#: User-metadata names (x-amz-meta-*) that are artifact attributes.
+STATUS, ACTION, CREATOR = "status", "action", "creator"
+
+
+@dataclass(frozen=True)
+class ArtifactName:
+    build_id: str
+    compression: Compression
+
+
+def parse_artifact_key(key: str) -> ArtifactName | None:
+    """The build id and compression of an artifact key, or None for an ordinary object."""
+    match = ARTIFACT_KEY.match(key)
+    if match is None:
+        return None
+    return ArtifactName(match.group("build"), _COMPRESSION[match.group("ext")])
+
+
+def is_site_id(name: str) -> bool:
+    return SITE_ID.match(name) is not None
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One catalog row: an object, and when ``build_id`` is set, a build artifact."""
+
+    site: str
+    key: str
+    size: int
+    etag: str
+    created_at: datetime
+    creator: str
+    content_type: str = "binary/octet-stream"
+    build_id: str | None = None
+    compression: Compression | None = None
+    sha256: str | None = None  # hex
+    status: str | None = None
+    action: str | None = None
+    pinned: bool = False
+    corrupt: bool = False
+    user_metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_artifact(self) -> bool:
+        return self.build_id is not None
+
+
+@dataclass(frozen=True)
+class ArtifactFilter:
+    """Filters for listing a site's artifacts, or searching across sites (``site`` None).
+
+    ``metadata`` matches user-metadata fields exactly (all must match).
+    """
+
+    site: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    status: str | None = None
+    action: str | None = None
+    creator: str | None = None
+    pinned: bool | None = None
+    corrupt: bool | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of records and the opaque cursor of the next one (None: last page)."""
+
+    items: list[ObjectRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A site's exact usage: committed objects plus reservations of uploads in flight."""
+
+    bytes: int
+    objects: int
+    artifacts: int
+    reserved_bytes: int = 0
+    reserved_artifacts: int = 0
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    """Limits, quotas, retention and validation rules. None = no limit / rule off.
+
+    Global defaults come from the config file; per-site overrides from the catalog;
+    :meth:`merged` lays overrides over defaults field by field.
+    """
+
+    max_object_size: int | None = None
+    quota_bytes: int | None = None
+    quota_artifacts: int | None = None
+    retention_keep_last: int | None = None
+    retention_days: int | None = None
+    validate_archives: bool = True
+    required_member: str | None = None
+    max_members: int | None = 100_000
+    max_uncompressed_bytes: int | None = 10 * 1024**3
+    max_compression_ratio: float | None = 200.0
+
+    def merged(self, overrides: dict[str, Any]) -> SitePolicy:
+        known = {f.name for f in fields(SitePolicy)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown policy fields: {', '.join(sorted(unknown))}")
+        return replace(self, **overrides)
+
+
+class QuotaExceeded(Exception):
+    """A reservation would take a site past a quota; ``which`` is bytes or artifacts."""
+
+    def __init__(self, which: Literal["bytes", "artifacts"], limit: int, usage: Usage) -> None:
+        self.which = which
+        self.limit = limit
+        self.usage = usage
+        super().__init__(f"{which} quota {limit} exceeded")
+
+
+class Catalog(Protocol):
+    """The index of every object and artifact, shared by all gateway replicas.
+
+    Implementations are safe for concurrent use by many processes (SQLite in WAL mode for
+    one host; PostgreSQL for many). Every method is a single transaction.
+    """
+
+    async def start(self) -> None:
+        """Connect and bring the schema to the latest migration."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def upsert(self, record: ObjectRecord) -> None:
+        """Insert or replace the record of (site, key); keeps ``pinned``/``corrupt`` of an
+        existing row only if the new record says so (a new upload is a new artifact)."""
+        ...
+
+    async def delete(self, site: str, key: str) -> None: ...
+
+    async def delete_site(self, site: str) -> None: ...
+
+    async def get(self, site: str, key: str) -> ObjectRecord | None: ...
+
+    async def list(
+        self,
+        query: ArtifactFilter,
+        *,
+        artifacts_only: bool = True,
+        sort: SortField = "created_at",
+        descending: bool = True,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """Records matching ``query``, stably ordered by ``sort`` then key, paged by cursor."""
+        ...
+
+    async def update(
+        self,
+        site: str,
+        key: str,
+        *,
+        pinned: bool | None = None,
+        status: str | None = None,
+        action: str | None = None,
+        corrupt: bool | None = None,
+    ) -> ObjectRecord:
+        """Change artifact flags; KeyError if absent."""
+        ...
+
+    async def usage(self, site: str) -> Usage: ...
+
+    async def reserve(
+        self,
+        site: str,
+        reservation_id: str,
+        size: int,
+        artifacts: int,
+        policy: SitePolicy,
+    ) -> None:
+        """Atomically add a reservation unless committed usage plus every reservation plus
+        this one would pass ``policy``'s quotas (QuotaExceeded). Re-reserving an id adds."""
+        ...
+
+    async def release(self, reservation_id: str) -> None:
+        """Drop a reservation (the upload committed or failed). Unknown ids are ignored."""
+        ...
+
+    async def site_overrides(self, site: str) -> dict[str, Any]: ...
+
+    async def set_site_overrides(self, site: str, overrides: dict[str, Any]) -> None: ...
