@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway import logs
+from gateway import logs, migrate
 from gateway.app import Gateway
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="debug, info, warning, error")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    migrate.add_arguments(
+        commands.add_parser("migrate", help="copy buckets from one backend URL to another")
+    )
     return parser
 
 
@@ -92,6 +95,8 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "migrate":
+        return migrate.run(args, os.environ)
     try:
         settings = load_settings(
             config_file=args.config,

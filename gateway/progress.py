@@ -1,0 +1,71 @@
+"""A terminal progress bar for long-running commands (``migrate``), drawn with ``rich``.
+
+Objects are counted as they are listed, so the total grows while the listing runs; bytes
+advance as they stream. The bar goes to stderr and only when it is a terminal, so the
+summary on stdout stays clean for scripts.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+
+class RichProgress:
+    """Implements ``gateway.migrate.Progress``; a context manager that starts/stops the bar."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        console = Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("objects"),
+            TextColumn("{task.fields[copied]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled or not console.is_terminal,
+        )
+        self._task: TaskID = self._progress.add_task("migrate", total=0, copied="")
+        self._objects_total = 0
+        self._bytes = 0
+        self._total_bytes = 0
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def listed(self, objects: int, size: int) -> None:
+        self._objects_total += objects
+        self._total_bytes += size
+        self._progress.update(self._task, total=self._objects_total, copied=self._copied())
+
+    def transferred(self, size: int) -> None:
+        self._bytes += size
+        self._progress.update(self._task, copied=self._copied())
+
+    def finished_object(self) -> None:
+        self._progress.advance(self._task)
+
+    def _copied(self) -> str:
+        elapsed = self._progress.tasks[0].elapsed or 0.0
+        rate = f" {decimal(int(self._bytes / elapsed))}/s" if elapsed > 0.5 else ""
+        return f"{decimal(self._bytes)} copied of {decimal(self._total_bytes)} listed{rate}"
