@@ -527,8 +527,9 @@ class Migration:
             elif self.options.dry_run:
                 self.summary.planned.append((bucket, listed.key, listed.size))
             else:
-                await self._copy(bucket, listed.key)
+                await self._copy(bucket, listed)
                 self.summary.copied += 1
+                self.state.mark(bucket, listed)
                 limit = self.options.limit
                 if limit is not None and self.summary.copied >= limit:
                     self.summary.stopped_at_limit = True
@@ -554,10 +555,14 @@ class Migration:
         await result.body.aclose()
         return same_object(result.info, existing)
 
-    async def _copy(self, bucket: str, key: str) -> None:
+    async def _copy(self, bucket: str, listed: ObjectInfo) -> None:
+        key = listed.key
         result = await self.source.get_object(self.ctx, bucket, key, GetOptions())
         source = result.info
         reader = _SourceReader(result.body)
+        if source.etag != listed.etag:
+            await reader.close()
+            raise VerificationError("the source object changed since it was listed; rerun")
         if len(source.parts) > 1 and not self.options.flatten_multipart:
             try:
                 await self._copy_parts(bucket, source, reader)
