@@ -1,0 +1,666 @@
+"""The SQL catalog: :class:`policy.model.Catalog` on SQLite (one host) or PostgreSQL (many).
+
+One schema, brought up to date by the Alembic migrations in ``policy/migrations`` when the
+catalog starts. Every public method is one transaction, run in a worker thread (at most
+``max_connections`` at once) so the event loop never waits on the database.
+
+Concurrency contracts:
+
+* SQLite runs in WAL mode with a busy timeout; every writing transaction starts with
+  ``BEGIN IMMEDIATE``, so writers queue instead of failing on a lock upgrade.
+* :meth:`SqlCatalog.reserve` serialises per site: ``pg_advisory_xact_lock`` on the site
+  (PostgreSQL), the database write lock (SQLite). Committed usage, every reservation and
+  the new one are summed inside that lock, so concurrent reservations never overshoot.
+* Migrations run under a transaction-scoped advisory lock on PostgreSQL (the write lock on
+  SQLite), so replicas starting together upgrade once.
+
+The backend stays the source of truth; ``policy.reindex`` rebuilds these rows from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from policy.catalog_schema import api_keys, objects, reservations, site_policies
+from policy.model import (
+    ArtifactFilter,
+    Compression,
+    ObjectRecord,
+    Page,
+    QuotaExceeded,
+    SitePolicy,
+    SortField,
+    Usage,
+)
+
+_T = TypeVar("_T")
+
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Advisory lock namespaces (first key of the two-key form) on PostgreSQL.
+_LOCK_SITE = 0x50574701
+_LOCK_MIGRATE = 0x50574702
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+_MAX_LIMIT = 1000
+_SORTS: tuple[SortField, ...] = ("created_at", "size", "build_id", "key")
+_API_KEY_PREFIX = "pwg"
+
+
+class CursorError(ValueError):
+    """A list cursor that is malformed or was issued for another sort order."""
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key without its secret (the catalog keeps only its SHA-256)."""
+
+    id: str
+    principal: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def normalize_url(url: str) -> str:
+    """A SQLAlchemy URL with the psycopg 3 driver for PostgreSQL (``postgresql://``,
+    ``postgres://`` and ``postgresql+psycopg://`` all mean the same database)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def api_key_id(secret: str) -> str | None:
+    """The id embedded in an API key secret (``pwg_<id>_<random>``), or None if malformed."""
+    prefix, sep, rest = secret.partition("_")
+    key_id, sep2, _ = rest.partition("_")
+    if prefix != _API_KEY_PREFIX or not sep or not sep2 or not key_id:
+        return None
+    return key_id
+
+
+class SqlCatalog:
+    """The catalog on the database at ``url`` (``sqlite:///path`` or a PostgreSQL URL).
+
+    ``start()`` creates the SQLite file's directory, connects and migrates; it and
+    ``close()`` are idempotent, so several wrappers may share one catalog.
+    """
+
+    def __init__(self, url: str, *, max_connections: int = 8) -> None:
+        self.url = normalize_url(url)
+        self._max_connections = max_connections
+        self._engine: Engine | None = None
+        self._writer: Engine | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return make_url(self.url).get_backend_name()
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Connect and bring the schema to the latest migration (idempotent)."""
+        if self._engine is not None:
+            return
+        self._limiter = anyio.CapacityLimiter(self._max_connections)
+        await anyio.to_thread.run_sync(self._start, limiter=self._limiter)
+
+    def _start(self) -> None:
+        url = make_url(self.url)
+        options: dict[str, Any] = {
+            "pool_size": self._max_connections,
+            "max_overflow": 0,
+            "pool_pre_ping": True,
+        }
+        if url.get_backend_name() == "sqlite":
+            if url.database in (None, "", ":memory:"):
+                raise ValueError("the catalog needs a SQLite file, not an in-memory database")
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, **options)
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+        elif url.get_backend_name() == "postgresql":
+            engine = create_engine(url, **options)
+        else:
+            raise ValueError(f"unsupported catalog database {url.get_backend_name()!r}")
+        writer = engine.execution_options(pwg_write=True)
+        try:
+            self._migrate(writer)
+        except BaseException:
+            engine.dispose()
+            raise
+        self._engine, self._writer = engine, writer
+
+    def _migrate(self, writer: Engine) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.set_main_option("path_separator", "os")
+        with writer.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_lock_key(_LOCK_MIGRATE), 0)))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    async def close(self) -> None:
+        """Release every connection (idempotent)."""
+        engine, self._engine, self._writer = self._engine, None, None
+        if engine is not None:
+            await anyio.to_thread.run_sync(engine.dispose)
+
+    async def _run(self, write: bool, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one transaction in a worker thread; commit if it returns."""
+        engine = self._writer if write else self._engine
+        if engine is None or self._limiter is None:
+            raise RuntimeError("the catalog is not started")
+
+        def transaction() -> _T:
+            with engine.begin() as conn:
+                return work(conn)
+
+        return await anyio.to_thread.run_sync(transaction, limiter=self._limiter)
+
+    # Objects
+
+    async def upsert(self, record: ObjectRecord) -> None:
+        """Insert or replace the row of (site, key) with ``record``, every field included
+        (``pinned``/``corrupt`` too: a new upload is a new artifact)."""
+        await self._run(True, partial(self._upsert, record))
+
+    def _upsert(self, record: ObjectRecord, conn: Connection) -> None:
+        values = _record_values(record)
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(objects).values(values)
+        changed = {k: statement.excluded[k] for k in values if k not in ("site", "key")}
+        conn.execute(statement.on_conflict_do_update(index_elements=["site", "key"], set_=changed))
+
+    async def delete(self, site: str, key: str) -> None:
+        """Remove the row of (site, key); absent rows are fine."""
+        await self._run(
+            True,
+            lambda conn: conn.execute(
+                delete(objects).where(objects.c.site == site, objects.c.key == key)
+            ),
+        )
+
+    async def delete_site(self, site: str) -> None:
+        """Remove every object row and reservation of ``site``; its policy overrides stay
+        (they are configuration, and apply again if the site is recreated)."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(objects).where(objects.c.site == site))
+            conn.execute(delete(reservations).where(reservations.c.site == site))
+
+        await self._run(True, work)
+
+    async def get(self, site: str, key: str) -> ObjectRecord | None:
+        def work(conn: Connection) -> ObjectRecord | None:
+            row = conn.execute(
+                select(objects).where(objects.c.site == site, objects.c.key == key)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._run(False, work)
+
+    async def sites(self) -> builtins.list[str]:
+        """Every site that has at least one object row, sorted."""
+
+        def work(conn: Connection) -> builtins.list[str]:
+            query = select(objects.c.site).distinct().order_by(objects.c.site)
+            return [row[0] for row in conn.execute(query)]
+
+        return await self._run(False, work)
+
+    async def list(
+        self,
+        query: ArtifactFilter,
+        *,
+        artifacts_only: bool = True,
+        sort: SortField = "created_at",
+        descending: bool = True,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """Records matching ``query``, ordered by ``sort``, then site, then key (all in the
+        same direction), at most ``limit`` (1..1000) per page.
+
+        The cursor is opaque (base64 of the last row's sort value, site and key) and is
+        keyset-based: rows inserted or deleted between pages never cause a duplicate or an
+        omission of rows that existed throughout. A cursor issued for another sort or
+        direction raises :class:`CursorError`. ``created_from`` is inclusive,
+        ``created_to`` exclusive; build-id order puts ordinary objects (no build id) first.
+        """
+        if sort not in _SORTS:
+            raise ValueError(f"unknown sort {sort!r}")
+        limit = max(1, min(limit, _MAX_LIMIT))
+        after = None if cursor is None else _decode_cursor(cursor, sort, descending)
+        return await self._run(
+            False, partial(self._list, query, artifacts_only, sort, descending, after, limit)
+        )
+
+    def _list(
+        self,
+        query: ArtifactFilter,
+        artifacts_only: bool,
+        sort: SortField,
+        descending: bool,
+        after: builtins.list[Any] | None,
+        limit: int,
+        conn: Connection,
+    ) -> Page:
+        columns = _order_columns(sort)
+        conditions = _filter_conditions(query)
+        if artifacts_only:
+            conditions.append(objects.c.build_id.is_not(None))
+        if after is not None:
+            conditions.append(_after(columns, after, descending))
+        statement = (
+            select(objects)
+            .where(*conditions)
+            .order_by(*(c.desc() if descending else c.asc() for c in columns))
+            .limit(limit + 1)
+        )
+        rows = conn.execute(statement).all()
+        items = [_record(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = _encode_cursor(sort, descending, items[-1])
+        return Page(items, next_cursor)
+
+    async def update(
+        self,
+        site: str,
+        key: str,
+        *,
+        pinned: bool | None = None,
+        status: str | None = None,
+        action: str | None = None,
+        corrupt: bool | None = None,
+    ) -> ObjectRecord:
+        """Set the given flags (None = leave as is); KeyError if (site, key) is absent."""
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("pinned", pinned),
+                ("status", status),
+                ("action", action),
+                ("corrupt", corrupt),
+            )
+            if value is not None
+        }
+
+        def work(conn: Connection) -> ObjectRecord:
+            where = (objects.c.site == site, objects.c.key == key)
+            if changes:
+                conn.execute(update(objects).where(*where).values(changes))
+            row = conn.execute(select(objects).where(*where)).first()
+            if row is None:
+                raise KeyError((site, key))
+            return _record(row)
+
+        return await self._run(True, work)
+
+    # Usage and reservations
+
+    async def usage(self, site: str) -> Usage:
+        """Committed objects and bytes of ``site`` plus its reservations, read in one
+        statement (one snapshot)."""
+        return await self._run(False, lambda conn: _usage(conn, site))
+
+    async def reserve(
+        self,
+        site: str,
+        reservation_id: str,
+        size: int,
+        artifacts: int,
+        policy: SitePolicy,
+    ) -> None:
+        """Add ``size`` bytes and ``artifacts`` to reservation ``reservation_id`` of ``site``
+        unless committed usage + every reservation + this one would pass
+        ``policy.quota_bytes`` / ``policy.quota_artifacts`` (QuotaExceeded, nothing
+        reserved). A dimension this reservation does not grow is not checked, so releasing
+        stays possible over quota. Atomic across processes (see the module docstring).
+        """
+        if size < 0 or artifacts < 0:
+            raise ValueError("a reservation cannot be negative")
+
+        def work(conn: Connection) -> None:
+            if conn.dialect.name == "postgresql":
+                lock = func.pg_advisory_xact_lock(_lock_key(_LOCK_SITE), func.hashtext(site))
+                conn.execute(select(lock))
+            current = _usage(conn, site)
+            used_bytes = current.bytes + current.reserved_bytes + size
+            used_artifacts = current.artifacts + current.reserved_artifacts + artifacts
+            if size and policy.quota_bytes is not None and used_bytes > policy.quota_bytes:
+                raise QuotaExceeded("bytes", policy.quota_bytes, current)
+            quota_artifacts = policy.quota_artifacts
+            if artifacts and quota_artifacts is not None and used_artifacts > quota_artifacts:
+                raise QuotaExceeded("artifacts", quota_artifacts, current)
+            added = conn.execute(
+                update(reservations)
+                .where(reservations.c.id == reservation_id)
+                .values(
+                    bytes=reservations.c.bytes + size,
+                    artifacts=reservations.c.artifacts + artifacts,
+                )
+            )
+            if added.rowcount == 0:
+                conn.execute(
+                    insert(reservations).values(
+                        id=reservation_id,
+                        site=site,
+                        bytes=size,
+                        artifacts=artifacts,
+                        created_at=datetime.now(UTC),
+                    )
+                )
+
+        await self._run(True, work)
+
+    async def release(self, reservation_id: str) -> None:
+        """Drop a reservation; unknown ids are ignored."""
+        await self._run(
+            True,
+            lambda conn: conn.execute(
+                delete(reservations).where(reservations.c.id == reservation_id)
+            ),
+        )
+
+    # Site policy overrides
+
+    async def site_overrides(self, site: str) -> dict[str, Any]:
+        """The stored overrides of ``site`` ({} when none)."""
+
+        def work(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(
+                select(site_policies.c.overrides).where(site_policies.c.site == site)
+            ).first()
+            return {} if row is None else dict(row[0])
+
+        return await self._run(False, work)
+
+    async def set_site_overrides(self, site: str, overrides: dict[str, Any]) -> None:
+        """Replace the overrides of ``site`` (validated against SitePolicy's fields, so a
+        typo fails here rather than at the next upload); {} removes them."""
+        SitePolicy().merged(overrides)
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(site_policies).where(site_policies.c.site == site))
+            if overrides:
+                conn.execute(insert(site_policies).values(site=site, overrides=dict(overrides)))
+
+        await self._run(True, work)
+
+    # API keys
+
+    async def create_api_key(self, principal: str) -> str:
+        """A new API key for ``principal``. The secret (``pwg_<id>_<random>``) is returned
+        once; only its SHA-256 is stored. :func:`api_key_id` extracts the id."""
+        key_id = secrets.token_hex(8)
+        secret = f"{_API_KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        values = {
+            "id": key_id,
+            "principal": principal,
+            "key_hash": _hash_secret(secret),
+            "created_at": datetime.now(UTC),
+            "last_used_at": None,
+        }
+        await self._run(True, lambda conn: conn.execute(insert(api_keys).values(values)))
+        return secret
+
+    async def principal_for_api_key(self, secret: str) -> str | None:
+        """The principal of a live API key (recording its use), or None."""
+        digest = _hash_secret(secret)
+
+        def work(conn: Connection) -> str | None:
+            row = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.key_hash == digest)
+                .values(last_used_at=datetime.now(UTC))
+                .returning(api_keys.c.principal)
+            ).first()
+            return None if row is None else str(row[0])
+
+        return await self._run(True, work)
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        """Delete the API key ``key_id``; False if there was none."""
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(delete(api_keys).where(api_keys.c.id == key_id))
+            return result.rowcount > 0
+
+        return await self._run(True, work)
+
+    async def list_api_keys(self, principal: str | None = None) -> builtins.list[ApiKeyInfo]:
+        """API keys (without secrets), of one principal or all, oldest first."""
+
+        def work(conn: Connection) -> builtins.list[ApiKeyInfo]:
+            statement = select(
+                api_keys.c.id,
+                api_keys.c.principal,
+                api_keys.c.created_at,
+                api_keys.c.last_used_at,
+            ).order_by(api_keys.c.created_at, api_keys.c.id)
+            if principal is not None:
+                statement = statement.where(api_keys.c.principal == principal)
+            return [ApiKeyInfo(*row) for row in conn.execute(statement)]
+
+        return await self._run(False, work)
+
+
+# SQLite connection setup
+
+
+def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # The driver must not open transactions itself; _sqlite_begin does, in the right mode.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("pwg_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+# Rows and records
+
+
+def _record_values(record: ObjectRecord) -> dict[str, Any]:
+    return {
+        "site": record.site,
+        "key": record.key,
+        "size": record.size,
+        "etag": record.etag,
+        "created_at": record.created_at,
+        "creator": record.creator,
+        "content_type": record.content_type,
+        "build_id": record.build_id,
+        "compression": record.compression,
+        "sha256": record.sha256,
+        "status": record.status,
+        "action": record.action,
+        "pinned": record.pinned,
+        "corrupt": record.corrupt,
+        "user_metadata": dict(record.user_metadata),
+    }
+
+
+def _record(row: Row[Any]) -> ObjectRecord:
+    m = row._mapping
+    return ObjectRecord(
+        site=m["site"],
+        key=m["key"],
+        size=int(m["size"]),
+        etag=m["etag"],
+        created_at=m["created_at"],
+        creator=m["creator"],
+        content_type=m["content_type"],
+        build_id=m["build_id"],
+        compression=cast("Compression | None", m["compression"]),
+        sha256=m["sha256"],
+        status=m["status"],
+        action=m["action"],
+        pinned=bool(m["pinned"]),
+        corrupt=bool(m["corrupt"]),
+        user_metadata=dict(m["user_metadata"] or {}),
+    )
+
+
+def _usage(conn: Connection, site: str) -> Usage:
+    committed = (
+        select(
+            func.coalesce(func.sum(objects.c.size), 0).label("bytes"),
+            func.count().label("objects"),
+            func.count(objects.c.build_id).label("artifacts"),
+        )
+        .where(objects.c.site == site)
+        .subquery()
+    )
+    reserved = (
+        select(
+            func.coalesce(func.sum(reservations.c.bytes), 0).label("reserved_bytes"),
+            func.coalesce(func.sum(reservations.c.artifacts), 0).label("reserved_artifacts"),
+        )
+        .where(reservations.c.site == site)
+        .subquery()
+    )
+    both = committed.join(reserved, true())
+    row = conn.execute(select(committed, reserved).select_from(both)).one()._mapping
+    return Usage(**{name: int(value) for name, value in row.items()})
+
+
+def _lock_key(namespace: int) -> ColumnElement[Any]:
+    """An int4 literal inline, so the two-key (int, int) advisory lock form is chosen."""
+    return literal_column(str(namespace))
+
+
+def _hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# Filters, order and cursors
+
+
+def _filter_conditions(query: ArtifactFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.site is not None:
+        conditions.append(objects.c.site == query.site)
+    if query.created_from is not None:
+        conditions.append(objects.c.created_at >= query.created_from)
+    if query.created_to is not None:
+        conditions.append(objects.c.created_at < query.created_to)
+    for column, value in (
+        (objects.c.status, query.status),
+        (objects.c.action, query.action),
+        (objects.c.creator, query.creator),
+        (objects.c.pinned, query.pinned),
+        (objects.c.corrupt, query.corrupt),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    for name, value in sorted(query.metadata.items()):
+        conditions.append(objects.c.user_metadata[name].as_string() == value)
+    return conditions
+
+
+def _order_columns(sort: SortField) -> list[ColumnElement[Any]]:
+    if sort == "key":
+        return [objects.c.key, objects.c.site]
+    first: ColumnElement[Any] = {
+        "created_at": objects.c.created_at,
+        "size": objects.c.size,
+        "build_id": func.coalesce(objects.c.build_id, ""),
+    }[sort]
+    return [first, objects.c.site, objects.c.key]
+
+
+def _after(
+    columns: Sequence[ColumnElement[Any]], values: Sequence[Any], descending: bool
+) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in the lexicographic order of ``columns``."""
+    condition: ColumnElement[bool] | None = None
+    for column, value in reversed(list(zip(columns, values, strict=True))):
+        beyond = column < value if descending else column > value
+        condition = beyond if condition is None else or_(beyond, and_(column == value, condition))
+    assert condition is not None
+    return condition
+
+
+def _sort_values(sort: SortField, record: ObjectRecord) -> list[Any]:
+    if sort == "key":
+        return [record.key, record.site]
+    first: Any = {
+        "created_at": record.created_at.astimezone(UTC).isoformat(),
+        "size": record.size,
+        "build_id": record.build_id or "",
+    }[sort]
+    return [first, record.site, record.key]
+
+
+def _encode_cursor(sort: SortField, descending: bool, last: ObjectRecord) -> str:
+    payload = {"s": sort, "d": descending, "v": _sort_values(sort, last)}
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+
+
+def _decode_cursor(cursor: str, sort: SortField, descending: bool) -> list[Any]:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        values = list(payload["v"])
+        if payload["s"] != sort or payload["d"] != descending:
+            raise CursorError("the cursor belongs to another sort order")
+        if len(values) != len(_order_columns(sort)):
+            raise CursorError("malformed cursor")
+        if sort == "created_at":
+            values[0] = datetime.fromisoformat(values[0])
+        elif sort == "size" and not isinstance(values[0], int):
+            raise CursorError("malformed cursor")
+        if not all(isinstance(v, str) for v in values[1:]):
+            raise CursorError("malformed cursor")
+    except CursorError:
+        raise
+    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        raise CursorError("malformed cursor") from error
+    return values

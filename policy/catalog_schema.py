@@ -1,0 +1,121 @@
+"""The catalog's tables, as SQLAlchemy Core metadata shared by queries and migrations.
+
+Keys, site ids and build ids compare byte-wise on every database (``C`` collation on
+PostgreSQL, SQLite's default ``BINARY``), so cursor order matches S3 listing order.
+Timestamps are stored in UTC and always read back timezone-aware.
+
+The schema itself is created only by the Alembic migrations in ``policy/migrations``;
+these definitions must stay equal to what the latest migration builds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import postgresql
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; naive values are taken to be UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # SQLite keeps the text form only; one fixed UTC form keeps text order = time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def byte_text() -> Any:
+    """Text compared byte-wise (``C`` collation on PostgreSQL)."""
+    return Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+
+def json_column_type() -> Any:
+    """JSON, as JSONB on PostgreSQL."""
+    return JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+metadata = MetaData()
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("key", byte_text(), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("creator", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("build_id", byte_text(), nullable=True),
+    Column("compression", String(8), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("status", Text, nullable=True),
+    Column("action", Text, nullable=True),
+    Column("pinned", Boolean, nullable=False),
+    Column("corrupt", Boolean, nullable=False),
+    Column("user_metadata", json_column_type(), nullable=False),
+    Index("ix_objects_site_created", "site", "created_at", "key"),
+    Index("ix_objects_site_build", "site", "build_id", "key"),
+    Index("ix_objects_site_size", "site", "size", "key"),
+    Index("ix_objects_site_status", "site", "status"),
+    Index("ix_objects_site_action", "site", "action"),
+    Index("ix_objects_site_creator", "site", "creator"),
+    Index("ix_objects_created", "created_at"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("site", byte_text(), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("artifacts", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_reservations_site", "site"),
+)
+
+site_policies = Table(
+    "site_policies",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("overrides", json_column_type(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("principal", Text, nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+    Index("ix_api_keys_principal", "principal"),
+)
