@@ -123,6 +123,24 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     ),
     "InvalidObjectName": (400, "The specified object name is not valid."),
     "UnexpectedContent": (400, "This request does not support content."),
+    # PageWright artifact validation (policy.archive, policy.validation).
+    "InvalidArchive": (400, "The artifact is not a valid, complete archive."),
+    "UnsafeArchivePath": (
+        400,
+        "The archive holds a member with an absolute path or a '..' component.",
+    ),
+    "UnsafeArchiveLink": (400, "The archive holds a link that points outside the archive."),
+    "ForbiddenArchiveMember": (
+        400,
+        "The archive holds a device file, a FIFO or another forbidden member type.",
+    ),
+    "ArchiveTooManyMembers": (400, "The archive holds more members than the site allows."),
+    "ArchiveTooLarge": (400, "The archive expands to more bytes than the site allows."),
+    "ArchiveCompressionRatio": (
+        400,
+        "The archive's compression ratio is above the site's limit.",
+    ),
+    "MissingRequiredMember": (400, "The archive lacks the member the site requires."),
 }
 
 
