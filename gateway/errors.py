@@ -97,6 +97,8 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold."),
+    # Not an AWS code: a PageWright site quota (bytes or artifacts) would be exceeded.
+    "QuotaExceeded": (403, "The upload would exceed the site's storage quota."),
     "ConditionalRequestConflict": (
         409,
         "A conflicting operation occurred. If using PutObject you can retry the request.",

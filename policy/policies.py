@@ -1,0 +1,129 @@
+"""Each site's effective :class:`SitePolicy`: global defaults with the site's overrides laid over.
+
+Overrides live in the catalog (shared by every replica). :class:`PolicyResolver` caches the
+merged policy per site for a short TTL, so a hot upload path costs no query; a change made
+through :meth:`PolicyResolver.set_overrides` is seen at once by this process and within the
+TTL by other replicas.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from typing import Any
+
+from policy.model import Catalog, SitePolicy
+
+#: SitePolicy field -> the value types an override may have (None always allowed: "no limit").
+_HINTS = typing.get_type_hints(SitePolicy)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    f.name: tuple(
+        a
+        for a in (
+            typing.get_args(_HINTS[f.name])
+            if isinstance(_HINTS[f.name], types.UnionType)
+            else (_HINTS[f.name],)
+        )
+        if a is not type(None)
+    )
+    for f in fields(SitePolicy)
+}
+_NULLABLE = frozenset(
+    name
+    for name, hint in _HINTS.items()
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+)
+
+
+class PolicyError(ValueError):
+    """An override names an unknown field or has a value of the wrong type or range."""
+
+
+def validate_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Check override names and value types; return them as a plain dict.
+
+    Integers must be ``int`` (not ``bool``) and non-negative; floats accept ints; booleans
+    must be ``bool``. ``None`` is accepted for fields whose default may be None (rule off).
+    """
+    checked: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name not in _FIELD_TYPES:
+            known = ", ".join(sorted(_FIELD_TYPES))
+            raise PolicyError(f"unknown policy field {name!r} (known: {known})")
+        if value is None:
+            if name not in _NULLABLE:
+                raise PolicyError(f"policy field {name!r} cannot be null")
+            checked[name] = None
+            continue
+        allowed = _FIELD_TYPES[name]
+        if isinstance(value, bool) and bool not in allowed:
+            raise PolicyError(f"policy field {name!r} must be {_describe(allowed)}, not a bool")
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, allowed):
+            raise PolicyError(
+                f"policy field {name!r} must be {_describe(allowed)}, "
+                f"not {type(value).__name__}"
+            )
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise PolicyError(f"policy field {name!r} must not be negative")
+        checked[name] = value
+    return checked
+
+
+def _describe(allowed: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in allowed)
+
+
+class PolicyResolver:
+    """Effective per-site policies: ``defaults`` (the config's [policy] table) merged with the
+    catalog's per-site overrides, cached for ``ttl_s`` seconds per site.
+
+    Writes go through :meth:`set_overrides`, which validates and invalidates this process's
+    cache entry. ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        defaults: SitePolicy,
+        catalog: Catalog,
+        *,
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.defaults = defaults
+        self._catalog = catalog
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, SitePolicy]] = {}
+
+    async def for_site(self, site: str) -> SitePolicy:
+        """The policy in force for ``site`` (defaults when it has no overrides)."""
+        now = self._clock()
+        cached = self._cache.get(site)
+        if cached is not None and now - cached[0] < self._ttl_s:
+            return cached[1]
+        overrides = await self._catalog.site_overrides(site)
+        policy = self.defaults.merged(dict(overrides))
+        self._cache[site] = (now, policy)
+        return policy
+
+    async def overrides(self, site: str) -> dict[str, Any]:
+        """The site's stored overrides (uncached: callers read-modify-write them)."""
+        return dict(await self._catalog.site_overrides(site))
+
+    async def set_overrides(self, site: str, overrides: Mapping[str, Any]) -> None:
+        """Replace ``site``'s overrides with ``overrides`` (validated; ``PolicyError``)."""
+        checked = validate_overrides(overrides)
+        await self._catalog.set_site_overrides(site, checked)
+        self.invalidate(site)
+
+    def invalidate(self, site: str | None = None) -> None:
+        """Forget the cached policy of ``site`` (every site when None)."""
+        if site is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(site, None)
