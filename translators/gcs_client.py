@@ -1,0 +1,181 @@
+"""Settings, client construction and error mapping for the Google Cloud Storage translator.
+
+:class:`GCSSettings` is read once from a :class:`~translators.config.BackendSpec` and the
+environment; :func:`make_client` builds the (blocking) ``google.cloud.storage`` client on an
+HTTP session whose connection pool matches the translator's thread pool; :func:`map_errors`
+is the one place SDK and transport exceptions become S3 errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import google.auth
+import google.auth.exceptions
+import requests
+import urllib3.exceptions
+from google.api_core import exceptions as api
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.transport.requests import AuthorizedSession
+from google.cloud import storage
+from requests.adapters import HTTPAdapter
+
+from gateway.errors import S3Error
+from translators.config import BackendConfigError, BackendSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"
+_SCOPES: Final = ("https://www.googleapis.com/auth/devstorage.read_write",)
+_OPTIONS: Final = ("endpoint", "pool", "create")
+#: Project name used with an emulator when none is configured (emulators ignore it).
+_EMULATOR_PROJECT: Final = "pagewright-emulator"
+
+
+@dataclass(frozen=True)
+class GCSSettings:
+    """Where and how to reach GCS: endpoint, project, credentials source, pool size.
+
+    ``emulator`` means anonymous credentials (STORAGE_EMULATOR_HOST or ``endpoint=``
+    pointing at plain http); ``credentials_file`` is GOOGLE_APPLICATION_CREDENTIALS, else
+    application default credentials are used.
+    """
+
+    endpoint: str
+    emulator: bool
+    project: str | None
+    credentials_file: str | None
+    pool: int
+    create: bool
+
+    @classmethod
+    def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> GCSSettings:
+        """Read options ``endpoint``, ``pool`` (default 32) and ``create`` (default false)."""
+        unknown = sorted(set(spec.options) - set(_OPTIONS))
+        if unknown:
+            raise BackendConfigError(
+                f"backend {spec.redacted()}: unknown option(s) {', '.join(unknown)}; "
+                f"the gcs translator takes {', '.join(_OPTIONS)}"
+            )
+        try:
+            pool = int(spec.options.get("pool", "32"))
+        except ValueError:
+            pool = 0
+        if pool < 1:
+            raise BackendConfigError(f"backend {spec.redacted()}: pool must be a positive integer")
+        create = spec.options.get("create", "false").lower()
+        if create not in ("true", "false", "1", "0", "yes", "no"):
+            raise BackendConfigError(f"backend {spec.redacted()}: create must be true or false")
+        emulator_host = environ.get("STORAGE_EMULATOR_HOST", "").strip()
+        endpoint = spec.options.get("endpoint", "").strip()
+        emulator = False
+        if not endpoint and emulator_host:
+            endpoint, emulator = emulator_host, True
+        if endpoint and "://" not in endpoint:
+            endpoint = "http://" + endpoint
+        if endpoint.startswith("http://"):
+            emulator = True
+        return cls(
+            endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"),
+            emulator=emulator,
+            project=environ.get("GOOGLE_CLOUD_PROJECT") or None,
+            credentials_file=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
+            pool=pool,
+            create=create in ("true", "1", "yes"),
+        )
+
+
+def make_client(settings: GCSSettings) -> tuple[Any, AuthorizedSession]:
+    """A storage client and its HTTP session (blocking: call from a worker thread)."""
+    credentials: Credentials
+    project = settings.project
+    if settings.emulator:
+        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        project = project or _EMULATOR_PROJECT
+    elif settings.credentials_file:
+        credentials, found = google.auth.load_credentials_from_file(
+            settings.credentials_file, scopes=_SCOPES
+        )
+        project = project or found
+    else:
+        credentials, found = google.auth.default(scopes=_SCOPES)
+        project = project or found
+    session = AuthorizedSession(credentials)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.pool, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    client = storage.Client(
+        project=project,
+        credentials=credentials,
+        client_options=ClientOptions(api_endpoint=settings.endpoint),
+        _http=session,
+    )
+    return client, session
+
+
+_TRANSPORT: Final = (
+    requests.ConnectionError,
+    requests.Timeout,
+    urllib3.exceptions.HTTPError,
+    google.auth.exceptions.TransportError,
+    ConnectionError,
+    TimeoutError,
+)
+_TRANSIENT: Final = (
+    api.TooManyRequests,
+    api.InternalServerError,
+    api.BadGateway,
+    api.ServiceUnavailable,
+    api.GatewayTimeout,
+    *_TRANSPORT,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the same idempotent call may succeed."""
+    return isinstance(error, _TRANSIENT)
+
+
+@contextlib.contextmanager
+def map_errors(
+    endpoint: str,
+    *,
+    missing: Callable[[], S3Error] | None = None,
+    condition: str = "If-Match",
+) -> Iterator[None]:
+    """Turn SDK and transport exceptions into S3 errors, most specific first.
+
+    ``missing`` builds the error for a 404 (NoSuchKey, NoSuchBucket, NoSuchUpload as fits
+    the call); without it a 404 is unexpected and becomes InternalError. ``condition`` names
+    the precondition a 412 reports.
+    """
+    try:
+        yield
+    except S3Error:
+        raise
+    except api.NotFound as error:
+        if missing is None:
+            log.error("unexpected 404 from Google Cloud Storage: %s", error)
+            raise S3Error("InternalError", "The storage backend lost an object.") from error
+        raise missing() from error
+    except api.PreconditionFailed as error:
+        raise S3Error("PreconditionFailed", Condition=condition) from error
+    except (api.TooManyRequests, api.ServiceUnavailable) as error:
+        raise S3Error("SlowDown", "Google Cloud Storage asked to reduce the request rate.") from (
+            error
+        )
+    except _TRANSPORT as error:
+        raise S3Error(
+            "ServiceUnavailable",
+            f"Google Cloud Storage at {endpoint} cannot be reached: {error}",
+        ) from error
+    except Exception as error:
+        log.error(
+            "Google Cloud Storage call failed: %s: %s", type(error).__name__, error, exc_info=error
+        )
+        raise S3Error("InternalError") from error
