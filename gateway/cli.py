@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway import logs, migrate
+from gateway import logs, migrate, reindex_command
 from gateway.app import Gateway
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     migrate.add_arguments(
         commands.add_parser("migrate", help="copy buckets from one backend URL to another")
+    )
+    reindex_command.add_arguments(
+        commands.add_parser("reindex", help="rebuild the catalog from the backend")
     )
     return parser
 
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "migrate":
         return migrate.run(args, os.environ)
+    if args.command == "reindex":
+        return reindex_command.run(args, os.environ)
     try:
         settings = load_settings(
             config_file=args.config,

@@ -1,0 +1,236 @@
+"""Keep the catalog in step with the backend: a Backend wrapper that records each write.
+
+Every :class:`translators.base.Backend` method is forwarded explicitly (deny by default: a
+new Backend method fails ``tests/test_policy_wrappers.py`` until it is added here). Writes
+go to the backend first; only after the backend succeeded is the catalog told:
+
+* ``put_object`` / ``complete_multipart_upload`` upsert the object's :class:`ObjectRecord`,
+* ``delete_object`` deletes its row, ``delete_bucket`` every row of the site.
+
+A catalog failure after a successful backend write is logged at ERROR and swallowed: the
+backend is the truth and ``pagewright-gateway reindex`` repairs the catalog. The catalog
+update is shielded from cancellation, so a client hanging up right after the commit does
+not leave the row behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from policy.model import ACTION, CREATOR, STATUS, Catalog, ObjectRecord, parse_artifact_key
+from translators.base import (
+    Backend,
+    BucketInfo,
+    ChecksumAlgorithm,
+    ChecksumType,
+    CompletedPart,
+    GetOptions,
+    GetResult,
+    ListPage,
+    ListQuery,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    PayloadStream,
+    RequestContext,
+    UploadInfo,
+    UploadsPage,
+    UploadsQuery,
+    WriteConditions,
+    WriteMetadata,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord:
+    """The catalog row of ``info`` stored in ``bucket``.
+
+    ``sha256`` is the object's full-object SHA256 checksum in hex, when it has one (a
+    composite multipart checksum is a hash of part hashes, not the object's, so it is not
+    used). ``creator`` is the ``creator`` user metadata, else ``principal``; ``status`` and
+    ``action`` come from user metadata of those names.
+    """
+    artifact = parse_artifact_key(info.key)
+    return ObjectRecord(
+        site=bucket,
+        key=info.key,
+        size=info.size,
+        etag=info.etag,
+        created_at=info.last_modified,
+        creator=info.user_metadata.get(CREATOR) or principal,
+        content_type=info.content_type,
+        build_id=None if artifact is None else artifact.build_id,
+        compression=None if artifact is None else artifact.compression,
+        sha256=_sha256_hex(info),
+        status=info.user_metadata.get(STATUS),
+        action=info.user_metadata.get(ACTION),
+        user_metadata=dict(info.user_metadata),
+    )
+
+
+def _sha256_hex(info: ObjectInfo) -> str | None:
+    value = info.checksums.get("SHA256")
+    if value is None or info.checksum_type == "COMPOSITE":
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return digest.hex() if len(digest) == 32 else None
+
+
+class CatalogBackend:
+    """``inner`` with every successful write recorded in ``catalog``.
+
+    It owns the catalog's lifecycle: ``start`` starts the catalog, then ``inner``;
+    ``close`` closes both (``SqlCatalog.start``/``close`` are idempotent, so other wrappers
+    sharing the catalog may call them too).
+    """
+
+    def __init__(self, inner: Backend, catalog: Catalog) -> None:
+        self.inner = inner
+        self.catalog = catalog
+        self.name = inner.name
+
+    async def _record(self, what: str, update: Callable[[], Awaitable[None]]) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await update()
+            except Exception:
+                logger.exception(
+                    "catalog update failed after a successful backend write (%s); the "
+                    "catalog is stale until `pagewright-gateway reindex` runs",
+                    what,
+                )
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        await self.catalog.start()
+        await self.inner.start()
+
+    async def close(self) -> None:
+        try:
+            await self.inner.close()
+        finally:
+            await self.catalog.close()
+
+    async def check_ready(self) -> None:
+        await self.inner.check_ready()
+
+    # Buckets
+
+    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
+        return await self.inner.list_buckets(ctx)
+
+    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        await self.inner.create_bucket(ctx, bucket)
+
+    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
+        return await self.inner.head_bucket(ctx, bucket)
+
+    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        await self.inner.delete_bucket(ctx, bucket)
+        await self._record(f"delete site {bucket}", lambda: self.catalog.delete_site(bucket))
+
+    # Objects
+
+    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
+        return await self.inner.head_object(ctx, bucket, key)
+
+    async def get_object(
+        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
+    ) -> GetResult:
+        return await self.inner.get_object(ctx, bucket, key, options)
+
+    async def put_object(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        body: PayloadStream,
+        metadata: WriteMetadata,
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
+        record = object_record(bucket, info, ctx.principal)
+        await self._record(f"put {bucket}/{key}", lambda: self.catalog.upsert(record))
+        return info
+
+    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        await self.inner.delete_object(ctx, bucket, key)
+        await self._record(f"delete {bucket}/{key}", lambda: self.catalog.delete(bucket, key))
+
+    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
+        return await self.inner.list_objects(ctx, bucket, query)
+
+    # Multipart
+
+    async def create_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        metadata: WriteMetadata,
+        checksum_algorithm: ChecksumAlgorithm | None,
+        checksum_type: ChecksumType | None,
+    ) -> UploadInfo:
+        return await self.inner.create_multipart_upload(
+            ctx, bucket, key, metadata, checksum_algorithm, checksum_type
+        )
+
+    async def upload_part(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
+    ) -> PartInfo:
+        return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
+
+    async def list_parts(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int,
+        max_parts: int,
+    ) -> tuple[UploadInfo, PartsPage]:
+        return await self.inner.list_parts(
+            ctx, bucket, key, upload_id, part_number_marker, max_parts
+        )
+
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage:
+        return await self.inner.list_multipart_uploads(ctx, bucket, query)
+
+    async def complete_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        info = await self.inner.complete_multipart_upload(
+            ctx, bucket, key, upload_id, parts, conditions
+        )
+        record = object_record(bucket, info, ctx.principal)
+        await self._record(f"complete {bucket}/{key}", lambda: self.catalog.upsert(record))
+        return info
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)

@@ -1,0 +1,185 @@
+"""Rebuild the catalog from a backend, the source of truth.
+
+For each bucket (one, or every bucket the backend lists) :func:`reindex` pages through the
+objects with ``list_objects``, reads each one's metadata with ``head_object`` and upserts
+its row; rows of objects that no longer exist are deleted, and so are the rows of sites
+whose bucket is gone (when reindexing everything).
+
+It is safe while gateways keep serving: a row created after the reindex started is never
+deleted (its object may have been written after the listing passed its key), and when an
+existing row still describes the same object (same ETag) its catalog-only state (pinned,
+corrupt, status, action) is kept. Memory grows with the rows of the largest site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+from gateway.errors import S3Error
+from policy.catalog_backend import object_record
+from policy.model import CREATOR, ArtifactFilter, Catalog, ObjectRecord
+from translators.base import Backend, ListQuery, ObjectInfo, RequestContext
+
+REINDEX_CONTEXT = RequestContext(request_id="reindex", principal="reindex")
+_PAGE = 1000
+_HEAD_CONCURRENCY = 16
+
+
+@dataclass
+class ReindexReport:
+    """What a reindex did. ``vanished`` counts objects deleted while it ran."""
+
+    sites: int = 0
+    objects: int = 0
+    artifacts: int = 0
+    bytes: int = 0
+    removed: int = 0
+    removed_sites: int = 0
+    vanished: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"reindexed {self.sites} site(s): {self.objects} object(s), "
+            f"{self.artifacts} artifact(s), {self.bytes} byte(s); removed {self.removed} "
+            f"stale row(s) and {self.removed_sites} deleted site(s); "
+            f"{self.vanished} object(s) vanished while reading"
+        )
+
+
+@runtime_checkable
+class _ListsSites(Protocol):
+    """A catalog that can name its sites (``SqlCatalog`` can)."""
+
+    async def sites(self) -> list[str]: ...
+
+
+async def reindex(
+    backend: Backend, catalog: Catalog, *, bucket: str | None = None
+) -> ReindexReport:
+    """Make ``catalog`` describe what ``backend`` holds (in ``bucket``, or everywhere).
+
+    Both must be started. Backend errors (``NoSuchBucket`` for ``bucket`` included)
+    propagate; an object deleted between its listing and its HEAD is skipped.
+    """
+    started = datetime.now(UTC)
+    report = ReindexReport()
+    if bucket is not None:
+        await backend.head_bucket(REINDEX_CONTEXT, bucket)
+        buckets = [bucket]
+    else:
+        buckets = [b.name for b in await backend.list_buckets(REINDEX_CONTEXT)]
+    for name in buckets:
+        await _reindex_site(backend, catalog, name, started, report)
+    report.sites = len(buckets)
+    if bucket is None:
+        for site in await _catalog_sites(catalog):
+            if site not in buckets:
+                await catalog.delete_site(site)
+                report.removed_sites += 1
+    return report
+
+
+async def _reindex_site(
+    backend: Backend, catalog: Catalog, site: str, started: datetime, report: ReindexReport
+) -> None:
+    existing = {record.key: record async for record in _catalog_rows(catalog, site)}
+    start_after = ""
+    while True:
+        page = await backend.list_objects(
+            REINDEX_CONTEXT, site, ListQuery(start_after=start_after, max_keys=_PAGE)
+        )
+        infos = await _head_all(backend, site, [o.key for o in page.objects])
+        for key in (o.key for o in page.objects):
+            info = infos.get(key)
+            if info is None:
+                report.vanished += 1
+                continue
+            record = _merged(object_record(site, info, REINDEX_CONTEXT.principal), existing)
+            existing.pop(key, None)
+            await catalog.upsert(record)
+            report.objects += 1
+            report.bytes += record.size
+            report.artifacts += record.is_artifact
+        if page.next_start_after is None:
+            break
+        start_after = page.next_start_after
+    for key, record in existing.items():
+        if record.created_at < started:
+            await catalog.delete(site, key)
+            report.removed += 1
+
+
+def _merged(found: ObjectRecord, existing: dict[str, ObjectRecord]) -> ObjectRecord:
+    """``found``, keeping catalog-only state of a row that describes the same object.
+
+    The creator is kept too: the backend only knows it when it was given as metadata.
+    """
+    old = existing.get(found.key)
+    if old is None or old.etag != found.etag:
+        return found
+    return replace(
+        found,
+        creator=found.creator if CREATOR in found.user_metadata else old.creator,
+        pinned=old.pinned,
+        corrupt=old.corrupt,
+        status=old.status,
+        action=old.action,
+    )
+
+
+async def _head_all(backend: Backend, site: str, keys: list[str]) -> dict[str, ObjectInfo]:
+    """HEAD every key, a few at a time; keys that vanished are left out."""
+    found: dict[str, ObjectInfo] = {}
+    limiter = anyio.CapacityLimiter(_HEAD_CONCURRENCY)
+
+    async def head(key: str) -> None:
+        async with limiter:
+            try:
+                found[key] = await backend.head_object(REINDEX_CONTEXT, site, key)
+            except S3Error as error:
+                if error.code != "NoSuchKey":
+                    raise
+
+    async with anyio.create_task_group() as group:
+        for key in keys:
+            group.start_soon(head, key)
+    return found
+
+
+async def _catalog_rows(catalog: Catalog, site: str) -> AsyncIterator[ObjectRecord]:
+    cursor: str | None = None
+    while True:
+        page = await catalog.list(
+            ArtifactFilter(site=site),
+            artifacts_only=False,
+            sort="key",
+            descending=False,
+            cursor=cursor,
+            limit=1000,
+        )
+        for record in page.items:
+            yield record
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def _catalog_sites(catalog: Catalog) -> list[str]:
+    """Every site with rows: asked directly when the catalog can, else read from all rows."""
+    if isinstance(catalog, _ListsSites):
+        return await catalog.sites()
+    sites: set[str] = set()
+    cursor: str | None = None
+    while True:
+        page = await catalog.list(
+            ArtifactFilter(), artifacts_only=False, sort="key", cursor=cursor, limit=1000
+        )
+        sites.update(record.site for record in page.items)
+        if page.next_cursor is None:
+            return sorted(sites)
+        cursor = page.next_cursor
