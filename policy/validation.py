@@ -1,0 +1,618 @@
+"""Artifact integrity: validate archives before they become visible, re-hash them on reads.
+
+:class:`ValidationBackend` wraps a :class:`~translators.base.Backend` (Backend → Backend).
+Every method is forwarded explicitly (deny by default); what it adds, for artifact keys only
+(:func:`policy.model.parse_artifact_key`):
+
+* **PutObject**: the body is wrapped in a :class:`ValidatingPayload` that feeds each chunk to
+  an :class:`~policy.archive.ArchiveValidator` (when the site's ``validate_archives`` is on)
+  and to a SHA256 hasher. A broken rule raises its ``S3Error`` from the payload's iterator,
+  at the latest when the body ends, so the translator (which commits only after a full,
+  error-free iteration) stores nothing and the earlier artifact under the key is untouched.
+  The stored object always carries a full-object ``SHA256`` checksum, validation on or off;
+  when the client sent ``x-amz-checksum-sha256`` it must match (``BadDigest``).
+* **Multipart uploads** are staged, because the Backend interface cannot read an upload's
+  parts before completion. CreateMultipartUpload of ``builds/1.tar.gz`` creates the inner
+  upload under ``.pagewright-staging/<nonce>/builds/1.tar.gz`` (:data:`STAGING_PREFIX`,
+  ``nonce`` 32 hex digits ordered by creation time) and answers the upload id
+  ``<nonce>.<inner id>``. The id alone names the staging key, so every replica resolves it
+  without shared state. UploadPart / ListParts / AbortMultipartUpload translate the id;
+  ListMultipartUploads merges staged uploads back under their client keys.
+  CompleteMultipartUpload completes the staging object, streams it through the validator
+  (``get_object``) into a ``put_object`` of the final key with the upload's metadata and
+  the client's conditions, and deletes the staging object whatever happened. Costs: one
+  extra read and write of every multipart artifact (its size in transient storage and I/O);
+  the final object has a single-part ETag (MD5 of the whole body, not ``<md5>-N``) and
+  full-object checksums instead of composite ones; a GET by ``partNumber`` sees one part;
+  ListMultipartUploads reads every staged upload of the bucket (only artifact uploads in
+  flight). A crash between the staging completion and its deletion leaves a hidden staging
+  object behind (no client can see or address it).
+* The staging area is hidden from ListObjects and ListMultipartUploads; a client key under
+  it is refused with ``InvalidObjectName``.
+* **GetObject** of a whole artifact (no range, no part number) with a stored full-object
+  SHA256 re-hashes the body as it streams and holds back the last chunk until the hash
+  matched. On a mismatch it logs site/key/expected/actual, counts
+  ``pagewright_artifact_corrupt_total{site}``, marks the record corrupt in the catalog (when
+  one is given) and raises :class:`CorruptArtifactError` from the body's iterator: the
+  gateway then aborts the response, so the client sees a failed download, never wrong bytes
+  presented as complete.
+
+Where it sits: below the catalog and quota wrappers (they see the client's key and the final
+object of a completion, never the staging area), directly above the translator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Final
+
+import anyio
+from prometheus_client import Counter
+
+from gateway import checksums
+from gateway.errors import S3Error
+from gateway.streams import HashingPayload
+from policy.archive import ArchiveReport, ArchiveValidator
+from policy.model import Catalog, SitePolicy, parse_artifact_key
+from translators.base import (
+    Backend,
+    BucketInfo,
+    ChecksumAlgorithm,
+    ChecksumType,
+    CompletedPart,
+    GetOptions,
+    GetResult,
+    ListPage,
+    ListQuery,
+    ObjectBody,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    PayloadDigest,
+    PayloadStream,
+    RequestContext,
+    UploadInfo,
+    UploadsPage,
+    UploadsQuery,
+    WriteConditions,
+    WriteMetadata,
+)
+
+log = logging.getLogger(__name__)
+
+#: The reserved, hidden area of every bucket holding multipart artifacts being validated.
+STAGING_PREFIX: Final = ".pagewright-staging/"
+_NONCE: Final = re.compile(r"^[0-9a-f]{32}$")
+
+ARTIFACT_CORRUPT = Counter(
+    "pagewright_artifact_corrupt_total",
+    "Artifacts whose bytes no longer match their stored SHA256, found by a read or verify.",
+    ["site"],
+)
+ARTIFACT_REJECTED = Counter(
+    "pagewright_artifact_rejected_total",
+    "Artifact uploads rejected by archive validation, by the S3 error code of the rule.",
+    ["site", "code"],
+)
+
+#: The S3 error codes of archive rules (see :mod:`policy.archive`).
+ARCHIVE_ERRORS: Final = frozenset(
+    {
+        "InvalidArchive",
+        "UnsafeArchivePath",
+        "UnsafeArchiveLink",
+        "ForbiddenArchiveMember",
+        "ArchiveTooManyMembers",
+        "ArchiveTooLarge",
+        "ArchiveCompressionRatio",
+        "MissingRequiredMember",
+    }
+)
+
+PolicySource = Callable[[str], Awaitable[SitePolicy]]
+
+
+class CorruptArtifactError(S3Error):
+    """Raised from a GET body whose bytes do not match the artifact's stored SHA256."""
+
+    def __init__(self, site: str, key: str, expected: str, actual: str) -> None:
+        super().__init__(
+            "InternalError",
+            f"The stored artifact {key!r} of site {site!r} is corrupt "
+            f"(SHA256 {actual}, expected {expected}).",
+        )
+        self.site = site
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+def is_staging_key(key: str) -> bool:
+    return key.startswith(STAGING_PREFIX)
+
+
+def _reserved(key: str) -> S3Error:
+    return S3Error(
+        "InvalidObjectName",
+        f"Keys under {STAGING_PREFIX!r} are reserved by PageWright.",
+        Key=key,
+    )
+
+
+def sha256_hex(info: ObjectInfo) -> str | None:
+    """The object's full-object SHA256 in hex, or None (absent, composite or malformed)."""
+    value = info.checksums.get("SHA256")
+    if value is None or info.checksum_type == "COMPOSITE" or "-" in value:
+        return None
+    try:
+        return checksums.decode("SHA256", value).hex()
+    except S3Error:
+        return None
+
+
+class ValidatingPayload:
+    """A :class:`~translators.base.PayloadStream` over ``source`` that validates and hashes.
+
+    Each chunk goes to ``validator`` (None: hash only) and a SHA256 hasher before it is
+    yielded. When ``source`` is exhausted, the validator's :meth:`finish` runs and the SHA256
+    is compared with the one ``source`` computed from the client's checksum, if any; every
+    failure is raised from the iterator. :meth:`digest` is ``source``'s digest with
+    ``SHA256`` added; :attr:`report` the validator's report (None when not validated).
+    ``on_reject`` is told of each rule the archive broke, before the error is raised.
+    """
+
+    def __init__(
+        self,
+        source: PayloadStream,
+        validator: ArchiveValidator | None,
+        *,
+        on_reject: Callable[[S3Error], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._validator = validator
+        self._on_reject = on_reject
+        self._digest: PayloadDigest | None = None
+        self.report: ArchiveReport | None = None
+
+    @property
+    def declared_size(self) -> int | None:
+        return self._source.declared_size
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        sha = hashlib.sha256()
+        validator = self._validator
+        try:
+            async for chunk in self._source:
+                sha.update(chunk)
+                if validator is not None:
+                    validator.feed(chunk)
+                yield chunk
+            digest = self._source.digest()
+            if validator is not None:
+                self.report = validator.finish()
+        except S3Error as error:
+            if validator is not None and error.code in ARCHIVE_ERRORS and self._on_reject:
+                self._on_reject(error)
+            raise
+        ours = checksums.encode(sha.digest())
+        theirs = digest.checksums.get("SHA256")
+        if theirs is not None and theirs != ours:
+            raise S3Error(
+                "BadDigest",
+                "The x-amz-checksum-sha256 you specified did not match the calculated checksum.",
+            )
+        self._digest = replace(digest, checksums={**digest.checksums, "SHA256": ours})
+
+    def digest(self) -> PayloadDigest:
+        if self._digest is None:
+            raise RuntimeError("digest() before the payload was fully and successfully read")
+        return self._digest
+
+
+class RehashingBody:
+    """An :class:`~translators.base.ObjectBody` that checks ``source`` against a SHA256.
+
+    Chunks are yielded one behind: the last one is held until the whole body hashed to
+    ``expected_hex``. On a mismatch ``on_corrupt(actual_hex)`` is awaited, then
+    :class:`CorruptArtifactError` is raised, so a consumer never receives the full length.
+    """
+
+    def __init__(
+        self,
+        source: ObjectBody,
+        *,
+        site: str,
+        key: str,
+        expected_hex: str,
+        on_corrupt: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._source = source
+        self._site = site
+        self._key = key
+        self._expected = expected_hex
+        self._on_corrupt = on_corrupt
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        sha = hashlib.sha256()
+        held: bytes | None = None
+        async for chunk in self._source:
+            sha.update(chunk)
+            if held is not None:
+                yield held
+            held = chunk
+        actual = sha.hexdigest()
+        if actual != self._expected:
+            with anyio.CancelScope(shield=True):
+                await self._on_corrupt(actual)
+            raise CorruptArtifactError(self._site, self._key, self._expected, actual)
+        if held is not None:
+            yield held
+
+    async def aclose(self) -> None:
+        await self._source.aclose()
+
+
+class ValidationBackend:
+    """Backend wrapper validating artifacts on write and re-hashing them on read.
+
+    See the module docstring for the contracts. ``policies(site)`` gives a site's effective
+    policy; ``catalog`` (optional) is where corrupt artifacts are marked;
+    ``on_corrupt(site, key)`` (optional) is an extra hook called after a mismatch is found.
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        policies: PolicySource,
+        catalog: Catalog | None = None,
+        *,
+        on_corrupt: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._policies = policies
+        self._catalog = catalog
+        self._on_corrupt_hook = on_corrupt
+
+    # Lifecycle and buckets: nothing to validate.
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def check_ready(self) -> None:
+        await self.inner.check_ready()
+
+    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
+        return await self.inner.list_buckets(ctx)
+
+    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        await self.inner.create_bucket(ctx, bucket)
+
+    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
+        return await self.inner.head_bucket(ctx, bucket)
+
+    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        await self.inner.delete_bucket(ctx, bucket)
+
+    # Objects
+
+    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
+        if is_staging_key(key):
+            raise _reserved(key)
+        return await self.inner.head_object(ctx, bucket, key)
+
+    async def get_object(
+        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
+    ) -> GetResult:
+        """The inner result; a whole artifact with a stored SHA256 gets a re-hashing body."""
+        if is_staging_key(key):
+            raise _reserved(key)
+        result = await self.inner.get_object(ctx, bucket, key, options)
+        if options.range is not None or options.part_number is not None:
+            return result
+        if parse_artifact_key(key) is None:
+            return result
+        expected = sha256_hex(result.info)
+        if expected is None:
+            return result
+
+        async def corrupt(actual: str) -> None:
+            await self.report_corrupt(bucket, key, expected, actual)
+
+        body = RehashingBody(
+            result.body, site=bucket, key=key, expected_hex=expected, on_corrupt=corrupt
+        )
+        return replace(result, body=body)
+
+    async def report_corrupt(self, site: str, key: str, expected: str, actual: str) -> None:
+        """Log, count and mark an artifact whose bytes do not match its SHA256."""
+        log.error(
+            "artifact corrupt: stored bytes do not match their SHA256",
+            extra={"site": site, "key": key, "expected_sha256": expected, "actual_sha256": actual},
+        )
+        ARTIFACT_CORRUPT.labels(site=site).inc()
+        if self._on_corrupt_hook is not None:
+            self._on_corrupt_hook(site, key)
+        if self._catalog is not None:
+            try:
+                await self._catalog.update(site, key, corrupt=True)
+            except KeyError:
+                log.warning(
+                    "corrupt artifact has no catalog record", extra={"site": site, "key": key}
+                )
+            except Exception:
+                log.exception(
+                    "could not mark the artifact corrupt in the catalog",
+                    extra={"site": site, "key": key},
+                )
+
+    async def put_object(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        body: PayloadStream,
+        metadata: WriteMetadata,
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """Store ``body``; an artifact is validated and hashed as it streams (module doc)."""
+        if is_staging_key(key):
+            raise _reserved(key)
+        if parse_artifact_key(key) is None:
+            return await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
+        payload = await self._validating(bucket, key, body)
+        return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
+
+    async def _validating(self, bucket: str, key: str, body: PayloadStream) -> ValidatingPayload:
+        artifact = parse_artifact_key(key)
+        assert artifact is not None
+        policy = await self._policies(bucket)
+        validator = (
+            ArchiveValidator(artifact.compression, policy) if policy.validate_archives else None
+        )
+
+        def rejected(error: S3Error) -> None:
+            ARTIFACT_REJECTED.labels(site=bucket, code=error.code).inc()
+            log.info(
+                "artifact rejected",
+                extra={"site": bucket, "key": key, "code": error.code, "reason": error.message},
+            )
+
+        return ValidatingPayload(body, validator, on_reject=rejected)
+
+    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        if is_staging_key(key):
+            raise _reserved(key)
+        await self.inner.delete_object(ctx, bucket, key)
+
+    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
+        """The inner page without the staging area (a page may come back short for it)."""
+        if is_staging_key(query.prefix):
+            await self.inner.head_bucket(ctx, bucket)
+            return ListPage([], [], None)
+        page = await self.inner.list_objects(ctx, bucket, query)
+        return ListPage(
+            [o for o in page.objects if not is_staging_key(o.key)],
+            [p for p in page.common_prefixes if not is_staging_key(p)],
+            page.next_start_after,
+        )
+
+    # Multipart
+
+    async def create_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        metadata: WriteMetadata,
+        checksum_algorithm: ChecksumAlgorithm | None,
+        checksum_type: ChecksumType | None,
+    ) -> UploadInfo:
+        """An artifact's upload is created under a staging key (module docstring)."""
+        if is_staging_key(key):
+            raise _reserved(key)
+        if parse_artifact_key(key) is None:
+            return await self.inner.create_multipart_upload(
+                ctx, bucket, key, metadata, checksum_algorithm, checksum_type
+            )
+        nonce = f"{time.time_ns():016x}{secrets.token_hex(8)}"
+        upload = await self.inner.create_multipart_upload(
+            ctx, bucket, _staging_key(nonce, key), metadata, checksum_algorithm, checksum_type
+        )
+        return replace(upload, key=key, upload_id=f"{nonce}.{upload.upload_id}")
+
+    def _inner_upload(self, key: str, upload_id: str) -> tuple[str, str]:
+        """The inner (key, upload id) of a client's upload; ``NoSuchUpload`` if it cannot be."""
+        if is_staging_key(key):
+            raise _reserved(key)
+        if parse_artifact_key(key) is None:
+            return key, upload_id
+        nonce, sep, inner_id = upload_id.partition(".")
+        if not sep or not _NONCE.match(nonce) or not inner_id:
+            raise S3Error("NoSuchUpload", UploadId=upload_id)
+        return _staging_key(nonce, key), inner_id
+
+    async def upload_part(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
+    ) -> PartInfo:
+        inner_key, inner_id = self._inner_upload(key, upload_id)
+        return await self.inner.upload_part(ctx, bucket, inner_key, inner_id, part_number, body)
+
+    async def list_parts(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int,
+        max_parts: int,
+    ) -> tuple[UploadInfo, PartsPage]:
+        inner_key, inner_id = self._inner_upload(key, upload_id)
+        upload, page = await self.inner.list_parts(
+            ctx, bucket, inner_key, inner_id, part_number_marker, max_parts
+        )
+        return replace(upload, key=key, upload_id=upload_id), page
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        inner_key, inner_id = self._inner_upload(key, upload_id)
+        await self.inner.abort_multipart_upload(ctx, bucket, inner_key, inner_id)
+
+    async def complete_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """An artifact: complete the staging object, validate it while copying it to ``key``,
+        delete the staging object. Nothing is visible under ``key`` unless it passed."""
+        inner_key, inner_id = self._inner_upload(key, upload_id)
+        if inner_key == key:
+            return await self.inner.complete_multipart_upload(
+                ctx, bucket, key, upload_id, parts, conditions
+            )
+        # Fail fast on unmet conditions while the upload can still be retried; the put
+        # below checks them again atomically with its commit.
+        try:
+            current: ObjectInfo | None = await self.inner.head_object(ctx, bucket, key)
+        except S3Error as error:
+            if error.code != "NoSuchKey":
+                raise
+            current = None
+        conditions.check(current)
+        staged = await self.inner.complete_multipart_upload(
+            ctx, bucket, inner_key, inner_id, parts, WriteConditions()
+        )
+        try:
+            source = await self.inner.get_object(ctx, bucket, inner_key, GetOptions())
+            try:
+                algorithms = [a for a in staged.checksums if a != "SHA256"] or ["CRC64NVME"]
+                copy = HashingPayload(source.body, source.info.size, algorithms)
+                payload = await self._validating(bucket, key, copy)
+                metadata = WriteMetadata(dict(staged.headers), dict(staged.user_metadata))
+                return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
+            finally:
+                await source.body.aclose()
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.inner.delete_object(ctx, bucket, inner_key)
+                except Exception:
+                    log.exception(
+                        "could not delete a staging object", extra={"site": bucket, "key": key}
+                    )
+
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage:
+        """The inner uploads without the staging area, merged with the staged uploads shown
+        under their client keys and ids. Order: key, then (for one key) unstaged uploads
+        before staged ones, staged ones by id (= creation time)."""
+        if is_staging_key(query.prefix):
+            await self.inner.head_bucket(ctx, bucket)
+            return UploadsPage([], [], None, None)
+        staged_marker = _NONCE.match(query.upload_id_marker.partition(".")[0]) is not None
+        inner_query = replace(query, upload_id_marker="") if staged_marker else query
+        page = await self.inner.list_multipart_uploads(ctx, bucket, inner_query)
+
+        # (sort key, group, upload id, upload or None for a common prefix)
+        entries: list[tuple[bytes, int, str, UploadInfo | None]] = [
+            (u.key.encode(), 0, u.upload_id, u) for u in page.uploads if not is_staging_key(u.key)
+        ]
+        inner_prefixes = {p for p in page.common_prefixes if not is_staging_key(p)}
+        staged_prefixes: set[str] = set()
+        for upload in await self._staged_uploads(ctx, bucket, query):
+            rest = upload.key[len(query.prefix) :]
+            cut = rest.find(query.delimiter) if query.delimiter else -1
+            if cut < 0:
+                entries.append((upload.key.encode(), 1, upload.upload_id, upload))
+                continue
+            prefix = query.prefix + rest[: cut + len(query.delimiter)]
+            if prefix > query.key_marker and prefix not in inner_prefixes:
+                staged_prefixes.add(prefix)
+        entries += [(p.encode(), 0, "", None) for p in inner_prefixes]
+        entries += [(p.encode(), 1, "", None) for p in staged_prefixes]
+        entries.sort(key=lambda e: e[:3])
+        if page.next_key_marker is not None:
+            bound = page.next_key_marker.encode()
+            entries = [e for e in entries if e[1] == 0 or e[0] < bound]
+        truncated = page.next_key_marker is not None or len(entries) > query.max_uploads
+        entries = entries[: max(query.max_uploads, 0)]
+        next_key: str | None = None
+        next_id: str | None = None
+        if truncated:
+            if entries:
+                last = entries[-1]
+                next_key = last[0].decode()
+                next_id = last[2] if last[3] is not None else None
+            else:
+                next_key, next_id = page.next_key_marker, page.next_upload_id_marker
+        return UploadsPage(
+            [e[3] for e in entries if e[3] is not None],
+            [e[0].decode() for e in entries if e[3] is None],
+            next_key,
+            next_id,
+        )
+
+    async def _staged_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> list[UploadInfo]:
+        """Every staged upload as the client sees it, within ``query``'s prefix and markers."""
+        found: list[UploadInfo] = []
+        inner = UploadsQuery(prefix=STAGING_PREFIX)
+        while True:
+            page = await self.inner.list_multipart_uploads(ctx, bucket, inner)
+            for upload in page.uploads:
+                nonce, _, key = upload.key[len(STAGING_PREFIX) :].partition("/")
+                if not _NONCE.match(nonce) or not key.startswith(query.prefix):
+                    continue
+                visible = replace(upload, key=key, upload_id=f"{nonce}.{upload.upload_id}")
+                if _after_markers(visible, query):
+                    found.append(visible)
+            if page.next_key_marker is None:
+                return found
+            inner = replace(
+                inner,
+                key_marker=page.next_key_marker,
+                upload_id_marker=page.next_upload_id_marker or "",
+            )
+
+
+def _after_markers(upload: UploadInfo, query: UploadsQuery) -> bool:
+    """Whether a staged upload comes after ``query``'s markers in the merged order."""
+    key, marker = upload.key.encode(), query.key_marker.encode()
+    if key != marker:
+        return key > marker
+    if not query.upload_id_marker:
+        return False
+    if _NONCE.match(query.upload_id_marker.partition(".")[0]) is None:
+        return True  # an unstaged marker: staged uploads of that key come after it
+    return upload.upload_id > query.upload_id_marker
+
+
+def _staging_key(nonce: str, key: str) -> str:
+    return f"{STAGING_PREFIX}{nonce}/{key}"
