@@ -65,8 +65,7 @@ def validate_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
             value = float(value)
         if not isinstance(value, allowed):
             raise PolicyError(
-                f"policy field {name!r} must be {_describe(allowed)}, "
-                f"not {type(value).__name__}"
+                f"policy field {name!r} must be {_describe(allowed)}, not {type(value).__name__}"
             )
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             raise PolicyError(f"policy field {name!r} must not be negative")
