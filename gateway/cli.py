@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway import logs, migrate, reindex_command
+from gateway import logs, migrate, reindex_command, verify_command
 from gateway.app import Gateway
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     reindex_command.add_arguments(
         commands.add_parser("reindex", help="rebuild the catalog from the backend")
+    )
+    verify_command.add_arguments(
+        commands.add_parser("verify", help="re-hash stored artifacts against their SHA256")
     )
     return parser
 
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return migrate.run(args, os.environ)
     if args.command == "reindex":
         return reindex_command.run(args, os.environ)
+    if args.command == "verify":
+        return verify_command.run(args, os.environ)
     try:
         settings = load_settings(
             config_file=args.config,

@@ -156,6 +156,29 @@ def sha256_hex(info: ObjectInfo) -> str | None:
         return None
 
 
+async def report_corrupt(
+    catalog: Catalog | None, site: str, key: str, expected: str, actual: str
+) -> None:
+    """Log, count (``pagewright_artifact_corrupt_total``) and, with a catalog, mark corrupt an
+    artifact whose bytes hash to ``actual`` instead of ``expected`` (hex). Catalog failures
+    are logged, never raised: the caller is already reporting a worse problem."""
+    log.error(
+        "artifact corrupt: stored bytes do not match their SHA256",
+        extra={"site": site, "key": key, "expected_sha256": expected, "actual_sha256": actual},
+    )
+    ARTIFACT_CORRUPT.labels(site=site).inc()
+    if catalog is None:
+        return
+    try:
+        await catalog.update(site, key, corrupt=True)
+    except KeyError:
+        log.warning("corrupt artifact has no catalog record", extra={"site": site, "key": key})
+    except Exception:
+        log.exception(
+            "could not mark the artifact corrupt in the catalog", extra={"site": site, "key": key}
+        )
+
+
 class ValidatingPayload:
     """A :class:`~translators.base.PayloadStream` over ``source`` that validates and hashes.
 
@@ -340,25 +363,9 @@ class ValidationBackend:
 
     async def report_corrupt(self, site: str, key: str, expected: str, actual: str) -> None:
         """Log, count and mark an artifact whose bytes do not match its SHA256."""
-        log.error(
-            "artifact corrupt: stored bytes do not match their SHA256",
-            extra={"site": site, "key": key, "expected_sha256": expected, "actual_sha256": actual},
-        )
-        ARTIFACT_CORRUPT.labels(site=site).inc()
         if self._on_corrupt_hook is not None:
             self._on_corrupt_hook(site, key)
-        if self._catalog is not None:
-            try:
-                await self._catalog.update(site, key, corrupt=True)
-            except KeyError:
-                log.warning(
-                    "corrupt artifact has no catalog record", extra={"site": site, "key": key}
-                )
-            except Exception:
-                log.exception(
-                    "could not mark the artifact corrupt in the catalog",
-                    extra={"site": site, "key": key},
-                )
+        await report_corrupt(self._catalog, site, key, expected, actual)
 
     async def put_object(
         self,

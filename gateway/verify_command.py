@@ -1,0 +1,83 @@
+"""``pagewright-gateway verify``: re-hash stored artifacts against their stored SHA256.
+
+Reads the same settings as ``serve`` (``--config``, ``PWG_*``, flags) and builds the backend
+the same way, then runs :func:`policy.verify.verify_artifacts`, printing one line per
+artifact and a summary. Corrupt artifacts are marked in the catalog unless ``--no-catalog``.
+Exit status: 0 all verified, 1 some artifact is corrupt (or the storage failed), 2 bad
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.errors import S3Error
+from gateway.settings import Settings, SettingsError, load_settings
+from policy.catalog import SqlCatalog
+from policy.verify import VerifySummary, verify_artifacts
+from translators.base import Backend
+from translators.config import BackendConfigError, parse_backend_url
+from translators.registry import create_backend
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``verify`` subcommand's options."""
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--data-dir", help="the gateway's data directory (default ./data)")
+    parser.add_argument("--backend", help="storage URL (default: file://<data-dir>/storage)")
+    parser.add_argument(
+        "--catalog-url",
+        help="catalog database URL (default: sqlite:///<data-dir>/catalog.sqlite3)",
+    )
+    parser.add_argument("--no-catalog", action="store_true", help="do not mark corrupt rows")
+    parser.add_argument("--bucket", help="verify only this bucket")
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Run ``verify`` from parsed arguments; the exit status."""
+    try:
+        settings = load_settings(
+            config_file=args.config,
+            environ=environ,
+            overrides={
+                "data_dir": args.data_dir,
+                "backend": args.backend,
+                "catalog_url": args.catalog_url,
+            },
+        )
+        backend = create_backend(parse_backend_url(settings.backend_url), environ)
+    except (SettingsError, BackendConfigError, NotImplementedError) as error:
+        print(f"pagewright-gateway verify: {error}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(_verify(settings, backend, args.bucket, not args.no_catalog))
+    except S3Error as error:
+        print(f"pagewright-gateway verify: {error}", file=sys.stderr)
+        return 1
+    print(summary.text())
+    return 1 if summary.corrupt else 0
+
+
+async def _verify(
+    settings: Settings, backend: Backend, bucket: str | None, use_catalog: bool
+) -> VerifySummary:
+    summary = VerifySummary()
+    catalog = SqlCatalog(settings.catalog) if use_catalog else None
+    if catalog is not None:
+        await catalog.start()
+    try:
+        await backend.start()
+        try:
+            async for result in verify_artifacts(backend, bucket=bucket, catalog=catalog):
+                summary.add(result)
+                print(result.line(), flush=True)
+        finally:
+            await backend.close()
+    finally:
+        if catalog is not None:
+            await catalog.close()
+    return summary
