@@ -1,4 +1,5 @@
-"""awscli v1 (``aws s3`` and ``aws s3api``) run as a subprocess against the gateway."""
+"""awscli v1 (``aws s3`` and ``aws s3api``) run as a subprocess against the gateway, on every
+storage backend (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,13 @@ def _aws_json(aws: Aws, *args: str | Path) -> Any:
 
 
 @pytest.fixture
-def aws(gateway: GatewayServer, tmp_path: Path) -> Aws:
+def s3(backend_s3: Any) -> Any:
+    """This module's ``s3`` (and so ``bucket``) is the gateway of each backend in turn."""
+    return backend_s3
+
+
+@pytest.fixture
+def aws(backend_gateway: GatewayServer, tmp_path: Path) -> Aws:
     """``aws ARGS...`` against the gateway; returns stdout, or stdout+stderr with check=False."""
     executable = require_tool("aws")
     home = tmp_path / "aws-home"
@@ -45,7 +52,7 @@ def aws(gateway: GatewayServer, tmp_path: Path) -> Aws:
     config = home / "config"
     config.write_text(
         "[default]\n"
-        f"region = {gateway.region}\n"
+        f"region = {backend_gateway.region}\n"
         "s3 =\n"
         "    addressing_style = path\n"
         "    multipart_threshold = 5MB\n"
@@ -54,10 +61,10 @@ def aws(gateway: GatewayServer, tmp_path: Path) -> Aws:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(home),
-        "AWS_ACCESS_KEY_ID": gateway.access_key,
-        "AWS_SECRET_ACCESS_KEY": gateway.secret_key,
-        "AWS_ENDPOINT_URL": gateway.endpoint,
-        "AWS_DEFAULT_REGION": gateway.region,
+        "AWS_ACCESS_KEY_ID": backend_gateway.access_key,
+        "AWS_SECRET_ACCESS_KEY": backend_gateway.secret_key,
+        "AWS_ENDPOINT_URL": backend_gateway.endpoint,
+        "AWS_DEFAULT_REGION": backend_gateway.region,
         "AWS_CONFIG_FILE": str(config),
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",

@@ -1,4 +1,5 @@
-"""boto3 at its default settings (flexible checksums, aws-chunked trailers, s3transfer)."""
+"""boto3 at its default settings (flexible checksums, aws-chunked trailers, s3transfer),
+against the gateway on every storage backend (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
@@ -54,14 +55,19 @@ class _NonSeekable(io.RawIOBase):
         return self._source.read(size)
 
 
-@pytest.fixture(params=["http", "https"])
+@pytest.fixture
+def s3(backend_s3: Any) -> Any:
+    """This module's ``s3`` (and so ``bucket``) is the gateway of each backend in turn."""
+    return backend_s3
+
+
+@pytest.fixture
 def client_bucket(
-    request: pytest.FixtureRequest, gateway: GatewayServer, bucket_name: Callable[[], str]
+    transport_gateway: GatewayServer, bucket_name: Callable[[], str]
 ) -> Iterator[tuple[Any, str]]:
     """A default boto3 client and a fresh bucket, over plain HTTP (checksums in headers) and
     over HTTPS (where boto3 sends checksums in aws-chunked trailers)."""
-    server = gateway if request.param == "http" else request.getfixturevalue("tls_gateway")
-    client = make_s3_client(server)
+    client = make_s3_client(transport_gateway)
     name = bucket_name()
     client.create_bucket(Bucket=name)
     yield client, name
@@ -131,14 +137,16 @@ def _http_error(request: urllib.request.Request | str) -> tuple[int, str | None]
 
 
 @pytest.mark.parametrize("signature_version", ["default", "s3v4"])
-def test_presigned_get_and_put(gateway: GatewayServer, bucket: str, signature_version: str) -> None:
+def test_presigned_get_and_put(
+    backend_gateway: GatewayServer, bucket: str, signature_version: str
+) -> None:
     """At its defaults boto3 presigns with Signature Version 2 in us-east-1
     (``AWSAccessKeyId``/``Signature``/``Expires``); with ``s3v4`` it uses SigV4."""
     if signature_version == "default":
-        s3 = make_s3_client(gateway)
+        s3 = make_s3_client(backend_gateway)
         marker = "AWSAccessKeyId="
     else:
-        s3 = make_s3_client(gateway, signature_version=signature_version)
+        s3 = make_s3_client(backend_gateway, signature_version=signature_version)
         marker = "X-Amz-Signature="
     body = data(4000, seed=55)
     s3.put_object(Bucket=bucket, Key="dir/file one.txt", Body=body)

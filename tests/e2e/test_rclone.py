@@ -1,4 +1,5 @@
-"""rclone against the gateway, through a remote defined only by environment variables."""
+"""rclone against the gateway on every storage backend (tests/e2e/conftest.py), through a
+remote defined only by environment variables."""
 
 from __future__ import annotations
 
@@ -44,7 +45,13 @@ class Rclone:
 
 
 @pytest.fixture
-def rclone(gateway: GatewayServer, tmp_path: Path) -> Rclone:
+def s3(backend_s3: Any) -> Any:
+    """This module's ``s3`` (and so ``bucket``) is the gateway of each backend in turn."""
+    return backend_s3
+
+
+@pytest.fixture
+def rclone(backend_gateway: GatewayServer, tmp_path: Path) -> Rclone:
     executable = require_tool("rclone")
     home = tmp_path / "rclone-home"
     home.mkdir()
@@ -55,11 +62,11 @@ def rclone(gateway: GatewayServer, tmp_path: Path) -> Rclone:
         "RCLONE_CONFIG": "/dev/null",
         "RCLONE_CONFIG_GW_TYPE": "s3",
         "RCLONE_CONFIG_GW_PROVIDER": "Other",
-        "RCLONE_CONFIG_GW_ENDPOINT": gateway.endpoint,
-        "RCLONE_CONFIG_GW_ACCESS_KEY_ID": gateway.access_key,
-        "RCLONE_CONFIG_GW_SECRET_ACCESS_KEY": gateway.secret_key,
+        "RCLONE_CONFIG_GW_ENDPOINT": backend_gateway.endpoint,
+        "RCLONE_CONFIG_GW_ACCESS_KEY_ID": backend_gateway.access_key,
+        "RCLONE_CONFIG_GW_SECRET_ACCESS_KEY": backend_gateway.secret_key,
         "RCLONE_CONFIG_GW_FORCE_PATH_STYLE": "true",
-        "RCLONE_CONFIG_GW_REGION": gateway.region,
+        "RCLONE_CONFIG_GW_REGION": backend_gateway.region,
         # Files above 5 MiB go multipart, in 5 MiB parts.
         "RCLONE_CONFIG_GW_UPLOAD_CUTOFF": "5M",
         "RCLONE_CONFIG_GW_CHUNK_SIZE": "5M",
