@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote
 from gateway.errors import S3Error
 from gateway.payload import VerifiedPayload
 from gateway.routing import Operation, Target
+from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sigv4 import AuthResult
 from translators.base import Backend, RequestContext
@@ -146,6 +147,7 @@ class S3Request:
     source: BodySource
     backend: Backend
     settings: Settings
+    services: Services | None = None  # None until the stack is wired (policy, catalog)
 
     @property
     def bucket(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway.handlers import buckets, listing, multipart, objects
+from gateway.handlers import buckets, lifecycle, listing, multipart, objects
 from gateway.request import S3Request
 from gateway.responses import Reply
 from gateway.routing import Operation
@@ -40,4 +40,7 @@ HANDLERS: dict[Operation, Handler] = {
     _O.AbortMultipartUpload: multipart.abort_multipart_upload,
     _O.ListParts: multipart.list_parts,
     _O.ListMultipartUploads: multipart.list_multipart_uploads,
+    _O.GetBucketLifecycleConfiguration: lifecycle.get_bucket_lifecycle,
+    _O.PutBucketLifecycleConfiguration: lifecycle.put_bucket_lifecycle,
+    _O.DeleteBucketLifecycle: lifecycle.delete_bucket_lifecycle,
 }

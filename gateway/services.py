@@ -1,0 +1,14 @@
+"""Long-lived components handlers need besides the Backend, set once by the app's wiring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policy.policies import PolicyResolver
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the wiring built for handlers: ``policies`` resolves and stores site policies."""
+
+    policies: PolicyResolver
