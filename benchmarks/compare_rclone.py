@@ -742,6 +742,8 @@ def _check_disk(options: Options) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parse(argv)
     _check_disk(options)
+    # Ctrl-C must stop the run even when started with SIGINT ignored (a shell's background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
     notes: list[str] = []
