@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Mapping
@@ -95,7 +94,7 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> int:
         ssl_keyfile=settings.tls_key_file,
     )
     server = uvicorn.Server(config)
-    asyncio.run(server.serve())
+    server.run()  # applies config.loop (uvloop); asyncio.run(server.serve()) would not
     return 0 if server.started else 1
 
 

@@ -67,8 +67,11 @@ def serialize(root: etree._Element) -> bytes:
 
 def iso8601(moment: datetime) -> str:
     """S3's XML timestamp: ``2009-10-12T17:50:30.000Z``."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    u = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
 
 
 def error_document(

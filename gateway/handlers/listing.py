@@ -7,16 +7,13 @@ import binascii
 from collections.abc import Callable
 from urllib.parse import quote
 
-from lxml import etree
-
-from gateway import s3xml
 from gateway.errors import S3Error
-from gateway.handlers.common import int_param, owner_element
+from gateway.handlers.common import int_param, owner_id
 from gateway.request import S3Request
-from gateway.responses import Reply, quote_etag, xml_reply
-from translators.base import ListPage, ListQuery, ObjectInfo
+from gateway.responses import Reply, quote_etag
+from gateway.xmlwriter import XmlWriter, escape
+from translators.base import ListPage, ListQuery
 
-E, T, G = s3xml.element, s3xml.text, s3xml.group
 MAX_KEYS = 1000
 
 
@@ -61,38 +58,61 @@ async def _page(req: S3Request, start_after: str) -> tuple[ListQuery, ListPage]:
     return query, page
 
 
-def _contents(
+def _owner(req: S3Request) -> str:
+    ident, name = owner_id(req.ctx.principal), escape(req.ctx.principal)
+    return f"<Owner><ID>{ident}</ID><DisplayName>{name}</DisplayName></Owner>"
+
+
+def _entries(
+    out: XmlWriter,
     req: S3Request,
-    info: ObjectInfo,
+    page: ListPage,
     encode: Callable[[str], str],
     *,
     owner: bool,
     tag: str = "Contents",
-    extra: list[etree._Element | None] | None = None,
-) -> etree._Element:
-    algorithm = next(iter(info.checksums), None)
-    return G(
-        tag,
-        [
-            T("Key", encode(info.key)),
-            *(extra or []),
-            T("LastModified", info.last_modified),
-            T("ETag", quote_etag(info.etag)),
-            T("ChecksumAlgorithm", algorithm),
-            T("ChecksumType", info.checksum_type if algorithm else None),
-            T("Size", info.size),
-            T("StorageClass", "STANDARD"),
-            owner_element(req) if owner else None,
-        ],
-    )
+    versions: bool = False,
+) -> None:
+    """The objects and then the common prefixes of a page."""
+    owner_xml = _owner(req) if owner else ""
+    for info in page.objects:
+        out.open(tag)
+        out.leaf("Key", encode(info.key))
+        if versions:
+            out.raw("<VersionId>null</VersionId><IsLatest>true</IsLatest>")
+        out.leaf("LastModified", info.last_modified)
+        out.leaf("ETag", quote_etag(info.etag))
+        algorithm = next(iter(info.checksums), None)
+        if algorithm:
+            out.leaf("ChecksumAlgorithm", algorithm)
+            out.leaf("ChecksumType", info.checksum_type)
+        out.leaf("Size", info.size)
+        out.raw("<StorageClass>STANDARD</StorageClass>")
+        out.raw(owner_xml)
+        out.close(tag)
+    for prefix in page.common_prefixes:
+        out.open("CommonPrefixes")
+        out.leaf("Prefix", encode(prefix))
+        out.close("CommonPrefixes")
 
 
-def _prefixes(page: ListPage, encode: Callable[[str], str]) -> list[etree._Element]:
-    return [G("CommonPrefixes", [T("Prefix", encode(p))]) for p in page.common_prefixes]
+def _reply(out: XmlWriter) -> Reply:
+    return Reply(200, [("Content-Type", "application/xml")], out.to_bytes())
 
 
-def _delimiter(query: ListQuery, encode: Callable[[str], str]) -> etree._Element | None:
-    return T("Delimiter", encode(query.delimiter)) if query.delimiter else None
+def _head(out: XmlWriter, req: S3Request, query: ListQuery, encode: Callable[[str], str]) -> None:
+    out.leaf("Name", req.bucket)
+    out.leaf("Prefix", encode(query.prefix))
+
+
+def _tail(
+    out: XmlWriter, req: S3Request, query: ListQuery, page: ListPage, encode: Callable[[str], str]
+) -> None:
+    out.leaf("MaxKeys", query.max_keys)
+    if query.delimiter:
+        out.leaf("Delimiter", encode(query.delimiter))
+    out.leaf("EncodingType", req.query.get("encoding-type"))
+    out.leaf("IsTruncated", page.next_start_after is not None)
 
 
 async def list_objects_v2(req: S3Request) -> Reply:
@@ -101,49 +121,31 @@ async def list_objects_v2(req: S3Request) -> Reply:
     start_after = req.query.get("start-after", "")
     query, page = await _page(req, decode_token(token) if token is not None else start_after)
     fetch_owner = req.query.get("fetch-owner", "false").lower() == "true"
-    entries = len(page.objects) + len(page.common_prefixes)
-    root = E(
-        "ListBucketResult",
-        T("Name", req.bucket),
-        T("Prefix", encode(query.prefix)),
-        T("ContinuationToken", token),
-        T(
-            "NextContinuationToken",
-            encode_token(page.next_start_after) if page.next_start_after is not None else None,
-        ),
-        T("StartAfter", encode(start_after) if "start-after" in req.query else None),
-        T("KeyCount", entries),
-        T("MaxKeys", query.max_keys),
-        _delimiter(query, encode),
-        T("EncodingType", req.query.get("encoding-type")),
-        T("IsTruncated", page.next_start_after is not None),
-    )
-    root.extend(_contents(req, info, encode, owner=fetch_owner) for info in page.objects)
-    root.extend(_prefixes(page, encode))
-    return xml_reply(root)
+    out = XmlWriter("ListBucketResult")
+    _head(out, req, query, encode)
+    out.leaf("ContinuationToken", token)
+    if page.next_start_after is not None:
+        out.leaf("NextContinuationToken", encode_token(page.next_start_after))
+    if "start-after" in req.query:
+        out.leaf("StartAfter", encode(start_after))
+    out.leaf("KeyCount", len(page.objects) + len(page.common_prefixes))
+    _tail(out, req, query, page, encode)
+    _entries(out, req, page, encode, owner=fetch_owner)
+    return _reply(out)
 
 
 async def list_objects_v1(req: S3Request) -> Reply:
     encode = url_encoder(req)
     marker = req.query.get("marker", "")
     query, page = await _page(req, marker)
-    root = E(
-        "ListBucketResult",
-        T("Name", req.bucket),
-        T("Prefix", encode(query.prefix)),
-        T("Marker", encode(marker)),
-        T(
-            "NextMarker",
-            encode(page.next_start_after) if page.next_start_after is not None else None,
-        ),
-        T("MaxKeys", query.max_keys),
-        _delimiter(query, encode),
-        T("EncodingType", req.query.get("encoding-type")),
-        T("IsTruncated", page.next_start_after is not None),
-    )
-    root.extend(_contents(req, info, encode, owner=True) for info in page.objects)
-    root.extend(_prefixes(page, encode))
-    return xml_reply(root)
+    out = XmlWriter("ListBucketResult")
+    _head(out, req, query, encode)
+    out.leaf("Marker", encode(marker))
+    if page.next_start_after is not None:
+        out.leaf("NextMarker", encode(page.next_start_after))
+    _tail(out, req, query, page, encode)
+    _entries(out, req, page, encode, owner=True)
+    return _reply(out)
 
 
 async def list_object_versions(req: S3Request) -> Reply:
@@ -159,35 +161,13 @@ async def list_object_versions(req: S3Request) -> Reply:
             ArgumentValue=version_marker,
         )
     query, page = await _page(req, key_marker)
-    truncated = page.next_start_after is not None
-    root = E(
-        "ListVersionsResult",
-        T("Name", req.bucket),
-        T("Prefix", encode(query.prefix)),
-        T("KeyMarker", encode(key_marker)),
-        T("VersionIdMarker", version_marker or ""),
-        T(
-            "NextKeyMarker",
-            encode(page.next_start_after)
-            if truncated and page.next_start_after is not None
-            else None,
-        ),
-        T("NextVersionIdMarker", "null" if truncated else None),
-        T("MaxKeys", query.max_keys),
-        _delimiter(query, encode),
-        T("EncodingType", req.query.get("encoding-type")),
-        T("IsTruncated", truncated),
-    )
-    root.extend(
-        _contents(
-            req,
-            info,
-            encode,
-            owner=True,
-            tag="Version",
-            extra=[T("VersionId", "null"), T("IsLatest", True)],
-        )
-        for info in page.objects
-    )
-    root.extend(_prefixes(page, encode))
-    return xml_reply(root)
+    out = XmlWriter("ListVersionsResult")
+    _head(out, req, query, encode)
+    out.leaf("KeyMarker", encode(key_marker))
+    out.leaf("VersionIdMarker", version_marker or "")
+    if page.next_start_after is not None:
+        out.leaf("NextKeyMarker", encode(page.next_start_after))
+        out.leaf("NextVersionIdMarker", "null")
+    _tail(out, req, query, page, encode)
+    _entries(out, req, page, encode, owner=True, tag="Version", versions=True)
+    return _reply(out)
