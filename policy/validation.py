@@ -89,6 +89,8 @@ log = logging.getLogger(__name__)
 #: The reserved, hidden area of every bucket holding multipart artifacts being validated.
 STAGING_PREFIX: Final = ".pagewright-staging/"
 _NONCE: Final = re.compile(r"^[0-9a-f]{32}$")
+#: A key after every staging key (they continue with a hex digit).
+_STAGING_END: Final = STAGING_PREFIX + "g"
 
 ARTIFACT_CORRUPT = Counter(
     "pagewright_artifact_corrupt_total",
@@ -545,12 +547,20 @@ class ValidationBackend:
         staged_marker = _NONCE.match(query.upload_id_marker.partition(".")[0]) is not None
         inner_query = replace(query, upload_id_marker="") if staged_marker else query
         page = await self.inner.list_multipart_uploads(ctx, bucket, inner_query)
+        uploads, common_prefixes = list(page.uploads), list(page.common_prefixes)
+        if page.next_key_marker is not None and is_staging_key(page.next_key_marker):
+            # The page ended inside the staging area: resume after all of it.
+            page = await self.inner.list_multipart_uploads(
+                ctx, bucket, replace(inner_query, key_marker=_STAGING_END, upload_id_marker="")
+            )
+            uploads += page.uploads
+            common_prefixes += page.common_prefixes
 
         # (sort key, group, upload id, upload or None for a common prefix)
         entries: list[tuple[bytes, int, str, UploadInfo | None]] = [
-            (u.key.encode(), 0, u.upload_id, u) for u in page.uploads if not is_staging_key(u.key)
+            (u.key.encode(), 0, u.upload_id, u) for u in uploads if not is_staging_key(u.key)
         ]
-        inner_prefixes = {p for p in page.common_prefixes if not is_staging_key(p)}
+        inner_prefixes = {p for p in common_prefixes if not is_staging_key(p)}
         staged_prefixes: set[str] = set()
         for upload in await self._staged_uploads(ctx, bucket, query):
             rest = upload.key[len(query.prefix) :]
