@@ -1,0 +1,184 @@
+"""The plumbing the S3 translator's operations share: one boto3 client, the pool its calls
+run in, error mapping and retries, gateway-bucket checks, object lookups and write
+conditions. :class:`translators.s3.S3Backend` builds on it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from gateway.errors import S3Error
+from translators import multipart
+from translators.base import ObjectInfo, WriteConditions
+from translators.blocking import BlockingPool, retrying
+from translators.namespace import Location, Namespace
+from translators.s3_codec import apply_manifest, read_object, unquote
+from translators.s3_errors import is_transient, map_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+log = logging.getLogger("pagewright.translators.s3")
+
+#: Default size of the part buffers of a PutObject sent as a native multipart upload;
+#: bodies up to this size are sent in one PutObject.
+PART_SIZE: Final = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored object: the gateway's view and the backend's own ETag of that version."""
+
+    info: ObjectInfo
+    backend_etag: str
+
+
+class S3Core:
+    """Shared state and helpers; see :class:`translators.s3.S3Backend` for the contracts."""
+
+    name = "s3"
+
+    def __init__(
+        self,
+        client: S3Client,
+        namespace: Namespace,
+        *,
+        pool_size: int = 32,
+        part_size: int = PART_SIZE,
+        min_part_size: int = multipart.MIN_PART_SIZE,
+        create: bool = False,
+        native_conditions: bool = True,
+    ) -> None:
+        if part_size < multipart.MIN_PART_SIZE:
+            raise ValueError("part_size must be at least 5 MiB (S3's minimum part size)")
+        self.client = client
+        self.namespace = namespace
+        self.pool = BlockingPool(pool_size)
+        self.part_size = part_size
+        self.min_part_size = min_part_size
+        self.create = create
+        self.native_conditions = native_conditions
+        self.endpoint = str(client.meta.endpoint_url)
+
+    # Calls
+
+    async def call(
+        self, operation: str, call: Callable[[], T], *, idempotent: bool = False, **fields: str
+    ) -> T:
+        """Run one blocking SDK ``call`` in the pool inside :func:`map_errors`; retry
+        transient failures when the call is ``idempotent``."""
+
+        async def attempt() -> T:
+            with map_errors(self.endpoint, operation, **fields):
+                return await self.pool.run(call)
+
+        if not idempotent:
+            return await attempt()
+        return await retrying(attempt, transient=is_transient)
+
+    async def quietly(self, operation: str, call: Callable[[], object]) -> None:
+        """Best-effort cleanup: failures are logged, never raised."""
+        try:
+            await self.call(operation, call, idempotent=True)
+        except S3Error as error:
+            log.warning("S3 backend %s: cleanup %s failed: %s", self.endpoint, operation, error)
+
+    # Gateway buckets
+
+    async def require_bucket(self, bucket: str) -> None:
+        """``NoSuchBucket`` unless the gateway bucket's marker exists."""
+        marker = self.namespace.bucket_marker(bucket)
+        try:
+            await self.call(
+                "HeadObject",
+                lambda: self.client.head_object(Bucket=marker.container, Key=marker.name),
+                idempotent=True,
+            )
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket"):
+                raise S3Error("NoSuchBucket", BucketName=bucket) from None
+            raise
+
+    async def require_bucket_for_writes(self, bucket: str) -> None:
+        """Before a write: in ``prefix`` mapping nothing else would stop a write into a
+        gateway bucket that does not exist; in ``bucket`` mapping the backend bucket does."""
+        if self.namespace.mapping == "prefix":
+            await self.require_bucket(bucket)
+
+    # Objects
+
+    async def stat(self, bucket: str, key: str) -> Found | None:
+        """The current object at ``key`` (manifest applied), None if absent; NoSuchBucket."""
+        location = self.namespace.object(bucket, key)
+        try:
+            response: Any = await self.call(
+                "HeadObject",
+                lambda: self.client.head_object(Bucket=location.container, Key=location.name),
+                idempotent=True,
+                BucketName=bucket,
+                Key=key,
+            )
+        except S3Error as error:
+            if error.code not in ("NoSuchKey", "NoSuchBucket"):
+                raise
+            await self.require_bucket(bucket)
+            return None
+        return Found(await self.view(key, response), unquote(str(response.get("ETag", ""))))
+
+    async def find(self, bucket: str, key: str) -> Found:
+        found = await self.stat(bucket, key)
+        if found is None:
+            raise S3Error("NoSuchKey", Key=key)
+        return found
+
+    async def view(self, key: str, response: Any) -> ObjectInfo:
+        """The gateway's ObjectInfo of a HEAD/GET response, with its manifest if it has one."""
+        stored = read_object(key, response)
+        if stored.manifest is None:
+            return stored.info
+        manifest = self.manifest_location(stored.manifest)
+        try:
+            body = await self.call(
+                "GetObject",
+                lambda: self.client.get_object(Bucket=manifest.container, Key=manifest.name)[
+                    "Body"
+                ].read(),
+                idempotent=True,
+            )
+        except S3Error as error:
+            if error.code != "NoSuchKey":
+                raise
+            log.warning("S3 backend %s: manifest %s of %r is missing", self.endpoint, manifest, key)
+            return stored.info
+        return apply_manifest(stored.info, body)
+
+    def manifest_location(self, token: str) -> Location:
+        return self.namespace.system("manifests", token)
+
+    async def check_conditions(
+        self, bucket: str, key: str, conditions: WriteConditions
+    ) -> dict[str, str]:
+        """Check ``conditions`` against the current object with the gateway's ETags and
+        return the native conditions that make the commit fail if that object changed
+        meanwhile. A backend that ignores them (rclone) leaves a race between this check
+        and the commit; S3, MinIO and moto enforce them."""
+        if conditions.if_match is None and conditions.if_none_match is None:
+            return {}
+        found = await self.stat(bucket, key)
+        try:
+            conditions.check(found.info if found else None)
+        except S3Error as error:
+            if error.code == "NoSuchKey":
+                raise S3Error("NoSuchKey", Key=key) from None
+            raise
+        native: dict[str, str] = {}
+        if not self.native_conditions:
+            return native
+        if conditions.if_none_match is not None:
+            native["IfNoneMatch"] = "*"
+        if conditions.if_match is not None and found is not None:
+            native["IfMatch"] = f'"{found.backend_etag}"'
+        return native

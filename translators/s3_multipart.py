@@ -1,0 +1,531 @@
+"""Multipart uploads of the S3 translator: native uploads mapped one to one.
+
+The gateway validates every completion itself (:func:`translators.multipart.plan_completion`
+against ListParts), so ``EntityTooSmall``, ``InvalidPart`` and ``InvalidPartOrder`` are the
+gateway's whatever the backend enforces. What a native upload cannot carry is kept beside it
+(see :mod:`translators.s3_codec`): the checksum algorithm and type and the manifest token
+in the gateway upload id, a note per upload (so ListMultipartUploads can rebuild gateway
+ids), a note per part holding its MD5 and checksums when it has any, and the manifest of
+the completed object.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import anyio
+
+from gateway import checksums
+from gateway.errors import S3Error
+from translators import multipart
+from translators.base import (
+    ChecksumAlgorithm,
+    ChecksumType,
+    CompletedPart,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    PayloadStream,
+    RequestContext,
+    UploadInfo,
+    UploadsPage,
+    UploadsQuery,
+    WriteConditions,
+    WriteMetadata,
+)
+from translators.blocking import PayloadReader
+from translators.namespace import Location
+from translators.s3_codec import (
+    UploadId,
+    encode_manifest,
+    key_tag,
+    native_headers,
+    native_upload_hash,
+    new_token,
+    object_metadata,
+    parse_part_note,
+    parse_upload_id,
+    part_note_after,
+    part_note_name,
+    unquote,
+)
+from translators.s3_core import S3Core
+from translators.s3_io import held_back
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class S3Multipart(S3Core):
+    """The multipart half of :class:`translators.s3.S3Backend`."""
+
+    # Bookkeeping locations
+
+    def upload_note_prefix(self, bucket: str) -> str:
+        return self.namespace.system("uploads", bucket).name + "/"
+
+    def part_note_prefix(self, native: str) -> str:
+        return self.namespace.system("parts", native_upload_hash(native)).name + "/"
+
+    async def _upload_id(self, bucket: str, key: str, upload_id: str) -> tuple[Location, UploadId]:
+        location = self.namespace.object(bucket, key)
+        try:
+            return location, parse_upload_id(upload_id, location)
+        except S3Error:
+            await self.require_bucket(bucket)
+            raise
+
+    async def _native(self, bucket: str, operation: str, call: Any, upload_id: str) -> Any:
+        """A call on a native upload; NoSuchUpload becomes NoSuchBucket if the bucket is gone."""
+        try:
+            return await self.call(operation, call, BucketName=bucket, UploadId=upload_id)
+        except S3Error as error:
+            if error.code in ("NoSuchUpload", "NoSuchBucket"):
+                await self.require_bucket(bucket)
+                raise S3Error("NoSuchUpload", UploadId=upload_id) from None
+            raise
+
+    # Operations
+
+    async def create_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        metadata: WriteMetadata,
+        checksum_algorithm: ChecksumAlgorithm | None,
+        checksum_type: ChecksumType | None,
+    ) -> UploadInfo:
+        """Start a native upload carrying the object's metadata; record its gateway id."""
+        if checksum_algorithm is None:
+            checksum_type = None
+        elif checksum_type is None:
+            checksum_type = checksums.default_type(checksum_algorithm)
+        elif checksum_type == "FULL_OBJECT" and checksum_algorithm not in checksums.CRC_ALGORITHMS:
+            raise S3Error(
+                "InvalidRequest",
+                f"The FULL_OBJECT checksum type is not supported for {checksum_algorithm}.",
+            )
+        await self.require_bucket_for_writes(bucket)
+        location = self.namespace.object(bucket, key)
+        token = new_token()
+        params: dict[str, Any] = {
+            "Bucket": location.container,
+            "Key": location.name,
+            "Metadata": object_metadata(metadata.headers, metadata.user_metadata, manifest=token),
+            **native_headers(metadata.headers),
+        }
+        response = await self.call(
+            "CreateMultipartUpload",
+            lambda: self.client.create_multipart_upload(**params),
+            BucketName=bucket,
+        )
+        upload_id = UploadId(
+            checksum_algorithm, checksum_type, key_tag(location), token, response["UploadId"]
+        )
+        note = self.upload_note_prefix(bucket) + (
+            f"{native_upload_hash(upload_id.native)}.{upload_id.prefix()}"
+        )
+        await self.call(
+            "PutObject",
+            lambda: self.client.put_object(Bucket=self.namespace.container, Key=note, Body=b""),
+            idempotent=True,
+        )
+        return UploadInfo(
+            key=key,
+            upload_id=str(upload_id),
+            initiated=datetime.now(UTC),
+            metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
+            checksum_algorithm=checksum_algorithm,
+            checksum_type=checksum_type,
+        )
+
+    async def upload_part(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
+    ) -> PartInfo:
+        """Stream the part to the backend (its last chunk held back until the client's stream
+        verified); a part of unknown length is spooled to a temporary file first. The part's
+        MD5 and checksums (the upload's algorithm computed if the client sent none) are kept
+        in a part note when the backend cannot report them."""
+        location, parsed = await self._upload_id(bucket, key, upload_id)
+        algorithm = parsed.algorithm
+        hashers = {algorithm: checksums.new_hasher(algorithm)} if algorithm else {}
+        chunks = held_back(body.__aiter__(), hashers)
+        spool: IO[bytes] | None = None
+        size = body.declared_size
+        try:
+            if size is None:
+                spool, size = await self._spool(chunks)
+                payload: IO[bytes] = spool
+            else:
+                payload = PayloadReader(chunks)
+            response = await self._native(
+                bucket,
+                "UploadPart",
+                lambda: self.client.upload_part(
+                    Bucket=location.container,
+                    Key=location.name,
+                    UploadId=parsed.native,
+                    PartNumber=part_number,
+                    Body=payload,
+                    ContentLength=size,
+                ),
+                upload_id,
+            )
+        finally:
+            if spool is not None:
+                spool.close()
+        digest = body.digest()
+        sums = dict(digest.checksums)
+        for name, hasher in hashers.items():
+            sums.setdefault(name, checksums.encode(hasher.digest()))
+        part = PartInfo(part_number, digest.size, digest.md5_hex, datetime.now(UTC), sums)
+        native_etag = unquote(str(response.get("ETag", "")))
+        if sums or native_etag != part.etag:
+            note = part_note_name(self.part_note_prefix(parsed.native), part, native_etag)
+            await self.call(
+                "PutObject",
+                lambda: self.client.put_object(Bucket=self.namespace.container, Key=note, Body=b""),
+                idempotent=True,
+            )
+        return part
+
+    async def _spool(self, chunks: Any) -> tuple[IO[bytes], int]:
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.part_size)  # noqa: SIM115
+        size = 0
+        try:
+            async for chunk in chunks:
+                await self.pool.run(spool.write, chunk)
+                size += len(chunk)
+            await self.pool.run(spool.seek, 0)
+        except BaseException:
+            spool.close()
+            raise
+        return spool, size
+
+    async def list_parts(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int,
+        max_parts: int,
+    ) -> tuple[UploadInfo, PartsPage]:
+        """Parts above ``part_number_marker``, with the MD5s and checksums of their notes.
+        The UploadInfo carries the id's algorithm and type; S3's ListParts does not return
+        the upload's metadata or initiation time, so those are empty."""
+        location, parsed = await self._upload_id(bucket, key, upload_id)
+        upload = UploadInfo(
+            key, upload_id, _EPOCH, WriteMetadata(), parsed.algorithm, parsed.checksum_type
+        )
+        parts, truncated = await self._parts(
+            bucket, location, parsed, part_number_marker, max_parts
+        )
+        listed = [part for part, _ in parts]
+        next_marker = listed[-1].part_number if truncated and listed else None
+        return upload, PartsPage(listed, next_marker)
+
+    async def _parts(
+        self, bucket: str, location: Location, parsed: UploadId, marker: int, limit: int | None
+    ) -> tuple[list[tuple[PartInfo, str]], bool]:
+        """Up to ``limit`` (None: all) parts after ``marker`` as (gateway view, native ETag),
+        and whether more follow."""
+        native: list[dict[str, Any]] = []
+        truncated = True
+        while truncated and (limit is None or len(native) < limit):
+            wanted = 1000 if limit is None else min(1000, limit - len(native))
+            if wanted <= 0:
+                break
+            after = marker
+            page: Any = await self._native(
+                bucket,
+                "ListParts",
+                lambda after=after, wanted=wanted: self.client.list_parts(
+                    Bucket=location.container,
+                    Key=location.name,
+                    UploadId=parsed.native,
+                    PartNumberMarker=after,
+                    MaxParts=wanted,
+                ),
+                str(parsed),
+            )
+            found = [p for p in page.get("Parts", []) if int(p["PartNumber"]) > after]
+            native += found
+            truncated = bool(page.get("IsTruncated")) and bool(found)
+            if found:
+                marker = int(found[-1]["PartNumber"])
+        if limit is not None and len(native) > limit:
+            native, truncated = native[:limit], True
+        notes = await self._part_notes(parsed, native)
+        parts: list[tuple[PartInfo, str]] = []
+        for item in native:
+            number, size = int(item["PartNumber"]), int(item["Size"])
+            native_etag = unquote(str(item["ETag"]))
+            md5, sums = notes.get((number, native_etag), (native_etag, {}))
+            parts.append((PartInfo(number, size, md5, item.get("LastModified"), sums), native_etag))
+        return parts, truncated
+
+    async def _part_notes(
+        self, parsed: UploadId, native: list[dict[str, Any]]
+    ) -> dict[tuple[int, str], tuple[str, dict[str, str]]]:
+        """(part number, native ETag) -> (MD5, checksums) from the notes of ``native`` parts."""
+        if not native:
+            return {}
+        prefix = self.part_note_prefix(parsed.native)
+        first, last = int(native[0]["PartNumber"]), int(native[-1]["PartNumber"])
+        notes: dict[tuple[int, str], tuple[str, dict[str, str]]] = {}
+        for name in await self.list_names(prefix, part_note_after(prefix, first - 1), last):
+            note = parse_part_note(prefix, name)
+            if note is not None:
+                number, native_etag, md5, sums = note
+                notes[(number, native_etag)] = (md5, sums)
+        return notes
+
+    async def list_names(self, prefix: str, start_after: str = "", last_part: int = 0) -> list[str]:
+        """Names under ``prefix`` in the bookkeeping container (part notes: stop after the
+        notes of part ``last_part``)."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Bucket": self.namespace.container, "Prefix": prefix}
+            if token:
+                params["ContinuationToken"] = token
+            elif start_after:
+                params["StartAfter"] = start_after
+            page: Any = await self.call(
+                "ListObjectsV2",
+                lambda params=params: self.client.list_objects_v2(**params),
+                idempotent=True,
+            )
+            batch = [str(item["Key"]) for item in page.get("Contents", [])]
+            names += batch
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token or not batch:
+                return names
+            if last_part and batch[-1] > part_note_after(prefix, last_part):
+                return names
+
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage:
+        """Uploads started through the gateway, by key then (within a key) in the backend's
+        order; markers, delimiter and ``max_uploads`` applied as S3 defines them. The
+        gateway's own uploads for large PutObjects have no note and are not listed."""
+        await self.require_bucket(bucket)
+        note_prefix = self.upload_note_prefix(bucket)
+        prefixes_by_hash: dict[str, str] = {}
+        for name in await self.list_names(note_prefix):
+            digest, _, prefix = name[len(note_prefix) :].partition(".")
+            prefixes_by_hash[digest] = prefix
+        base = self.namespace.bucket_prefix(bucket)
+        entries: list[tuple[str, str, datetime, UploadId]] = []
+        for item in await self._native_uploads(bucket, base + query.prefix):
+            native = str(item["UploadId"])
+            prefix = prefixes_by_hash.get(native_upload_hash(native))
+            name = str(item["Key"])
+            if prefix is None or not name.startswith(base):
+                continue
+            key = name[len(base) :]
+            location = self.namespace.object(bucket, key)
+            try:
+                parsed = parse_upload_id(f"{prefix}.{native}", location)
+            except S3Error:
+                continue
+            entries.append((key, str(parsed), item["Initiated"], parsed))
+        entries.sort(key=lambda entry: entry[0].encode())
+        return _uploads_page(entries, query)
+
+    async def _native_uploads(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        container = self.namespace.container_for(bucket)
+        found: list[dict[str, Any]] = []
+        markers: dict[str, str] = {}
+        seen: set[str] = set()
+        while True:
+            params: dict[str, Any] = {"Bucket": container, "Prefix": prefix, **markers}
+            try:
+                page: Any = await self.call(
+                    "ListMultipartUploads",
+                    lambda params=params: self.client.list_multipart_uploads(**params),
+                    idempotent=True,
+                    BucketName=bucket,
+                )
+            except S3Error as error:
+                if error.code != "NoSuchUpload":  # rclone's answer when there are none
+                    raise
+                return found
+            fresh = [u for u in page.get("Uploads", []) if u["UploadId"] not in seen]
+            seen.update(u["UploadId"] for u in fresh)
+            found += fresh
+            if not page.get("IsTruncated") or not fresh:
+                return found
+            markers = {
+                "KeyMarker": page.get("NextKeyMarker") or fresh[-1]["Key"],
+                "UploadIdMarker": page.get("NextUploadIdMarker") or fresh[-1]["UploadId"],
+            }
+
+    async def complete_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """Validate against ListParts, write the manifest, then complete natively with the
+        write conditions (checked by HEAD too; see :meth:`check_conditions`). The returned
+        info carries ETag, size, checksums and parts, not the create-time metadata."""
+        location, parsed = await self._upload_id(bucket, key, upload_id)
+        listed, _ = await self._parts(bucket, location, parsed, 0, None)
+        native_etags = {part.part_number: etag for part, etag in listed}
+        upload = UploadInfo(
+            key, upload_id, _EPOCH, WriteMetadata(), parsed.algorithm, parsed.checksum_type
+        )
+        plan = multipart.plan_completion(
+            upload,
+            {part.part_number: part for part, _ in listed},
+            parts,
+            min_part_size=self.min_part_size,
+        )
+        info = ObjectInfo(
+            key=key,
+            size=plan.size,
+            etag=plan.etag,
+            last_modified=datetime.now(UTC),
+            checksums=plan.checksums,
+            checksum_type=plan.checksum_type,
+            parts=tuple(
+                PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts
+            ),
+        )
+        native_conditions = await self.check_conditions(bucket, key, conditions)
+        manifest = self.manifest_location(parsed.token)
+        body = encode_manifest(info)
+        await self.call(
+            "PutObject",
+            lambda: self.client.put_object(Bucket=manifest.container, Key=manifest.name, Body=body),
+            idempotent=True,
+        )
+        chosen = [
+            {"PartNumber": p.part_number, "ETag": f'"{native_etags[p.part_number]}"'}
+            for p in plan.parts
+        ]
+        await self._native(
+            bucket,
+            "CompleteMultipartUpload",
+            lambda: self.client.complete_multipart_upload(
+                Bucket=location.container,
+                Key=location.name,
+                UploadId=parsed.native,
+                MultipartUpload={"Parts": chosen},  # type: ignore[typeddict-item]
+                **native_conditions,  # type: ignore[arg-type]
+            ),
+            upload_id,
+        )
+        await self._forget_upload(bucket, parsed)
+        return info
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        location, parsed = await self._upload_id(bucket, key, upload_id)
+        await self._native(
+            bucket,
+            "AbortMultipartUpload",
+            lambda: self.client.abort_multipart_upload(
+                Bucket=location.container, Key=location.name, UploadId=parsed.native
+            ),
+            upload_id,
+        )
+        await self._forget_upload(bucket, parsed)
+
+    async def _forget_upload(self, bucket: str, parsed: UploadId) -> None:
+        """Remove an ended upload's notes (best effort: leftovers are never read again)."""
+        with anyio.CancelScope(shield=True):
+            names = await self.list_names(self.part_note_prefix(parsed.native))
+            names.append(
+                self.upload_note_prefix(bucket)
+                + f"{native_upload_hash(parsed.native)}.{parsed.prefix()}"
+            )
+            await self.delete_names(names)
+
+    async def delete_names(self, names: list[str]) -> None:
+        """Delete bookkeeping objects, 1,000 per request, best effort."""
+        for start in range(0, len(names), 1000):
+            batch = [{"Key": name} for name in names[start : start + 1000]]
+            await self.quietly(
+                "DeleteObjects",
+                lambda batch=batch: self.client.delete_objects(
+                    Bucket=self.namespace.container,
+                    Delete={"Objects": batch, "Quiet": True},  # type: ignore[typeddict-item]
+                ),
+            )
+
+
+def content_md5(data: bytes) -> str:
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+def _uploads_page(
+    entries: list[tuple[str, str, datetime, UploadId]], query: UploadsQuery
+) -> UploadsPage:
+    """Apply S3's ListMultipartUploads markers, delimiter and limit to sorted ``entries``."""
+    if query.max_uploads <= 0:
+        return UploadsPage([], [], None, None)
+    marker_key = query.key_marker
+    skip_prefix = None
+    if query.delimiter and marker_key.startswith(query.prefix):
+        rest = marker_key[len(query.prefix) :]
+        cut = rest.find(query.delimiter)
+        if cut >= 0 and cut + len(query.delimiter) == len(rest):
+            skip_prefix = marker_key
+    start = 0
+    if marker_key:
+        marker_bytes = marker_key.encode()
+        ids_of_marker = [e[1] for e in entries if e[0] == marker_key]
+        for index, (key, gateway_id, _, _) in enumerate(entries):
+            if key.encode() < marker_bytes:
+                start = index + 1
+            elif key == marker_key:
+                if not query.upload_id_marker or query.upload_id_marker not in ids_of_marker:
+                    start = index + 1
+                elif ids_of_marker.index(gateway_id) <= ids_of_marker.index(query.upload_id_marker):
+                    start = index + 1
+    uploads: list[UploadInfo] = []
+    prefixes: list[str] = []
+    last: tuple[str, str | None] = ("", None)
+    index = start
+    while index < len(entries):
+        key, gateway_id, initiated, parsed = entries[index]
+        if skip_prefix is not None and key.startswith(skip_prefix):
+            index += 1
+            continue
+        if len(uploads) + len(prefixes) == query.max_uploads:
+            return UploadsPage(uploads, prefixes, last[0], last[1])
+        cut = key.find(query.delimiter, len(query.prefix)) if query.delimiter else -1
+        if cut >= 0:
+            common = key[: cut + len(query.delimiter)]
+            prefixes.append(common)
+            last = (common, None)
+            while index < len(entries) and entries[index][0].startswith(common):
+                index += 1
+            continue
+        uploads.append(
+            UploadInfo(
+                key, gateway_id, initiated, WriteMetadata(), parsed.algorithm, parsed.checksum_type
+            )
+        )
+        last = (key, gateway_id)
+        index += 1
+    return UploadsPage(uploads, prefixes, None, None)
