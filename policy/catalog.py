@@ -41,6 +41,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Table,
     and_,
     create_engine,
     delete,
@@ -207,8 +208,7 @@ class SqlCatalog:
 
     def _upsert(self, record: ObjectRecord, conn: Connection) -> None:
         values = _record_values(record)
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(objects).values(values)
+        statement = _dialect_insert(conn)(objects).values(values)
         changed = {k: statement.excluded[k] for k in values if k not in ("site", "key")}
         conn.execute(statement.on_conflict_do_update(index_elements=["site", "key"], set_=changed))
 
@@ -286,7 +286,7 @@ class SqlCatalog:
         limit: int,
         conn: Connection,
     ) -> Page:
-        columns = _order_columns(sort)
+        columns = _order_columns(sort, artifacts_only)
         conditions = _filter_conditions(query)
         if artifacts_only:
             conditions.append(objects.c.build_id.is_not(None))
@@ -423,9 +423,17 @@ class SqlCatalog:
         SitePolicy().merged(overrides)
 
         def work(conn: Connection) -> None:
-            conn.execute(delete(site_policies).where(site_policies.c.site == site))
-            if overrides:
-                conn.execute(insert(site_policies).values(site=site, overrides=dict(overrides)))
+            if not overrides:
+                conn.execute(delete(site_policies).where(site_policies.c.site == site))
+                return
+            statement = _dialect_insert(conn)(site_policies).values(
+                site=site, overrides=dict(overrides)
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["site"], set_={"overrides": statement.excluded.overrides}
+                )
+            )
 
         await self._run(True, work)
 
@@ -506,6 +514,11 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 # Rows and records
+
+
+def _dialect_insert(conn: Connection) -> Callable[[Table], Any]:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` on both databases."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def _record_values(record: ObjectRecord) -> dict[str, Any]:
@@ -606,13 +619,16 @@ def _filter_conditions(query: ArtifactFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _order_columns(sort: SortField) -> list[ColumnElement[Any]]:
+def _order_columns(sort: SortField, artifacts_only: bool = False) -> list[ColumnElement[Any]]:
+    """The ORDER BY columns; artifacts always have a build id, so then the bare column (and
+    its index) serves, else ordinary objects sort as an empty build id."""
     if sort == "key":
         return [objects.c.key, objects.c.site]
+    build_id = objects.c.build_id if artifacts_only else func.coalesce(objects.c.build_id, "")
     first: ColumnElement[Any] = {
         "created_at": objects.c.created_at,
         "size": objects.c.size,
-        "build_id": func.coalesce(objects.c.build_id, ""),
+        "build_id": build_id,
     }[sort]
     return [first, objects.c.site, objects.c.key]
 
