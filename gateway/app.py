@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
+
 from gateway import s3xml
 from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
@@ -26,6 +28,7 @@ from gateway.routing import Operation, resolve
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.credentials import CredentialStore
+from policy.stack import Stack
 from translators.base import Backend, RequestContext
 
 Scope = MutableMapping[str, Any]
@@ -40,9 +43,11 @@ INTERNAL_PREFIX = "/_pagewright/"
 class Gateway:
     """The S3 endpoint over one Backend (already wrapped in its policies)."""
 
-    def __init__(self, settings: Settings, backend: Backend, credentials: CredentialStore) -> None:
+    def __init__(self, settings: Settings, stack: Stack, credentials: CredentialStore) -> None:
         self.settings = settings
-        self.backend = backend
+        self.stack = stack
+        self.backend: Backend = stack.backend
+        self.services = stack.services
         self.credentials = credentials
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
 
@@ -53,27 +58,31 @@ class Gateway:
             await self._http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.backend.start()
-                except Exception as exc:
-                    reason = exc.message if isinstance(exc, S3Error) else str(exc)
-                    log.exception("backend failed to start", extra={"backend": self.backend.name})
-                    print(
-                        f"pagewright-gateway: the {self.backend.name} backend could not start: "
-                        f"{reason}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    await send({"type": "lifespan.startup.failed", "message": reason})
+        """Start the stack (backend, catalog, periodic retention) for the server's life."""
+        async with anyio.create_task_group() as background:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    try:
+                        await self.stack.run(background)
+                    except Exception as exc:
+                        reason = exc.message if isinstance(exc, S3Error) else str(exc)
+                        log.exception("startup failed", extra={"backend": self.backend.name})
+                        print(
+                            f"pagewright-gateway: the {self.backend.name} backend could not "
+                            f"start: {reason}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        background.cancel_scope.cancel()
+                        await send({"type": "lifespan.startup.failed", "message": reason})
+                        return
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    background.cancel_scope.cancel()
+                    await self.stack.close()
+                    await send({"type": "lifespan.shutdown.complete"})
                     return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.backend.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -121,6 +130,7 @@ class Gateway:
                     source=source,
                     backend=self.backend,
                     settings=self.settings,
+                    services=self.services,
                 )
                 reply = await handler(request)
         except S3Error as error:

@@ -14,6 +14,7 @@ from gateway import logs, migrate, reindex_command, verify_command
 from gateway.app import Gateway
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
+from policy.stack import build_stack
 from translators.config import BackendConfigError, parse_backend_url
 from translators.registry import create_backend
 
@@ -67,8 +68,9 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
             f"  AWS_SECRET_ACCESS_KEY={root.credential.secret_key}",
             flush=True,
         )
-    backend = create_backend(parse_backend_url(settings.backend_url), environ)
-    return Gateway(settings, backend, CredentialStore([root.credential]))
+    translator = create_backend(parse_backend_url(settings.backend_url), environ)
+    stack = build_stack(translator, settings.catalog, settings.policy, settings.max_object_size)
+    return Gateway(settings, stack, CredentialStore([root.credential]))
 
 
 def serve(settings: Settings, environ: Mapping[str, str]) -> int:

@@ -161,7 +161,7 @@ def test_list_object_versions(s3: Any, bucket: str) -> None:
 
 
 def test_list_ten_thousand_keys_paged(s3: Any, bucket: str) -> None:
-    keys = [f"builds/{i:05d}.tar.gz" for i in range(10_050)]
+    keys = [f"pages/{i:05d}.html" for i in range(10_050)]
     _fill(s3, bucket, keys)
     paginator = s3.get_paginator("list_objects_v2")
     listed = [o["Key"] for page in paginator.paginate(Bucket=bucket) for o in page["Contents"]]

@@ -23,24 +23,24 @@ def status(excinfo: pytest.ExceptionInfo[ClientError]) -> int:
 
 def test_put_get_head_delete(s3: Any, bucket: str) -> None:
     body = b"hello gateway\n" * 100
-    put = s3.put_object(Bucket=bucket, Key="builds/1.tar.gz", Body=body)
+    put = s3.put_object(Bucket=bucket, Key="sites/index.html", Body=body)
     assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
-    got = s3.get_object(Bucket=bucket, Key="builds/1.tar.gz")
+    got = s3.get_object(Bucket=bucket, Key="sites/index.html")
     assert got["Body"].read() == body
     assert got["ContentLength"] == len(body)
     assert got["ETag"] == put["ETag"]
-    head = s3.head_object(Bucket=bucket, Key="builds/1.tar.gz")
+    head = s3.head_object(Bucket=bucket, Key="sites/index.html")
     assert head["ContentLength"] == len(body)
     assert head["ContentType"] == "binary/octet-stream"
-    s3.delete_object(Bucket=bucket, Key="builds/1.tar.gz")
+    s3.delete_object(Bucket=bucket, Key="sites/index.html")
     with pytest.raises(ClientError) as missing:
-        s3.get_object(Bucket=bucket, Key="builds/1.tar.gz")
+        s3.get_object(Bucket=bucket, Key="sites/index.html")
     assert error_code(missing) == "NoSuchKey"
     with pytest.raises(ClientError) as missing_head:
-        s3.head_object(Bucket=bucket, Key="builds/1.tar.gz")
+        s3.head_object(Bucket=bucket, Key="sites/index.html")
     assert status(missing_head) == 404
     # Deleting a missing key succeeds, as in S3.
-    s3.delete_object(Bucket=bucket, Key="builds/1.tar.gz")
+    s3.delete_object(Bucket=bucket, Key="sites/index.html")
 
 
 def test_zero_byte_object(s3: Any, bucket: str) -> None:

@@ -57,11 +57,11 @@ def test_upload_and_download_file(tls_s3: tuple[Any, str, Recorder], tmp_path: P
     source = tmp_path / "site.tar.gz"
     source.write_bytes(os.urandom(20 * MIB))
     s3.upload_file(
-        str(source), bucket, "builds/1.tar.gz", Config=TransferConfig(multipart_threshold=8 * MIB)
+        str(source), bucket, "backups/site.bin", Config=TransferConfig(multipart_threshold=8 * MIB)
     )
     assert "STREAMING-UNSIGNED-PAYLOAD-TRAILER" in recorder.modes
-    head = s3.head_object(Bucket=bucket, Key="builds/1.tar.gz")
+    head = s3.head_object(Bucket=bucket, Key="backups/site.bin")
     assert head["ETag"].endswith('-3"')
     target = tmp_path / "back.tar.gz"
-    s3.download_file(bucket, "builds/1.tar.gz", str(target))
+    s3.download_file(bucket, "backups/site.bin", str(target))
     assert target.read_bytes() == source.read_bytes()
