@@ -14,4 +14,8 @@ def create_backend(spec: BackendSpec, environ: Mapping[str, str]) -> Backend:
     """The translator for ``spec``; SDK settings come from ``environ`` (the process env)."""
     if spec.scheme == "file":
         return FilesystemBackend(Path(spec.container))
+    if spec.scheme == "gcs":
+        from translators.gcs import GCSBackend
+
+        return GCSBackend.from_spec(spec, environ)
     raise NotImplementedError(f"the {spec.scheme} translator is not available yet")

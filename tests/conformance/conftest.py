@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
 
+from tests.emulators import Emulator, running, start_fake_gcs
 from translators.base import Backend, RequestContext
 from translators.filesystem import FilesystemBackend
 
@@ -91,11 +95,64 @@ async def _make_filesystem(request: pytest.FixtureRequest, tmp_path: Path) -> Ha
     return harness
 
 
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One fake-gcs-server per test session (per xdist worker)."""
+    with running(start_fake_gcs, tmp_path_factory.mktemp("fake-gcs")) as emulator:
+        yield emulator
+
+
+async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    """A fresh GCS bucket per backend, so tests and xdist workers never share state."""
+    from google.cloud import storage
+
+    from translators.config import BackendSpec
+    from translators.gcs import GCSBackend
+
+    emulator: Emulator = request.getfixturevalue("fake_gcs")
+
+    def make(min_part_size: int = 5 * 1024 * 1024) -> tuple[GCSBackend, str]:
+        container = f"pw-{uuid.uuid4().hex[:20]}"
+        spec = BackendSpec("gcs", container, prefix="root", options={"create": "true"})
+        return GCSBackend.from_spec(spec, emulator.env), container
+
+    backend, container = make()
+    harness = Harness(backend=backend, min_part_size=5 * 1024 * 1024)
+
+    async def relaxed_parts() -> Backend:
+        relaxed, _ = make()
+        relaxed.multipart.min_part_size = 1
+        await relaxed.start()
+        harness.extra.append(relaxed)
+        return relaxed
+
+    def stored_files() -> list[str]:
+        """Data objects: everything but bucket markers and upload states."""
+        client = storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=emulator.endpoint),
+        )
+        names = [blob.name for blob in client.list_blobs(container, retry=None)]
+        bookkeeping = ("root/.pagewright/buckets/", "root/.pagewright/uploads/")
+        return sorted(
+            name
+            for name in names
+            if not name.startswith(bookkeeping[0])
+            and not (name.startswith(bookkeeping[1]) and name.count("/") == 3)
+        )
+
+    harness.relaxed_parts = relaxed_parts
+    harness.stored_files = stored_files
+    await backend.start()
+    return harness
+
+
 Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[Harness]]
 
 #: One entry per translator under test. A remote translator's factory gets its emulator
 #: from a session fixture (``request.getfixturevalue``), started once per test session.
-_FACTORIES: dict[str, Factory] = {"filesystem": _make_filesystem}
+_FACTORIES: dict[str, Factory] = {"filesystem": _make_filesystem, "gcs": _make_gcs}
 
 
 @pytest.fixture(params=sorted(_FACTORIES))
