@@ -233,7 +233,9 @@ class GCSBackend:
                 lambda blob=blob, start=start, length=length: self._download(blob, start, length)
             )
             if response is not None:
-                return GetResult(info, span, StreamBody(response, self.store.pool, self.store.endpoint))
+                return GetResult(
+                    info, span, StreamBody(response, self.store.pool, self.store.endpoint)
+                )
         raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
 
     def _download(self, blob: Any, start: int, length: int) -> Any:
@@ -325,9 +327,7 @@ class GCSBackend:
         checksum_algorithm: ChecksumAlgorithm | None,
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
-        return await self.multipart.create(
-            bucket, key, metadata, checksum_algorithm, checksum_type
-        )
+        return await self.multipart.create(bucket, key, metadata, checksum_algorithm, checksum_type)
 
     async def upload_part(
         self,
@@ -374,4 +374,3 @@ class GCSBackend:
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str
     ) -> None:
         await self.multipart.abort(bucket, key, upload_id)
-

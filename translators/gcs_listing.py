@@ -34,8 +34,10 @@ def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
 
 def _is_common_prefix(marker: str, prefix: str, delimiter: str) -> bool:
     """Whether ``marker`` is itself a common prefix of a listing by ``prefix``/``delimiter``."""
-    return bool(delimiter) and marker.startswith(prefix) and (
-        _common_prefix(marker, prefix, delimiter) == marker
+    return (
+        bool(delimiter)
+        and marker.startswith(prefix)
+        and (_common_prefix(marker, prefix, delimiter) == marker)
     )
 
 

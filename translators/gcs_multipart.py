@@ -142,7 +142,9 @@ class Multipart:
                 datetime.now(UTC),
                 dict(staged.digest.checksums),
             )
-            record = ObjectInfo("", part.size, part.etag, part.last_modified, checksums=part.checksums)
+            record = ObjectInfo(
+                "", part.size, part.etag, part.last_modified, checksums=part.checksums
+            )
             await store.commit(location, record, staged=staged)
         finally:
             if staged.temp is not None:
@@ -226,9 +228,13 @@ class Multipart:
         )
         location = store.namespace.object(bucket, key)
         generation = await store.precondition(location, conditions, key)
-        sources = await self._compose_tree(upload_id, [stored[p.part_number][1] for p in plan.parts])
+        sources = await self._compose_tree(
+            upload_id, [stored[p.part_number][1] for p in plan.parts]
+        )
         condition = "If-None-Match" if conditions.if_none_match is not None else "If-Match"
-        await store.commit(location, info, sources=sources, generation=generation, condition=condition)
+        await store.commit(
+            location, info, sources=sources, generation=generation, condition=condition
+        )
         await self._drop(upload_id)
         return info
 
@@ -242,7 +248,9 @@ class Multipart:
             ]
             composed: list[Any] = [None] * len(groups)
 
-            async def compose(index: int, group: list[Any], level: int = level) -> None:
+            async def compose(
+                index: int, group: list[Any], level: int = level, composed: list[Any] = composed
+            ) -> None:
                 target = self._area(upload_id, "compose", f"{level}-{index:05d}")
                 blob = self.store.blob(target)
                 generations = [source.generation for source in group]
