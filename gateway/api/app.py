@@ -1,0 +1,105 @@
+"""The artifact API application and its one route table.
+
+Every route's ``name`` is its operation (``ListArtifacts``...), the ``operationId`` of the
+same path and method in ``openapi.json``; ``tests/test_api.py`` checks the table and the
+document describe exactly the same operations.
+
+Middleware, outermost first (all pure ASGI): gzip for large responses (never for tars,
+which hold compressed artifacts and must keep their Content-Length), the 500 renderer,
+Bearer authentication. Then Starlette's exception handlers render every known error as
+``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from gateway.api import render
+from gateway.api.artifacts import TAR, ArtifactHandlers
+from gateway.api.auth import BearerAuth
+from gateway.api.errors import EXCEPTION_HANDLERS, InternalErrors
+from gateway.api.openapi import OPENAPI
+from gateway.api.services import ApiServices
+from gateway.api.sites import SiteHandlers
+
+API_PREFIX = "/_pagewright/v1"
+OPENAPI_PATH = "/openapi.json"
+GZIP_MINIMUM_BYTES = 1024
+
+
+async def openapi_document(request: Request) -> Response:
+    """GET /openapi.json: the OpenAPI 3.1 description of this API (public)."""
+    return render.json_response(request, OPENAPI, etag=True)
+
+
+def api_routes(services: ApiServices) -> list[BaseRoute]:
+    """The route table: (path, method) -> handler, named by operation."""
+    artifacts = ArtifactHandlers(services)
+    sites = SiteHandlers(services)
+    one = "/sites/{site}/artifacts/{build_id}"
+    return [
+        Route(OPENAPI_PATH, openapi_document, methods=["GET"], name="GetOpenApi"),
+        Route(
+            "/artifacts/search", artifacts.search_artifacts, methods=["GET"], name="SearchArtifacts"
+        ),
+        Route(
+            "/sites/{site}/artifacts",
+            artifacts.list_artifacts,
+            methods=["GET"],
+            name="ListArtifacts",
+        ),
+        Route(
+            "/sites/{site}/artifacts:delete",
+            artifacts.delete_artifacts,
+            methods=["POST"],
+            name="DeleteArtifacts",
+        ),
+        Route(
+            "/sites/{site}/artifacts:download",
+            artifacts.download_artifacts,
+            methods=["POST"],
+            name="DownloadArtifacts",
+        ),
+        Route(one, artifacts.get_artifact, methods=["GET"], name="GetArtifact"),
+        Route(one, artifacts.update_artifact, methods=["PATCH"], name="UpdateArtifact"),
+        Route(one + "/pin", artifacts.pin, methods=["POST"], name="PinArtifact"),
+        Route(one + "/unpin", artifacts.unpin, methods=["POST"], name="UnpinArtifact"),
+        Route("/sites/{site}/usage", sites.usage, methods=["GET"], name="GetUsage"),
+        Route("/sites/{site}/retention", sites.get_retention, methods=["GET"], name="GetRetention"),
+        Route("/sites/{site}/retention", sites.put_retention, methods=["PUT"], name="PutRetention"),
+        Route(
+            "/sites/{site}/retention:dry-run",
+            sites.retention_dry_run,
+            methods=["POST"],
+            name="DryRunRetention",
+        ),
+        Route("/sites/{site}/policy", sites.get_policy, methods=["GET"], name="GetPolicy"),
+        Route("/sites/{site}/policy", sites.put_policy, methods=["PUT"], name="PutPolicy"),
+    ]
+
+
+def create_api_app(services: ApiServices) -> Starlette:
+    """The API as an ASGI app serving full paths under :data:`API_PREFIX`.
+
+    It has no lifespan of its own: ``services`` are started and closed by the gateway."""
+    return Starlette(
+        routes=[Mount(API_PREFIX, routes=api_routes(services))],
+        middleware=[
+            Middleware(
+                GZipMiddleware,
+                minimum_size=GZIP_MINIMUM_BYTES,
+                compresslevel=6,
+                exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, TAR),
+            ),
+            Middleware(InternalErrors),
+            Middleware(
+                BearerAuth, catalog=services.catalog, public_paths=[API_PREFIX + OPENAPI_PATH]
+            ),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )

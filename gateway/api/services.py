@@ -1,0 +1,38 @@
+"""What the artifact API needs, handed over in one object by the app's wiring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.settings import Settings
+from policy.model import Catalog
+from policy.policies import PolicyResolver
+from policy.retention import RetentionService
+from translators.base import Backend
+
+
+class ApiCatalog(Catalog, Protocol):
+    """The catalog plus API-key lookup (``policy.catalog.SqlCatalog`` implements both)."""
+
+    async def principal_for_api_key(self, secret: str) -> str | None:
+        """The principal of a live API key (recording its use), or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """The API's dependencies.
+
+    ``backend`` must be the fully wrapped stack (catalog, validation, quota, retention
+    wrappers around the translator): deletes and downloads go through it so the catalog and
+    quotas follow and reads are verified. ``catalog`` answers listings and API keys;
+    ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
+    retention. The API starts and closes none of them: the wiring owns their lifecycle.
+    """
+
+    catalog: ApiCatalog
+    backend: Backend
+    policies: PolicyResolver
+    retention: RetentionService
+    settings: Settings

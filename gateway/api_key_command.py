@@ -1,0 +1,72 @@
+"""``pagewright-gateway api-key create|list|revoke``: manage artifact API keys.
+
+Works on the catalog database directly (the same settings as ``serve``: ``--config``,
+``PWG_*``, flags), so it needs no running gateway. ``create`` prints the new key once; only
+its SHA-256 is stored. Keys belong to the principals of the S3 credentials (``root`` today).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.settings import SettingsError, load_settings
+from policy.catalog import ApiKeyInfo, SqlCatalog
+from policy.credentials import ROOT_PRINCIPAL
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``api-key`` subcommand's options."""
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--data-dir", help="the gateway's data directory (default ./data)")
+    parser.add_argument(
+        "--catalog-url",
+        help="catalog database URL (default: sqlite:///<data-dir>/catalog.sqlite3)",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("--principal", default=ROOT_PRINCIPAL, help="owner (default root)")
+    listing = actions.add_parser("list", help="list keys (ids, never secrets)")
+    listing.add_argument("--principal", help="only this principal's keys")
+    revoke = actions.add_parser("revoke", help="delete a key by id")
+    revoke.add_argument("key_id")
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Run ``api-key`` from parsed arguments; the exit status (1: no such key to revoke)."""
+    try:
+        settings = load_settings(
+            config_file=args.config,
+            environ=environ,
+            overrides={"data_dir": args.data_dir, "catalog_url": args.catalog_url},
+        )
+    except SettingsError as error:
+        print(f"pagewright-gateway api-key: {error}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(args, SqlCatalog(settings.catalog)))
+
+
+async def _run(args: argparse.Namespace, catalog: SqlCatalog) -> int:
+    await catalog.start()
+    try:
+        if args.action == "create":
+            print(await catalog.create_api_key(args.principal))
+            return 0
+        if args.action == "list":
+            for key in await catalog.list_api_keys(args.principal):
+                print(_describe(key))
+            return 0
+        if await catalog.revoke_api_key(args.key_id):
+            return 0
+        print(f"pagewright-gateway api-key: no key {args.key_id!r}", file=sys.stderr)
+        return 1
+    finally:
+        await catalog.close()
+
+
+def _describe(key: ApiKeyInfo) -> str:
+    used = key.last_used_at.isoformat() if key.last_used_at else "never"
+    return f"{key.id}  {key.principal}  created {key.created_at.isoformat()}  last used {used}"
