@@ -26,6 +26,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -229,9 +230,7 @@ class GCSBackend:
             start, length = (0, info.size) if span is None else (span.start, span.length)
             if length <= 0:
                 return GetResult(info, span, EmptyBody())
-            response = await self.store.run(
-                lambda blob=blob, start=start, length=length: self._download(blob, start, length)
-            )
+            response = await self.store.run(partial(self._download, blob, start, length))
             if response is not None:
                 return GetResult(
                     info, span, StreamBody(response, self.store.pool, self.store.endpoint)
@@ -253,7 +252,7 @@ class GCSBackend:
         response.close()
         if response.status_code == 404:
             return None
-        raise from_http_response(response)
+        raise from_http_response(response)  # type: ignore[no-untyped-call]
 
     async def put_object(
         self,

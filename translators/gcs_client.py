@@ -16,13 +16,13 @@ from typing import Any, Final
 
 import google.auth
 import google.auth.exceptions
+import google.cloud.storage as storage
 import requests
 import urllib3.exceptions
 from google.api_core import exceptions as api
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
-from google.cloud import storage
 from requests.adapters import HTTPAdapter
 
 from gateway.errors import S3Error
@@ -98,14 +98,14 @@ def make_client(settings: GCSSettings) -> tuple[Any, AuthorizedSession]:
         credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
         project = project or _EMULATOR_PROJECT
     elif settings.credentials_file:
-        credentials, found = google.auth.load_credentials_from_file(
+        credentials, found = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
             settings.credentials_file, scopes=_SCOPES
         )
         project = project or found
     else:
         credentials, found = google.auth.default(scopes=_SCOPES)
         project = project or found
-    session = AuthorizedSession(credentials)
+    session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.pool, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

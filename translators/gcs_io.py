@@ -15,7 +15,7 @@ response lasts.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -85,7 +85,7 @@ async def receive(
     if ended:
         return Staged(_digest(body, algorithm, hasher), bytes(buffer), None)
 
-    async def rest() -> AsyncIterator[bytes]:
+    async def rest() -> AsyncGenerator[bytes, None]:
         yield bytes(buffer)
         buffer.clear()
         async for chunk in iterator:

@@ -135,16 +135,15 @@ class Multipart:
             algorithm=upload.checksum_algorithm,
         )
         try:
+            now = datetime.now(UTC)
             part = PartInfo(
                 part_number,
                 staged.digest.size,
                 staged.digest.md5_hex,
-                datetime.now(UTC),
+                now,
                 dict(staged.digest.checksums),
             )
-            record = ObjectInfo(
-                "", part.size, part.etag, part.last_modified, checksums=part.checksums
-            )
+            record = ObjectInfo("", part.size, part.etag, now, checksums=part.checksums)
             await store.commit(location, record, staged=staged)
         finally:
             if staged.temp is not None:

@@ -233,7 +233,7 @@ class Store:
                 return blob
 
             return await self.run(upload, idempotent=generation is None, condition=condition)
-        parts = [staged.temp] if staged is not None else list(sources)
+        parts = list(sources) if staged is None or staged.temp is None else [staged.temp]
         source_generations = [part.generation for part in parts]
 
         def compose() -> Any:
