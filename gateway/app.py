@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from gateway import s3xml
+from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
 from gateway.handlers import HANDLERS
@@ -50,12 +51,18 @@ class Gateway:
         self.services = stack.services
         self.credentials = credentials
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
+        self.api = create_api_app(
+            ApiServices(stack.catalog, stack.backend, stack.policies, stack.retention, settings)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            if _is_api(scope["path"]):
+                await self.api(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Start the stack (backend, catalog, periodic retention) for the server's life."""
@@ -177,6 +184,12 @@ _DRAIN_LIMIT = 1024 * 1024
 _PROBES = frozenset(
     {"/healthz", "/readyz", INTERNAL_PREFIX + "healthz", INTERNAL_PREFIX + "readyz"}
 )
+
+
+def _is_api(path: str) -> bool:
+    """The artifact API (JSON, Bearer keys) rather than S3: ``/_pagewright/v1[/...]``. No
+    bucket can shadow it: ``_pagewright`` is not a valid bucket name."""
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 def _is_probe(method: str, raw_path: str, headers: dict[str, str], query_string: str) -> bool:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway import logs, migrate, reindex_command, verify_command
+from gateway import (
+    api_key_command,
+    artifacts_cli,
+    logs,
+    migrate,
+    reindex_command,
+    verify_command,
+)
 from gateway.app import Gateway
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
@@ -49,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify_command.add_arguments(
         commands.add_parser("verify", help="re-hash stored artifacts against their SHA256")
+    )
+    api_key_command.add_arguments(
+        commands.add_parser("api-key", help="create, list or revoke artifact API keys")
+    )
+    artifacts_cli.add_arguments(
+        commands.add_parser("artifacts", help="the artifact API of a running gateway")
     )
     return parser
 
@@ -108,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         return reindex_command.run(args, os.environ)
     if args.command == "verify":
         return verify_command.run(args, os.environ)
+    if args.command == "api-key":
+        return api_key_command.run(args, os.environ)
+    if args.command == "artifacts":
+        return artifacts_cli.run(args, os.environ)
     try:
         settings = load_settings(
             config_file=args.config,
