@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import google.cloud.storage as storage
 import pytest
 from azure.storage.blob import BlobServiceClient
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
 from tests.conftest import make_s3_client
 from tests.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
