@@ -19,19 +19,20 @@ from policy.credentials import ROOT_PRINCIPAL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``api-key`` subcommand's options."""
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
-    parser.add_argument("--data-dir", help="the gateway's data directory (default ./data)")
-    parser.add_argument(
+    """The ``api-key`` subcommand's actions, each with the catalog options."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="TOML configuration file")
+    common.add_argument("--data-dir", help="the gateway's data directory (default ./data)")
+    common.add_argument(
         "--catalog-url",
         help="catalog database URL (default: sqlite:///<data-dir>/catalog.sqlite3)",
     )
     actions = parser.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="create a key and print it (once)")
+    create = actions.add_parser("create", parents=[common], help="create a key and print it (once)")
     create.add_argument("--principal", default=ROOT_PRINCIPAL, help="owner (default root)")
-    listing = actions.add_parser("list", help="list keys (ids, never secrets)")
+    listing = actions.add_parser("list", parents=[common], help="list keys (ids, never secrets)")
     listing.add_argument("--principal", help="only this principal's keys")
-    revoke = actions.add_parser("revoke", help="delete a key by id")
+    revoke = actions.add_parser("revoke", parents=[common], help="delete a key by id")
     revoke.add_argument("key_id")
 
 

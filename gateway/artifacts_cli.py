@@ -49,16 +49,17 @@ class CommandError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``artifacts`` subcommand's options and its own subcommands."""
-    parser.add_argument("--endpoint", help="gateway URL (default $PWG_ENDPOINT)")
-    parser.add_argument("--api-key", help="API key (default $PWG_API_KEY)")
+    """The ``artifacts`` subcommands, each with ``--endpoint``, ``--api-key``, ``--json``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--endpoint", help="gateway URL (default $PWG_ENDPOINT)")
+    common.add_argument("--api-key", help="API key (default $PWG_API_KEY)")
+    common.add_argument("--json", action="store_true", help="print the API's JSON")
     commands = parser.add_subparsers(dest="artifacts_command", required=True)
 
     def command(name: str, help_text: str, *, site: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
+        sub = commands.add_parser(name, parents=[common], help=help_text)
         if site:
             sub.add_argument("site")
-        sub.add_argument("--json", action="store_true", help="print the API's JSON")
         return sub
 
     listing = command("list", "list a site's artifacts")
