@@ -19,6 +19,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import anyio
 
@@ -72,6 +73,14 @@ def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord
         action=info.user_metadata.get(ACTION),
         user_metadata=dict(info.user_metadata),
     )
+
+
+def with_creator(key: str, metadata: WriteMetadata, principal: str) -> WriteMetadata:
+    """An artifact's creator defaults to the uploading principal, and is kept with the
+    object (``x-amz-meta-creator``) so that a reindex recovers it."""
+    if parse_artifact_key(key) is None or CREATOR in metadata.user_metadata:
+        return metadata
+    return replace(metadata, user_metadata={**metadata.user_metadata, CREATOR: principal})
 
 
 def _sha256_hex(info: ObjectInfo) -> str | None:
@@ -158,6 +167,7 @@ class CatalogBackend:
         metadata: WriteMetadata,
         conditions: WriteConditions,
     ) -> ObjectInfo:
+        metadata = with_creator(key, metadata, ctx.principal)
         info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
         record = object_record(bucket, info, ctx.principal)
         await self._record(f"put {bucket}/{key}", lambda: self.catalog.upsert(record))
@@ -181,6 +191,7 @@ class CatalogBackend:
         checksum_algorithm: ChecksumAlgorithm | None,
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
+        metadata = with_creator(key, metadata, ctx.principal)
         return await self.inner.create_multipart_upload(
             ctx, bucket, key, metadata, checksum_algorithm, checksum_type
         )

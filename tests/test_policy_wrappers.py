@@ -12,9 +12,12 @@ import inspect
 import pytest
 
 from policy.catalog_backend import CatalogBackend
+from policy.quota import QuotaBackend
+from policy.retention import RetentionBackend
+from policy.validation import ValidationBackend
 from translators.base import Backend
 
-WRAPPERS: list[type] = [CatalogBackend]
+WRAPPERS: list[type] = [CatalogBackend, ValidationBackend, QuotaBackend, RetentionBackend]
 
 
 def backend_methods() -> dict[str, inspect.Signature]:
