@@ -18,4 +18,8 @@ def create_backend(spec: BackendSpec, environ: Mapping[str, str]) -> Backend:
         from translators.gcs import GCSBackend
 
         return GCSBackend.from_spec(spec, environ)
+    if spec.scheme == "azure":
+        from translators.azure import AzureBackend
+
+        return AzureBackend.from_spec(spec, environ)
     raise NotImplementedError(f"the {spec.scheme} translator is not available yet")

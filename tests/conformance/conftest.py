@@ -148,11 +148,49 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     return harness
 
 
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One Azurite per test session (per xdist worker)."""
+    from tests.emulators import start_azurite
+
+    with running(start_azurite, tmp_path_factory.mktemp("azurite")) as emulator:
+        yield emulator
+
+
+async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    """A fresh container per backend, so tests and xdist workers never share state."""
+    from translators.azure import AzureBackend
+    from translators.config import BackendSpec
+
+    emulator: Emulator = request.getfixturevalue("azurite")
+
+    def make(**options: str) -> AzureBackend:
+        container = f"pw-{uuid.uuid4().hex[:20]}"
+        spec = BackendSpec("azure", container, "root", options={"create": "true", **options})
+        return AzureBackend.from_spec(spec, emulator.env)
+
+    harness = Harness(backend=make(), min_part_size=5 * 1024 * 1024)
+
+    async def relaxed_parts() -> Backend:
+        relaxed = make(min_part_size="1")
+        await relaxed.start()
+        harness.extra.append(relaxed)
+        return relaxed
+
+    harness.relaxed_parts = relaxed_parts
+    await harness.backend.start()
+    return harness
+
+
 Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[Harness]]
 
 #: One entry per translator under test. A remote translator's factory gets its emulator
 #: from a session fixture (``request.getfixturevalue``), started once per test session.
-_FACTORIES: dict[str, Factory] = {"filesystem": _make_filesystem, "gcs": _make_gcs}
+_FACTORIES: dict[str, Factory] = {
+    "azure": _make_azure,
+    "filesystem": _make_filesystem,
+    "gcs": _make_gcs,
+}
 
 
 @pytest.fixture(params=sorted(_FACTORIES))
