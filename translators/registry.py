@@ -22,4 +22,8 @@ def create_backend(spec: BackendSpec, environ: Mapping[str, str]) -> Backend:
         from translators.azure import AzureBackend
 
         return AzureBackend.from_spec(spec, environ)
+    if spec.scheme == "s3":
+        from translators.s3 import S3Backend
+
+        return S3Backend.from_spec(spec, environ)
     raise NotImplementedError(f"the {spec.scheme} translator is not available yet")

@@ -29,6 +29,7 @@ Every boto3 call runs in a :class:`translators.blocking.BlockingPool` inside
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -64,12 +65,15 @@ from translators.s3_codec import (
     unquote,
 )
 from translators.s3_core import PART_SIZE
-from translators.s3_io import EmptyBody, PartSplitter, StreamBody
+from translators.s3_io import BytesBody, EmptyBody, PartSplitter, StreamBody
 from translators.s3_multipart import S3Multipart, content_md5
 
 _OPTIONS = frozenset({"addressing", "pool", "create", "part_size", "min_part_size", "conditions"})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _OPEN_ATTEMPTS = 5
+_MD5 = re.compile(r"[0-9a-f]{32}")
+#: Whole objects up to this size are read at once and checked against their MD5 ETag.
+_VERIFIED_READ = 1024 * 1024
 
 
 class S3Backend(S3Multipart):
@@ -118,25 +122,27 @@ class S3Backend(S3Multipart):
                 region_name=region,
                 profile_name=environ.get("AWS_PROFILE") or None,
             )
-            client = session.client(
-                "s3",
-                endpoint_url=endpoint,
-                config=Config(
+            def config(attempts: int) -> Config:
+                return Config(
                     region_name=region or session.region_name or "us-east-1",
-                    retries={"mode": "standard", "max_attempts": 3},
+                    retries={"mode": "standard", "max_attempts": attempts},
                     max_pool_connections=pool,
                     connect_timeout=10,
                     read_timeout=60,
                     response_checksum_validation="when_required",
                     request_checksum_calculation="when_required",
                     s3={"addressing_style": addressing, "payload_signing_enabled": False},
-                ),
-            )
+                )
+
+            client = session.client("s3", endpoint_url=endpoint, config=config(3))
+            # Streamed bodies cannot be rewound, so botocore must not retry them.
+            stream_client = session.client("s3", endpoint_url=endpoint, config=config(1))
         except BotoCoreError as error:
             raise BackendConfigError(f"s3 backend: {error}") from error
         return cls(
             client,
             spec.namespace(),
+            stream_client=stream_client,
             pool_size=pool,
             part_size=part_size,
             min_part_size=min_part_size,
@@ -180,6 +186,7 @@ class S3Backend(S3Multipart):
 
     async def close(self) -> None:
         await self.pool.run(self.client.close)
+        await self.pool.run(self.stream_client.close)
 
     async def check_ready(self) -> None:
         """``ServiceUnavailable`` unless a HeadBucket on the configured bucket succeeds."""
@@ -322,7 +329,9 @@ class S3Backend(S3Multipart):
                         raise
             raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
         spec = options.range
-        if spec is not None and spec.first is None and not spec.last:
+        if spec is None:
+            return await self._open_whole(bucket, key)
+        if spec.first is None and not spec.last:
             spec.resolve((await self.find(bucket, key)).info.size)  # raises InvalidRange
         try:
             return await self._open(bucket, key, spec, None)
@@ -339,6 +348,24 @@ class S3Backend(S3Multipart):
             except S3Error as error:
                 if error.code not in ("PreconditionFailed", "InvalidRange", "NoSuchKey"):
                     raise
+        raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
+
+    async def _open_whole(self, bucket: str, key: str) -> GetResult:
+        """The whole object. A small one whose ETag is its MD5 is read at once and verified
+        (retried if a non-atomic backend tore it); a larger one is verified as it streams."""
+        for _ in range(_OPEN_ATTEMPTS):
+            result = await self._open(bucket, key, None, None)
+            size, etag = result.info.size, result.info.etag
+            if size > _VERIFIED_READ or not _MD5.fullmatch(etag):
+                return result
+            try:
+                data = b"".join([chunk async for chunk in result.body])
+            except S3Error as error:
+                if error.code != "InternalError":
+                    raise
+                continue
+            if hashlib.md5(data, usedforsecurity=False).hexdigest() == etag:
+                return GetResult(result.info, None, BytesBody(data))
         raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
 
     async def _open(
@@ -380,9 +407,9 @@ class S3Backend(S3Multipart):
         if length <= 0:
             await self.pool.run(stream.close)
             return GetResult(info, resolved, EmptyBody())
-        return GetResult(
-            info, resolved, StreamBody(self.pool, stream, skip[0], length, self.endpoint)
-        )
+        expected = info.etag if wanted is None and _MD5.fullmatch(info.etag) else None
+        body = StreamBody(self.pool, stream, skip[0], length, self.endpoint, expected)
+        return GetResult(info, resolved, body)
 
     def _served_span(
         self, response: Any, size: int, wanted: RangeSpec | ByteRange | None
@@ -573,7 +600,8 @@ class S3Backend(S3Multipart):
 
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
         """ListObjectsV2 under the bucket's prefix, filtered to the :class:`ListQuery`
-        contract. Objects carry the backend's ETag (for an object the gateway stored through
+        contract. The backend rolls up ``/``; other delimiters (which some S3-compatible
+        servers ignore) are rolled up here, reading the keys under each common prefix. Objects carry the backend's ETag (for an object the gateway stored through
         a native multipart upload it differs from HEAD's) and no parts or metadata."""
         if self.namespace.mapping == "prefix" or query.max_keys <= 0:
             await self.require_bucket(bucket)
@@ -592,8 +620,8 @@ class S3Backend(S3Multipart):
                 "Prefix": base + query.prefix,
                 "MaxKeys": min(1000, query.max_keys - len(objects) - len(prefixes) + 2),
             }
-            if query.delimiter:
-                params["Delimiter"] = query.delimiter
+            if query.delimiter == "/":
+                params["Delimiter"] = "/"
             if token:
                 params["ContinuationToken"] = token
             elif query.start_after and query.start_after > query.prefix:
@@ -611,6 +639,12 @@ class S3Backend(S3Multipart):
                 key = name[len(base) :]
                 if item is not None and key.encode() <= query.start_after.encode():
                     continue
+                if item is not None and query.delimiter not in ("", "/"):
+                    cut = key.find(query.delimiter, len(query.prefix))
+                    if cut >= 0:
+                        key, item = key[: cut + len(query.delimiter)], None
+                        if prefixes and prefixes[-1] == key:
+                            continue
                 if skip is not None and key.startswith(skip):
                     continue
                 if len(objects) + len(prefixes) == query.max_keys:

@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 from gateway import checksums
 from gateway.errors import S3Error
-from translators.blocking import BlockingPool, iterate_in_thread
+from translators.blocking import BlockingPool, PayloadReader, iterate_in_thread
 from translators.s3_errors import map_errors
 
 #: The largest chunk a GET body yields.
@@ -35,18 +36,44 @@ class EmptyBody:
         return None
 
 
+class BytesBody:
+    """A body already in memory, yielded in chunks of <= CHUNK_SIZE."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        offset = 0
+        while self._data is not None and offset < len(self._data):
+            yield self._data[offset : offset + CHUNK_SIZE]
+            offset += CHUNK_SIZE
+
+    async def aclose(self) -> None:
+        self._data = None
+
+
 class StreamBody:
     """``length`` bytes of ``stream`` after skipping ``skip``, in chunks of <= CHUNK_SIZE.
 
     The stream holds one HTTP response, i.e. one version of the object, so a reader keeps
     reading that version whatever happens to the key. A stream ending before ``length``
-    bytes raises ``InternalError`` (never a silently short body).
+    bytes, or (with ``expected_md5``) whose bytes do not hash to it, raises ``InternalError``
+    instead of ending quietly: a backend that is not atomic (rclone's memory remote) can
+    tear a read racing a write, and a client must see the failure.
     """
 
     def __init__(
-        self, pool: BlockingPool, stream: Any, skip: int, length: int, endpoint: str
+        self,
+        pool: BlockingPool,
+        stream: Any,
+        skip: int,
+        length: int,
+        endpoint: str,
+        expected_md5: str | None = None,
     ) -> None:
         self._pool = pool
+        self._md5 = hashlib.md5(usedforsecurity=False) if expected_md5 else None
+        self._expected_md5 = expected_md5
         self._stream = stream
         self._skip = skip
         self._remaining = length
@@ -66,6 +93,13 @@ class StreamBody:
             if not chunk:
                 raise S3Error("InternalError", "The storage backend sent a short body.")
             self._remaining -= len(chunk)
+            if self._md5 is not None:
+                self._md5.update(chunk)
+                if self._remaining <= 0 and self._md5.hexdigest() != self._expected_md5:
+                    raise S3Error(
+                        "InternalError",
+                        "The storage backend sent a body that does not match the object's ETag.",
+                    )
             yield chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -86,6 +120,20 @@ class StreamBody:
         self._closed = True
         stream, self._stream = self._stream, None
         await self._pool.run(stream.close)
+
+
+class BodyReader(PayloadReader):
+    """A :class:`PayloadReader` that remembers the error the upload body raised, so the
+    caller re-raises it instead of whatever botocore made of the aborted request."""
+
+    error: BaseException | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except BaseException as error:
+            self.error = error
+            raise
 
 
 async def held_back(

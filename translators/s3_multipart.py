@@ -36,7 +36,6 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.blocking import PayloadReader
 from translators.namespace import Location
 from translators.s3_codec import (
     UploadId,
@@ -53,7 +52,7 @@ from translators.s3_codec import (
     unquote,
 )
 from translators.s3_core import S3Core
-from translators.s3_io import held_back
+from translators.s3_io import BodyReader, held_back
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -160,17 +159,19 @@ class S3Multipart(S3Core):
         hashers = {algorithm: checksums.new_hasher(algorithm)} if algorithm else {}
         chunks = held_back(body.__aiter__(), hashers)
         spool: IO[bytes] | None = None
+        reader: BodyReader | None = None
         size = body.declared_size
         try:
             if size is None:
                 spool, size = await self._spool(chunks)
                 payload: IO[bytes] = spool
             else:
-                payload = PayloadReader(chunks)
+                reader = BodyReader(chunks)
+                payload = reader
             response = await self._native(
                 bucket,
                 "UploadPart",
-                lambda: self.client.upload_part(
+                lambda: self.stream_client.upload_part(
                     Bucket=location.container,
                     Key=location.name,
                     UploadId=parsed.native,
@@ -180,6 +181,24 @@ class S3Multipart(S3Core):
                 ),
                 upload_id,
             )
+        except S3Error as error:
+            if reader is not None and reader.error is not None:
+                raise reader.error from None
+            if error.code in ("ServiceUnavailable", "InternalError"):
+                # The backend may have refused the part before reading it (moto closes the
+                # connection on an unknown upload): ask whether the upload still exists.
+                await self._native(
+                    bucket,
+                    "ListParts",
+                    lambda: self.client.list_parts(
+                        Bucket=location.container,
+                        Key=location.name,
+                        UploadId=parsed.native,
+                        MaxParts=1,
+                    ),
+                    upload_id,
+                )
+            raise
         finally:
             if spool is not None:
                 spool.close()
@@ -498,9 +517,7 @@ def _uploads_page(
             if key.encode() < marker_bytes:
                 start = index + 1
             elif key == marker_key:
-                if not query.upload_id_marker or query.upload_id_marker not in ids_of_marker:
-                    start = index + 1
-                elif ids_of_marker.index(gateway_id) <= ids_of_marker.index(query.upload_id_marker):
+                if not query.upload_id_marker or query.upload_id_marker not in ids_of_marker or ids_of_marker.index(gateway_id) <= ids_of_marker.index(query.upload_id_marker):
                     start = index + 1
     uploads: list[UploadInfo] = []
     prefixes: list[str] = []

@@ -182,6 +182,69 @@ async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness
     return harness
 
 
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One moto_server per test session (per xdist worker)."""
+    from tests.emulators import start_moto
+
+    with running(start_moto, tmp_path_factory.mktemp("moto")) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One ``rclone serve s3 :memory:`` per test session (per xdist worker)."""
+    from tests.emulators import start_rclone_s3
+
+    with running(start_rclone_s3, tmp_path_factory.mktemp("rclone")) as emulator:
+        yield emulator
+
+
+def _s3_factory(fixture: str, mapping: str, relaxed: bool) -> Factory:
+    """Fresh backend buckets per S3 backend, so tests and xdist workers never share state.
+    moto runs the ``prefix`` mapping, rclone the ``bucket`` one (keys stored verbatim); only
+    rclone accepts parts under 5 MiB natively, so only it gets ``relaxed_parts``."""
+
+    async def make_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+        from translators.config import BackendSpec
+        from translators.namespace import Mapping
+        from translators.s3 import S3Backend
+
+        emulator: Emulator = request.getfixturevalue(fixture)
+
+        def make(**options: str) -> S3Backend:
+            unique = uuid.uuid4().hex[:12]
+            kind: Mapping = "bucket" if mapping == "bucket" else "prefix"
+            spec = BackendSpec(
+                "s3",
+                f"pw-{unique}",
+                prefix="root" if kind == "prefix" else "",
+                mapping=kind,
+                container_prefix=f"pw{unique[:8]}-" if kind == "bucket" else "",
+                options={"create": "true", **options},
+            )
+            return S3Backend.from_spec(spec, emulator.env)
+
+        harness = Harness(backend=make(), min_part_size=5 * 1024 * 1024)
+
+        async def relaxed_parts() -> Backend:
+            backend = make(min_part_size="1")
+            await backend.start()
+            harness.extra.append(backend)
+            return backend
+
+        if relaxed:
+            harness.relaxed_parts = relaxed_parts
+        await harness.backend.start()
+        return harness
+
+    return make_harness
+
+
+_make_s3_moto = _s3_factory("moto_s3", "prefix", relaxed=False)
+_make_s3_rclone = _s3_factory("rclone_s3", "bucket", relaxed=True)
+
+
 Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[Harness]]
 
 #: One entry per translator under test. A remote translator's factory gets its emulator
@@ -190,6 +253,8 @@ _FACTORIES: dict[str, Factory] = {
     "azure": _make_azure,
     "filesystem": _make_filesystem,
     "gcs": _make_gcs,
+    "s3-moto": _make_s3_moto,
+    "s3-rclone": _make_s3_rclone,
 }
 
 
