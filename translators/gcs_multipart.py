@@ -53,6 +53,9 @@ from translators.namespace import Location
 
 _STATE_KEY = "pagewright-upload"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+#: How long, and for how many uploads, UploadPart trusts what it last saw of an upload.
+_KNOWN_SECONDS = 10.0
+_KNOWN_UPLOADS = 10_000
 
 
 class Multipart:
@@ -62,6 +65,7 @@ class Multipart:
         self.store = store
         self.min_part_size = min_part_size
         self._last_stamp = 0
+        self._known: dict[str, tuple[float, str, str, UploadInfo]] = {}
 
     def _state(self, upload_id: str) -> Location:
         return self.store.namespace.system("uploads", upload_id)
@@ -106,15 +110,37 @@ class Multipart:
             lambda: blob.upload_from_string(b"", if_generation_match=0, retry=None),
             missing=lambda: S3Error("NoSuchBucket", BucketName=bucket),
         )
+        self._remember(bucket, upload)
         return upload
 
-    async def find(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
-        """The upload ``upload_id`` of ``bucket``/``key``; NoSuchBucket / NoSuchUpload."""
+    def _remember(self, bucket: str, upload: UploadInfo) -> None:
+        if len(self._known) >= _KNOWN_UPLOADS:
+            self._known.clear()
+        self._known[upload.upload_id] = (
+            time.monotonic() + _KNOWN_SECONDS,
+            bucket,
+            upload.key,
+            upload,
+        )
+
+    async def find(
+        self, bucket: str, key: str, upload_id: str, *, cached: bool = False
+    ) -> UploadInfo:
+        """The upload ``upload_id`` of ``bucket``/``key``; NoSuchBucket / NoSuchUpload.
+
+        ``cached`` accepts what this process saw of the upload in the last few seconds
+        (UploadPart only): an upload completed or aborted by another gateway meanwhile may
+        then take a part that nothing will reference, as S3 warns parts racing an abort may.
+        """
+        known = self._known.get(upload_id) if cached else None
+        if known is not None and known[0] > time.monotonic() and known[1:3] == (bucket, key):
+            return known[3]
         if _UPLOAD_ID.fullmatch(upload_id):
             blob = await self.store.get_blob(self._state(upload_id))
             if blob is not None:
                 owner, upload = _decode_state(blob, upload_id)
                 if owner == bucket and upload.key == key:
+                    self._remember(bucket, upload)
                     return upload
         await self.store.require_bucket(bucket)
         raise S3Error("NoSuchUpload", UploadId=upload_id)
@@ -123,7 +149,7 @@ class Multipart:
         self, bucket: str, key: str, upload_id: str, part_number: int, body: PayloadStream
     ) -> PartInfo:
         """Store a part (replacing an earlier one of that number) with its record."""
-        upload = await self.find(bucket, key, upload_id)
+        upload = await self.find(bucket, key, upload_id, cached=True)
         store = self.store
         location = self._area(upload_id, "parts", f"{part_number:05d}")
         staged = await receive(
@@ -281,6 +307,7 @@ class Multipart:
 
     async def _drop(self, upload_id: str) -> None:
         """Delete the state first (the upload is gone), then its parts and intermediates."""
+        self._known.pop(upload_id, None)
         container = self.store.namespace.container
         await self.store.delete_names(container, [self._state(upload_id).name])
         await self.store.delete_prefix(container, self._area(upload_id).name + "/")
