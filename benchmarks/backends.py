@@ -415,11 +415,29 @@ def _cell(result: BackendResult, key: str) -> str:
     return f"{through} / {direct:,.0f}{ratio}"
 
 
+def _cpu_cell(result: BackendResult, key: str) -> str:
+    if result.status.startswith("not available"):
+        return "not available"
+    decimals = 2 if key.endswith("4k") else 0
+    values = [result.cpu_ms.get(f"{side} {key}") for side in ("gateway", "direct")]
+    return " / ".join("—" if value is None else f"{value:,.{decimals}f}" for value in values)
+
+
 def markdown(results: Sequence[BackendResult], options: Options, notes: list[str]) -> str:
     header = " | ".join(f"{label} ({unit}) gateway / direct" for _, label, unit in PHASES)
     lines = [f"| backend | {header} |", "|---|" + "---:|" * len(PHASES)]
     for result in results:
         cells = " | ".join(_cell(result, key) for key, _, _ in PHASES)
+        lines.append(f"| {result.name} | {cells} |")
+    lines += [
+        "",
+        "Server CPU time per request (ms; gateway side: gateway + emulator; direct: emulator):",
+        "",
+        f"| backend | {' | '.join(f'{label} gateway / direct' for _, label, _ in PHASES)} |",
+        "|---|" + "---:|" * len(PHASES),
+    ]
+    for result in results:
+        cells = " | ".join(_cpu_cell(result, key) for key, _, _ in PHASES)
         lines.append(f"| {result.name} | {cells} |")
     lines.append("")
     lines.append(
