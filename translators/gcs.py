@@ -230,7 +230,9 @@ class GCSBackend:
             start, length = (0, info.size) if span is None else (span.start, span.length)
             if length <= 0:
                 return GetResult(info, span, EmptyBody())
-            response = await self.store.run(partial(self._download, blob, start, length))
+            response = await self.store.run(
+                partial(self._download, blob, start, length), idempotent=True
+            )
             if response is not None:
                 return GetResult(
                     info, span, StreamBody(response, self.store.pool, self.store.endpoint)
