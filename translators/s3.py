@@ -29,11 +29,12 @@ Every boto3 call runs in a :class:`translators.blocking.BlockingPool` inside
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import boto3
@@ -122,6 +123,7 @@ class S3Backend(S3Multipart):
                 region_name=region,
                 profile_name=environ.get("AWS_PROFILE") or None,
             )
+
             def config(attempts: int) -> Config:
                 return Config(
                     region_name=region or session.region_name or "us-east-1",
@@ -131,7 +133,9 @@ class S3Backend(S3Multipart):
                     read_timeout=60,
                     response_checksum_validation="when_required",
                     request_checksum_calculation="when_required",
-                    s3={"addressing_style": addressing, "payload_signing_enabled": False},
+                    s3=cast(
+                        Any, {"addressing_style": addressing, "payload_signing_enabled": False}
+                    ),
                 )
 
             client = session.client("s3", endpoint_url=endpoint, config=config(3))
@@ -211,7 +215,7 @@ class S3Backend(S3Multipart):
                 params["ContinuationToken"] = token
             page: Any = await self.call(
                 "ListObjectsV2",
-                lambda params=params: self.client.list_objects_v2(**params),
+                functools.partial(self.client.list_objects_v2, **params),
                 idempotent=True,
             )
             for item in page.get("Contents", []):
@@ -283,8 +287,8 @@ class S3Backend(S3Multipart):
             key, native = str(upload["Key"]), str(upload["UploadId"])
             await self.quietly(
                 "AbortMultipartUpload",
-                lambda key=key, native=native: self.client.abort_multipart_upload(
-                    Bucket=container, Key=key, UploadId=native
+                functools.partial(
+                    self.client.abort_multipart_upload, Bucket=container, Key=key, UploadId=native
                 ),
             )
             await self.delete_names(await self.list_names(self.part_note_prefix(native)))
@@ -524,7 +528,8 @@ class S3Backend(S3Multipart):
                 last = splitter.finished
                 sent: Any = await self.call(
                     "UploadPart",
-                    lambda data=data, number=number: self.client.upload_part(
+                    functools.partial(
+                        self.client.upload_part,
                         Bucket=location.container,
                         Key=location.name,
                         UploadId=native,
@@ -601,7 +606,8 @@ class S3Backend(S3Multipart):
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
         """ListObjectsV2 under the bucket's prefix, filtered to the :class:`ListQuery`
         contract. The backend rolls up ``/``; other delimiters (which some S3-compatible
-        servers ignore) are rolled up here, reading the keys under each common prefix. Objects carry the backend's ETag (for an object the gateway stored through
+        servers ignore) are rolled up here, reading the keys under each common prefix.
+        Objects carry the backend's ETag (for an object the gateway stored through
         a native multipart upload it differs from HEAD's) and no parts or metadata."""
         if self.namespace.mapping == "prefix" or query.max_keys <= 0:
             await self.require_bucket(bucket)
@@ -628,7 +634,7 @@ class S3Backend(S3Multipart):
                 params["StartAfter"] = base + query.start_after
             page: Any = await self.call(
                 "ListObjectsV2",
-                lambda params=params: self.client.list_objects_v2(**params),
+                functools.partial(self.client.list_objects_v2, **params),
                 idempotent=True,
                 BucketName=bucket,
             )

@@ -144,7 +144,8 @@ def _from_client_error(
         return S3Error(code, **_only(fields, "UploadId"))
     if code == "PreconditionFailed":
         condition = error_field(error, "Condition")
-        return S3Error(code, **({"Condition": condition} if condition else {}))
+        extra: dict[str, Any] = {"Condition": condition} if condition else {}
+        return S3Error(code, **extra)
     if code in ("ServiceUnavailable", "InternalError") and status is not None and status >= 500:
         return S3Error(
             "ServiceUnavailable", f"The storage backend at {endpoint} is unavailable ({code})."
@@ -162,5 +163,5 @@ def _from_client_error(
     return S3Error("InternalError")
 
 
-def _only(fields: dict[str, str], name: str) -> dict[str, str]:
+def _only(fields: dict[str, str], name: str) -> dict[str, Any]:
     return {name: fields[name]} if name in fields else {}

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Final
 
 from gateway import checksums
@@ -41,12 +41,13 @@ class BytesBody:
 
     def __init__(self, data: bytes) -> None:
         self._data: bytes | None = data
+        self._offset = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        offset = 0
-        while self._data is not None and offset < len(self._data):
-            yield self._data[offset : offset + CHUNK_SIZE]
-            offset += CHUNK_SIZE
+        while self._data is not None and self._offset < len(self._data):
+            chunk = self._data[self._offset : self._offset + CHUNK_SIZE]
+            self._offset += len(chunk)
+            yield chunk
 
     async def aclose(self) -> None:
         self._data = None
@@ -137,7 +138,7 @@ class BodyReader(PayloadReader):
 
 
 async def held_back(
-    chunks: AsyncIterator[bytes], hashers: dict[str, checksums.Hasher] | None = None
+    chunks: AsyncIterator[bytes], hashers: Mapping[str, checksums.Hasher] | None = None
 ) -> AsyncIterator[bytes]:
     """Yield ``chunks`` one behind: a chunk leaves only after the next one (or the verified
     end of the stream) arrived. ``hashers`` see every chunk."""

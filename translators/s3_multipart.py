@@ -12,6 +12,7 @@ the completed object.
 from __future__ import annotations
 
 import base64
+import functools
 import tempfile
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -156,7 +157,9 @@ class S3Multipart(S3Core):
         in a part note when the backend cannot report them."""
         location, parsed = await self._upload_id(bucket, key, upload_id)
         algorithm = parsed.algorithm
-        hashers = {algorithm: checksums.new_hasher(algorithm)} if algorithm else {}
+        hashers: dict[str, checksums.Hasher] = {}
+        if algorithm:
+            hashers[algorithm] = checksums.new_hasher(algorithm)
         chunks = held_back(body.__aiter__(), hashers)
         spool: IO[bytes] | None = None
         reader: BodyReader | None = None
@@ -164,7 +167,7 @@ class S3Multipart(S3Core):
         try:
             if size is None:
                 spool, size = await self._spool(chunks)
-                payload: IO[bytes] = spool
+                payload: Any = spool
             else:
                 reader = BodyReader(chunks)
                 payload = reader
@@ -259,29 +262,36 @@ class S3Multipart(S3Core):
         """Up to ``limit`` (None: all) parts after ``marker`` as (gateway view, native ETag),
         and whether more follow."""
         native: list[dict[str, Any]] = []
-        truncated = True
-        while truncated and (limit is None or len(native) < limit):
+        truncated = False
+        while limit is None or len(native) < limit:
             wanted = 1000 if limit is None else min(1000, limit - len(native))
-            if wanted <= 0:
-                break
+            requested = min(1000, wanted + 1)
             after = marker
             page: Any = await self._native(
                 bucket,
                 "ListParts",
-                lambda after=after, wanted=wanted: self.client.list_parts(
+                functools.partial(
+                    self.client.list_parts,
                     Bucket=location.container,
                     Key=location.name,
                     UploadId=parsed.native,
                     PartNumberMarker=after,
-                    MaxParts=wanted,
+                    MaxParts=requested,
                 ),
                 str(parsed),
             )
-            found = [p for p in page.get("Parts", []) if int(p["PartNumber"]) > after]
-            native += found
-            truncated = bool(page.get("IsTruncated")) and bool(found)
-            if found:
-                marker = int(found[-1]["PartNumber"])
+            raw = page.get("Parts", [])
+            # rclone treats the marker as inclusive: keep only parts after it.
+            native += [p for p in raw if int(p["PartNumber"]) > after]
+            reported = page.get("IsTruncated")
+            truncated = bool(raw) and (
+                len(raw) >= requested if reported is None else bool(reported)
+            )
+            highest = max((int(p["PartNumber"]) for p in raw), default=after)
+            if not truncated or highest <= after:
+                truncated = False
+                break
+            marker = highest
         if limit is not None and len(native) > limit:
             native, truncated = native[:limit], True
         notes = await self._part_notes(parsed, native)
@@ -322,7 +332,7 @@ class S3Multipart(S3Core):
                 params["StartAfter"] = start_after
             page: Any = await self.call(
                 "ListObjectsV2",
-                lambda params=params: self.client.list_objects_v2(**params),
+                functools.partial(self.client.list_objects_v2, **params),
                 idempotent=True,
             )
             batch = [str(item["Key"]) for item in page.get("Contents", [])]
@@ -349,14 +359,14 @@ class S3Multipart(S3Core):
         entries: list[tuple[str, str, datetime, UploadId]] = []
         for item in await self._native_uploads(bucket, base + query.prefix):
             native = str(item["UploadId"])
-            prefix = prefixes_by_hash.get(native_upload_hash(native))
+            id_prefix = prefixes_by_hash.get(native_upload_hash(native))
             name = str(item["Key"])
-            if prefix is None or not name.startswith(base):
+            if id_prefix is None or not name.startswith(base):
                 continue
             key = name[len(base) :]
             location = self.namespace.object(bucket, key)
             try:
-                parsed = parse_upload_id(f"{prefix}.{native}", location)
+                parsed = parse_upload_id(f"{id_prefix}.{native}", location)
             except S3Error:
                 continue
             entries.append((key, str(parsed), item["Initiated"], parsed))
@@ -373,7 +383,7 @@ class S3Multipart(S3Core):
             try:
                 page: Any = await self.call(
                     "ListMultipartUploads",
-                    lambda params=params: self.client.list_multipart_uploads(**params),
+                    functools.partial(self.client.list_multipart_uploads, **params),
                     idempotent=True,
                     BucketName=bucket,
                 )
@@ -480,12 +490,13 @@ class S3Multipart(S3Core):
     async def delete_names(self, names: list[str]) -> None:
         """Delete bookkeeping objects, 1,000 per request, best effort."""
         for start in range(0, len(names), 1000):
-            batch = [{"Key": name} for name in names[start : start + 1000]]
+            batch: list[Any] = [{"Key": name} for name in names[start : start + 1000]]
             await self.quietly(
                 "DeleteObjects",
-                lambda batch=batch: self.client.delete_objects(
+                functools.partial(
+                    self.client.delete_objects,
                     Bucket=self.namespace.container,
-                    Delete={"Objects": batch, "Quiet": True},  # type: ignore[typeddict-item]
+                    Delete={"Objects": batch, "Quiet": True},
                 ),
             )
 
@@ -513,12 +524,16 @@ def _uploads_page(
     if marker_key:
         marker_bytes = marker_key.encode()
         ids_of_marker = [e[1] for e in entries if e[0] == marker_key]
+        resume_after = -1  # position within the marker key's uploads
+        if query.upload_id_marker in ids_of_marker:
+            resume_after = ids_of_marker.index(query.upload_id_marker)
         for index, (key, gateway_id, _, _) in enumerate(entries):
-            if key.encode() < marker_bytes:
+            before = key.encode() < marker_bytes
+            same = key == marker_key
+            if before or (
+                same and (resume_after < 0 or ids_of_marker.index(gateway_id) <= resume_after)
+            ):
                 start = index + 1
-            elif key == marker_key:
-                if not query.upload_id_marker or query.upload_id_marker not in ids_of_marker or ids_of_marker.index(gateway_id) <= ids_of_marker.index(query.upload_id_marker):
-                    start = index + 1
     uploads: list[UploadInfo] = []
     prefixes: list[str] = []
     last: tuple[str, str | None] = ("", None)

@@ -245,6 +245,32 @@ _make_s3_moto = _s3_factory("moto_s3", "prefix", relaxed=False)
 _make_s3_rclone = _s3_factory("rclone_s3", "bucket", relaxed=True)
 
 
+_RCLONE_PATHS = (
+    "rclone serve s3 stores objects as files of a VFS, so keys that are not file paths "
+    "('a' beside 'a/b', 'dir/' beside 'dir/x', 'a//b', '.', '..') cannot be stored"
+)
+_RCLONE_PARTS = (
+    "rclone serve s3 streams parts into the final file: a part cannot be replaced and "
+    "every uploaded part must be completed, in order"
+)
+#: (harness, test) -> why that storage server itself cannot do what the test needs. Only
+#: limits of the emulated storage belong here, never gaps in a translator.
+_STORAGE_LIMITS: dict[tuple[str, str], str] = {
+    ("s3-moto", "test_opaque_keys_coexist"): "moto_server answers 404 for keys holding a newline",
+    ("s3-rclone", "test_opaque_keys_coexist"): _RCLONE_PATHS,
+    ("s3-rclone", "test_prefix_with_like_wildcards_is_literal"): _RCLONE_PATHS,
+    ("s3-rclone", "test_flat_listing"): _RCLONE_PATHS,
+    ("s3-rclone", "test_delimiter_roll_up"): _RCLONE_PATHS,
+    ("s3-rclone", "test_paging_counts_prefixes"): _RCLONE_PATHS,
+    ("s3-rclone", "test_start_after"): _RCLONE_PATHS,
+    ("s3-rclone", "test_max_keys_zero"): _RCLONE_PATHS,
+    ("s3-rclone", "test_exact_page_boundary_is_not_truncated"): _RCLONE_PATHS,
+    ("s3-rclone", "test_reuploaded_part_replaces"): _RCLONE_PARTS,
+    ("s3-rclone", "test_skipped_and_unused_parts"): _RCLONE_PARTS,
+    ("s3-rclone", "test_completion_errors"): _RCLONE_PARTS,
+}
+
+
 Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[Harness]]
 
 #: One entry per translator under test. A remote translator's factory gets its emulator
@@ -260,6 +286,9 @@ _FACTORIES: dict[str, Factory] = {
 
 @pytest.fixture(params=sorted(_FACTORIES))
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    limit = _STORAGE_LIMITS.get((request.param, request.node.originalname))
+    if limit is not None:
+        pytest.skip(f"{request.param}: {limit}")
     made = await _FACTORIES[request.param](request, tmp_path)
     yield made
     for extra in made.extra:
