@@ -125,7 +125,8 @@ class BackendResult:
     status: str = "ok"  # or "not available: ..." / "failed: ..."
     gateway: dict[str, float] = field(default_factory=dict)
     direct: dict[str, float] = field(default_factory=dict)
-    cpu_ms: dict[str, float] = field(default_factory=dict)  # "<side> <phase>" -> per op
+    #: "<side> <phase>" -> CPU ms per request of each server (gateway side: gateway, emulator)
+    cpu_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
 
@@ -339,7 +340,7 @@ async def measure_side(
             accept=accept,
         )
         figures[key] = phase.run.rate
-        result.cpu_ms[f"{side} {key}"] = phase.cpu_ms_per_request
+        result.cpu_ms[f"{side} {key}"] = phase.cpu_ms_by_pid()
         if phase.run.failed:
             result.failures.append(
                 f"{side} {key}: {phase.run.failed} failed, first: {phase.run.first_failure}"
@@ -365,7 +366,7 @@ async def measure_side(
                 if transfers.failed >= 2:
                     break
         figures[key] = transfers.mibs
-        result.cpu_ms[f"{side} {key}"] = transfers.cpu_ms
+        result.cpu_ms[f"{side} {key}"] = transfers.cpu_ms_by_pid()
         if transfers.failed:
             result.failures.append(
                 f"{side} {key}: {transfers.failed} failed, first: {transfers.first_failure}"
@@ -419,8 +420,11 @@ def _cpu_cell(result: BackendResult, key: str) -> str:
     if result.status.startswith("not available"):
         return "not available"
     decimals = 2 if key.endswith("4k") else 0
-    values = [result.cpu_ms.get(f"{side} {key}") for side in ("gateway", "direct")]
-    return " / ".join("—" if value is None else f"{value:,.{decimals}f}" for value in values)
+    cells = []
+    for side in ("gateway", "direct"):
+        values = result.cpu_ms.get(f"{side} {key}")
+        cells.append(" + ".join(f"{v:,.{decimals}f}" for v in values) if values else "—")
+    return " / ".join(cells)
 
 
 def markdown(results: Sequence[BackendResult], options: Options, notes: list[str]) -> str:
@@ -431,7 +435,7 @@ def markdown(results: Sequence[BackendResult], options: Options, notes: list[str
         lines.append(f"| {result.name} | {cells} |")
     lines += [
         "",
-        "Server CPU time per request (ms; gateway side: gateway + emulator; direct: emulator):",
+        "Server CPU time per request, ms (gateway + emulator / emulator, directly):",
         "",
         f"| backend | {' | '.join(f'{label} gateway / direct' for _, label, _ in PHASES)} |",
         "|---|" + "---:|" * len(PHASES),

@@ -97,6 +97,12 @@ class RatePhase:
     run: LoadResult
     server_cpu: float  # CPU seconds per wall-clock second, all ``pids`` together
     loadgen_cpu: float
+    per_pid: tuple[float, ...] = ()  # CPU seconds per wall-clock second, each of ``pids``
+
+    def cpu_ms_by_pid(self) -> tuple[float, ...]:
+        """Each server's CPU milliseconds per successful request, in ``pids`` order."""
+        done, elapsed = self.run.completed, self.run.elapsed
+        return tuple(busy * elapsed / done * 1000 if done else 0.0 for busy in self.per_pid)
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -146,7 +152,7 @@ async def rate_phase(
     loadgen = busy[0][1] if busy else 0.0
     if loadgen > 0.9:
         log(f"  warning: the load generator was {loadgen:.0%} busy: it may be the limit")
-    return RatePhase(run, server, loadgen)
+    return RatePhase(run, server, loadgen, tuple(server for server, _ in busy))
 
 
 async def seed(host: str, port: int, requests: Sequence[bytes], what: str) -> None:
@@ -170,6 +176,7 @@ class Transfers:
     size: int
     seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)  # the servers', per transfer
+    cpu_by_pid: list[float] = field(default_factory=list)  # each server's, all transfers
     failed: int = 0
     first_failure: str = ""
 
@@ -188,15 +195,15 @@ class Transfers:
         """The servers' mean CPU milliseconds per transfer."""
         return sum(self.cpu_seconds) / len(self.cpu_seconds) * 1000 if self.cpu_seconds else 0.0
 
+    def cpu_ms_by_pid(self) -> tuple[float, ...]:
+        """Each server's mean CPU milliseconds per transfer, in ``pids`` order."""
+        count = len(self.cpu_seconds)
+        return tuple(total / count * 1000 if count else 0.0 for total in self.cpu_by_pid)
+
     def note_failure(self, reason: str) -> None:
         self.failed += 1
         if not self.first_failure:
             self.first_failure = reason
-
-
-def _cpu_seconds(meters: Sequence[CpuMeter]) -> float:
-    # busy(1.0) is the CPU seconds used since the meter was made.
-    return sum(meter.busy(1.0)[0] for meter in meters)
 
 
 async def one_transfer(
@@ -218,10 +225,14 @@ async def one_transfer(
     except (TimeoutError, ConnectionError, OSError) as error:
         into.note_failure(f"{type(error).__name__}: {error}")
         return
-    cpu = _cpu_seconds(meters)
+    # busy(1.0) is the CPU seconds used since the meter was made.
+    per_pid = [meter.busy(1.0)[0] for meter in meters]
     response = done.response
     if not 200 <= response.status < 300 or (not body and response.body_length != size):
         into.note_failure(f"HTTP {response.status}, {response.body_length} bytes")
         return
     into.seconds.append(done.seconds)
-    into.cpu_seconds.append(cpu)
+    into.cpu_seconds.append(sum(per_pid))
+    if not into.cpu_by_pid:
+        into.cpu_by_pid = [0.0] * len(per_pid)
+    into.cpu_by_pid = [total + used for total, used in zip(into.cpu_by_pid, per_pid, strict=True)]
