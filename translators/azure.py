@@ -44,7 +44,8 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -97,6 +98,8 @@ BLOCK_SIZE: Final = 4 * MIB
 CHUNK_SIZE: Final = MIB
 #: Attempts to open a version of a key that keeps being replaced.
 _OPEN_ATTEMPTS: Final = 5
+#: Seconds a bucket seen to exist is trusted without re-reading its marker.
+_BUCKET_TTL: Final = 2.0
 #: Parallel requests when deleting an upload's part records.
 _CLEANUP_CONCURRENCY: Final = 32
 _CONTAINER_NAME: Final = r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
@@ -136,6 +139,8 @@ class AzureBackend:
         self._containers: dict[str, ContainerClient] = {}
         self._tokens = azure_listing.TokenCache()
         self._ids = azure_records.UploadIds()
+        self._buckets: dict[str, tuple[float, BucketInfo]] = {}
+        self._uploads: dict[tuple[str, str], tuple[float, UploadInfo]] = {}
 
     @classmethod
     def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> AzureBackend:
@@ -263,13 +268,22 @@ class AzureBackend:
             return None
 
     async def _require_bucket(self, bucket: str) -> BucketInfo:
+        """The bucket, from its marker; ``NoSuchBucket`` if absent. A bucket seen within
+        :data:`_BUCKET_TTL` seconds is not re-read (writes are hot; deleting a bucket in
+        this process forgets it at once, in another process within the TTL)."""
+        seen = self._buckets.get(bucket)
+        if seen is not None and seen[0] > time.monotonic():
+            return seen[1]
         with map_errors(bucket=bucket):
             props = await self._properties(self._blob(self.namespace.bucket_marker(bucket)))
         if props is None:
+            self._buckets.pop(bucket, None)
             raise S3Error("NoSuchBucket", BucketName=bucket)
         created = (props.metadata or {}).get("created")
         when = datetime.fromtimestamp(float(created), UTC) if created else props.creation_time
-        return BucketInfo(bucket, when)
+        info = BucketInfo(bucket, when)
+        self._buckets[bucket] = (time.monotonic() + _BUCKET_TTL, info)
+        return info
 
     async def _delete_all(self, container: ContainerClient, names: list[str]) -> None:
         limiter = anyio.Semaphore(_CLEANUP_CONCURRENCY)
@@ -331,10 +345,12 @@ class AzureBackend:
             raise
 
     async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
+        self._buckets.pop(bucket, None)
         return await self._require_bucket(bucket)
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """``BucketNotEmpty`` while any object remains; pending uploads are aborted."""
+        self._buckets.pop(bucket, None)
         await self._require_bucket(bucket)
         location = self.namespace.object(bucket, "")
         container = self._container(location.container)
@@ -345,6 +361,8 @@ class AzureBackend:
             system = self._container(self.namespace.container)
             records = [b.name async for b in system.list_blobs(name_starts_with=uploads)]
         await self._delete_all(system, sorted(records, key=len))
+        self._buckets.pop(bucket, None)
+        self._uploads = {k: v for k, v in self._uploads.items() if k[0] != bucket}
         with map_errors(bucket=bucket):
             try:
                 await self._blob(self.namespace.bucket_marker(bucket)).delete_blob()
@@ -549,13 +567,23 @@ class AzureBackend:
         return self.namespace.system("uploads", bucket, upload_id)
 
     async def _find_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        """The upload's record (``NoSuchUpload`` / ``NoSuchBucket``). Records read within
+        :data:`_BUCKET_TTL` seconds are reused: parts arrive in bursts, and an upload
+        aborted or completed in this process is forgotten at once."""
+        seen = self._uploads.get((bucket, upload_id))
         upload = None
-        if azure_records.valid_upload_id(upload_id):
+        if seen is not None and seen[0] > time.monotonic():
+            upload = seen[1]
+        elif azure_records.valid_upload_id(upload_id):
             record = self._blob(self._upload_record(bucket, upload_id))
             with map_errors(bucket=bucket):
                 props = await self._properties(record)
             if props is not None:
                 upload = azure_records.decode_upload(upload_id, props.metadata)
+            if upload is not None:
+                self._uploads[(bucket, upload_id)] = (time.monotonic() + _BUCKET_TTL, upload)
+                if len(self._uploads) > 1024:
+                    self._uploads.pop(next(iter(self._uploads)))
         if upload is None or upload.key != key:
             await self._require_bucket(bucket)
             raise S3Error("NoSuchUpload", UploadId=upload_id)
@@ -648,9 +676,6 @@ class AzureBackend:
             await part_blob.upload_blob(
                 b"", overwrite=True, metadata=azure_records.encode_part(record)
             )
-            if await self._properties(self._blob(location)) is None:  # aborted meanwhile
-                await part_blob.delete_blob()
-                raise S3Error("NoSuchUpload", UploadId=upload_id)
         return part
 
     async def list_parts(
@@ -666,11 +691,37 @@ class AzureBackend:
         upload = await self._find_upload(bucket, key, upload_id)
         if max_parts <= 0:
             return upload, PartsPage([], None)
-        records = await self._part_records(bucket, upload_id)
-        numbers = sorted(n for n in records if n > part_number_marker)
-        parts = [records[n].part for n in numbers[:max_parts]]
-        more = len(numbers) > max_parts
-        return upload, PartsPage(parts, parts[-1].part_number if more else None)
+        start = self._upload_record(bucket, upload_id).name + "/"
+        container = self._container(self.namespace.container)
+        cache_key = (container.container_name, start, str(part_number_marker))
+        _, token = self._tokens.get(cache_key) if part_number_marker else (True, None)
+        parts: list[PartInfo] = []
+        more = False
+        with map_errors(bucket=bucket):
+            listing = container.list_blobs(
+                name_starts_with=start,
+                include=["metadata"],
+                results_per_page=min(max_parts + 1, 5000),
+            )
+            pages = listing.by_page(continuation_token=token)
+            page_token = token
+            async for page in _pages(pages):
+                async for blob in page[1]:
+                    record = azure_records.decode_part(blob.metadata)
+                    if record is None or record.part.part_number <= part_number_marker:
+                        continue
+                    if len(parts) == max_parts:
+                        more = True
+                        break
+                    parts.append(record.part)
+                page_token = page[0]
+                if more:
+                    break
+        if not more:
+            return upload, PartsPage(parts, None)
+        last = parts[-1].part_number
+        self._tokens.put((container.container_name, start, str(last)), page_token)
+        return upload, PartsPage(parts, last)
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery
@@ -744,6 +795,7 @@ class AzureBackend:
     async def _drop_upload(
         self, bucket: str, upload_id: str, records: dict[int, PartRecord] | None = None
     ) -> None:
+        self._uploads.pop((bucket, upload_id), None)
         location = self._upload_record(bucket, upload_id)
         container = self._container(location.container)
         if records is None:
@@ -759,3 +811,14 @@ class AzureBackend:
         discards them (at the key's next commit, or after 7 days)."""
         await self._find_upload(bucket, key, upload_id)
         await self._drop_upload(bucket, upload_id)
+
+
+async def _pages(pages: Any) -> AsyncIterator[tuple[str | None, Any]]:
+    """The pages of an Azure pager, each with the continuation token that fetched it."""
+    while True:
+        token = pages.continuation_token
+        try:
+            page = await pages.__anext__()
+        except StopAsyncIteration:
+            return
+        yield token, page
