@@ -159,8 +159,12 @@ class Reservation:
         )
 
     async def add(self, size: int, artifacts: int = 0) -> None:
-        """Reserve ``size`` more bytes and ``artifacts`` more artifacts, atomically checked."""
-        if size == 0 and artifacts == 0:
+        """Reserve ``size`` more bytes and ``artifacts`` more artifacts, atomically checked.
+
+        A site without quotas reserves nothing: the catalog round trips are skipped on the
+        write path (uploads already in flight when a quota is switched on are not counted).
+        """
+        if (size == 0 and artifacts == 0) or not self._quota_on:
             return
         try:
             await self._add(size, artifacts)
