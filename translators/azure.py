@@ -392,7 +392,7 @@ class AzureBackend:
             try:
                 with map_errors(bucket=bucket, key=key):
                     if options.range is None and options.part_number is None:
-                        downloader = await blob.download_blob()
+                        downloader = await blob.download_blob(decompress=False)
                         info = azure_listing.object_info(key, downloader.properties)
                         return GetResult(info, None, DownloadBody(downloader, key))
                     props = await retrying(blob.get_blob_properties, transient=is_transient)
@@ -408,6 +408,7 @@ class AzureBackend:
                     downloader = await blob.download_blob(
                         offset=offset,
                         length=length,
+                        decompress=False,
                         etag=props.etag,
                         match_condition=MatchConditions.IfNotModified,
                     )

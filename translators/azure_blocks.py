@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Final, Protocol
 
 import anyio
 from azure.storage.blob.aio import BlobClient, StorageStreamDownloader
@@ -19,6 +19,10 @@ from azure.storage.blob.aio import BlobClient, StorageStreamDownloader
 from translators import azure_names
 from translators.azure_errors import map_errors
 from translators.base import PayloadStream
+
+#: Largest body sent as one Put Blob (aiohttp sends larger byte bodies only with a warning
+#: that they may block the event loop).
+SMALL_PUT: Final = 1024 * 1024
 
 
 class Hasher(Protocol):
@@ -39,8 +43,8 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 class BlockWriter:
     """Stages a body's blocks on ``blob`` under ids of ``(upload_id, part_number, attempt)``.
 
-    With ``keep_small`` a body shorter than one block is not staged but left in ``small``
-    (the caller uploads it in one Put Blob). ``hasher`` sees every byte, in order.
+    With ``keep_small`` a body of at most :data:`SMALL_PUT` bytes is not staged but left in
+    ``small`` (the caller uploads it in one Put Blob). ``hasher`` sees every byte, in order.
     """
 
     def __init__(
@@ -80,7 +84,7 @@ class BlockWriter:
                         block = bytes(buffer[: self.block_size])
                         del buffer[: self.block_size]
                         await self._stage(group, block)
-                if self.keep_small and not self.block_ids:
+                if self.keep_small and not self.block_ids and len(buffer) <= SMALL_PUT:
                     self.small = bytes(buffer)
                 elif buffer:
                     await self._stage(group, bytes(buffer))
