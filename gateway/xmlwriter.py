@@ -7,6 +7,7 @@ carry literally are written as character references, as S3 does.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from gateway.s3xml import NS, iso8601
@@ -16,8 +17,12 @@ _ESCAPES.update({c: f"&#x{c:X};" for c in range(0x20) if c not in (0x9, 0xA, 0xD
 _ESCAPES[0xD] = "&#xD;"
 
 
+_SPECIAL = re.compile(r'[&<>"\x00-\x08\x0b\x0c\x0e-\x1f\r]')
+
+
 def escape(value: str) -> str:
-    return value.translate(_ESCAPES)
+    """``value`` as XML character data (most keys need no escaping: checked first)."""
+    return value if _SPECIAL.search(value) is None else value.translate(_ESCAPES)
 
 
 class XmlWriter:

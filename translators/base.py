@@ -231,7 +231,11 @@ class ListQuery:
 
 @dataclass(frozen=True)
 class ListPage:
-    """A page of a listing; ``next_start_after`` is None when the listing is complete."""
+    """A page of a listing; ``next_start_after`` is None when the listing is complete.
+
+    Listed objects carry key, size, ETag, last-modified time and checksums; like S3's own
+    listings they need not carry headers, user metadata or parts (HeadObject does).
+    """
 
     objects: list[ObjectInfo]
     common_prefixes: list[str]

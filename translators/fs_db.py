@@ -151,6 +151,26 @@ def object_info(row: tuple[Any, ...], parts_json: str | None = None) -> ObjectIn
     )
 
 
+#: A listing needs no headers or user metadata (S3 listings carry none): only these.
+LISTED_COLUMNS: Final = (
+    "key, size, etag, modified, json_extract(meta, '$.checksums'), "
+    "json_extract(meta, '$.checksum_type')"
+)
+
+
+def listed_info(row: tuple[Any, ...]) -> ObjectInfo:
+    """A listing's ObjectInfo from a row of :data:`LISTED_COLUMNS` (no headers/metadata)."""
+    key, size, etag, modified, checksums_json, checksum_type = row
+    return ObjectInfo(
+        key=key,
+        size=size,
+        etag=etag,
+        last_modified=timestamp(modified),
+        checksums=json.loads(checksums_json) if checksums_json and checksums_json != "{}" else {},
+        checksum_type=checksum_type,
+    )
+
+
 def require_bucket(conn: sqlite3.Connection, bucket: str) -> None:
     """``NoSuchBucket`` unless ``bucket`` exists."""
     if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:

@@ -71,7 +71,7 @@ def list_objects(conn: sqlite3.Connection, bucket: str, query: ListQuery) -> Lis
         clause, params = cursor.where()
         limit = min(_BATCH, query.max_keys - len(objects) - len(prefixes))
         rows = conn.execute(
-            f"SELECT {fs_db.OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND {clause}"
+            f"SELECT {fs_db.LISTED_COLUMNS} FROM objects WHERE bucket = ? AND {clause}"
             " ORDER BY key LIMIT ?",
             [bucket, *params, limit],
         ).fetchall()
@@ -82,7 +82,7 @@ def list_objects(conn: sqlite3.Connection, bucket: str, query: ListQuery) -> Lis
             key: str = row[0]
             common = _common_prefix(key, query.prefix, query.delimiter)
             if common is None:
-                objects.append(fs_db.object_info(row))
+                objects.append(fs_db.listed_info(row))
                 cursor.after(key)
                 last = key
             else:

@@ -10,7 +10,8 @@ from urllib.parse import quote
 from gateway.errors import S3Error
 from gateway.handlers.common import int_param, owner_id
 from gateway.request import S3Request
-from gateway.responses import Reply, quote_etag
+from gateway.responses import Reply
+from gateway.s3xml import iso8601
 from gateway.xmlwriter import XmlWriter, escape
 from translators.base import ListPage, ListQuery
 
@@ -75,21 +76,23 @@ def _entries(
 ) -> None:
     """The objects and then the common prefixes of a page."""
     owner_xml = _owner(req) if owner else ""
+    version = "<VersionId>null</VersionId><IsLatest>true</IsLatest>" if versions else ""
     for info in page.objects:
-        out.open(tag)
-        out.leaf("Key", encode(info.key))
-        if versions:
-            out.raw("<VersionId>null</VersionId><IsLatest>true</IsLatest>")
-        out.leaf("LastModified", info.last_modified)
-        out.leaf("ETag", quote_etag(info.etag))
         algorithm = next(iter(info.checksums), None)
-        if algorithm:
-            out.leaf("ChecksumAlgorithm", algorithm)
-            out.leaf("ChecksumType", info.checksum_type)
-        out.leaf("Size", info.size)
-        out.raw("<StorageClass>STANDARD</StorageClass>")
-        out.raw(owner_xml)
-        out.close(tag)
+        checksum = (
+            f"<ChecksumAlgorithm>{algorithm}</ChecksumAlgorithm>"
+            f"<ChecksumType>{info.checksum_type}</ChecksumType>"
+            if algorithm and info.checksum_type
+            else f"<ChecksumAlgorithm>{algorithm}</ChecksumAlgorithm>"
+            if algorithm
+            else ""
+        )
+        out.raw(
+            f"<{tag}><Key>{escape(encode(info.key))}</Key>{version}"
+            f"<LastModified>{iso8601(info.last_modified)}</LastModified>"
+            f"<ETag>&quot;{escape(info.etag)}&quot;</ETag>{checksum}"
+            f"<Size>{info.size}</Size><StorageClass>STANDARD</StorageClass>{owner_xml}</{tag}>"
+        )
     for prefix in page.common_prefixes:
         out.open("CommonPrefixes")
         out.leaf("Prefix", encode(prefix))
