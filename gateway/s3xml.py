@@ -67,11 +67,9 @@ def serialize(root: etree._Element) -> bytes:
 
 def iso8601(moment: datetime) -> str:
     """S3's XML timestamp: ``2009-10-12T17:50:30.000Z``."""
-    u = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    return (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
-        f".{u.microsecond // 1000:03d}Z"
-    )
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # isoformat is C code; this runs once per listed object.
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def error_document(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -29,7 +30,15 @@ def url_encoder(req: S3Request) -> Callable[[str], str]:
             ArgumentName="encoding-type",
             ArgumentValue=encoding,
         )
-    return lambda value: quote(value, safe="/")
+    return _url_encode
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
+def _url_encode(value: str) -> str:
+    """``encoding-type=url``: percent-encode all but unreserved characters and ``/``."""
+    return value if _URL_SAFE.fullmatch(value) else quote(value, safe="/")
 
 
 def encode_token(start_after: str) -> str:
