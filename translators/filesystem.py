@@ -293,15 +293,7 @@ class FilesystemBackend:
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
         """Start an upload; the checksum type defaults as S3's does for the algorithm."""
-        if checksum_algorithm is None:
-            checksum_type = None
-        elif checksum_type is None:
-            checksum_type = checksums.default_type(checksum_algorithm)
-        elif checksum_type == "FULL_OBJECT" and checksum_algorithm not in checksums.CRC_ALGORITHMS:
-            raise S3Error(
-                "InvalidRequest",
-                f"The FULL_OBJECT checksum type is not supported for {checksum_algorithm}.",
-            )
+        checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
         upload = UploadInfo(
             key=key,
             upload_id=self._ids.next(),

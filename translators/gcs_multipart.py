@@ -29,7 +29,6 @@ from typing import Any, cast
 
 import anyio
 
-from gateway import checksums
 from gateway.errors import S3Error
 from translators import multipart, objectmeta
 from translators.base import (
@@ -86,15 +85,7 @@ class Multipart:
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
         """Record a new upload; the checksum type defaults as S3's does for the algorithm."""
-        if checksum_algorithm is None:
-            checksum_type = None
-        elif checksum_type is None:
-            checksum_type = checksums.default_type(checksum_algorithm)
-        elif checksum_type == "FULL_OBJECT" and checksum_algorithm not in checksums.CRC_ALGORITHMS:
-            raise S3Error(
-                "InvalidRequest",
-                f"The FULL_OBJECT checksum type is not supported for {checksum_algorithm}.",
-            )
+        checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
         await self.store.require_bucket(bucket)
         upload = UploadInfo(
             key=key,

@@ -16,6 +16,7 @@ from gateway import checksums
 from gateway.errors import S3Error
 from translators.base import (
     ByteRange,
+    ChecksumAlgorithm,
     ChecksumType,
     CompletedPart,
     PartInfo,
@@ -171,3 +172,23 @@ def part_range(size: int, parts: Sequence[PartInfo], part_number: int) -> ByteRa
     if size == 0:
         return None
     return ByteRange(start, start + length - 1)
+
+
+def resolve_checksum_type(
+    algorithm: ChecksumAlgorithm | None, kind: ChecksumType | None
+) -> ChecksumType | None:
+    """A new upload's checksum type: S3's default for the algorithm when none is given;
+    ``InvalidRequest`` for the combinations S3 refuses."""
+    if algorithm is None:
+        return None
+    if kind is None:
+        return checksums.default_type(algorithm)
+    if kind == "FULL_OBJECT" and algorithm not in checksums.CRC_ALGORITHMS:
+        raise S3Error(
+            "InvalidRequest", f"The FULL_OBJECT checksum type is not supported for {algorithm}."
+        )
+    if kind == "COMPOSITE" and algorithm == "CRC64NVME":
+        raise S3Error(
+            "InvalidRequest", "The COMPOSITE checksum type is not supported for CRC64NVME."
+        )
+    return kind

@@ -99,15 +99,7 @@ class S3Multipart(S3Core):
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
         """Start a native upload carrying the object's metadata; record its gateway id."""
-        if checksum_algorithm is None:
-            checksum_type = None
-        elif checksum_type is None:
-            checksum_type = checksums.default_type(checksum_algorithm)
-        elif checksum_type == "FULL_OBJECT" and checksum_algorithm not in checksums.CRC_ALGORITHMS:
-            raise S3Error(
-                "InvalidRequest",
-                f"The FULL_OBJECT checksum type is not supported for {checksum_algorithm}.",
-            )
+        checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
         await self.require_bucket_for_writes(bucket)
         location = self.namespace.object(bucket, key)
         token = new_token()

@@ -20,6 +20,7 @@ from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, quote_etag, xml_reply
 from gateway.streams import HashingPayload
 from translators.base import ChecksumType, PartInfo, RangeSpec, UploadInfo, UploadsQuery
+from translators.multipart import resolve_checksum_type
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 MAX_PART_SIZE = 5 * 1024**3
@@ -54,16 +55,7 @@ async def create_multipart_upload(req: S3Request) -> Reply:
                 "and is FULL_OBJECT or COMPOSITE.",
             )
         checksum_type = cast(ChecksumType, raw_type.upper())
-        if checksum_type == "FULL_OBJECT" and algorithm not in checksums.CRC_ALGORITHMS:
-            raise S3Error(
-                "InvalidRequest", f"The FULL_OBJECT checksum type is not supported for {algorithm}."
-            )
-        if checksum_type == "COMPOSITE" and algorithm == "CRC64NVME":
-            raise S3Error(
-                "InvalidRequest", "The COMPOSITE checksum type is not supported for CRC64NVME."
-            )
-    elif algorithm is not None:
-        checksum_type = checksums.default_type(algorithm)
+    checksum_type = resolve_checksum_type(algorithm, checksum_type)
     upload = await req.backend.create_multipart_upload(
         req.ctx, req.bucket, req.key, metadata, algorithm, checksum_type
     )
