@@ -95,9 +95,9 @@ async def _make_filesystem(request: pytest.FixtureRequest, tmp_path: Path) -> Ha
     return harness
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """One fake-gcs-server per test session (per xdist worker)."""
+    """One fake-gcs-server per test module (its memory store slows as it fills)."""
     with running(start_fake_gcs, tmp_path_factory.mktemp("fake-gcs")) as emulator:
         yield emulator
 
@@ -148,9 +148,9 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     return harness
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """One Azurite per test session (per xdist worker)."""
+    """One Azurite per test module (its in-memory store slows as it fills)."""
     from tests.emulators import start_azurite
 
     with running(start_azurite, tmp_path_factory.mktemp("azurite")) as emulator:
@@ -178,7 +178,11 @@ async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness
         return relaxed
 
     harness.relaxed_parts = relaxed_parts
-    await harness.backend.start()
+    try:
+        await harness.backend.start()
+    except BaseException:
+        await harness.backend.close()
+        raise
     return harness
 
 

@@ -271,6 +271,27 @@ async def test_list_uploads_paging(backend: Backend, bucket: str) -> None:
     assert [u.key for u in page.uploads] == ["c/1", "c/2"]
 
 
+async def test_hundred_small_parts_complete(harness: Harness, bucket: str) -> None:
+    """Completing more parts than one composition step takes (GCS composes 32 at a time)."""
+    if harness.relaxed_parts is None:
+        pytest.skip("this backend enforces S3's 5 MiB minimum part size natively")
+    backend = await harness.relaxed_parts()
+    await backend.create_bucket(CTX, bucket)
+    upload = await start(backend, bucket)
+    numbers = list(range(1, 101))
+    listed = [
+        await part(backend, bucket, upload, number, number.to_bytes(2, "big"), ())
+        for number in numbers
+    ]
+    await complete(backend, bucket, upload, listed)
+    data = b"".join(n.to_bytes(2, "big") for n in numbers)
+    head = await backend.head_object(CTX, bucket, "mp")
+    assert head.etag == expected_etag(*(n.to_bytes(2, "big") for n in numbers))
+    assert len(head.parts) == 100
+    assert await read(backend, bucket, "mp") == data
+    assert await read(backend, bucket, "mp", part_number=99) == (99).to_bytes(2, "big")
+
+
 async def test_ten_thousand_parts(harness: Harness, bucket: str) -> None:
     """S3's maximum part count: 10,000 parts upload, list in pages, and abort cleanly."""
     backend = harness.backend
@@ -298,24 +319,3 @@ async def test_ten_thousand_parts(harness: Harness, bucket: str) -> None:
     await backend.abort_multipart_upload(CTX, bucket, "mp", upload.upload_id)
     if harness.stored_files is not None:
         assert harness.stored_files() == []
-
-
-async def test_hundred_small_parts_complete(harness: Harness, bucket: str) -> None:
-    """Completing more parts than one composition step takes (GCS composes 32 at a time)."""
-    if harness.relaxed_parts is None:
-        pytest.skip("this backend enforces S3's 5 MiB minimum part size natively")
-    backend = await harness.relaxed_parts()
-    await backend.create_bucket(CTX, bucket)
-    upload = await start(backend, bucket)
-    numbers = list(range(1, 101))
-    listed = [
-        await part(backend, bucket, upload, number, number.to_bytes(2, "big"), ())
-        for number in numbers
-    ]
-    await complete(backend, bucket, upload, listed)
-    data = b"".join(n.to_bytes(2, "big") for n in numbers)
-    head = await backend.head_object(CTX, bucket, "mp")
-    assert head.etag == expected_etag(*(n.to_bytes(2, "big") for n in numbers))
-    assert len(head.parts) == 100
-    assert await read(backend, bucket, "mp") == data
-    assert await read(backend, bucket, "mp", part_number=99) == (99).to_bytes(2, "big")
