@@ -13,11 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.archives import Member, gzip, make_tar, site, zstd
 from tests.conftest import make_s3_client
+from tests.emulators import running, start_moto
 from tests.servers import GatewayServer, running_gateway
 
 MIB = 1024 * 1024
@@ -215,3 +217,64 @@ def test_catalog_records_artifacts(gateway: GatewayServer, s3: Any, bucket: str)
         ("robots.txt", None, None, None, "root"),
     ]
     assert len(rows[0][5] or "") == 64
+
+
+@pytest.fixture(scope="module")
+def s3_backed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """The gateway storing into S3 (moto_server): the policy layers on a remote backend."""
+    directory = tmp_path_factory.mktemp("s3-backed")
+    with running(start_moto, directory) as moto:
+        boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint,
+            aws_access_key_id=moto.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=moto.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        ).create_bucket(Bucket="pw-artifacts")
+        with running_gateway(
+            directory / "data", "--backend", "s3://pw-artifacts/sites", env=moto.env
+        ) as server:
+            yield server
+
+
+def test_artifacts_on_a_remote_backend(s3_backed: GatewayServer) -> None:
+    s3 = make_s3_client(s3_backed)
+    s3.create_bucket(Bucket="remote-site")
+    good = artifact()
+    s3.put_object(Bucket="remote-site", Key="builds/r1.tar.gz", Body=good)
+    head = s3.head_object(Bucket="remote-site", Key="builds/r1.tar.gz", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(good).digest()).decode()
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(
+            Bucket="remote-site",
+            Key="builds/r1.tar.gz",
+            Body=artifact([Member("../escape", b"x")]),
+        )
+    assert code(excinfo) == "UnsafeArchivePath"
+    assert s3.get_object(Bucket="remote-site", Key="builds/r1.tar.gz")["Body"].read() == good
+    big = artifact([Member(f"assets/{i}.bin", os.urandom(700_000)) for i in range(9)])
+    upload = s3.create_multipart_upload(Bucket="remote-site", Key="builds/r2.tar.gz")
+    parts = []
+    for number, offset in enumerate(range(0, len(big), 5 * MIB), 1):
+        result = s3.upload_part(
+            Bucket="remote-site",
+            Key="builds/r2.tar.gz",
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=big[offset : offset + 5 * MIB],
+        )
+        parts.append({"PartNumber": number, "ETag": result["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket="remote-site",
+        Key="builds/r2.tar.gz",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": parts},
+    )
+    assert s3.get_object(Bucket="remote-site", Key="builds/r2.tar.gz")["Body"].read() == big
+    assert keys(s3, "remote-site") == ["builds/r1.tar.gz", "builds/r2.tar.gz"]
+    with sqlite3.connect(Path(s3_backed.data_dir) / "catalog.sqlite3") as connection:
+        rows = connection.execute(
+            "SELECT key, build_id, sha256 IS NOT NULL FROM objects WHERE site = 'remote-site'"
+            " ORDER BY key"
+        ).fetchall()
+    assert rows == [("builds/r1.tar.gz", "r1", 1), ("builds/r2.tar.gz", "r2", 1)]
