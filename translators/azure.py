@@ -617,15 +617,7 @@ class AzureBackend:
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
         """Write the upload's record; the checksum type defaults as S3's does."""
-        if checksum_algorithm is None:
-            checksum_type = None
-        elif checksum_type is None:
-            checksum_type = checksums.default_type(checksum_algorithm)
-        elif checksum_type == "FULL_OBJECT" and checksum_algorithm not in checksums.CRC_ALGORITHMS:
-            raise S3Error(
-                "InvalidRequest",
-                f"The FULL_OBJECT checksum type is not supported for {checksum_algorithm}.",
-            )
+        checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
         await self._require_bucket(bucket)
         self._object(bucket, key)  # KeyTooLongError now rather than at the first part
         upload = UploadInfo(
