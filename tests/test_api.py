@@ -494,6 +494,33 @@ def test_retention_get_set_and_dry_run(
     assert bad.json()["error"]["code"] == "InvalidPolicy"
 
 
+def test_a_dry_run_previews_proposed_rules_without_storing_them(
+    api: ApiClient, bucket: str, artifacts: dict[str, bytes]
+) -> None:
+    api.put(f"/sites/{bucket}/policy", json={"overrides": {"quota_artifacts": 50}})
+    current = api.post(f"/sites/{bucket}/retention:dry-run")
+    assert current.json()["proposed"] is False
+    assert current.json()["delete"] == []
+    plan = api.post(
+        f"/sites/{bucket}/retention:dry-run", json={"proposed": {"keep_last": 2}}
+    ).json()
+    assert plan["proposed"] is True
+    assert plan["effective"] == {"keep_last": 2, "days": None}
+    assert {a["build_id"] for a in plan["delete"]} == {"b1", "b2", "b3", "b4"}
+    policy = api.get(f"/sites/{bucket}/policy").json()
+    assert policy["overrides"] == {"quota_artifacts": 50}
+    assert len(api.get(f"/sites/{bucket}/artifacts").json()["items"]) == len(artifacts)
+    for body, code in (
+        ({"proposed": {"keep_last": -1}}, "InvalidPolicy"),
+        ({"proposed": {"colour": 1}}, "InvalidArgument"),
+        ({"proposed": 3}, "InvalidArgument"),
+        ({"rules": {}}, "InvalidArgument"),
+    ):
+        bad = api.post(f"/sites/{bucket}/retention:dry-run", json=body)
+        assert bad.status_code == 400, body
+        assert bad.json()["error"]["code"] == code, body
+
+
 def test_policy_overrides_over_defaults(api: ApiClient, bucket: str) -> None:
     policy = api.get(f"/sites/{bucket}/policy").json()
     assert policy["overrides"] == {}
