@@ -36,7 +36,8 @@ def api(gateway: GatewayServer, api_key: str) -> Iterator[ApiClient]:
 
 @pytest.fixture
 def artifacts(s3: Any, bucket: str) -> dict[str, bytes]:
-    """Six builds in ``bucket`` with varied status/action/creator/sizes; b1 is oldest."""
+    """Six builds in ``bucket`` with varied status/action/sizes; b1 is oldest. Each sends an
+    ``x-amz-meta-creator``, which the gateway replaces with the uploading principal."""
     specs = [
         ("b1", "success", "deploy", "alice", 10),
         ("b2", "failed", "deploy", "bob", 900),
@@ -182,7 +183,8 @@ def test_list_returns_artifacts_newest_first_with_metadata(
     first = page["items"][-1]
     assert first["key"] == "builds/b1.tar.gz"
     assert first["size"] == len(artifacts["b1"])
-    assert (first["status"], first["action"], first["creator"]) == ("success", "deploy", "alice")
+    assert (first["status"], first["action"], first["creator"]) == ("success", "deploy", "root")
+    assert first["metadata"]["creator"] == "root"
     assert first["compression"] == "gzip"
     assert first["pinned"] is False
 
@@ -214,8 +216,10 @@ def test_filters(api: ApiClient, bucket: str, artifacts: dict[str, bytes]) -> No
 
     assert ids(status="success") == {"b1", "b3", "b4", "b6"}
     assert ids(action="preview") == {"b3", "b5"}
-    assert ids(creator="bob") == {"b2", "b5"}
-    assert ids(status="success", action="deploy", creator="alice") == {"b1", "b6"}
+    # The creator is the uploading principal; the x-amz-meta-creator sent was not taken.
+    assert ids(creator="bob") == set()
+    assert ids(creator="root") == set(artifacts)
+    assert ids(status="success", action="deploy", creator="root") == {"b1", "b4", "b6"}
     assert ids(pinned="true") == set()
     assert ids(pinned="false") == set(artifacts)
     items = api.get(f"/sites/{bucket}/artifacts", params={"order": "asc"}).json()["items"]
