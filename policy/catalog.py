@@ -25,7 +25,7 @@ import builtins
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -83,6 +83,22 @@ _SORTS: tuple[SortField, ...] = ("created_at", "size", "build_id", "key")
 _API_KEY_PREFIX = "pwg"
 
 
+#: Told the site whose catalog-only state changed (see SqlCatalog.add_state_listener).
+StateListener = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key as stored: its id, owner, the SHA-256 of its secret and its times (what
+    a catalog backup carries; the secret itself is never stored anywhere)."""
+
+    id: str
+    principal: str
+    key_hash: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
 class CursorError(ValueError):
     """A list cursor that is malformed or was issued for another sort order."""
 
@@ -130,6 +146,19 @@ class SqlCatalog:
         self._engine: Engine | None = None
         self._writer: Engine | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        self._state_listeners: builtins.list[StateListener] = []
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        """Await ``listener(site)`` after every committed change of ``site``'s catalog-only
+        state: its policy overrides, or an artifact's pin, status or action
+        (``policy.site_state`` keeps a copy of that state with the data). Shielded from
+        cancellation; a listener must not raise."""
+        self._state_listeners.append(listener)
+
+    async def _state_changed(self, site: str) -> None:
+        with anyio.CancelScope(shield=True):
+            for listener in self._state_listeners:
+                await listener(site)
 
     @property
     def dialect(self) -> str:
@@ -336,7 +365,10 @@ class SqlCatalog:
                 raise KeyError((site, key))
             return _record(row)
 
-        return await self._run(True, work)
+        record = await self._run(True, work)
+        if changes.keys() - {"corrupt"}:
+            await self._state_changed(site)
+        return record
 
     # Usage and reservations
 
@@ -436,6 +468,7 @@ class SqlCatalog:
             )
 
         await self._run(True, work)
+        await self._state_changed(site)
 
     # API keys
 
