@@ -13,6 +13,7 @@ import uvicorn
 from gateway import (
     api_key_command,
     artifacts_cli,
+    backup_command,
     logs,
     migrate,
     reindex_command,
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     artifacts_cli.add_arguments(
         commands.add_parser("artifacts", help="the artifact API of a running gateway")
+    )
+    backup_command.add_backup_arguments(
+        commands.add_parser("backup", help="save the catalog's own state to a file")
+    )
+    backup_command.add_restore_arguments(
+        commands.add_parser("restore", help="load a catalog backup into an empty catalog")
     )
     return parser
 
@@ -132,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return api_key_command.run(args, os.environ)
     if args.command == "artifacts":
         return artifacts_cli.run(args, os.environ)
+    if args.command == "backup":
+        return backup_command.run_backup(args, os.environ)
+    if args.command == "restore":
+        return backup_command.run_restore(args, os.environ)
     try:
         settings = load_settings(
             config_file=args.config,

@@ -527,6 +527,82 @@ class SqlCatalog:
 
         return await self._run(False, work)
 
+    # Backup and restore (policy.backup)
+
+    async def is_empty(self) -> bool:
+        """Whether the catalog holds no object row, policy override or API key."""
+
+        def work(conn: Connection) -> bool:
+            return all(
+                conn.execute(select(table).limit(1)).first() is None
+                for table in (objects, site_policies, api_keys)
+            )
+
+        return await self._run(False, work)
+
+    async def clear(self) -> None:
+        """Delete every row: objects, reservations, policy overrides and API keys."""
+
+        def work(conn: Connection) -> None:
+            for table in (objects, reservations, site_policies, api_keys):
+                conn.execute(delete(table))
+
+        await self._run(True, work)
+
+    async def upsert_many(self, records: Sequence[ObjectRecord]) -> None:
+        """:meth:`upsert` of every record, in one transaction."""
+
+        def work(conn: Connection) -> None:
+            for record in records:
+                self._upsert(record, conn)
+
+        await self._run(True, work)
+
+    async def all_site_overrides(self) -> dict[str, dict[str, Any]]:
+        """Every site's stored overrides, by site."""
+
+        def work(conn: Connection) -> dict[str, dict[str, Any]]:
+            query = select(site_policies).order_by(site_policies.c.site)
+            return {row.site: dict(row.overrides) for row in conn.execute(query)}
+
+        return await self._run(False, work)
+
+    async def api_key_records(self) -> builtins.list[ApiKeyRecord]:
+        """Every API key as stored (hashes, never secrets), oldest first."""
+
+        def work(conn: Connection) -> builtins.list[ApiKeyRecord]:
+            query = select(
+                api_keys.c.id,
+                api_keys.c.principal,
+                api_keys.c.key_hash,
+                api_keys.c.created_at,
+                api_keys.c.last_used_at,
+            ).order_by(api_keys.c.created_at, api_keys.c.id)
+            return [ApiKeyRecord(*row) for row in conn.execute(query)]
+
+        return await self._run(False, work)
+
+    async def restore_api_keys(self, records: Sequence[ApiKeyRecord]) -> None:
+        """Insert (or replace, by id) API keys as stored, in one transaction."""
+        rows = [
+            {
+                "id": r.id,
+                "principal": r.principal,
+                "key_hash": r.key_hash,
+                "created_at": r.created_at,
+                "last_used_at": r.last_used_at,
+            }
+            for r in records
+        ]
+
+        def work(conn: Connection) -> None:
+            for row in rows:
+                statement = _dialect_insert(conn)(api_keys).values(row)
+                changed = {k: statement.excluded[k] for k in row if k != "id"}
+                conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changed))
+
+        await self._run(True, work)
+
 
 # SQLite connection setup
 
