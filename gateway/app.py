@@ -150,7 +150,26 @@ class Gateway:
         if not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
             # A rejected body left unread would be parsed as the next request: close instead.
             reply.headers.append(("Connection", "close"))
-        sent = await _send(send, reply, request_id, head=method == "HEAD")
+        try:
+            sent = await _send(send, reply, request_id, head=method == "HEAD")
+        except Exception as error:
+            # The body failed midway (e.g. a corrupt artifact): the connection is aborted,
+            # and the request still leaves its access line, saying so.
+            access_log.warning(
+                "request aborted",
+                extra={
+                    "request_id": request_id,
+                    "operation": str(operation) if operation else None,
+                    "method": method,
+                    "status": reply.status,
+                    "principal": principal,
+                    "outcome": "aborted",
+                    "error": type(error).__name__,
+                    "code": error.code if isinstance(error, S3Error) else None,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
+            raise
         access_log.info(
             "request",
             extra={

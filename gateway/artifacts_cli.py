@@ -96,7 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--inherit", action="store_true", help="drop the site's rules: the defaults apply"
     )
     retention.add_argument(
-        "--dry-run", action="store_true", help="show what a retention pass would delete now"
+        "--dry-run",
+        action="store_true",
+        help="show what a retention pass would delete now, under the given rules if any; "
+        "stores nothing",
     )
 
 
@@ -352,6 +355,7 @@ def _usage(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
 
 
 def _retention(client: httpx.Client, args: argparse.Namespace, console: Console) -> None:
+    """Show or set the rules; with ``--dry-run`` preview them instead, storing nothing."""
     changes = {
         name: None if raw == "none" else int(raw)
         for name, raw in (("keep_last", args.keep_last), ("days", args.days))
@@ -359,18 +363,23 @@ def _retention(client: httpx.Client, args: argparse.Namespace, console: Console)
     }
     setting = bool(changes) or args.inherit
     path = _site_path(args, "retention")
+    proposed: dict[str, Any] | None = None
     if setting:
         current = {} if args.inherit else _call(client, "GET", path)["overrides"]
-        result = _call(client, "PUT", path, json={**current, **changes})
+        proposed = {**current, **changes}
+    if args.dry_run:
+        body = {} if proposed is None else {"proposed": proposed}
+        result = _call(client, "POST", _site_path(args, "retention:dry-run"), json=body)
+    elif proposed is not None:
+        result = _call(client, "PUT", path, json=proposed)
     else:
         result = _call(client, "GET", path)
-    if args.dry_run:
-        result = _call(client, "POST", _site_path(args, "retention:dry-run"))
     if args.json:
         _print_json(result)
         return
     rules = result["effective"]
-    print(f"keep last: {_text(rules['keep_last'])}   days: {_text(rules['days'])}")
+    note = "   (proposed, not saved)" if args.dry_run and proposed is not None else ""
+    print(f"keep last: {_text(rules['keep_last'])}   days: {_text(rules['days'])}{note}")
     if args.dry_run:
         table = Table("BUILD_ID", "CREATED_AT", "PLAN", box=box.SIMPLE)
         for kept in result["keep"]:

@@ -13,6 +13,7 @@ import uvicorn
 from gateway import (
     api_key_command,
     artifacts_cli,
+    backup_command,
     logs,
     migrate,
     reindex_command,
@@ -63,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     artifacts_cli.add_arguments(
         commands.add_parser("artifacts", help="the artifact API of a running gateway")
     )
+    backup_command.add_backup_arguments(
+        commands.add_parser("backup", help="save the catalog's own state to a file")
+    )
+    backup_command.add_restore_arguments(
+        commands.add_parser("restore", help="load a catalog backup into an empty catalog")
+    )
     return parser
 
 
@@ -82,7 +89,14 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
             flush=True,
         )
     translator = create_backend(parse_backend_url(settings.backend_url), environ)
-    stack = build_stack(translator, settings.catalog, settings.policy, settings.max_object_size)
+    stack = build_stack(
+        translator,
+        settings.catalog,
+        settings.policy,
+        settings.max_object_size,
+        scrub_interval_s=settings.scrub_interval_seconds,
+        scrub_rate_bytes=settings.scrub_rate_bytes,
+    )
     return Gateway(settings, stack, CredentialStore([root.credential]))
 
 
@@ -125,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return api_key_command.run(args, os.environ)
     if args.command == "artifacts":
         return artifacts_cli.run(args, os.environ)
+    if args.command == "backup":
+        return backup_command.run_backup(args, os.environ)
+    if args.command == "restore":
+        return backup_command.run_restore(args, os.environ)
     try:
         settings = load_settings(
             config_file=args.config,

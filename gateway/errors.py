@@ -143,6 +143,10 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "The archive's compression ratio is above the site's limit.",
     ),
     "MissingRequiredMember": (400, "The archive lacks the member the site requires."),
+    "InvalidArtifactKey": (
+        400,
+        "A key under builds/ ending in an archive extension must be builds/<build_id>.<ext>.",
+    ),
 }
 
 

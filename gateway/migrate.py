@@ -13,9 +13,13 @@ only the :class:`translators.base.Backend` interface is used. For each object of
    refuses that layout (or ``flatten_multipart`` is set) it becomes a single object whose
    ETag is the MD5 of its bytes;
 3. **verify** it: the bytes read must match the source's size, ETag (per-part MD5s for a
-   multipart ETag) and checksums (per-part digests for a COMPOSITE one); the target, read
-   back with ``head_object``, must report the same size and the ETag and checksums of what
-   was sent.
+   multipart ETag) and checksums (per-part digests for a COMPOSITE one; an artifact's
+   SHA256), checked *before* the target commits: a mismatch is raised from the upload's
+   body stream at its end (or stops a multipart copy before its completion), so bytes
+   that failed verification (a corrupted source) never become a readable object at the
+   target and a previous copy there stays intact. The object is reported as failed and
+   the run exits 1. The target, read back with ``head_object``, must then report the same
+   size and the ETag and checksums of what was sent.
 
 Nothing on the source is ever written or deleted: the source is typed as
 :class:`ReadableStore`, which has no mutating method. Progress is kept in a JSON state file
@@ -301,6 +305,10 @@ class _CopyPayload:
 
     Besides the whole payload's digest it keeps one digest per slice (``part_sizes``), so a
     multipart source's ETag and COMPOSITE checksums can be checked against the bytes read.
+    With ``source``, the payload is the whole object: after its last byte it checks that
+    the source has nothing more and that the bytes match ``source``'s size, ETag and
+    checksums (SHA256 included), and raises :class:`VerificationError` from the iterator
+    otherwise, so the target commits nothing (the Backend's atomic-write contract).
     """
 
     def __init__(
@@ -309,11 +317,13 @@ class _CopyPayload:
         part_sizes: list[int],
         algorithms: tuple[str, ...],
         on_bytes: Callable[[int], None],
+        source: ObjectInfo | None = None,
     ) -> None:
         self._reader = reader
         self._part_sizes = part_sizes
         self._algorithms = algorithms
         self._on_bytes = on_bytes
+        self._source = source
         self._whole = _Digests(algorithms)
         self.parts: list[PayloadDigest] = []
         self._done = False
@@ -343,14 +353,23 @@ class _CopyPayload:
                 self._on_bytes(len(chunk))
                 yield chunk
             self.parts.append(part.result())
+        if self._source is not None:
+            await self._reader.finish()
+            verify_source_read(self._source, self._whole.result(), self.parts)
         self._done = True
 
 
 # Verification
 
 
-class VerificationError(Exception):
-    """A copy (or the source read) does not match what the source reports."""
+class VerificationError(S3Error):
+    """A copy (or the source read) does not match what the source reports.
+
+    An ``S3Error`` (``BadDigest``) so that, raised from a copy's payload stream, translators
+    treat it as the failed verification it is and commit nothing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("BadDigest", message)
 
 
 def _is_md5(etag: str) -> bool:
@@ -584,15 +603,16 @@ class Migration:
             await reader.close()
 
     async def _copy_whole(self, bucket: str, source: ObjectInfo, reader: _SourceReader) -> None:
-        """Stream the source into one ``put_object``, then verify both ends."""
+        """Stream the source into one ``put_object`` that commits only if the bytes read
+        match the source (checked at the end of the stream), then verify the target."""
         part_sizes = [p.size for p in source.parts] if len(source.parts) > 1 else [source.size]
-        payload = _CopyPayload(reader, part_sizes, _algorithms(source), self.progress.transferred)
+        payload = _CopyPayload(
+            reader, part_sizes, _algorithms(source), self.progress.transferred, source
+        )
         await self.target.put_object(
             self.ctx, bucket, source.key, payload, _metadata(source), WriteConditions()
         )
-        await reader.finish()
         whole = payload.digest()
-        verify_source_read(source, whole, payload.parts)
         stored = await self.target.head_object(self.ctx, bucket, source.key)
         verify_target(stored, source.size, whole.md5_hex, whole.checksums)
         if whole.md5_hex != source.etag:

@@ -40,6 +40,8 @@ class Settings:
     tls_key_file: Path | None = None
     catalog_url: str = ""  # SQLAlchemy URL; "" = sqlite:///<data_dir>/catalog.sqlite3
     policy: SitePolicy = field(default_factory=SitePolicy)  # global defaults ([policy] table)
+    scrub_interval_seconds: int = 86400  # background re-hash of every artifact; 0 = off
+    scrub_rate_bytes: int = 8 * 1024**2  # the scrub's read rate limit, bytes per second
 
     @property
     def address(self) -> str:
@@ -72,6 +74,8 @@ _ENV: dict[str, str] = {
     "PWG_LOG_FORMAT": "log_format",
     "PWG_TLS_CERT_FILE": "tls_cert_file",
     "PWG_TLS_KEY_FILE": "tls_key_file",
+    "PWG_SCRUB_INTERVAL_SECONDS": "scrub_interval_seconds",
+    "PWG_SCRUB_RATE_BYTES": "scrub_rate_bytes",
 }
 
 
@@ -145,4 +149,8 @@ def load_settings(
         raise SettingsError("set both PWG_ROOT_ACCESS_KEY and PWG_ROOT_SECRET_KEY, or neither")
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
         raise SettingsError("set both a TLS certificate and its key, or neither")
+    if settings.scrub_interval_seconds < 0:
+        raise SettingsError("scrub_interval_seconds must be 0 (off) or positive")
+    if settings.scrub_rate_bytes <= 0:
+        raise SettingsError("scrub_rate_bytes must be positive")
     return settings

@@ -25,7 +25,7 @@ import builtins
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -83,6 +83,22 @@ _SORTS: tuple[SortField, ...] = ("created_at", "size", "build_id", "key")
 _API_KEY_PREFIX = "pwg"
 
 
+#: Told the site whose catalog-only state changed (see SqlCatalog.add_state_listener).
+StateListener = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key as stored: its id, owner, the SHA-256 of its secret and its times (what
+    a catalog backup carries; the secret itself is never stored anywhere)."""
+
+    id: str
+    principal: str
+    key_hash: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
 class CursorError(ValueError):
     """A list cursor that is malformed or was issued for another sort order."""
 
@@ -130,6 +146,19 @@ class SqlCatalog:
         self._engine: Engine | None = None
         self._writer: Engine | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        self._state_listeners: builtins.list[StateListener] = []
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        """Await ``listener(site)`` after every committed change of ``site``'s catalog-only
+        state: its policy overrides, or an artifact's pin, status or action
+        (``policy.site_state`` keeps a copy of that state with the data). Shielded from
+        cancellation; a listener must not raise."""
+        self._state_listeners.append(listener)
+
+    async def _state_changed(self, site: str) -> None:
+        with anyio.CancelScope(shield=True):
+            for listener in self._state_listeners:
+                await listener(site)
 
     @property
     def dialect(self) -> str:
@@ -336,7 +365,10 @@ class SqlCatalog:
                 raise KeyError((site, key))
             return _record(row)
 
-        return await self._run(True, work)
+        record = await self._run(True, work)
+        if changes.keys() - {"corrupt"}:
+            await self._state_changed(site)
+        return record
 
     # Usage and reservations
 
@@ -436,6 +468,7 @@ class SqlCatalog:
             )
 
         await self._run(True, work)
+        await self._state_changed(site)
 
     # API keys
 
@@ -493,6 +526,82 @@ class SqlCatalog:
             return [ApiKeyInfo(*row) for row in conn.execute(statement)]
 
         return await self._run(False, work)
+
+    # Backup and restore (policy.backup)
+
+    async def is_empty(self) -> bool:
+        """Whether the catalog holds no object row, policy override or API key."""
+
+        def work(conn: Connection) -> bool:
+            return all(
+                conn.execute(select(table).limit(1)).first() is None
+                for table in (objects, site_policies, api_keys)
+            )
+
+        return await self._run(False, work)
+
+    async def clear(self) -> None:
+        """Delete every row: objects, reservations, policy overrides and API keys."""
+
+        def work(conn: Connection) -> None:
+            for table in (objects, reservations, site_policies, api_keys):
+                conn.execute(delete(table))
+
+        await self._run(True, work)
+
+    async def upsert_many(self, records: Sequence[ObjectRecord]) -> None:
+        """:meth:`upsert` of every record, in one transaction."""
+
+        def work(conn: Connection) -> None:
+            for record in records:
+                self._upsert(record, conn)
+
+        await self._run(True, work)
+
+    async def all_site_overrides(self) -> dict[str, dict[str, Any]]:
+        """Every site's stored overrides, by site."""
+
+        def work(conn: Connection) -> dict[str, dict[str, Any]]:
+            query = select(site_policies).order_by(site_policies.c.site)
+            return {row.site: dict(row.overrides) for row in conn.execute(query)}
+
+        return await self._run(False, work)
+
+    async def api_key_records(self) -> builtins.list[ApiKeyRecord]:
+        """Every API key as stored (hashes, never secrets), oldest first."""
+
+        def work(conn: Connection) -> builtins.list[ApiKeyRecord]:
+            query = select(
+                api_keys.c.id,
+                api_keys.c.principal,
+                api_keys.c.key_hash,
+                api_keys.c.created_at,
+                api_keys.c.last_used_at,
+            ).order_by(api_keys.c.created_at, api_keys.c.id)
+            return [ApiKeyRecord(*row) for row in conn.execute(query)]
+
+        return await self._run(False, work)
+
+    async def restore_api_keys(self, records: Sequence[ApiKeyRecord]) -> None:
+        """Insert (or replace, by id) API keys as stored, in one transaction."""
+        rows = [
+            {
+                "id": r.id,
+                "principal": r.principal,
+                "key_hash": r.key_hash,
+                "created_at": r.created_at,
+                "last_used_at": r.last_used_at,
+            }
+            for r in records
+        ]
+
+        def work(conn: Connection) -> None:
+            for row in rows:
+                statement = _dialect_insert(conn)(api_keys).values(row)
+                changed = {k: statement.excluded[k] for k in row if k != "id"}
+                conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changed))
+
+        await self._run(True, work)
 
 
 # SQLite connection setup

@@ -54,8 +54,10 @@ def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord
 
     ``sha256`` is the object's full-object SHA256 checksum in hex, when it has one (a
     composite multipart checksum is a hash of part hashes, not the object's, so it is not
-    used). ``creator`` is the ``creator`` user metadata, else ``principal``; ``status`` and
-    ``action`` come from user metadata of those names.
+    used). ``creator`` is :func:`stored_creator` (what the gateway stored with an artifact),
+    else ``principal``: a client's ``x-amz-meta-creator`` on an ordinary object is plain
+    metadata, never the creator. ``status`` and ``action`` come from user metadata of those
+    names.
     """
     artifact = parse_artifact_key(info.key)
     return ObjectRecord(
@@ -64,7 +66,7 @@ def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord
         size=info.size,
         etag=info.etag,
         created_at=info.last_modified,
-        creator=info.user_metadata.get(CREATOR) or principal,
+        creator=stored_creator(info.key, info.user_metadata) or principal,
         content_type=info.content_type,
         build_id=None if artifact is None else artifact.build_id,
         compression=None if artifact is None else artifact.compression,
@@ -75,10 +77,20 @@ def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord
     )
 
 
+def stored_creator(key: str, user_metadata: dict[str, str]) -> str | None:
+    """The creator kept with an artifact (``x-amz-meta-creator``, which :func:`with_creator`
+    always sets to the uploading principal), or None (not an artifact, or none stored)."""
+    if parse_artifact_key(key) is None:
+        return None
+    return user_metadata.get(CREATOR) or None
+
+
 def with_creator(key: str, metadata: WriteMetadata, principal: str) -> WriteMetadata:
-    """An artifact's creator defaults to the uploading principal, and is kept with the
-    object (``x-amz-meta-creator``) so that a reindex recovers it."""
-    if parse_artifact_key(key) is None or CREATOR in metadata.user_metadata:
+    """An artifact's creator is the authenticated uploading principal, always: it is kept
+    with the object (``x-amz-meta-creator``, so that a reindex recovers it) and replaces any
+    ``x-amz-meta-creator`` the client sent. Other keys' metadata is left as the client sent
+    it."""
+    if parse_artifact_key(key) is None:
         return metadata
     return replace(metadata, user_metadata={**metadata.user_metadata, CREATOR: principal})
 

@@ -26,6 +26,14 @@ _COMPRESSION: dict[str, Compression] = {
     "tar.zst": "zstd",
     "tar": "none",
 }
+#: Key prefixes the gateway keeps for itself in every bucket: hidden from S3 listings and
+#: refused to S3 clients (``InvalidObjectName``). The staging area of multipart artifacts
+#: (policy.validation) and the per-site state record (policy.site_state).
+STAGING_PREFIX = ".pagewright-staging/"
+SITE_STATE_PREFIX = ".pagewright-site/"
+RESERVED_PREFIXES = (STAGING_PREFIX, SITE_STATE_PREFIX)
+ARTIFACT_PREFIX = "builds/"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.zst", ".tar")
 #: User-metadata names (x-amz-meta-*) that are artifact attributes.
 STATUS, ACTION, CREATOR = "status", "action", "creator"
 
@@ -42,6 +50,36 @@ def parse_artifact_key(key: str) -> ArtifactName | None:
     if match is None:
         return None
     return ArtifactName(match.group("build"), _COMPRESSION[match.group("ext")])
+
+
+def artifact_key_problem(key: str) -> str | None:
+    """Why ``key`` looks like a build artifact but is not a valid artifact key, or None.
+
+    A key under ``builds/`` whose name ends in an archive extension in any letter case
+    (``.tar.gz``, ``.tgz``, ``.tar.zst``, ``.tar``) must be exactly
+    ``builds/<build_id>.<ext>``, so that no spelling (``builds/v1.TAR.GZ``,
+    ``builds/.hidden.tar.gz``, ``builds/bad id.tar.gz``, ``builds/a/b.tar``) stores an
+    archive that escapes artifact validation, the artifact API and retention.
+    """
+    if not key.startswith(ARTIFACT_PREFIX) or parse_artifact_key(key) is not None:
+        return None
+    suffix = next((s for s in ARCHIVE_SUFFIXES if key.lower().endswith(s)), None)
+    if suffix is None:
+        return None
+    name = key[len(ARTIFACT_PREFIX) : -len(suffix)]
+    if not key.endswith(suffix):
+        return "the archive extension must be lower-case (.tar.gz, .tgz, .tar.zst or .tar)"
+    if "/" in name:
+        return "an artifact key is builds/<build_id>.<ext>, with no '/' in the build id"
+    return (
+        "a build id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' or '-', "
+        "starting with a letter or digit"
+    )
+
+
+def is_reserved_key(key: str) -> bool:
+    """Whether ``key`` lies in an area the gateway reserves (:data:`RESERVED_PREFIXES`)."""
+    return key.startswith(RESERVED_PREFIXES)
 
 
 def is_site_id(name: str) -> bool:

@@ -9,20 +9,28 @@ It is safe while gateways keep serving: a row created after the reindex started 
 deleted (its object may have been written after the listing passed its key), and when an
 existing row still describes the same object (same ETag) its catalog-only state (pinned,
 corrupt, status, action) is kept. Memory grows with the rows of the largest site.
+
+Catalog-only state the catalog lacks (after a lost catalog, or on a ``migrate`` target) is
+restored from each site's state record (:mod:`policy.site_state`): the site's policy
+overrides when the catalog has none, and the pin, status and action of every artifact the
+record lists with the ETag the backend holds. Keys in the reserved areas (the record, the
+staging area) are never indexed. A record that cannot be read is reported and skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import anyio
 
 from gateway.errors import S3Error
-from policy.catalog_backend import object_record
-from policy.model import CREATOR, ArtifactFilter, Catalog, ObjectRecord
+from policy.catalog_backend import object_record, stored_creator
+from policy.model import ArtifactFilter, Catalog, ObjectRecord, is_reserved_key
+from policy.policies import PolicyError, validate_overrides
+from policy.site_state import SiteState, SiteStateError, load_site_state
 from translators.base import Backend, ListQuery, ObjectInfo, RequestContext
 
 REINDEX_CONTEXT = RequestContext(request_id="reindex", principal="reindex")
@@ -41,14 +49,22 @@ class ReindexReport:
     removed: int = 0
     removed_sites: int = 0
     vanished: int = 0
+    restored_artifacts: int = 0
+    restored_policies: int = 0
+    unreadable_records: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"reindexed {self.sites} site(s): {self.objects} object(s), "
             f"{self.artifacts} artifact(s), {self.bytes} byte(s); removed {self.removed} "
             f"stale row(s) and {self.removed_sites} deleted site(s); "
-            f"{self.vanished} object(s) vanished while reading"
+            f"{self.vanished} object(s) vanished while reading; restored the state of "
+            f"{self.restored_artifacts} artifact(s) and the policy of "
+            f"{self.restored_policies} site(s) from site records"
         )
+        for problem in self.unreadable_records:
+            text += f"\nunreadable site record: {problem}"
+        return text
 
 
 @runtime_checkable
@@ -88,18 +104,23 @@ async def _reindex_site(
     backend: Backend, catalog: Catalog, site: str, started: datetime, report: ReindexReport
 ) -> None:
     existing = {record.key: record async for record in _catalog_rows(catalog, site)}
+    saved = await _site_record(backend, site, report)
     start_after = ""
     while True:
         page = await backend.list_objects(
             REINDEX_CONTEXT, site, ListQuery(start_after=start_after, max_keys=_PAGE)
         )
-        infos = await _head_all(backend, site, [o.key for o in page.objects])
-        for key in (o.key for o in page.objects):
+        keys = [o.key for o in page.objects if not is_reserved_key(o.key)]
+        infos = await _head_all(backend, site, keys)
+        for key in keys:
             info = infos.get(key)
             if info is None:
                 report.vanished += 1
                 continue
-            record = _merged(object_record(site, info, REINDEX_CONTEXT.principal), existing)
+            found = object_record(site, info, REINDEX_CONTEXT.principal)
+            record = _merged(found, existing)
+            if record is found:
+                record = _restored(found, saved, report)
             existing.pop(key, None)
             await catalog.upsert(record)
             report.objects += 1
@@ -112,19 +133,47 @@ async def _reindex_site(
         if record.created_at < started:
             await catalog.delete(site, key)
             report.removed += 1
+    if saved is not None and saved.overrides and not await catalog.site_overrides(site):
+        try:
+            await catalog.set_site_overrides(site, validate_overrides(saved.overrides))
+        except (PolicyError, ValueError) as error:
+            report.unreadable_records.append(f"{site}: policy overrides: {error}")
+        else:
+            report.restored_policies += 1
+
+
+async def _site_record(backend: Backend, site: str, report: ReindexReport) -> SiteState | None:
+    """The site's state record, or None (absent, or unreadable: noted in ``report``)."""
+    try:
+        return await load_site_state(backend, site)
+    except SiteStateError as error:
+        report.unreadable_records.append(f"{site}: {error}")
+        return None
+
+
+def _restored(found: ObjectRecord, saved: SiteState | None, report: ReindexReport) -> ObjectRecord:
+    """``found`` with the pin, status and action the site record keeps for that very
+    object (same ETag), if any."""
+    state = None if saved is None else saved.artifacts.get(found.key)
+    if state is None or state.etag != found.etag or not found.is_artifact:
+        return found
+    report.restored_artifacts += 1
+    return replace(found, pinned=state.pinned, status=state.status, action=state.action)
 
 
 def _merged(found: ObjectRecord, existing: dict[str, ObjectRecord]) -> ObjectRecord:
     """``found``, keeping catalog-only state of a row that describes the same object.
 
-    The creator is kept too: the backend only knows it when it was given as metadata.
+    The creator is kept too: the backend only knows it for artifacts (the gateway stores it
+    with them).
     """
     old = existing.get(found.key)
     if old is None or old.etag != found.etag:
         return found
+    known = stored_creator(found.key, found.user_metadata) is not None
     return replace(
         found,
-        creator=found.creator if CREATOR in found.user_metadata else old.creator,
+        creator=found.creator if known else old.creator,
         pinned=old.pinned,
         corrupt=old.corrupt,
         status=old.status,

@@ -137,17 +137,27 @@ class RetentionService:
             cursor = page.next_cursor
 
     async def apply(
-        self, site: str, *, dry_run: bool, now: datetime | None = None
+        self,
+        site: str,
+        *,
+        dry_run: bool,
+        now: datetime | None = None,
+        policy: SitePolicy | None = None,
     ) -> RetentionPlan:
         """Plan retention for ``site``; unless ``dry_run``, delete what the plan drops.
 
         Each doomed artifact is re-read from the catalog right before its delete and
         skipped if it changed (pinned meanwhile, replaced). A failed delete is logged and
         the pass continues. Returns the plan (with ``dry_run``: what would be deleted).
+        ``policy`` previews proposed rules instead of the site's own: it is allowed only
+        with ``dry_run`` (ValueError otherwise) and is never stored.
         """
+        if policy is not None and not dry_run:
+            raise ValueError("proposed retention rules can only be previewed (dry_run)")
         lock = self._locks.setdefault(site, anyio.Lock())
         async with lock:
-            policy = await self._policies.for_site(site)
+            if policy is None:
+                policy = await self._policies.for_site(site)
             plan = plan_retention(await self._artifacts(site), policy, now or datetime.now(UTC))
             if dry_run or not plan.delete:
                 return plan

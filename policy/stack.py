@@ -12,6 +12,11 @@ Order, outermost first (each a Backend wrapping the next):
 5. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through the whole stack, so the catalog and quotas follow.
+
+Beside the stack, on the bare translator: :class:`policy.site_state.SiteStateStore`, which
+the catalog tells of every change of a site's catalog-only state and which keeps a copy in
+the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
+``scrub_interval_s`` > 0).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
 from policy.retention import RetentionBackend, RetentionService
+from policy.scrub import Scrubber
+from policy.site_state import SiteStateStore
 from policy.validation import ValidationBackend
 from translators.base import Backend
 
@@ -44,15 +51,21 @@ class Stack:
     policies: PolicyResolver
     retention: RetentionService
     retention_interval_s: float = RETENTION_INTERVAL_S
+    site_state: SiteStateStore | None = None
+    scrubber: Scrubber | None = None
+    scrub_interval_s: float = 0.0
 
     @property
     def services(self) -> Services:
         return Services(self.policies)
 
     async def run(self, task_group: TaskGroup) -> None:
-        """Start the backend (and the catalog with it) and the periodic retention pass."""
+        """Start the backend (and the catalog with it), the periodic retention pass and,
+        when configured, the periodic scrub."""
         await self.backend.start()
         task_group.start_soon(self.retention.run_periodically, self.retention_interval_s)
+        if self.scrubber is not None and self.scrub_interval_s > 0:
+            task_group.start_soon(self.scrubber.run_periodically, self.scrub_interval_s)
 
     async def close(self) -> None:
         await self.backend.close()
@@ -64,13 +77,29 @@ def build_stack(
     defaults: SitePolicy,
     max_object_size: int,
     retention_interval_s: float = RETENTION_INTERVAL_S,
+    *,
+    scrub_interval_s: float = 0.0,
+    scrub_rate_bytes: int = 8 * 1024 * 1024,
 ) -> Stack:
-    """Wrap ``translator`` in the policy layers, in the order the module docstring states."""
+    """Wrap ``translator`` in the policy layers, in the order the module docstring states.
+    ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s."""
     catalog = SqlCatalog(catalog_url)
+    site_state = SiteStateStore(translator, catalog)
+    catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
     validated = ValidationBackend(translator, policies.for_site, catalog)
     indexed = CatalogBackend(validated, catalog)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies)
     backend = RetentionBackend(limited, retention)
-    return Stack(backend, catalog, policies, retention, retention_interval_s)
+    scrubber = Scrubber(translator, catalog, scrub_rate_bytes)
+    return Stack(
+        backend,
+        catalog,
+        policies,
+        retention,
+        retention_interval_s,
+        site_state=site_state,
+        scrubber=scrubber,
+        scrub_interval_s=scrub_interval_s,
+    )

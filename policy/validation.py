@@ -27,8 +27,14 @@ Every method is forwarded explicitly (deny by default); what it adds, for artifa
   ListMultipartUploads reads every staged upload of the bucket (only artifact uploads in
   flight). A crash between the staging completion and its deletion leaves a hidden staging
   object behind (no client can see or address it).
-* The staging area is hidden from ListObjects and ListMultipartUploads; a client key under
-  it is refused with ``InvalidObjectName``.
+* The reserved areas (:data:`policy.model.RESERVED_PREFIXES`: the staging area and the
+  per-site state record of :mod:`policy.site_state`) are hidden from ListObjects and
+  ListMultipartUploads; a client key under them is refused with ``InvalidObjectName``, and
+  DeleteBucket removes what they hold once nothing else is left.
+* **Key spelling**: a write of a key under ``builds/`` ending in an archive extension (any
+  letter case) that is not a valid artifact key is refused with ``InvalidArtifactKey``
+  naming the rule (:func:`policy.model.artifact_key_problem`), so no spelling bypasses
+  validation.
 * **GetObject** of a whole artifact (no range, no part number) with a stored full-object
   SHA256 re-hashes the body as it streams and holds back the last chunk until the hash
   matched. On a mismatch it logs site/key/expected/actual, counts
@@ -59,7 +65,15 @@ from gateway import checksums
 from gateway.errors import S3Error
 from gateway.streams import HashingPayload
 from policy.archive import ArchiveReport, ArchiveValidator
-from policy.model import Catalog, SitePolicy, parse_artifact_key
+from policy.model import (
+    RESERVED_PREFIXES,
+    Catalog,
+    SitePolicy,
+    artifact_key_problem,
+    is_reserved_key,
+    parse_artifact_key,
+)
+from policy.model import STAGING_PREFIX as STAGING_PREFIX  # where it used to live
 from translators.base import (
     Backend,
     BucketInfo,
@@ -86,8 +100,6 @@ from translators.base import (
 
 log = logging.getLogger(__name__)
 
-#: The reserved, hidden area of every bucket holding multipart artifacts being validated.
-STAGING_PREFIX: Final = ".pagewright-staging/"
 _NONCE: Final = re.compile(r"^[0-9a-f]{32}$")
 #: A key after every staging key (they continue with a hex digit).
 _STAGING_END: Final = STAGING_PREFIX + "g"
@@ -142,9 +154,19 @@ def is_staging_key(key: str) -> bool:
 def _reserved(key: str) -> S3Error:
     return S3Error(
         "InvalidObjectName",
-        f"Keys under {STAGING_PREFIX!r} are reserved by PageWright.",
+        f"Keys under {' and '.join(map(repr, RESERVED_PREFIXES))} are reserved by PageWright.",
         Key=key,
     )
+
+
+def check_writable_key(key: str) -> None:
+    """Refuse a client write of a reserved key (``InvalidObjectName``) or of a key that
+    looks like an artifact but is not a valid artifact key (``InvalidArtifactKey``)."""
+    if is_reserved_key(key):
+        raise _reserved(key)
+    problem = artifact_key_problem(key)
+    if problem is not None:
+        raise S3Error("InvalidArtifactKey", f"{key!r} is not a valid artifact key: {problem}.")
 
 
 def sha256_hex(info: ObjectInfo) -> str | None:
@@ -331,12 +353,38 @@ class ValidationBackend:
         return await self.inner.head_bucket(ctx, bucket)
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.delete_bucket(ctx, bucket)
+        """Delete the bucket; objects in the reserved areas (which clients cannot see or
+        delete) do not keep it from being deleted: they are removed first."""
+        try:
+            await self.inner.delete_bucket(ctx, bucket)
+        except S3Error as error:
+            if error.code != "BucketNotEmpty":
+                raise
+            reserved = await self._reserved_only(ctx, bucket)
+            if reserved is None:
+                raise
+            for key in reserved:
+                await self.inner.delete_object(ctx, bucket, key)
+            await self.inner.delete_bucket(ctx, bucket)
+
+    async def _reserved_only(self, ctx: RequestContext, bucket: str) -> list[str] | None:
+        """Every key of ``bucket`` if all are reserved, else None."""
+        keys: list[str] = []
+        query = ListQuery()
+        while True:
+            page = await self.inner.list_objects(ctx, bucket, query)
+            for listed in page.objects:
+                if not is_reserved_key(listed.key):
+                    return None
+                keys.append(listed.key)
+            if page.next_start_after is None:
+                return keys
+            query = ListQuery(start_after=page.next_start_after)
 
     # Objects
 
     async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        if is_staging_key(key):
+        if is_reserved_key(key):
             raise _reserved(key)
         return await self.inner.head_object(ctx, bucket, key)
 
@@ -344,7 +392,7 @@ class ValidationBackend:
         self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
     ) -> GetResult:
         """The inner result; a whole artifact with a stored SHA256 gets a re-hashing body."""
-        if is_staging_key(key):
+        if is_reserved_key(key):
             raise _reserved(key)
         result = await self.inner.get_object(ctx, bucket, key, options)
         if options.range is not None or options.part_number is not None:
@@ -379,8 +427,7 @@ class ValidationBackend:
         conditions: WriteConditions,
     ) -> ObjectInfo:
         """Store ``body``; an artifact is validated and hashed as it streams (module doc)."""
-        if is_staging_key(key):
-            raise _reserved(key)
+        check_writable_key(key)
         if parse_artifact_key(key) is None:
             return await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
         payload = await self._validating(bucket, key, body)
@@ -404,19 +451,19 @@ class ValidationBackend:
         return ValidatingPayload(body, validator, on_reject=rejected)
 
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        if is_staging_key(key):
+        if is_reserved_key(key):
             raise _reserved(key)
         await self.inner.delete_object(ctx, bucket, key)
 
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        """The inner page without the staging area (a page may come back short for it)."""
-        if is_staging_key(query.prefix):
+        """The inner page without the reserved areas (a page may come back short for them)."""
+        if is_reserved_key(query.prefix):
             await self.inner.head_bucket(ctx, bucket)
             return ListPage([], [], None)
         page = await self.inner.list_objects(ctx, bucket, query)
         return ListPage(
-            [o for o in page.objects if not is_staging_key(o.key)],
-            [p for p in page.common_prefixes if not is_staging_key(p)],
+            [o for o in page.objects if not is_reserved_key(o.key)],
+            [p for p in page.common_prefixes if not is_reserved_key(p)],
             page.next_start_after,
         )
 
@@ -432,8 +479,7 @@ class ValidationBackend:
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
         """An artifact's upload is created under a staging key (module docstring)."""
-        if is_staging_key(key):
-            raise _reserved(key)
+        check_writable_key(key)
         if parse_artifact_key(key) is None:
             return await self.inner.create_multipart_upload(
                 ctx, bucket, key, metadata, checksum_algorithm, checksum_type
@@ -446,7 +492,7 @@ class ValidationBackend:
 
     def _inner_upload(self, key: str, upload_id: str) -> tuple[str, str]:
         """The inner (key, upload id) of a client's upload; ``NoSuchUpload`` if it cannot be."""
-        if is_staging_key(key):
+        if is_reserved_key(key):
             raise _reserved(key)
         if parse_artifact_key(key) is None:
             return key, upload_id
@@ -499,6 +545,7 @@ class ValidationBackend:
     ) -> ObjectInfo:
         """An artifact: complete the staging object, validate it while copying it to ``key``,
         delete the staging object. Nothing is visible under ``key`` unless it passed."""
+        check_writable_key(key)
         inner_key, inner_id = self._inner_upload(key, upload_id)
         if inner_key == key:
             return await self.inner.complete_multipart_upload(
@@ -541,7 +588,7 @@ class ValidationBackend:
         """The inner uploads without the staging area, merged with the staged uploads shown
         under their client keys and ids. Order: key, then (for one key) unstaged uploads
         before staged ones, staged ones by id (= creation time)."""
-        if is_staging_key(query.prefix):
+        if is_reserved_key(query.prefix):
             await self.inner.head_bucket(ctx, bucket)
             return UploadsPage([], [], None, None)
         staged_marker = _NONCE.match(query.upload_id_marker.partition(".")[0]) is not None
@@ -558,9 +605,9 @@ class ValidationBackend:
 
         # (sort key, group, upload id, upload or None for a common prefix)
         entries: list[tuple[bytes, int, str, UploadInfo | None]] = [
-            (u.key.encode(), 0, u.upload_id, u) for u in uploads if not is_staging_key(u.key)
+            (u.key.encode(), 0, u.upload_id, u) for u in uploads if not is_reserved_key(u.key)
         ]
-        inner_prefixes = {p for p in common_prefixes if not is_staging_key(p)}
+        inner_prefixes = {p for p in common_prefixes if not is_reserved_key(p)}
         staged_prefixes: set[str] = set()
         for upload in await self._staged_uploads(ctx, bucket, query):
             rest = upload.key[len(query.prefix) :]

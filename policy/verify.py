@@ -6,19 +6,23 @@ through SHA256, never holding one in memory, and yields one :class:`VerifyResult
 and marked corrupt in the catalog when one is given) or ``missing-hash`` (the artifact has no
 full-object SHA256, e.g. it predates validation or came from a composite multipart upload).
 Artifacts deleted while the run lists them are skipped. It reads the translator directly, so
-the staging area of :mod:`policy.validation` is not visited.
+the reserved areas of :mod:`policy.validation` are not visited. A :class:`Throttle` bounds
+the read rate (the background scrub of :mod:`policy.scrub` uses one).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import anyio
+
 from gateway.errors import S3Error
-from policy.model import Catalog, parse_artifact_key
-from policy.validation import STAGING_PREFIX, report_corrupt, sha256_hex
+from policy.model import Catalog, is_reserved_key, parse_artifact_key
+from policy.validation import report_corrupt, sha256_hex
 from translators.base import Backend, GetOptions, ListQuery, RequestContext
 
 VerifyStatus = Literal["ok", "corrupt", "missing-hash"]
@@ -74,29 +78,42 @@ async def verify_artifacts(
     *,
     bucket: str | None = None,
     catalog: Catalog | None = None,
+    throttle: Throttle | None = None,
 ) -> AsyncIterator[VerifyResult]:
-    """Yield a result per artifact of ``bucket`` (or of every bucket), in key order."""
+    """Yield a result per artifact of ``bucket`` (or of every bucket), in key order; reads
+    go through ``throttle`` when one is given."""
     buckets = [bucket] if bucket is not None else [b.name for b in await backend.list_buckets(_CTX)]
     for site in buckets:
-        start_after = ""
-        while True:
-            page = await backend.list_objects(
-                _CTX, site, ListQuery(prefix="builds/", start_after=start_after)
-            )
-            for listed in page.objects:
-                if parse_artifact_key(listed.key) is None or listed.key.startswith(STAGING_PREFIX):
-                    continue
-                result = await _verify_one(backend, site, listed.key, catalog)
-                if result is not None:
-                    yield result
-            if page.next_start_after is None:
-                break
-            start_after = page.next_start_after
+        async for key in artifact_keys(backend, site):
+            result = await verify_artifact(backend, site, key, catalog, throttle)
+            if result is not None:
+                yield result
 
 
-async def _verify_one(
-    backend: Backend, site: str, key: str, catalog: Catalog | None
+async def artifact_keys(backend: Backend, site: str) -> AsyncIterator[str]:
+    """Every artifact key of ``site``, in key order (the staging area is skipped)."""
+    start_after = ""
+    while True:
+        page = await backend.list_objects(
+            _CTX, site, ListQuery(prefix="builds/", start_after=start_after)
+        )
+        for listed in page.objects:
+            if parse_artifact_key(listed.key) is not None and not is_reserved_key(listed.key):
+                yield listed.key
+        if page.next_start_after is None:
+            return
+        start_after = page.next_start_after
+
+
+async def verify_artifact(
+    backend: Backend,
+    site: str,
+    key: str,
+    catalog: Catalog | None = None,
+    throttle: Throttle | None = None,
 ) -> VerifyResult | None:
+    """Re-hash one artifact (None if it vanished); a corrupt one is reported and, with a
+    catalog, marked corrupt there."""
     try:
         opened = await backend.get_object(_CTX, site, key, GetOptions())
     except S3Error as error:
@@ -111,6 +128,8 @@ async def _verify_one(
     try:
         async for chunk in opened.body:
             sha.update(chunk)
+            if throttle is not None:
+                await throttle.take(len(chunk))
     finally:
         await opened.body.aclose()
     actual = sha.hexdigest()
@@ -118,3 +137,30 @@ async def _verify_one(
         return VerifyResult(site, key, opened.info.size, "ok", expected, actual)
     await report_corrupt(catalog, site, key, expected, actual)
     return VerifyResult(site, key, opened.info.size, "corrupt", expected, actual)
+
+
+class Throttle:
+    """Paces reads to ``bytes_per_second`` on average, in bursts of at most one second's
+    worth: :meth:`take` sleeps while more was read than the rate allows."""
+
+    def __init__(
+        self,
+        bytes_per_second: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        if bytes_per_second <= 0:
+            raise ValueError("the rate must be positive")
+        self._rate = float(bytes_per_second)
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self._rate
+        self._stamp = clock()
+
+    async def take(self, size: int) -> None:
+        now = self._clock()
+        self._tokens = min(self._rate, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        self._tokens -= size
+        if self._tokens < 0:
+            await self._sleep(-self._tokens / self._rate)

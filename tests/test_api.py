@@ -36,7 +36,8 @@ def api(gateway: GatewayServer, api_key: str) -> Iterator[ApiClient]:
 
 @pytest.fixture
 def artifacts(s3: Any, bucket: str) -> dict[str, bytes]:
-    """Six builds in ``bucket`` with varied status/action/creator/sizes; b1 is oldest."""
+    """Six builds in ``bucket`` with varied status/action/sizes; b1 is oldest. Each sends an
+    ``x-amz-meta-creator``, which the gateway replaces with the uploading principal."""
     specs = [
         ("b1", "success", "deploy", "alice", 10),
         ("b2", "failed", "deploy", "bob", 900),
@@ -182,7 +183,8 @@ def test_list_returns_artifacts_newest_first_with_metadata(
     first = page["items"][-1]
     assert first["key"] == "builds/b1.tar.gz"
     assert first["size"] == len(artifacts["b1"])
-    assert (first["status"], first["action"], first["creator"]) == ("success", "deploy", "alice")
+    assert (first["status"], first["action"], first["creator"]) == ("success", "deploy", "root")
+    assert first["metadata"]["creator"] == "root"
     assert first["compression"] == "gzip"
     assert first["pinned"] is False
 
@@ -214,8 +216,10 @@ def test_filters(api: ApiClient, bucket: str, artifacts: dict[str, bytes]) -> No
 
     assert ids(status="success") == {"b1", "b3", "b4", "b6"}
     assert ids(action="preview") == {"b3", "b5"}
-    assert ids(creator="bob") == {"b2", "b5"}
-    assert ids(status="success", action="deploy", creator="alice") == {"b1", "b6"}
+    # The creator is the uploading principal; the x-amz-meta-creator sent was not taken.
+    assert ids(creator="bob") == set()
+    assert ids(creator="root") == set(artifacts)
+    assert ids(status="success", action="deploy", creator="root") == {"b1", "b4", "b6"}
     assert ids(pinned="true") == set()
     assert ids(pinned="false") == set(artifacts)
     items = api.get(f"/sites/{bucket}/artifacts", params={"order": "asc"}).json()["items"]
@@ -492,6 +496,33 @@ def test_retention_get_set_and_dry_run(
     bad = api.put(f"/sites/{bucket}/retention", json={"keep_last": -1})
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "InvalidPolicy"
+
+
+def test_a_dry_run_previews_proposed_rules_without_storing_them(
+    api: ApiClient, bucket: str, artifacts: dict[str, bytes]
+) -> None:
+    api.put(f"/sites/{bucket}/policy", json={"overrides": {"quota_artifacts": 50}})
+    current = api.post(f"/sites/{bucket}/retention:dry-run")
+    assert current.json()["proposed"] is False
+    assert current.json()["delete"] == []
+    plan = api.post(
+        f"/sites/{bucket}/retention:dry-run", json={"proposed": {"keep_last": 2}}
+    ).json()
+    assert plan["proposed"] is True
+    assert plan["effective"] == {"keep_last": 2, "days": None}
+    assert {a["build_id"] for a in plan["delete"]} == {"b1", "b2", "b3", "b4"}
+    policy = api.get(f"/sites/{bucket}/policy").json()
+    assert policy["overrides"] == {"quota_artifacts": 50}
+    assert len(api.get(f"/sites/{bucket}/artifacts").json()["items"]) == len(artifacts)
+    for body, code in (
+        ({"proposed": {"keep_last": -1}}, "InvalidPolicy"),
+        ({"proposed": {"colour": 1}}, "InvalidArgument"),
+        ({"proposed": 3}, "InvalidArgument"),
+        ({"rules": {}}, "InvalidArgument"),
+    ):
+        bad = api.post(f"/sites/{bucket}/retention:dry-run", json=body)
+        assert bad.status_code == 400, body
+        assert bad.json()["error"]["code"] == code, body
 
 
 def test_policy_overrides_over_defaults(api: ApiClient, bucket: str) -> None:

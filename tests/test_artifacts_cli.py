@@ -177,6 +177,26 @@ def test_usage_and_retention(
     assert inherited["overrides"] == {}
 
 
+def test_a_dry_run_with_rules_previews_them_and_stores_nothing(
+    cli: RunCli, api_key: str, s3: Any, bucket: str, built: dict[str, bytes]
+) -> None:
+    before = json.loads(ok(cli(api_key, "retention", bucket, "--json")))
+    plan = json.loads(
+        ok(cli(api_key, "retention", bucket, "--keep-last", "1", "--dry-run", "--json"))
+    )
+    assert plan["proposed"] is True
+    assert plan["effective"] == {"keep_last": 1, "days": None}
+    assert {a["build_id"] for a in plan["delete"]} == {"102", "101"}
+    shown = ok(cli(api_key, "retention", bucket, "--keep-last", "3", "--dry-run"))
+    assert "keep last: 3" in shown
+    assert "proposed, not saved" in shown
+    # The next upload runs retention under the site's own rules: nothing is deleted.
+    upload(s3, bucket, "104", status="success")
+    listed = json.loads(ok(cli(api_key, "list", bucket, "--json")))
+    assert sorted(i["build_id"] for i in listed["items"]) == ["101", "102", "103", "104"]
+    assert json.loads(ok(cli(api_key, "retention", bucket, "--json"))) == before
+
+
 def test_search_by_metadata(
     cli: RunCli, api_key: str, bucket: str, built: dict[str, bytes]
 ) -> None:

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -217,6 +217,78 @@ def test_catalog_records_artifacts(gateway: GatewayServer, s3: Any, bucket: str)
         ("robots.txt", None, None, None, "root"),
     ]
     assert len(rows[0][5] or "") == 64
+
+
+def test_the_creator_is_always_the_authenticated_principal(
+    gateway: GatewayServer, s3: Any, bucket: str
+) -> None:
+    forged = {"creator": "mallory", "team": "web"}
+    s3.put_object(Bucket=bucket, Key="builds/who-1.tar.gz", Body=artifact(), Metadata=forged)
+    head = s3.head_object(Bucket=bucket, Key="builds/who-1.tar.gz")
+    assert head["Metadata"] == {"creator": "root", "team": "web"}
+    upload = s3.create_multipart_upload(
+        Bucket=bucket, Key="builds/who-2.tar.gz", Metadata={"creator": "mallory"}
+    )
+    etag = s3.upload_part(
+        Bucket=bucket,
+        Key="builds/who-2.tar.gz",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=artifact(),
+    )["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="builds/who-2.tar.gz",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    s3.copy_object(
+        Bucket=bucket,
+        Key="builds/who-3.tar.gz",
+        CopySource={"Bucket": bucket, "Key": "builds/who-1.tar.gz"},
+        MetadataDirective="REPLACE",
+        Metadata={"creator": "mallory"},
+    )
+    # On an ordinary object x-amz-meta-creator is plain metadata; its creator is the principal.
+    s3.put_object(Bucket=bucket, Key="notes.txt", Body=b"n", Metadata={"creator": "mallory"})
+    assert s3.head_object(Bucket=bucket, Key="notes.txt")["Metadata"] == {"creator": "mallory"}
+    with sqlite3.connect(Path(gateway.data_dir) / "catalog.sqlite3") as connection:
+        rows = connection.execute(
+            "SELECT key, creator FROM objects WHERE site = ? ORDER BY key", (bucket,)
+        ).fetchall()
+    assert rows == [
+        ("builds/who-1.tar.gz", "root"),
+        ("builds/who-2.tar.gz", "root"),
+        ("builds/who-3.tar.gz", "root"),
+        ("notes.txt", "root"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["builds/bad id.tar.gz", "builds/.hidden.tar.gz", "builds/v1.TAR.GZ", "builds/a/b.tgz"],
+)
+def test_keys_that_look_like_artifacts_must_be_valid_artifact_keys(
+    s3: Any, bucket: str, key: str
+) -> None:
+    good = artifact()
+    s3.put_object(Bucket=bucket, Key="builds/ok.tar.gz", Body=good)
+    attempts: dict[str, Callable[[], Any]] = {
+        "put": lambda: s3.put_object(Bucket=bucket, Key=key, Body=good),
+        "multipart": lambda: s3.create_multipart_upload(Bucket=bucket, Key=key),
+        "copy": lambda: s3.copy_object(
+            Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": "builds/ok.tar.gz"}
+        ),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(ClientError) as excinfo:
+            attempt()
+        assert code(excinfo) == "InvalidArtifactKey", name
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "not a valid artifact key" in excinfo.value.response["Error"]["Message"]
+    assert keys(s3, bucket) == ["builds/ok.tar.gz"]
+    # Other names under builds/ stay ordinary objects.
+    s3.put_object(Bucket=bucket, Key="builds/notes.txt", Body=b"n")
 
 
 @pytest.fixture(scope="module")

@@ -76,13 +76,19 @@ async def test_put_records_the_artifact(wrapped: CatalogBackend) -> None:
         "application/gzip",
     )
     assert row.sha256 == hashlib.sha256(data).hexdigest()
-    assert (row.creator, row.status, row.action) == ("ci", "ready", "deploy")
+    # The creator is the authenticated principal, never the client's x-amz-meta-creator.
+    assert (row.creator, row.status, row.action) == ("alice", "ready", "deploy")
     assert row.user_metadata["branch"] == "main"
+    assert row.user_metadata["creator"] == "alice"
+    stored = await wrapped.head_object(CTX, "site-a", "builds/1.2-rc.tar.gz")
+    assert stored.user_metadata["creator"] == "alice"
 
-    await put(wrapped, "index.html", b"<html>")
+    await put(wrapped, "index.html", b"<html>", {"creator": "mallory"})
     plain = await wrapped.catalog.get("site-a", "index.html")
     assert plain is not None
     assert (plain.creator, plain.build_id, plain.is_artifact) == ("alice", None, False)
+    # On an ordinary object the header is plain user metadata, kept as sent.
+    assert plain.user_metadata == {"creator": "mallory"}
 
 
 async def test_multipart_delete_and_delete_bucket(wrapped: CatalogBackend) -> None:
@@ -103,7 +109,12 @@ async def test_multipart_delete_and_delete_bucket(wrapped: CatalogBackend) -> No
     )
     row = await wrapped.catalog.get("site-a", "builds/7.tar")
     assert row is not None
-    assert (row.size, row.creator, row.build_id, row.etag.endswith("-2")) == (15, "ci", "7", True)
+    assert (row.size, row.creator, row.build_id, row.etag.endswith("-2")) == (
+        15,
+        "alice",
+        "7",
+        True,
+    )
 
     await wrapped.delete_object(CTX, "site-a", "builds/7.tar")
     assert await wrapped.catalog.get("site-a", "builds/7.tar") is None

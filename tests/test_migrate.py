@@ -17,6 +17,7 @@ from gateway import checksums
 from gateway.cli import main
 from gateway.migrate import MigrateOptions, MigrationError, NoProgress, Summary, migrate
 from gateway.streams import HashingPayload
+from tests.archives import Member, gzip, make_tar, site
 from tests.emulators import running, start_moto
 from translators.base import (
     Backend,
@@ -457,29 +458,87 @@ def test_state_file_of_another_migration_is_refused(source: Path, tmp_path: Path
         _migrate(source, tmp_path / "t", state_file=state, source_label="file:///here")
 
 
-def test_a_corrupted_source_object_fails_verification(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+ARTIFACT = gzip(make_tar(site([Member("page.html", _bytes(40_000, 5))])))
+
+
+def _corrupted_source(tmp_path: Path) -> Path:
+    """A source bucket ``rot`` with an artifact whose blob file has one flipped byte (its
+    stored MD5 and SHA256 are the original ones) and a healthy object ``fine``."""
     source = tmp_path / "source"
-    body = _bytes(50_000, 1)
 
     async def populate(backend: Backend) -> None:
         await backend.create_bucket(CTX, "rot")
-        await _put(backend, "rot", "victim", body, ("SHA256",))
+        await _put(backend, "rot", "builds/7.tar.gz", ARTIFACT, ("SHA256",))
+        await _put(backend, "rot", "fine", _bytes(1000, 2), ("SHA256",))
 
     _with(source, populate)
-    (blob,) = [p for p in (source / "blobs").rglob("*") if p.is_file()]
+    (blob,) = [
+        p for p in (source / "blobs").rglob("*") if p.is_file() and p.read_bytes() == ARTIFACT
+    ]
     damaged = bytearray(blob.read_bytes())
     damaged[1000] ^= 0x01
     os.chmod(blob, 0o644)
     blob.write_bytes(bytes(damaged))
+    return source
 
+
+def test_a_corrupted_artifact_is_reported_and_never_readable_at_the_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _corrupted_source(tmp_path)
     target = tmp_path / "target"
+    older = gzip(make_tar(site([Member("old.html", b"an older build")])))
+
+    async def previous_copy(backend: Backend) -> None:
+        await backend.create_bucket(CTX, "rot")
+        await _put(backend, "rot", "builds/7.tar.gz", older, ("SHA256",))
+
+    _with(target, previous_copy)
     status, output = _run_cli(capsys, "--from", f"file://{source}", "--to", f"file://{target}")
     assert status == 1
     assert "failed: 1" in output
-    assert "FAILED rot/victim: " in output
+    assert "FAILED rot/builds/7.tar.gz: BadDigest: " in output
     assert "differs from source ETag" in output
+    # The corrupt bytes never became an object at the target; the earlier copy is intact,
+    # so the target's verify has nothing healthy-looking to vouch for.
+    copied = _contents_of(target)
+    assert copied[("rot", "builds/7.tar.gz")][1] == older
+    assert copied[("rot", "fine")][1] == _bytes(1000, 2)
+    assert len(copied) == 2
+
+
+def test_a_corrupted_artifact_never_reaches_an_s3_target(tmp_path: Path) -> None:
+    _require_s3_translator()
+    source = _corrupted_source(tmp_path)
+    with running(start_moto, tmp_path) as moto:
+        client = boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint,
+            aws_access_key_id=moto.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=moto.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="migrate-target")
+
+        async def go() -> Summary:
+            src = await _opened(source)
+            dst = create_backend(
+                parse_backend_url("s3://migrate-target/gw"), {**os.environ, **moto.env}
+            )
+            await dst.start()
+            try:
+                return await migrate(src, dst, MigrateOptions(), NoProgress())
+            finally:
+                await src.close()
+                await dst.close()
+
+        summary = asyncio.run(go())
+        assert [(f.bucket, f.key) for f in summary.failures] == [("rot", "builds/7.tar.gz")]
+        assert summary.failures[0].reason.startswith("BadDigest: ")
+        listed = client.list_objects_v2(Bucket="migrate-target", Prefix="gw/rot/")
+        assert [o["Key"] for o in listed.get("Contents", [])] == ["gw/rot/fine"]
+        uploads = client.list_multipart_uploads(Bucket="migrate-target")
+        assert uploads.get("Uploads", []) == []
 
 
 def test_same_source_and_target_is_refused(

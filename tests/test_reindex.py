@@ -190,7 +190,7 @@ async def test_two_catalogs_on_one_postgresql_share_rows(tmp_path: Path) -> None
             await put(gateway_two, "site-a", "builds/b9.tar", b"nine", creator="ci")
             seen = await first.get("site-a", "builds/b9.tar")
             assert seen is not None
-            assert seen.creator == "ci"
+            assert seen.creator == "alice"
             await gateway_one.delete_object(CTX, "site-a", "builds/b9.tar")
             assert await second.get("site-a", "builds/b9.tar") is None
             assert await first.usage("site-b") == await second.usage("site-b")

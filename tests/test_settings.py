@@ -56,6 +56,20 @@ def test_invalid_values_are_named(environ: dict[str, str], message: str) -> None
         load_settings(environ=environ)
 
 
+def test_scrub_settings(tmp_path: Path) -> None:
+    assert (Settings().scrub_interval_seconds, Settings().scrub_rate_bytes) == (86400, 8388608)
+    config = tmp_path / "gateway.toml"
+    config.write_text("scrub_interval_seconds = 3600\nscrub_rate_bytes = 1000\n")
+    from_file = load_settings(config_file=config, environ={})
+    assert (from_file.scrub_interval_seconds, from_file.scrub_rate_bytes) == (3600, 1000)
+    off = load_settings(config_file=config, environ={"PWG_SCRUB_INTERVAL_SECONDS": "0"})
+    assert off.scrub_interval_seconds == 0
+    with pytest.raises(SettingsError, match="scrub_rate_bytes must be positive"):
+        load_settings(environ={"PWG_SCRUB_RATE_BYTES": "0"})
+    with pytest.raises(SettingsError, match="scrub_interval_seconds"):
+        load_settings(environ={"PWG_SCRUB_INTERVAL_SECONDS": "-1"})
+
+
 def test_unknown_config_key(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("colour = 'blue'\n")

@@ -6,8 +6,9 @@ catalog, quotas and read verification follow exactly as for S3 requests. A build
 ``builds/<build_id>.<ext>`` whatever its extension; if a site holds several extensions of
 one build, show/pin/download act on the newest and delete removes them all.
 
-Known limit: status/action set here live in the catalog only (the Backend cannot rewrite an
-object's metadata in place), so ``reindex`` restores the values uploaded with the object.
+Pins and the status/action set here live in the catalog (the Backend cannot rewrite an
+object's metadata in place); the catalog tells :mod:`policy.site_state`, which keeps a copy
+in the site's bucket, so ``reindex`` restores them.
 """
 
 from __future__ import annotations

@@ -326,7 +326,21 @@ _SCHEMAS: dict[str, Any] = {
                 ),
             },
             "delete": {"type": "array", "items": _ref("Artifact")},
+            "proposed": {
+                "type": "boolean",
+                "description": "true when planned under the request's proposed rules",
+            },
         }
+    ),
+    "RetentionDryRun": _object(
+        {
+            "proposed": {
+                **_ref("RetentionUpdate"),
+                "description": "Rules to preview instead of the site's, read as a "
+                "PutRetention body would be; they are not stored.",
+            }
+        },
+        required=[],
     ),
     "SitePolicy": _object(_POLICY_PROPERTIES),
     "PolicyOverrides": _object(_POLICY_PROPERTIES, required=[]),
@@ -476,9 +490,14 @@ _PATHS: dict[str, Any] = {
     "/sites/{site}/retention:dry-run": {
         "post": _operation(
             "DryRunRetention",
-            "What a retention pass would keep (and why) and delete now; deletes nothing.",
+            "What a retention pass would keep (and why) and delete now, under the site's "
+            "rules or proposed ones; deletes nothing and stores nothing.",
             [_SITE],
             {"200": _json(_ref("RetentionPlan"), "The plan."), **_errors(*_STANDARD_ERRORS)},
+            body={
+                **_body(_ref("RetentionDryRun"), "Optional: proposed rules to preview."),
+                "required": False,
+            },
             tags=("sites",),
         )
     },

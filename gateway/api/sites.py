@@ -17,6 +17,7 @@ from gateway.api.auth import authorize, principal_of
 from gateway.api.errors import ApiError
 from gateway.api.params import json_object, only_fields, site_of
 from gateway.api.services import ApiServices
+from policy.policies import validate_overrides
 
 #: Retention body field -> SitePolicy field.
 RETENTION_FIELDS = {"keep_last": "retention_keep_last", "days": "retention_days"}
@@ -56,13 +57,7 @@ class SiteHandlers:
         Other policy overrides are kept."""
         site = await self._site(request)
         document = await json_object(request)
-        only_fields(document, frozenset(RETENTION_FIELDS))
-        overrides = await self._policies.overrides(site)
-        for name, field in RETENTION_FIELDS.items():
-            if name in document:
-                overrides[field] = document[name]
-            else:
-                overrides.pop(field, None)
+        overrides = _with_retention(await self._policies.overrides(site), document)
         await self._policies.set_overrides(site, overrides)
         return render.json_response(request, await self._retention(site))
 
@@ -82,11 +77,25 @@ class SiteHandlers:
 
     async def retention_dry_run(self, request: Request) -> Response:
         """POST /sites/{site}/retention:dry-run: what a retention pass would keep (and why)
-        and delete now; deletes nothing."""
+        and delete now; deletes nothing and stores nothing.
+
+        Without a body (or with ``{}``) the plan uses the site's rules. With
+        ``{"proposed": {"keep_last": ..., "days": ...}}`` it uses the rules the site would
+        have after a PutRetention of that object, without storing them."""
         site = await self._site(request)
-        plan = await self._services.retention.apply(site, dry_run=True)
-        policy = await self._policies.for_site(site)
-        return render.json_response(request, render.retention_plan(site, policy, plan))
+        document = await _optional_json_object(request)
+        only_fields(document, frozenset({"proposed"}))
+        proposed = document.get("proposed")
+        if proposed is None:
+            policy = await self._policies.for_site(site)
+        elif isinstance(proposed, dict):
+            overrides = _with_retention(await self._policies.overrides(site), proposed)
+            policy = self._policies.defaults.merged(validate_overrides(overrides))
+        else:
+            raise ApiError("InvalidArgument", "proposed must be a JSON object")
+        plan = await self._services.retention.apply(site, dry_run=True, policy=policy)
+        rendered = render.retention_plan(site, policy, plan)
+        return render.json_response(request, {**rendered, "proposed": proposed is not None})
 
     # Policy
 
@@ -115,3 +124,25 @@ class SiteHandlers:
             "overrides": overrides,
             "effective": render.policy(self._policies.defaults.merged(overrides)),
         }
+
+
+def _with_retention(overrides: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with the retention rules of a PutRetention body laid over them: a field
+    present sets the rule, a field absent drops the override."""
+    only_fields(document, frozenset(RETENTION_FIELDS))
+    result = dict(overrides)
+    for name, field in RETENTION_FIELDS.items():
+        if name in document:
+            result[field] = document[name]
+        else:
+            result.pop(field, None)
+    return result
+
+
+async def _optional_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or {} when the request has no body."""
+    if request.headers.get("content-length", "0") == "0" and (
+        "transfer-encoding" not in request.headers
+    ):
+        return {}
+    return await json_object(request)

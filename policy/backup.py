@@ -1,0 +1,365 @@
+"""Catalog backups: the catalog's own state as a versioned JSON Lines file.
+
+``reindex`` rebuilds object rows from the backend, and each site's state record
+(:mod:`policy.site_state`) brings back its overrides, pins and edits, but API keys live only
+in the catalog. A backup carries all of it, so a catalog can be restored, or moved between
+databases (SQLite to PostgreSQL):
+
+* every object row, with its catalog-only state (pinned, corrupt, status, action);
+* every site's policy overrides;
+* every API key as stored: its id, principal, times and the SHA-256 of its secret (never a
+  secret; restored keys keep working). The file is written with mode 0600 all the same.
+
+Quota reservations (transient) are not included.
+
+Format, one JSON object per line::
+
+    {"format": "pagewright-catalog-backup", "version": 1, "created_at": "..."}
+    {"type": "object", "site": ..., "key": ..., ...every ObjectRecord field...}
+    {"type": "site_policy", "site": ..., "overrides": {...}}
+    {"type": "api_key", "id": ..., "principal": ..., "key_hash": ..., "created_at": ...,
+     "last_used_at": ...}
+    {"type": "end", "objects": N, "site_policies": N, "api_keys": N}
+
+The end line makes a truncated file detectable. :func:`restore_backup` first reads the
+whole file to check it (format, version, every line, the counts) and writes nothing unless
+it is sound; it refuses a catalog that is not empty unless asked to replace its contents.
+Both directions stream: memory is bounded by one batch of rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TextIO, cast
+
+from policy.catalog import ApiKeyRecord, SqlCatalog
+from policy.model import ArtifactFilter, Compression, ObjectRecord
+from policy.policies import PolicyError, validate_overrides
+
+FORMAT: Final = "pagewright-catalog-backup"
+VERSION: Final = 1
+_BATCH = 500
+_COMPRESSIONS = ("gzip", "zstd", "none")
+
+
+class BackupError(ValueError):
+    """A backup file that cannot be restored: wrong format or version, malformed, truncated;
+    or a catalog that is not empty."""
+
+
+@dataclass(frozen=True)
+class BackupCounts:
+    objects: int = 0
+    site_policies: int = 0
+    api_keys: int = 0
+
+    def text(self) -> str:
+        return (
+            f"{self.objects} object row(s), {self.site_policies} site polic(ies), "
+            f"{self.api_keys} API key(s)"
+        )
+
+
+# Writing
+
+
+async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
+    """Write every row of ``catalog`` to ``out`` in the format of the module docstring."""
+
+    def line(document: dict[str, Any]) -> None:
+        out.write(json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n")
+
+    line({"format": FORMAT, "version": VERSION, "created_at": _time(datetime.now(UTC))})
+    objects = 0
+    cursor: str | None = None
+    while True:
+        page = await catalog.list(
+            ArtifactFilter(),
+            artifacts_only=False,
+            sort="key",
+            descending=False,
+            cursor=cursor,
+            limit=1000,
+        )
+        for record in page.items:
+            line(_object_line(record))
+        objects += len(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    policies = await catalog.all_site_overrides()
+    for site, overrides in policies.items():
+        line({"type": "site_policy", "site": site, "overrides": overrides})
+    keys = await catalog.api_key_records()
+    for key in keys:
+        line(
+            {
+                "type": "api_key",
+                "id": key.id,
+                "principal": key.principal,
+                "key_hash": key.key_hash,
+                "created_at": _time(key.created_at),
+                "last_used_at": None if key.last_used_at is None else _time(key.last_used_at),
+            }
+        )
+    counts = BackupCounts(objects, len(policies), len(keys))
+    line(
+        {
+            "type": "end",
+            "objects": counts.objects,
+            "site_policies": counts.site_policies,
+            "api_keys": counts.api_keys,
+        }
+    )
+    return counts
+
+
+async def backup_to_file(catalog: SqlCatalog, path: Path) -> BackupCounts:
+    """Write a backup to ``path`` atomically (``<path>.part``, fsynced, renamed), mode 0600."""
+    partial = path.with_name(path.name + ".part")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            counts = await write_backup(catalog, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _object_line(record: ObjectRecord) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "site": record.site,
+        "key": record.key,
+        "size": record.size,
+        "etag": record.etag,
+        "created_at": _time(record.created_at),
+        "creator": record.creator,
+        "content_type": record.content_type,
+        "build_id": record.build_id,
+        "compression": record.compression,
+        "sha256": record.sha256,
+        "status": record.status,
+        "action": record.action,
+        "pinned": record.pinned,
+        "corrupt": record.corrupt,
+        "user_metadata": record.user_metadata,
+    }
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+# Reading
+
+
+Entry = ObjectRecord | tuple[str, dict[str, Any]] | ApiKeyRecord
+
+
+def read_backup(path: Path) -> Iterator[Entry]:
+    """The entries of a backup file, checked line by line (:class:`BackupError`); the end
+    line's counts are checked when the iteration finishes."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as error:
+        raise BackupError(f"cannot read {path}: {error}") from None
+    with handle:
+        _header(path, handle.readline())
+        counts = {"object": 0, "site_policy": 0, "api_key": 0}
+        for number, text in enumerate(handle, start=2):
+            document = _json_line(text, number)
+            kind = document.get("type")
+            try:
+                if kind == "end":
+                    _check_end(document, counts)
+                    if handle.readline():
+                        raise BackupError("there are lines after the end line")
+                    return
+                if kind == "object":
+                    yield _object(document)
+                elif kind == "site_policy":
+                    yield _site_policy(document)
+                elif kind == "api_key":
+                    yield _api_key(document)
+                else:
+                    raise BackupError(f"unknown entry type {kind!r}")
+            except BackupError as error:
+                raise BackupError(f"line {number}: {error}") from None
+            except (KeyError, TypeError, ValueError) as error:
+                raise BackupError(f"line {number}: malformed {kind} entry: {error}") from None
+            counts[str(kind)] += 1
+    raise BackupError("the file ends without its end line (truncated?)")
+
+
+def check_backup(path: Path) -> BackupCounts:
+    """Read the whole file once, checking it; what it holds."""
+    counts = {"objects": 0, "site_policies": 0, "api_keys": 0}
+    for entry in read_backup(path):
+        counts[_kind(entry)] += 1
+    return BackupCounts(**counts)
+
+
+def _kind(entry: Entry) -> str:
+    if isinstance(entry, ObjectRecord):
+        return "objects"
+    if isinstance(entry, ApiKeyRecord):
+        return "api_keys"
+    return "site_policies"
+
+
+def _header(path: Path, text: str) -> None:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise BackupError(f"{path} is not a PageWright catalog backup")
+    if document.get("version") != VERSION:
+        raise BackupError(
+            f"{path} is a backup of format version {document.get('version')!r}; "
+            f"this gateway reads version {VERSION} only"
+        )
+
+
+def _json_line(text: str, number: int) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise BackupError(f"line {number} is not JSON") from None
+    if not isinstance(document, dict):
+        raise BackupError(f"line {number} is not a JSON object")
+    return document
+
+
+def _check_end(document: dict[str, Any], counts: dict[str, int]) -> None:
+    expected = {
+        "objects": counts["object"],
+        "site_policies": counts["site_policy"],
+        "api_keys": counts["api_key"],
+    }
+    found = {name: document.get(name) for name in expected}
+    if found != expected:
+        raise BackupError(f"the end line counts {found}, the file holds {expected}")
+
+
+def _text(document: dict[str, Any], name: str) -> str:
+    value = document[name]
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string")
+    return value
+
+
+def _optional_text(document: dict[str, Any], name: str) -> str | None:
+    return None if document.get(name) is None else _text(document, name)
+
+
+def _flag(document: dict[str, Any], name: str) -> bool:
+    value = document[name]
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a boolean")
+    return value
+
+
+def _timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset")
+    return parsed
+
+
+def _object(document: dict[str, Any]) -> ObjectRecord:
+    size = document["size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise TypeError("size must be a non-negative integer")
+    compression = _optional_text(document, "compression")
+    if compression is not None and compression not in _COMPRESSIONS:
+        raise ValueError(f"unknown compression {compression!r}")
+    metadata = document["user_metadata"]
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise TypeError("user_metadata must map strings to strings")
+    return ObjectRecord(
+        site=_text(document, "site"),
+        key=_text(document, "key"),
+        size=size,
+        etag=_text(document, "etag"),
+        created_at=_timestamp(_text(document, "created_at")),
+        creator=_text(document, "creator"),
+        content_type=_text(document, "content_type"),
+        build_id=_optional_text(document, "build_id"),
+        compression=cast("Compression | None", compression),
+        sha256=_optional_text(document, "sha256"),
+        status=_optional_text(document, "status"),
+        action=_optional_text(document, "action"),
+        pinned=_flag(document, "pinned"),
+        corrupt=_flag(document, "corrupt"),
+        user_metadata=dict(metadata),
+    )
+
+
+def _site_policy(document: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    overrides = document["overrides"]
+    if not isinstance(overrides, dict):
+        raise TypeError("overrides must be an object")
+    try:
+        return _text(document, "site"), validate_overrides(overrides)
+    except PolicyError as error:
+        raise BackupError(str(error)) from None
+
+
+def _api_key(document: dict[str, Any]) -> ApiKeyRecord:
+    used = _optional_text(document, "last_used_at")
+    return ApiKeyRecord(
+        id=_text(document, "id"),
+        principal=_text(document, "principal"),
+        key_hash=_text(document, "key_hash"),
+        created_at=_timestamp(_text(document, "created_at")),
+        last_used_at=None if used is None else _timestamp(used),
+    )
+
+
+# Restoring
+
+
+async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> BackupCounts:
+    """Load the backup at ``path`` into ``catalog`` (started).
+
+    The file is checked first (:class:`BackupError`, nothing written). A catalog that
+    holds rows is refused (:class:`BackupError`) unless ``replace``, which deletes them
+    first. Object rows are upserted in batches; a failure part way leaves a partly
+    restored catalog, which a rerun with ``replace`` repairs.
+    """
+    counts = check_backup(path)
+    if not await catalog.is_empty():
+        if not replace:
+            raise BackupError("the catalog is not empty; restore replaces it only when asked to")
+        await catalog.clear()
+    batch: list[ObjectRecord] = []
+    keys: list[ApiKeyRecord] = []
+    for entry in read_backup(path):
+        if isinstance(entry, ObjectRecord):
+            batch.append(entry)
+            if len(batch) >= _BATCH:
+                await catalog.upsert_many(batch)
+                batch = []
+        elif isinstance(entry, ApiKeyRecord):
+            keys.append(entry)
+            if len(keys) >= _BATCH:
+                await catalog.restore_api_keys(keys)
+                keys = []
+        else:
+            await catalog.set_site_overrides(*entry)
+    await catalog.upsert_many(batch)
+    await catalog.restore_api_keys(keys)
+    return counts

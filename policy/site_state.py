@@ -1,0 +1,269 @@
+"""The per-site state record: catalog-only state kept with the data, so ``reindex`` restores it.
+
+Some state lives only in the catalog: a site's policy overrides (retention rules, quotas,
+validation rules, set through the artifact API or PutBucketLifecycleConfiguration) and what
+the artifact API changes on an artifact (pins, status and action edits), because a Backend
+cannot rewrite an object's metadata in place. So that neither a lost catalog, nor
+``reindex``, nor ``migrate`` to another backend loses it, :class:`SiteStateStore` keeps a
+copy in each site's own bucket, in the object :data:`SITE_STATE_KEY`:
+
+* it is rewritten from a catalog snapshot after every change of that state (the catalog
+  calls :meth:`SiteStateStore.save` as a state listener), and read back by
+  :func:`policy.reindex.reindex`; ``migrate`` copies it like any other object;
+* it lives in a reserved area (:data:`policy.model.SITE_STATE_PREFIX`): S3 clients can
+  neither list, read, write nor delete it (``policy.validation``); it is written through
+  the translator, below the catalog and quota wrappers, so it is never indexed or counted;
+* a failed write is logged, never fails the change (the catalog stays the live state);
+  after writing, the snapshot is taken again and written again if another process changed
+  the state meanwhile, so concurrent replicas converge on the latest state.
+
+Format: JSON ``{"format": "pagewright-site-state", "version": 1, "site", "overrides",
+"artifacts": {key: {"etag", "pinned", "status", "action"}}}``. Only artifacts whose state
+differs from what the object itself carries are listed (pinned, or a status/action other
+than its ``x-amz-meta-status``/``-action``); an entry applies only to an object with the
+same ETag (a replaced artifact is a new artifact). Not included: API keys (global, and
+secrets: only ``pagewright-gateway backup`` carries them), the corrupt mark (``verify`` and
+the scrub find it again from the bytes), quota reservations (transient).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+
+from gateway.errors import S3Error
+from gateway.streams import HashingPayload
+from policy.model import (
+    ACTION,
+    SITE_STATE_PREFIX,
+    STATUS,
+    ArtifactFilter,
+    Catalog,
+    ObjectRecord,
+)
+from translators.base import (
+    Backend,
+    GetOptions,
+    RequestContext,
+    WriteConditions,
+    WriteMetadata,
+)
+
+log = logging.getLogger(__name__)
+
+SITE_STATE_KEY: Final = SITE_STATE_PREFIX + "state.json"
+FORMAT: Final = "pagewright-site-state"
+VERSION: Final = 1
+#: A record larger than this is refused on read (it lists only artifacts with edited state).
+MAX_RECORD_BYTES: Final = 64 * 1024 * 1024
+_CONTEXT = RequestContext(request_id="site-state", principal="pagewright-site-state")
+_SAVE_ROUNDS = 3
+
+
+class SiteStateError(ValueError):
+    """A state record that is not valid JSON of a known format and version."""
+
+
+@dataclass(frozen=True)
+class ArtifactState:
+    """The catalog-only state of one artifact, for the object with ``etag``."""
+
+    etag: str
+    pinned: bool
+    status: str | None
+    action: str | None
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """A site's catalog-only state (see the module docstring)."""
+
+    site: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, ArtifactState] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        document = {
+            "format": FORMAT,
+            "version": VERSION,
+            "site": self.site,
+            "overrides": self.overrides,
+            "artifacts": {
+                key: {
+                    "etag": a.etag,
+                    "pinned": a.pinned,
+                    "status": a.status,
+                    "action": a.action,
+                }
+                for key, a in sorted(self.artifacts.items())
+            },
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> SiteState:
+        """Parse a record; :class:`SiteStateError` unless it is one of this format/version."""
+        try:
+            document = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise SiteStateError(f"not JSON: {error}") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise SiteStateError(f"not a {FORMAT} record")
+        if document.get("version") != VERSION:
+            raise SiteStateError(f"version {document.get('version')!r}, expected {VERSION}")
+        try:
+            overrides = document["overrides"]
+            if not isinstance(overrides, dict):
+                raise TypeError("overrides is not an object")
+            artifacts = {
+                str(key): ArtifactState(
+                    etag=str(entry["etag"]),
+                    pinned=bool(entry["pinned"]),
+                    status=_optional_text(entry["status"]),
+                    action=_optional_text(entry["action"]),
+                )
+                for key, entry in dict(document["artifacts"]).items()
+            }
+            return cls(str(document["site"]), dict(overrides), artifacts)
+        except (KeyError, TypeError, ValueError) as error:
+            raise SiteStateError(f"malformed record: {error}") from None
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("status and action must be strings or null")
+    return value
+
+
+def artifact_state(record: ObjectRecord) -> ArtifactState | None:
+    """The catalog-only state of ``record``, or None when it has none worth keeping."""
+    if not record.is_artifact:
+        return None
+    uploaded = record.user_metadata
+    edited = (record.status, record.action) != (uploaded.get(STATUS), uploaded.get(ACTION))
+    if not record.pinned and not edited:
+        return None
+    return ArtifactState(record.etag, record.pinned, record.status, record.action)
+
+
+async def snapshot(catalog: Catalog, site: str) -> SiteState:
+    """The catalog's current catalog-only state of ``site``."""
+    artifacts: dict[str, ArtifactState] = {}
+    async for record in _artifacts(catalog, site):
+        state = artifact_state(record)
+        if state is not None:
+            artifacts[record.key] = state
+    return SiteState(site, dict(await catalog.site_overrides(site)), artifacts)
+
+
+async def _artifacts(catalog: Catalog, site: str) -> AsyncIterator[ObjectRecord]:
+    cursor: str | None = None
+    while True:
+        page = await catalog.list(
+            ArtifactFilter(site=site),
+            artifacts_only=True,
+            sort="key",
+            descending=False,
+            cursor=cursor,
+            limit=1000,
+        )
+        for record in page.items:
+            yield record
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def load_site_state(backend: Backend, site: str) -> SiteState | None:
+    """The record stored in ``site``'s bucket of ``backend`` (a translator), or None when
+    there is none. ``SiteStateError`` when it is unreadable; backend errors propagate."""
+    try:
+        opened = await backend.get_object(_CONTEXT, site, SITE_STATE_KEY, GetOptions())
+    except S3Error as error:
+        if error.code == "NoSuchKey":
+            return None
+        raise
+    if opened.info.size > MAX_RECORD_BYTES:
+        await opened.body.aclose()
+        raise SiteStateError(f"the record is {opened.info.size} bytes, over the limit")
+    data = bytearray()
+    try:
+        async for chunk in opened.body:
+            data += chunk
+            if len(data) > MAX_RECORD_BYTES:
+                raise SiteStateError("the record grew over the limit while it was read")
+    finally:
+        await opened.body.aclose()
+    state = SiteState.from_json(bytes(data))
+    if state.site != site:
+        raise SiteStateError(f"the record of site {site!r} names site {state.site!r}")
+    return state
+
+
+class _Bytes:
+    """An ObjectBody over bytes in memory (a record is small)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        yield self._data
+
+    async def aclose(self) -> None:
+        pass
+
+
+class SiteStateStore:
+    """Writes each site's record into ``backend`` (the translator, below every wrapper)
+    from snapshots of ``catalog``. Register :meth:`save` as the catalog's state listener."""
+
+    def __init__(self, backend: Backend, catalog: Catalog) -> None:
+        self._backend = backend
+        self._catalog = catalog
+        self._locks: dict[str, anyio.Lock] = {}
+
+    async def save(self, site: str) -> None:
+        """Write ``site``'s record from the catalog's current state; never raises (a failure
+        is logged: the record is a copy, the catalog keeps the live state)."""
+        lock = self._locks.setdefault(site, anyio.Lock())
+        async with lock:
+            try:
+                state = await snapshot(self._catalog, site)
+                for _ in range(_SAVE_ROUNDS):
+                    await self._write(state)
+                    again = await snapshot(self._catalog, site)
+                    if again == state:
+                        return
+                    state = again
+                log.warning("site state of %s kept changing while it was saved", site)
+            except S3Error as error:
+                if error.code == "NoSuchBucket":
+                    return  # overrides of a site without a bucket: nothing to keep them with
+                log.error(
+                    "could not save the site state record; reindex would not restore it",
+                    extra={"site": site, "code": error.code, "reason": error.message},
+                )
+            except Exception:
+                log.exception(
+                    "could not save the site state record; reindex would not restore it",
+                    extra={"site": site},
+                )
+
+    async def _write(self, state: SiteState) -> None:
+        data = state.to_json()
+        await self._backend.put_object(
+            _CONTEXT,
+            state.site,
+            SITE_STATE_KEY,
+            HashingPayload(_Bytes(data), len(data), ("SHA256",)),
+            WriteMetadata({"content-type": "application/json"}),
+            WriteConditions(),
+        )

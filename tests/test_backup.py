@@ -1,0 +1,180 @@
+"""``pagewright-gateway backup`` / ``restore``: the catalog's own state round-trips between
+catalogs (SQLite to SQLite, SQLite to PostgreSQL); damaged or foreign files change nothing."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from gateway.cli import main
+from policy.catalog import SqlCatalog
+from policy.model import ArtifactFilter, ObjectRecord
+from tests.postgres import catalog_url
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("PWG_BACKEND", "PWG_CATALOG_URL", "PWG_DATA_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def record(key: str, **changes: Any) -> ObjectRecord:
+    values: dict[str, Any] = {
+        "site": "site-a",
+        "key": key,
+        "size": 10,
+        "etag": "0" * 32,
+        "created_at": T0,
+        "creator": "root",
+    }
+    values.update(changes)
+    return ObjectRecord(**values)
+
+
+ROWS = [
+    record(
+        "builds/1.tar.gz",
+        build_id="1",
+        compression="gzip",
+        sha256="a" * 64,
+        status="success",
+        action="deploy",
+        pinned=True,
+        user_metadata={"creator": "root", "status": "ok", "team": "wéb"},
+    ),
+    record("builds/2.tar.zst", build_id="2", compression="zstd", corrupt=True, size=0),
+    record("index.html", content_type="text/html", created_at=T0 + timedelta(seconds=1)),
+    record("builds/9.tar", site="site-b", build_id="9", compression="none"),
+]
+
+
+async def populate(url: str) -> str:
+    """Rows, policy overrides and an API key in the catalog at ``url``; the key's secret."""
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        for row in ROWS:
+            await catalog.upsert(row)
+        await catalog.set_site_overrides("site-a", {"retention_keep_last": 3})
+        await catalog.set_site_overrides(
+            "site-c", {"quota_bytes": 1000, "validate_archives": False}
+        )
+        secret = await catalog.create_api_key("root")
+        await catalog.create_api_key("ci")
+        assert await catalog.principal_for_api_key(secret) == "root"
+        return secret
+    finally:
+        await catalog.close()
+
+
+async def contents(url: str, secret: str | None = None) -> dict[str, Any]:
+    """Everything a catalog holds (and whom ``secret`` authenticates, if given)."""
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        page = await catalog.list(ArtifactFilter(), artifacts_only=False, sort="key", limit=1000)
+        return {
+            "rows": sorted(page.items, key=lambda r: (r.site, r.key)),
+            "policies": await catalog.all_site_overrides(),
+            "keys": await catalog.api_key_records(),
+            "principal": None if secret is None else await catalog.principal_for_api_key(secret),
+        }
+    finally:
+        await catalog.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with catalog_url(request.param, tmp_path / "target") as value:
+        yield value
+
+
+def test_backup_and_restore_round_trip(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"sqlite:///{tmp_path / 'source' / 'catalog.sqlite3'}"
+    secret = anyio.run(populate, source)
+    before = anyio.run(contents, source)
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    assert "backed up 4 object row(s), 2 site polic(ies), 2 API key(s)" in capsys.readouterr().out
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    assert secret not in file.read_text()  # only the secret's SHA-256 is kept
+    header = json.loads(file.read_text().splitlines()[0])
+    assert (header["format"], header["version"]) == ("pagewright-catalog-backup", 1)
+
+    assert main(["restore", str(file), "--catalog-url", target]) == 0
+    assert "restored 4 object row(s)" in capsys.readouterr().out
+    after = anyio.run(contents, target, secret)
+    assert after["principal"] == "root"  # the restored key still authenticates
+    assert {k: after[k] for k in ("rows", "policies")} == {
+        k: before[k] for k in ("rows", "policies")
+    }
+    assert [(k.id, k.principal, k.key_hash, k.created_at) for k in after["keys"]] == [
+        (k.id, k.principal, k.key_hash, k.created_at) for k in before["keys"]
+    ]
+
+    # A catalog that is not empty is replaced only when asked to.
+    assert main(["restore", str(file), "--catalog-url", target]) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert main(["restore", str(file), "--catalog-url", target, "--replace"]) == 0
+    assert anyio.run(contents, target)["rows"] == before["rows"]
+
+
+def _header(**fields: Any) -> str:
+    return json.dumps(fields)
+
+
+DAMAGES: dict[str, tuple[Callable[[list[str]], list[str]], str]] = {
+    "version": (
+        lambda lines: [_header(format="pagewright-catalog-backup", version=2), *lines[1:]],
+        "version 2",
+    ),
+    "format": (
+        lambda lines: [_header(format="something-else", version=1), *lines[1:]],
+        "not a PageWright catalog backup",
+    ),
+    "truncated": (lambda lines: lines[:-1], "truncated"),
+    "counts": (lambda lines: [*lines[:2], *lines[3:]], "the end line counts"),
+    "garbage": (lambda lines: [*lines[:2], "{not json", *lines[2:]], "line 3 is not JSON"),
+    "malformed": (
+        lambda lines: [lines[0], _header(type="object", site="x"), *lines[1:]],
+        "line 2: malformed object entry",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGES))
+def test_restore_refuses_a_foreign_or_damaged_file_and_changes_nothing(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damage, says = DAMAGES[name]
+    source = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    anyio.run(populate, source)
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    file.write_text("\n".join(damage(file.read_text().splitlines())) + "\n")
+    capsys.readouterr()
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    assert main(["restore", str(file), "--catalog-url", target]) == 1
+    assert says in capsys.readouterr().err
+    empty = anyio.run(contents, target)
+    assert (empty["rows"], empty["policies"], empty["keys"]) == ([], {}, [])
+
+
+def test_backup_of_a_missing_file_and_bad_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    assert main(["restore", str(tmp_path / "nope"), "--catalog-url", target]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["backup", str(tmp_path / "x"), "--catalog-url", "ftp://nowhere"]) == 1
