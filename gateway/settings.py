@@ -40,6 +40,10 @@ class Settings:
     tls_key_file: Path | None = None
     catalog_url: str = ""  # SQLAlchemy URL; "" = sqlite:///<data_dir>/catalog.sqlite3
     policy: SitePolicy = field(default_factory=SitePolicy)  # global defaults ([policy] table)
+    max_header_bytes: int = 16 * 1024  # request line + header section of one request
+    header_timeout_seconds: int = 60  # for a request line and headers to arrive
+    body_timeout_seconds: int = 60  # longest wait for the next piece of a request body
+    reservation_lease_seconds: int = 120  # a dead gateway's quota reservations outlive it so long
 
     @property
     def address(self) -> str:
@@ -72,7 +76,20 @@ _ENV: dict[str, str] = {
     "PWG_LOG_FORMAT": "log_format",
     "PWG_TLS_CERT_FILE": "tls_cert_file",
     "PWG_TLS_KEY_FILE": "tls_key_file",
+    "PWG_MAX_HEADER_BYTES": "max_header_bytes",
+    "PWG_HEADER_TIMEOUT_SECONDS": "header_timeout_seconds",
+    "PWG_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
+    "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
 }
+
+
+#: Limits that must be at least 1 (0 would refuse every request or lease nothing).
+_POSITIVE = (
+    "max_header_bytes",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "reservation_lease_seconds",
+)
 
 
 class SettingsError(ValueError):
@@ -145,4 +162,7 @@ def load_settings(
         raise SettingsError("set both PWG_ROOT_ACCESS_KEY and PWG_ROOT_SECRET_KEY, or neither")
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
         raise SettingsError("set both a TLS certificate and its key, or neither")
+    for name in _POSITIVE:
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
     return settings
