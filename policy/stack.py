@@ -11,7 +11,9 @@ Order, outermost first (each a Backend wrapping the next):
    and the re-hash of whole artifact downloads.
 5. the translator (filesystem, S3, Azure, GCS).
 
-Retention deletes through the whole stack, so the catalog and quotas follow.
+Retention deletes through the whole stack, so the catalog and quotas follow. Beside the
+stack, a ``LeaseKeeper`` holds this process's lease on its quota reservations and reclaims
+those of processes gone and of multipart uploads finished (policy.leases).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from anyio.abc import TaskGroup
 from gateway.services import Services
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
@@ -44,17 +47,24 @@ class Stack:
     policies: PolicyResolver
     retention: RetentionService
     retention_interval_s: float = RETENTION_INTERVAL_S
+    leases: LeaseKeeper | None = None
 
     @property
     def services(self) -> Services:
         return Services(self.policies)
 
     async def run(self, task_group: TaskGroup) -> None:
-        """Start the backend (and the catalog with it) and the periodic retention pass."""
+        """Start the backend (and the catalog with it), take the reservation lease and
+        reclaim what dead processes left, then start the periodic passes."""
         await self.backend.start()
+        if self.leases is not None:
+            await self.leases.start()
+            task_group.start_soon(self.leases.run_periodically)
         task_group.start_soon(self.retention.run_periodically, self.retention_interval_s)
 
     async def close(self) -> None:
+        if self.leases is not None:
+            await self.leases.close()
         await self.backend.close()
 
 
@@ -64,6 +74,7 @@ def build_stack(
     defaults: SitePolicy,
     max_object_size: int,
     retention_interval_s: float = RETENTION_INTERVAL_S,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states."""
     catalog = SqlCatalog(catalog_url)
@@ -73,4 +84,5 @@ def build_stack(
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies)
     backend = RetentionBackend(limited, retention)
-    return Stack(backend, catalog, policies, retention, retention_interval_s)
+    leases = LeaseKeeper(catalog, backend, lease_s)
+    return Stack(backend, catalog, policies, retention, retention_interval_s, leases)
