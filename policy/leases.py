@@ -13,7 +13,8 @@ no longer knows (completed or aborted by a process that died before releasing) i
 The keeper renews and reclaims at start-up, before the gateway serves, then periodically;
 at shutdown it drops its lease. A live process whose lease could not be renewed for a
 whole lifetime (the database unreachable) loses its reservations: its uploads in flight
-then go uncounted, never blocked.
+then go uncounted, never blocked. So do single writes of gateways too old to take leases
+(their reservations have no owner), should replicas of two versions share a catalog.
 """
 
 from __future__ import annotations
