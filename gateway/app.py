@@ -23,7 +23,14 @@ from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
 from gateway.handlers import HANDLERS
-from gateway.request import BodySource, S3Request, header_map, parse_address, parse_query
+from gateway.request import (
+    BodySource,
+    IdleLimitedReceive,
+    S3Request,
+    header_map,
+    parse_address,
+    parse_query,
+)
 from gateway.responses import Reply
 from gateway.routing import Operation, resolve
 from gateway.settings import Settings
@@ -59,8 +66,10 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
+            # A client too slow with its body is answered RequestTimeout (see BodySource).
+            receive = IdleLimitedReceive(receive, self.settings.body_timeout_seconds)
             if _is_api(scope["path"]):
-                await self.api(scope, receive, send)
+                await self.api(scope, receive, _closing_after_timeout(send, receive))
             else:
                 await self._http(scope, receive, send)
 
@@ -220,6 +229,21 @@ def _is_probe(method: str, raw_path: str, headers: dict[str, str], query_string:
         and "authorization" not in headers
         and "Signature" not in query_string
     )
+
+
+def _closing_after_timeout(send: Send, receive: IdleLimitedReceive) -> Send:
+    """``send`` that closes the connection after a reply to a body that timed out (the
+    rest of that body would otherwise keep the connection busy)."""
+
+    async def closing_send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start" and receive.timed_out:
+            message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
+        await send(message)
+
+    return closing_send
+
+
+_CLOSE = (b"connection", b"close")
 
 
 def _has_body(headers: dict[str, str]) -> bool:

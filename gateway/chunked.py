@@ -13,6 +13,11 @@ line buffer, whatever the chunk size. With a :class:`~gateway.sigv4.ChunkSigning
 every chunk signature is checked as its data ends (the chain starts at the seed signature),
 and in signed-trailer mode so is the trailer signature. Data of a chunk is handed out before
 its signature is checked; callers must not commit anything before :meth:`finish` returned.
+
+Trailers are accepted only as announced: the one header named in ``x-amz-trailer`` (and,
+in signed-trailer mode, ``x-amz-trailer-signature``), each once, in at most
+:data:`MAX_TRAILER_SECTION` bytes. Nothing else is held: a line (chunk size and extension,
+or trailer) is capped at :data:`MAX_LINE` bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from gateway.sigv4 import EMPTY_SHA256, ChunkSigningContext
 
 TRAILER_SIGNATURE: Final = "x-amz-trailer-signature"
 MAX_LINE: Final = 4096
+#: The whole trailer section (a checksum and its signature take under 200 bytes).
+MAX_TRAILER_SECTION: Final = 4096
 
 _SIZE_LINE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 _HEX_SIZE: Final = re.compile(rb"[0-9a-fA-F]{1,16}")
@@ -48,7 +55,8 @@ class AwsChunkedDecoder:
     :meth:`feed` returns the decoded data in a piece (possibly none); :meth:`finish` must be
     called once the body ended and raises ``IncompleteBody`` if it ended early. Errors are
     ``S3Error``: ``InvalidArgument`` for bad framing, ``SignatureDoesNotMatch`` for a bad or
-    missing chunk or trailer signature, ``MalformedTrailerError`` for unusable trailers.
+    missing chunk or trailer signature, ``MalformedTrailerError`` for unusable trailers
+    (malformed, not announced, repeated, or too large).
     ``trailers`` holds the trailing headers (lower-case names, signature excluded) once done.
     """
 
@@ -62,16 +70,24 @@ class AwsChunkedDecoder:
         "_signed_trailer",
         "_signing",
         "_state",
+        "_trailer",
+        "_trailer_bytes",
         "_trailer_signature",
         "trailers",
     )
 
     def __init__(
-        self, signing: ChunkSigningContext | None = None, *, signed_trailer: bool = False
+        self,
+        signing: ChunkSigningContext | None = None,
+        *,
+        signed_trailer: bool = False,
+        trailer: str | None = None,
     ) -> None:
         """``signing`` enables chunk signature checks; ``signed_trailer`` (which needs it)
         requires ``x-amz-trailer-signature`` whenever trailers are sent. Without
-        ``signed_trailer``, a signed body must carry no trailers."""
+        ``signed_trailer``, a signed body must carry no trailers. ``trailer`` is the header
+        announced in ``x-amz-trailer`` (lower-case), the only one accepted; None accepts
+        none."""
         if signed_trailer and signing is None:
             raise ValueError("a signed trailer needs a signing context")
         self._signing = signing
@@ -83,6 +99,8 @@ class AwsChunkedDecoder:
         self._pending_crlf = b""
         self._chunk_hash: hashlib._Hash | None = None
         self._claimed = ""
+        self._trailer = trailer
+        self._trailer_bytes = 0
         self._trailer_signature: str | None = None
         self.trailers: dict[str, str] = {}
 
@@ -199,6 +217,12 @@ class AwsChunkedDecoder:
         if not line:
             self._end_trailers()
             return
+        self._trailer_bytes += len(line) + 2
+        if self._trailer_bytes > MAX_TRAILER_SECTION:
+            raise S3Error(
+                "MalformedTrailerError",
+                f"The trailer section is longer than {MAX_TRAILER_SECTION} bytes.",
+            )
         name_bytes, has_colon, value_bytes = line.partition(b":")
         try:
             name = name_bytes.decode("ascii").strip().lower()
@@ -207,10 +231,19 @@ class AwsChunkedDecoder:
             name = ""
         if not has_colon or not name:
             raise S3Error("MalformedTrailerError")
-        if name == TRAILER_SIGNATURE:
-            self._trailer_signature = value
-        elif self._signing is not None and not self._signed_trailer:
+        if self._signing is not None and not self._signed_trailer:
             raise S3Error("MalformedTrailerError", "This signed payload does not accept trailers.")
+        if name == TRAILER_SIGNATURE and self._signed_trailer:
+            if self._trailer_signature is not None:
+                raise S3Error("MalformedTrailerError", f"The trailer {name} is repeated.")
+            self._trailer_signature = value
+        elif name != self._trailer:
+            raise S3Error(
+                "MalformedTrailerError",
+                f"The trailer {name} was not announced in x-amz-trailer.",
+            )
+        elif name in self.trailers:
+            raise S3Error("MalformedTrailerError", f"The trailer {name} is repeated.")
         else:
             self.trailers[name] = value
 

@@ -20,6 +20,7 @@ from gateway import (
     verify_command,
 )
 from gateway.app import Gateway
+from gateway.http_protocol import bounded_protocol
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
 from policy.stack import build_stack
@@ -96,6 +97,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         settings.max_object_size,
         scrub_interval_s=settings.scrub_interval_seconds,
         scrub_rate_bytes=settings.scrub_rate_bytes,
+        lease_s=settings.reservation_lease_seconds,
     )
     return Gateway(settings, stack, CredentialStore([root.credential]))
 
@@ -115,7 +117,7 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
-        http="httptools",
+        http=bounded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
         loop="uvloop",
         timeout_keep_alive=30,
         timeout_graceful_shutdown=30,

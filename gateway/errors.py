@@ -103,6 +103,10 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         409,
         "A conflicting operation occurred. If using PutObject you can retry the request.",
     ),
+    "RequestHeaderSectionTooLarge": (
+        400,
+        "Your request header section exceeds the maximum allowed size.",
+    ),
     "RequestTimeTooSkewed": (
         403,
         "The difference between the request time and the server's time is too large.",

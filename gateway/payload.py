@@ -109,6 +109,7 @@ class VerifiedPayload:
         # The signed hash covers the bytes as sent, framing included when there is any.
         raw_sha = hashlib.sha256() if self._auth.payload_mode is PayloadMode.SIGNED else None
         limit = self._declared
+        trailer = self._trailer_algorithm
         size = 0
         decoder: AwsChunkedDecoder | None = None
         if not self._streaming:
@@ -127,6 +128,7 @@ class VerifiedPayload:
             decoder = AwsChunkedDecoder(
                 self._auth.chunk_signing,
                 signed_trailer=self._auth.payload_mode is PayloadMode.STREAMING_SIGNED_TRAILER,
+                trailer=None if trailer is None else header_name(trailer),
             )
             async for raw in self._source:
                 if raw_sha is not None:

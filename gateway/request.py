@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+import anyio
+
 from gateway.errors import S3Error
 from gateway.payload import VerifiedPayload
 from gateway.routing import Operation, Target
@@ -95,8 +97,45 @@ def header_map(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
+class IdleLimitedReceive:
+    """An ASGI ``receive`` that waits at most ``seconds`` for each piece of the request body.
+
+    A client that sends nothing for that long gets ``S3Error("RequestTimeout")``, raised
+    from this call and from every later one (``timed_out`` then says so, and the reply
+    should close the connection). Once the body is complete, calls pass straight through
+    untimed (a server waiting for ``http.disconnect`` while it streams a reply).
+    """
+
+    def __init__(self, receive: Any, seconds: float) -> None:
+        self._receive = receive
+        self._seconds = seconds
+        self._body_done = False
+        self.timed_out = False
+
+    async def __call__(self) -> Any:
+        if self.timed_out:
+            raise self._error()
+        if self._body_done:
+            return await self._receive()
+        with anyio.move_on_after(self._seconds):
+            message = await self._receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                self._body_done = True
+            return message
+        self.timed_out = True
+        raise self._error()
+
+    def _error(self) -> S3Error:
+        return S3Error(
+            "RequestTimeout",
+            f"Your socket connection to the server was not read from or written to within "
+            f"the timeout period ({self._seconds:g} seconds without request body data).",
+        )
+
+
 class BodySource:
-    """The raw request body from ASGI ``receive``; a disconnect is ``IncompleteBody``.
+    """The raw request body from ASGI ``receive``; a disconnect is ``IncompleteBody``
+    (a client too slow, ``RequestTimeout`` when ``receive`` is an :class:`IdleLimitedReceive`).
 
     ``finished`` tells whether the body was read to its end, so the app can drain or close a
     connection whose body a handler rejected unread.

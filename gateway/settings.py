@@ -42,6 +42,10 @@ class Settings:
     policy: SitePolicy = field(default_factory=SitePolicy)  # global defaults ([policy] table)
     scrub_interval_seconds: int = 86400  # background re-hash of every artifact; 0 = off
     scrub_rate_bytes: int = 8 * 1024**2  # the scrub's read rate limit, bytes per second
+    max_header_bytes: int = 16 * 1024  # request line + header section of one request
+    header_timeout_seconds: int = 60  # for a request line and headers to arrive
+    body_timeout_seconds: int = 60  # longest wait for the next piece of a request body
+    reservation_lease_seconds: int = 120  # a dead gateway's quota reservations outlive it so long
 
     @property
     def address(self) -> str:
@@ -76,7 +80,20 @@ _ENV: dict[str, str] = {
     "PWG_TLS_KEY_FILE": "tls_key_file",
     "PWG_SCRUB_INTERVAL_SECONDS": "scrub_interval_seconds",
     "PWG_SCRUB_RATE_BYTES": "scrub_rate_bytes",
+    "PWG_MAX_HEADER_BYTES": "max_header_bytes",
+    "PWG_HEADER_TIMEOUT_SECONDS": "header_timeout_seconds",
+    "PWG_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
+    "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
 }
+
+
+#: Limits that must be at least 1 (0 would refuse every request or lease nothing).
+_POSITIVE = (
+    "max_header_bytes",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "reservation_lease_seconds",
+)
 
 
 class SettingsError(ValueError):
@@ -153,4 +170,7 @@ def load_settings(
         raise SettingsError("scrub_interval_seconds must be 0 (off) or positive")
     if settings.scrub_rate_bytes <= 0:
         raise SettingsError("scrub_rate_bytes must be positive")
+    for name in _POSITIVE:
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
     return settings

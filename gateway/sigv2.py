@@ -27,7 +27,13 @@ from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from gateway.errors import S3Error
-from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, PayloadMode
+from gateway.sigv4 import (
+    MAX_PRESIGNED_EXPIRES,
+    AuthResult,
+    CredentialLookup,
+    HttpRequestView,
+    PayloadMode,
+)
 
 #: Query parameters that are part of the SigV2 CanonicalizedResource: the sub-resources of
 #: the AWS documentation, those that SDK signers (botocore's ``HmacV1Auth``) add, and every
@@ -106,8 +112,12 @@ def authenticate_v2(
     """Verify the SigV2 signature of ``req`` (header or query form) and return who signed it.
 
     ``bucket_in_host`` is the bucket of a virtual-hosted request (None for path style).
+    A presigned URL lives at most as long as a SigV4 one: its ``Expires`` may lie at most
+    :data:`~gateway.sigv4.MAX_PRESIGNED_EXPIRES` seconds (plus ``max_skew``, for the
+    signer's clock) ahead of ``now``.
     Raises ``S3Error``: ``InvalidArgument`` for a malformed ``Authorization`` header,
-    ``AccessDenied`` for a missing date or query parameter and for an expired URL,
+    ``AccessDenied`` for a missing date or query parameter and for an expired URL or one
+    that expires too far ahead,
     ``RequestTimeTooSkewed``, ``InvalidAccessKeyId``, ``SignatureDoesNotMatch``.
     ``now`` is the server time (a naive value is taken as UTC).
     """
@@ -120,7 +130,7 @@ def authenticate_v2(
         date_line = _check_header_date(req.headers, now, max_skew)
         presigned = False
     else:
-        access_key, signature, date_line = _from_query(params, now)
+        access_key, signature, date_line = _from_query(params, now, max_skew)
         presigned = True
 
     credential = lookup(access_key)
@@ -276,7 +286,9 @@ def _parse_http_date(value: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _from_query(params: list[_QueryParam], now: datetime) -> tuple[str, str, str]:
+def _from_query(
+    params: list[_QueryParam], now: datetime, max_skew: timedelta
+) -> tuple[str, str, str]:
     access_key = _first(params, "AWSAccessKeyId")
     signature = _first(params, "Signature")
     expires = _first(params, "Expires")
@@ -288,8 +300,24 @@ def _from_query(params: list[_QueryParam], now: datetime) -> tuple[str, str, str
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            Expires=datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            Expires=_iso(int(expires)),
+            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    latest = now + timedelta(seconds=MAX_PRESIGNED_EXPIRES) + max_skew
+    if int(expires) > latest.timestamp():
+        raise S3Error(
+            "AccessDenied",
+            f"Request expiry is too far ahead: a presigned URL is valid for at most "
+            f"{MAX_PRESIGNED_EXPIRES} seconds (7 days)",
+            Expires=_iso(int(expires)),
             ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
     # Base64 has no spaces: a space is a "+" some client left unencoded.
     return access_key, signature.replace(" ", "+"), expires
+
+
+def _iso(epoch: int) -> str:
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):  # beyond what a datetime holds
+        return str(epoch)

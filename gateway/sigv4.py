@@ -36,6 +36,13 @@ _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 _SIGNATURE: Final = re.compile(r"[0-9a-f]{64}")
 _AMZ_DATE: Final = re.compile(r"\d{8}T\d{6}Z")
 _HEADER_MALFORMED: Final = "The authorization header is malformed"
+_AMZ_PREFIX: Final = "x-amz-"
+#: ``x-amz-*`` headers a signature need not list, because listing them adds nothing:
+#: ``x-amz-content-sha256`` is the last line of every header-signed canonical request, and
+#: a presigned URL ignores it unless it is listed (some signers, such as the CRT's, send it
+#: unlisted with presigned URLs).
+_BOUND_UNLISTED: Final = frozenset({"x-amz-content-sha256"})
+_HEADERS_NOT_SIGNED: Final = "There were headers present in the request which were not signed"
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,11 @@ def authenticate(
 ) -> AuthResult:
     """Verify the SigV4 signature of ``req`` and return who signed it.
 
-    Raises ``S3Error``: ``AccessDenied`` for anonymous or expired requests,
+    Every ``x-amz-*`` header of ``req`` must be among the signed headers (bar
+    :data:`_BOUND_UNLISTED`): what the signature does not cover cannot be trusted.
+
+    Raises ``S3Error``: ``AccessDenied`` for anonymous or expired requests, and for
+    unsigned ``x-amz-*`` headers (named in ``HeadersNotSigned``),
     ``AuthorizationHeaderMalformed`` / ``AuthorizationQueryParametersError`` for a
     malformed claim (wrong region included), ``InvalidAccessKeyId``,
     ``RequestTimeTooSkewed``, ``SignatureDoesNotMatch``, ``InvalidRequest`` /
@@ -177,6 +188,7 @@ def authenticate(
     else:
         raise S3Error("AccessDenied", "Anonymous access is not allowed.")
 
+    _check_amz_headers_signed(req.headers, signed.signed_headers)
     mode = _payload_mode(content_hash)
     credential = lookup(signed.access_key)
     if credential is None:
@@ -271,6 +283,17 @@ def _first(params: list[tuple[bytes, bytes]], name: str) -> str | None:
 
 def _canonical_headers(names: tuple[str, ...], headers: Mapping[str, str]) -> str:
     return "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in names)
+
+
+def _check_amz_headers_signed(headers: Mapping[str, str], signed: tuple[str, ...]) -> None:
+    """``AccessDenied`` naming every ``x-amz-*`` header the signature does not cover."""
+    unsigned = sorted(
+        name
+        for name in headers
+        if name.startswith(_AMZ_PREFIX) and name not in signed and name not in _BOUND_UNLISTED
+    )
+    if unsigned:
+        raise S3Error("AccessDenied", _HEADERS_NOT_SIGNED, HeadersNotSigned=", ".join(unsigned))
 
 
 def _payload_mode(value: str) -> PayloadMode:

@@ -13,6 +13,9 @@ Concurrency contracts:
   the new one are summed inside that lock, so concurrent reservations never overshoot.
 * Migrations run under a transaction-scoped advisory lock on PostgreSQL (the write lock on
   SQLite), so replicas starting together upgrade once.
+* Reservations have owners: a single write's belongs to the lease of the process that took
+  it (:attr:`SqlCatalog.lease_id`), a multipart upload's to the upload. Reclaiming the
+  reservations of dead owners is safe while others work (see policy.catalog_leases).
 
 The backend stays the source of truth; ``policy.reindex`` rebuilds these rows from it.
 """
@@ -25,7 +28,7 @@ import builtins
 import hashlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -59,15 +62,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from policy import catalog_leases
 from policy.catalog_schema import api_keys, objects, reservations, site_policies
 from policy.model import (
     ArtifactFilter,
     Compression,
+    Lease,
     ObjectRecord,
     Page,
     QuotaExceeded,
     SitePolicy,
     SortField,
+    UploadReservation,
     Usage,
 )
 
@@ -159,6 +165,12 @@ class SqlCatalog:
         with anyio.CancelScope(shield=True):
             for listener in self._state_listeners:
                 await listener(site)
+        self._lease_id = secrets.token_hex(12)
+
+    @property
+    def lease_id(self) -> str:
+        """This process's lease: the owner of the single-write reservations it takes."""
+        return self._lease_id
 
     @property
     def dialect(self) -> str:
@@ -384,12 +396,16 @@ class SqlCatalog:
         size: int,
         artifacts: int,
         policy: SitePolicy,
+        *,
+        upload: tuple[str, str] | None = None,
     ) -> None:
         """Add ``size`` bytes and ``artifacts`` to reservation ``reservation_id`` of ``site``
         unless committed usage + every reservation + this one would pass
         ``policy.quota_bytes`` / ``policy.quota_artifacts`` (QuotaExceeded, nothing
         reserved). A dimension this reservation does not grow is not checked, so releasing
         stays possible over quota. Atomic across processes (see the module docstring).
+        A new reservation belongs to the multipart ``upload`` (key, upload id) when given,
+        else to this process's lease.
         """
         if size < 0 or artifacts < 0:
             raise ValueError("a reservation cannot be negative")
@@ -422,6 +438,9 @@ class SqlCatalog:
                         bytes=size,
                         artifacts=artifacts,
                         created_at=datetime.now(UTC),
+                        lease_id=None if upload else self._lease_id,
+                        upload_key=upload[0] if upload else None,
+                        upload_id=upload[1] if upload else None,
                     )
                 )
 
@@ -435,6 +454,40 @@ class SqlCatalog:
                 delete(reservations).where(reservations.c.id == reservation_id)
             ),
         )
+
+    # Reservation owners (policy.leases keeps them)
+
+    async def renew_lease(self, node: str | None, process: str | None, expires: datetime) -> None:
+        """Create or extend this process's lease until ``expires``."""
+        await self._run(
+            True,
+            partial(
+                catalog_leases.renew,
+                lease_id=self._lease_id,
+                node=node,
+                process=process,
+                expires=expires,
+            ),
+        )
+
+    async def drop_lease(self) -> None:
+        """Give up this process's lease: whatever it still holds becomes reclaimable."""
+        await self._run(True, partial(catalog_leases.drop, lease_id=self._lease_id))
+
+    async def leases(self) -> builtins.list[Lease]:
+        return await self._run(False, catalog_leases.read_all)
+
+    async def reclaim_reservations(self, now: datetime, dead: Collection[str]) -> int:
+        """Drop single-write reservations that no live lease owns (live: not expired at
+        ``now`` and not in ``dead``), then expired and dead leases; returns how many
+        reservations were dropped. Multipart upload reservations are left alone."""
+        if self._lease_id in dead:
+            raise ValueError("a process cannot declare its own lease dead")
+        return await self._run(True, partial(catalog_leases.reclaim, now=now, dead=dead))
+
+    async def upload_reservations(self) -> builtins.list[UploadReservation]:
+        """Every multipart upload's reservation."""
+        return await self._run(False, catalog_leases.uploads)
 
     # Site policy overrides
 

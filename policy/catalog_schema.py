@@ -98,7 +98,24 @@ reservations = Table(
     Column("bytes", BigInteger, nullable=False),
     Column("artifacts", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # A single write's reservation is held under its process's lease; a multipart upload's
+    # belongs to the upload (lease_id NULL) for as long as the upload exists.
+    Column("lease_id", Text, nullable=True),
+    Column("upload_key", byte_text(), nullable=True),
+    Column("upload_id", Text, nullable=True),
     Index("ix_reservations_site", "site"),
+    Index("ix_reservations_lease", "lease_id"),
+)
+
+#: One row per running gateway process: its quota reservations are live while it renews
+#: ``expires_at``. ``node`` and ``process`` identify it on its machine (policy.leases).
+leases = Table(
+    "leases",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("node", Text, nullable=True),
+    Column("process", Text, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=False),
 )
 
 site_policies = Table(

@@ -9,6 +9,7 @@ stays the source of truth (``reindex`` rebuilds the catalog from it).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -149,6 +150,29 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A gateway process's hold on its quota reservations: live until ``expires_at``.
+
+    ``node`` and ``process`` identify the process on its machine (see policy.leases), so
+    a process on the same machine can tell at once that it is gone."""
+
+    id: str
+    node: str | None
+    process: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class UploadReservation:
+    """The reservation of a multipart upload, which lives as long as the upload."""
+
+    id: str
+    site: str
+    key: str
+    upload_id: str
+
+
+@dataclass(frozen=True)
 class SitePolicy:
     """Limits, quotas, retention and validation rules. None = no limit / rule off.
 
@@ -244,13 +268,45 @@ class Catalog(Protocol):
         size: int,
         artifacts: int,
         policy: SitePolicy,
+        *,
+        upload: tuple[str, str] | None = None,
     ) -> None:
         """Atomically add a reservation unless committed usage plus every reservation plus
-        this one would pass ``policy``'s quotas (QuotaExceeded). Re-reserving an id adds."""
+        this one would pass ``policy``'s quotas (QuotaExceeded). Re-reserving an id adds.
+        A new reservation belongs to the multipart ``upload`` (key, upload id) when given,
+        else to this process's lease (:attr:`lease_id`)."""
         ...
 
     async def release(self, reservation_id: str) -> None:
         """Drop a reservation (the upload committed or failed). Unknown ids are ignored."""
+        ...
+
+    @property
+    def lease_id(self) -> str:
+        """This process's lease: the owner of the single-write reservations it takes."""
+        ...
+
+    async def renew_lease(self, node: str | None, process: str | None, expires: datetime) -> None:
+        """Create or extend this process's lease until ``expires``."""
+        ...
+
+    async def drop_lease(self) -> None:
+        """Give up this process's lease (at shutdown): what it still holds is reclaimable."""
+        ...
+
+    async def leases(self) -> Sequence[Lease]:
+        """Every lease, live or not yet reclaimed."""
+        ...
+
+    async def reclaim_reservations(self, now: datetime, dead: Collection[str]) -> int:
+        """Drop the single-write reservations that no live lease owns (a lease is live
+        while it has not expired at ``now`` and is not in ``dead``), then the expired and
+        dead leases. Multipart upload reservations are left alone. Returns how many
+        reservations were dropped."""
+        ...
+
+    async def upload_reservations(self) -> Sequence[UploadReservation]:
+        """Every multipart upload's reservation."""
         ...
 
     async def site_overrides(self, site: str) -> dict[str, Any]: ...

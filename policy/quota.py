@@ -31,6 +31,14 @@ in every replica): 1 artifact from creation for an artifact key, plus every part
 the part is stored (a part first reserves under its own id, released if the part fails). A
 re-uploaded part number stays counted twice until completion (conservative). Completion and
 abort release it.
+
+Why reservations never leak
+---------------------------
+A single write's reservation belongs to the lease of the process taking it; a multipart
+upload's belongs to the upload (the catalog records its key and upload id). A process
+killed mid-write cannot release, so :class:`policy.leases.LeaseKeeper` reclaims, at
+start-up and periodically, every single-write reservation whose lease expired or whose
+process is gone, and every upload reservation whose upload no longer exists.
 """
 
 from __future__ import annotations
@@ -119,7 +127,9 @@ class Reservation:
     """One write's reservation of bytes and artifacts in the catalog, grown as needed.
 
     ``credit_key`` is the key the write replaces when it commits (None: no credit, e.g. a
-    part that is not yet an object). :meth:`add` raises ``S3Error("QuotaExceeded")``.
+    part that is not yet an object). ``upload`` (key, upload id) makes it a multipart
+    upload's reservation, else it belongs to this process's lease.
+    :meth:`add` raises ``S3Error("QuotaExceeded")``.
     """
 
     def __init__(
@@ -130,11 +140,13 @@ class Reservation:
         *,
         credit_key: str | None,
         reservation_id: str | None = None,
+        upload: tuple[str, str] | None = None,
     ) -> None:
         self.catalog = catalog
         self.site = site
         self.policy = policy
         self.credit_key = credit_key
+        self.upload = upload
         self.id = reservation_id or f"write:{site}:{uuid.uuid4().hex}"
         self.bytes = 0
         self.artifacts = 0
@@ -178,15 +190,23 @@ class Reservation:
         self.artifacts += artifacts
 
     async def _add(self, size: int, artifacts: int) -> None:
+        upload = self.upload
         if self.credit_key is None or not self._quota_on:
-            await self.catalog.reserve(self.site, self.id, size, artifacts, self.policy)
+            await self.catalog.reserve(
+                self.site, self.id, size, artifacts, self.policy, upload=upload
+            )
             self._held = True
             return
         step_bytes, step_artifacts = size, artifacts
         for _ in range(CREDIT_ATTEMPTS):
             before = await self.catalog.get(self.site, self.credit_key)
             await self.catalog.reserve(
-                self.site, self.id, step_bytes, step_artifacts, self._credited(before)
+                self.site,
+                self.id,
+                step_bytes,
+                step_artifacts,
+                self._credited(before),
+                upload=upload,
             )
             self._held = True
             if before is None:
@@ -198,13 +218,16 @@ class Reservation:
             # over with everything this write holds, under a fresh credit.
             await self.catalog.release(self.id)
             step_bytes, step_artifacts = self.bytes + size, self.artifacts + artifacts
-        await self.catalog.reserve(self.site, self.id, step_bytes, step_artifacts, self.policy)
+        await self.catalog.reserve(
+            self.site, self.id, step_bytes, step_artifacts, self.policy, upload=upload
+        )
 
-    async def move_to(self, reservation_id: str) -> None:
-        """Hand everything held to ``reservation_id`` (already admitted: no quota check)."""
+    async def move_to(self, reservation_id: str, upload: tuple[str, str]) -> None:
+        """Hand everything held to the reservation ``reservation_id`` of the multipart
+        ``upload`` (key, upload id); already admitted, so no quota check."""
         if self.bytes or self.artifacts:
             await self.catalog.reserve(
-                self.site, reservation_id, self.bytes, self.artifacts, _UNCHECKED
+                self.site, reservation_id, self.bytes, self.artifacts, _UNCHECKED, upload=upload
             )
         await self.release()
 
@@ -369,6 +392,7 @@ class QuotaBackend:
             policy,
             credit_key=key,
             reservation_id=upload_reservation_id(bucket, key, upload.upload_id),
+            upload=(key, upload.upload_id),
         )
         try:
             await reservation.add(0, 1)
@@ -401,7 +425,7 @@ class QuotaBackend:
         except BaseException:
             await reservation.release()
             raise
-        await reservation.move_to(upload_reservation_id(bucket, key, upload_id))
+        await reservation.move_to(upload_reservation_id(bucket, key, upload_id), (key, upload_id))
         return part
 
     async def list_parts(

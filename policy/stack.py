@@ -13,10 +13,12 @@ Order, outermost first (each a Backend wrapping the next):
 
 Retention deletes through the whole stack, so the catalog and quotas follow.
 
-Beside the stack, on the bare translator: :class:`policy.site_state.SiteStateStore`, which
+Beside the stack: on the bare translator, :class:`policy.site_state.SiteStateStore`, which
 the catalog tells of every change of a site's catalog-only state and which keeps a copy in
 the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
-``scrub_interval_s`` > 0).
+``scrub_interval_s`` > 0); and a ``LeaseKeeper`` that holds this process's lease on its quota
+reservations and reclaims those of processes gone and of multipart uploads finished
+(policy.leases).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from anyio.abc import TaskGroup
 from gateway.services import Services
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
@@ -54,20 +57,27 @@ class Stack:
     site_state: SiteStateStore | None = None
     scrubber: Scrubber | None = None
     scrub_interval_s: float = 0.0
+    leases: LeaseKeeper | None = None
 
     @property
     def services(self) -> Services:
         return Services(self.policies)
 
     async def run(self, task_group: TaskGroup) -> None:
-        """Start the backend (and the catalog with it), the periodic retention pass and,
-        when configured, the periodic scrub."""
+        """Start the backend (and the catalog with it), take the reservation lease and
+        reclaim what dead processes left, then start the periodic passes (retention, leases
+        and, when configured, the scrub)."""
         await self.backend.start()
+        if self.leases is not None:
+            await self.leases.start()
+            task_group.start_soon(self.leases.run_periodically)
         task_group.start_soon(self.retention.run_periodically, self.retention_interval_s)
         if self.scrubber is not None and self.scrub_interval_s > 0:
             task_group.start_soon(self.scrubber.run_periodically, self.scrub_interval_s)
 
     async def close(self) -> None:
+        if self.leases is not None:
+            await self.leases.close()
         await self.backend.close()
 
 
@@ -78,6 +88,7 @@ def build_stack(
     max_object_size: int,
     retention_interval_s: float = RETENTION_INTERVAL_S,
     *,
+    lease_s: float = DEFAULT_LEASE_S,
     scrub_interval_s: float = 0.0,
     scrub_rate_bytes: int = 8 * 1024 * 1024,
 ) -> Stack:
@@ -93,6 +104,7 @@ def build_stack(
     retention = RetentionService(limited, catalog, policies)
     backend = RetentionBackend(limited, retention)
     scrubber = Scrubber(translator, catalog, scrub_rate_bytes)
+    leases = LeaseKeeper(catalog, backend, lease_s)
     return Stack(
         backend,
         catalog,
@@ -102,4 +114,5 @@ def build_stack(
         site_state=site_state,
         scrubber=scrubber,
         scrub_interval_s=scrub_interval_s,
+        leases=leases,
     )

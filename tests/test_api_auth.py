@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -344,3 +344,54 @@ def test_sigv2_header_signing_client(gateway: GatewayServer, bucket: str) -> Non
     with pytest.raises(ClientError) as excinfo:
         make_s3_client(other, signature_version="s3").get_object(Bucket=bucket, Key="a b+c")
     assert excinfo.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_presigned_put_cannot_be_turned_into_a_copy(
+    gateway: GatewayServer, s3: Any, bucket: str, bucket_name: Callable[[], str]
+) -> None:
+    """A presigned PUT URL with an added x-amz-copy-source must not copy another bucket's
+    object into its slot, nor store added x-amz-meta-* headers."""
+    other = bucket_name()
+    s3.create_bucket(Bucket=other)
+    s3.put_object(Bucket=other, Key="secret", Body=b"another site's secret")
+    v4 = make_s3_client(gateway, signature_version="s3v4")
+    for client in (v4, s3):  # SigV4 and (boto3's default) SigV2 presigned URLs
+        url = client.generate_presigned_url(
+            "put_object", Params={"Bucket": bucket, "Key": "slot"}, ExpiresIn=300
+        )
+        copied = httpx.put(url, headers={"x-amz-copy-source": f"/{other}/secret"})
+        assert copied.status_code == 403, copied.text
+        stored = httpx.put(url, content=b"body", headers={"x-amz-meta-owner": "mallory"})
+        assert stored.status_code == 403, stored.text
+        assert_absent(s3, bucket, "slot")
+    root = etree.fromstring(copied.content)  # SigV2 signs every x-amz-* header it sees
+    assert root.findtext("Code") == "SignatureDoesNotMatch"
+    url = v4.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "slot"}, ExpiresIn=300
+    )
+    response = httpx.put(
+        url, headers={"x-amz-copy-source": f"/{other}/secret", "x-amz-meta-owner": "mallory"}
+    )
+    root = etree.fromstring(response.content)
+    assert root.findtext("Code") == "AccessDenied"
+    assert root.findtext("Message") == (
+        "There were headers present in the request which were not signed"
+    )
+    assert root.findtext("HeadersNotSigned") == "x-amz-copy-source, x-amz-meta-owner"
+    assert httpx.put(url, content=b"fine").status_code == 200
+    assert s3.head_object(Bucket=bucket, Key="slot")["Metadata"] == {}
+
+
+def test_header_signed_request_with_an_added_amz_header(
+    http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str
+) -> None:
+    path = f"/{bucket}/k"
+    headers, *_ = Signer(gateway).sign(
+        "PUT", path, hashlib.sha256(b"data").hexdigest(), {}, datetime.now(UTC)
+    )
+    headers["x-amz-meta-added"] = "after signing"
+    response = http.put(path, content=b"data", headers=headers)
+    assert response.status_code == 403
+    assert code_of(response) == "AccessDenied"
+    assert etree.fromstring(response.content).findtext("HeadersNotSigned") == "x-amz-meta-added"
+    assert_absent(s3, bucket, "k")

@@ -12,8 +12,12 @@ from typing import Any
 
 import anyio
 import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
+import policy
 from policy.catalog import CursorError, SqlCatalog, api_key_id, normalize_url
 from policy.model import (
     ArtifactFilter,
@@ -21,6 +25,7 @@ from policy.model import (
     QuotaExceeded,
     SitePolicy,
     SortField,
+    UploadReservation,
     Usage,
     parse_artifact_key,
 )
@@ -532,7 +537,17 @@ async def test_start_migrates_once_when_started_together(url: str) -> None:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
     finally:
         engine.dispose()
-    assert [v[0] for v in versions] == ["0001"]
+    assert [v[0] for v in versions] == [_head_revision()]
+
+
+def _head_revision() -> str:
+    """The newest migration in policy/migrations (one head: the history is linear)."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(policy.__file__).parent / "migrations"))
+    config.set_main_option("path_separator", "os")
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
 
 
 async def test_restart_keeps_rows(url: str) -> None:
@@ -568,3 +583,42 @@ def test_normalize_url() -> None:
     assert normalize_url("postgres://u:p@h:5/db") == "postgresql+psycopg://u:p@h:5/db"
     assert normalize_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"
     assert normalize_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+async def test_upgrade_gives_old_reservations_their_owners(url: str) -> None:
+    """Reservations from before leases: a multipart upload's keeps living with its upload;
+    a single write's has no live owner any more and is reclaimable."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(policy.__file__).parent / "migrations"))
+    config.set_main_option("path_separator", "os")
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+            for reservation_id, size in (
+                ("upload:site-a:dir/a:b.tar:UPLOAD-1", 10),
+                ("write:site-a:0123abcd", 20),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO reservations (id, site, bytes, artifacts, created_at) "
+                        "VALUES (:id, 'site-a', :size, 0, :now)"
+                    ),
+                    {"id": reservation_id, "size": size, "now": datetime.now(UTC)},
+                )
+    finally:
+        engine.dispose()
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        assert await catalog.upload_reservations() == [
+            UploadReservation(
+                "upload:site-a:dir/a:b.tar:UPLOAD-1", "site-a", "dir/a:b.tar", "UPLOAD-1"
+            )
+        ]
+        assert (await catalog.usage("site-a")).reserved_bytes == 30
+        assert await catalog.reclaim_reservations(datetime.now(UTC), set()) == 1
+        assert (await catalog.usage("site-a")).reserved_bytes == 10
+    finally:
+        await catalog.close()

@@ -11,7 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from tests.conftest import make_s3_client
+from tests.postgres import catalog_url
 from tests.servers import GatewayServer, start_gateway
 from tests.test_api_auth import Signer
 
@@ -82,3 +86,50 @@ def test_kill_9_midway_then_restart(tmp_path: Path, bucket_name: Callable[[], st
         assert len(files_under(data_dir / "storage" / "blobs")) == 1 <= blobs_before
     finally:
         restarted.stop()
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_kill_9_mid_upload_leaves_no_reservation_behind(
+    tmp_path: Path, bucket_name: Callable[[], str], catalog: str
+) -> None:
+    """A single write's reservation dies with its process (reclaimed when the gateway
+    starts again); a multipart upload's lives as long as the upload."""
+    mib = 1024 * 1024
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"[policy]\nquota_bytes = {12 * mib}\n")
+    data_dir = tmp_path / "data"
+    with catalog_url(catalog, tmp_path) as url:
+        env = {"PWG_CATALOG_URL": url}
+        server = start_gateway(data_dir, "--config", str(config), env=env)
+        try:
+            s3 = make_s3_client(server)
+            bucket = bucket_name()
+            s3.create_bucket(Bucket=bucket)
+            upload = s3.create_multipart_upload(Bucket=bucket, Key="builds/1.tar.gz")
+            s3.upload_part(
+                Bucket=bucket,
+                Key="builds/1.tar.gz",
+                UploadId=upload["UploadId"],
+                PartNumber=1,
+                Body=b"p" * (4 * mib),
+            )
+            connection = start_partial_put(server, bucket, "stalled.bin", SIZE - 1024)
+            assert wait_until(lambda: bool(files_under(data_dir / "storage" / "tmp")))
+            server.stop(signal.SIGKILL)
+            connection.close()
+        finally:
+            server.stop()
+        restarted = start_gateway(data_dir, "--config", str(config), env=env)
+        try:
+            s3 = make_s3_client(restarted)
+            # 4 MiB (the live upload) + 8 MiB fit 12 MiB only without the dead 8 MiB.
+            s3.put_object(Bucket=bucket, Key="fits.bin", Body=b"f" * SIZE)
+            with pytest.raises(ClientError) as full:
+                s3.put_object(Bucket=bucket, Key="one-more.bin", Body=b"1" * 1024)
+            assert full.value.response["Error"]["Code"] == "QuotaExceeded"
+            s3.abort_multipart_upload(
+                Bucket=bucket, Key="builds/1.tar.gz", UploadId=upload["UploadId"]
+            )
+            s3.put_object(Bucket=bucket, Key="one-more.bin", Body=b"1" * 1024)
+        finally:
+            restarted.stop()

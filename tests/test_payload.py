@@ -283,7 +283,9 @@ def test_streaming_unsigned_trailer_tampered() -> None:
 
 def test_content_encoding_aws_chunked_with_unsigned_payload() -> None:
     body = botocore_chunked(DATA)
-    headers = chunked_headers(DATA, body, content_encoding="gzip, aws-chunked")
+    headers = chunked_headers(
+        DATA, body, content_encoding="gzip, aws-chunked", x_amz_trailer="x-amz-checksum-crc32"
+    )
     stream = payload(body, headers, UNSIGNED)
     assert read(stream) == DATA
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -14,10 +15,12 @@ import pytest
 from gateway.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.leases import LeaseKeeper, this_process
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend, upload_reservation_id
 from tests.conformance.payload import MemoryPayload
+from tests.postgres import catalog_url
 from translators.base import (
     Backend,
     CompletedPart,
@@ -28,7 +31,6 @@ from translators.base import (
 from translators.filesystem import FilesystemBackend
 
 CTX = RequestContext(request_id="quota-test", principal="tester")
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 KIB = 1024
 
 
@@ -67,8 +69,15 @@ class Stack:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
-    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}" if request.param == "sqlite" else POSTGRES_URL
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty catalog of its own (PostgreSQL: a fresh schema, so that reclaiming other
+    processes' reservations never touches another test's)."""
+    with catalog_url(request.param, tmp_path) as value:
+        yield value
+
+
+@pytest.fixture
+async def stack(url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     catalog = SqlCatalog(url)
     storage = FilesystemBackend(tmp_path / "storage", min_part_size=1, fsync=False)
     policies = PolicyResolver(SitePolicy(), catalog, ttl_s=0)
@@ -335,6 +344,99 @@ async def test_failed_upload_releases_its_reservation(stack: Stack) -> None:
     assert _code(info) == "IncompleteBody"
     usage = await stack.catalog.usage(stack.site)
     assert (usage.objects, usage.reserved_bytes) == (0, 0)
+
+
+# Reservations nobody owns any more are reclaimed (policy.leases)
+
+
+async def _started(url: str) -> SqlCatalog:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    return catalog
+
+
+@pytest.mark.anyio
+async def test_reservations_of_an_expired_lease_are_reclaimed(stack: Stack, url: str) -> None:
+    """A replica elsewhere stops renewing (it died): once its lease expired, a live
+    replica reclaims its single-write reservations, and only those."""
+    await stack.policies.set_overrides(stack.site, {"quota_bytes": 100 * KIB})
+    other = await _started(url)
+    try:
+        now = datetime.now(UTC)
+        await other.renew_lease("another-machine", "4242/1", now + timedelta(seconds=60))
+        await other.reserve(stack.site, "write:gone", 60 * KIB, 0, SitePolicy())
+        keeper = LeaseKeeper(stack.catalog, stack.quota, lease_s=60)
+        await keeper.renew(now)
+        await stack.catalog.reserve(stack.site, "write:mine", 10 * KIB, 0, SitePolicy())
+        assert await keeper.reclaim(now) == 0  # not expired yet: could be alive
+        assert (await stack.catalog.usage(stack.site)).reserved_bytes == 70 * KIB
+        later = now + timedelta(seconds=61)
+        await keeper.renew(later)
+        assert await keeper.reclaim(later) == 1
+        assert (await stack.catalog.usage(stack.site)).reserved_bytes == 10 * KIB
+        assert [lease.id for lease in await stack.catalog.leases()] == [stack.catalog.lease_id]
+        await stack.put("fits", b"f" * (80 * KIB))  # 90 KiB of 100: only without the dead 60
+    finally:
+        await other.close()
+
+
+@pytest.mark.anyio
+async def test_reservations_of_a_process_gone_from_this_machine_are_reclaimed_at_once(
+    stack: Stack, url: str
+) -> None:
+    node, process = this_process()
+    assert node is not None, "no /proc: cannot tell processes apart"
+    assert process is not None
+    pid, _, started = process.partition("/")
+    later = datetime.now(UTC) + timedelta(hours=1)  # none of these leases has expired
+    catalogs = {name: await _started(url) for name in ("dead", "reused-pid", "alive")}
+    try:
+        for name, identity in (
+            ("dead", f"{2**22 + 1}/1"),  # above Linux's largest PID
+            ("reused-pid", f"{pid}/{int(started) + 1}"),
+            ("alive", process),
+        ):
+            await catalogs[name].renew_lease(node, identity, later)
+            await catalogs[name].reserve(stack.site, f"write:{name}", KIB, 0, SitePolicy())
+        keeper = LeaseKeeper(stack.catalog, stack.quota)
+        await keeper.start()
+        assert (await stack.catalog.usage(stack.site)).reserved_bytes == KIB  # "alive" only
+        live = {lease.id for lease in await stack.catalog.leases()}
+        assert live == {stack.catalog.lease_id, catalogs["alive"].lease_id}
+    finally:
+        for catalog in catalogs.values():
+            await catalog.close()
+
+
+@pytest.mark.anyio
+async def test_multipart_reservations_live_as_long_as_their_upload(stack: Stack) -> None:
+    await stack.policies.set_overrides(stack.site, {"quota_bytes": 100 * KIB})
+    key = "builds/9.tar.gz"
+    kept = await stack.quota.create_multipart_upload(
+        CTX, stack.site, key, WriteMetadata(), None, None
+    )
+    await stack.quota.upload_part(
+        CTX, stack.site, key, kept.upload_id, 1, MemoryPayload(b"k" * (30 * KIB))
+    )
+    gone = await stack.quota.create_multipart_upload(
+        CTX, stack.site, key, WriteMetadata(), None, None
+    )
+    await stack.quota.upload_part(
+        CTX, stack.site, key, gone.upload_id, 1, MemoryPayload(b"g" * (20 * KIB))
+    )
+    # The upload ends, but its process dies before releasing the reservation.
+    await stack.quota.inner.abort_multipart_upload(CTX, stack.site, key, gone.upload_id)
+    keeper = LeaseKeeper(stack.catalog, stack.quota, lease_s=60)
+    await keeper.renew()
+    far = datetime.now(UTC) + timedelta(days=30)
+    await keeper.renew(far)
+    assert await keeper.reclaim(far) == 0  # lease expiry never touches uploads
+    assert (await stack.catalog.usage(stack.site)).reserved_bytes == 50 * KIB
+    assert await keeper.reclaim_uploads() == 1
+    usage = await stack.catalog.usage(stack.site)
+    assert (usage.reserved_bytes, usage.reserved_artifacts) == (30 * KIB, 1)
+    await stack.quota.abort_multipart_upload(CTX, stack.site, key, kept.upload_id)
+    assert (await stack.catalog.usage(stack.site)).reserved_bytes == 0
 
 
 def test_every_backend_method_is_forwarded_explicitly() -> None:

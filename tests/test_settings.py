@@ -116,3 +116,17 @@ def test_catalog_default_is_sqlite_in_data_dir(tmp_path: Path) -> None:
         load_settings(environ={"PWG_CATALOG_URL": "postgresql://h/db"}).catalog
         == "postgresql://h/db"
     )
+
+
+def test_request_limits_and_lease(tmp_path: Path) -> None:
+    defaults = load_settings(environ={})
+    assert (defaults.max_header_bytes, defaults.header_timeout_seconds) == (16 * 1024, 60)
+    assert (defaults.body_timeout_seconds, defaults.reservation_lease_seconds) == (60, 120)
+    config = tmp_path / "gateway.toml"
+    config.write_text("max_header_bytes = 32768\nheader_timeout_seconds = 5\n")
+    environ = {"PWG_BODY_TIMEOUT_SECONDS": "7", "PWG_RESERVATION_LEASE_SECONDS": "30"}
+    settings = load_settings(config_file=config, environ=environ)
+    assert (settings.max_header_bytes, settings.header_timeout_seconds) == (32768, 5)
+    assert (settings.body_timeout_seconds, settings.reservation_lease_seconds) == (7, 30)
+    with pytest.raises(SettingsError, match="max_header_bytes"):
+        load_settings(environ={"PWG_MAX_HEADER_BYTES": "0"})

@@ -367,3 +367,19 @@ def _replace(
         query_string if query_string is not None else view.query_string,
         headers if headers is not None else view.headers,
     )
+
+
+def test_presigned_url_lifetime_is_at_most_seven_days() -> None:
+    week = 7 * 24 * 3600
+    longest = sign("GET", "/b/k", presign=True, expires=week)
+    assert authenticate_v2(longest, lookup, now()).presigned
+    # The signer's clock may run ahead of ours by the allowed skew.
+    assert authenticate_v2(longest, lookup, now() - timedelta(minutes=14)).presigned
+    for lifetime in (week + 16 * 60, 10 * 365 * 24 * 3600):
+        view = sign("GET", "/b/k", presign=True, expires=lifetime)
+        with pytest.raises(S3Error) as caught:
+            authenticate_v2(view, lookup, now(), timedelta(minutes=15))
+        assert (caught.value.code, caught.value.status) == ("AccessDenied", 403)
+        assert "604800" in caught.value.message
+    far = _replace(longest, query_string=longest.query_string.replace("Expires=", "Expires=9"))
+    assert code_of(far) == "AccessDenied"

@@ -476,3 +476,73 @@ def test_botocore_tampering() -> None:
         "GET", presigned.raw_path, presigned.query_string + "&x=1", presigned.headers
     )
     assert code(tampered) == "SignatureDoesNotMatch"
+
+
+# --- every x-amz-* header must be signed ---
+
+
+def _with_headers(view: HttpRequestView, **added: str) -> HttpRequestView:
+    headers = dict(view.headers, **{name.replace("_", "-"): v for name, v in added.items()})
+    return HttpRequestView(view.method, view.raw_path, view.query_string, headers)
+
+
+def _refusal(view: HttpRequestView) -> S3Error:
+    with pytest.raises(S3Error) as caught:
+        authenticate(view, lookup, REGION, NOW)
+    return caught.value
+
+
+def test_unsigned_amz_headers_are_refused_with_header_auth() -> None:
+    good = botocore_signed("PUT", "slot", body=b"x", headers={"x-amz-meta-a": "b"})
+    added = _with_headers(good, x_amz_copy_source="/other/secret", x_amz_meta_z="evil")
+    error = _refusal(added)
+    assert (error.code, error.status) == ("AccessDenied", 403)
+    assert error.message == "There were headers present in the request which were not signed"
+    assert error.fields == {"HeadersNotSigned": "x-amz-copy-source, x-amz-meta-z"}
+
+
+def test_unsigned_amz_headers_are_refused_with_presigned_urls() -> None:
+    url = botocore_presigned("PUT", "slot")
+    for name in ("x-amz-copy-source", "x-amz-meta-owner", "x-amz-acl", "x-amz-checksum-crc32"):
+        error = _refusal(_with_headers(url, **{name.replace("-", "_"): "v"}))
+        assert (error.code, error.fields) == ("AccessDenied", {"HeadersNotSigned": name})
+    # Headers outside x-amz-* (what curl and browsers add) are not the signature's business.
+    plain = _with_headers(url, user_agent="curl/8", content_type="text/plain", accept="*/*")
+    assert authenticate(plain, lookup, REGION, NOW).presigned
+
+
+def test_signed_amz_headers_are_accepted_with_presigned_urls() -> None:
+    url = "https://127.0.0.1:9000/bucket/key"
+    headers = {"x-amz-meta-owner": "ci", "x-amz-copy-source": "/bucket/other"}
+    request = AWSRequest(method="PUT", url=url, headers=headers)
+    S3SigV4QueryAuth(Credentials(AK, SECRET), "s3", REGION, expires=60).add_auth(request)
+    assert authenticate(view_of(request), lookup, REGION, NOW).presigned
+
+
+def test_content_sha256_is_bound_without_being_listed() -> None:
+    """Header auth puts the hash in the canonical request's last line, listed or not."""
+    amz_date = "20130524T000000Z"
+    headers = {"host": "examplebucket.s3.amazonaws.com", "x-amz-date": amz_date}
+    canonical = "\n".join(
+        [
+            "GET",
+            "/test.txt",
+            "",
+            "host:examplebucket.s3.amazonaws.com\nx-amz-date:20130524T000000Z\n",
+            "host;x-amz-date",
+            EMPTY,
+        ]
+    )
+    scope = "20130524/us-east-1/s3/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = b"AWS4" + SECRET.encode()
+    for part in ("20130524", REGION, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["x-amz-content-sha256"] = EMPTY
+    headers["authorization"] = header_auth("host;x-amz-date", signature)
+    assert check("GET", "/test.txt", "", headers).content_sha256 == EMPTY
+    headers["x-amz-content-sha256"] = hashlib.sha256(b"other").hexdigest()
+    assert code_of("GET", "/test.txt", "", headers) == "SignatureDoesNotMatch"
