@@ -153,6 +153,7 @@ class SqlCatalog:
         self._writer: Engine | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._state_listeners: builtins.list[StateListener] = []
+        self._lease_id = secrets.token_hex(12)
 
     def add_state_listener(self, listener: StateListener) -> None:
         """Await ``listener(site)`` after every committed change of ``site``'s catalog-only
@@ -165,7 +166,6 @@ class SqlCatalog:
         with anyio.CancelScope(shield=True):
             for listener in self._state_listeners:
                 await listener(site)
-        self._lease_id = secrets.token_hex(12)
 
     @property
     def lease_id(self) -> str:
