@@ -23,6 +23,7 @@ from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
 from gateway.handlers import HANDLERS
+from gateway.numbers import is_decimal, saturating_decimal
 from gateway.request import BodySource, S3Request, header_map, parse_address, parse_query
 from gateway.responses import Reply
 from gateway.routing import Operation, resolve
@@ -204,8 +205,8 @@ def _is_probe(method: str, raw_path: str, headers: dict[str, str], query_string:
 
 
 def _has_body(headers: dict[str, str]) -> bool:
-    length = headers.get("content-length", "0")
-    return "transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
+    length = headers.get("content-length", "0").strip()
+    return "transfer-encoding" in headers or (is_decimal(length) and saturating_decimal(length) > 0)
 
 
 def _error_reply(error: S3Error, request_id: str, resource: str) -> Reply:

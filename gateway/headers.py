@@ -9,12 +9,13 @@ from email.utils import parsedate_to_datetime
 
 from gateway import checksums
 from gateway.errors import S3Error
+from gateway.numbers import saturating_decimal
 from gateway.responses import http_date, quote_etag
 from translators.base import STORED_HEADERS, ObjectInfo, RangeSpec, WriteMetadata
 
 META_PREFIX = "x-amz-meta-"
 MAX_USER_METADATA_BYTES = 2048
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE = re.compile(r"^[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$")
 
 
 def write_metadata(headers: Mapping[str, str]) -> WriteMetadata:
@@ -97,20 +98,24 @@ def apply_overrides(
 
 def parse_range(value: str | None) -> RangeSpec | None:
     """A single ``bytes=`` range; None when absent or not one valid range (S3 then sends the
-    whole object, as RFC 9110 allows)."""
+    whole object, as RFC 9110 allows). Positions are ASCII digits of any length: one past
+    any object's size reads as "beyond the end" (a last position is then clamped, a first
+    position makes the range unsatisfiable: 416), never as malformed."""
     if not value:
         return None
     match = _RANGE.match(value)
     if match is None:
         return None
-    first, last = match.group(1), match.group(2)
-    if not first and not last:
+    first_text, last_text = match.group(1), match.group(2)
+    if not first_text and not last_text:
         return None
-    if not first:
-        return RangeSpec(None, int(last))
-    if last and int(last) < int(first):
+    last = saturating_decimal(last_text) if last_text else None
+    if not first_text:
+        return RangeSpec(None, last)
+    first = saturating_decimal(first_text)
+    if last is not None and last < first:
         return None
-    return RangeSpec(int(first), int(last) if last else None)
+    return RangeSpec(first, last)
 
 
 def parse_http_date(value: str | None) -> datetime | None:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from gateway.errors import S3Error
+from gateway.numbers import is_decimal, saturating_decimal
 from gateway.payload import VerifiedPayload
 from gateway.routing import Operation, Target
 from gateway.services import Services
@@ -173,7 +174,11 @@ class S3Request:
         length = self.headers.get("content-length")
         if length is None and "transfer-encoding" not in self.headers:
             return b""
-        if length is not None and length.isdigit() and int(length) == 0:
+        if (
+            length is not None
+            and is_decimal(length.strip())
+            and not saturating_decimal(length.strip())
+        ):
             return b""
         chunks: list[bytes] = []
         size = 0

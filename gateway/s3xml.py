@@ -15,7 +15,9 @@ from typing import overload
 from lxml import etree
 
 from gateway.errors import S3Error
+from gateway.numbers import int_argument, is_decimal
 from translators.base import CompletedPart
+from translators.multipart import MAX_PART_NUMBER
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -164,14 +166,21 @@ def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
     for node in _children(root, "Part"):
         number = _child_text(node, "PartNumber")
         etag = _child_text(node, "ETag")
-        if number is None or etag is None or not number.strip().isdigit():
+        if number is None or etag is None or not is_decimal(number.strip()):
             raise S3Error("MalformedXML")
+        part_number = int_argument(
+            "PartNumber",
+            number.strip(),
+            low=1,
+            high=MAX_PART_NUMBER,
+            message="Part number must be an integer between 1 and 10000, inclusive",
+        )
         checksums = {
             algorithm: value.strip()
             for tag, algorithm in _PART_CHECKSUM_TAGS.items()
             if (value := _child_text(node, tag))
         }
-        parts.append(CompletedPart(int(number), etag.strip().strip('"'), checksums))
+        parts.append(CompletedPart(part_number, etag.strip().strip('"'), checksums))
     if not parts:
         raise S3Error("MalformedXML", "CompleteMultipartUpload names no parts.")
     return parts

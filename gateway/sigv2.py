@@ -27,6 +27,7 @@ from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from gateway.errors import S3Error
+from gateway.numbers import NumberError, decimal
 from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, PayloadMode
 
 #: Query parameters that are part of the SigV2 CanonicalizedResource: the sub-resources of
@@ -282,13 +283,15 @@ def _from_query(params: list[_QueryParam], now: datetime) -> tuple[str, str, str
     expires = _first(params, "Expires")
     if not access_key or not signature or expires is None:
         raise S3Error("AccessDenied", _QUERY_REQUIRED)
-    if not expires.isdigit():
-        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch)")
-    if now.timestamp() > int(expires):
+    try:
+        expiry = decimal(expires)
+    except NumberError:
+        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch)") from None
+    if now.timestamp() > expiry:
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            Expires=datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            Expires=datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
     # Base64 has no spaces: a space is a "+" some client left unencoded.

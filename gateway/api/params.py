@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 from gateway.api.errors import ApiError
+from gateway.numbers import NumberError, decimal
 from policy.model import ArtifactFilter, SortField, is_site_id
 
 MAX_LIMIT = 1000
@@ -92,9 +93,12 @@ def _paging(query: QueryParams) -> Paging:
     raw_limit = _optional(query, "limit")
     limit = DEFAULT_LIMIT
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise ApiError("InvalidArgument", f"limit must be an integer in 1..{MAX_LIMIT}")
-        limit = int(raw_limit)
+        try:
+            limit = decimal(raw_limit, low=1, high=MAX_LIMIT)
+        except NumberError:
+            raise ApiError(
+                "InvalidArgument", f"limit must be an integer in 1..{MAX_LIMIT}"
+            ) from None
     return Paging(cast(SortField, sort), order == "desc", limit, _optional(query, "cursor"))
 
 
