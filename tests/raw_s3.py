@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import http.client
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -33,6 +33,11 @@ class RawReply:
         root = self.xml()
         assert root.tag == "Error", self.body
         return str(root.findtext("Code"))
+
+
+def q(value: str) -> str:
+    """A query value percent-encoded as SigV4 canonicalises it (so the signature holds)."""
+    return quote(value.encode("utf-8"), safe="-_.~")
 
 
 def send(

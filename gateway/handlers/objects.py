@@ -235,7 +235,16 @@ def parse_copy_source(value: str) -> CopySource:
             ArgumentName="x-amz-copy-source",
             ArgumentValue=value,
         )
-    bucket, slash, key = unquote(path).lstrip("/").partition("/")
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid copy source encoding",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=value,
+        ) from None
+    bucket, slash, key = decoded.lstrip("/").partition("/")
     if not bucket or not slash or not key:
         raise S3Error(
             "InvalidArgument",
