@@ -7,10 +7,10 @@ Request parsers accept documents with or without S3's namespace (clients differ)
 Every reply is well-formed XML 1.0. S3 keys may hold characters XML 1.0 cannot carry at all,
 not even as character references (U+0000-U+001F but tab, LF and CR; U+FFFE, U+FFFF; lone
 surrogates). S3 itself writes them as references such as ``&#x1;``, which XML parsers
-(botocore's, Go's, Java's, libxml2) refuse, so the reply is lost. Here a value holding such a
-character is written URL-encoded instead, as ``encoding-type=url`` writes it
-(:func:`xml_safe`); listings then encode the whole page and say ``<EncodingType>url``
-(``gateway.handlers.listing``), so a client reading that element recovers every key exactly.
+(botocore's, Go's, Java's, libxml2) refuse, so the whole reply is lost. Here a value holding
+such a character is written URL-encoded instead, as ``encoding-type=url`` writes it
+(:func:`xml_safe`), and only that value: the rest of the reply stays exact. A listing asked
+with ``encoding-type=url`` (as boto3, the aws cli and minio ask) carries every key exactly.
 A human-readable message shows such a character as ``\\uXXXX`` (:func:`readable`).
 """
 

@@ -127,8 +127,9 @@ _FILTERS = [
     ),
     _param(
         "cursor", "query",
-        "The next_cursor of the previous page, with the same sort and order; opaque: "
-        "anything else is 400 InvalidCursor.",
+        "The next_cursor of the previous page, with the same sort and order; opaque: a "
+        "cursor that is malformed, or carries values no artifact could have, is 400 "
+        "InvalidCursor.",
         {"type": "string", "maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},
     ),
     {

@@ -4,50 +4,35 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 from gateway.errors import S3Error
 from gateway.handlers.common import int_param, owner_id
 from gateway.request import S3Request
 from gateway.responses import Reply
-from gateway.s3xml import iso8601, url_encode, xml_carries
+from gateway.s3xml import iso8601, url_encode
 from gateway.xmlwriter import XmlWriter, escape
 from translators.base import ListPage, ListQuery
 
 MAX_KEYS = 1000
 
 
-def requested_encoding(req: S3Request) -> str | None:
-    """The ``encoding-type`` asked for: ``url`` or None; ``InvalidArgument`` otherwise."""
+def url_encoder(req: S3Request) -> Callable[[str], str]:
+    """``encoding-type=url``: values URL-encoded. Without it, values go as they are, except
+    that one holding a character XML 1.0 cannot carry is URL-encoded on its own (by the
+    XML writer: see gateway.s3xml), so that every other key of the page stays exact for
+    clients that did not ask for encoding (rclone's default) and the reply stays XML."""
     encoding = req.query.get("encoding-type")
-    if encoding is not None and encoding != "url":
+    if encoding is None:
+        return lambda value: value
+    if encoding != "url":
         raise S3Error(
             "InvalidArgument",
             "Invalid Encoding Method specified in Request",
             ArgumentName="encoding-type",
             ArgumentValue=encoding,
         )
-    return encoding
-
-
-def reply_encoding(req: S3Request, values: Iterable[str]) -> str | None:
-    """The encoding of a listing reply: ``url`` when the client asked for it, and also when
-    one of the ``values`` the reply names (keys, prefixes, markers) holds a character XML
-    1.0 cannot carry: the page is then URL-encoded as a whole and says so in its
-    ``EncodingType``, rather than being a document no XML parser reads (see gateway.s3xml).
-    """
-    encoding = requested_encoding(req)
-    if encoding is None and not all(xml_carries(value) for value in values):
-        return "url"
-    return encoding
-
-
-def encoder(encoding: str | None) -> Callable[[str], str]:
-    return url_encode if encoding == "url" else _verbatim
-
-
-def _verbatim(value: str) -> str:
-    return value
+    return url_encode
 
 
 def encode_token(start_after: str) -> str:
@@ -64,18 +49,6 @@ def decode_token(token: str) -> str:
             ArgumentName="continuation-token",
             ArgumentValue=token,
         ) from exc
-
-
-def _page_values(query: ListQuery, page: ListPage, *markers: str) -> Iterator[str]:
-    """Every client- or key-derived string a listing reply may name."""
-    yield query.prefix
-    yield query.delimiter
-    yield from markers
-    if page.next_start_after is not None:
-        yield page.next_start_after
-    yield from page.common_prefixes
-    for info in page.objects:
-        yield info.key
 
 
 async def _page(req: S3Request, start_after: str) -> tuple[ListQuery, ListPage]:
@@ -138,21 +111,21 @@ def _head(out: XmlWriter, req: S3Request, query: ListQuery, encode: Callable[[st
     out.leaf("Prefix", encode(query.prefix))
 
 
-def _tail(out: XmlWriter, query: ListQuery, page: ListPage, encoding: str | None) -> None:
+def _tail(
+    out: XmlWriter, req: S3Request, query: ListQuery, page: ListPage, encode: Callable[[str], str]
+) -> None:
     out.leaf("MaxKeys", query.max_keys)
     if query.delimiter:
-        out.leaf("Delimiter", encoder(encoding)(query.delimiter))
-    out.leaf("EncodingType", encoding)
+        out.leaf("Delimiter", encode(query.delimiter))
+    out.leaf("EncodingType", req.query.get("encoding-type"))
     out.leaf("IsTruncated", page.next_start_after is not None)
 
 
 async def list_objects_v2(req: S3Request) -> Reply:
-    requested_encoding(req)
+    encode = url_encoder(req)
     token = req.query.get("continuation-token")
     start_after = req.query.get("start-after", "")
     query, page = await _page(req, decode_token(token) if token is not None else start_after)
-    encoding = reply_encoding(req, _page_values(query, page, start_after))
-    encode = encoder(encoding)
     fetch_owner = req.query.get("fetch-owner", "false").lower() == "true"
     out = XmlWriter("ListBucketResult")
     _head(out, req, query, encode)
@@ -162,30 +135,28 @@ async def list_objects_v2(req: S3Request) -> Reply:
     if "start-after" in req.query:
         out.leaf("StartAfter", encode(start_after))
     out.leaf("KeyCount", len(page.objects) + len(page.common_prefixes))
-    _tail(out, query, page, encoding)
+    _tail(out, req, query, page, encode)
     _entries(out, req, page, encode, owner=fetch_owner)
     return _reply(out)
 
 
 async def list_objects_v1(req: S3Request) -> Reply:
-    requested_encoding(req)
+    encode = url_encoder(req)
     marker = req.query.get("marker", "")
     query, page = await _page(req, marker)
-    encoding = reply_encoding(req, _page_values(query, page, marker))
-    encode = encoder(encoding)
     out = XmlWriter("ListBucketResult")
     _head(out, req, query, encode)
     out.leaf("Marker", encode(marker))
     if page.next_start_after is not None:
         out.leaf("NextMarker", encode(page.next_start_after))
-    _tail(out, query, page, encoding)
+    _tail(out, req, query, page, encode)
     _entries(out, req, page, encode, owner=True)
     return _reply(out)
 
 
 async def list_object_versions(req: S3Request) -> Reply:
     """Every object is its only version, with VersionId ``null``."""
-    requested_encoding(req)
+    encode = url_encoder(req)
     key_marker = req.query.get("key-marker", "")
     version_marker = req.query.get("version-id-marker")
     if version_marker and not key_marker:
@@ -196,8 +167,6 @@ async def list_object_versions(req: S3Request) -> Reply:
             ArgumentValue=version_marker,
         )
     query, page = await _page(req, key_marker)
-    encoding = reply_encoding(req, _page_values(query, page, key_marker))
-    encode = encoder(encoding)
     out = XmlWriter("ListVersionsResult")
     _head(out, req, query, encode)
     out.leaf("KeyMarker", encode(key_marker))
@@ -205,6 +174,6 @@ async def list_object_versions(req: S3Request) -> Reply:
     if page.next_start_after is not None:
         out.leaf("NextKeyMarker", encode(page.next_start_after))
         out.leaf("NextVersionIdMarker", "null")
-    _tail(out, query, page, encoding)
+    _tail(out, req, query, page, encode)
     _entries(out, req, page, encode, owner=True, tag="Version", versions=True)
     return _reply(out)

@@ -8,7 +8,7 @@ from typing import cast
 from gateway import checksums, s3xml
 from gateway.errors import S3Error
 from gateway.handlers.common import int_param, owner_element, part_number, require_private_acl
-from gateway.handlers.listing import encoder, reply_encoding, requested_encoding
+from gateway.handlers.listing import url_encoder
 from gateway.handlers.objects import (
     check_size,
     checksum_elements,
@@ -208,7 +208,7 @@ async def list_parts(req: S3Request) -> Reply:
 
 
 async def list_multipart_uploads(req: S3Request) -> Reply:
-    requested_encoding(req)
+    encode = url_encoder(req)
     query = UploadsQuery(
         prefix=req.query.get("prefix", ""),
         delimiter=req.query.get("delimiter", ""),
@@ -217,12 +217,6 @@ async def list_multipart_uploads(req: S3Request) -> Reply:
         max_uploads=int_param(req.query, "max-uploads", 1000, 0, 1000),
     )
     page = await req.backend.list_multipart_uploads(req.ctx, req.bucket, query)
-    named = [query.prefix, query.delimiter, query.key_marker, *page.common_prefixes]
-    named += [upload.key for upload in page.uploads]
-    if page.next_key_marker is not None:
-        named.append(page.next_key_marker)
-    encoding = reply_encoding(req, named)
-    encode = encoder(encoding)
     root = E(
         "ListMultipartUploadsResult",
         T("Bucket", req.bucket),
@@ -235,7 +229,7 @@ async def list_multipart_uploads(req: S3Request) -> Reply:
         T("NextUploadIdMarker", page.next_upload_id_marker),
         T("Delimiter", encode(query.delimiter) if query.delimiter else None),
         T("Prefix", encode(query.prefix)),
-        T("EncodingType", encoding),
+        T("EncodingType", req.query.get("encoding-type")),
         T("MaxUploads", query.max_uploads),
         T("IsTruncated", page.next_key_marker is not None),
     )
