@@ -142,7 +142,12 @@ def _rfc6266(param: str, value: str) -> str:
     """A Content-Disposition with non-ASCII parameter values in RFC 8187 form."""
     parsed = email.policy.default.header_factory("content-disposition", value)
     disposition = str(parsed.content_disposition or "")
-    if parsed.defects or not disposition.isascii() or not _TOKEN.fullmatch(disposition):
+    if (
+        parsed.defects
+        or not _TOKEN.fullmatch(disposition)
+        # RFC 8187 values decode to any text: a control character must not come back out.
+        or not all(_TOKEN.fullmatch(n) and not _CONTROL.search(t) for n, t in parsed.params.items())
+    ):
         raise _bad_override(
             param,
             value,

@@ -28,3 +28,17 @@ def test_override_value_refuses(value: str) -> None:
     with pytest.raises(S3Error) as caught:
         override_value("response-content-type", value)
     assert caught.value.code == "InvalidArgument"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "attachment; filename*=UTF-8''%0D%0AX-Injected:%201; x=\"é\"",
+        'attachment; f日lename="a"',
+        "日本",
+    ],
+)
+def test_a_disposition_that_cannot_be_encoded_is_refused(value: str) -> None:
+    with pytest.raises(S3Error) as caught:
+        override_value("response-content-disposition", value)
+    assert caught.value.code == "InvalidArgument"
