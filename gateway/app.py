@@ -23,6 +23,7 @@ from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
 from gateway.handlers import HANDLERS
+from gateway.numbers import is_decimal, saturating_decimal
 from gateway.request import (
     BodySource,
     IdleLimitedReceive,
@@ -247,8 +248,8 @@ _CLOSE = (b"connection", b"close")
 
 
 def _has_body(headers: dict[str, str]) -> bool:
-    length = headers.get("content-length", "0")
-    return "transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
+    length = headers.get("content-length", "0").strip()
+    return "transfer-encoding" in headers or (is_decimal(length) and saturating_decimal(length) > 0)
 
 
 def _error_reply(error: S3Error, request_id: str, resource: str) -> Reply:

@@ -34,6 +34,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gateway.numbers import MAX_DIGITS, is_decimal
+
 API_PATH = "/_pagewright/v1"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 _LIST_COLUMNS = ("build_id", "size", "created_at", "status", "action", "creator", "pinned")
@@ -122,7 +124,7 @@ def _add_listing_options(parser: argparse.ArgumentParser) -> None:
 def _limit(value: str) -> str:
     """A non-negative integer or ``none`` (no such rule), checked; kept as text so that
     ``none`` stays distinguishable from an absent flag."""
-    if value.lower() != "none" and not value.isdigit():
+    if value.lower() != "none" and not (is_decimal(value) and len(value) <= MAX_DIGITS):
         raise argparse.ArgumentTypeError(f"{value!r} is not a number or 'none'")
     return value.lower()
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import email.policy
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import quote
 
 from gateway import checksums
 from gateway.errors import S3Error
+from gateway.numbers import saturating_decimal
 from gateway.responses import http_date, quote_etag
 from translators.base import STORED_HEADERS, ObjectInfo, RangeSpec, WriteMetadata
 
 META_PREFIX = "x-amz-meta-"
 MAX_USER_METADATA_BYTES = 2048
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE = re.compile(r"^[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$")
 
 
 def write_metadata(headers: Mapping[str, str]) -> WriteMetadata:
@@ -86,8 +89,12 @@ RESPONSE_OVERRIDES = {
 def apply_overrides(
     headers: list[tuple[str, str]], query: Mapping[str, str]
 ) -> list[tuple[str, str]]:
+    """``headers`` with the ``response-*`` overrides of ``query`` laid over them, each
+    checked by :func:`override_value`."""
     overrides = {
-        header: query[param] for param, header in RESPONSE_OVERRIDES.items() if param in query
+        header: override_value(param, query[param])
+        for param, header in RESPONSE_OVERRIDES.items()
+        if param in query
     }
     if not overrides:
         return headers
@@ -95,22 +102,100 @@ def apply_overrides(
     return kept + list(overrides.items())
 
 
+#: Characters no header value may hold (RFC 9110 field-value): controls other than HTAB.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: RFC 8187 attr-char besides letters and digits, left unescaped in ``name*=`` values.
+_ATTR_CHAR_PUNCTUATION = "!#$&+-.^_`|~"
+
+
+def override_value(param: str, value: str) -> str:
+    """The header value a ``response-*`` parameter asks for.
+
+    A control character (CR and LF included: they would split the reply) is refused with
+    ``InvalidArgument``. HTTP header values are bytes, so text beyond Latin-1 cannot be sent
+    as it is: a ``response-content-disposition`` holding non-ASCII text is rewritten as RFC
+    6266 asks, each non-ASCII parameter as ``name*=UTF-8''<percent-encoded>`` (browsers
+    decode it exactly), with an ASCII ``filename`` fallback; other headers carry no such
+    text (types, languages, dates, codings), so non-Latin-1 text there is refused.
+    """
+    if _CONTROL.search(value):
+        raise _bad_override(param, value, "must not hold control characters")
+    if param == "response-content-disposition" and not value.isascii():
+        return _rfc6266(param, value)
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _bad_override(param, value, "must be Latin-1 text") from None
+    return value
+
+
+def _bad_override(param: str, value: str, why: str) -> S3Error:
+    return S3Error(
+        "InvalidArgument",
+        f"The {param} value {why}.",
+        ArgumentName=param,
+        ArgumentValue=value,
+    )
+
+
+def _rfc6266(param: str, value: str) -> str:
+    """A Content-Disposition with non-ASCII parameter values in RFC 8187 form."""
+    parsed = email.policy.default.header_factory("content-disposition", value)
+    disposition = str(parsed.content_disposition or "")
+    if (
+        parsed.defects
+        or not _TOKEN.fullmatch(disposition)
+        # RFC 8187 values decode to any text: a control character must not come back out.
+        or not all(_TOKEN.fullmatch(n) and not _CONTROL.search(t) for n, t in parsed.params.items())
+    ):
+        raise _bad_override(
+            param,
+            value,
+            "is not a Content-Disposition the gateway can encode; send non-ASCII names as "
+            "filename*=UTF-8''<percent-encoded> (RFC 6266)",
+        )
+    parts = [disposition]
+    for name, text in parsed.params.items():
+        if text.isascii():
+            parts.append(f"{name}={_quoted(text)}")
+            continue
+        if name == "filename":
+            fallback = "".join(c if c.isascii() else "_" for c in text)
+            parts.append(f"filename={_quoted(fallback)}")
+        encoded = quote(text.encode("utf-8", "surrogatepass"), safe=_ATTR_CHAR_PUNCTUATION)
+        parts.append(f"{name}*=UTF-8''{encoded}")
+    return "; ".join(parts)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _quoted(text: str) -> str:
+    """``text`` as an RFC 9110 quoted-string."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 def parse_range(value: str | None) -> RangeSpec | None:
     """A single ``bytes=`` range; None when absent or not one valid range (S3 then sends the
-    whole object, as RFC 9110 allows)."""
+    whole object, as RFC 9110 allows). Positions are ASCII digits of any length: one past
+    any object's size reads as "beyond the end" (a last position is then clamped, a first
+    position makes the range unsatisfiable: 416), never as malformed."""
     if not value:
         return None
     match = _RANGE.match(value)
     if match is None:
         return None
-    first, last = match.group(1), match.group(2)
-    if not first and not last:
+    first_text, last_text = match.group(1), match.group(2)
+    if not first_text and not last_text:
         return None
-    if not first:
-        return RangeSpec(None, int(last))
-    if last and int(last) < int(first):
+    last = saturating_decimal(last_text) if last_text else None
+    if not first_text:
+        return RangeSpec(None, last)
+    first = saturating_decimal(first_text)
+    if last is not None and last < first:
         return None
-    return RangeSpec(int(first), int(last) if last else None)
+    return RangeSpec(first, last)
 
 
 def parse_http_date(value: str | None) -> datetime | None:

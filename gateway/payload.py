@@ -21,6 +21,7 @@ from typing import Final
 from gateway.checksums import Hasher, decode, encode, header_name, new_hasher, parse_algorithm
 from gateway.chunked import AwsChunkedDecoder
 from gateway.errors import S3Error
+from gateway.numbers import int_argument
 from gateway.sigv4 import AuthResult, PayloadMode
 from translators.base import PayloadDigest
 
@@ -248,9 +249,4 @@ def _length(headers: Mapping[str, str], name: str) -> int | None:
     value = headers.get(name)
     if value is None:
         return None
-    value = value.strip()
-    if not (value.isascii() and value.isdigit()):
-        raise S3Error(
-            "InvalidArgument", f"{name} must be a number.", ArgumentName=name, ArgumentValue=value
-        )
-    return int(value)
+    return int_argument(name, value.strip(), message=f"{name} must be a number.")

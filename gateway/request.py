@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import anyio
 
 from gateway.errors import S3Error
+from gateway.numbers import is_decimal, saturating_decimal
 from gateway.payload import VerifiedPayload
 from gateway.routing import Operation, Target
 from gateway.services import Services
@@ -53,21 +54,46 @@ def parse_address(raw_path: str, host: str, domains: Iterable[str]) -> Address:
     """Bucket and key from the path (path style) or from the Host (virtual-hosted style).
 
     The key is the percent-decoded remainder of the path, kept verbatim (no normalisation):
-    ``/b/a//c`` is key ``a//c``, ``/b/dir/`` is ``dir/``.
+    ``/b/a//c`` is key ``a//c``, ``/b/dir/`` is ``dir/``. Percent-escapes must decode as
+    UTF-8: anything else is ``InvalidURI`` (as S3 answers), never a lossy U+FFFD that would
+    make ``/b/a%FE`` and ``/b/a%FF`` the same key.
     """
     hostname = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host
     for domain in domains:
         suffix = "." + domain.lower()
         if hostname.endswith(suffix) and len(hostname) > len(suffix):
             bucket = hostname[: -len(suffix)]
-            key = unquote(raw_path[1:]) if len(raw_path) > 1 else None
+            key = _path_decoded(raw_path[1:]) if len(raw_path) > 1 else None
             return _checked(Address(bucket, key, virtual_host=True))
     path = raw_path[1:] if raw_path.startswith("/") else raw_path
     if not path:
         return Address(None, None)
     bucket, slash, rest = path.partition("/")
-    key = unquote(rest) if slash and rest else None
-    return _checked(Address(unquote(bucket), key))
+    key = _path_decoded(rest) if slash and rest else None
+    return _checked(Address(_path_decoded(bucket), key))
+
+
+def _path_decoded(text: str) -> str:
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error(
+            "InvalidURI", "Couldn't parse the specified URI: it is not UTF-8 once decoded."
+        ) from None
+
+
+def percent_decoded(text: str, name: str) -> str:
+    """A percent-encoded request value (``+`` is a space) decoded as UTF-8, strictly:
+    ``InvalidArgument`` naming ``name`` (and showing the value as sent) otherwise."""
+    try:
+        return unquote(text.replace("+", " "), errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error(
+            "InvalidArgument",
+            f"The value of {name} is not UTF-8 once percent-decoded.",
+            ArgumentName=name,
+            ArgumentValue=text,
+        ) from None
 
 
 def _checked(address: Address) -> Address:
@@ -80,10 +106,16 @@ def _checked(address: Address) -> Address:
 
 
 def parse_query(query_string: str) -> dict[str, str]:
-    """Query parameters, first value wins; a name without ``=`` maps to ""."""
+    """Query parameters, first value wins; a name without ``=`` maps to "". Names and values
+    must be UTF-8 once percent-decoded (``InvalidArgument`` naming the parameter): a prefix
+    or marker decoded lossily would name other keys than the client meant."""
     query: dict[str, str] = {}
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
-        query.setdefault(name, value)
+    for pair in query_string.split("&"):
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition("=")
+        name = _path_decoded(raw_name.replace("+", " "))
+        query.setdefault(name, percent_decoded(raw_value, name))
     return query
 
 
@@ -212,7 +244,11 @@ class S3Request:
         length = self.headers.get("content-length")
         if length is None and "transfer-encoding" not in self.headers:
             return b""
-        if length is not None and length.isdigit() and int(length) == 0:
+        if (
+            length is not None
+            and is_decimal(length.strip())
+            and not saturating_decimal(length.strip())
+        ):
             return b""
         chunks: list[bytes] = []
         size = 0

@@ -3,23 +3,64 @@
 Replies are built as lxml trees in S3's namespace and serialised with an XML declaration.
 Request parsers accept documents with or without S3's namespace (clients differ) and raise
 ``MalformedXML`` for anything that does not fit the schema.
+
+Every reply is well-formed XML 1.0. S3 keys may hold characters XML 1.0 cannot carry at all,
+not even as character references (U+0000-U+001F but tab, LF and CR; U+FFFE, U+FFFF; lone
+surrogates). S3 itself writes them as references such as ``&#x1;``, which XML parsers
+(botocore's, Go's, Java's, libxml2) refuse, so the whole reply is lost. Here a value holding
+such a character is written URL-encoded instead, as ``encoding-type=url`` writes it
+(:func:`xml_safe`), and only that value: the rest of the reply stays exact. A listing asked
+with ``encoding-type=url`` (as boto3, the aws cli and minio ask) carries every key exactly.
+A human-readable message shows such a character as ``\\uXXXX`` (:func:`readable`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import overload
+from urllib.parse import quote
 
 from lxml import etree
 
 from gateway.errors import S3Error
+from gateway.numbers import int_argument, is_decimal
 from translators.base import CompletedPart
+from translators.multipart import MAX_PART_NUMBER
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+#: A character XML 1.0 cannot carry (its ``Char`` production, inverted).
+_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def xml_carries(value: str) -> bool:
+    """True when every character of ``value`` is one XML 1.0 can carry."""
+    return _NOT_XML_CHAR.search(value) is None
+
+
+def url_encode(value: str) -> str:
+    """``encoding-type=url``: every character but unreserved ones and ``/`` percent-encoded
+    as UTF-8 (a lone surrogate as its 3-byte form, so nothing can make this fail)."""
+    if _URL_SAFE.fullmatch(value):
+        return value
+    return quote(value.encode("utf-8", "surrogatepass"), safe="/")
+
+
+def xml_safe(value: str) -> str:
+    """``value``, or ``value`` URL-encoded when it holds a character XML 1.0 cannot carry."""
+    return value if xml_carries(value) else url_encode(value)
+
+
+def readable(text: str) -> str:
+    """A message with every character XML 1.0 cannot carry shown as ``\\uXXXX``."""
+    if xml_carries(text):
+        return text
+    return _NOT_XML_CHAR.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def element(tag: str, *children: etree._Element | None) -> etree._Element:
@@ -40,7 +81,8 @@ def text(tag: str, value: object) -> etree._Element: ...
 
 
 def text(tag: str, value: object | None) -> etree._Element | None:
-    """``<tag>value</tag>``, or None (omitted) when value is None."""
+    """``<tag>value</tag>``, or None (omitted) when value is None. A value XML 1.0 cannot
+    carry is written URL-encoded (:func:`xml_safe`)."""
     if value is None:
         return None
     node = etree.Element(tag)
@@ -49,7 +91,7 @@ def text(tag: str, value: object | None) -> etree._Element | None:
     elif isinstance(value, datetime):
         node.text = iso8601(value)
     else:
-        node.text = str(value)
+        node.text = xml_safe(str(value))
     return node
 
 
@@ -75,11 +117,14 @@ def iso8601(moment: datetime) -> str:
 def error_document(
     code: str, message: str, request_id: str, resource: str, fields: dict[str, str]
 ) -> bytes:
-    """S3's ``<Error>`` document (no namespace, as S3 sends it)."""
+    """S3's ``<Error>`` document (no namespace, as S3 sends it). Values naming keys or
+    arguments are written as :func:`xml_safe` makes them, the message as :func:`readable`."""
     root = etree.Element("Error")
-    for tag, value in (("Code", code), ("Message", message), *fields.items()):
-        etree.SubElement(root, tag).text = value
-    etree.SubElement(root, "Resource").text = resource
+    etree.SubElement(root, "Code").text = code
+    etree.SubElement(root, "Message").text = readable(message)
+    for tag, value in fields.items():
+        etree.SubElement(root, tag).text = xml_safe(value)
+    etree.SubElement(root, "Resource").text = xml_safe(resource)
     etree.SubElement(root, "RequestId").text = request_id
     etree.SubElement(root, "HostId").text = request_id
     return serialize(root)
@@ -164,14 +209,21 @@ def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
     for node in _children(root, "Part"):
         number = _child_text(node, "PartNumber")
         etag = _child_text(node, "ETag")
-        if number is None or etag is None or not number.strip().isdigit():
+        if number is None or etag is None or not is_decimal(number.strip()):
             raise S3Error("MalformedXML")
+        part_number = int_argument(
+            "PartNumber",
+            number.strip(),
+            low=1,
+            high=MAX_PART_NUMBER,
+            message="Part number must be an integer between 1 and 10000, inclusive",
+        )
         checksums = {
             algorithm: value.strip()
             for tag, algorithm in _PART_CHECKSUM_TAGS.items()
             if (value := _child_text(node, tag))
         }
-        parts.append(CompletedPart(int(number), etag.strip().strip('"'), checksums))
+        parts.append(CompletedPart(part_number, etag.strip().strip('"'), checksums))
     if not parts:
         raise S3Error("MalformedXML", "CompleteMultipartUpload names no parts.")
     return parts

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from policy.model import SitePolicy
+from policy.policies import validate_overrides
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def load_settings(
         policy = table.pop("policy", document.get("policy", {}))
         try:
             values["policy"] = SitePolicy().merged(
-                {k.replace("-", "_"): v for k, v in policy.items()}
+                validate_overrides({k.replace("-", "_"): v for k, v in policy.items()})
             )
         except (ValueError, TypeError, AttributeError) as exc:
             raise SettingsError(f"{config_file}: [policy]: {exc}") from exc

@@ -27,6 +27,7 @@ from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from gateway.errors import S3Error
+from gateway.numbers import NumberError, decimal
 from gateway.sigv4 import (
     MAX_PRESIGNED_EXPIRES,
     AuthResult,
@@ -294,22 +295,24 @@ def _from_query(
     expires = _first(params, "Expires")
     if not access_key or not signature or expires is None:
         raise S3Error("AccessDenied", _QUERY_REQUIRED)
-    if not expires.isdigit():
-        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch)")
-    if now.timestamp() > int(expires):
+    try:
+        expiry = decimal(expires)
+    except NumberError:
+        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch)") from None
+    if now.timestamp() > expiry:
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            Expires=_iso(int(expires)),
+            Expires=_iso(expiry),
             ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
     latest = now + timedelta(seconds=MAX_PRESIGNED_EXPIRES) + max_skew
-    if int(expires) > latest.timestamp():
+    if expiry > latest.timestamp():
         raise S3Error(
             "AccessDenied",
             f"Request expiry is too far ahead: a presigned URL is valid for at most "
             f"{MAX_PRESIGNED_EXPIRES} seconds (7 days)",
-            Expires=_iso(int(expires)),
+            Expires=_iso(expiry),
             ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
     # Base64 has no spaces: a space is a "+" some client left unencoded.

@@ -25,6 +25,7 @@ from typing import Final
 from urllib.parse import quote, unquote_to_bytes
 
 from gateway.errors import S3Error
+from gateway.numbers import NumberError, decimal, is_decimal
 
 ALGORITHM: Final = "AWS4-HMAC-SHA256"
 SERVICE: Final = "s3"
@@ -34,7 +35,7 @@ MAX_PRESIGNED_EXPIRES: Final = 604800  # one week, S3's limit
 
 _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 _SIGNATURE: Final = re.compile(r"[0-9a-f]{64}")
-_AMZ_DATE: Final = re.compile(r"\d{8}T\d{6}Z")
+_AMZ_DATE: Final = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _HEADER_MALFORMED: Final = "The authorization header is malformed"
 _AMZ_PREFIX: Final = "x-amz-"
 #: ``x-amz-*`` headers a signature need not list, because listing them adds nothing:
@@ -418,16 +419,19 @@ def _from_query(
     if amz_date[:8] != date:
         raise malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
     expires_text = present["X-Amz-Expires"]
-    if not expires_text.isdigit():
-        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
-    expires = int(expires_text)
-    if expires < 1:
-        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
-    if expires > MAX_PRESIGNED_EXPIRES:
+    try:
+        expires = decimal(expires_text, high=MAX_PRESIGNED_EXPIRES)
+    except NumberError as error:
+        if not error.out_of_range:
+            raise S3Error(
+                "AuthorizationQueryParametersError", "X-Amz-Expires should be a number"
+            ) from None
         raise S3Error(
             "AuthorizationQueryParametersError",
             "X-Amz-Expires must be less than a week (in seconds) that is 604800",
-        )
+        ) from None
+    if expires < 1:
+        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
     if timestamp - max_skew > now:
         raise S3Error("AccessDenied", "Request is not yet valid")
     if now > timestamp + timedelta(seconds=expires):
@@ -457,7 +461,7 @@ def _parse_credential(value: str, malformed: Callable[[str], S3Error]) -> tuple[
             'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
         )
     access_key, date, region, service, terminator = parts
-    if not (len(date) == 8 and date.isdigit()):
+    if not (len(date) == 8 and is_decimal(date)):
         raise malformed(
             f'incorrect date format "{date}". '
             'This date in the credential must be in the format "yyyyMMdd".'

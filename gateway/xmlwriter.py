@@ -1,8 +1,10 @@
 """A minimal, fast XML writer for the large replies (listings of up to 1,000 entries).
 
 Building thousands of lxml elements dominated ListObjects; this writes the same document
-as text. Values are escaped for XML character data; control characters that XML 1.0 cannot
-carry literally are written as character references, as S3 does.
+as text. Values are escaped for XML character data (CR as ``&#xD;``, so that end-of-line
+handling cannot turn it into LF); a value holding a character XML 1.0 cannot carry at all is
+written URL-encoded, as ``gateway.s3xml.xml_safe`` writes it, so the document is always
+well-formed XML 1.0.
 """
 
 from __future__ import annotations
@@ -10,19 +12,23 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from gateway.s3xml import NS, iso8601
+from gateway.s3xml import NS, iso8601, xml_safe
 
-_ESCAPES = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;"}
-_ESCAPES.update({c: f"&#x{c:X};" for c in range(0x20) if c not in (0x9, 0xA, 0xD)})
-_ESCAPES[0xD] = "&#xD;"
-
-
-_SPECIAL = re.compile(r'[&<>"\x00-\x08\x0b\x0c\x0e-\x1f\r]')
+_ESCAPES = {
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    ord('"'): "&quot;",
+    ord("\r"): "&#xD;",
+}
+_SPECIAL = re.compile(r'[&<>"\r]|[^\t\n\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]')
 
 
 def escape(value: str) -> str:
     """``value`` as XML character data (most keys need no escaping: checked first)."""
-    return value if _SPECIAL.search(value) is None else value.translate(_ESCAPES)
+    if _SPECIAL.search(value) is None:
+        return value
+    return xml_safe(value).translate(_ESCAPES)
 
 
 class XmlWriter:

@@ -27,6 +27,7 @@ import binascii
 import builtins
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -103,6 +104,14 @@ class ApiKeyRecord:
     key_hash: str
     created_at: datetime
     last_used_at: datetime | None
+
+
+#: The longest cursor :meth:`SqlCatalog.list` reads (it writes a few hundred characters).
+MAX_CURSOR_LENGTH = 4096
+_MAX_CURSOR_TEXT = 2048
+_INT64_MAX = 2**63 - 1
+#: Text no catalog column can hold: a NUL (PostgreSQL) or a lone surrogate (UTF-8).
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 class CursorError(ValueError):
@@ -824,21 +833,54 @@ def _encode_cursor(sort: SortField, descending: bool, last: ObjectRecord) -> str
 
 
 def _decode_cursor(cursor: str, sort: SortField, descending: bool) -> list[Any]:
+    """The sort values a cursor of :func:`_encode_cursor` carries, each checked to be what
+    that sort stores: ``CursorError`` for anything else (a tampered cursor never reaches
+    the database as a value it cannot hold: a huge number, a lone surrogate, a NUL)."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise CursorError("malformed cursor")
     try:
-        payload = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        values = list(payload["v"])
-        if payload["s"] != sort or payload["d"] != descending:
-            raise CursorError("the cursor belongs to another sort order")
-        if len(values) != len(_order_columns(sort)):
-            raise CursorError("malformed cursor")
-        if sort == "created_at":
-            values[0] = datetime.fromisoformat(values[0])
-        elif sort == "size" and not isinstance(values[0], int):
-            raise CursorError("malformed cursor")
-        if not all(isinstance(v, str) for v in values[1:]):
-            raise CursorError("malformed cursor")
-    except CursorError:
-        raise
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        payload = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, UnicodeError, binascii.Error, RecursionError) as error:
         raise CursorError("malformed cursor") from error
+    if not isinstance(payload, dict) or set(payload) != {"s", "d", "v"}:
+        raise CursorError("malformed cursor")
+    if payload["s"] != sort or payload["d"] is not descending:
+        raise CursorError("the cursor belongs to another sort order")
+    values = payload["v"]
+    if not isinstance(values, list) or len(values) != len(_order_columns(sort)):
+        raise CursorError("malformed cursor")
+    if not all(_cursor_text(value) for value in values[1:]):
+        raise CursorError("malformed cursor")
+    first = values[0]
+    if sort == "size":
+        if type(first) is not int or not 0 <= first <= _INT64_MAX:
+            raise CursorError("malformed cursor")
+    elif not _cursor_text(first):
+        raise CursorError("malformed cursor")
+    elif sort == "created_at":
+        values[0] = _cursor_time(first)
     return values
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _cursor_text(value: Any) -> bool:
+    """A site, key or build id as the catalog stores one."""
+    return (
+        isinstance(value, str)
+        and len(value) <= _MAX_CURSOR_TEXT
+        and _UNSTORABLE_TEXT.search(value) is None
+    )
+
+
+def _cursor_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise ValueError(text)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as error:
+        raise CursorError("malformed cursor") from error

@@ -8,6 +8,7 @@ TTL by other replicas.
 
 from __future__ import annotations
 
+import math
 import time
 import types
 import typing
@@ -38,6 +39,24 @@ _NULLABLE = frozenset(
 )
 
 
+#: The largest value any integer field takes: a signed 64-bit column (BIGINT) holds it.
+INT64_MAX = 2**63 - 1
+#: retention_days at most 100 years: "now - days" must stay a date every database stores.
+MAX_RETENTION_DAYS = 36_500
+#: A ratio beyond this is no limit at all (set null instead).
+MAX_COMPRESSION_RATIO = 1_000_000.0
+#: Field -> the largest value it accepts (the smallest is always 0).
+MAXIMUM: dict[str, int | float] = {
+    name: MAX_RETENTION_DAYS
+    if name == "retention_days"
+    else MAX_COMPRESSION_RATIO
+    if float in allowed
+    else INT64_MAX
+    for name, allowed in _FIELD_TYPES.items()
+    if int in allowed or float in allowed
+}
+
+
 class PolicyError(ValueError):
     """An override names an unknown field or has a value of the wrong type or range."""
 
@@ -45,8 +64,9 @@ class PolicyError(ValueError):
 def validate_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Check override names and value types; return them as a plain dict.
 
-    Integers must be ``int`` (not ``bool``) and non-negative; floats accept ints; booleans
-    must be ``bool``. ``None`` is accepted for fields whose default may be None (rule off).
+    Integers must be ``int`` (not ``bool``) in ``0..MAXIMUM[name]``; floats accept ints and
+    must be finite, in the same kind of range (no NaN, no infinity); booleans must be
+    ``bool``. ``None`` is accepted for fields whose default may be None (rule off).
     """
     checked: dict[str, Any] = {}
     for name, value in overrides.items():
@@ -67,8 +87,13 @@ def validate_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
             raise PolicyError(
                 f"policy field {name!r} must be {_describe(allowed)}, not {type(value).__name__}"
             )
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            raise PolicyError(f"policy field {name!r} must not be negative")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PolicyError(f"policy field {name!r} must be a finite number")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < 0:
+                raise PolicyError(f"policy field {name!r} must not be negative")
+            if value > MAXIMUM[name]:
+                raise PolicyError(f"policy field {name!r} must be at most {int(MAXIMUM[name])}")
         checked[name] = value
     return checked
 

@@ -59,6 +59,13 @@ async def test_cache_expires_and_is_invalidated_by_set(catalog: SqlCatalog) -> N
         ({"quota_bytes": -1}, "negative"),
         ({"validate_archives": None}, "cannot be null"),
         ({"validate_archives": 1}, "must be bool"),
+        ({"max_compression_ratio": float("nan")}, "finite"),
+        ({"max_compression_ratio": float("inf")}, "finite"),
+        ({"max_compression_ratio": 1e7}, "at most 1000000"),
+        ({"retention_days": 36_501}, "at most 36500"),
+        ({"retention_days": 10**6}, "at most 36500"),
+        ({"quota_bytes": 2**63}, "at most 9223372036854775807"),
+        ({"retention_keep_last": 10**400}, "at most"),
     ],
 )
 def test_validation(overrides: dict[str, object], says: str) -> None:

@@ -18,6 +18,24 @@ def test_error_document() -> None:
     assert root.findtext("Code") == "NoSuchKey"
 
 
+def test_error_document_naming_values_xml_cannot_carry() -> None:
+    """lxml refuses such text (a plain-text 500 before): values are URL-encoded, the
+    message shows the character as an escape."""
+    body = s3xml.error_document(
+        "NoSuchKey", "no \x01 here", "REQ1", "/b/a\x01b", {"Key": "a\x01b\ufffe"}
+    )
+    root = etree.fromstring(body, etree.XMLParser(recover=False))
+    assert root.findtext("Key") == "a%01b%EF%BF%BE"
+    assert root.findtext("Resource") == "/b/a%01b"
+    assert root.findtext("Message") == "no \\u0001 here"
+
+
+def test_text_elements_are_always_serialisable() -> None:
+    root = s3xml.element("R", s3xml.text("Key", "k\x00\x1f"), s3xml.text("Plain", "a&b\r"))
+    parsed = etree.fromstring(s3xml.serialize(root), etree.XMLParser(recover=False))
+    assert [node.text for node in parsed] == ["k%00%1F", "a&b\r"]
+
+
 def test_parse_delete_with_and_without_namespace() -> None:
     for ns in ("", NS):
         body = (

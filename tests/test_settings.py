@@ -109,6 +109,24 @@ def test_policy_defaults_from_config(tmp_path: Path) -> None:
         load_settings(config_file=config, environ={})
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "max_compression_ratio = nan",
+        "max_compression_ratio = inf",
+        "retention_days = 1000000",
+        "quota_bytes = 9223372036854775808",
+        "quota_bytes = -1",
+        "quota_bytes = '1000'",
+    ],
+)
+def test_policy_defaults_are_validated_as_overrides_are(tmp_path: Path, line: str) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"[policy]\n{line}\n")
+    with pytest.raises(SettingsError, match=line.split()[0]):
+        load_settings(config_file=config, environ={})
+
+
 def test_catalog_default_is_sqlite_in_data_dir(tmp_path: Path) -> None:
     settings = load_settings(environ={}, overrides={"data_dir": str(tmp_path)})
     assert settings.catalog == f"sqlite:///{tmp_path / 'catalog.sqlite3'}"

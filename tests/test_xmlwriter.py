@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote
 
+import pytest
 from lxml import etree
 
 from gateway.xmlwriter import XmlWriter
@@ -28,7 +30,21 @@ def test_document_parses_and_escapes() -> None:
     assert root.findtext("s3:CommonPrefixes/s3:Prefix", namespaces=ns) == "p/"
 
 
-def test_control_characters_become_references() -> None:
+def test_carriage_return_is_a_reference() -> None:
+    """A bare CR would be read back as LF (XML end-of-line handling)."""
     out = XmlWriter("R")
-    out.leaf("Key", "ctl\x01\r")
-    assert b"<Key>ctl&#x1;&#xD;</Key>" in out.to_bytes()
+    out.leaf("Key", "cr\r\nlf\ttab")
+    assert b"<Key>cr&#xD;\nlf\ttab</Key>" in out.to_bytes()
+    assert etree.fromstring(out.to_bytes()).findtext("{*}Key") == "cr\r\nlf\ttab"
+
+
+@pytest.mark.parametrize("value", ["ctl\x01\r", "\x00", "\ufffe", "\uffff", "\ud800", "a\x1fb&c"])
+def test_values_xml_cannot_carry_are_url_encoded(value: str) -> None:
+    """``&#x1;`` is not well-formed XML 1.0: such a value is written URL-encoded, and the
+    document parses with a strict parser."""
+    out = XmlWriter("R")
+    out.leaf("Key", value)
+    document = out.to_bytes()
+    parsed = etree.fromstring(document, etree.XMLParser(recover=False)).findtext("{*}Key")
+    assert parsed == quote(value.encode("utf-8", "surrogatepass"), safe="/")
+    assert b"&#x" not in document

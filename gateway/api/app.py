@@ -12,7 +12,10 @@ Bearer authentication. Then Starlette's exception handlers render every known er
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
@@ -83,12 +86,40 @@ def api_routes(services: ApiServices) -> list[BaseRoute]:
     ]
 
 
+def allowed_methods(routes: list[BaseRoute], path: str) -> list[str]:
+    """Every method some route of ``routes`` accepts for ``path`` (relative to the API
+    root): a path served by two routes (GET and PATCH) allows both."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.fullmatch(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
+def _http_errors(routes: list[BaseRoute]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The HTTPException handler, with a 405's ``Allow`` naming every method of the path
+    (Starlette's names only those of the first route it tried)."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            path = request.url.path.removeprefix(API_PREFIX)
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(routes, path))}
+        handler: Callable[[Request, Exception], Awaitable[Response]] = EXCEPTION_HANDLERS[
+            HTTPException
+        ]
+        return await handler(request, exc)
+
+    return handle
+
+
 def create_api_app(services: ApiServices) -> Starlette:
     """The API as an ASGI app serving full paths under :data:`API_PREFIX`.
 
     It has no lifespan of its own: ``services`` are started and closed by the gateway."""
+    routes = api_routes(services)
     return Starlette(
-        routes=[Mount(API_PREFIX, routes=api_routes(services))],
+        routes=[Mount(API_PREFIX, routes=routes)],
         middleware=[
             Middleware(
                 GZipMiddleware,
@@ -101,5 +132,5 @@ def create_api_app(services: ApiServices) -> Starlette:
                 BearerAuth, catalog=services.catalog, public_paths=[API_PREFIX + OPENAPI_PATH]
             ),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: _http_errors(routes)},
     )

@@ -24,16 +24,18 @@ from gateway.api.auth import authorize, principal_of
 from gateway.api.errors import ApiError
 from gateway.api.params import (
     build_ids,
+    is_build_id,
     json_object,
     listing_query,
     only_fields,
     optional_string,
+    query_of,
     site_of,
 )
 from gateway.api.services import ApiServices
 from gateway.api.tarstream import TarEntry, TarSizeMismatch, archive_size, stream_tar
 from gateway.errors import S3Error
-from policy.model import ObjectRecord, parse_artifact_key
+from policy.model import ObjectRecord
 from translators.base import GetOptions, ObjectBody, RequestContext
 
 #: Artifact key extensions, in the order lookups try them.
@@ -53,8 +55,8 @@ def build_id_of(request: Request) -> str:
 
 
 def check_build_id(build_id: str) -> None:
-    name = parse_artifact_key(f"builds/{build_id}.tar")
-    if name is None or name.build_id != build_id:
+    """``InvalidArgument`` unless ``builds/<build_id>.<ext>`` is an artifact key."""
+    if not is_build_id(build_id):
         raise ApiError("InvalidArgument", f"{build_id!r} is not a valid build id")
 
 
@@ -94,7 +96,7 @@ class ArtifactHandlers:
         return await self._listing(request, None)
 
     async def _listing(self, request: Request, site: str | None) -> Response:
-        filters, paging = listing_query(request.query_params, site)
+        filters, paging = listing_query(query_of(request), site)
         result = await self._catalog.list(
             filters,
             artifacts_only=True,

@@ -11,6 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from gateway.api.params import (
+    BUILD_ID_PATTERN,
+    CURSOR_PATTERN,
+    DATE_PATTERN,
+    MAX_BUILD_IDS,
+    MAX_JSON_DEPTH,
+    MAX_LIMIT,
+    MAX_TEXT_LENGTH,
+    META_FIELD_PATTERN,
+    SITE_PATTERN,
+    TEXT_PATTERN,
+)
+from policy.catalog import MAX_CURSOR_LENGTH
+from policy.policies import MAXIMUM
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -64,26 +79,36 @@ def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> d
     }
 
 
-_SITE = _param("site", "path", "The site id (the bucket name).", {"type": "string"})
+_SITE_ID = {"type": "string", "pattern": SITE_PATTERN}
+_BUILD_ID = {"type": "string", "pattern": BUILD_ID_PATTERN}
+#: Filter values, statuses and actions: no control characters, bounded.
+_TEXT = {"type": "string", "pattern": TEXT_PATTERN, "maxLength": MAX_TEXT_LENGTH}
+_DATE = {"type": "string", "pattern": DATE_PATTERN}
+_DATE_RANGE = (
+    " A real calendar date between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z once in UTC."
+)
+_SITE = _param("site", "path", "The site id (the bucket name).", _SITE_ID)
 _BUILD = _param(
-    "build_id", "path", "The build id: the artifact is builds/<build_id>.<ext>.", {"type": "string"}
+    "build_id", "path", "The build id: the artifact is builds/<build_id>.<ext>.", _BUILD_ID
 )
 _FILTERS = [
     _param(
         "created_from",
         "query",
-        "Only artifacts created at or after this ISO 8601 time (UTC if no offset).",
-        {"type": "string"},
+        "Only artifacts created at or after this ISO 8601 date or time (UTC if no offset)."
+        + _DATE_RANGE,
+        _DATE,
     ),
     _param(
         "created_to",
         "query",
-        "Only artifacts created before this ISO 8601 time (UTC if no offset).",
-        {"type": "string"},
+        "Only artifacts created before this ISO 8601 date or time (UTC if no offset); "
+        "after created_from." + _DATE_RANGE,
+        _DATE,
     ),
-    _param("status", "query", "Only artifacts with this status.", {"type": "string"}),
-    _param("action", "query", "Only artifacts with this action.", {"type": "string"}),
-    _param("creator", "query", "Only artifacts uploaded by this creator.", {"type": "string"}),
+    _param("status", "query", "Only artifacts with this status.", _TEXT),
+    _param("action", "query", "Only artifacts with this action.", _TEXT),
+    _param("creator", "query", "Only artifacts uploaded by this creator.", _TEXT),
     _param(
         "pinned", "query", "Only pinned (true) or unpinned (false) artifacts.",
         {"type": "string", "enum": ["true", "false"]},
@@ -97,13 +122,15 @@ _FILTERS = [
         {"type": "string", "enum": ["asc", "desc"]},
     ),
     _param(
-        "limit", "query", "Page size (default 100).",
-        {"type": "integer", "minimum": 1, "maximum": 1000},
+        "limit", "query", "Page size (default 100), ASCII digits.",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
     ),
     _param(
         "cursor", "query",
-        "The next_cursor of the previous page, with the same sort and order.",
-        {"type": "string"},
+        "The next_cursor of the previous page, with the same sort and order; opaque: a "
+        "cursor that is malformed, or carries values no artifact could have, is 400 "
+        "InvalidCursor.",
+        {"type": "string", "maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},
     ),
     {
         "name": "If-None-Match",
@@ -114,7 +141,7 @@ _FILTERS = [
     },
 ]  # fmt: skip
 _SEARCH = [
-    _param("site", "query", "Only artifacts of this site.", {"type": "string"}),
+    _param("site", "query", "Only artifacts of this site.", _SITE_ID),
     {
         "name": "meta",
         "in": "query",
@@ -122,8 +149,13 @@ _SEARCH = [
         "style": "deepObject",
         "explode": True,
         "description": "meta.<field>=<value>: user metadata (x-amz-meta-<field>) must equal "
-        "the value; several fields must all match.",
-        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "the value; several fields must all match. A field name is an HTTP header token, "
+        "matched case-insensitively.",
+        "schema": {
+            "type": "object",
+            "propertyNames": {"pattern": META_FIELD_PATTERN},
+            "additionalProperties": _TEXT,
+        },
     },
 ]
 
@@ -194,19 +226,28 @@ _ARTIFACT_PROPERTIES: dict[str, Any] = {
         "description": "User metadata (x-amz-meta-*) without the prefix.",
     },
 }
+
+
+def _bounded(kind: str, field: str) -> dict[str, Any]:
+    return _nullable(kind, minimum=0, maximum=MAXIMUM[field])
+
+
 _POLICY_PROPERTIES: dict[str, Any] = {
-    "max_object_size": _nullable("integer", minimum=0),
-    "quota_bytes": _nullable("integer", minimum=0),
-    "quota_artifacts": _nullable("integer", minimum=0),
-    "retention_keep_last": _nullable("integer", minimum=0),
-    "retention_days": _nullable("integer", minimum=0),
+    "max_object_size": _bounded("integer", "max_object_size"),
+    "quota_bytes": _bounded("integer", "quota_bytes"),
+    "quota_artifacts": _bounded("integer", "quota_artifacts"),
+    "retention_keep_last": _bounded("integer", "retention_keep_last"),
+    "retention_days": _bounded("integer", "retention_days"),
     "validate_archives": {"type": "boolean"},
-    "required_member": _nullable("string"),
-    "max_members": _nullable("integer", minimum=0),
-    "max_uncompressed_bytes": _nullable("integer", minimum=0),
-    "max_compression_ratio": _nullable("number", minimum=0),
+    "required_member": _nullable("string", pattern="^[^\\u0000]*$"),
+    "max_members": _bounded("integer", "max_members"),
+    "max_uncompressed_bytes": _bounded("integer", "max_uncompressed_bytes"),
+    "max_compression_ratio": _bounded("number", "max_compression_ratio"),
 }
-_RULES = {"keep_last": _nullable("integer", minimum=0), "days": _nullable("integer", minimum=0)}
+_RULES = {
+    "keep_last": _bounded("integer", "retention_keep_last"),
+    "days": _bounded("integer", "retention_days"),
+}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": _object(
@@ -230,9 +271,9 @@ _SCHEMAS: dict[str, Any] = {
         {
             "build_ids": {
                 "type": "array",
-                "items": {"type": "string"},
+                "items": _BUILD_ID,
                 "minItems": 1,
-                "maxItems": 1000,
+                "maxItems": MAX_BUILD_IDS,
             }
         }
     ),
@@ -240,9 +281,9 @@ _SCHEMAS: dict[str, Any] = {
         {
             "build_ids": {
                 "type": "array",
-                "items": {"type": "string"},
+                "items": _BUILD_ID,
                 "minItems": 1,
-                "maxItems": 1000,
+                "maxItems": MAX_BUILD_IDS,
             },
             "force": {"type": "boolean", "description": "delete pinned builds too"},
         },
@@ -268,8 +309,8 @@ _SCHEMAS: dict[str, Any] = {
     "ArtifactUpdate": {
         **_object(
             {
-                "status": {"type": "string", "minLength": 1},
-                "action": {"type": "string", "minLength": 1},
+                "status": {**_TEXT, "minLength": 1},
+                "action": {**_TEXT, "minLength": 1},
             },
             required=[],
         ),
@@ -528,7 +569,10 @@ OPENAPI: Final[dict[str, Any]] = {
         "description": "Build artifacts (builds/<build_id>.<ext> in a site's bucket): list, "
         "search, inspect, pin, delete and download them; per-site usage, retention and "
         'policy overrides. Errors are {"error": {"code", "message"}}. Responses over '
-        "1 KiB are gzip-compressed when the client accepts it (tars never are).",
+        "1 KiB are gzip-compressed when the client accepts it (tars never are). Request "
+        "bodies are I-JSON (RFC 7493): UTF-8, no lone surrogates, no U+0000, no NaN or "
+        f"Infinity, at most {MAX_JSON_DEPTH} levels deep, at most 1 MiB; anything else is "
+        "400 MalformedJSON.",
     },
     "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
     "servers": [{"url": "/_pagewright/v1"}],

@@ -10,11 +10,15 @@ from lxml import etree
 
 from gateway import s3xml
 from gateway.errors import S3Error
+from gateway.numbers import int_argument
 from gateway.request import S3Request
+from translators.multipart import MAX_PART_NUMBER
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _CANNED_PRIVATE = frozenset({"private", "bucket-owner-full-control"})
+#: S3 reads its integer query parameters as 32-bit signed integers.
+INT32_MAX = 2**31 - 1
 
 
 def owner_id(principal: str) -> str:
@@ -62,19 +66,27 @@ def require_private_acl(headers: Mapping[str, str]) -> None:
 
 
 def int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter clamped to ``high``; ``InvalidArgument`` outside ``low``."""
+    """An integer query parameter clamped to ``high``, as S3 clamps ``max-keys``;
+    ``InvalidArgument`` when it is not a number or outside ``low``..2^31-1."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise S3Error(
-            "InvalidArgument",
-            f"Provided {name} not an integer or within integer range",
-            ArgumentName=name,
-            ArgumentValue=raw,
-        )
+    value = int_argument(
+        name,
+        raw,
+        low=low,
+        high=INT32_MAX,
+        message=f"Provided {name} not an integer or within integer range",
+    )
     return min(value, high)
+
+
+def part_number(raw: str) -> int:
+    """The ``partNumber`` query parameter: 1 to 10,000, else ``InvalidArgument``."""
+    return int_argument(
+        "partNumber",
+        raw,
+        low=1,
+        high=MAX_PART_NUMBER,
+        message="Part number must be an integer between 1 and 10000, inclusive",
+    )

@@ -18,9 +18,10 @@ from lxml import etree
 
 from gateway import s3xml
 from gateway.errors import S3Error
+from gateway.numbers import NumberError, decimal
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
-from policy.policies import PolicyResolver
+from policy.policies import MAX_RETENTION_DAYS, PolicyResolver
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 #: The prefix under which build artifacts live; the one non-empty filter accepted.
@@ -124,11 +125,15 @@ def parse_lifecycle(body: bytes) -> ExpirationRule:
             raise _unsupported(f"Expiration {_local(node)}")
     days_node = _child(expiration, "Days")
     days_text = "" if days_node is None else (days_node.text or "").strip()
-    if not days_text.isdigit() or int(days_text) < 1:
-        raise _invalid("Expiration Days must be a positive whole number of days.")
+    try:
+        days = decimal(days_text, low=1, high=MAX_RETENTION_DAYS)
+    except NumberError:
+        raise _invalid(
+            f"Expiration Days must be a whole number of days from 1 to {MAX_RETENTION_DAYS}."
+        ) from None
     rule_id = _child(rule, "ID")
     return ExpirationRule(
-        days=int(days_text),
+        days=days,
         rule_id=(rule_id.text or "").strip() or DEFAULT_RULE_ID
         if rule_id is not None
         else DEFAULT_RULE_ID,

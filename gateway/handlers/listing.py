@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable
-from urllib.parse import quote
 
 from gateway.errors import S3Error
 from gateway.handlers.common import int_param, owner_id
 from gateway.request import S3Request
 from gateway.responses import Reply
-from gateway.s3xml import iso8601
+from gateway.s3xml import iso8601, url_encode
 from gateway.xmlwriter import XmlWriter, escape
 from translators.base import ListPage, ListQuery
 
@@ -20,6 +18,10 @@ MAX_KEYS = 1000
 
 
 def url_encoder(req: S3Request) -> Callable[[str], str]:
+    """``encoding-type=url``: values URL-encoded. Without it, values go as they are, except
+    that one holding a character XML 1.0 cannot carry is URL-encoded on its own (by the
+    XML writer: see gateway.s3xml), so that every other key of the page stays exact for
+    clients that did not ask for encoding (rclone's default) and the reply stays XML."""
     encoding = req.query.get("encoding-type")
     if encoding is None:
         return lambda value: value
@@ -30,15 +32,7 @@ def url_encoder(req: S3Request) -> Callable[[str], str]:
             ArgumentName="encoding-type",
             ArgumentValue=encoding,
         )
-    return _url_encode
-
-
-_URL_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")
-
-
-def _url_encode(value: str) -> str:
-    """``encoding-type=url``: percent-encode all but unreserved characters and ``/``."""
-    return value if _URL_SAFE.fullmatch(value) else quote(value, safe="/")
+    return url_encode
 
 
 def encode_token(start_after: str) -> str:
@@ -47,7 +41,7 @@ def encode_token(start_after: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8", "surrogatepass")
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError) as exc:
         raise S3Error(
             "InvalidArgument",

@@ -7,7 +7,7 @@ from typing import cast
 
 from gateway import checksums, s3xml
 from gateway.errors import S3Error
-from gateway.handlers.common import int_param, owner_element, require_private_acl
+from gateway.handlers.common import int_param, owner_element, part_number, require_private_acl
 from gateway.handlers.listing import url_encoder
 from gateway.handlers.objects import (
     check_size,
@@ -16,6 +16,7 @@ from gateway.handlers.objects import (
     write_conditions,
 )
 from gateway.headers import write_metadata
+from gateway.numbers import saturating_decimal
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, quote_etag, xml_reply
 from gateway.streams import HashingPayload
@@ -24,7 +25,7 @@ from translators.multipart import resolve_checksum_type
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 MAX_PART_SIZE = 5 * 1024**3
-_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+_COPY_RANGE = re.compile(r"^bytes=([0-9]+)-([0-9]+)$")
 
 
 def _upload_headers(upload: UploadInfo) -> list[tuple[str, str]]:
@@ -69,15 +70,7 @@ async def create_multipart_upload(req: S3Request) -> Reply:
 
 
 def _part_number(req: S3Request) -> int:
-    raw = req.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
-        raise S3Error(
-            "InvalidArgument",
-            "Part number must be an integer between 1 and 10000, inclusive",
-            ArgumentName="partNumber",
-            ArgumentValue=raw,
-        )
-    return int(raw)
+    return part_number(req.query.get("partNumber", ""))
 
 
 async def _upload(req: S3Request) -> UploadInfo:
@@ -105,7 +98,9 @@ async def upload_part_copy(req: S3Request) -> Reply:
     raw_range = req.headers.get("x-amz-copy-source-range")
     if raw_range is not None:
         match = _COPY_RANGE.match(raw_range.strip())
-        if match is None or int(match.group(2)) < int(match.group(1)):
+        first = saturating_decimal(match.group(1)) if match else 0
+        last = saturating_decimal(match.group(2)) if match else -1
+        if last < first:
             raise S3Error(
                 "InvalidArgument",
                 "The x-amz-copy-source-range value must be of the form "
@@ -114,7 +109,7 @@ async def upload_part_copy(req: S3Request) -> Reply:
                 ArgumentName="x-amz-copy-source-range",
                 ArgumentValue=raw_range,
             )
-        spec = RangeSpec(int(match.group(1)), int(match.group(2)))
+        spec = RangeSpec(first, last)
     _, result = await open_copy_source(req, spec)
     if (
         spec is not None

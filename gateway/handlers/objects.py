@@ -11,7 +11,8 @@ from lxml import etree
 
 from gateway import checksums, s3xml
 from gateway.errors import S3Error
-from gateway.handlers.common import require_private_acl
+from gateway.handlers.common import INT32_MAX, require_private_acl
+from gateway.handlers.common import part_number as parse_part_number
 from gateway.headers import (
     apply_overrides,
     check_preconditions,
@@ -19,6 +20,7 @@ from gateway.headers import (
     parse_range,
     write_metadata,
 )
+from gateway.numbers import int_argument
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, http_date, quote_etag, xml_reply
 from gateway.streams import HashingPayload
@@ -30,6 +32,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
+from translators.multipart import MAX_PART_NUMBER
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 _CHECKSUM_HEADER_PREFIX = "x-amz-checksum-"
@@ -48,10 +51,11 @@ def check_version_id(query: Mapping[str, str]) -> None:
 
 
 def declared_length(req: S3Request) -> int | None:
+    """The announced body length; ``InvalidArgument`` for one that is not a number."""
     for name in ("x-amz-decoded-content-length", "content-length"):
         value = req.headers.get(name)
-        if value is not None and value.isdigit():
-            return int(value)
+        if value is not None:
+            return int_argument(name, value.strip())
     return None
 
 
@@ -121,16 +125,7 @@ async def put_object(req: S3Request) -> Reply:
 async def _open(req: S3Request) -> tuple[GetResult, int | None]:
     check_version_id(req.query)
     part = req.query.get("partNumber")
-    part_number = None
-    if part is not None:
-        if not part.isdigit() or not 1 <= int(part) <= 10000:
-            raise S3Error(
-                "InvalidArgument",
-                "Part number must be an integer between 1 and 10000, inclusive",
-                ArgumentName="partNumber",
-                ArgumentValue=part,
-            )
-        part_number = int(part)
+    part_number = None if part is None else parse_part_number(part)
     spec = parse_range(req.headers.get("range"))
     if spec is not None and part_number is not None:
         raise S3Error(
@@ -240,7 +235,16 @@ def parse_copy_source(value: str) -> CopySource:
             ArgumentName="x-amz-copy-source",
             ArgumentValue=value,
         )
-    bucket, slash, key = unquote(path).lstrip("/").partition("/")
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid copy source encoding",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=value,
+        ) from None
+    bucket, slash, key = decoded.lstrip("/").partition("/")
     if not bucket or not slash or not key:
         raise S3Error(
             "InvalidArgument",
@@ -330,8 +334,19 @@ async def get_object_attributes(req: S3Request) -> Reply:
     if "Checksum" in wanted and info.checksums:
         root.append(G("Checksum", checksum_elements(info)))
     if "ObjectParts" in wanted and info.parts:
-        marker = int(req.headers.get("x-amz-part-number-marker", "0") or 0)
-        max_parts = min(int(req.headers.get("x-amz-max-parts", "1000") or 1000), 1000)
+        marker = int_argument(
+            "x-amz-part-number-marker",
+            req.headers.get("x-amz-part-number-marker", "0") or "0",
+            high=MAX_PART_NUMBER,
+        )
+        max_parts = min(
+            int_argument(
+                "x-amz-max-parts",
+                req.headers.get("x-amz-max-parts", "1000") or "1000",
+                high=INT32_MAX,
+            ),
+            1000,
+        )
         remaining = [p for p in info.parts if p.part_number > marker]
         page = remaining[:max_parts]
         truncated = len(remaining) > max_parts
