@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from gateway.cli_parser import add_command, add_commands
 from gateway.settings import SettingsError, load_settings
 from policy.catalog import ApiKeyInfo, SqlCatalog
 from policy.credentials import ROOT_PRINCIPAL
@@ -27,13 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--catalog-url",
         help="catalog database URL (default: sqlite:///<data-dir>/catalog.sqlite3)",
     )
-    actions = parser.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", parents=[common], help="create a key and print it (once)")
+    actions = add_commands(parser, "action")
+    create = add_command(actions, "create", "create a key and print it (once)", parents=[common])
     create.add_argument("--principal", default=ROOT_PRINCIPAL, help="owner (default root)")
-    listing = actions.add_parser("list", parents=[common], help="list keys (ids, never secrets)")
+    listing = add_command(actions, "list", "list keys (ids, never secrets)", parents=[common])
     listing.add_argument("--principal", help="only this principal's keys")
-    revoke = actions.add_parser("revoke", parents=[common], help="delete a key by id")
-    revoke.add_argument("key_id")
+    revoke = add_command(actions, "revoke", "delete a key by id", parents=[common])
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the id 'api-key list' shows")
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
