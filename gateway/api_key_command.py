@@ -1,8 +1,10 @@
 """``pagewright-gateway api-key create|list|revoke``: manage artifact API keys.
 
 Works on the catalog database directly (the same settings as ``serve``: ``--config``,
-``PWG_*``, flags), so it needs no running gateway. ``create`` prints the new key once; only
-its SHA-256 is stored. Keys belong to the principals of the S3 credentials (``root`` today).
+``PWG_*``, flags), so it needs no running gateway, but it needs the gateway's catalog: one
+that does not exist yet is an error, never a new catalog the gateway would not read.
+``create`` prints the new key once; only its SHA-256 is stored. Keys belong to the
+principals of the S3 credentials (``root`` today).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from gateway.cli_parser import add_command, add_commands
 from gateway.settings import SettingsError, load_settings
+from gateway.storage_command import require_catalog
 from policy.catalog import ApiKeyInfo, SqlCatalog
 from policy.credentials import ROOT_PRINCIPAL
 
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             environ=environ,
             overrides={"data_dir": args.data_dir, "catalog_url": args.catalog_url},
         )
+        require_catalog(settings)
     except SettingsError as error:
         print(f"pagewright-gateway api-key: {error}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from gateway.storage_command import add_storage_arguments, open_storage
 from policy.catalog import SqlCatalog
 from policy.reindex import ReindexReport, reindex
 from translators.base import Backend
+from translators.config import BackendConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings, backend = storage
     try:
         report = asyncio.run(_reindex(settings, backend, args.bucket))
+    except BackendConfigError as error:
+        print(f"pagewright-gateway reindex: {error}", file=sys.stderr)
+        return 2
     except S3Error as error:
         print(f"pagewright-gateway reindex: {error}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -282,4 +283,5 @@ def test_serve_on_an_empty_data_dir_and_round_trip(installed: Installation, tmp_
     finally:
         process.terminate()
         process.wait()
-    assert process.returncode == 0, log.read_text()
+    # uvicorn shuts down gracefully, then ends with the signal it was stopped by.
+    assert process.returncode in (0, -signal.SIGTERM), log.read_text()

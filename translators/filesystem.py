@@ -58,6 +58,11 @@ _DATABASE: Final = "catalogue.sqlite3"
 _OPEN_ATTEMPTS: Final = 5
 
 
+def holds_store(root: Path) -> bool:
+    """Whether ``root`` holds a filesystem store (its catalogue exists); creates nothing."""
+    return (root / _DATABASE).is_file()
+
+
 class FilesystemBackend:
     """A :class:`translators.base.Backend` storing everything under ``root``.
 

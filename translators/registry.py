@@ -6,13 +6,27 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from translators.base import Backend
-from translators.config import BackendSpec
-from translators.filesystem import FilesystemBackend
+from translators.config import BackendConfigError, BackendSpec
+from translators.filesystem import FilesystemBackend, holds_store
 
 
-def create_backend(spec: BackendSpec, environ: Mapping[str, str]) -> Backend:
-    """The translator for ``spec``; SDK settings come from ``environ`` (the process env)."""
+def create_backend(
+    spec: BackendSpec, environ: Mapping[str, str], *, must_exist: bool = False
+) -> Backend:
+    """The translator for ``spec``; SDK settings come from ``environ`` (the process env).
+
+    A filesystem store that does not exist yet is created when it starts (the gateway's
+    first start), unless ``must_exist`` (commands that read a store): then a directory
+    without a store is refused here with :class:`BackendConfigError`, before anything is
+    created. Remote translators refuse a missing bucket or container when they start,
+    unless their URL says ``create=true``.
+    """
     if spec.scheme == "file":
+        if must_exist and not holds_store(Path(spec.container)):
+            raise BackendConfigError(
+                f"{spec.redacted()} holds no gateway storage; point --data-dir, --backend "
+                "or --config at the gateway's data"
+            )
         return FilesystemBackend(Path(spec.container))
     if spec.scheme == "gcs":
         from translators.gcs import GCSBackend
