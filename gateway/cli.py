@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import sys
 from collections.abc import Mapping
 from importlib import metadata
@@ -132,6 +133,20 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> int:
     return 0 if server.started else 1
 
 
+def check_tls_files(settings: Settings) -> None:
+    """SettingsError unless the configured TLS certificate and key load (when TLS is on)."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return
+    files = f"TLS certificate {settings.tls_cert_file} with key {settings.tls_key_file}"
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except ssl.SSLError as error:
+        raise SettingsError(f"{files}: not a PEM certificate (chain) and its key") from error
+    except OSError as error:
+        raise SettingsError(f"{files}: {error.strerror or error}") from error
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; the exit status. A reader that closes stdout early (``... |
     head``) ends the command quietly with status 1 (as ``rich`` output does)."""
@@ -176,6 +191,7 @@ def _run(argv: list[str] | None) -> int:
                 "tls_key_file": args.tls_key,
             },
         )
+        check_tls_files(settings)
     except SettingsError as error:
         print(f"pagewright-gateway: {error}", file=sys.stderr)
         return 2

@@ -252,6 +252,19 @@ def test_log_settings_are_checked(
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize("problem", ["missing", "not PEM"])
+def test_unusable_tls_files_are_configuration_errors(problem: str, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    if problem == "not PEM":
+        cert.write_text("not a certificate\n")
+        key.write_text("not a key\n")
+    done = _cli("serve", "--tls-cert", str(cert), "--tls-key", str(key), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"pagewright-gateway: TLS certificate {cert} with key {key}")
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.fixture(scope="module")
 def artifact_site(gateway: GatewayServer) -> tuple[str, str]:
     """A site with many artifacts on the session gateway, and an API key for it."""
