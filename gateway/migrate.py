@@ -59,7 +59,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.config import BackendConfigError, parse_backend_url
+from translators.config import BackendConfigError, NoStoreError, parse_backend_url
 from translators.registry import create_backend
 
 PRINCIPAL: Final = "migrate"
@@ -738,6 +738,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             raise BackendConfigError("--from and --to are the same")
         source = create_backend(source_spec, environ, must_exist=True)
         target = create_backend(target_spec, environ)
+    except NoStoreError as error:
+        print(f"pagewright-gateway migrate: --from {error}", file=sys.stderr)
+        return 2
     except (BackendConfigError, NotImplementedError) as error:
         print(f"pagewright-gateway migrate: {error}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from pathlib import Path
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.catalog_probe import CatalogUnreachable, catalog_exists, describe
 from translators.base import Backend
-from translators.config import BackendConfigError, parse_backend_url
+from translators.config import BackendConfigError, NoStoreError, parse_backend_url
 from translators.registry import create_backend
 
 
@@ -56,6 +56,10 @@ def open_storage(
         if need_catalog:
             require_catalog(settings)
         return settings, backend
+    except NoStoreError as error:
+        hint = "point --data-dir, --backend or --config at the gateway's data"
+        print(f"pagewright-gateway {command}: {error}; {hint}", file=sys.stderr)
+        return None
     except (SettingsError, BackendConfigError, NotImplementedError) as error:
         print(f"pagewright-gateway {command}: {error}", file=sys.stderr)
         return None

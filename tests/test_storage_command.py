@@ -102,10 +102,7 @@ def test_migrate_from_a_missing_source_creates_nothing(
     )
     err = capsys.readouterr().err
     assert status == 2
-    assert err == (
-        f"pagewright-gateway migrate: file://{source} holds no gateway storage; point "
-        "--data-dir, --backend or --config at the gateway's data\n"
-    )
+    assert err == f"pagewright-gateway migrate: --from file://{source} holds no gateway storage\n"
     assert _tree(tmp_path) == []
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from translators.base import Backend
-from translators.config import BackendConfigError, BackendSpec
+from translators.config import BackendSpec, NoStoreError
 from translators.filesystem import FilesystemBackend, holds_store
 
 
@@ -17,16 +17,13 @@ def create_backend(
 
     A filesystem store that does not exist yet is created when it starts (the gateway's
     first start), unless ``must_exist`` (commands that read a store): then a directory
-    without a store is refused here with :class:`BackendConfigError`, before anything is
+    without a store is refused here with :class:`NoStoreError`, before anything is
     created. Remote translators refuse a missing bucket or container when they start,
     unless their URL says ``create=true``.
     """
     if spec.scheme == "file":
         if must_exist and not holds_store(Path(spec.container)):
-            raise BackendConfigError(
-                f"{spec.redacted()} holds no gateway storage; point --data-dir, --backend "
-                "or --config at the gateway's data"
-            )
+            raise NoStoreError(f"{spec.redacted()} holds no gateway storage")
         return FilesystemBackend(Path(spec.container))
     if spec.scheme == "gcs":
         from translators.gcs import GCSBackend
