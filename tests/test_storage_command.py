@@ -156,3 +156,33 @@ def test_a_missing_remote_bucket_is_refused(
     assert err.startswith(f"pagewright-gateway {command}: ")
     assert "'no-such-bucket' does not exist" in err
     assert "Traceback" not in err
+
+
+def test_store_commands_leave_a_running_gateways_writes_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    storage = data / "storage"
+    with running_gateway(data):
+        # What an upload in flight leaves for a moment: a temp file being written, and a
+        # blob renamed into place whose row is not committed yet.
+        in_flight = storage / "tmp" / "upload-in-flight"
+        in_flight.write_bytes(b"half an upload")
+        renamed = storage / "blobs" / "ab" / "ab0123456789-not-committed-yet"
+        renamed.write_bytes(b"a whole upload")
+        commands = [
+            ["verify", "--data-dir", str(data)],
+            ["reindex", "--data-dir", str(data)],
+            [
+                "migrate",
+                "--no-progress",
+                "--from",
+                f"file://{storage}",
+                "--to",
+                f"file://{tmp_path}/copy",
+            ],
+        ]
+        for command in commands:
+            assert main(command) == 0, capsys.readouterr().err
+            assert in_flight.read_bytes() == b"half an upload", command[0]
+            assert renamed.read_bytes() == b"a whole upload", command[0]

@@ -24,7 +24,8 @@ def create_backend(
     if spec.scheme == "file":
         if must_exist and not holds_store(Path(spec.container)):
             raise NoStoreError(f"{spec.redacted()} holds no gateway storage")
-        return FilesystemBackend(Path(spec.container))
+        # A command's store may be a running gateway's: its start must not clean up.
+        return FilesystemBackend(Path(spec.container), housekeeping=not must_exist)
     if spec.scheme == "gcs":
         from translators.gcs import GCSBackend
 
