@@ -15,6 +15,7 @@ USER pagewright
 ENV PWG_DATA_DIR=/data PWG_ADDRESS=0.0.0.0:9000
 VOLUME ["/data"]
 EXPOSE 9000
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:9000/_pagewright/healthz')" || exit 1
+# Probes the address the gateway listens on (PWG_ADDRESS, PWG_TLS_*), on loopback.
+HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-m", "gateway.healthcheck"]
 ENTRYPOINT ["pagewright-gateway"]
 CMD ["serve"]

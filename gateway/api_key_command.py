@@ -1,8 +1,10 @@
 """``pagewright-gateway api-key create|list|revoke``: manage artifact API keys.
 
 Works on the catalog database directly (the same settings as ``serve``: ``--config``,
-``PWG_*``, flags), so it needs no running gateway. ``create`` prints the new key once; only
-its SHA-256 is stored. Keys belong to the principals of the S3 credentials (``root`` today).
+``PWG_*``, flags), so it needs no running gateway, but it needs the gateway's catalog: one
+that does not exist yet is an error, never a new catalog the gateway would not read.
+``create`` prints the new key once; only its SHA-256 is stored. Keys belong to the
+principals of the S3 credentials (``root`` today).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from gateway.cli_parser import add_command, add_commands
 from gateway.settings import SettingsError, load_settings
+from gateway.storage_command import require_catalog
 from policy.catalog import ApiKeyInfo, SqlCatalog
 from policy.credentials import ROOT_PRINCIPAL
 
@@ -27,13 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--catalog-url",
         help="catalog database URL (default: sqlite:///<data-dir>/catalog.sqlite3)",
     )
-    actions = parser.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", parents=[common], help="create a key and print it (once)")
+    actions = add_commands(parser, "action")
+    create = add_command(actions, "create", "create a key and print it (once)", parents=[common])
     create.add_argument("--principal", default=ROOT_PRINCIPAL, help="owner (default root)")
-    listing = actions.add_parser("list", parents=[common], help="list keys (ids, never secrets)")
+    listing = add_command(actions, "list", "list keys (ids, never secrets)", parents=[common])
     listing.add_argument("--principal", help="only this principal's keys")
-    revoke = actions.add_parser("revoke", parents=[common], help="delete a key by id")
-    revoke.add_argument("key_id")
+    revoke = add_command(actions, "revoke", "delete a key by id", parents=[common])
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the id 'api-key list' shows")
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -44,6 +48,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             environ=environ,
             overrides={"data_dir": args.data_dir, "catalog_url": args.catalog_url},
         )
+        require_catalog(settings)
     except SettingsError as error:
         print(f"pagewright-gateway api-key: {error}", file=sys.stderr)
         return 2

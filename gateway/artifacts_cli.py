@@ -34,6 +34,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gateway.cli_parser import add_command, add_commands
 from gateway.numbers import MAX_DIGITS, is_decimal
 
 API_PATH = "/_pagewright/v1"
@@ -56,12 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--endpoint", help="gateway URL (default $PWG_ENDPOINT)")
     common.add_argument("--api-key", help="API key (default $PWG_API_KEY)")
     common.add_argument("--json", action="store_true", help="print the API's JSON")
-    commands = parser.add_subparsers(dest="artifacts_command", required=True)
+    commands = add_commands(parser, "artifacts_command")
 
     def command(name: str, help_text: str, *, site: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=help_text)
+        sub = add_command(commands, name, help_text, parents=[common])
         if site:
-            sub.add_argument("site")
+            sub.add_argument("site", metavar="SITE", help="the site (its bucket name)")
         return sub
 
     listing = command("list", "list a site's artifacts")
@@ -76,18 +77,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="user metadata that must match (repeatable)",
     )
     _add_listing_options(search)
-    command("show", "one artifact's metadata").add_argument("build_id")
-    command("pin", "pin an artifact (retention keeps it)").add_argument("build_id")
-    command("unpin", "unpin an artifact").add_argument("build_id")
+    _add_build_id(command("show", "one artifact's metadata"))
+    _add_build_id(command("pin", "pin an artifact (retention keeps it)"))
+    _add_build_id(command("unpin", "unpin an artifact"))
     update = command("set", "set an artifact's status and/or action")
-    update.add_argument("build_id")
-    update.add_argument("--status")
-    update.add_argument("--action")
+    _add_build_id(update)
+    update.add_argument("--status", help="the new status, e.g. success")
+    update.add_argument("--action", help="the new action, e.g. deploy")
     delete = command("delete", "delete builds (pinned ones need --force)")
-    delete.add_argument("build_ids", nargs="+", metavar="build_id")
+    delete.add_argument("build_ids", nargs="+", metavar="BUILD_ID", help="builds to delete")
     delete.add_argument("--force", action="store_true", help="delete pinned builds too")
     download = command("download", "download builds as one tar file")
-    download.add_argument("build_ids", nargs="+", metavar="build_id")
+    download.add_argument("build_ids", nargs="+", metavar="BUILD_ID", help="builds to download")
     download.add_argument("-o", "--output", type=Path, help="tar file (default <site>.tar)")
     download.add_argument("--no-progress", action="store_true", help="no progress bar")
     command("usage", "a site's usage and quotas")
@@ -105,17 +106,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_build_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("build_id", metavar="BUILD_ID", help="the build (builds/BUILD_ID.tar.gz)")
+
+
 def _add_listing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--status")
-    parser.add_argument("--action")
-    parser.add_argument("--creator")
+    parser.add_argument("--status", help="only artifacts with this status")
+    parser.add_argument("--action", help="only artifacts with this action")
+    parser.add_argument("--creator", help="only artifacts uploaded by this principal")
     pinned = parser.add_mutually_exclusive_group()
-    pinned.add_argument("--pinned", action="store_const", const="true", dest="pinned")
-    pinned.add_argument("--unpinned", action="store_const", const="false", dest="pinned")
+    pinned.add_argument(
+        "--pinned", action="store_const", const="true", dest="pinned", help="only pinned ones"
+    )
+    pinned.add_argument(
+        "--unpinned", action="store_const", const="false", dest="pinned", help="only unpinned"
+    )
     parser.add_argument("--created-from", help="ISO 8601 date or time (inclusive)")
     parser.add_argument("--created-to", help="ISO 8601 date or time (exclusive)")
-    parser.add_argument("--sort", choices=("created_at", "size", "build_id", "key"))
-    parser.add_argument("--order", choices=("asc", "desc"))
+    parser.add_argument(
+        "--sort", choices=("created_at", "size", "build_id", "key"), help="sort by this field"
+    )
+    parser.add_argument("--order", choices=("asc", "desc"), help="ascending or descending")
     parser.add_argument("--limit", type=int, help="page size (1..1000)")
     parser.add_argument("--cursor", help="continue after an earlier page")
     parser.add_argument("--all", action="store_true", help="follow cursors to the last page")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import sys
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 import uvicorn
@@ -20,6 +22,7 @@ from gateway import (
     verify_command,
 )
 from gateway.app import Gateway
+from gateway.cli_parser import CommandParser, add_command, add_commands
 from gateway.http_protocol import bounded_protocol
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
@@ -27,17 +30,34 @@ from policy.stack import build_stack
 from translators.config import BackendConfigError, parse_backend_url
 from translators.registry import create_backend
 
+DESCRIPTION = (
+    "PageWright Gateway: an S3-compatible gateway for static-site build artifacts. "
+    "'pagewright-gateway serve' starts it; each command's --help lists its options. "
+    "Settings come from --config FILE, PWG_* environment variables and these flags."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pagewright-gateway", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the S3 endpoint")
+    parser = CommandParser(prog="pagewright-gateway", description=DESCRIPTION)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {metadata.version('pagewright-gateway')}",
+        help="print the version and exit",
+    )
+    commands = add_commands(parser, "command")
+    serve = add_command(commands, "serve", "run the S3 endpoint")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument("--data-dir", help="where objects are stored (default ./data)")
     serve.add_argument(
         "--backend",
         help="storage URL: file:///path, s3://bucket[/prefix], azure://container[/prefix], "
         "gcs://bucket[/prefix] (default: file://<data-dir>/storage)",
+    )
+    serve.add_argument(
+        "--catalog-url",
+        help="catalog database URL, e.g. postgresql://user@host/db "
+        "(default: sqlite:///<data-dir>/catalog.sqlite3)",
     )
     serve.add_argument("--address", help="HOST:PORT to listen on (default 127.0.0.1:9000)")
     serve.add_argument("--region", help="the region clients sign for (default us-east-1)")
@@ -47,29 +67,29 @@ def _parser() -> argparse.ArgumentParser:
         dest="domains",
         help="enable virtual-hosted-style requests under this domain (repeatable)",
     )
-    serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     migrate.add_arguments(
-        commands.add_parser("migrate", help="copy buckets from one backend URL to another")
+        add_command(commands, "migrate", "copy buckets from one backend URL to another")
     )
     reindex_command.add_arguments(
-        commands.add_parser("reindex", help="rebuild the catalog from the backend")
+        add_command(commands, "reindex", "rebuild the catalog from the backend")
     )
     verify_command.add_arguments(
-        commands.add_parser("verify", help="re-hash stored artifacts against their SHA256")
+        add_command(commands, "verify", "re-hash stored artifacts against their SHA256")
     )
     api_key_command.add_arguments(
-        commands.add_parser("api-key", help="create, list or revoke artifact API keys")
+        add_command(commands, "api-key", "create, list or revoke artifact API keys")
     )
     artifacts_cli.add_arguments(
-        commands.add_parser("artifacts", help="the artifact API of a running gateway")
+        add_command(commands, "artifacts", "the artifact API of a running gateway")
     )
     backup_command.add_backup_arguments(
-        commands.add_parser("backup", help="save the catalog's own state to a file")
+        add_command(commands, "backup", "save the catalog's own state to a file")
     )
     backup_command.add_restore_arguments(
-        commands.add_parser("restore", help="load a catalog backup into an empty catalog")
+        add_command(commands, "restore", "load a catalog backup into an empty catalog")
     )
     return parser
 
@@ -129,7 +149,37 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> int:
     return 0 if server.started else 1
 
 
+def check_tls_files(settings: Settings) -> None:
+    """SettingsError unless the configured TLS certificate and key load (when TLS is on)."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return
+    files = f"TLS certificate {settings.tls_cert_file} with key {settings.tls_key_file}"
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except ssl.SSLError as error:
+        raise SettingsError(f"{files}: not a PEM certificate (chain) and its key") from error
+    except OSError as error:
+        raise SettingsError(f"{files}: {error.strerror or error}") from error
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status. A reader that closes stdout early (``... |
+    head``) ends the command quietly with status 1 (as ``rich`` output does)."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Anything still buffered goes nowhere, so the interpreter's exit flush is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
+
+
+def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "migrate":
         return migrate.run(args, os.environ)
@@ -155,11 +205,13 @@ def main(argv: list[str] | None = None) -> int:
                 "address": args.address,
                 "region": args.region,
                 "domains": args.domains,
+                "catalog_url": args.catalog_url,
                 "log_level": args.log_level,
                 "tls_cert_file": args.tls_cert,
                 "tls_key_file": args.tls_key,
             },
         )
+        check_tls_files(settings)
     except SettingsError as error:
         print(f"pagewright-gateway: {error}", file=sys.stderr)
         return 2

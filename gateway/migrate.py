@@ -63,7 +63,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.config import BackendConfigError, parse_backend_url
+from translators.config import BackendConfigError, NoStoreError, parse_backend_url
 from translators.registry import create_backend
 
 PRINCIPAL: Final = "migrate"
@@ -754,13 +754,15 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         source_spec = parse_backend_url(args.source)
         target_spec = parse_backend_url(args.target)
-        source = create_backend(source_spec, environ)
+        if source_spec.redacted() == target_spec.redacted():
+            raise BackendConfigError("--from and --to are the same")
+        source = create_backend(source_spec, environ, must_exist=True)
         target = create_backend(target_spec, environ)
+    except NoStoreError as error:
+        print(f"pagewright-gateway migrate: --from {error}", file=sys.stderr)
+        return 2
     except (BackendConfigError, NotImplementedError) as error:
         print(f"pagewright-gateway migrate: {error}", file=sys.stderr)
-        return 2
-    if source_spec.redacted() == target_spec.redacted():
-        print("pagewright-gateway migrate: --from and --to are the same", file=sys.stderr)
         return 2
     options = MigrateOptions(
         bucket=args.bucket,
@@ -775,7 +777,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     with RichProgress(enabled=not args.no_progress) as progress:
         try:
             summary = asyncio.run(_run_opened(source, target, options, progress))
-        except MigrationError as error:
+        except (MigrationError, BackendConfigError) as error:
             print(f"pagewright-gateway migrate: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
@@ -788,15 +790,23 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 async def _run_opened(
     source: Backend, target: Backend, options: MigrateOptions, progress: Progress
 ) -> Summary:
-    await source.start()
+    await _start(source, f"the source {options.source_label}")
     try:
-        await target.start()
+        await _start(target, f"the target {options.target_label}")
         try:
             return await migrate(source, target, options, progress)
         finally:
             await target.close()
     finally:
         await source.close()
+
+
+async def _start(backend: Backend, role: str) -> None:
+    """Start ``backend``; a store that cannot be opened is a MigrationError naming ``role``."""
+    try:
+        await backend.start()
+    except S3Error as error:
+        raise MigrationError(f"{role} cannot be opened: {error.message}") from error
 
 
 def format_summary(summary: Summary, options: MigrateOptions) -> str:

@@ -1,7 +1,9 @@
-"""A terminal progress bar for long-running commands (``migrate``), drawn with ``rich``.
+"""Terminal progress bars for long-running commands (``migrate``, ``reindex``), drawn with
+``rich``.
 
-Objects are counted as they are listed, so the total grows while the listing runs; bytes
-advance as they stream. The bar goes to stderr and only when it is a terminal, so the
+``migrate``: objects are counted as they are listed, so the total grows while the listing
+runs; bytes advance as they stream. ``reindex``: sites are the bar, the objects and bytes
+indexed so far its caption. A bar goes to stderr and only when it is a terminal, so the
 summary on stdout stays clean for scripts.
 """
 
@@ -69,3 +71,50 @@ class RichProgress:
         elapsed = self._progress.tasks[0].elapsed or 0.0
         rate = f" {decimal(int(self._bytes / elapsed))}/s" if elapsed > 0.5 else ""
         return f"{decimal(self._bytes)} copied of {decimal(self._total_bytes)} listed{rate}"
+
+
+class ReindexBar:
+    """Implements ``policy.reindex.ReindexProgress``; a context manager like RichProgress."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        console = Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("[bold]reindex[/bold] {task.fields[site]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("sites  {task.fields[indexed]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled or not console.is_terminal,
+        )
+        self._task: TaskID = self._progress.add_task("reindex", total=None, site="", indexed="")
+        self._objects = 0
+        self._bytes = 0
+        self._started_sites = 0
+
+    def __enter__(self) -> ReindexBar:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self._progress.update(self._task, completed=self._started_sites)
+        self._progress.stop()
+
+    def sites(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+    def site(self, name: str) -> None:
+        self._progress.update(self._task, completed=self._started_sites, site=name)
+        self._started_sites += 1
+
+    def indexed(self, objects: int, size: int) -> None:
+        self._objects += objects
+        self._bytes += size
+        caption = f"{self._objects} objects, {decimal(self._bytes)}"
+        self._progress.update(self._task, indexed=caption)

@@ -1,7 +1,8 @@
 """``pagewright-gateway reindex``: rebuild the catalog from the configured backend.
 
 Reads the same settings as ``serve`` (``--config``, ``PWG_*``, flags) and builds the backend
-the same way, then runs :func:`policy.reindex.reindex` and prints its summary.
+the same way, then runs :func:`policy.reindex.reindex` and prints its summary. On a
+terminal a progress bar on stderr follows the sites and objects (``--no-progress``: none).
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import sys
 from collections.abc import Mapping
 
 from gateway.errors import S3Error
+from gateway.progress import ReindexBar
 from gateway.settings import Settings
 from gateway.storage_command import add_storage_arguments, open_storage
 from policy.catalog import SqlCatalog
-from policy.reindex import ReindexReport, reindex
+from policy.reindex import ReindexProgress, ReindexReport, reindex
 from translators.base import Backend
+from translators.config import BackendConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``reindex`` subcommand's options."""
     add_storage_arguments(parser)
     parser.add_argument("--bucket", help="reindex only this bucket")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (it shows on terminals only)"
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -32,7 +38,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return 2
     settings, backend = storage
     try:
-        report = asyncio.run(_reindex(settings, backend, args.bucket))
+        with ReindexBar(enabled=not args.no_progress) as progress:
+            report = asyncio.run(_reindex(settings, backend, args.bucket, progress))
+    except BackendConfigError as error:
+        print(f"pagewright-gateway reindex: {error}", file=sys.stderr)
+        return 2
     except S3Error as error:
         print(f"pagewright-gateway reindex: {error}", file=sys.stderr)
         return 1
@@ -40,13 +50,15 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
-async def _reindex(settings: Settings, backend: Backend, bucket: str | None) -> ReindexReport:
+async def _reindex(
+    settings: Settings, backend: Backend, bucket: str | None, progress: ReindexProgress
+) -> ReindexReport:
     catalog = SqlCatalog(settings.catalog)
     await catalog.start()
     try:
         await backend.start()
         try:
-            return await reindex(backend, catalog, bucket=bucket)
+            return await reindex(backend, catalog, bucket=bucket, progress=progress)
         finally:
             await backend.close()
     finally:

@@ -101,6 +101,13 @@ class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names it."""
 
 
+#: Settings whose value is one of a few words (compared case-insensitively, kept lowercase).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "log_level": ("debug", "info", "warning", "error"),
+    "log_format": ("json", "text"),
+}
+
+
 def parse_address(value: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
     host, sep, port = value.rpartition(":")
@@ -128,6 +135,12 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
             return {name: tuple(str(i).strip() for i in items if str(i).strip())}
     except ValueError as exc:
         raise SettingsError(f"{source}: {name} = {value!r} is not valid") from exc
+    if name in _CHOICES:
+        word = str(value).lower()
+        if word not in _CHOICES[name]:
+            choices = ", ".join(_CHOICES[name])
+            raise SettingsError(f"{source}: {name} = {value!r} is not one of {choices}")
+        return {name: word}
     return {name: str(value)}
 
 

@@ -20,6 +20,7 @@ from gateway.storage_command import add_storage_arguments, open_storage
 from policy.catalog import SqlCatalog
 from policy.verify import VerifySummary, verify_artifacts
 from translators.base import Backend
+from translators.config import BackendConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run ``verify`` from parsed arguments; the exit status."""
-    storage = open_storage("verify", args, environ)
+    storage = open_storage("verify", args, environ, need_catalog=not args.no_catalog)
     if storage is None:
         return 2
     settings, backend = storage
     try:
         summary = asyncio.run(_verify(settings, backend, args.bucket, not args.no_catalog))
+    except BackendConfigError as error:
+        print(f"pagewright-gateway verify: {error}", file=sys.stderr)
+        return 2
     except S3Error as error:
         print(f"pagewright-gateway verify: {error}", file=sys.stderr)
         return 1

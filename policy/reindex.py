@@ -67,6 +67,30 @@ class ReindexReport:
         return text
 
 
+class ReindexProgress(Protocol):
+    """Where a reindex reports as it goes (a terminal progress bar, or nothing)."""
+
+    def sites(self, total: int) -> None:
+        """``total`` sites are about to be reindexed."""
+
+    def site(self, name: str) -> None:
+        """Reindexing of site ``name`` starts (the previous one, if any, is done)."""
+
+    def indexed(self, objects: int, size: int) -> None:
+        """``objects`` more objects of ``size`` bytes in all are in the catalog."""
+
+
+class NoReindexProgress:
+    def sites(self, total: int) -> None:
+        pass
+
+    def site(self, name: str) -> None:
+        pass
+
+    def indexed(self, objects: int, size: int) -> None:
+        pass
+
+
 @runtime_checkable
 class _ListsSites(Protocol):
     """A catalog that can name its sites (``SqlCatalog`` can)."""
@@ -75,13 +99,19 @@ class _ListsSites(Protocol):
 
 
 async def reindex(
-    backend: Backend, catalog: Catalog, *, bucket: str | None = None
+    backend: Backend,
+    catalog: Catalog,
+    *,
+    bucket: str | None = None,
+    progress: ReindexProgress | None = None,
 ) -> ReindexReport:
     """Make ``catalog`` describe what ``backend`` holds (in ``bucket``, or everywhere).
 
     Both must be started. Backend errors (``NoSuchBucket`` for ``bucket`` included)
-    propagate; an object deleted between its listing and its HEAD is skipped.
+    propagate; an object deleted between its listing and its HEAD is skipped. ``progress``
+    hears of each site and each page of objects as they are done.
     """
+    progress = progress or NoReindexProgress()
     started = datetime.now(UTC)
     report = ReindexReport()
     if bucket is not None:
@@ -89,8 +119,10 @@ async def reindex(
         buckets = [bucket]
     else:
         buckets = [b.name for b in await backend.list_buckets(REINDEX_CONTEXT)]
+    progress.sites(len(buckets))
     for name in buckets:
-        await _reindex_site(backend, catalog, name, started, report)
+        progress.site(name)
+        await _reindex_site(backend, catalog, name, started, report, progress)
     report.sites = len(buckets)
     if bucket is None:
         for site in await _catalog_sites(catalog):
@@ -101,7 +133,12 @@ async def reindex(
 
 
 async def _reindex_site(
-    backend: Backend, catalog: Catalog, site: str, started: datetime, report: ReindexReport
+    backend: Backend,
+    catalog: Catalog,
+    site: str,
+    started: datetime,
+    report: ReindexReport,
+    progress: ReindexProgress,
 ) -> None:
     existing = {record.key: record async for record in _catalog_rows(catalog, site)}
     saved = await _site_record(backend, site, report)
@@ -112,6 +149,7 @@ async def _reindex_site(
         )
         keys = [o.key for o in page.objects if not is_reserved_key(o.key)]
         infos = await _head_all(backend, site, keys)
+        objects, size = report.objects, report.bytes
         for key in keys:
             info = infos.get(key)
             if info is None:
@@ -126,6 +164,7 @@ async def _reindex_site(
             report.objects += 1
             report.bytes += record.size
             report.artifacts += record.is_artifact
+        progress.indexed(report.objects - objects, report.bytes - size)
         if page.next_start_after is None:
             break
         start_after = page.next_start_after

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import re
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import replace
@@ -29,6 +35,7 @@ from translators.base import (
 from translators.filesystem import FilesystemBackend
 
 CTX = RequestContext(request_id="test", principal="alice")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -239,3 +246,61 @@ def test_cli_reindex(
     assert main([*args, "--bucket", "site-nope"]) == 1
     assert "NoSuchBucket" in capsys.readouterr().err
     assert main(["reindex", "--backend", "ftp://x"]) == 2
+
+
+def _reindex_with_terminal(data: Path, *options: str, terminal: bool) -> tuple[int, str, str]:
+    """Run ``pagewright-gateway reindex`` as a process whose stderr is a terminal (a pty)
+    or a pipe; its exit status, stdout and what reached stderr (ANSI codes removed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PWG_")}
+    env.update(TERM="xterm-256color", COLUMNS="120", PYTHONPATH=str(ROOT))
+    for variable in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(variable, None)
+    command = [sys.executable, "-m", "gateway.cli", "reindex", "--data-dir", str(data), *options]
+    if not terminal:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        return done.returncode, done.stdout, done.stderr
+    controller, stderr = pty.openpty()
+    try:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
+    finally:
+        os.close(stderr)
+    screen = bytearray()
+    reader = threading.Thread(target=_read_terminal, args=(controller, screen))
+    reader.start()
+    out, _ = process.communicate()
+    reader.join()
+    os.close(controller)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
+    return process.returncode, out.decode(), text
+
+
+def _read_terminal(controller: int, screen: bytearray) -> None:
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: every process holding the terminal has closed it
+            return
+        if not chunk:
+            return
+        screen.extend(chunk)
+
+
+def test_cli_reindex_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    anyio.run(_populate_storage, data / "storage")
+
+    status, out, screen = _reindex_with_terminal(data, terminal=True)
+    assert status == 0, screen
+    assert "reindexed 2 site(s): 5 object(s)" in out
+    assert "reindex site-b" in screen
+    assert "2/2 sites  5 objects, 28 bytes" in screen
+
+    status, out, err = _reindex_with_terminal(data, terminal=False)
+    assert status == 0, err
+    assert "reindexed 2 site(s): 5 object(s)" in out
+    assert err == ""
+
+    status, out, screen = _reindex_with_terminal(data, "--no-progress", terminal=True)
+    assert status == 0, screen
+    assert "reindexed 2 site(s)" in out
+    assert screen.strip() == ""

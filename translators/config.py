@@ -30,6 +30,10 @@ class BackendConfigError(ValueError):
     """A backend URL that cannot be used; the message says why."""
 
 
+class NoStoreError(BackendConfigError):
+    """A backend URL that must name an existing store names a place that holds none."""
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     """A parsed backend URL. For ``file`` the ``container`` is the directory path."""

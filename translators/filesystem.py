@@ -58,13 +58,20 @@ _DATABASE: Final = "catalogue.sqlite3"
 _OPEN_ATTEMPTS: Final = 5
 
 
+def holds_store(root: Path) -> bool:
+    """Whether ``root`` holds a filesystem store (its catalogue exists); creates nothing."""
+    return (root / _DATABASE).is_file()
+
+
 class FilesystemBackend:
     """A :class:`translators.base.Backend` storing everything under ``root``.
 
     ``min_part_size`` is the smallest part but the last that CompleteMultipartUpload accepts
     (S3: 5 MiB). ``fsync=False`` skips every fsync, of blobs and of the catalogue (tests and
     scratch data only: a power loss can then lose acknowledged writes; a process crash
-    cannot).
+    cannot). ``housekeeping=False`` is for commands that open the store of a gateway that
+    may be running: their start leaves temp files and unreferenced blobs alone, since those
+    may be that gateway's writes in flight.
     """
 
     name = "filesystem"
@@ -75,8 +82,10 @@ class FilesystemBackend:
         *,
         min_part_size: int = multipart.MIN_PART_SIZE,
         fsync: bool = True,
+        housekeeping: bool = True,
     ) -> None:
         self.root = root
+        self._housekeeping = housekeeping
         self.min_part_size = min_part_size
         self._blobs = BlobStore(root, fsync=fsync)
         self._fsync = fsync
@@ -94,10 +103,13 @@ class FilesystemBackend:
 
     def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._blobs.prepare()
+        if self._housekeeping:
+            self._blobs.prepare()
         self._committer = Committer(
             fs_db.connect(self.root / _DATABASE, writer=True, synchronous=self._fsync)
         )
+        if not self._housekeeping:
+            return
         rows = self._committer.read("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")
         self._blobs.remove_orphans({row[0] for row in rows})
 

@@ -6,14 +6,26 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from translators.base import Backend
-from translators.config import BackendSpec
-from translators.filesystem import FilesystemBackend
+from translators.config import BackendSpec, NoStoreError
+from translators.filesystem import FilesystemBackend, holds_store
 
 
-def create_backend(spec: BackendSpec, environ: Mapping[str, str]) -> Backend:
-    """The translator for ``spec``; SDK settings come from ``environ`` (the process env)."""
+def create_backend(
+    spec: BackendSpec, environ: Mapping[str, str], *, must_exist: bool = False
+) -> Backend:
+    """The translator for ``spec``; SDK settings come from ``environ`` (the process env).
+
+    A filesystem store that does not exist yet is created when it starts (the gateway's
+    first start), unless ``must_exist`` (commands that read a store): then a directory
+    without a store is refused here with :class:`NoStoreError`, before anything is
+    created. Remote translators refuse a missing bucket or container when they start,
+    unless their URL says ``create=true``.
+    """
     if spec.scheme == "file":
-        return FilesystemBackend(Path(spec.container))
+        if must_exist and not holds_store(Path(spec.container)):
+            raise NoStoreError(f"{spec.redacted()} holds no gateway storage")
+        # A command's store may be a running gateway's: its start must not clean up.
+        return FilesystemBackend(Path(spec.container), housekeeping=not must_exist)
     if spec.scheme == "gcs":
         from translators.gcs import GCSBackend
 
