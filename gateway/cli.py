@@ -82,7 +82,13 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
             flush=True,
         )
     translator = create_backend(parse_backend_url(settings.backend_url), environ)
-    stack = build_stack(translator, settings.catalog, settings.policy, settings.max_object_size)
+    stack = build_stack(
+        translator,
+        settings.catalog,
+        settings.policy,
+        settings.max_object_size,
+        min_free_bytes=settings.min_free_bytes,
+    )
     return Gateway(settings, stack, CredentialStore([root.credential]))
 
 

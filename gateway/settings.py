@@ -40,6 +40,8 @@ class Settings:
     tls_key_file: Path | None = None
     catalog_url: str = ""  # SQLAlchemy URL; "" = sqlite:///<data_dir>/catalog.sqlite3
     policy: SitePolicy = field(default_factory=SitePolicy)  # global defaults ([policy] table)
+    # Writes to a local volume (the filesystem backend) are refused (507) below this; 0: off.
+    min_free_bytes: int = 256 * 1024**2
 
     @property
     def address(self) -> str:
@@ -72,6 +74,7 @@ _ENV: dict[str, str] = {
     "PWG_LOG_FORMAT": "log_format",
     "PWG_TLS_CERT_FILE": "tls_cert_file",
     "PWG_TLS_KEY_FILE": "tls_key_file",
+    "PWG_MIN_FREE_BYTES": "min_free_bytes",
 }
 
 
@@ -145,4 +148,6 @@ def load_settings(
         raise SettingsError("set both PWG_ROOT_ACCESS_KEY and PWG_ROOT_SECRET_KEY, or neither")
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
         raise SettingsError("set both a TLS certificate and its key, or neither")
+    if settings.min_free_bytes < 0:
+        raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     return settings

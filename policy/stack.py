@@ -2,6 +2,8 @@
 
 Order, outermost first (each a Backend wrapping the next):
 
+0. ``FreeSpaceBackend`` (only over a translator with a local volume, when a floor is set):
+   writes are refused under the free-space floor before anything else is done for them.
 1. ``RetentionBackend``: after an artifact upload commits, applies the site's retention.
 2. ``QuotaBackend``: size limits, and quota reservations taken before a body is read and
    released only once the catalog row exists — so it must sit outside ``CatalogBackend``.
@@ -24,12 +26,13 @@ from anyio.abc import TaskGroup
 from gateway.services import Services
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
 from policy.retention import RetentionBackend, RetentionService
 from policy.validation import ValidationBackend
-from translators.base import Backend
+from translators.base import Backend, LocalVolume
 
 log = logging.getLogger("pagewright.stack")
 RETENTION_INTERVAL_S = 3600.0
@@ -44,6 +47,7 @@ class Stack:
     policies: PolicyResolver
     retention: RetentionService
     retention_interval_s: float = RETENTION_INTERVAL_S
+    space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
 
     @property
     def services(self) -> Services:
@@ -64,13 +68,21 @@ def build_stack(
     defaults: SitePolicy,
     max_object_size: int,
     retention_interval_s: float = RETENTION_INTERVAL_S,
+    min_free_bytes: int = 0,
 ) -> Stack:
-    """Wrap ``translator`` in the policy layers, in the order the module docstring states."""
+    """Wrap ``translator`` in the policy layers, in the order the module docstring states.
+
+    ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none).
+    """
     catalog = SqlCatalog(catalog_url)
     policies = PolicyResolver(defaults, catalog)
     validated = ValidationBackend(translator, policies.for_site, catalog)
     indexed = CatalogBackend(validated, catalog)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies)
-    backend = RetentionBackend(limited, retention)
-    return Stack(backend, catalog, policies, retention, retention_interval_s)
+    backend: Backend = RetentionBackend(limited, retention)
+    space = None
+    if min_free_bytes > 0 and isinstance(translator, LocalVolume):
+        space = FreeSpaceGuard(translator, min_free_bytes)
+        backend = FreeSpaceBackend(backend, space)
+    return Stack(backend, catalog, policies, retention, retention_interval_s, space)
