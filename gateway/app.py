@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -18,7 +17,8 @@ from typing import Any
 
 import anyio
 
-from gateway import s3xml
+from gateway import readiness, s3xml
+from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
@@ -37,7 +37,6 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("pagewright.gateway")
-access_log = logging.getLogger("pagewright.access")
 INTERNAL_PREFIX = "/_pagewright/"
 
 
@@ -93,7 +92,7 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        request_id = secrets.token_hex(8).upper()
+        request_id = new_request_id()
         method: str = scope["method"]
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query_string = scope["query_string"].decode("latin-1")
@@ -102,12 +101,14 @@ class Gateway:
         operation: Operation | None = None
         principal = "-"
         resource = "/"
+        bucket: str | None = None
         try:
             if _is_probe(method, raw_path, headers, query_string):
                 reply = await self._probe(raw_path)
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
                 resource = address.resource
+                bucket = address.bucket
                 query = parse_query(query_string)
                 operation = resolve(method, address.target, query, headers)
                 if operation is None:
@@ -147,37 +148,38 @@ class Gateway:
                 "unhandled error", extra={"request_id": request_id, "operation": operation}
             )
             reply = _error_reply(S3Error("InternalError"), request_id, resource)
-        if not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
+        if not source.finished and _has_body(headers) and _awaits_continue(headers, source):
+            # The client sends the body only once asked (100 Continue): it was rejected
+            # before that, so never ask; close, as the client may send it anyway.
+            reply.headers.append(("Connection", "close"))
+        elif not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
             # A rejected body left unread would be parsed as the next request: close instead.
             reply.headers.append(("Connection", "close"))
-        sent = await _send(send, reply, request_id, head=method == "HEAD")
-        access_log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "operation": str(operation) if operation else None,
-                "method": method,
-                "status": reply.status,
-                "principal": principal,
-                "bytes_sent": sent,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        )
+        sent = 0
+        try:
+            sent = await _send(send, reply, request_id, head=method == "HEAD")
+        finally:  # also when a streamed body failed midway (the connection is then aborted)
+            log_request(
+                request_id=request_id,
+                principal=principal,
+                operation=str(operation) if operation else None,
+                bucket=bucket,
+                method=method,
+                status=reply.status,
+                bytes_received=source.received,
+                bytes_sent=sent,
+                started=started,
+            )
 
     async def _probe(self, raw_path: str) -> Reply:
         """Unauthenticated probes. ``/healthz``: the process serves requests (no I/O).
-        ``/readyz``: the storage answers; 503 with the backend's error otherwise."""
+        ``/readyz``: storage, catalog and free space (see gateway.readiness); 503 naming
+        the failed checks otherwise."""
         if raw_path.endswith("healthz"):
             return Reply(200, [("Content-Type", "text/plain")], b"ok\n")
-        try:
-            await self.backend.check_ready()
-        except S3Error as error:
-            body = json.dumps(
-                {"ready": False, "backend": self.backend.name, "error": error.message}
-            )
-            return Reply(503, [("Content-Type", "application/json")], body.encode())
-        body = json.dumps({"ready": True, "backend": self.backend.name})
-        return Reply(200, [("Content-Type", "application/json")], body.encode())
+        ready, document = await readiness.report(self.stack)
+        body = json.dumps(document).encode()
+        return Reply(200 if ready else 503, [("Content-Type", "application/json")], body)
 
 
 _DRAIN_LIMIT = 1024 * 1024
@@ -206,6 +208,12 @@ def _is_probe(method: str, raw_path: str, headers: dict[str, str], query_string:
 def _has_body(headers: dict[str, str]) -> bool:
     length = headers.get("content-length", "0")
     return "transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
+
+
+def _awaits_continue(headers: dict[str, str], source: BodySource) -> bool:
+    """The client asked for ``Expect: 100-continue`` and the body was never read (the
+    server sends 100 Continue on the first read only)."""
+    return headers.get("expect", "").lower() == "100-continue" and not source.asked
 
 
 def _error_reply(error: S3Error, request_id: str, resource: str) -> Reply:

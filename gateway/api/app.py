@@ -4,10 +4,10 @@ Every route's ``name`` is its operation (``ListArtifacts``...), the ``operationI
 same path and method in ``openapi.json``; ``tests/test_api.py`` checks the table and the
 document describe exactly the same operations.
 
-Middleware, outermost first (all pure ASGI): gzip for large responses (never for tars,
-which hold compressed artifacts and must keep their Content-Length), the 500 renderer,
-Bearer authentication. Then Starlette's exception handlers render every known error as
-``{"error": {"code", "message"}}``.
+Middleware, outermost first (all pure ASGI): the access log (request id, one access line),
+gzip for large responses (never for tars, which hold compressed artifacts and must keep
+their Content-Length), the 500 renderer, Bearer authentication. Then Starlette's
+exception handlers render every known error as ``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.api import render
+from gateway.api.access import AccessLog
 from gateway.api.artifacts import TAR, ArtifactHandlers
 from gateway.api.auth import BearerAuth
 from gateway.api.errors import EXCEPTION_HANDLERS, InternalErrors
@@ -87,9 +88,13 @@ def create_api_app(services: ApiServices) -> Starlette:
     """The API as an ASGI app serving full paths under :data:`API_PREFIX`.
 
     It has no lifespan of its own: ``services`` are started and closed by the gateway."""
+    routes = api_routes(services)
     return Starlette(
-        routes=[Mount(API_PREFIX, routes=api_routes(services))],
+        routes=[Mount(API_PREFIX, routes=routes)],
         middleware=[
+            Middleware(
+                AccessLog, prefix=API_PREFIX, routes=[r for r in routes if isinstance(r, Route)]
+            ),
             Middleware(
                 GZipMiddleware,
                 minimum_size=GZIP_MINIMUM_BYTES,
