@@ -160,6 +160,39 @@ def test_every_write_is_refused_under_the_floor_and_deletes_free_space(
     assert httpx.get(f"{server.endpoint}/_pagewright/readyz").json()["failed"] == []
 
 
+def test_a_body_of_unknown_length_is_stopped_at_the_floor(
+    tmp_path: Path, bucket_name: Callable[[], str]
+) -> None:
+    """Without an announced size the floor is re-checked while the body streams: a body
+    that would fit on the volume but eat into the floor is refused midway, and nothing of
+    it stays behind."""
+    floor = 16 * MiB
+    with (
+        tmpfs(tmp_path / "data", 40 * MiB) as data_dir,
+        running_gateway(data_dir, env={"PWG_MIN_FREE_BYTES": str(floor)}) as server,
+    ):
+        s3 = make_s3_client(server)
+        bucket = bucket_name()
+        s3.create_bucket(Bucket=bucket)
+        free = free_bytes(data_dir)
+        size = free - floor + 12 * MiB  # fits on the volume, not above the floor
+        assert size < free
+        path = f"/{bucket}/streamed"
+        headers, *_ = Signer(server).sign("PUT", path, "UNSIGNED-PAYLOAD", {}, datetime.now(UTC))
+
+        def body() -> Iterator[bytes]:
+            chunk = b"s" * MiB
+            for _ in range(size // MiB):
+                yield chunk
+
+        response = httpx.put(f"{server.endpoint}{path}", headers=headers, content=body())
+        assert response.status_code == 507
+        assert b"<Code>InsufficientStorage</Code>" in response.content
+        assert files_under(data_dir / "storage" / "tmp") == []
+        assert free_bytes(data_dir) >= free - MiB
+        assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
 def test_clients_do_not_retry_a_507(
     floored_gateway: GatewayServer, bucket_name: Callable[[], str]
 ) -> None:
