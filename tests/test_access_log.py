@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from tests.artifact_api import API, artifact_bytes, create_api_key
 from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, running_gateway
+from tests.test_interrupted import wait_until
 
 FIELDS = {
     "request_id",
@@ -50,15 +51,21 @@ def log_records(server: GatewayServer) -> list[dict[str, Any]]:
 
 
 def access_line(server: GatewayServer, request_id: str) -> dict[str, Any]:
-    """The one access line of ``request_id`` (fails if there are none or several)."""
-    lines = [
-        r
-        for r in log_records(server)
-        if r["message"] == "request" and r.get("request_id") == request_id
-    ]
-    assert len(lines) == 1, lines
-    assert set(lines[0]) >= FIELDS
-    return lines[0]
+    """The one access line of ``request_id`` (fails if there are none or several). The
+    line is written once the reply is sent, so it may land just after the client got it."""
+
+    def lines() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in log_records(server)
+            if r["message"] == "request" and r.get("request_id") == request_id
+        ]
+
+    wait_until(lambda: bool(lines()))
+    found = lines()
+    assert len(found) == 1, found
+    assert set(found[0]) >= FIELDS
+    return found[0]
 
 
 def request_id(error_or_response: Any) -> str:

@@ -24,6 +24,7 @@ from tests.faults import MiB, fill, free_bytes, tmpfs, unfill
 from tests.servers import GatewayServer, running_gateway
 from tests.test_api_auth import Signer
 from tests.test_fs_errors import files_under, s3_error
+from tests.test_interrupted import wait_until
 
 FLOOR = 8 * MiB
 
@@ -51,7 +52,8 @@ def access_lines(server: GatewayServer) -> list[dict[str, Any]]:
 
 def raw_put_awaiting_continue(server: GatewayServer, path: str, size: int) -> bytes:
     """A signed PUT announcing ``size`` bytes with ``Expect: 100-continue``; only the
-    headers are sent. Returns what the server answers before any byte of the body."""
+    headers are sent. Returns the server's first answer: a final response (read to the end,
+    the server closing the connection) or a ``100 Continue`` asking for the body."""
     extra = {"content-length": str(size), "expect": "100-continue"}
     headers, *_ = Signer(server).sign("PUT", path, "UNSIGNED-PAYLOAD", extra, datetime.now(UTC))
     head = f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
@@ -59,6 +61,10 @@ def raw_put_awaiting_continue(server: GatewayServer, path: str, size: int) -> by
     with socket.create_connection(("127.0.0.1", server.port)) as connection:
         connection.sendall(head.encode())
         answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := connection.recv(65536)):
+            answer += chunk
+        if answer.startswith(b"HTTP/1.1 100"):
+            return answer  # the server wants the body: it was not refused before reading it
         while chunk := connection.recv(65536):
             answer += chunk
     return answer
@@ -215,8 +221,13 @@ def test_clients_do_not_retry_a_507(
         status, code, _ = s3_error(partial(retrying.put_object, Bucket=bucket, Key="k", Body=b"x"))
         assert (status, code) == (507, "InsufficientStorage")
     unfill(filler)
-    puts = [r for r in access_lines(server) if r["operation"] == "PutObject"]
-    assert [(r["status"], r["bucket"]) for r in puts] == [(507, bucket), (507, bucket)]
+
+    def puts() -> list[tuple[int, str]]:
+        lines = access_lines(server)
+        return [(r["status"], r["bucket"]) for r in lines if r["operation"] == "PutObject"]
+
+    wait_until(lambda: len(puts()) >= 2)  # a line is written just after its reply
+    assert puts() == [(507, bucket), (507, bucket)]
 
 
 # Configuration
