@@ -125,7 +125,7 @@ def mapped(
                 _describe(error),
                 extra={
                     "request_id": ctx.request_id if ctx else None,
-                    "operation": method.__name__,
+                    "backend_method": method.__name__,
                     "code": fault.code,
                 },
             )
