@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -18,7 +17,8 @@ from typing import Any
 
 import anyio
 
-from gateway import s3xml
+from gateway import readiness, s3xml
+from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
 from gateway.errors import S3Error, not_implemented
@@ -45,7 +45,6 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("pagewright.gateway")
-access_log = logging.getLogger("pagewright.access")
 INTERNAL_PREFIX = "/_pagewright/"
 
 
@@ -103,7 +102,7 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        request_id = secrets.token_hex(8).upper()
+        request_id = new_request_id()
         method: str = scope["method"]
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query_string = scope["query_string"].decode("latin-1")
@@ -112,12 +111,14 @@ class Gateway:
         operation: Operation | None = None
         principal = "-"
         resource = "/"
+        bucket: str | None = None
         try:
             if _is_probe(method, raw_path, headers, query_string):
                 reply = await self._probe(raw_path)
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
                 resource = address.resource
+                bucket = address.bucket
                 query = parse_query(query_string)
                 operation = resolve(method, address.target, query, headers)
                 if operation is None:
@@ -157,56 +158,43 @@ class Gateway:
                 "unhandled error", extra={"request_id": request_id, "operation": operation}
             )
             reply = _error_reply(S3Error("InternalError"), request_id, resource)
-        if not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
+        if not source.finished and _has_body(headers) and _awaits_continue(headers, source):
+            # The client sends the body only once asked (100 Continue): it was rejected
+            # before that, so never ask; close, as the client may send it anyway.
+            reply.headers.append(("Connection", "close"))
+        elif not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
             # A rejected body left unread would be parsed as the next request: close instead.
             reply.headers.append(("Connection", "close"))
+        sent = _Sent()
+        failure: BaseException | None = None
         try:
-            sent = await _send(send, reply, request_id, head=method == "HEAD")
-        except Exception as error:
-            # The body failed midway (e.g. a corrupt artifact): the connection is aborted,
-            # and the request still leaves its access line, saying so.
-            access_log.warning(
-                "request aborted",
-                extra={
-                    "request_id": request_id,
-                    "operation": str(operation) if operation else None,
-                    "method": method,
-                    "status": reply.status,
-                    "principal": principal,
-                    "outcome": "aborted",
-                    "error": type(error).__name__,
-                    "code": error.code if isinstance(error, S3Error) else None,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
+            await _send(send, reply, request_id, sent, head=method == "HEAD")
+        except BaseException as error:  # a streamed body failed midway: the connection aborts
+            failure = error
             raise
-        access_log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "operation": str(operation) if operation else None,
-                "method": method,
-                "status": reply.status,
-                "principal": principal,
-                "bytes_sent": sent,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        )
+        finally:
+            log_request(
+                request_id=request_id,
+                principal=principal,
+                operation=str(operation) if operation else None,
+                bucket=bucket,
+                method=method,
+                status=reply.status,
+                bytes_received=source.received,
+                bytes_sent=sent.bytes,
+                started=started,
+                error=failure,
+            )
 
     async def _probe(self, raw_path: str) -> Reply:
         """Unauthenticated probes. ``/healthz``: the process serves requests (no I/O).
-        ``/readyz``: the storage answers; 503 with the backend's error otherwise."""
+        ``/readyz``: storage, catalog and free space (see gateway.readiness); 503 naming
+        the failed checks otherwise."""
         if raw_path.endswith("healthz"):
             return Reply(200, [("Content-Type", "text/plain")], b"ok\n")
-        try:
-            await self.backend.check_ready()
-        except S3Error as error:
-            body = json.dumps(
-                {"ready": False, "backend": self.backend.name, "error": error.message}
-            )
-            return Reply(503, [("Content-Type", "application/json")], body.encode())
-        body = json.dumps({"ready": True, "backend": self.backend.name})
-        return Reply(200, [("Content-Type", "application/json")], body.encode())
+        ready, document = await readiness.report(self.stack)
+        body = json.dumps(document).encode()
+        return Reply(200 if ready else 503, [("Content-Type", "application/json")], body)
 
 
 _DRAIN_LIMIT = 1024 * 1024
@@ -252,6 +240,12 @@ def _has_body(headers: dict[str, str]) -> bool:
     return "transfer-encoding" in headers or (is_decimal(length) and saturating_decimal(length) > 0)
 
 
+def _awaits_continue(headers: dict[str, str], source: BodySource) -> bool:
+    """The client asked for ``Expect: 100-continue`` and the body was never read (the
+    server sends 100 Continue on the first read only)."""
+    return headers.get("expect", "").lower() == "100-continue" and not source.asked
+
+
 def _error_reply(error: S3Error, request_id: str, resource: str) -> Reply:
     body = s3xml.error_document(error.code, error.message, request_id, resource, error.fields)
     if error.status == 304:
@@ -259,9 +253,15 @@ def _error_reply(error: S3Error, request_id: str, resource: str) -> Reply:
     return Reply(error.status, [("Content-Type", "application/xml"), *error.headers.items()], body)
 
 
-async def _send(send: Send, reply: Reply, request_id: str, *, head: bool) -> int:
-    """Write ``reply``; returns the body bytes sent. A stream failing midway aborts the
-    connection (raised to the server) so the client sees a failed download, never a
+class _Sent:
+    """The body bytes of a reply written so far (kept when the stream fails midway)."""
+
+    bytes: int = 0
+
+
+async def _send(send: Send, reply: Reply, request_id: str, sent: _Sent, *, head: bool) -> None:
+    """Write ``reply``, counting its body bytes in ``sent``. A stream failing midway aborts
+    the connection (raised to the server) so the client sees a failed download, never a
     short one that looks complete."""
     body = reply.body
     length = reply.content_length
@@ -275,13 +275,12 @@ async def _send(send: Send, reply: Reply, request_id: str, *, head: bool) -> int
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     if isinstance(body, bytes):
         await send({"type": "http.response.body", "body": b"" if head else body})
-        return 0 if head else len(body)
-    sent = 0
+        sent.bytes = 0 if head else len(body)
+        return
     try:
         async for chunk in body:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            sent += len(chunk)
+            sent.bytes += len(chunk)
     finally:
         await body.aclose()
     await send({"type": "http.response.body", "body": b""})
-    return sent

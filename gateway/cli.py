@@ -118,6 +118,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         scrub_interval_s=settings.scrub_interval_seconds,
         scrub_rate_bytes=settings.scrub_rate_bytes,
         lease_s=settings.reservation_lease_seconds,
+        min_free_bytes=settings.min_free_bytes,
     )
     return Gateway(settings, stack, CredentialStore([root.credential]))
 

@@ -34,6 +34,11 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "You did not provide the number of bytes specified by the Content-Length HTTP header.",
     ),
     "InternalError": (500, "We encountered an internal error. Please try again."),
+    # WebDAV's 507 (RFC 4918), not an AWS code: the storage is full. Not retried by clients.
+    "InsufficientStorage": (
+        507,
+        "There is not enough free space in the gateway's storage to store this request.",
+    ),
     "InvalidAccessKeyId": (
         403,
         "The AWS Access Key Id you provided does not exist in our records.",

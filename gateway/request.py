@@ -176,17 +176,21 @@ class BodySource:
     def __init__(self, receive: Any) -> None:
         self._receive = receive
         self.finished = False
+        self.received = 0  # body bytes as received (for the access log)
+        self.asked = False  # whether the body was ever read (so 100 Continue was sent)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[bytes]:
         while not self.finished:
+            self.asked = True
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 raise S3Error("IncompleteBody", "The client disconnected during the upload.")
             self.finished = not message.get("more_body", False)
             chunk = message.get("body", b"")
+            self.received += len(chunk)
             if chunk:
                 yield chunk
 

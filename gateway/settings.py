@@ -47,6 +47,8 @@ class Settings:
     header_timeout_seconds: int = 60  # for a request line and headers to arrive
     body_timeout_seconds: int = 60  # longest wait for the next piece of a request body
     reservation_lease_seconds: int = 120  # a dead gateway's quota reservations outlive it so long
+    # Writes to a local volume (the filesystem backend) are refused (507) below this; 0: off.
+    min_free_bytes: int = 256 * 1024**2
 
     @property
     def address(self) -> str:
@@ -85,6 +87,7 @@ _ENV: dict[str, str] = {
     "PWG_HEADER_TIMEOUT_SECONDS": "header_timeout_seconds",
     "PWG_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
     "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
+    "PWG_MIN_FREE_BYTES": "min_free_bytes",
 }
 
 
@@ -187,4 +190,6 @@ def load_settings(
     for name in _POSITIVE:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    if settings.min_free_bytes < 0:
+        raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     return settings

@@ -27,8 +27,11 @@ import binascii
 import builtins
 import hashlib
 import json
+import logging
+import os
 import re
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,8 +64,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from gateway.errors import S3Error
 from policy import catalog_leases
 from policy.catalog_schema import api_keys, objects, reservations, site_policies
 from policy.model import (
@@ -79,12 +84,17 @@ from policy.model import (
 )
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Advisory lock namespaces (first key of the two-key form) on PostgreSQL.
 _LOCK_SITE = 0x50574701
 _LOCK_MIGRATE = 0x50574702
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+#: How long the readiness check waits for SQLite's write lock before calling it locked.
+READY_BUSY_TIMEOUT_MS = 2_000
 _MAX_LIMIT = 1000
 _SORTS: tuple[SortField, ...] = ("created_at", "size", "build_id", "key")
 _API_KEY_PREFIX = "pwg"
@@ -161,6 +171,7 @@ class SqlCatalog:
         self._engine: Engine | None = None
         self._writer: Engine | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        self._sqlite_identity: tuple[int, int] | None = None
         self._state_listeners: builtins.list[StateListener] = []
         self._lease_id = secrets.token_hex(12)
 
@@ -219,6 +230,9 @@ class SqlCatalog:
         except BaseException:
             engine.dispose()
             raise
+        if url.get_backend_name() == "sqlite" and url.database:
+            found = os.stat(url.database)
+            self._sqlite_identity = (found.st_dev, found.st_ino)
         self._engine, self._writer = engine, writer
 
     def _migrate(self, writer: Engine) -> None:
@@ -237,6 +251,46 @@ class SqlCatalog:
         if engine is not None:
             await anyio.to_thread.run_sync(engine.dispose)
 
+    async def check_ready(self) -> None:
+        """``ServiceUnavailable`` naming the fault unless the database answers now and could
+        take a write: PostgreSQL reachable; the SQLite file still the one opened at start
+        (not deleted or replaced under the running gateway) and its write lock obtainable
+        within :data:`READY_BUSY_TIMEOUT_MS`. The cause is logged, never returned (it may
+        name hosts). Runs outside the connection limiter, so busy workers cannot stall it.
+        """
+        engine = self._engine
+        if engine is None:
+            raise S3Error("ServiceUnavailable", "The catalog database is not started.")
+        await anyio.to_thread.run_sync(partial(self._check_ready, engine), abandon_on_cancel=True)
+
+    def _check_ready(self, engine: Engine) -> None:
+        sqlite_file = make_url(self.url).database if self.dialect == "sqlite" else None
+        if sqlite_file:
+            try:
+                found = os.stat(sqlite_file)
+            except FileNotFoundError:
+                found = None
+            if found is None or (found.st_dev, found.st_ino) != self._sqlite_identity:
+                _log.error("catalog readiness: %s is missing or was replaced", sqlite_file)
+                raise S3Error(
+                    "ServiceUnavailable", "The catalog database file is missing or was replaced."
+                )
+        try:
+            if sqlite_file:
+                _probe_sqlite_write_lock(engine)
+            else:
+                with engine.connect() as conn:
+                    conn.execute(select(1))
+        except (DBAPIError, sqlite3.Error) as error:
+            locked = "locked" in str(error) or "busy" in str(error)
+            _log.error("catalog readiness: %s", error)
+            raise S3Error(
+                "ServiceUnavailable",
+                "The catalog database is locked."
+                if locked
+                else "The catalog database cannot be used.",
+            ) from error
+
     async def _run(self, write: bool, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction in a worker thread; commit if it returns."""
         engine = self._writer if write else self._engine
@@ -247,7 +301,10 @@ class SqlCatalog:
             with engine.begin() as conn:
                 return work(conn)
 
-        return await anyio.to_thread.run_sync(transaction, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(transaction, limiter=self._limiter)
+        except OperationalError as error:
+            raise _database_fault(error) from error
 
     # Objects
 
@@ -550,7 +607,9 @@ class SqlCatalog:
         return secret
 
     async def principal_for_api_key(self, secret: str) -> str | None:
-        """The principal of a live API key (recording its use), or None."""
+        """The principal of a live API key (recording its use), or None. When the use cannot
+        be recorded (a full or read-only database) the key still authenticates, so the API
+        keeps working on a full disk, e.g. to delete artifacts."""
         digest = _hash_secret(secret)
 
         def work(conn: Connection) -> str | None:
@@ -562,7 +621,16 @@ class SqlCatalog:
             ).first()
             return None if row is None else str(row[0])
 
-        return await self._run(True, work)
+        def lookup(conn: Connection) -> str | None:
+            row = conn.execute(
+                select(api_keys.c.principal).where(api_keys.c.key_hash == digest)
+            ).first()
+            return None if row is None else str(row[0])
+
+        try:
+            return await self._run(True, work)
+        except S3Error:
+            return await self._run(False, lookup)
 
     async def revoke_api_key(self, key_id: str) -> bool:
         """Delete the API key ``key_id``; False if there was none."""
@@ -666,7 +734,39 @@ class SqlCatalog:
         await self._run(True, work)
 
 
+def _database_fault(error: OperationalError) -> S3Error:
+    """What a database failure means to a client: its volume is full (SQLite's SQLITE_FULL,
+    PostgreSQL's disk_full) -> 507, anything else operational (unreachable, locked,
+    read-only, I/O) -> 503. The cause is logged, never returned (it may name hosts)."""
+    cause = error.orig
+    _log.error("catalog database fault: %s", cause)
+    sqlite_code = getattr(cause, "sqlite_errorcode", None)
+    full = (isinstance(sqlite_code, int) and sqlite_code & 0xFF == _SQLITE_FULL) or getattr(
+        cause, "sqlstate", None
+    ) == _PG_DISK_FULL
+    if full:
+        return S3Error("InsufficientStorage", "The catalog database's volume is full.")
+    return S3Error("ServiceUnavailable", "The catalog database is unavailable.")
+
+
 # SQLite connection setup
+
+
+def _probe_sqlite_write_lock(engine: Engine) -> None:
+    """Take and release SQLite's write lock (with a short busy timeout), and read a row."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {READY_BUSY_TIMEOUT_MS}")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("SELECT 1 FROM objects LIMIT 1").fetchall()
+            cursor.execute("ROLLBACK")
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+    finally:
+        raw.close()
 
 
 def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -143,6 +143,7 @@ class RetentionService:
         dry_run: bool,
         now: datetime | None = None,
         policy: SitePolicy | None = None,
+        request_id: str | None = None,
     ) -> RetentionPlan:
         """Plan retention for ``site``; unless ``dry_run``, delete what the plan drops.
 
@@ -151,6 +152,8 @@ class RetentionService:
         the pass continues. Returns the plan (with ``dry_run``: what would be deleted).
         ``policy`` previews proposed rules instead of the site's own: it is allowed only
         with ``dry_run`` (ValueError otherwise) and is never stored.
+        ``request_id`` is the id of the request that caused the pass (an upload), or of the
+        periodic job's pass; the deletes and their log lines carry it.
         """
         if policy is not None and not dry_run:
             raise ValueError("proposed retention rules can only be previewed (dry_run)")
@@ -162,28 +165,36 @@ class RetentionService:
             if dry_run or not plan.delete:
                 return plan
             ctx = RequestContext(
-                request_id=f"retention-{uuid.uuid4().hex}", principal=RETENTION_PRINCIPAL
+                request_id=request_id or f"retention-{uuid.uuid4().hex}",
+                principal=RETENTION_PRINCIPAL,
             )
             for record in plan.delete:
                 current = await self._catalog.get(site, record.key)
                 if current is None or current.pinned or current.created_at != record.created_at:
                     continue
+                where = {"request_id": ctx.request_id, "site": site, "key": record.key}
                 try:
                     await self._backend.delete_object(ctx, site, record.key)
                 except Exception:
-                    log.exception("retention: deleting %s/%s failed", site, record.key)
+                    log.exception("retention: deleting %s/%s failed", site, record.key, extra=where)
                 else:
-                    log.info("retention: deleted %s/%s", site, record.key)
+                    log.info("retention: deleted %s/%s", site, record.key, extra=where)
             return plan
 
     async def apply_all(self) -> None:
-        """One pass over every site (bucket); a failing site is logged and skipped."""
-        ctx = RequestContext(request_id="retention-sweep", principal=RETENTION_PRINCIPAL)
+        """One pass over every site (bucket); a failing site is logged and skipped. The
+        pass has its own job id (``retention-sweep-<hex>``), the request id of its lines."""
+        job_id = f"retention-sweep-{uuid.uuid4().hex[:16]}"
+        ctx = RequestContext(request_id=job_id, principal=RETENTION_PRINCIPAL)
         for bucket in await self._backend.list_buckets(ctx):
             try:
-                await self.apply(bucket.name, dry_run=False)
+                await self.apply(bucket.name, dry_run=False, request_id=job_id)
             except Exception:
-                log.exception("retention: pass over site %s failed", bucket.name)
+                log.exception(
+                    "retention: pass over site %s failed",
+                    bucket.name,
+                    extra={"request_id": job_id, "site": bucket.name},
+                )
 
     async def run_periodically(self, interval_s: float) -> None:
         """Run :meth:`apply_all` every ``interval_s`` seconds until cancelled (start it in a
@@ -206,13 +217,18 @@ class RetentionBackend:
         self.name = inner.name
         self._service = service
 
-    async def _after_artifact(self, bucket: str, key: str) -> None:
+    async def _after_artifact(self, ctx: RequestContext, bucket: str, key: str) -> None:
         if parse_artifact_key(key) is None:
             return
         try:
-            await self._service.apply(bucket, dry_run=False)
+            await self._service.apply(bucket, dry_run=False, request_id=ctx.request_id)
         except Exception:
-            log.exception("retention after the upload of %s/%s failed", bucket, key)
+            log.exception(
+                "retention after the upload of %s/%s failed",
+                bucket,
+                key,
+                extra={"request_id": ctx.request_id},
+            )
 
     async def start(self) -> None:
         await self.inner.start()
@@ -253,7 +269,7 @@ class RetentionBackend:
         conditions: WriteConditions,
     ) -> ObjectInfo:
         info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
-        await self._after_artifact(bucket, key)
+        await self._after_artifact(ctx, bucket, key)
         return info
 
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
@@ -316,7 +332,7 @@ class RetentionBackend:
         info = await self.inner.complete_multipart_upload(
             ctx, bucket, key, upload_id, parts, conditions
         )
-        await self._after_artifact(bucket, key)
+        await self._after_artifact(ctx, bucket, key)
         return info
 
     async def abort_multipart_upload(

@@ -2,6 +2,8 @@
 
 Order, outermost first (each a Backend wrapping the next):
 
+0. ``FreeSpaceBackend`` (only over a translator with a local volume, when a floor is set):
+   writes are refused under the free-space floor before anything else is done for them.
 1. ``RetentionBackend``: after an artifact upload commits, applies the site's retention.
 2. ``QuotaBackend``: size limits, and quota reservations taken before a body is read and
    released only once the catalog row exists — so it must sit outside ``CatalogBackend``.
@@ -31,6 +33,7 @@ from anyio.abc import TaskGroup
 from gateway.services import Services
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
@@ -39,7 +42,7 @@ from policy.retention import RetentionBackend, RetentionService
 from policy.scrub import Scrubber
 from policy.site_state import SiteStateStore
 from policy.validation import ValidationBackend
-from translators.base import Backend
+from translators.base import Backend, LocalVolume
 
 log = logging.getLogger("pagewright.stack")
 RETENTION_INTERVAL_S = 3600.0
@@ -58,6 +61,7 @@ class Stack:
     scrubber: Scrubber | None = None
     scrub_interval_s: float = 0.0
     leases: LeaseKeeper | None = None
+    space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
 
     @property
     def services(self) -> Services:
@@ -91,9 +95,13 @@ def build_stack(
     lease_s: float = DEFAULT_LEASE_S,
     scrub_interval_s: float = 0.0,
     scrub_rate_bytes: int = 8 * 1024 * 1024,
+    min_free_bytes: int = 0,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
-    ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s."""
+
+    ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s;
+    ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none).
+    """
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
     catalog.add_state_listener(site_state.save)
@@ -102,7 +110,11 @@ def build_stack(
     indexed = CatalogBackend(validated, catalog)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies)
-    backend = RetentionBackend(limited, retention)
+    backend: Backend = RetentionBackend(limited, retention)
+    space = None
+    if min_free_bytes > 0 and isinstance(translator, LocalVolume):
+        space = FreeSpaceGuard(translator, min_free_bytes)
+        backend = FreeSpaceBackend(backend, space)
     scrubber = Scrubber(translator, catalog, scrub_rate_bytes)
     leases = LeaseKeeper(catalog, backend, lease_s)
     return Stack(
@@ -115,4 +127,5 @@ def build_stack(
         scrubber=scrubber,
         scrub_interval_s=scrub_interval_s,
         leases=leases,
+        space=space,
     )

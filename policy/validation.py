@@ -430,10 +430,12 @@ class ValidationBackend:
         check_writable_key(key)
         if parse_artifact_key(key) is None:
             return await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
-        payload = await self._validating(bucket, key, body)
+        payload = await self._validating(ctx, bucket, key, body)
         return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
 
-    async def _validating(self, bucket: str, key: str, body: PayloadStream) -> ValidatingPayload:
+    async def _validating(
+        self, ctx: RequestContext, bucket: str, key: str, body: PayloadStream
+    ) -> ValidatingPayload:
         artifact = parse_artifact_key(key)
         assert artifact is not None
         policy = await self._policies(bucket)
@@ -445,7 +447,13 @@ class ValidationBackend:
             ARTIFACT_REJECTED.labels(site=bucket, code=error.code).inc()
             log.info(
                 "artifact rejected",
-                extra={"site": bucket, "key": key, "code": error.code, "reason": error.message},
+                extra={
+                    "request_id": ctx.request_id,
+                    "site": bucket,
+                    "key": key,
+                    "code": error.code,
+                    "reason": error.message,
+                },
             )
 
         return ValidatingPayload(body, validator, on_reject=rejected)
@@ -568,7 +576,7 @@ class ValidationBackend:
             try:
                 algorithms = [a for a in staged.checksums if a != "SHA256"] or ["CRC64NVME"]
                 copy = HashingPayload(source.body, source.info.size, algorithms)
-                payload = await self._validating(bucket, key, copy)
+                payload = await self._validating(ctx, bucket, key, copy)
                 metadata = WriteMetadata(dict(staged.headers), dict(staged.user_metadata))
                 return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
             finally:

@@ -7,9 +7,15 @@ server that cannot be reached skips the test, or fails it under ``CI=true``.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,6 +24,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+
+from tests.servers import free_port
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -61,3 +69,81 @@ def catalog_url(kind: str, directory: Path) -> Iterator[str]:
         return
     with fresh_schema() as url:
         yield url
+
+
+@dataclass
+class PrivateServer:
+    """A PostgreSQL server of this test's own (so it can be stopped): its URL and process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: connections are cut
+            self.process.wait(timeout=60)
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not found:
+        message = "PostgreSQL server binaries are not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found[-1].parent
+
+
+@contextmanager
+def private_server() -> Iterator[PrivateServer]:
+    """A fresh PostgreSQL cluster on a free 127.0.0.1 port, run as the ``postgres`` user
+    when the tests run as root (PostgreSQL refuses to run as root); removed afterwards."""
+    binaries = _postgres_bin()
+    user = "postgres" if os.geteuid() == 0 else None
+    directory = Path(tempfile.mkdtemp(prefix="pwg-pg-"))  # reachable by that user
+    if user:
+        shutil.chown(directory, user)
+    data = directory / "data"
+    try:
+        subprocess.run(
+            [binaries / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+            user=user,
+            capture_output=True,
+            check=True,
+        )
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                binaries / "postgres",
+                "-D",
+                data,
+                "-p",
+                str(port),
+                "-k",
+                directory,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            user=user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = PrivateServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", process)
+        try:
+            for _ in range(400):
+                ready = subprocess.run(
+                    [binaries / "pg_isready", "-h", "127.0.0.1", "-p", str(port)],
+                    capture_output=True,
+                    check=False,
+                )
+                if ready.returncode == 0 or process.poll() is not None:
+                    break
+                time.sleep(0.05)
+            assert process.poll() is None, "the private PostgreSQL server did not start"
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

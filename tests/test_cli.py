@@ -100,7 +100,9 @@ def test_probes(gateway: GatewayServer) -> None:
         with urllib.request.urlopen(gateway.endpoint + path) as response:
             assert response.read() == b"ok\n"
     with urllib.request.urlopen(gateway.endpoint + "/readyz") as response:
-        assert json.loads(response.read()) == {"ready": True, "backend": "filesystem"}
+        report = json.loads(response.read())
+    assert (report["ready"], report["backend"], report["failed"]) == (True, "filesystem", [])
+    assert set(report["checks"]) == {"backend", "catalog", "free_space"}
 
 
 def test_signed_healthz_is_a_bucket(s3: Any) -> None:

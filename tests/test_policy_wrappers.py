@@ -12,12 +12,19 @@ import inspect
 import pytest
 
 from policy.catalog_backend import CatalogBackend
+from policy.free_space import FreeSpaceBackend
 from policy.quota import QuotaBackend
 from policy.retention import RetentionBackend
 from policy.validation import ValidationBackend
 from translators.base import Backend
 
-WRAPPERS: list[type] = [CatalogBackend, ValidationBackend, QuotaBackend, RetentionBackend]
+WRAPPERS: list[type] = [
+    CatalogBackend,
+    ValidationBackend,
+    QuotaBackend,
+    RetentionBackend,
+    FreeSpaceBackend,
+]
 
 
 def backend_methods() -> dict[str, inspect.Signature]:

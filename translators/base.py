@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from gateway.errors import S3Error
 
@@ -400,3 +400,23 @@ class Backend(Protocol):
     async def abort_multipart_upload(
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class VolumeSpace:
+    """The free and total bytes of the volume a translator stores on."""
+
+    free: int
+    total: int
+
+
+@runtime_checkable
+class LocalVolume(Protocol):
+    """Optional capability: a translator whose data lives on a local volume it can measure
+    (the filesystem translator). Cloud translators have no such volume and lack it; the
+    free-space floor (``policy.free_space``) applies only to translators that have it."""
+
+    def volume_space(self) -> VolumeSpace:
+        """Free space now; a storage error (``ServiceUnavailable``) if it cannot be measured.
+        Cheap (one ``statvfs``): called before every write."""
+        ...

@@ -14,8 +14,10 @@ after the commit (readers that opened it keep reading it).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -28,7 +30,7 @@ import anyio.to_thread
 
 from gateway import checksums
 from gateway.errors import S3Error
-from translators import fs_db, fs_listing, multipart
+from translators import fs_db, fs_errors, fs_listing, multipart
 from translators.base import (
     BucketInfo,
     ChecksumAlgorithm,
@@ -46,11 +48,13 @@ from translators.base import (
     UploadInfo,
     UploadsPage,
     UploadsQuery,
+    VolumeSpace,
     WriteConditions,
     WriteMetadata,
 )
 from translators.fs_blobs import BlobBody, BlobStore, BlobWriter, EmptyBody
 from translators.fs_commit import Committer
+from translators.fs_errors import mapped
 
 _T = TypeVar("_T")
 _DATABASE: Final = "catalogue.sqlite3"
@@ -72,6 +76,14 @@ class FilesystemBackend:
     cannot). ``housekeeping=False`` is for commands that open the store of a gateway that
     may be running: their start leaves temp files and unreferenced blobs alone, since those
     may be that gateway's writes in flight.
+    cannot).
+
+    Storage faults (a full volume, a read-only or vanished store, I/O errors) are reported
+    as :mod:`translators.fs_errors` maps them, never as internal errors. A store whose
+    catalogue file was removed or replaced under the running gateway is refused with
+    ``ServiceUnavailable`` (its open handles would otherwise keep serving a deleted store).
+    It implements :class:`translators.base.LocalVolume`: :meth:`volume_space` measures the
+    volume holding ``root``.
     """
 
     name = "filesystem"
@@ -94,9 +106,11 @@ class FilesystemBackend:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._ids = _UploadIds()
+        self._identity: tuple[int, int] | None = None
 
     # Lifecycle
 
+    @mapped
     async def start(self) -> None:
         """Create the layout, open the catalogue, remove temp files and orphaned blobs."""
         await anyio.to_thread.run_sync(self._start)
@@ -108,6 +122,8 @@ class FilesystemBackend:
         self._committer = Committer(
             fs_db.connect(self.root / _DATABASE, writer=True, synchronous=self._fsync)
         )
+        found = os.stat(self.root / _DATABASE)
+        self._identity = (found.st_dev, found.st_ino)
         if not self._housekeeping:
             return
         rows = self._committer.read("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")
@@ -123,16 +139,47 @@ class FilesystemBackend:
             self._committer.close()
             self._committer = None
 
+    @mapped
     async def check_ready(self) -> None:
-        """``ServiceUnavailable`` when the root or the catalogue cannot be written."""
-        if self._committer is None or not os.access(self._blobs.tmp, os.W_OK | os.X_OK):
-            raise S3Error("ServiceUnavailable", "The storage directory is not writable.")
+        """An S3 error naming the fault unless the store is started, still in place, can
+        create a file (a real write: catches read-only, unwritable and failing volumes) and
+        its catalogue answers a query."""
+        if self._committer is None:
+            raise S3Error("ServiceUnavailable", "The filesystem backend is not started.")
+        await anyio.to_thread.run_sync(self._check_ready)
+
+    def _check_ready(self) -> None:
+        self._require_store()
+        probe = f"{self._blobs.tmp}/ready-{os.urandom(8).hex()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        os.unlink(probe)
+        self._reader().execute("SELECT 1 FROM buckets LIMIT 1").fetchall()
+
+    def volume_space(self) -> VolumeSpace:
+        """Free and total bytes of the volume holding the store (``statvfs``: cheap)."""
         try:
-            self._reader().execute("SELECT 1 FROM buckets LIMIT 1").fetchall()
-        except sqlite3.Error as error:
-            raise S3Error("ServiceUnavailable", "The catalogue cannot be read.") from error
+            usage = shutil.disk_usage(self.root)
+        except OSError as error:
+            fault = fs_errors.storage_fault(error)
+            if fault is None:
+                raise
+            raise fault from error
+        return VolumeSpace(free=usage.free, total=usage.total)
+
+    def _require_store(self) -> None:
+        """Raise (ENOENT, mapped to ``ServiceUnavailable``) if the catalogue file this
+        backend opened is no longer the one at its path: the store was deleted or replaced
+        under the running gateway, and writes would go to files nobody will see again."""
+        path = self.root / _DATABASE
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            found = None
+        if found is None or (found.st_dev, found.st_ino) != self._identity:
+            raise FileNotFoundError(errno.ENOENT, "the store's catalogue is gone", str(path))
 
     def _reader(self) -> sqlite3.Connection:
+        self._require_store()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = fs_db.connect(self.root / _DATABASE, writer=False)
@@ -145,6 +192,7 @@ class FilesystemBackend:
         """Run ``work`` in a durable write transaction (blocking: from a worker thread)."""
         if self._committer is None:
             raise S3Error("ServiceUnavailable", "The filesystem backend is not started.")
+        self._require_store()
         return self._committer.run(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -152,10 +200,12 @@ class FilesystemBackend:
 
     # Buckets
 
+    @mapped
     async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
         rows = self._reader().execute("SELECT name, created FROM buckets ORDER BY name")
         return [BucketInfo(name, fs_db.timestamp(created)) for name, created in rows]
 
+    @mapped
     async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
         def work(conn: sqlite3.Connection) -> None:
             try:
@@ -165,6 +215,7 @@ class FilesystemBackend:
 
         await self._write(work)
 
+    @mapped
     async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
         row = (
             self._reader()
@@ -175,6 +226,7 @@ class FilesystemBackend:
             raise S3Error("NoSuchBucket", BucketName=bucket)
         return BucketInfo(bucket, fs_db.timestamp(row[0]))
 
+    @mapped
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         def work(conn: sqlite3.Connection) -> list[str]:
             fs_db.require_bucket(conn, bucket)
@@ -192,6 +244,7 @@ class FilesystemBackend:
 
     # Objects
 
+    @mapped
     async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
         return self._find(bucket, key)[0]
 
@@ -203,15 +256,20 @@ class FilesystemBackend:
             raise S3Error("NoSuchKey", Key=key)
         return found
 
+    @mapped
     async def get_object(
         self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
     ) -> GetResult:
         """Open the current version; see :meth:`translators.base.Backend.get_object`."""
+        missing: str | None = None
         for _ in range(_OPEN_ATTEMPTS):
             info, blob = self._find(bucket, key)
             try:
                 fd = self._blobs.open(blob)
             except FileNotFoundError:
+                if blob == missing:
+                    raise  # the row still names it: the blob is gone from the store
+                missing = blob
                 continue  # replaced between the read and the open: read the new row
             try:
                 if options.part_number is not None:
@@ -230,6 +288,7 @@ class FilesystemBackend:
             return GetResult(info, span, BlobBody(fd, start, length))
         raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
 
+    @mapped
     async def put_object(
         self,
         ctx: RequestContext,
@@ -273,6 +332,7 @@ class FilesystemBackend:
         if old is not None:
             self._blobs.remove([old])
 
+    @mapped
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
         def work(conn: sqlite3.Connection) -> list[str]:
             fs_db.require_bucket(conn, bucket)
@@ -284,6 +344,7 @@ class FilesystemBackend:
         freed = await self._write(work)
         await anyio.to_thread.run_sync(self._blobs.remove, freed)
 
+    @mapped
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
         """A page of keys; see :class:`translators.base.ListQuery`. Objects carry no parts."""
         if query.max_keys > 100:
@@ -295,6 +356,7 @@ class FilesystemBackend:
 
     # Multipart
 
+    @mapped
     async def create_multipart_upload(
         self,
         ctx: RequestContext,
@@ -333,6 +395,7 @@ class FilesystemBackend:
         await self._write(work)
         return upload
 
+    @mapped
     async def upload_part(
         self,
         ctx: RequestContext,
@@ -406,6 +469,7 @@ class FilesystemBackend:
             self._blobs.remove([old])
         return part
 
+    @mapped
     async def list_parts(
         self,
         ctx: RequestContext,
@@ -429,6 +493,7 @@ class FilesystemBackend:
         more = len(rows) > max_parts
         return upload, PartsPage(parts, parts[-1].part_number if more else None)
 
+    @mapped
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery
     ) -> UploadsPage:
@@ -437,6 +502,7 @@ class FilesystemBackend:
             lambda: fs_listing.list_uploads(self._reader(), bucket, query)
         )
 
+    @mapped
     async def complete_multipart_upload(
         self,
         ctx: RequestContext,
@@ -513,6 +579,7 @@ class FilesystemBackend:
         self._blobs.remove(freed)
         return info
 
+    @mapped
     async def abort_multipart_upload(
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str
     ) -> None:

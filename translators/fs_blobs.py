@@ -149,7 +149,13 @@ class BlobWriter:
             os.close(fd)
         final = self.store.path(self.name)
         os.rename(self.tmp_path, final)
-        self.store.sync_directory(os.path.dirname(final))
+        try:
+            self.store.sync_directory(os.path.dirname(final))
+        except BaseException:
+            # Not durable, so not published: no catalogue row may name it.
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+            raise
         return self.name
 
     def discard(self) -> None:

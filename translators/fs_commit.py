@@ -8,6 +8,7 @@ the WAL instead of queueing for one each.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -77,6 +78,8 @@ class Committer:
         try:
             if conn is None:
                 raise S3Error("ServiceUnavailable", "The filesystem backend is closed.")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # left open by a rollback that failed (full disk)
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 conn.execute("SAVEPOINT job")
@@ -88,10 +91,14 @@ class Committer:
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
         except BaseException as error:
-            if conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # Every job of the batch failed with it: set that before anything else can fail.
             for job in batch:
                 job.error, job.result = error, None
+            if conn is not None and conn.in_transaction:
+                # A full or failing disk can fail the rollback too; SQLite then rolls back
+                # on its own (the journal is intact), and the first error is the one to report.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
         finally:
             for job in batch:

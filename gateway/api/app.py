@@ -4,10 +4,10 @@ Every route's ``name`` is its operation (``ListArtifacts``...), the ``operationI
 same path and method in ``openapi.json``; ``tests/test_api.py`` checks the table and the
 document describe exactly the same operations.
 
-Middleware, outermost first (all pure ASGI): gzip for large responses (never for tars,
-which hold compressed artifacts and must keep their Content-Length), the 500 renderer,
-Bearer authentication. Then Starlette's exception handlers render every known error as
-``{"error": {"code", "message"}}``.
+Middleware, outermost first (all pure ASGI): the access log (request id, one access line),
+gzip for large responses (never for tars, which hold compressed artifacts and must keep
+their Content-Length), the 500 renderer, Bearer authentication. Then Starlette's
+exception handlers render every known error as ``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.api import render
+from gateway.api.access import AccessLog
 from gateway.api.artifacts import TAR, ArtifactHandlers
 from gateway.api.auth import BearerAuth
 from gateway.api.errors import EXCEPTION_HANDLERS, InternalErrors
@@ -121,6 +122,9 @@ def create_api_app(services: ApiServices) -> Starlette:
     return Starlette(
         routes=[Mount(API_PREFIX, routes=routes)],
         middleware=[
+            Middleware(
+                AccessLog, prefix=API_PREFIX, routes=[r for r in routes if isinstance(r, Route)]
+            ),
             Middleware(
                 GZipMiddleware,
                 minimum_size=GZIP_MINIMUM_BYTES,

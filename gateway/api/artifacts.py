@@ -13,12 +13,12 @@ in the site's bucket, so ``reindex`` restores them.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.access_log import new_request_id, request_id_of
 from gateway.api import render
 from gateway.api.auth import authorize, principal_of
 from gateway.api.errors import ApiError
@@ -44,8 +44,9 @@ TAR = "application/x-tar"
 
 
 def context(request: Request) -> RequestContext:
-    """The Backend request context of an authenticated API request."""
-    return RequestContext(f"api-{secrets.token_hex(8)}", principal_of(request))
+    """The Backend request context of an authenticated API request (its request id is the
+    one in the reply's header and the access line)."""
+    return RequestContext(request_id_of(request.scope) or new_request_id(), principal_of(request))
 
 
 def build_id_of(request: Request) -> str:

@@ -18,11 +18,14 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.access_log import request_id_of
 from gateway.api.errors import ApiError, error_response
 from gateway.api.services import ApiCatalog
+from gateway.errors import S3Error
 from policy.credentials import ROOT_PRINCIPAL
 
 _PRINCIPAL = "pagewright.principal"
+PRINCIPAL_SCOPE_KEY = _PRINCIPAL  # read by the access log
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pagewright"'}
 
 
@@ -43,10 +46,19 @@ class BearerAuth:
         scheme, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
         principal = None
         if scheme.lower() == "bearer" and secret.strip():
-            principal = await self._catalog.principal_for_api_key(secret.strip())
+            try:
+                principal = await self._catalog.principal_for_api_key(secret.strip())
+            except S3Error as error:  # the catalog database is unavailable
+                response = error_response(
+                    error.status, error.code, error.message, request_id=request_id_of(scope)
+                )
+                await response(scope, receive, send)
+                return
         if principal is None:
             message = "a valid API key is required (Authorization: Bearer <key>)"
-            response = error_response(401, "Unauthorized", message, _CHALLENGE)
+            response = error_response(
+                401, "Unauthorized", message, _CHALLENGE, request_id=request_id_of(scope)
+            )
             await response(scope, receive, send)
             return
         scope[_PRINCIPAL] = principal

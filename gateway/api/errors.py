@@ -1,4 +1,5 @@
-"""The API's one error table and its JSON rendering: ``{"error": {"code", "message"}}``.
+"""The API's one error table and its JSON rendering: ``{"error": {"code", "message",
+"request_id"}}`` (the request id also names the request's access line).
 
 Handlers raise :class:`ApiError` (or let an ``S3Error`` from the Backend, a catalog
 ``CursorError`` or a ``PolicyError`` through); :data:`EXCEPTION_HANDLERS` renders each.
@@ -9,7 +10,6 @@ the request id, never a stack trace.
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any, Final
 
 from starlette.exceptions import HTTPException
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.access_log import new_request_id, request_id_of
 from gateway.errors import S3Error
 from policy.catalog import CursorError
 from policy.policies import PolicyError
@@ -54,35 +55,52 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    request_id: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status, headers)
+    error = {"code": code, "message": message}
+    if request_id is not None:
+        error["request_id"] = request_id
+    return JSONResponse({"error": error}, status, headers)
 
 
-async def _api_error(_request: Request, exc: Exception) -> Response:
+async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.headers)
+    return error_response(
+        exc.status, exc.code, exc.message, exc.headers, request_id=request_id_of(request.scope)
+    )
 
 
-async def _s3_error(_request: Request, exc: Exception) -> Response:
+async def _s3_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, S3Error)
+    request_id = request_id_of(request.scope)
     if exc.status >= 500:
-        log.warning("backend error: %s", exc)
-    return error_response(exc.status, exc.code, exc.message)
+        log.warning("backend error: %s", exc, extra={"request_id": request_id})
+    return error_response(exc.status, exc.code, exc.message, request_id=request_id)
 
 
-async def _cursor_error(_request: Request, exc: Exception) -> Response:
-    return error_response(400, "InvalidCursor", str(exc))
+async def _cursor_error(request: Request, exc: Exception) -> Response:
+    return error_response(400, "InvalidCursor", str(exc), request_id=request_id_of(request.scope))
 
 
-async def _policy_error(_request: Request, exc: Exception) -> Response:
-    return error_response(400, "InvalidPolicy", str(exc))
+async def _policy_error(request: Request, exc: Exception) -> Response:
+    return error_response(400, "InvalidPolicy", str(exc), request_id=request_id_of(request.scope))
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "InvalidArgument")
-    return error_response(exc.status_code, code, exc.detail, dict(exc.headers or {}))
+    return error_response(
+        exc.status_code,
+        code,
+        exc.detail,
+        dict(exc.headers or {}),
+        request_id=request_id_of(request.scope),
+    )
 
 
 EXCEPTION_HANDLERS: Final[dict[Any, Any]] = {
@@ -118,11 +136,14 @@ class InternalErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            request_id = secrets.token_hex(8).upper()
+            request_id = request_id_of(scope) or new_request_id()
             log.exception("unhandled API error", extra={"request_id": request_id})
             if started:
                 raise
             response = error_response(
-                500, "InternalError", f"internal error (request id {request_id})"
+                500,
+                "InternalError",
+                f"internal error (request id {request_id})",
+                request_id=request_id,
             )
             await response(scope, receive, send)

@@ -256,7 +256,13 @@ _SCHEMAS: dict[str, Any] = {
                 {
                     "code": {"type": "string", "description": "e.g. NoSuchArtifact"},
                     "message": {"type": "string"},
-                }
+                    "request_id": {
+                        "type": "string",
+                        "description": "The request's id (also its x-amz-request-id header "
+                        "and its access log line); absent on per-item errors of a bulk reply.",
+                    },
+                },
+                ["code", "message"],
             )
         }
     ),

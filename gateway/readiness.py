@@ -1,0 +1,87 @@
+"""The readiness probe (``GET /_pagewright/readyz``): can this gateway serve requests now?
+
+Three checks, run together, each bounded by :data:`CHECK_TIMEOUT_S`:
+
+* ``backend``: the storage answers and takes writes (``Backend.check_ready``);
+* ``catalog``: the catalog database answers and could take a write
+  (``SqlCatalog.check_ready``);
+* ``free_space`` (only with a free-space floor, i.e. the filesystem backend): the volume has
+  at least ``min_free_bytes`` free.
+
+The report is JSON: ``{"ready", "backend", "checks": {name: {"ok", "error"?, ...}},
+"failed": [names]}``; the app answers 200 when every check passed, else 503. Messages name
+the fault, never a path, host or credential (those go to the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import anyio
+
+from gateway.errors import S3Error
+from policy.stack import Stack
+
+#: A check that has not answered by then has failed (a hung database, an unreachable host).
+CHECK_TIMEOUT_S: Final = 5.0
+
+
+async def _run(check: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    try:
+        with anyio.fail_after(CHECK_TIMEOUT_S):
+            return {"ok": True, **await check()}
+    except S3Error as error:
+        return {"ok": False, "error": error.message}
+    except TimeoutError:
+        return {"ok": False, "error": f"No answer within {CHECK_TIMEOUT_S:g} seconds."}
+
+
+async def report(stack: Stack) -> tuple[bool, dict[str, Any]]:
+    """Run every check of ``stack``; (all passed, the JSON document)."""
+
+    async def backend() -> dict[str, Any]:
+        await stack.backend.check_ready()
+        return {}
+
+    async def catalog() -> dict[str, Any]:
+        await stack.catalog.check_ready()
+        return {}
+
+    checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "backend": backend,
+        "catalog": catalog,
+    }
+    guard = stack.space
+    if guard is not None:
+
+        async def free_space() -> dict[str, Any]:
+            space = guard.space()
+            details = {"free_bytes": space.free, "min_free_bytes": guard.min_free_bytes}
+            if space.free < guard.min_free_bytes:
+                return {
+                    **details,
+                    "ok": False,
+                    "error": "The storage volume has less free space than min_free_bytes.",
+                }
+            return details
+
+        checks["free_space"] = free_space
+
+    results: dict[str, dict[str, Any]] = {}
+
+    async def run(name: str, check: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        results[name] = await _run(check)
+
+    async with anyio.create_task_group() as group:
+        for name, check in checks.items():
+            group.start_soon(run, name, check)
+    ordered = {name: results[name] for name in checks}
+    failed = [name for name, result in ordered.items() if not result["ok"]]
+    document = {
+        "ready": not failed,
+        "backend": stack.backend.name,
+        "checks": ordered,
+        "failed": failed,
+    }
+    return not failed, document

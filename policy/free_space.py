@@ -1,0 +1,264 @@
+"""A floor of free space on the storage volume, enforced before a write reads its body.
+
+:class:`FreeSpaceBackend` wraps the stack of a translator that has a local volume
+(:class:`translators.base.LocalVolume`: the filesystem translator). Every write that adds
+data (CreateBucket, PutObject and CopyObject, CreateMultipartUpload, UploadPart and
+UploadPartCopy, CompleteMultipartUpload) is refused with 507 ``InsufficientStorage`` when the
+volume's free space, less what the write announces it will add, would fall under the floor.
+The check runs before the body is read, and again every :data:`RECHECK_BYTES` while it
+streams (concurrent uploads share one volume). Deletes and aborts are always let through:
+they are how space is freed. Reads are not affected.
+
+The floor keeps room for what must still work on a nearly full volume: catalogue commits,
+WAL checkpoints, deletes. Writes that hit the end of the volume anyway (no floor, or another
+process filling it) are reported by the translator as the same 507, with nothing partial
+left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+from gateway.errors import S3Error
+from translators.base import (
+    Backend,
+    BucketInfo,
+    ChecksumAlgorithm,
+    ChecksumType,
+    CompletedPart,
+    GetOptions,
+    GetResult,
+    ListPage,
+    ListQuery,
+    LocalVolume,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    PayloadDigest,
+    PayloadStream,
+    RequestContext,
+    UploadInfo,
+    UploadsPage,
+    UploadsQuery,
+    VolumeSpace,
+    WriteConditions,
+    WriteMetadata,
+)
+
+log = logging.getLogger(__name__)
+
+#: A streaming body re-checks the floor after each this many bytes.
+RECHECK_BYTES: Final = 8 * 1024 * 1024
+#: ListParts pages read to size a completion.
+_PARTS_PAGE: Final = 1000
+
+
+class FreeSpaceGuard:
+    """The volume of ``volume`` and its floor of ``min_free_bytes`` (> 0)."""
+
+    def __init__(self, volume: LocalVolume, min_free_bytes: int) -> None:
+        self.volume = volume
+        self.min_free_bytes = min_free_bytes
+
+    def space(self) -> VolumeSpace:
+        """The volume's space now (an S3 error if it cannot be measured)."""
+        return self.volume.volume_space()
+
+    def admit(self, ctx: RequestContext, needed: int) -> None:
+        """``InsufficientStorage`` unless ``needed`` more bytes leave the floor free."""
+        space = self.space()
+        if space.free - needed >= self.min_free_bytes:
+            return
+        log.warning(
+            "write refused: the storage volume is under its free-space floor",
+            extra={
+                "request_id": ctx.request_id,
+                "free_bytes": space.free,
+                "needed_bytes": needed,
+                "min_free_bytes": self.min_free_bytes,
+            },
+        )
+        raise S3Error(
+            "InsufficientStorage",
+            "The storage volume is nearly full: writes are refused until space is freed.",
+        )
+
+
+class FloorPayload:
+    """A :class:`PayloadStream` that re-checks the floor every :data:`RECHECK_BYTES` while it
+    streams, for the bytes it still announces (``InsufficientStorage`` from the iterator,
+    so the translator commits nothing)."""
+
+    def __init__(self, inner: PayloadStream, guard: FreeSpaceGuard, ctx: RequestContext) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._ctx = ctx
+
+    @property
+    def declared_size(self) -> int | None:
+        return self._inner.declared_size
+
+    def digest(self) -> PayloadDigest:
+        return self._inner.digest()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        received = 0
+        next_check = RECHECK_BYTES
+        async for chunk in self._inner:
+            received += len(chunk)
+            if received >= next_check:
+                self._guard.admit(self._ctx, max((self.declared_size or 0) - received, 0))
+                next_check = received + RECHECK_BYTES
+            yield chunk
+
+
+class FreeSpaceBackend:
+    """Backend wrapper refusing writes under the free-space floor (module docstring).
+
+    Every Backend method is defined here (deny by default); the ones that add data check."""
+
+    def __init__(self, inner: Backend, guard: FreeSpaceGuard) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.guard = guard
+
+    def _payload(self, ctx: RequestContext, body: PayloadStream) -> FloorPayload:
+        self.guard.admit(ctx, body.declared_size or 0)
+        return FloorPayload(body, self.guard, ctx)
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def check_ready(self) -> None:
+        await self.inner.check_ready()
+
+    # Buckets
+
+    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
+        return await self.inner.list_buckets(ctx)
+
+    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        self.guard.admit(ctx, 0)
+        await self.inner.create_bucket(ctx, bucket)
+
+    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
+        return await self.inner.head_bucket(ctx, bucket)
+
+    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        await self.inner.delete_bucket(ctx, bucket)
+
+    # Objects
+
+    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
+        return await self.inner.head_object(ctx, bucket, key)
+
+    async def get_object(
+        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
+    ) -> GetResult:
+        return await self.inner.get_object(ctx, bucket, key, options)
+
+    async def put_object(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        body: PayloadStream,
+        metadata: WriteMetadata,
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        payload = self._payload(ctx, body)
+        return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
+
+    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        await self.inner.delete_object(ctx, bucket, key)
+
+    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
+        return await self.inner.list_objects(ctx, bucket, query)
+
+    # Multipart
+
+    async def create_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        metadata: WriteMetadata,
+        checksum_algorithm: ChecksumAlgorithm | None,
+        checksum_type: ChecksumType | None,
+    ) -> UploadInfo:
+        self.guard.admit(ctx, 0)
+        return await self.inner.create_multipart_upload(
+            ctx, bucket, key, metadata, checksum_algorithm, checksum_type
+        )
+
+    async def upload_part(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
+    ) -> PartInfo:
+        payload = self._payload(ctx, body)
+        return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, payload)
+
+    async def list_parts(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int,
+        max_parts: int,
+    ) -> tuple[UploadInfo, PartsPage]:
+        return await self.inner.list_parts(
+            ctx, bucket, key, upload_id, part_number_marker, max_parts
+        )
+
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage:
+        return await self.inner.list_multipart_uploads(ctx, bucket, query)
+
+    async def complete_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """Admitted for the size of the named parts (the assembled copy needs that much)."""
+        self.guard.admit(ctx, await self._parts_size(ctx, bucket, key, upload_id, parts))
+        return await self.inner.complete_multipart_upload(
+            ctx, bucket, key, upload_id, parts, conditions
+        )
+
+    async def _parts_size(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str, parts: list[CompletedPart]
+    ) -> int:
+        named = {part.part_number for part in parts}
+        size, marker = 0, 0
+        while True:
+            _, page = await self.inner.list_parts(ctx, bucket, key, upload_id, marker, _PARTS_PAGE)
+            size += sum(p.size for p in page.parts if p.part_number in named)
+            if page.next_part_number_marker is None:
+                return size
+            marker = page.next_part_number_marker
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
