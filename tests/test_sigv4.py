@@ -336,7 +336,13 @@ def test_canonical_query() -> None:
 
 # --- real botocore ---
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    """The time botocore signs with: read at each check, never at import (a slow run must
+    not age the signatures past the allowed skew)."""
+    return datetime.now(UTC)
+
+
 ODD_KEYS = [
     "plain.txt",
     "with space/and+plus~tilde",
@@ -391,7 +397,7 @@ def botocore_presigned(
 @pytest.mark.parametrize("key", ODD_KEYS)
 def test_botocore_header_signed(key: str) -> None:
     view = botocore_signed("PUT", key, body=b"hello", headers={"x-amz-meta-a": "  b   c "})
-    result = authenticate(view, lookup, REGION, NOW)
+    result = authenticate(view, lookup, REGION, now())
     assert result.payload_mode is PayloadMode.SIGNED
     assert result.content_sha256 == hashlib.sha256(b"hello").hexdigest()
 
@@ -399,7 +405,7 @@ def test_botocore_header_signed(key: str) -> None:
 @pytest.mark.parametrize("key", ODD_KEYS)
 def test_botocore_presigned(key: str) -> None:
     view = botocore_presigned("GET", key, params={"versionId": "a b+c/é", "acl": ""})
-    result = authenticate(view, lookup, REGION, NOW)
+    result = authenticate(view, lookup, REGION, now())
     assert result.presigned
     assert result.payload_mode is PayloadMode.UNSIGNED
 
@@ -408,21 +414,21 @@ def test_presigned_ignores_an_unsigned_content_sha256_header() -> None:
     view = botocore_presigned("PUT", "key")
     headers = dict(view.headers, **{"x-amz-content-sha256": EMPTY})
     tampered = HttpRequestView(view.method, view.raw_path, view.query_string, headers)
-    assert authenticate(tampered, lookup, REGION, NOW).payload_mode is PayloadMode.UNSIGNED
+    assert authenticate(tampered, lookup, REGION, now()).payload_mode is PayloadMode.UNSIGNED
 
 
 def test_presigned_with_signed_content_sha256_header() -> None:
     url = "https://127.0.0.1:9000/bucket/key"
     request = AWSRequest(method="PUT", url=url, headers={"X-Amz-Content-SHA256": EMPTY})
     S3SigV4QueryAuth(Credentials(AK, SECRET), "s3", REGION, expires=60).add_auth(request)
-    result = authenticate(view_of(request), lookup, REGION, NOW)
+    result = authenticate(view_of(request), lookup, REGION, now())
     assert (result.payload_mode, result.content_sha256) == (PayloadMode.SIGNED, EMPTY)
 
 
 def test_botocore_query_parameters() -> None:
     params = {"list-type": "2", "prefix": "a b+c/~é", "delimiter": "/", "max-keys": "10"}
     view = botocore_signed("GET", "", params=params)
-    assert authenticate(view, lookup, REGION, NOW).credential is ROOT
+    assert authenticate(view, lookup, REGION, now()).credential is ROOT
 
 
 def test_botocore_unsigned_payload() -> None:
@@ -434,21 +440,21 @@ def test_botocore_unsigned_payload() -> None:
         unsigned=True,
         headers={"Content-MD5": "nUb8J2RuLwDDWcmnjWd/zg=="},
     )
-    result = authenticate(view, lookup, REGION, NOW)
+    result = authenticate(view, lookup, REGION, now())
     assert result.payload_mode is PayloadMode.UNSIGNED
     assert result.content_sha256 is None
 
 
 def test_botocore_tampering() -> None:
-    def code(view: HttpRequestView, now: datetime = NOW) -> str:
+    def code(view: HttpRequestView, at: datetime | None = None) -> str:
         with pytest.raises(S3Error) as caught:
-            authenticate(view, lookup, REGION, now)
+            authenticate(view, lookup, REGION, at or now())
         return caught.value.code
 
     good = botocore_signed(
         "PUT", "key", body=b"x", headers={"x-amz-meta-a": "b"}, params={"tagging": ""}
     )
-    assert authenticate(good, lookup, REGION, NOW).credential is ROOT
+    assert authenticate(good, lookup, REGION, now()).credential is ROOT
     other_secret = botocore_signed("PUT", "key", body=b"x", secret="another-secret")
     assert code(other_secret) == "SignatureDoesNotMatch"
     altered_header = HttpRequestView(
@@ -488,7 +494,7 @@ def _with_headers(view: HttpRequestView, **added: str) -> HttpRequestView:
 
 def _refusal(view: HttpRequestView) -> S3Error:
     with pytest.raises(S3Error) as caught:
-        authenticate(view, lookup, REGION, NOW)
+        authenticate(view, lookup, REGION, now())
     return caught.value
 
 
@@ -508,7 +514,7 @@ def test_unsigned_amz_headers_are_refused_with_presigned_urls() -> None:
         assert (error.code, error.fields) == ("AccessDenied", {"HeadersNotSigned": name})
     # Headers outside x-amz-* (what curl and browsers add) are not the signature's business.
     plain = _with_headers(url, user_agent="curl/8", content_type="text/plain", accept="*/*")
-    assert authenticate(plain, lookup, REGION, NOW).presigned
+    assert authenticate(plain, lookup, REGION, now()).presigned
 
 
 def test_signed_amz_headers_are_accepted_with_presigned_urls() -> None:
@@ -516,7 +522,7 @@ def test_signed_amz_headers_are_accepted_with_presigned_urls() -> None:
     headers = {"x-amz-meta-owner": "ci", "x-amz-copy-source": "/bucket/other"}
     request = AWSRequest(method="PUT", url=url, headers=headers)
     S3SigV4QueryAuth(Credentials(AK, SECRET), "s3", REGION, expires=60).add_auth(request)
-    assert authenticate(view_of(request), lookup, REGION, NOW).presigned
+    assert authenticate(view_of(request), lookup, REGION, now()).presigned
 
 
 def test_content_sha256_is_bound_without_being_listed() -> None:
