@@ -2,6 +2,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY core core
 COPY gateway gateway
 COPY translators translators
 COPY policy policy

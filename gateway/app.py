@@ -17,13 +17,14 @@ from typing import Any
 
 import anyio
 
+from core.context import RequestContext
+from core.errors import S3Error, not_implemented
+from core.numbers import is_decimal, saturating_decimal
 from gateway import readiness, s3xml
 from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
-from gateway.errors import S3Error, not_implemented
 from gateway.handlers import HANDLERS
-from gateway.numbers import is_decimal, saturating_decimal
 from gateway.request import (
     BodySource,
     IdleLimitedReceive,
@@ -34,11 +35,12 @@ from gateway.request import (
 )
 from gateway.responses import Reply
 from gateway.routing import Operation, resolve
+from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.credentials import CredentialStore
 from policy.stack import Stack
-from translators.base import Backend, RequestContext
+from translators.base import Backend
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -55,7 +57,7 @@ class Gateway:
         self.settings = settings
         self.stack = stack
         self.backend: Backend = stack.backend
-        self.services = stack.services
+        self.services = Services(stack.policies)
         self.credentials = credentials
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
         self.api = create_api_app(

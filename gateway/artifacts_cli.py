@@ -34,8 +34,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from core.numbers import MAX_DIGITS, is_decimal
 from gateway.cli_parser import add_command, add_commands
-from gateway.numbers import MAX_DIGITS, is_decimal
 
 API_PATH = "/_pagewright/v1"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)

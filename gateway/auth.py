@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.sigv2 import authenticate_v2
 from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, authenticate
 

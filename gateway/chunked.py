@@ -27,7 +27,7 @@ import hmac
 import re
 from typing import Final
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.sigv4 import EMPTY_SHA256, ChunkSigningContext
 
 TRAILER_SIGNATURE: Final = "x-amz-trailer-signature"

@@ -99,7 +99,9 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
 
     ``environ`` carries the storage SDKs' standard variables (endpoints, credentials).
     """
-    root = load_root_credentials(settings)
+    root = load_root_credentials(
+        settings.data_dir, settings.root_access_key, settings.root_secret_key
+    )
     if root.generated:
         # Printed once, to the terminal, on the start that created the pair; never logged.
         print(

@@ -9,11 +9,12 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from gateway import checksums
-from gateway.errors import S3Error
-from gateway.numbers import saturating_decimal
+from core import checksums
+from core.errors import S3Error
+from core.numbers import saturating_decimal
+from core.ranges import RangeSpec
 from gateway.responses import http_date, quote_etag
-from translators.base import STORED_HEADERS, ObjectInfo, RangeSpec, WriteMetadata
+from translators.base import STORED_HEADERS, ObjectInfo, WriteMetadata
 
 META_PREFIX = "x-amz-meta-"
 MAX_USER_METADATA_BYTES = 2048

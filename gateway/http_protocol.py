@@ -31,8 +31,8 @@ from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from core.errors import S3Error
 from gateway import s3xml
-from gateway.errors import S3Error
 
 LINGER_BYTES: Final = 1024 * 1024
 LINGER_SECONDS: Final = 5.0

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import sys
@@ -44,8 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.context import RequestContext
+from core.digest import Digester, multipart_etag
+from core.errors import S3Error
+from core.streams import ObjectBody, PayloadDigest
 from gateway.progress import RichProgress
 from translators.base import (
     Backend,
@@ -55,11 +57,8 @@ from translators.base import (
     GetResult,
     ListPage,
     ListQuery,
-    ObjectBody,
     ObjectInfo,
     PartInfo,
-    PayloadDigest,
-    RequestContext,
     WriteConditions,
     WriteMetadata,
 )
@@ -280,26 +279,6 @@ class _SourceReader:
             await self._body.aclose()
 
 
-class _Digests:
-    def __init__(self, algorithms: tuple[str, ...]) -> None:
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.hashers = {name: checksums.new_hasher(name) for name in algorithms}
-        self.size = 0
-
-    def update(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        self.md5.update(chunk)
-        for hasher in self.hashers.values():
-            hasher.update(chunk)
-
-    def result(self) -> PayloadDigest:
-        return PayloadDigest(
-            self.size,
-            self.md5.hexdigest(),
-            {name: checksums.encode(h.digest()) for name, h in self.hashers.items()},
-        )
-
-
 class _CopyPayload:
     """A :class:`translators.base.PayloadStream` of consecutive slices of the source.
 
@@ -324,7 +303,7 @@ class _CopyPayload:
         self._algorithms = algorithms
         self._on_bytes = on_bytes
         self._source = source
-        self._whole = _Digests(algorithms)
+        self._whole = Digester(algorithms)
         self.parts: list[PayloadDigest] = []
         self._done = False
         self._started = False
@@ -346,7 +325,7 @@ class _CopyPayload:
 
     async def _stream(self) -> AsyncIterator[bytes]:
         for size in self._part_sizes:
-            part = _Digests(self._algorithms)
+            part = Digester(self._algorithms)
             async for chunk in self._reader.take(size):
                 part.update(chunk)
                 self._whole.update(chunk)
@@ -376,13 +355,6 @@ def _is_md5(etag: str) -> bool:
     return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
 
 
-def _multipart_etag(parts: list[PayloadDigest]) -> str:
-    md5 = hashlib.md5(usedforsecurity=False)
-    for part in parts:
-        md5.update(bytes.fromhex(part.md5_hex))
-    return f"{md5.hexdigest()}-{len(parts)}"
-
-
 def _is_composite(source: ObjectInfo, value: str) -> bool:
     return source.checksum_type == "COMPOSITE" or "-" in value
 
@@ -394,7 +366,7 @@ def verify_source_read(
     if whole.size != source.size:
         raise VerificationError(f"read {whole.size} bytes, the source reports {source.size}")
     if "-" in source.etag and len(parts) > 1:
-        if _multipart_etag(parts) != source.etag:
+        if multipart_etag(part.md5_hex for part in parts) != source.etag:
             raise VerificationError(f"the bytes read do not match source ETag {source.etag}")
     elif _is_md5(source.etag) and whole.md5_hex != source.etag:
         raise VerificationError(

@@ -15,15 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Final
 
-from gateway.checksums import Hasher, decode, encode, header_name, new_hasher, parse_algorithm
+from core.checksums import decode, header_name, parse_algorithm
+from core.digest import Digester
+from core.errors import S3Error
+from core.numbers import int_argument
+from core.streams import PayloadDigest
 from gateway.chunked import AwsChunkedDecoder
-from gateway.errors import S3Error
-from gateway.numbers import int_argument
 from gateway.sigv4 import AuthResult, PayloadMode
-from translators.base import PayloadDigest
 
 _CHECKSUM_PREFIX: Final = "x-amz-checksum-"
 # x-amz-checksum-* headers that name a setting, not a checksum value.
@@ -104,9 +105,8 @@ class VerifiedPayload:
         return self._stream()
 
     async def _stream(self) -> AsyncIterator[bytes]:
-        md5 = hashlib.md5(usedforsecurity=False)
-        hashers: dict[str, Hasher] = {name: new_hasher(name) for name in self._algorithms}
-        updates = [md5.update, *(hasher.update for hasher in hashers.values())]
+        digester = Digester(self._algorithms)
+        updates: list[Callable[[bytes], object]] = [digester.update]
         # The signed hash covers the bytes as sent, framing included when there is any.
         raw_sha = hashlib.sha256() if self._auth.payload_mode is PayloadMode.SIGNED else None
         limit = self._declared
@@ -151,14 +151,14 @@ class VerifiedPayload:
                 ClientComputedContentSHA256=self._auth.content_sha256 or "",
                 S3ComputedContentSHA256=raw_sha.hexdigest(),
             )
-        md5_raw = md5.digest()
+        md5_raw = digester.md5()
         if self._content_md5 is not None and md5_raw != self._content_md5:
             raise S3Error(
                 "BadDigest",
                 ExpectedDigest=base64.b64encode(self._content_md5).decode(),
                 CalculatedDigest=base64.b64encode(md5_raw).decode(),
             )
-        digests = {name: hasher.digest() for name, hasher in hashers.items()}
+        digests = digester.raw_checksums()
         for name, expected in self._expected.items():
             _compare(name, digests[name], expected)
         if self._trailer_algorithm is not None:
@@ -171,11 +171,7 @@ class VerifiedPayload:
                     f"The trailer {header_name(name)} announced in x-amz-trailer is missing.",
                 )
             _compare(name, digests[name], decode(name, value))
-        self._digest = PayloadDigest(
-            size=size,
-            md5_hex=md5_raw.hex(),
-            checksums={name: encode(raw) for name, raw in digests.items()},
-        )
+        self._digest = digester.result()
 
 
 def _compare(algorithm: str, computed: bytes, expected: bytes) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import anyio
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from policy.stack import Stack
 
 #: A check that has not answered by then has failed (a hung database, an unreachable host).

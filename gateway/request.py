@@ -9,14 +9,15 @@ from urllib.parse import unquote
 
 import anyio
 
-from gateway.errors import S3Error
-from gateway.numbers import is_decimal, saturating_decimal
+from core.context import RequestContext
+from core.errors import S3Error
+from core.numbers import is_decimal, saturating_decimal
 from gateway.payload import VerifiedPayload
 from gateway.routing import Operation, Target
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sigv4 import AuthResult
-from translators.base import Backend, RequestContext
+from translators.base import Backend
 
 MAX_KEY_BYTES = 1024
 #: Largest XML request body (DeleteObjects of 1,000 long keys, CompleteMultipartUpload of

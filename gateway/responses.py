@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 from lxml import etree
 
+from core.streams import ObjectBody
 from gateway.s3xml import serialize
-from translators.base import ObjectBody
 
 
 @dataclass

@@ -25,8 +25,8 @@ from urllib.parse import quote
 
 from lxml import etree
 
-from gateway.errors import S3Error
-from gateway.numbers import int_argument, is_decimal
+from core.errors import S3Error
+from core.numbers import int_argument, is_decimal
 from translators.base import CompletedPart
 from translators.multipart import MAX_PART_NUMBER
 

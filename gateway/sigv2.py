@@ -26,8 +26,8 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
-from gateway.errors import S3Error
-from gateway.numbers import NumberError, decimal
+from core.errors import S3Error
+from core.numbers import NumberError, decimal
 from gateway.sigv4 import (
     MAX_PRESIGNED_EXPIRES,
     AuthResult,

@@ -24,8 +24,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import quote, unquote_to_bytes
 
-from gateway.errors import S3Error
-from gateway.numbers import NumberError, decimal, is_decimal
+from core.errors import S3Error
+from core.numbers import NumberError, decimal, is_decimal
+from policy.credentials import Credential
 
 ALGORITHM: Final = "AWS4-HMAC-SHA256"
 SERVICE: Final = "s3"
@@ -44,15 +45,6 @@ _AMZ_PREFIX: Final = "x-amz-"
 #: unlisted with presigned URLs).
 _BOUND_UNLISTED: Final = frozenset({"x-amz-content-sha256"})
 _HEADERS_NOT_SIGNED: Final = "There were headers present in the request which were not signed"
-
-
-@dataclass(frozen=True)
-class Credential:
-    """A key pair and the identity it authenticates."""
-
-    access_key: str
-    secret_key: str
-    principal: str
 
 
 CredentialLookup = Callable[[str], Credential | None]

@@ -14,7 +14,7 @@ import asyncio
 import sys
 from collections.abc import Mapping
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.settings import Settings
 from gateway.storage_command import add_storage_arguments, open_storage
 from policy.catalog import SqlCatalog

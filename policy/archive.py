@@ -7,7 +7,7 @@ data of metadata members (GNU long names, pax headers; at most :data:`MAX_METADA
 the decompressor state (zlib's 32 KiB window; a zstd window of at most
 :data:`MAX_ZSTD_WINDOW`) and one bounded piece of decompressed output at a time.
 
-Every rejection is an :class:`~gateway.errors.S3Error` (HTTP 400) whose code names the rule
+Every rejection is an :class:`~core.errors.S3Error` (HTTP 400) whose code names the rule
 and whose message names the member and the limit:
 
 * ``InvalidArchive``: corrupt or truncated gzip/zstd (bad CRC32/ISIZE, bad content
@@ -40,7 +40,7 @@ from typing import Final
 
 import zstandard
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from policy.model import Compression, SitePolicy
 
 #: Largest GNU long name / long link / pax header member accepted.

@@ -67,7 +67,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from policy import catalog_leases
 from policy.catalog_schema import api_keys, objects, reservations, site_policies
 from policy.model import (

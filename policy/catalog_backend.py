@@ -23,12 +23,13 @@ from dataclasses import replace
 
 import anyio
 
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.streams import PayloadStream
 from policy.model import ACTION, CREATOR, STATUS, Catalog, ObjectRecord, parse_artifact_key
 from translators.base import (
     Backend,
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -37,8 +38,6 @@ from translators.base import (
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

@@ -13,8 +13,15 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.settings import Settings
-from gateway.sigv4 import Credential
+
+@dataclass(frozen=True)
+class Credential:
+    """A key pair and the identity it authenticates."""
+
+    access_key: str
+    secret_key: str
+    principal: str
+
 
 ROOT_PRINCIPAL = "root"
 CREDENTIALS_FILE = "root-credentials.json"
@@ -27,13 +34,14 @@ class RootCredentials:
     generated: bool  # True only on the start that created the pair
 
 
-def load_root_credentials(settings: Settings) -> RootCredentials:
-    """The root pair from settings, else from the data dir, else a new one saved there."""
-    if settings.root_access_key and settings.root_secret_key:
-        return RootCredentials(
-            Credential(settings.root_access_key, settings.root_secret_key, ROOT_PRINCIPAL), False
-        )
-    path = settings.data_dir / CREDENTIALS_FILE
+def load_root_credentials(
+    data_dir: Path, access_key: str | None = None, secret_key: str | None = None
+) -> RootCredentials:
+    """The root pair given (both ``access_key`` and ``secret_key``), else the one kept in
+    ``data_dir``, else a new one saved there."""
+    if access_key and secret_key:
+        return RootCredentials(Credential(access_key, secret_key, ROOT_PRINCIPAL), False)
+    path = data_dir / CREDENTIALS_FILE
     if path.exists():
         document = json.loads(path.read_text())
         return RootCredentials(

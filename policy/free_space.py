@@ -21,12 +21,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Final
 
-from gateway.errors import S3Error
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.errors import S3Error
+from core.streams import PayloadDigest, PayloadStream
 from translators.base import (
     Backend,
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -36,9 +37,6 @@ from translators.base import (
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadDigest,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

@@ -28,9 +28,10 @@ from typing import Final
 
 import anyio
 
-from gateway.errors import S3Error
+from core.context import RequestContext
+from core.errors import S3Error
 from policy.model import Catalog
-from translators.base import Backend, RequestContext
+from translators.base import Backend
 
 log = logging.getLogger("pagewright.leases")
 

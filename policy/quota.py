@@ -50,14 +50,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from gateway.errors import S3Error
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.errors import S3Error
+from core.streams import PayloadDigest, PayloadStream
 from policy.model import Catalog, ObjectRecord, QuotaExceeded, SitePolicy, parse_artifact_key
 from policy.policies import PolicyResolver
 from translators.base import (
     Backend,
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -66,9 +67,6 @@ from translators.base import (
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadDigest,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

@@ -26,12 +26,13 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-from gateway.errors import S3Error
+from core.context import RequestContext
+from core.errors import S3Error
 from policy.catalog_backend import object_record, stored_creator
 from policy.model import ArtifactFilter, Catalog, ObjectRecord, is_reserved_key
 from policy.policies import PolicyError, validate_overrides
 from policy.site_state import SiteState, SiteStateError, load_site_state
-from translators.base import Backend, ListQuery, ObjectInfo, RequestContext
+from translators.base import Backend, ListQuery, ObjectInfo
 
 REINDEX_CONTEXT = RequestContext(request_id="reindex", principal="reindex")
 _PAGE = 1000

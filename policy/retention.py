@@ -26,13 +26,14 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.streams import PayloadStream
 from policy.model import ArtifactFilter, Catalog, ObjectRecord, SitePolicy, parse_artifact_key
 from policy.policies import PolicyResolver
 from translators.base import (
     Backend,
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -41,8 +42,6 @@ from translators.base import (
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

@@ -17,9 +17,10 @@ import logging
 
 import anyio
 
+from core.context import RequestContext
 from policy.model import Catalog
 from policy.verify import Throttle, VerifySummary, artifact_keys, verify_artifact
-from translators.base import Backend, RequestContext
+from translators.base import Backend
 
 log = logging.getLogger(__name__)
 _CTX = RequestContext(request_id="scrub", principal="pagewright-scrub")

@@ -36,8 +36,9 @@ from typing import Any, Final
 
 import anyio
 
-from gateway.errors import S3Error
-from gateway.streams import HashingPayload
+from core.context import RequestContext
+from core.digest import HashingPayload
+from core.errors import S3Error
 from policy.model import (
     ACTION,
     SITE_STATE_PREFIX,
@@ -46,13 +47,7 @@ from policy.model import (
     Catalog,
     ObjectRecord,
 )
-from translators.base import (
-    Backend,
-    GetOptions,
-    RequestContext,
-    WriteConditions,
-    WriteMetadata,
-)
+from translators.base import Backend, GetOptions, WriteConditions, WriteMetadata
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 from anyio.abc import TaskGroup
 
-from gateway.services import Services
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
@@ -62,10 +61,6 @@ class Stack:
     scrub_interval_s: float = 0.0
     leases: LeaseKeeper | None = None
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
-
-    @property
-    def services(self) -> Services:
-        return Services(self.policies)
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the backend (and the catalog with it), take the reservation lease and

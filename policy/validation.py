@@ -61,9 +61,12 @@ from typing import Final
 import anyio
 from prometheus_client import Counter
 
-from gateway import checksums
-from gateway.errors import S3Error
-from gateway.streams import HashingPayload
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.digest import HashingPayload
+from core.errors import S3Error
+from core.streams import ObjectBody, PayloadDigest, PayloadStream
 from policy.archive import ArchiveReport, ArchiveValidator
 from policy.model import (
     RESERVED_PREFIXES,
@@ -77,20 +80,14 @@ from policy.model import STAGING_PREFIX as STAGING_PREFIX  # where it used to li
 from translators.base import (
     Backend,
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
     ListPage,
     ListQuery,
-    ObjectBody,
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadDigest,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

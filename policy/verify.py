@@ -20,10 +20,11 @@ from typing import Literal
 
 import anyio
 
-from gateway.errors import S3Error
+from core.context import RequestContext
+from core.errors import S3Error
 from policy.model import Catalog, is_reserved_key, parse_artifact_key
 from policy.validation import report_corrupt, sha256_hex
-from translators.base import Backend, GetOptions, ListQuery, RequestContext
+from translators.base import Backend, GetOptions, ListQuery
 
 VerifyStatus = Literal["ok", "corrupt", "missing-hash"]
 _CTX = RequestContext(request_id="verify", principal="pagewright-verify")

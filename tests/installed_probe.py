@@ -1,12 +1,12 @@
 """Run by the interpreter of a fresh installation (``tests/test_install.py``), never by the
-test process: ``python -I installed_probe.py`` prints one JSON document on stdout.
+test process: ``python -I installed_probe.py PACKAGE...`` prints one JSON document on stdout.
 
-It imports every module of the installed ``gateway``, ``policy`` and ``translators``
-packages, renders the help of every command and subcommand of ``pagewright-gateway``, and
-names the distribution that provides each module those packages import at run time (imports
-under ``if TYPE_CHECKING:`` are for the type checker only and are left out). Only the
-standard library and the installed packages are used, so the probe itself needs nothing
-that a plain ``pip install .`` does not bring.
+It imports every module of the installed packages named on its command line, renders the help
+of every command and subcommand of ``pagewright-gateway``, and names the distribution that
+provides each module those packages import at run time (imports under ``if TYPE_CHECKING:`` are
+for the type checker only and are left out). Only the standard library and the installed
+packages are used, so the probe itself needs nothing that a plain ``pip install .`` does not
+bring.
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("gateway", "policy", "translators")
 #: Alembic executes this script inside its own migration context; importing it outside one
 #: fails by design. The gateway's first start runs it for real (tests/test_install.py).
 NOT_IMPORTABLE = frozenset({"policy.migrations.env"})
 
 
-def module_names() -> list[str]:
-    """Every module and package of the installed packages, walked with pkgutil."""
+def module_names(packages: list[str]) -> list[str]:
+    """Every module and package of the installed ``packages``, walked with pkgutil."""
     names: list[str] = []
-    for package in PACKAGES:
+    for package in packages:
         root = importlib.import_module(package)
         names.append(package)
         names.extend(info.name for info in pkgutil.walk_packages(root.__path__, f"{package}."))
@@ -87,14 +86,14 @@ def distribution_files() -> dict[Path, str]:
     return owners
 
 
-def third_party_owners(files: dict[str, str]) -> dict[str, str]:
+def third_party_owners(files: dict[str, str], packages: list[str]) -> dict[str, str]:
     """Each third-party module the packages import -> its distribution ('?' if unknown)."""
     owners = distribution_files()
     result: dict[str, str] = {}
     for path in set(files.values()):
         for name in runtime_imports(Path(path).read_text(encoding="utf-8")):
             top = name.partition(".")[0]
-            if top in sys.stdlib_module_names or top in PACKAGES or top == "__future__":
+            if top in sys.stdlib_module_names or top in packages or top == "__future__":
                 continue
             spec = importlib.util.find_spec(name)
             origin = spec.origin if spec is not None else None
@@ -120,11 +119,12 @@ def command_helps() -> dict[str, str]:
 
 
 def main() -> None:
-    files = import_all(module_names())
+    packages = sys.argv[1:]
+    files = import_all(module_names(packages))
     report: dict[str, Any] = {
         "prefix": sys.prefix,
         "modules": files,
-        "imports": third_party_owners(files),
+        "imports": third_party_owners(files, packages),
         "helps": command_helps(),
     }
     print(json.dumps(report))

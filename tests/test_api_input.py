@@ -15,8 +15,8 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from core.numbers import is_decimal, saturating_decimal
 from gateway.api.openapi import OPENAPI
-from gateway.numbers import is_decimal, saturating_decimal
 from tests.artifact_api import API, ApiClient, create_api_key, operation_for, upload
 from tests.conftest import make_s3_client
 from tests.postgres import catalog_url

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from gateway import checksums
+from core import checksums
 from tests.test_api_objects import error_code
 
 MIB = 1024 * 1024

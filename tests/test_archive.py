@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from policy.archive import RATIO_GRACE_BYTES, ArchiveReport, ArchiveValidator
 from policy.model import Compression, SitePolicy
 from tests.archives import (

@@ -11,17 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import S3Error
+from core.context import RequestContext
+from core.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend, object_record
 from tests.conformance.payload import MemoryPayload
-from translators.base import (
-    CompletedPart,
-    ObjectInfo,
-    RequestContext,
-    WriteConditions,
-    WriteMetadata,
-)
+from translators.base import CompletedPart, ObjectInfo, WriteConditions, WriteMetadata
 from translators.filesystem import FilesystemBackend
 
 pytestmark = pytest.mark.anyio

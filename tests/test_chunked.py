@@ -15,9 +15,9 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from gateway.checksums import checksum
+from core.checksums import checksum
+from core.errors import S3Error
 from gateway.chunked import MAX_TRAILER_SECTION, AwsChunkedDecoder
-from gateway.errors import S3Error
 from gateway.sigv4 import EMPTY_SHA256, ChunkSigningContext, signing_key
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

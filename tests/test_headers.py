@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.headers import override_value
 
 

@@ -35,12 +35,11 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.project import PACKAGES, ROOT
 from tests.servers import free_port, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
 #: What an installation is built from (the Dockerfile copies the same).
-SOURCE = ("pyproject.toml", "README.md", "gateway", "translators", "policy")
-PACKAGES = ("gateway", "policy", "translators")
+SOURCE = ("pyproject.toml", "README.md", *PACKAGES)
 PROBE = Path(__file__).with_name("installed_probe.py")
 
 
@@ -119,7 +118,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Insta
 def probe(installed: Installation, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """What ``tests/installed_probe.py`` reports when run by the installation's Python."""
     done = subprocess.run(
-        [installed.tool("python"), "-I", str(PROBE)],
+        [installed.tool("python"), "-I", str(PROBE), *PACKAGES],
         cwd=tmp_path_factory.mktemp("probe"),
         env=user_environment(),
         capture_output=True,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.request import parse_address, parse_query
 from tests.raw_s3 import send
 from tests.servers import GatewayServer

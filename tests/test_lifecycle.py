@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import S3Error
 from gateway import s3xml
-from gateway.errors import S3Error
 from gateway.handlers.lifecycle import ExpirationRule, parse_lifecycle, render_lifecycle
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'

@@ -13,21 +13,20 @@ from typing import Any
 import boto3
 import pytest
 
-from gateway import checksums
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.digest import HashingPayload
 from gateway.cli import main
 from gateway.migrate import MigrateOptions, MigrationError, NoProgress, Summary, migrate
-from gateway.streams import HashingPayload
 from tests.archives import Member, gzip, make_tar, site
 from tests.emulators import running, start_moto
 from translators.base import (
     Backend,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     ListQuery,
     ObjectInfo,
-    RequestContext,
     WriteConditions,
     WriteMetadata,
 )

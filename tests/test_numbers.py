@@ -12,8 +12,8 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError
 
-from gateway.errors import S3Error
-from gateway.numbers import INT64_MAX, NumberError, decimal, int_argument, saturating_decimal
+from core.errors import S3Error
+from core.numbers import INT64_MAX, NumberError, decimal, int_argument, saturating_decimal
 from tests.raw_s3 import send
 from tests.servers import GatewayServer
 

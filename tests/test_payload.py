@@ -12,16 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.checksums import checksum
-from gateway.errors import S3Error
+from core.checksums import checksum
+from core.errors import S3Error
 from gateway.payload import VerifiedPayload
-from gateway.sigv4 import (
-    AuthResult,
-    Credential,
-    HttpRequestView,
-    PayloadMode,
-    authenticate,
-)
+from gateway.sigv4 import AuthResult, HttpRequestView, PayloadMode, authenticate
+from policy.credentials import Credential
 from tests.test_chunked import (
     EXAMPLE_CONTEXT,
     Splitter,

@@ -12,7 +12,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from gateway.errors import S3Error
+from core.context import RequestContext
+from core.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.leases import LeaseKeeper, this_process
@@ -21,13 +22,7 @@ from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend, upload_reservation_id
 from tests.conformance.payload import MemoryPayload
 from tests.postgres import catalog_url
-from translators.base import (
-    Backend,
-    CompletedPart,
-    RequestContext,
-    WriteConditions,
-    WriteMetadata,
-)
+from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata
 from translators.filesystem import FilesystemBackend
 
 CTX = RequestContext(request_id="quota-test", principal="tester")

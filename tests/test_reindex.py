@@ -17,21 +17,16 @@ from pathlib import Path
 import anyio
 import pytest
 
+from core.context import RequestContext
+from core.errors import S3Error
 from gateway.cli import main
-from gateway.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.model import ArtifactFilter, Catalog, ObjectRecord
 from policy.reindex import reindex
 from tests.conformance.payload import MemoryPayload
 from tests.postgres import catalog_url, fresh_schema
-from translators.base import (
-    Backend,
-    CompletedPart,
-    RequestContext,
-    WriteConditions,
-    WriteMetadata,
-)
+from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata
 from translators.filesystem import FilesystemBackend
 
 CTX = RequestContext(request_id="test", principal="alice")

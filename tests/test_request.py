@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.request import Address, header_map, parse_address, parse_query
 
 

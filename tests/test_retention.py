@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from core.context import RequestContext
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.model import ObjectRecord, SitePolicy
 from policy.policies import PolicyResolver
 from policy.retention import RetentionBackend, RetentionService, plan_retention
 from tests.conformance.payload import MemoryPayload
-from translators.base import ListQuery, RequestContext, WriteConditions, WriteMetadata
+from translators.base import ListQuery, WriteConditions, WriteMetadata
 from translators.filesystem import FilesystemBackend
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

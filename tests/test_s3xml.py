@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
+from core.errors import S3Error
 from gateway import s3xml
-from gateway.errors import S3Error
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.project import PACKAGES, ROOT
 from tests.servers import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-COPIED = ("pyproject.toml", "README.md", "gateway", "translators", "policy", "scripts")
+COPIED = ("pyproject.toml", "README.md", "scripts", *PACKAGES)
 
 
 def _environment() -> dict[str, str]:

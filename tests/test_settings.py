@@ -79,11 +79,15 @@ def test_unknown_config_key(tmp_path: Path) -> None:
 
 def test_root_credentials_generated_once(tmp_path: Path) -> None:
     settings = load_settings(environ={}, overrides={"data_dir": str(tmp_path)})
-    first = load_root_credentials(settings)
+    first = load_root_credentials(
+        settings.data_dir, settings.root_access_key, settings.root_secret_key
+    )
     assert first.generated
     path = tmp_path / CREDENTIALS_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    second = load_root_credentials(settings)
+    second = load_root_credentials(
+        settings.data_dir, settings.root_access_key, settings.root_secret_key
+    )
     assert not second.generated
     assert second.credential == first.credential
 
@@ -93,7 +97,9 @@ def test_root_credentials_from_settings(tmp_path: Path) -> None:
         environ={"PWG_ROOT_ACCESS_KEY": "AK", "PWG_ROOT_SECRET_KEY": "SK"},
         overrides={"data_dir": str(tmp_path)},
     )
-    loaded = load_root_credentials(settings)
+    loaded = load_root_credentials(
+        settings.data_dir, settings.root_access_key, settings.root_secret_key
+    )
     assert (loaded.credential.access_key, loaded.credential.secret_key) == ("AK", "SK")
     assert not (tmp_path / CREDENTIALS_FILE).exists()
 

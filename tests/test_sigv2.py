@@ -15,11 +15,12 @@ from botocore.auth import HmacV1Auth, HmacV1QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from core.errors import S3Error
 from gateway.auth import authenticate_request
-from gateway.errors import S3Error
 from gateway.routing import ROUTES
 from gateway.sigv2 import SIGNED_SUBRESOURCES, authenticate_v2
-from gateway.sigv4 import Credential, HttpRequestView, PayloadMode
+from gateway.sigv4 import HttpRequestView, PayloadMode
+from policy.credentials import Credential
 
 ACCESS_KEY = "AKSIGV2TEST000000001"
 SECRET_KEY = "v2-secret/with+odd=chars~"

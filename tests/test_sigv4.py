@@ -14,16 +14,16 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.sigv4 import (
     AuthResult,
-    Credential,
     HttpRequestView,
     PayloadMode,
     authenticate,
     canonical_query,
     canonical_uri,
 )
+from policy.credentials import Credential
 
 AK = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

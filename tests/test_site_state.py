@@ -12,8 +12,9 @@ import anyio
 import pytest
 from botocore.exceptions import ClientError
 
+from core.context import RequestContext
+from core.errors import S3Error
 from gateway.cli import main
-from gateway.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.model import SitePolicy
 from policy.reindex import reindex
@@ -24,14 +25,7 @@ from tests.conformance.payload import MemoryPayload
 from tests.conftest import make_s3_client
 from tests.postgres import catalog_url, fresh_schema
 from tests.servers import GatewayServer, running_gateway
-from translators.base import (
-    Backend,
-    GetOptions,
-    ListQuery,
-    RequestContext,
-    WriteConditions,
-    WriteMetadata,
-)
+from translators.base import Backend, GetOptions, ListQuery, WriteConditions, WriteMetadata
 from translators.filesystem import FilesystemBackend
 
 CTX = RequestContext(request_id="test-site-state", principal="alice")

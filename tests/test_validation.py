@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.context import RequestContext
+from core.errors import S3Error
+from core.ranges import RangeSpec
+from core.streams import ObjectBody, PayloadDigest
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import object_record
 from policy.model import SitePolicy
@@ -26,10 +29,6 @@ from translators.base import (
     CompletedPart,
     GetOptions,
     ListQuery,
-    ObjectBody,
-    PayloadDigest,
-    RangeSpec,
-    RequestContext,
     UploadsQuery,
     WriteConditions,
     WriteMetadata,

@@ -59,16 +59,17 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobBlock, ContentSettings
 from azure.storage.blob.aio import BlobClient, BlobPrefix, BlobServiceClient, ContainerClient
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.errors import S3Error
+from core.streams import PayloadStream
 from translators import azure_listing, azure_names, azure_records, multipart, objectmeta
 from translators.azure_blocks import BlockWriter, DownloadBody, first_error
 from translators.azure_errors import is_transient, map_errors
 from translators.azure_records import PartRecord
 from translators.base import (
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -77,8 +78,6 @@ from translators.base import (
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

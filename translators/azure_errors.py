@@ -18,7 +18,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 
 log = logging.getLogger("pagewright.translators.azure")
 

@@ -21,16 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
+from core.checksums import ChecksumAlgorithm, ChecksumType
 from translators import azure_names
-from translators.base import (
-    ChecksumAlgorithm,
-    ChecksumType,
-    PartInfo,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
-    WriteMetadata,
-)
+from translators.base import PartInfo, UploadInfo, UploadsPage, UploadsQuery, WriteMetadata
 
 RECORD_KEY: Final = "pagewright"
 _UPLOAD_ID: Final = re.compile(r"[0-9a-f]{32}")

@@ -8,29 +8,22 @@ Contracts shared by all translators:
   verified (the :class:`PayloadStream` raised nothing) and is durable; a failed write leaves
   the previous version untouched and nothing partial visible.
 * Reads stream: bodies are async iterators of bounded chunks; nothing buffers a whole object.
-* Errors are :class:`gateway.errors.S3Error`; SDK exceptions never escape a translator.
+* Errors are :class:`core.errors.S3Error`; SDK exceptions never escape a translator.
 * Every method takes a :class:`RequestContext` first, so wrappers see who asks.
 * An operation a translator cannot do raises ``NotImplemented`` (501) naming it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from gateway.errors import S3Error
-
-ChecksumAlgorithm = Literal["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
-ChecksumType = Literal["FULL_OBJECT", "COMPOSITE"]
-CHECKSUM_ALGORITHMS: tuple[ChecksumAlgorithm, ...] = (
-    "CRC32",
-    "CRC32C",
-    "CRC64NVME",
-    "SHA1",
-    "SHA256",
-)
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.errors import S3Error
+from core.ranges import ByteRange, RangeSpec
+from core.streams import ObjectBody, PayloadStream
 
 #: Headers stored with an object and returned verbatim on GET/HEAD (lower-case names).
 STORED_HEADERS: tuple[str, ...] = (
@@ -41,54 +34,6 @@ STORED_HEADERS: tuple[str, ...] = (
     "cache-control",
     "expires",
 )
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """Who asks, and the id of the request (for logs and error replies)."""
-
-    request_id: str
-    principal: str
-
-
-@dataclass(frozen=True)
-class ByteRange:
-    """An inclusive byte range ``start..end`` already resolved against an object size."""
-
-    start: int
-    end: int
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start + 1
-
-
-@dataclass(frozen=True)
-class RangeSpec:
-    """A single HTTP range as the client asked: ``first-last``, ``first-`` or ``-suffix``."""
-
-    first: int | None
-    last: int | None
-
-    def resolve(self, size: int) -> ByteRange:
-        """The range within an object of ``size`` bytes; ``InvalidRange`` when unsatisfiable."""
-        if self.first is None:
-            suffix = self.last or 0
-            if suffix == 0 or size == 0:
-                raise _invalid_range(size)
-            return ByteRange(max(0, size - suffix), size - 1)
-        if self.first >= size:
-            raise _invalid_range(size)
-        last = size - 1 if self.last is None else min(self.last, size - 1)
-        return ByteRange(self.first, last)
-
-
-def _invalid_range(size: int) -> S3Error:
-    return S3Error(
-        "InvalidRange",
-        headers={"Content-Range": f"bytes */{size}"},
-        ActualObjectSize=str(size),
-    )
 
 
 @dataclass(frozen=True)
@@ -164,44 +109,11 @@ class WriteConditions:
 
 
 @dataclass(frozen=True)
-class PayloadDigest:
-    """What a fully read :class:`PayloadStream` carried: size, hex MD5 and checksums."""
-
-    size: int
-    md5_hex: str
-    checksums: dict[str, str]  # algorithm -> base64 (full-object checksums of this payload)
-
-
-class PayloadStream(Protocol):
-    """An upload body. Iterating yields the decoded bytes; verification failures (signature,
-    Content-MD5, x-amz-checksum-*, length) raise ``S3Error`` from the iterator, at the latest
-    when it is exhausted. ``digest()`` is valid only after iteration finished without error;
-    translators store what it returns and must not commit before then."""
-
-    def __aiter__(self) -> AsyncIterator[bytes]: ...
-
-    def digest(self) -> PayloadDigest: ...
-
-    @property
-    def declared_size(self) -> int | None:
-        """The decoded length the client announced, if it announced one."""
-        ...
-
-
-@dataclass(frozen=True)
 class GetOptions:
     """A read: a range or a part number (not both), never both resolved by the caller."""
 
     range: RangeSpec | None = None
     part_number: int | None = None
-
-
-class ObjectBody(Protocol):
-    """A stream of an object's bytes. Callers must ``aclose()`` it if they stop early."""
-
-    def __aiter__(self) -> AsyncIterator[bytes]: ...
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)

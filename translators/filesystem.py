@@ -28,13 +28,14 @@ from typing import Final, TypeVar
 
 import anyio.to_thread
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.errors import S3Error
+from core.streams import PayloadStream
 from translators import fs_db, fs_errors, fs_listing, multipart
 from translators.base import (
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -43,8 +44,6 @@ from translators.base import (
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

@@ -18,8 +18,8 @@ from typing import Final
 
 import anyio.to_thread
 
-from gateway.errors import S3Error
-from translators.base import PayloadDigest, PayloadStream
+from core.errors import S3Error
+from core.streams import PayloadDigest, PayloadStream
 
 #: Buffered upload bytes are written out (in a worker thread) once this much has gathered.
 FLUSH_SIZE: Final = 1024 * 1024

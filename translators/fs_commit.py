@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 
 _T = TypeVar("_T")
 

@@ -14,16 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, cast
 
-from gateway.errors import S3Error
-from translators.base import (
-    ChecksumAlgorithm,
-    ChecksumType,
-    ObjectInfo,
-    PartInfo,
-    UploadInfo,
-    WriteConditions,
-    WriteMetadata,
-)
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.errors import S3Error
+from translators.base import ObjectInfo, PartInfo, UploadInfo, WriteConditions, WriteMetadata
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS buckets (

@@ -26,8 +26,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
-from gateway.errors import S3Error
-from translators.base import RequestContext
+from core.context import RequestContext
+from core.errors import S3Error
 
 log = logging.getLogger("pagewright.filesystem")
 

@@ -33,12 +33,13 @@ from urllib.parse import quote
 from google.api_core import exceptions as api
 from google.cloud.exceptions import from_http_response
 
-from gateway.errors import S3Error
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.errors import S3Error
+from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
     BucketInfo,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -47,8 +48,6 @@ from translators.base import (
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

@@ -25,7 +25,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
 from requests.adapters import HTTPAdapter
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from translators.config import BackendConfigError, BackendSpec
 
 log = logging.getLogger(__name__)

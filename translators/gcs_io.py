@@ -22,9 +22,10 @@ from typing import Any, Final
 import anyio
 import requests
 
-from gateway import checksums
-from gateway.errors import S3Error
-from translators.base import ChecksumAlgorithm, PayloadDigest, PayloadStream
+from core import checksums
+from core.checksums import ChecksumAlgorithm
+from core.errors import S3Error
+from core.streams import PayloadDigest, PayloadStream
 from translators.blocking import BlockingPool, PayloadReader, iterate_in_thread
 from translators.gcs_client import map_errors
 

@@ -29,16 +29,15 @@ from typing import Any, cast
 
 import anyio
 
-from gateway.errors import S3Error
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.errors import S3Error
+from core.streams import PayloadStream
 from translators import multipart, objectmeta
 from translators.base import (
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadStream,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

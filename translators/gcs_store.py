@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import anyio
 from google.api_core import exceptions as api
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from translators import objectmeta
 from translators.base import ObjectInfo, WriteConditions
 from translators.blocking import BlockingPool, retrying

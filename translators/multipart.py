@@ -7,21 +7,16 @@ computes what the new object will be (parts, ETag, checksum); ``part_range`` res
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from gateway import checksums
-from gateway.errors import S3Error
-from translators.base import (
-    ByteRange,
-    ChecksumAlgorithm,
-    ChecksumType,
-    CompletedPart,
-    PartInfo,
-    UploadInfo,
-)
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.digest import multipart_etag
+from core.errors import S3Error
+from core.ranges import ByteRange
+from translators.base import CompletedPart, PartInfo, UploadInfo
 
 #: S3's minimum size of every part but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
@@ -46,14 +41,6 @@ def unquote_etag(etag: str) -> str:
     if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
         return stripped[1:-1]
     return stripped
-
-
-def multipart_etag(parts: Sequence[PartInfo]) -> str:
-    """S3's multipart ETag: hex MD5 of the concatenated binary part MD5s, then ``-N``."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    for part in parts:
-        md5.update(bytes.fromhex(part.etag))
-    return f"{md5.hexdigest()}-{len(parts)}"
 
 
 def plan_completion(
@@ -107,7 +94,7 @@ def plan_completion(
     object_checksums, checksum_type = _object_checksum(upload, chosen)
     return CompletionPlan(
         parts=tuple(chosen),
-        etag=multipart_etag(chosen),
+        etag=multipart_etag(part.etag for part in chosen),
         size=sum(part.size for part in chosen),
         checksums=object_checksums,
         checksum_type=checksum_type,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 
 Mapping = Literal["prefix", "bucket"]
 SYSTEM = ".pagewright"

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from translators.base import ChecksumType, ObjectInfo, PartInfo
+from core.checksums import ChecksumType
+from translators.base import ObjectInfo, PartInfo
 
 META_KEY = "pagewright"
 MAX_PARTS_BYTES = 3000

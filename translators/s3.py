@@ -41,19 +41,18 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
-from gateway.errors import S3Error
+from core.context import RequestContext
+from core.errors import S3Error
+from core.ranges import ByteRange, RangeSpec
+from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
     BucketInfo,
-    ByteRange,
     GetOptions,
     GetResult,
     ListPage,
     ListQuery,
     ObjectInfo,
-    PayloadStream,
-    RangeSpec,
-    RequestContext,
     WriteConditions,
     WriteMetadata,
 )

@@ -28,15 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
 
-from gateway.errors import S3Error
-from translators.base import (
-    CHECKSUM_ALGORITHMS,
-    STORED_HEADERS,
-    ChecksumAlgorithm,
-    ChecksumType,
-    ObjectInfo,
-    PartInfo,
-)
+from core.checksums import CHECKSUM_ALGORITHMS, ChecksumAlgorithm, ChecksumType
+from core.errors import S3Error
+from translators.base import STORED_HEADERS, ObjectInfo, PartInfo
 from translators.namespace import Location
 
 META_KEY: Final = "pagewright"

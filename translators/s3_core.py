@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from translators import multipart
 from translators.base import ObjectInfo, WriteConditions
 from translators.blocking import BlockingPool, retrying

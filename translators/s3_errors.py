@@ -24,7 +24,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from gateway.errors import ERRORS, S3Error
+from core.errors import ERRORS, S3Error
 
 log = logging.getLogger("pagewright.translators.s3")
 

@@ -16,8 +16,8 @@ import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Final
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.errors import S3Error
 from translators.blocking import BlockingPool, PayloadReader, iterate_in_thread
 from translators.s3_errors import map_errors
 

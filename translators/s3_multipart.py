@@ -19,18 +19,17 @@ from typing import IO, Any
 
 import anyio
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.errors import S3Error
+from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     ObjectInfo,
     PartInfo,
     PartsPage,
-    PayloadStream,
-    RequestContext,
     UploadInfo,
     UploadsPage,
     UploadsQuery,

@@ -18,6 +18,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from core.context import RequestContext
+from core.errors import S3Error
+from core.streams import ObjectBody
 from gateway.access_log import new_request_id, request_id_of
 from gateway.api import render
 from gateway.api.auth import authorize, principal_of
@@ -34,9 +37,8 @@ from gateway.api.params import (
 )
 from gateway.api.services import ApiServices
 from gateway.api.tarstream import TarEntry, TarSizeMismatch, archive_size, stream_tar
-from gateway.errors import S3Error
 from policy.model import ObjectRecord
-from translators.base import GetOptions, ObjectBody, RequestContext
+from translators.base import GetOptions
 
 #: Artifact key extensions, in the order lookups try them.
 EXTENSIONS = ("tar.gz", "tgz", "tar.zst", "tar")

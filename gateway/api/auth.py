@@ -18,10 +18,10 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.errors import S3Error
 from gateway.access_log import request_id_of
 from gateway.api.errors import ApiError, error_response
 from gateway.api.services import ApiCatalog
-from gateway.errors import S3Error
 from policy.credentials import ROOT_PRINCIPAL
 
 _PRINCIPAL = "pagewright.principal"

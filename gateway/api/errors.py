@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.errors import S3Error
 from gateway.access_log import new_request_id, request_id_of
-from gateway.errors import S3Error
 from policy.catalog import CursorError
 from policy.policies import PolicyError
 

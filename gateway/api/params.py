@@ -23,8 +23,8 @@ from urllib.parse import unquote_to_bytes
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from core.numbers import NumberError, decimal
 from gateway.api.errors import ApiError
-from gateway.numbers import NumberError, decimal
 from policy.catalog import MAX_CURSOR_LENGTH
 from policy.model import SITE_ID, ArtifactFilter, SortField, is_site_id
 

@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from translators.base import ObjectBody
+from core.streams import ObjectBody
 
 BLOCK = tarfile.BLOCKSIZE
 _END_OF_ARCHIVE = b"\0" * (2 * BLOCK)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lxml import etree
 
+from core.errors import S3Error
 from gateway import s3xml
-from gateway.errors import S3Error
 from gateway.handlers.common import (
     owner_element,
     owner_id,

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 from lxml import etree
 
+from core.errors import S3Error
+from core.numbers import int_argument
 from gateway import s3xml
-from gateway.errors import S3Error
-from gateway.numbers import int_argument
 from gateway.request import S3Request
 from translators.multipart import MAX_PART_NUMBER
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from core.errors import S3Error
+from core.numbers import NumberError, decimal
 from gateway import s3xml
-from gateway.errors import S3Error
-from gateway.numbers import NumberError, decimal
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
 from policy.policies import MAX_RETENTION_DAYS, PolicyResolver

@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from gateway.handlers.common import int_param, owner_id
 from gateway.request import S3Request
 from gateway.responses import Reply

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 from typing import cast
 
-from gateway import checksums, s3xml
-from gateway.errors import S3Error
+from core import checksums
+from core.checksums import ChecksumType
+from core.digest import HashingPayload
+from core.errors import S3Error
+from core.numbers import saturating_decimal
+from core.ranges import RangeSpec
+from gateway import s3xml
 from gateway.handlers.common import int_param, owner_element, part_number, require_private_acl
 from gateway.handlers.listing import url_encoder
 from gateway.handlers.objects import (
@@ -16,11 +21,9 @@ from gateway.handlers.objects import (
     write_conditions,
 )
 from gateway.headers import write_metadata
-from gateway.numbers import saturating_decimal
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, quote_etag, xml_reply
-from gateway.streams import HashingPayload
-from translators.base import ChecksumType, PartInfo, RangeSpec, UploadInfo, UploadsQuery
+from translators.base import PartInfo, UploadInfo, UploadsQuery
 from translators.multipart import resolve_checksum_type
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group

@@ -9,8 +9,12 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from gateway import checksums, s3xml
-from gateway.errors import S3Error
+from core import checksums
+from core.digest import HashingPayload
+from core.errors import S3Error
+from core.numbers import int_argument
+from core.ranges import RangeSpec
+from gateway import s3xml
 from gateway.handlers.common import INT32_MAX, require_private_acl
 from gateway.handlers.common import part_number as parse_part_number
 from gateway.headers import (
@@ -20,18 +24,9 @@ from gateway.headers import (
     parse_range,
     write_metadata,
 )
-from gateway.numbers import int_argument
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, http_date, quote_etag, xml_reply
-from gateway.streams import HashingPayload
-from translators.base import (
-    GetOptions,
-    GetResult,
-    ObjectInfo,
-    RangeSpec,
-    WriteConditions,
-    WriteMetadata,
-)
+from translators.base import GetOptions, GetResult, ObjectInfo, WriteConditions, WriteMetadata
 from translators.multipart import MAX_PART_NUMBER
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group

@@ -17,8 +17,9 @@ import pytest
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 
+from core.context import RequestContext
 from tests.emulators import Emulator, running, start_fake_gcs
-from translators.base import Backend, RequestContext
+from translators.base import Backend
 from translators.filesystem import FilesystemBackend
 
 CTX = RequestContext(request_id="conformance", principal="tester")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 
+from core.ranges import RangeSpec
 from tests.conformance.conftest import CTX
 from tests.conformance.payload import MemoryPayload
 from translators.base import (
@@ -12,7 +13,6 @@ from translators.base import (
     ListPage,
     ListQuery,
     ObjectInfo,
-    RangeSpec,
     WriteConditions,
     WriteMetadata,
 )

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterable
 
 import anyio
 
-from gateway import checksums
-from gateway.errors import S3Error
-from translators.base import PayloadDigest
+from core import checksums
+from core.errors import S3Error
+from core.streams import PayloadDigest
 
 
 class MemoryPayload:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from tests.conformance.conftest import CTX
 from tests.conformance.helpers import put
 from tests.conformance.payload import MemoryPayload

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 from tests.conformance.helpers import put, read
 from translators.base import Backend, WriteConditions
 

@@ -8,11 +8,12 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from gateway.errors import S3Error
+from core.errors import S3Error
+from core.streams import PayloadDigest
 from tests.conformance.conftest import CTX, Harness
 from tests.conformance.helpers import put, read
 from tests.conformance.payload import MemoryPayload
-from translators.base import Backend, PayloadDigest, WriteConditions, WriteMetadata
+from translators.base import Backend, WriteConditions, WriteMetadata
 
 pytestmark = pytest.mark.anyio
 

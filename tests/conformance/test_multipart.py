@@ -7,15 +7,14 @@ import hashlib
 import anyio
 import pytest
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.errors import S3Error
 from tests.conformance.conftest import CTX, Harness
 from tests.conformance.helpers import read
 from tests.conformance.payload import MemoryPayload
 from translators.base import (
     Backend,
-    ChecksumAlgorithm,
-    ChecksumType,
     CompletedPart,
     GetOptions,
     PartInfo,

@@ -6,17 +6,12 @@ import hashlib
 
 import pytest
 
-from gateway import checksums
-from gateway.errors import S3Error
+from core import checksums
+from core.errors import S3Error
+from core.ranges import ByteRange, RangeSpec
 from tests.conformance.conftest import CTX
 from tests.conformance.helpers import put, read
-from translators.base import (
-    Backend,
-    ByteRange,
-    GetOptions,
-    RangeSpec,
-    WriteMetadata,
-)
+from translators.base import Backend, GetOptions, WriteMetadata
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from gateway.errors import S3Error
+from core.errors import S3Error
 
 #: The largest value a signed 64-bit column (BIGINT) holds: the ceiling of every size.
 INT64_MAX: Final = 2**63 - 1

@@ -12,12 +12,21 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 from awscrt import checksums as crt
 
-from gateway.errors import S3Error
-from translators.base import CHECKSUM_ALGORITHMS, ChecksumAlgorithm, ChecksumType
+from core.errors import S3Error
+
+ChecksumAlgorithm = Literal["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
+ChecksumType = Literal["FULL_OBJECT", "COMPOSITE"]
+CHECKSUM_ALGORITHMS: tuple[ChecksumAlgorithm, ...] = (
+    "CRC32",
+    "CRC32C",
+    "CRC64NVME",
+    "SHA1",
+    "SHA256",
+)
 
 #: Digest width in bytes per algorithm.
 WIDTH: Final[dict[str, int]] = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
