@@ -1,0 +1,216 @@
+"""The ``components.schemas`` of the artifact API's OpenAPI document: every request and reply
+body, closed (``additionalProperties: false``) so the contract test catches drift."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gateway.api.openapi_builders import closed_object, nullable, ref
+from gateway.api.params import (
+    BUILD_ID_PATTERN,
+    MAX_BUILD_IDS,
+    MAX_TEXT_LENGTH,
+    TEXT_PATTERN,
+)
+from policy.policies import MAXIMUM
+
+BUILD_ID: Final = {"type": "string", "pattern": BUILD_ID_PATTERN}
+#: Filter values, statuses and actions: no control characters, bounded.
+TEXT: Final = {"type": "string", "pattern": TEXT_PATTERN, "maxLength": MAX_TEXT_LENGTH}
+
+_ARTIFACT_PROPERTIES: dict[str, Any] = {
+    "site": {"type": "string"},
+    "build_id": {"type": "string"},
+    "key": {"type": "string", "description": "builds/<build_id>.<ext>"},
+    "size": {"type": "integer", "minimum": 0},
+    "etag": {"type": "string"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "creator": {"type": "string"},
+    "content_type": {"type": "string"},
+    "compression": nullable("string", enum=["gzip", "zstd", "none", None]),
+    "sha256": nullable("string", description="hex SHA-256 of the artifact, when known"),
+    "status": nullable("string"),
+    "action": nullable("string"),
+    "pinned": {"type": "boolean"},
+    "corrupt": {"type": "boolean"},
+    "metadata": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "User metadata (x-amz-meta-*) without the prefix.",
+    },
+}
+
+
+def bounded(kind: str, field: str) -> dict[str, Any]:
+    return nullable(kind, minimum=0, maximum=MAXIMUM[field])
+
+
+_POLICY_PROPERTIES: dict[str, Any] = {
+    "max_object_size": bounded("integer", "max_object_size"),
+    "quota_bytes": bounded("integer", "quota_bytes"),
+    "quota_artifacts": bounded("integer", "quota_artifacts"),
+    "retention_keep_last": bounded("integer", "retention_keep_last"),
+    "retention_days": bounded("integer", "retention_days"),
+    "validate_archives": {"type": "boolean"},
+    "required_member": nullable("string", pattern="^[^\\u0000]*$"),
+    "max_members": bounded("integer", "max_members"),
+    "max_uncompressed_bytes": bounded("integer", "max_uncompressed_bytes"),
+    "max_compression_ratio": bounded("number", "max_compression_ratio"),
+}
+_RULES = {
+    "keep_last": bounded("integer", "retention_keep_last"),
+    "days": bounded("integer", "retention_days"),
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": closed_object(
+        {
+            "error": closed_object(
+                {
+                    "code": {"type": "string", "description": "e.g. NoSuchArtifact"},
+                    "message": {"type": "string"},
+                    "request_id": {
+                        "type": "string",
+                        "description": "The request's id (also its x-amz-request-id header "
+                        "and its access log line); absent on per-item errors of a bulk reply.",
+                    },
+                },
+                ["code", "message"],
+            )
+        }
+    ),
+    "Artifact": closed_object(_ARTIFACT_PROPERTIES),
+    "ArtifactPage": closed_object(
+        {
+            "items": {"type": "array", "items": ref("Artifact")},
+            "next_cursor": nullable("string", description="null on the last page"),
+        }
+    ),
+    "BuildIds": closed_object(
+        {
+            "build_ids": {
+                "type": "array",
+                "items": BUILD_ID,
+                "minItems": 1,
+                "maxItems": MAX_BUILD_IDS,
+            }
+        }
+    ),
+    "DeleteRequest": closed_object(
+        {
+            "build_ids": {
+                "type": "array",
+                "items": BUILD_ID,
+                "minItems": 1,
+                "maxItems": MAX_BUILD_IDS,
+            },
+            "force": {"type": "boolean", "description": "delete pinned builds too"},
+        },
+        required=["build_ids"],
+    ),
+    "DeleteResult": closed_object(
+        {
+            "deleted": {"type": "array", "items": {"type": "string"}},
+            "not_found": {"type": "array", "items": {"type": "string"}},
+            "pinned": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "pinned builds left in place (no force)",
+            },
+            "failed": {
+                "type": "array",
+                "items": closed_object(
+                    {"build_id": {"type": "string"}, "error": ref("Error/properties/error")}
+                ),
+            },
+        }
+    ),
+    "ArtifactUpdate": {
+        **closed_object(
+            {
+                "status": {**TEXT, "minLength": 1},
+                "action": {**TEXT, "minLength": 1},
+            },
+            required=[],
+        ),
+        "minProperties": 1,
+    },
+    "Usage": closed_object(
+        {
+            "site": {"type": "string"},
+            "usage": closed_object(
+                {
+                    "bytes": {"type": "integer", "minimum": 0},
+                    "objects": {"type": "integer", "minimum": 0},
+                    "artifacts": {"type": "integer", "minimum": 0},
+                    "reserved_bytes": {"type": "integer", "minimum": 0},
+                    "reserved_artifacts": {"type": "integer", "minimum": 0},
+                }
+            ),
+            "quota": closed_object(
+                {
+                    "bytes": nullable("integer", minimum=0),
+                    "artifacts": nullable("integer", minimum=0),
+                    "max_object_size": nullable("integer", minimum=0),
+                }
+            ),
+            "remaining": closed_object(
+                {
+                    "bytes": nullable("integer", minimum=0),
+                    "artifacts": nullable("integer", minimum=0),
+                }
+            ),
+        }
+    ),
+    "RetentionRules": closed_object(_RULES),
+    "RetentionUpdate": closed_object(_RULES, required=[]),
+    "Retention": closed_object(
+        {
+            "site": {"type": "string"},
+            "effective": ref("RetentionRules"),
+            "overrides": ref("RetentionUpdate"),
+            "defaults": ref("RetentionRules"),
+        }
+    ),
+    "RetentionPlan": closed_object(
+        {
+            "site": {"type": "string"},
+            "effective": ref("RetentionRules"),
+            "keep": {
+                "type": "array",
+                "items": closed_object(
+                    {
+                        "artifact": ref("Artifact"),
+                        "reasons": {"type": "array", "items": {"type": "string"}},
+                    }
+                ),
+            },
+            "delete": {"type": "array", "items": ref("Artifact")},
+            "proposed": {
+                "type": "boolean",
+                "description": "true when planned under the request's proposed rules",
+            },
+        }
+    ),
+    "RetentionDryRun": closed_object(
+        {
+            "proposed": {
+                **ref("RetentionUpdate"),
+                "description": "Rules to preview instead of the site's, read as a "
+                "PutRetention body would be; they are not stored.",
+            }
+        },
+        required=[],
+    ),
+    "SitePolicy": closed_object(_POLICY_PROPERTIES),
+    "PolicyOverrides": closed_object(_POLICY_PROPERTIES, required=[]),
+    "PolicyUpdate": closed_object({"overrides": ref("PolicyOverrides")}),
+    "Policy": closed_object(
+        {
+            "site": {"type": "string"},
+            "defaults": ref("SitePolicy"),
+            "overrides": ref("PolicyOverrides"),
+            "effective": ref("SitePolicy"),
+        }
+    ),
+}
