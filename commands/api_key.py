@@ -15,9 +15,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from gateway.cli_parser import add_command, add_commands
+from commands.parser import add_command, add_commands
+from commands.store import require_catalog
 from gateway.settings import SettingsError, load_settings
-from gateway.storage_command import require_catalog
 from policy.catalog import ApiKeyInfo, SqlCatalog
 from policy.credentials import ROOT_PRINCIPAL
 

@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
+from commands.progress import RichProgress
 from core import checksums
 from core.context import RequestContext
 from core.digest import Digester, multipart_etag
 from core.errors import S3Error
 from core.streams import ObjectBody, PayloadDigest
-from gateway.progress import RichProgress
 from translators.base import (
     Backend,
     BucketInfo,

@@ -14,9 +14,9 @@ import asyncio
 import sys
 from collections.abc import Mapping
 
+from commands.store import add_storage_arguments, open_storage
 from core.errors import S3Error
 from gateway.settings import Settings
-from gateway.storage_command import add_storage_arguments, open_storage
 from policy.catalog import SqlCatalog
 from policy.verify import VerifySummary, verify_artifacts
 from translators.base import Backend

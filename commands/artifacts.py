@@ -2,7 +2,7 @@
 
 Talks to a running gateway over HTTP (``/_pagewright/v1``) with an API key. The endpoint and
 key come from ``--endpoint`` / ``--api-key``, else from ``PWG_ENDPOINT`` / ``PWG_API_KEY`` in
-the environment ``gateway.cli`` passes down. Output is a table, or the API's JSON with
+the environment ``commands.cli`` passes down. Output is a table, or the API's JSON with
 ``--json``. ``download`` streams the tar to a file (``<file>.part`` renamed when complete)
 with a progress bar on stderr when it is a terminal.
 
@@ -34,8 +34,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from commands.parser import add_command, add_commands
 from core.numbers import MAX_DIGITS, is_decimal
-from gateway.cli_parser import add_command, add_commands
 
 API_PATH = "/_pagewright/v1"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)

@@ -12,10 +12,10 @@ import asyncio
 import sys
 from collections.abc import Mapping
 
+from commands.progress import ReindexBar
+from commands.store import add_storage_arguments, open_storage
 from core.errors import S3Error
-from gateway.progress import ReindexBar
 from gateway.settings import Settings
-from gateway.storage_command import add_storage_arguments, open_storage
 from policy.catalog import SqlCatalog
 from policy.reindex import ReindexProgress, ReindexReport, reindex
 from translators.base import Backend

@@ -12,17 +12,10 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway import (
-    api_key_command,
-    artifacts_cli,
-    backup_command,
-    logs,
-    migrate,
-    reindex_command,
-    verify_command,
-)
+from commands import api_key, artifacts, backup, migrate, reindex, verify
+from commands.parser import CommandParser, add_command, add_commands
+from gateway import logs
 from gateway.app import Gateway
-from gateway.cli_parser import CommandParser, add_command, add_commands
 from gateway.http_protocol import bounded_protocol
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
@@ -73,22 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_arguments(
         add_command(commands, "migrate", "copy buckets from one backend URL to another")
     )
-    reindex_command.add_arguments(
-        add_command(commands, "reindex", "rebuild the catalog from the backend")
-    )
-    verify_command.add_arguments(
+    reindex.add_arguments(add_command(commands, "reindex", "rebuild the catalog from the backend"))
+    verify.add_arguments(
         add_command(commands, "verify", "re-hash stored artifacts against their SHA256")
     )
-    api_key_command.add_arguments(
+    api_key.add_arguments(
         add_command(commands, "api-key", "create, list or revoke artifact API keys")
     )
-    artifacts_cli.add_arguments(
+    artifacts.add_arguments(
         add_command(commands, "artifacts", "the artifact API of a running gateway")
     )
-    backup_command.add_backup_arguments(
+    backup.add_backup_arguments(
         add_command(commands, "backup", "save the catalog's own state to a file")
     )
-    backup_command.add_restore_arguments(
+    backup.add_restore_arguments(
         add_command(commands, "restore", "load a catalog backup into an empty catalog")
     )
     return parser
@@ -187,17 +178,17 @@ def _run(argv: list[str] | None) -> int:
     if args.command == "migrate":
         return migrate.run(args, os.environ)
     if args.command == "reindex":
-        return reindex_command.run(args, os.environ)
+        return reindex.run(args, os.environ)
     if args.command == "verify":
-        return verify_command.run(args, os.environ)
+        return verify.run(args, os.environ)
     if args.command == "api-key":
-        return api_key_command.run(args, os.environ)
+        return api_key.run(args, os.environ)
     if args.command == "artifacts":
-        return artifacts_cli.run(args, os.environ)
+        return artifacts.run(args, os.environ)
     if args.command == "backup":
-        return backup_command.run_backup(args, os.environ)
+        return backup.run_backup(args, os.environ)
     if args.command == "restore":
-        return backup_command.run_restore(args, os.environ)
+        return backup.run_restore(args, os.environ)
     try:
         settings = load_settings(
             config_file=args.config,
