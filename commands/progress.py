@@ -24,7 +24,7 @@ from rich.progress import (
 
 
 class RichProgress:
-    """Implements ``commands.migrate.Progress``; a context manager that starts/stops the bar."""
+    """Implements ``commands.migrate_run.Progress``; a context manager that starts/stops the bar."""
 
     def __init__(self, *, enabled: bool = True) -> None:
         console = Console(stderr=True)

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from commands.cli import main
-from commands.migrate import MigrateOptions, MigrationError, NoProgress, Summary, migrate
+from commands.migrate_run import MigrateOptions, MigrationError, NoProgress, Summary, migrate
 from core import checksums
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
