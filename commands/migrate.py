@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from commands.migrate_run import MigrateOptions, MigrationError, Progress, Summary, migrate
-from commands.progress import RichProgress
+from commands.progress import MigrateBar
 from core.errors import S3Error
 from translators.base import Backend
 from translators.config import BackendConfigError, NoStoreError, parse_backend_url
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         source_label=source_spec.redacted(),
         target_label=target_spec.redacted(),
     )
-    with RichProgress(enabled=not args.no_progress) as progress:
+    with MigrateBar(enabled=not args.no_progress) as progress:
         try:
             summary = asyncio.run(_run_opened(source, target, options, progress))
         except (MigrationError, BackendConfigError) as error:

@@ -1,49 +1,61 @@
-"""Terminal progress bars for long-running commands (``migrate``, ``reindex``), drawn with
-``rich``.
+"""Terminal progress bars for long-running commands, drawn with ``rich``.
 
-``migrate``: objects are counted as they are listed, so the total grows while the listing
-runs; bytes advance as they stream. ``reindex``: sites are the bar, the objects and bytes
-indexed so far its caption. A bar goes to stderr and only when it is a terminal, so the
-summary on stdout stays clean for scripts.
+Every bar comes from :func:`stderr_progress`: it goes to stderr and only when stderr is a
+terminal, so the summary on stdout stays clean for scripts. ``migrate``: objects are counted
+as they are listed, so the total grows while the listing runs; bytes advance as they
+stream. ``reindex``: sites are the bar, the objects and bytes indexed so far its caption.
+``artifacts download``: the bytes of the tar against its announced length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 
-class RichProgress:
-    """Implements ``commands.migrate_run.Progress``; a context manager that starts/stops the bar."""
+def stderr_progress(*columns: str | ProgressColumn, enabled: bool) -> Progress:
+    """A progress display of ``columns`` on stderr; it draws nothing unless ``enabled`` and
+    stderr is a terminal."""
+    console = Console(stderr=True)
+    return Progress(*columns, console=console, disable=not enabled or not console.is_terminal)
+
+
+class MigrateBar:
+    """Implements ``commands.migrate_run.Progress``; a context manager that starts/stops
+    the bar."""
 
     def __init__(self, *, enabled: bool = True) -> None:
-        console = Console(stderr=True)
-        self._progress = Progress(
+        self._progress = stderr_progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("objects"),
             TextColumn("{task.fields[copied]}"),
             TimeElapsedColumn(),
-            console=console,
-            disable=not enabled or not console.is_terminal,
+            enabled=enabled,
         )
         self._task: TaskID = self._progress.add_task("migrate", total=0, copied="")
         self._objects_total = 0
         self._bytes = 0
         self._total_bytes = 0
 
-    def __enter__(self) -> RichProgress:
+    def __enter__(self) -> MigrateBar:
         self._progress.start()
         return self
 
@@ -74,18 +86,16 @@ class RichProgress:
 
 
 class ReindexBar:
-    """Implements ``policy.reindex.ReindexProgress``; a context manager like RichProgress."""
+    """Implements ``policy.reindex.ReindexProgress``; a context manager like MigrateBar."""
 
     def __init__(self, *, enabled: bool = True) -> None:
-        console = Console(stderr=True)
-        self._progress = Progress(
+        self._progress = stderr_progress(
             TextColumn("[bold]reindex[/bold] {task.fields[site]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("sites  {task.fields[indexed]}"),
             TimeElapsedColumn(),
-            console=console,
-            disable=not enabled or not console.is_terminal,
+            enabled=enabled,
         )
         self._task: TaskID = self._progress.add_task("reindex", total=None, site="", indexed="")
         self._objects = 0
@@ -118,3 +128,20 @@ class ReindexBar:
         self._bytes += size
         caption = f"{self._objects} objects, {decimal(self._bytes)}"
         self._progress.update(self._task, indexed=caption)
+
+
+@contextmanager
+def download_bar(enabled: bool, name: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A byte progress bar for the download ``name`` of ``total`` bytes (None: unknown);
+    yields advance(bytes)."""
+    progress = stderr_progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        enabled=enabled,
+    )
+    task = progress.add_task(name, total=total)
+    with progress:
+        yield lambda size: progress.advance(task, size)
