@@ -15,10 +15,10 @@ from pathlib import Path
 
 from commands.migrate_run import MigrateOptions, MigrationError, Progress, Summary, migrate
 from commands.progress import MigrateBar
+from commands.store import open_backend
 from core.errors import S3Error
 from translators.base import Backend
 from translators.config import BackendConfigError, NoStoreError, parse_backend_url
-from translators.registry import create_backend
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +53,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         target_spec = parse_backend_url(args.target)
         if source_spec.redacted() == target_spec.redacted():
             raise BackendConfigError("--from and --to are the same")
-        source = create_backend(source_spec, environ, must_exist=True)
-        target = create_backend(target_spec, environ)
+        source = open_backend(source_spec, environ, must_exist=True)
+        target = open_backend(target_spec, environ, must_exist=False)
     except NoStoreError as error:
         print(f"pagewright-gateway migrate: --from {error}", file=sys.stderr)
         return 2

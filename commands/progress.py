@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.filesize import decimal
@@ -36,7 +37,25 @@ def stderr_progress(*columns: str | ProgressColumn, enabled: bool) -> Progress:
     return Progress(*columns, console=console, disable=not enabled or not console.is_terminal)
 
 
-class MigrateBar:
+class _Bar:
+    """A context manager that starts and stops its display, ``_progress``."""
+
+    _progress: Progress
+
+    def __enter__(self) -> Self:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+
+class MigrateBar(_Bar):
     """Implements ``commands.migrate_run.Progress``; a context manager that starts/stops
     the bar."""
 
@@ -54,18 +73,6 @@ class MigrateBar:
         self._objects_total = 0
         self._bytes = 0
         self._total_bytes = 0
-
-    def __enter__(self) -> MigrateBar:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
 
     def listed(self, objects: int, size: int) -> None:
         self._objects_total += objects
@@ -85,7 +92,7 @@ class MigrateBar:
         return f"{decimal(self._bytes)} copied of {decimal(self._total_bytes)} listed{rate}"
 
 
-class ReindexBar:
+class ReindexBar(_Bar):
     """Implements ``policy.reindex.ReindexProgress``; a context manager like MigrateBar."""
 
     def __init__(self, *, enabled: bool = True) -> None:
@@ -102,10 +109,6 @@ class ReindexBar:
         self._bytes = 0
         self._started_sites = 0
 
-    def __enter__(self) -> ReindexBar:
-        self._progress.start()
-        return self
-
     def __exit__(
         self,
         kind: type[BaseException] | None,
@@ -114,7 +117,7 @@ class ReindexBar:
     ) -> None:
         if kind is None:
             self._progress.update(self._task, completed=self._started_sites)
-        self._progress.stop()
+        super().__exit__(kind, value, traceback)
 
     def sites(self, total: int) -> None:
         self._progress.update(self._task, total=total)
