@@ -1,4 +1,7 @@
-"""``pagewright-gateway``: the command line. The only place that reads the environment."""
+"""``pagewright-gateway``: the command line, one table of commands (:data:`COMMANDS`).
+
+The only place a command reads the environment: each command receives it from here (the
+container probe, :mod:`commands.healthcheck`, is an entry point of its own)."""
 
 from __future__ import annotations
 
