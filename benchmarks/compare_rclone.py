@@ -116,7 +116,7 @@ def server_command(
     """The command line that serves ``data_dir`` on ``port``, and the URL that shows it is up."""
     address = f"127.0.0.1:{port}"
     if name == "gateway":
-        command = [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(data_dir)]
+        command = [sys.executable, "-m", "commands.cli", "serve", "--data-dir", str(data_dir)]
         command += ["--address", address, "--log-level", "warning"]
         return command, f"http://{address}/_pagewright/healthz"
     command = [_rclone_binary(), "serve", "s3", str(data_dir), "--addr", address]

@@ -25,7 +25,7 @@ API = "/_pagewright/v1"
 
 def create_api_key(server: GatewayServer, principal: str = "root") -> str:
     """A new API key, made with ``pagewright-gateway api-key create`` on the server's data."""
-    command = [sys.executable, "-m", "gateway.cli", "api-key", "create"]
+    command = [sys.executable, "-m", "commands.cli", "api-key", "create"]
     done = subprocess.run(
         [*command, "--data-dir", str(server.data_dir), "--principal", principal],
         env=server.env,

@@ -103,7 +103,7 @@ def third_party_owners(files: dict[str, str], packages: list[str]) -> dict[str, 
 
 def command_helps() -> dict[str, str]:
     """``pagewright-gateway [command [subcommand]]`` -> its rendered ``--help`` text."""
-    from gateway import cli
+    from commands import cli
 
     helps: dict[str, str] = {}
 

@@ -153,7 +153,7 @@ def start_gateway(
             [
                 sys.executable,
                 "-m",
-                "gateway.cli",
+                "commands.cli",
                 "serve",
                 "--data-dir",
                 str(data_dir),

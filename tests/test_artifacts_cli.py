@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from commands.cli import main
 from tests.artifact_api import create_api_key, tar_members, upload
 from tests.servers import GatewayServer
 
@@ -43,7 +43,7 @@ RunCli = Callable[..., Done]
 def cli(
     gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> RunCli:
-    """Run ``pagewright-gateway artifacts ...`` in-process (``gateway.cli.main``), with the
+    """Run ``pagewright-gateway artifacts ...`` in-process (``commands.cli.main``), with the
     endpoint and key in the environment (PWG_ENDPOINT / PWG_API_KEY)."""
 
     def run(api_key: str | None, *args: str, cwd: Path | None = None) -> Done:

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.cli import main
+from commands.cli import main
 from policy.catalog import SqlCatalog
 from policy.model import ArtifactFilter, ObjectRecord
 from tests.postgres import catalog_url

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from gateway.cli import _parser, main
+from commands.cli import _parser, main
 from tests.artifact_api import create_api_key, upload
 from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, free_port, running_gateway, wait_http
@@ -28,7 +28,7 @@ from tests.servers import GatewayServer, free_port, running_gateway, wait_http
 def _start(cwd: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PWG_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--address", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "commands.cli", "serve", "--address", f"127.0.0.1:{port}"],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         stdout=subprocess.PIPE,
@@ -73,7 +73,7 @@ def test_zero_config_start(tmp_path: Path) -> None:
 
 def test_bad_configuration_fails_clearly(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--address", "nowhere"],
+        [sys.executable, "-m", "commands.cli", "serve", "--address", "nowhere"],
         cwd=tmp_path,
         capture_output=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
@@ -85,7 +85,7 @@ def test_bad_configuration_fails_clearly(tmp_path: Path) -> None:
 
 def test_unknown_backend_scheme(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--backend", "ftp://somewhere"],
+        [sys.executable, "-m", "commands.cli", "serve", "--backend", "ftp://somewhere"],
         cwd=tmp_path,
         capture_output=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
@@ -120,14 +120,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _environment(**extra: str) -> dict[str, str]:
-    """The test process's environment without PWG_* settings, able to run ``gateway.cli``."""
+    """The test process's environment without PWG_* settings, able to run ``commands.cli``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PWG_")}
     return {**env, "PYTHONPATH": str(ROOT), **extra}
 
 
 def _cli(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
+        [sys.executable, "-m", "commands.cli", *args],
         cwd=cwd,
         env=_environment(**extra),
         capture_output=True,
@@ -286,7 +286,7 @@ def _into_closed_pipe(
     os.close(reader)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", *args],
+            [sys.executable, "-m", "commands.cli", *args],
             cwd=cwd,
             env=environment,
             stdout=writer,

@@ -1,4 +1,4 @@
-"""The container health probe (``python -m gateway.healthcheck``, the Dockerfile's
+"""The container health probe (``python -m commands.healthcheck``, the Dockerfile's
 HEALTHCHECK) follows the configured listen address, against real gateways."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.healthcheck import probe_url
+from commands.healthcheck import probe_url
 from gateway.settings import load_settings
 from tests.servers import (
     ACCESS_KEY,
@@ -41,7 +41,7 @@ def _probe(command: list[str], **settings: str) -> subprocess.CompletedProcess[s
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
-HEALTHCHECK = [sys.executable, "-m", "gateway.healthcheck"]
+HEALTHCHECK = [sys.executable, "-m", "commands.healthcheck"]
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def ipv6_gateway(tmp_path: Path) -> Iterator[int]:
     env = _environment(
         PWG_ROOT_ACCESS_KEY=ACCESS_KEY, PWG_ROOT_SECRET_KEY=SECRET_KEY, PWG_LOG_LEVEL="warning"
     )
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(tmp_path / "d")]
+    command = [sys.executable, "-m", "commands.cli", "serve", "--data-dir", str(tmp_path / "d")]
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [*command, "--address", f"[::1]:{port}"], env=env, stdout=out, stderr=out

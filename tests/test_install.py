@@ -281,7 +281,7 @@ def test_serve_on_an_empty_data_dir_and_round_trip(installed: Installation, tmp_
         assert [i["build_id"] for i in json.loads(listing.stdout)["items"]] == ["1"]
         # The Docker image's HEALTHCHECK, from the installed package, as the image sets it.
         healthcheck = subprocess.run(
-            [installed.tool("python"), "-I", "-m", "gateway.healthcheck"],
+            [installed.tool("python"), "-I", "-m", "commands.healthcheck"],
             cwd=tmp_path,
             env={**user_environment(), "PWG_ADDRESS": f"0.0.0.0:{port}"},
             capture_output=True,

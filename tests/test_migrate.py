@@ -13,12 +13,12 @@ from typing import Any
 import boto3
 import pytest
 
+from commands.cli import main
+from commands.migrate_run import MigrateOptions, MigrationError, NoProgress, Summary, migrate
 from core import checksums
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.digest import HashingPayload
-from gateway.cli import main
-from gateway.migrate import MigrateOptions, MigrationError, NoProgress, Summary, migrate
 from tests.archives import Member, gzip, make_tar, site
 from tests.emulators import running, start_moto
 from translators.base import (

@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from gateway.cli import _parser
+from commands.cli import _parser
 from gateway.settings import _ENV, load_settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

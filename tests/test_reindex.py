@@ -17,9 +17,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from commands.cli import main
 from core.context import RequestContext
 from core.errors import S3Error
-from gateway.cli import main
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.model import ArtifactFilter, Catalog, ObjectRecord
@@ -250,7 +250,7 @@ def _reindex_with_terminal(data: Path, *options: str, terminal: bool) -> tuple[i
     env.update(TERM="xterm-256color", COLUMNS="120", PYTHONPATH=str(ROOT))
     for variable in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(variable, None)
-    command = [sys.executable, "-m", "gateway.cli", "reindex", "--data-dir", str(data), *options]
+    command = [sys.executable, "-m", "commands.cli", "reindex", "--data-dir", str(data), *options]
     if not terminal:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         return done.returncode, done.stdout, done.stderr

@@ -12,9 +12,9 @@ import anyio
 import pytest
 from botocore.exceptions import ClientError
 
+from commands.cli import main
 from core.context import RequestContext
 from core.errors import S3Error
-from gateway.cli import main
 from policy.catalog import SqlCatalog
 from policy.model import SitePolicy
 from policy.reindex import reindex

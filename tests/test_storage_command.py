@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from commands.cli import main
 from policy.catalog import SqlCatalog
 from tests.emulators import running, start_moto
 from tests.postgres import fresh_schema

@@ -18,24 +18,15 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.settings import Settings, SettingsError, load_settings
+from commands.store import add_catalog_arguments, open_catalog_settings, started_catalog
+from gateway.settings import Settings
 from policy.backup import backup_to_file, restore_backup
-from policy.catalog import SqlCatalog
-
-
-def _catalog_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
-    parser.add_argument("--data-dir", help="the gateway's data directory (default ./data)")
-    parser.add_argument(
-        "--catalog-url",
-        help="catalog database URL (default: sqlite:///<data-dir>/catalog.sqlite3)",
-    )
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``backup`` subcommand's options."""
     parser.add_argument("file", type=Path, help="the backup file to write (mode 0600)")
-    _catalog_arguments(parser)
+    add_catalog_arguments(parser)
 
 
 def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,15 +37,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="delete what the catalog holds first (otherwise it must be empty)",
     )
-    _catalog_arguments(parser)
-
-
-def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    return load_settings(
-        config_file=args.config,
-        environ=environ,
-        overrides={"data_dir": args.data_dir, "catalog_url": args.catalog_url},
-    )
+    add_catalog_arguments(parser)
 
 
 def run_backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -68,13 +51,11 @@ def run_restore(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def _run(command: str, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    try:
-        settings = _settings(args, environ)
-    except SettingsError as error:
-        print(f"pagewright-gateway {command}: {error}", file=sys.stderr)
+    settings = open_catalog_settings(command, args, environ, need_catalog=False)
+    if settings is None:
         return 2
     try:
-        summary = asyncio.run(_work(command, SqlCatalog(settings.catalog), args))
+        summary = asyncio.run(_work(command, settings, args))
     except (ValueError, OSError, SQLAlchemyError) as error:  # BackupError is a ValueError
         print(f"pagewright-gateway {command}: {error}", file=sys.stderr)
         return 1
@@ -82,13 +63,10 @@ def _run(command: str, args: argparse.Namespace, environ: Mapping[str, str]) -> 
     return 0
 
 
-async def _work(command: str, catalog: SqlCatalog, args: argparse.Namespace) -> str:
-    await catalog.start()
-    try:
+async def _work(command: str, settings: Settings, args: argparse.Namespace) -> str:
+    async with started_catalog(settings) as catalog:
         if command == "backup":
             counts = await backup_to_file(catalog, args.file)
             return f"backed up {counts.text()} to {args.file}"
         counts = await restore_backup(catalog, args.file, replace=args.replace)
         return f"restored {counts.text()} from {args.file}"
-    finally:
-        await catalog.close()

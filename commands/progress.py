@@ -1,49 +1,48 @@
-"""Terminal progress bars for long-running commands (``migrate``, ``reindex``), drawn with
-``rich``.
+"""Terminal progress bars for long-running commands, drawn with ``rich``.
 
-``migrate``: objects are counted as they are listed, so the total grows while the listing
-runs; bytes advance as they stream. ``reindex``: sites are the bar, the objects and bytes
-indexed so far its caption. A bar goes to stderr and only when it is a terminal, so the
-summary on stdout stays clean for scripts.
+Every bar comes from :func:`stderr_progress`: it goes to stderr and only when stderr is a
+terminal, so the summary on stdout stays clean for scripts. ``migrate``: objects are counted
+as they are listed, so the total grows while the listing runs; bytes advance as they
+stream. ``reindex``: sites are the bar, the objects and bytes indexed so far its caption.
+``artifacts download``: the bytes of the tar against its announced length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 
-class RichProgress:
-    """Implements ``gateway.migrate.Progress``; a context manager that starts/stops the bar."""
+def stderr_progress(*columns: str | ProgressColumn, enabled: bool) -> Progress:
+    """A progress display of ``columns`` on stderr; it draws nothing unless ``enabled`` and
+    stderr is a terminal."""
+    console = Console(stderr=True)
+    return Progress(*columns, console=console, disable=not enabled or not console.is_terminal)
 
-    def __init__(self, *, enabled: bool = True) -> None:
-        console = Console(stderr=True)
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("objects"),
-            TextColumn("{task.fields[copied]}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not enabled or not console.is_terminal,
-        )
-        self._task: TaskID = self._progress.add_task("migrate", total=0, copied="")
-        self._objects_total = 0
-        self._bytes = 0
-        self._total_bytes = 0
 
-    def __enter__(self) -> RichProgress:
+class _Bar:
+    """A context manager that starts and stops its display, ``_progress``."""
+
+    _progress: Progress
+
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 
@@ -54,6 +53,26 @@ class RichProgress:
         traceback: TracebackType | None,
     ) -> None:
         self._progress.stop()
+
+
+class MigrateBar(_Bar):
+    """Implements ``commands.migrate_run.Progress``; a context manager that starts/stops
+    the bar."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self._progress = stderr_progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("objects"),
+            TextColumn("{task.fields[copied]}"),
+            TimeElapsedColumn(),
+            enabled=enabled,
+        )
+        self._task: TaskID = self._progress.add_task("migrate", total=0, copied="")
+        self._objects_total = 0
+        self._bytes = 0
+        self._total_bytes = 0
 
     def listed(self, objects: int, size: int) -> None:
         self._objects_total += objects
@@ -73,28 +92,22 @@ class RichProgress:
         return f"{decimal(self._bytes)} copied of {decimal(self._total_bytes)} listed{rate}"
 
 
-class ReindexBar:
-    """Implements ``policy.reindex.ReindexProgress``; a context manager like RichProgress."""
+class ReindexBar(_Bar):
+    """Implements ``policy.reindex.ReindexProgress``; a context manager like MigrateBar."""
 
     def __init__(self, *, enabled: bool = True) -> None:
-        console = Console(stderr=True)
-        self._progress = Progress(
+        self._progress = stderr_progress(
             TextColumn("[bold]reindex[/bold] {task.fields[site]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("sites  {task.fields[indexed]}"),
             TimeElapsedColumn(),
-            console=console,
-            disable=not enabled or not console.is_terminal,
+            enabled=enabled,
         )
         self._task: TaskID = self._progress.add_task("reindex", total=None, site="", indexed="")
         self._objects = 0
         self._bytes = 0
         self._started_sites = 0
-
-    def __enter__(self) -> ReindexBar:
-        self._progress.start()
-        return self
 
     def __exit__(
         self,
@@ -104,7 +117,7 @@ class ReindexBar:
     ) -> None:
         if kind is None:
             self._progress.update(self._task, completed=self._started_sites)
-        self._progress.stop()
+        super().__exit__(kind, value, traceback)
 
     def sites(self, total: int) -> None:
         self._progress.update(self._task, total=total)
@@ -118,3 +131,20 @@ class ReindexBar:
         self._bytes += size
         caption = f"{self._objects} objects, {decimal(self._bytes)}"
         self._progress.update(self._task, indexed=caption)
+
+
+@contextmanager
+def download_bar(enabled: bool, name: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A byte progress bar for the download ``name`` of ``total`` bytes (None: unknown);
+    yields advance(bytes)."""
+    progress = stderr_progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        enabled=enabled,
+    )
+    task = progress.add_task(name, total=total)
+    with progress:
+        yield lambda size: progress.advance(task, size)

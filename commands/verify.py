@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Mapping
 
+from commands.store import add_storage_arguments, open_storage, started_catalog
 from core.errors import S3Error
 from gateway.settings import Settings
-from gateway.storage_command import add_storage_arguments, open_storage
-from policy.catalog import SqlCatalog
 from policy.verify import VerifySummary, verify_artifacts
 from translators.base import Backend
 from translators.config import BackendConfigError
@@ -52,10 +52,10 @@ async def _verify(
     settings: Settings, backend: Backend, bucket: str | None, use_catalog: bool
 ) -> VerifySummary:
     summary = VerifySummary()
-    catalog = SqlCatalog(settings.catalog) if use_catalog else None
-    if catalog is not None:
-        await catalog.start()
-    try:
+    async with contextlib.AsyncExitStack() as opened:
+        catalog = (
+            await opened.enter_async_context(started_catalog(settings)) if use_catalog else None
+        )
         await backend.start()
         try:
             async for result in verify_artifacts(backend, bucket=bucket, catalog=catalog):
@@ -63,7 +63,4 @@ async def _verify(
                 print(result.line(), flush=True)
         finally:
             await backend.close()
-    finally:
-        if catalog is not None:
-            await catalog.close()
     return summary

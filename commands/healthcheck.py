@@ -1,8 +1,8 @@
-"""``python -m gateway.healthcheck``: is the gateway of this host or container alive?
+"""``python -m commands.healthcheck``: is the gateway of this host or container alive?
 
 The Dockerfile's HEALTHCHECK. It reads the settings ``serve`` reads from the environment
 (``PWG_ADDRESS``, ``PWG_TLS_*`` ...) through :func:`gateway.settings.load_settings`, like
-``gateway.cli``, and asks ``GET /_pagewright/healthz`` where the gateway listens. A wildcard
+``commands.cli``, and asks ``GET /_pagewright/healthz`` where the gateway listens. A wildcard
 listen address (``0.0.0.0``, ``[::]``) is probed on the loopback address of its family;
 with TLS configured the probe speaks HTTPS without verifying the certificate, since it
 talks to its own host.

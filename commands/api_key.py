@@ -13,24 +13,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 
-from gateway.cli_parser import add_command, add_commands
-from gateway.settings import SettingsError, load_settings
-from gateway.storage_command import require_catalog
-from policy.catalog import ApiKeyInfo, SqlCatalog
+from commands.parser import add_command, add_commands
+from commands.store import add_catalog_arguments, open_catalog_settings, started_catalog
+from gateway.settings import Settings
+from policy.catalog import ApiKeyInfo
 from policy.credentials import ROOT_PRINCIPAL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``api-key`` subcommand's actions, each with the catalog options."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="TOML configuration file")
-    common.add_argument("--data-dir", help="the gateway's data directory (default ./data)")
-    common.add_argument(
-        "--catalog-url",
-        help="catalog database URL (default: sqlite:///<data-dir>/catalog.sqlite3)",
-    )
+    add_catalog_arguments(common)
     actions = add_commands(parser, "action")
     create = add_command(actions, "create", "create a key and print it (once)", parents=[common])
     create.add_argument("--principal", default=ROOT_PRINCIPAL, help="owner (default root)")
@@ -42,22 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run ``api-key`` from parsed arguments; the exit status (1: no such key to revoke)."""
-    try:
-        settings = load_settings(
-            config_file=args.config,
-            environ=environ,
-            overrides={"data_dir": args.data_dir, "catalog_url": args.catalog_url},
-        )
-        require_catalog(settings)
-    except SettingsError as error:
-        print(f"pagewright-gateway api-key: {error}", file=sys.stderr)
+    settings = open_catalog_settings("api-key", args, environ, need_catalog=True)
+    if settings is None:
         return 2
-    return asyncio.run(_run(args, SqlCatalog(settings.catalog)))
+    return asyncio.run(_run(args, settings))
 
 
-async def _run(args: argparse.Namespace, catalog: SqlCatalog) -> int:
-    await catalog.start()
-    try:
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    async with started_catalog(settings) as catalog:
         if args.action == "create":
             print(await catalog.create_api_key(args.principal))
             return 0
@@ -69,8 +55,6 @@ async def _run(args: argparse.Namespace, catalog: SqlCatalog) -> int:
             return 0
         print(f"pagewright-gateway api-key: no key {args.key_id!r}", file=sys.stderr)
         return 1
-    finally:
-        await catalog.close()
 
 
 def _describe(key: ApiKeyInfo) -> str:

@@ -12,11 +12,10 @@ import asyncio
 import sys
 from collections.abc import Mapping
 
+from commands.progress import ReindexBar
+from commands.store import add_storage_arguments, open_storage, started_catalog
 from core.errors import S3Error
-from gateway.progress import ReindexBar
 from gateway.settings import Settings
-from gateway.storage_command import add_storage_arguments, open_storage
-from policy.catalog import SqlCatalog
 from policy.reindex import ReindexProgress, ReindexReport, reindex
 from translators.base import Backend
 from translators.config import BackendConfigError
@@ -53,13 +52,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 async def _reindex(
     settings: Settings, backend: Backend, bucket: str | None, progress: ReindexProgress
 ) -> ReindexReport:
-    catalog = SqlCatalog(settings.catalog)
-    await catalog.start()
-    try:
+    async with started_catalog(settings) as catalog:
         await backend.start()
         try:
             return await reindex(backend, catalog, bucket=bucket, progress=progress)
         finally:
             await backend.close()
-    finally:
-        await catalog.close()

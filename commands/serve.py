@@ -1,0 +1,150 @@
+"""``pagewright-gateway serve``: run the S3 endpoint.
+
+Reads the settings (``--config``, ``PWG_*``, flags), builds the gateway over the configured
+translator and its policy stack (:mod:`policy.stack`), and serves it with uvicorn until
+stopped. Exit status: 0 after a clean stop, 1 the server did not start, 2 unusable settings
+or backend URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import uvicorn
+
+from commands.store import open_backend
+from gateway import logs
+from gateway.app import Gateway
+from gateway.http_protocol import bounded_protocol
+from gateway.settings import Settings, SettingsError, load_settings
+from policy.credentials import CredentialStore, load_root_credentials
+from policy.stack import build_stack
+from translators.config import BackendConfigError, parse_backend_url
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` subcommand's options."""
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--data-dir", help="where objects are stored (default ./data)")
+    parser.add_argument(
+        "--backend",
+        help="storage URL: file:///path, s3://bucket[/prefix], azure://container[/prefix], "
+        "gcs://bucket[/prefix] (default: file://<data-dir>/storage)",
+    )
+    parser.add_argument(
+        "--catalog-url",
+        help="catalog database URL, e.g. postgresql://user@host/db "
+        "(default: sqlite:///<data-dir>/catalog.sqlite3)",
+    )
+    parser.add_argument("--address", help="HOST:PORT to listen on (default 127.0.0.1:9000)")
+    parser.add_argument("--region", help="the region clients sign for (default us-east-1)")
+    parser.add_argument(
+        "--domain",
+        action="append",
+        dest="domains",
+        help="enable virtual-hosted-style requests under this domain (repeatable)",
+    )
+    parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Run ``serve`` from parsed arguments; the exit status."""
+    try:
+        settings = load_settings(
+            config_file=args.config,
+            environ=environ,
+            overrides={
+                "data_dir": args.data_dir,
+                "backend": args.backend,
+                "address": args.address,
+                "region": args.region,
+                "domains": args.domains,
+                "catalog_url": args.catalog_url,
+                "log_level": args.log_level,
+                "tls_cert_file": args.tls_cert,
+                "tls_key_file": args.tls_key,
+            },
+        )
+        check_tls_files(settings)
+    except SettingsError as error:
+        print(f"pagewright-gateway: {error}", file=sys.stderr)
+        return 2
+    return serve(settings, environ)
+
+
+def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
+    """The gateway over the configured translator, with the root credentials loaded.
+
+    ``environ`` carries the storage SDKs' standard variables (endpoints, credentials).
+    """
+    root = load_root_credentials(
+        settings.data_dir, settings.root_access_key, settings.root_secret_key
+    )
+    if root.generated:
+        # Printed once, to the terminal, on the start that created the pair; never logged.
+        print(
+            "Generated root credentials (saved in "
+            f"{settings.data_dir / 'root-credentials.json'}):\n"
+            f"  AWS_ACCESS_KEY_ID={root.credential.access_key}\n"
+            f"  AWS_SECRET_ACCESS_KEY={root.credential.secret_key}",
+            flush=True,
+        )
+    translator = open_backend(parse_backend_url(settings.backend_url), environ, must_exist=False)
+    stack = build_stack(
+        translator,
+        settings.catalog,
+        settings.policy,
+        settings.max_object_size,
+        scrub_interval_s=settings.scrub_interval_seconds,
+        scrub_rate_bytes=settings.scrub_rate_bytes,
+        lease_s=settings.reservation_lease_seconds,
+        min_free_bytes=settings.min_free_bytes,
+    )
+    return Gateway(settings, stack, CredentialStore([root.credential]))
+
+
+def serve(settings: Settings, environ: Mapping[str, str]) -> int:
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        app = build_app(settings, environ)
+    except BackendConfigError as error:
+        print(f"pagewright-gateway: {error}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        http=bounded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
+        loop="uvloop",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=30,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
+    )
+    server = uvicorn.Server(config)
+    server.run()  # applies config.loop (uvloop); asyncio.run(server.serve()) would not
+    return 0 if server.started else 1
+
+
+def check_tls_files(settings: Settings) -> None:
+    """SettingsError unless the configured TLS certificate and key load (when TLS is on)."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return
+    files = f"TLS certificate {settings.tls_cert_file} with key {settings.tls_key_file}"
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except ssl.SSLError as error:
+        raise SettingsError(f"{files}: not a PEM certificate (chain) and its key") from error
+    except OSError as error:
+        raise SettingsError(f"{files}: {error.strerror or error}") from error
