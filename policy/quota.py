@@ -54,22 +54,15 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadDigest, PayloadStream
+from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
 from policy.model import Catalog, ObjectRecord, QuotaExceeded, SitePolicy, parse_artifact_key
 from policy.policies import PolicyResolver
 from translators.base import (
     Backend,
-    BucketInfo,
     CompletedPart,
-    GetOptions,
-    GetResult,
-    ListPage,
-    ListQuery,
     ObjectInfo,
     PartInfo,
-    PartsPage,
     UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     WriteConditions,
     WriteMetadata,
 )
@@ -280,11 +273,14 @@ def upload_reservation_id(site: str, key: str, upload_id: str) -> str:
     return f"upload:{site}:{key}:{upload_id}"
 
 
-class QuotaBackend:
+class QuotaBackend(
+    ForwardingBackend,
+    passes_through=LIFECYCLE | READS | {"create_bucket", "delete_bucket", "delete_object"},
+):
     """Backend wrapper enforcing ``max_object_size`` and per-site quotas (module docstring).
 
-    ``max_object_size`` is the global limit used when the site's policy sets none. Every
-    Backend method is forwarded explicitly; the mutating ones are checked.
+    ``max_object_size`` is the global limit used when the site's policy sets none. The
+    methods that add data are metered; lifecycle, reads and deletes pass through.
     """
 
     def __init__(
@@ -295,8 +291,7 @@ class QuotaBackend:
         *,
         max_object_size: int | None = None,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._catalog = catalog
         self._policies = policies
         self._max_object_size = max_object_size
@@ -305,37 +300,6 @@ class QuotaBackend:
         if policy.max_object_size is not None:
             return policy.max_object_size
         return self._max_object_size
-
-    # Lifecycle and buckets: nothing to meter.
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        return await self.inner.list_buckets(ctx)
-
-    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.create_bucket(ctx, bucket)
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        return await self.inner.head_bucket(ctx, bucket)
-
-    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.delete_bucket(ctx, bucket)
-
-    # Objects
-    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        return await self.inner.head_object(ctx, bucket, key)
-
-    async def get_object(
-        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
-    ) -> GetResult:
-        return await self.inner.get_object(ctx, bucket, key, options)
 
     async def put_object(
         self,
@@ -361,13 +325,6 @@ class QuotaBackend:
         finally:
             await reservation.release()
 
-    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        await self.inner.delete_object(ctx, bucket, key)
-
-    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        return await self.inner.list_objects(ctx, bucket, query)
-
-    # Multipart
     async def create_multipart_upload(
         self,
         ctx: RequestContext,
@@ -425,24 +382,6 @@ class QuotaBackend:
             raise
         await reservation.move_to(upload_reservation_id(bucket, key, upload_id), (key, upload_id))
         return part
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.inner.list_parts(
-            ctx, bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.inner.list_multipart_uploads(ctx, bucket, query)
 
     async def complete_multipart_upload(
         self,

@@ -68,6 +68,7 @@ from core.digest import HashingPayload
 from core.errors import S3Error
 from core.streams import ObjectBody, PayloadDigest, PayloadStream
 from policy.archive import ArchiveReport, ArchiveValidator
+from policy.forwarding import LIFECYCLE, ForwardingBackend
 from policy.model import (
     RESERVED_PREFIXES,
     Catalog,
@@ -79,7 +80,6 @@ from policy.model import (
 from policy.model import STAGING_PREFIX as STAGING_PREFIX  # where it used to live
 from translators.base import (
     Backend,
-    BucketInfo,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -308,7 +308,10 @@ class RehashingBody:
         await self._source.aclose()
 
 
-class ValidationBackend:
+class ValidationBackend(
+    ForwardingBackend,
+    passes_through=LIFECYCLE | {"list_buckets", "create_bucket", "head_bucket"},
+):
     """Backend wrapper validating artifacts on write and re-hashing them on read.
 
     See the module docstring for the contracts. ``policies(site)`` gives a site's effective
@@ -324,30 +327,10 @@ class ValidationBackend:
         *,
         on_corrupt: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._policies = policies
         self._catalog = catalog
         self._on_corrupt_hook = on_corrupt
-
-    # Lifecycle and buckets: nothing to validate.
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        return await self.inner.list_buckets(ctx)
-
-    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.create_bucket(ctx, bucket)
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        return await self.inner.head_bucket(ctx, bucket)
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """Delete the bucket; objects in the reserved areas (which clients cannot see or
