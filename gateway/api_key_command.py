@@ -18,7 +18,8 @@ from pathlib import Path
 from gateway.cli_parser import add_command, add_commands
 from gateway.settings import SettingsError, load_settings
 from gateway.storage_command import require_catalog
-from policy.catalog import ApiKeyInfo, SqlCatalog
+from policy.catalog import SqlCatalog
+from policy.catalog_api_keys import ApiKeyInfo
 from policy.credentials import ROOT_PRINCIPAL
 
 

@@ -23,7 +23,7 @@ from gateway.api.params import (
     SITE_PATTERN,
     TEXT_PATTERN,
 )
-from policy.catalog import MAX_CURSOR_LENGTH
+from policy.catalog_records import MAX_CURSOR_LENGTH
 from policy.policies import MAXIMUM
 
 
