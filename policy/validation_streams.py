@@ -19,7 +19,8 @@ import anyio
 from core import checksums
 from core.errors import S3Error
 from core.streams import ObjectBody, PayloadDigest, PayloadStream
-from policy.archive import ArchiveReport, ArchiveValidator
+from policy.archive import ArchiveValidator
+from policy.archive_rules import ArchiveReport
 from translators.base import ObjectInfo
 
 #: The S3 error codes of archive rules (see :mod:`policy.archive`).
