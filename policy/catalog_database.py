@@ -47,7 +47,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from core.errors import S3Error
 
 _T = TypeVar("_T")
-_log = logging.getLogger("policy.catalog")
+_log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Advisory lock namespaces (first key of the two-key form) on PostgreSQL.

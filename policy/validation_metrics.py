@@ -8,7 +8,7 @@ from prometheus_client import Counter
 
 from policy.model import Catalog
 
-log = logging.getLogger("policy.validation")
+log = logging.getLogger(__name__)
 
 ARTIFACT_CORRUPT = Counter(
     "pagewright_artifact_corrupt_total",
