@@ -26,6 +26,7 @@ from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadDigest, PayloadStream
 from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
+from policy.upload_parts import named_parts_size
 from translators.base import (
     Backend,
     CompletedPart,
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 #: A streaming body re-checks the floor after each this many bytes.
 RECHECK_BYTES: Final = 8 * 1024 * 1024
-#: ListParts pages read to size a completion.
-_PARTS_PAGE: Final = 1000
 
 
 class FreeSpaceGuard:
@@ -176,19 +175,9 @@ class FreeSpaceBackend(
         conditions: WriteConditions,
     ) -> ObjectInfo:
         """Admitted for the size of the named parts (the assembled copy needs that much)."""
-        self.guard.admit(ctx, await self._parts_size(ctx, bucket, key, upload_id, parts))
+        self.guard.admit(
+            ctx, await named_parts_size(self.inner, ctx, bucket, key, upload_id, parts)
+        )
         return await self.inner.complete_multipart_upload(
             ctx, bucket, key, upload_id, parts, conditions
         )
-
-    async def _parts_size(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str, parts: list[CompletedPart]
-    ) -> int:
-        named = {part.part_number for part in parts}
-        size, marker = 0, 0
-        while True:
-            _, page = await self.inner.list_parts(ctx, bucket, key, upload_id, marker, _PARTS_PAGE)
-            size += sum(p.size for p in page.parts if p.part_number in named)
-            if page.next_part_number_marker is None:
-                return size
-            marker = page.next_part_number_marker

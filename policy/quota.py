@@ -59,6 +59,7 @@ from policy.quota_reservations import (
     release_reservation,
     upload_reservation_id,
 )
+from policy.upload_parts import named_parts_size
 from translators.base import (
     Backend,
     CompletedPart,
@@ -195,7 +196,7 @@ class QuotaBackend(
         policy = await self._policies.for_site(bucket)
         limit = self._limit(policy)
         if limit is not None:
-            size = await self._assembled_size(ctx, bucket, key, upload_id, parts)
+            size = await named_parts_size(self.inner, ctx, bucket, key, upload_id, parts)
             if size > limit:
                 raise entity_too_large(size, limit, bucket)
         rid = upload_reservation_id(bucket, key, upload_id)
@@ -222,25 +223,6 @@ class QuotaBackend(
                 await self._release(rid, bucket)
             raise
         await self._release(rid, bucket)
-
-    async def _assembled_size(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-    ) -> int:
-        """The size the named parts add up to (parts not stored count 0: the inner
-        completion rejects them)."""
-        wanted = {p.part_number for p in parts}
-        total, marker = 0, 0
-        while True:
-            _, page = await self.inner.list_parts(ctx, bucket, key, upload_id, marker, 1000)
-            total += sum(p.size for p in page.parts if p.part_number in wanted)
-            if page.next_part_number_marker is None:
-                return total
-            marker = page.next_part_number_marker
 
     async def _release(self, reservation_id: str, site: str) -> None:
         await release_reservation(self._catalog, reservation_id, site)
