@@ -52,7 +52,8 @@ class Operation(StrEnum):
     CompleteMultipartUpload = "CompleteMultipartUpload"
     AbortMultipartUpload = "AbortMultipartUpload"
     ListParts = "ListParts"
-    # Known to S3, not implemented here (answered with 501 NotImplemented).
+    # Known to S3, mostly not implemented here: an Operation without a handler (HANDLERS)
+    # is answered with 501 NotImplemented (the lifecycle ones below have handlers).
     GetBucketTagging = "GetBucketTagging"
     PutBucketTagging = "PutBucketTagging"
     DeleteBucketTagging = "DeleteBucketTagging"
