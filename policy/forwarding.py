@@ -3,8 +3,8 @@
 A wrapper subclasses :class:`ForwardingBackend` and names, in its class statement, the
 Backend methods it passes to ``inner`` unchanged::
 
-    class RetentionBackend(ForwardingBackend, passes_through=READS | {"start", "close"}):
-        async def put_object(self, ...): ...   # every other Backend method, checked
+    class ReadOnlyBackend(ForwardingBackend, passes_through=LIFECYCLE | READS):
+        async def put_object(self, ...): ...   # and every other write, each refused
 
 Deny by default: when the class is defined, every Backend method must be either defined in
 the class body or named in ``passes_through`` (a wrapper subclassing another wrapper
