@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from commands.parser import add_command, add_commands
 from commands.store import add_catalog_arguments, open_catalog_settings, started_catalog
 from gateway.settings import Settings
-from policy.catalog import ApiKeyInfo
+from policy.catalog_api_keys import ApiKeyInfo
 from policy.credentials import ROOT_PRINCIPAL
 
 

@@ -1,8 +1,8 @@
 """The one route table: (method, target, sub-resource) -> S3 Operation.
 
-The Operation's name is what AWS calls it; the same value is the metric label, the audit
-action and the permission checked. Operations the gateway does not implement are listed
-too, so a client gets a 501 naming the operation instead of a wrong success.
+Operations the gateway does not implement are listed too, so a client gets a 501 naming the
+operation instead of a wrong success. What an Operation stands for is said once, on
+:class:`Operation`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ Target = Literal["service", "bucket", "object"]
 
 
 class Operation(StrEnum):
+    """An S3 operation, named as AWS names it: the one name of a request's kind.
+
+    Today it selects the request's handler (the ``HANDLERS`` table) and is the
+    ``operation`` field of the access log line. As those features arrive, this same value is
+    to be the permission checked for the request, its metric label and its trace span name,
+    never a second hand-kept list.
+    """
+
     ListBuckets = "ListBuckets"
     CreateBucket = "CreateBucket"
     HeadBucket = "HeadBucket"
@@ -44,7 +52,8 @@ class Operation(StrEnum):
     CompleteMultipartUpload = "CompleteMultipartUpload"
     AbortMultipartUpload = "AbortMultipartUpload"
     ListParts = "ListParts"
-    # Known to S3, not implemented here (answered with 501 NotImplemented).
+    # Known to S3, mostly not implemented here: an Operation without a handler (HANDLERS)
+    # is answered with 501 NotImplemented (the lifecycle ones below have handlers).
     GetBucketTagging = "GetBucketTagging"
     PutBucketTagging = "PutBucketTagging"
     DeleteBucketTagging = "DeleteBucketTagging"

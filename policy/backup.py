@@ -37,7 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
 
-from policy.catalog import ApiKeyRecord, SqlCatalog
+from policy.catalog import SqlCatalog
+from policy.catalog_api_keys import ApiKeyRecord
 from policy.model import ArtifactFilter, Compression, ObjectRecord
 from policy.policies import PolicyError, validate_overrides
 

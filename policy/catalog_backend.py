@@ -1,8 +1,8 @@
 """Keep the catalog in step with the backend: a Backend wrapper that records each write.
 
-Every :class:`translators.base.Backend` method is forwarded explicitly (deny by default: a
-new Backend method fails ``tests/test_policy_wrappers.py`` until it is added here). Writes
-go to the backend first; only after the backend succeeded is the catalog told:
+Deny by default (:mod:`policy.forwarding`): a new Backend method keeps this class from being
+defined until it is either handled here or named as passed through. Writes go to the
+backend first; only after the backend succeeded is the catalog told:
 
 * ``put_object`` / ``complete_multipart_upload`` upsert the object's :class:`ObjectRecord`,
 * ``delete_object`` deletes its row, ``delete_bucket`` every row of the site.
@@ -26,21 +26,13 @@ import anyio
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.streams import PayloadStream
+from policy.forwarding import READS, ForwardingBackend
 from policy.model import ACTION, CREATOR, STATUS, Catalog, ObjectRecord, parse_artifact_key
 from translators.base import (
     Backend,
-    BucketInfo,
     CompletedPart,
-    GetOptions,
-    GetResult,
-    ListPage,
-    ListQuery,
     ObjectInfo,
-    PartInfo,
-    PartsPage,
     UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     WriteConditions,
     WriteMetadata,
 )
@@ -105,7 +97,11 @@ def _sha256_hex(info: ObjectInfo) -> str | None:
     return digest.hex() if len(digest) == 32 else None
 
 
-class CatalogBackend:
+class CatalogBackend(
+    ForwardingBackend,
+    passes_through={"check_ready", "create_bucket", "upload_part", "abort_multipart_upload"}
+    | READS,
+):
     """``inner`` with every successful write recorded in ``catalog``.
 
     It owns the catalog's lifecycle: ``start`` starts the catalog, then ``inner``;
@@ -114,9 +110,8 @@ class CatalogBackend:
     """
 
     def __init__(self, inner: Backend, catalog: Catalog) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.catalog = catalog
-        self.name = inner.name
 
     async def _record(self, what: str, update: Callable[[], Awaitable[None]]) -> None:
         with anyio.CancelScope(shield=True):
@@ -141,33 +136,9 @@ class CatalogBackend:
         finally:
             await self.catalog.close()
 
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    # Buckets
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        return await self.inner.list_buckets(ctx)
-
-    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.create_bucket(ctx, bucket)
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        return await self.inner.head_bucket(ctx, bucket)
-
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         await self.inner.delete_bucket(ctx, bucket)
         await self._record(f"delete site {bucket}", lambda: self.catalog.delete_site(bucket))
-
-    # Objects
-
-    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        return await self.inner.head_object(ctx, bucket, key)
-
-    async def get_object(
-        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
-    ) -> GetResult:
-        return await self.inner.get_object(ctx, bucket, key, options)
 
     async def put_object(
         self,
@@ -188,11 +159,6 @@ class CatalogBackend:
         await self.inner.delete_object(ctx, bucket, key)
         await self._record(f"delete {bucket}/{key}", lambda: self.catalog.delete(bucket, key))
 
-    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        return await self.inner.list_objects(ctx, bucket, query)
-
-    # Multipart
-
     async def create_multipart_upload(
         self,
         ctx: RequestContext,
@@ -206,35 +172,6 @@ class CatalogBackend:
         return await self.inner.create_multipart_upload(
             ctx, bucket, key, metadata, checksum_algorithm, checksum_type
         )
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.inner.list_parts(
-            ctx, bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.inner.list_multipart_uploads(ctx, bucket, query)
 
     async def complete_multipart_upload(
         self,
@@ -251,8 +188,3 @@ class CatalogBackend:
         record = object_record(bucket, info, ctx.principal)
         await self._record(f"complete {bucket}/{key}", lambda: self.catalog.upsert(record))
         return info
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)

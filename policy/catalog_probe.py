@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, inspect, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from policy.catalog import normalize_url
+from policy.catalog_database import normalize_url
 
 #: Alembic's bookkeeping table: present once the catalog's migrations have run.
 _VERSION_TABLE = "alembic_version"

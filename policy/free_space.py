@@ -25,21 +25,15 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadDigest, PayloadStream
+from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
+from policy.upload_parts import named_parts_size
 from translators.base import (
     Backend,
-    BucketInfo,
     CompletedPart,
-    GetOptions,
-    GetResult,
-    ListPage,
-    ListQuery,
     LocalVolume,
     ObjectInfo,
     PartInfo,
-    PartsPage,
     UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     VolumeSpace,
     WriteConditions,
     WriteMetadata,
@@ -49,8 +43,6 @@ log = logging.getLogger(__name__)
 
 #: A streaming body re-checks the floor after each this many bytes.
 RECHECK_BYTES: Final = 8 * 1024 * 1024
-#: ListParts pages read to size a completion.
-_PARTS_PAGE: Final = 1000
 
 
 class FreeSpaceGuard:
@@ -115,55 +107,25 @@ class FloorPayload:
             yield chunk
 
 
-class FreeSpaceBackend:
+class FreeSpaceBackend(
+    ForwardingBackend,
+    passes_through=LIFECYCLE | READS | {"delete_bucket", "delete_object", "abort_multipart_upload"},
+):
     """Backend wrapper refusing writes under the free-space floor (module docstring).
 
-    Every Backend method is defined here (deny by default); the ones that add data check."""
+    The methods that add data check; those that read or remove data pass through."""
 
     def __init__(self, inner: Backend, guard: FreeSpaceGuard) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.guard = guard
 
     def _payload(self, ctx: RequestContext, body: PayloadStream) -> FloorPayload:
         self.guard.admit(ctx, body.declared_size or 0)
         return FloorPayload(body, self.guard, ctx)
 
-    # Lifecycle
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    # Buckets
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        return await self.inner.list_buckets(ctx)
-
     async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
         self.guard.admit(ctx, 0)
         await self.inner.create_bucket(ctx, bucket)
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        return await self.inner.head_bucket(ctx, bucket)
-
-    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.delete_bucket(ctx, bucket)
-
-    # Objects
-
-    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        return await self.inner.head_object(ctx, bucket, key)
-
-    async def get_object(
-        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
-    ) -> GetResult:
-        return await self.inner.get_object(ctx, bucket, key, options)
 
     async def put_object(
         self,
@@ -176,14 +138,6 @@ class FreeSpaceBackend:
     ) -> ObjectInfo:
         payload = self._payload(ctx, body)
         return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
-
-    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        await self.inner.delete_object(ctx, bucket, key)
-
-    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        return await self.inner.list_objects(ctx, bucket, query)
-
-    # Multipart
 
     async def create_multipart_upload(
         self,
@@ -211,24 +165,6 @@ class FreeSpaceBackend:
         payload = self._payload(ctx, body)
         return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, payload)
 
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.inner.list_parts(
-            ctx, bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.inner.list_multipart_uploads(ctx, bucket, query)
-
     async def complete_multipart_upload(
         self,
         ctx: RequestContext,
@@ -239,24 +175,9 @@ class FreeSpaceBackend:
         conditions: WriteConditions,
     ) -> ObjectInfo:
         """Admitted for the size of the named parts (the assembled copy needs that much)."""
-        self.guard.admit(ctx, await self._parts_size(ctx, bucket, key, upload_id, parts))
+        self.guard.admit(
+            ctx, await named_parts_size(self.inner, ctx, bucket, key, upload_id, parts)
+        )
         return await self.inner.complete_multipart_upload(
             ctx, bucket, key, upload_id, parts, conditions
         )
-
-    async def _parts_size(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str, parts: list[CompletedPart]
-    ) -> int:
-        named = {part.part_number for part in parts}
-        size, marker = 0, 0
-        while True:
-            _, page = await self.inner.list_parts(ctx, bucket, key, upload_id, marker, _PARTS_PAGE)
-            size += sum(p.size for p in page.parts if p.part_number in named)
-            if page.next_part_number_marker is None:
-                return size
-            marker = page.next_part_number_marker
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)

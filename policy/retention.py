@@ -26,25 +26,15 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.streams import PayloadStream
+from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
 from policy.model import ArtifactFilter, Catalog, ObjectRecord, SitePolicy, parse_artifact_key
 from policy.policies import PolicyResolver
 from translators.base import (
     Backend,
-    BucketInfo,
     CompletedPart,
-    GetOptions,
-    GetResult,
-    ListPage,
-    ListQuery,
     ObjectInfo,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     WriteConditions,
     WriteMetadata,
 )
@@ -206,14 +196,19 @@ class RetentionService:
             await anyio.sleep(interval_s)
 
 
-class RetentionBackend:
+class RetentionBackend(
+    ForwardingBackend,
+    passes_through=LIFECYCLE
+    | READS
+    | {"create_bucket", "delete_bucket", "delete_object"}
+    | {"create_multipart_upload", "upload_part", "abort_multipart_upload"},
+):
     """Backend wrapper running ``service.apply(site, dry_run=False)`` after every successful
     artifact put or multipart completion. A retention failure is logged, never fails the
-    upload. Every Backend method is forwarded explicitly."""
+    upload. Every other Backend method passes through."""
 
     def __init__(self, inner: Backend, service: RetentionService) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._service = service
 
     async def _after_artifact(self, ctx: RequestContext, bucket: str, key: str) -> None:
@@ -229,35 +224,6 @@ class RetentionBackend:
                 extra={"request_id": ctx.request_id},
             )
 
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        return await self.inner.list_buckets(ctx)
-
-    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.create_bucket(ctx, bucket)
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        return await self.inner.head_bucket(ctx, bucket)
-
-    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.delete_bucket(ctx, bucket)
-
-    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        return await self.inner.head_object(ctx, bucket, key)
-
-    async def get_object(
-        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
-    ) -> GetResult:
-        return await self.inner.get_object(ctx, bucket, key, options)
-
     async def put_object(
         self,
         ctx: RequestContext,
@@ -270,54 +236,6 @@ class RetentionBackend:
         info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
         await self._after_artifact(ctx, bucket, key)
         return info
-
-    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        await self.inner.delete_object(ctx, bucket, key)
-
-    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        return await self.inner.list_objects(ctx, bucket, query)
-
-    async def create_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        metadata: WriteMetadata,
-        checksum_algorithm: ChecksumAlgorithm | None,
-        checksum_type: ChecksumType | None,
-    ) -> UploadInfo:
-        return await self.inner.create_multipart_upload(
-            ctx, bucket, key, metadata, checksum_algorithm, checksum_type
-        )
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.inner.list_parts(
-            ctx, bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.inner.list_multipart_uploads(ctx, bucket, query)
 
     async def complete_multipart_upload(
         self,
@@ -333,8 +251,3 @@ class RetentionBackend:
         )
         await self._after_artifact(ctx, bucket, key)
         return info
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)

@@ -13,7 +13,7 @@ Order, outermost first (each a Backend wrapping the next):
    and the re-hash of whole artifact downloads.
 5. the translator (filesystem, S3, Azure, GCS).
 
-Retention deletes through the whole stack, so the catalog and quotas follow.
+Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
 Beside the stack: on the bare translator, :class:`policy.site_state.SiteStateStore`, which
 the catalog tells of every change of a site's catalog-only state and which keeps a copy in

@@ -1,8 +1,8 @@
 """Artifact integrity: validate archives before they become visible, re-hash them on reads.
 
 :class:`ValidationBackend` wraps a :class:`~translators.base.Backend` (Backend → Backend).
-Every method is forwarded explicitly (deny by default); what it adds, for artifact keys only
-(:func:`policy.model.parse_artifact_key`):
+It decides for every Backend method (deny by default, :mod:`policy.forwarding`); what it
+adds, for artifact keys only (:func:`policy.model.parse_artifact_key`):
 
 * **PutObject**: the body is wrapped in a :class:`ValidatingPayload` that feeds each chunk to
   an :class:`~policy.archive.ArchiveValidator` (when the site's ``validate_archives`` is on)
@@ -39,9 +39,13 @@ Every method is forwarded explicitly (deny by default); what it adds, for artifa
   SHA256 re-hashes the body as it streams and holds back the last chunk until the hash
   matched. On a mismatch it logs site/key/expected/actual, counts
   ``pagewright_artifact_corrupt_total{site}``, marks the record corrupt in the catalog (when
-  one is given) and raises :class:`CorruptArtifactError` from the body's iterator: the
-  gateway then aborts the response, so the client sees a failed download, never wrong bytes
-  presented as complete.
+  one is given) and raises :class:`~policy.validation_streams.CorruptArtifactError` from the
+  body's iterator: the gateway then aborts the response, so the client sees a failed
+  download, never wrong bytes presented as complete.
+
+The streams are in :mod:`policy.validation_streams`, the staging ids and the merged upload
+listing in :mod:`policy.staging`, the metrics and corrupt reports in
+:mod:`policy.validation_metrics`.
 
 Where it sits: below the catalog and quota wrappers (they see the client's key and the final
 object of a completion, never the staging area), directly above the translator.
@@ -49,25 +53,20 @@ object of a completion, never the staging area), directly above the translator.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Final
 
 import anyio
-from prometheus_client import Counter
 
-from core import checksums
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
-from core.streams import ObjectBody, PayloadDigest, PayloadStream
-from policy.archive import ArchiveReport, ArchiveValidator
+from core.streams import PayloadStream
+from policy import staging
+from policy.archive import ArchiveValidator
+from policy.forwarding import LIFECYCLE, ForwardingBackend
 from policy.model import (
     RESERVED_PREFIXES,
     Catalog,
@@ -76,10 +75,10 @@ from policy.model import (
     is_reserved_key,
     parse_artifact_key,
 )
-from policy.model import STAGING_PREFIX as STAGING_PREFIX  # where it used to live
+from policy.validation_metrics import ARTIFACT_REJECTED, report_corrupt
+from policy.validation_streams import RehashingBody, ValidatingPayload, sha256_hex
 from translators.base import (
     Backend,
-    BucketInfo,
     CompletedPart,
     GetOptions,
     GetResult,
@@ -97,55 +96,7 @@ from translators.base import (
 
 log = logging.getLogger(__name__)
 
-_NONCE: Final = re.compile(r"^[0-9a-f]{32}$")
-#: A key after every staging key (they continue with a hex digit).
-_STAGING_END: Final = STAGING_PREFIX + "g"
-
-ARTIFACT_CORRUPT = Counter(
-    "pagewright_artifact_corrupt_total",
-    "Artifacts whose bytes no longer match their stored SHA256, found by a read or verify.",
-    ["site"],
-)
-ARTIFACT_REJECTED = Counter(
-    "pagewright_artifact_rejected_total",
-    "Artifact uploads rejected by archive validation, by the S3 error code of the rule.",
-    ["site", "code"],
-)
-
-#: The S3 error codes of archive rules (see :mod:`policy.archive`).
-ARCHIVE_ERRORS: Final = frozenset(
-    {
-        "InvalidArchive",
-        "UnsafeArchivePath",
-        "UnsafeArchiveLink",
-        "ForbiddenArchiveMember",
-        "ArchiveTooManyMembers",
-        "ArchiveTooLarge",
-        "ArchiveCompressionRatio",
-        "MissingRequiredMember",
-    }
-)
-
 PolicySource = Callable[[str], Awaitable[SitePolicy]]
-
-
-class CorruptArtifactError(S3Error):
-    """Raised from a GET body whose bytes do not match the artifact's stored SHA256."""
-
-    def __init__(self, site: str, key: str, expected: str, actual: str) -> None:
-        super().__init__(
-            "InternalError",
-            f"The stored artifact {key!r} of site {site!r} is corrupt "
-            f"(SHA256 {actual}, expected {expected}).",
-        )
-        self.site = site
-        self.key = key
-        self.expected = expected
-        self.actual = actual
-
-
-def is_staging_key(key: str) -> bool:
-    return key.startswith(STAGING_PREFIX)
 
 
 def _reserved(key: str) -> S3Error:
@@ -166,149 +117,10 @@ def check_writable_key(key: str) -> None:
         raise S3Error("InvalidArtifactKey", f"{key!r} is not a valid artifact key: {problem}.")
 
 
-def sha256_hex(info: ObjectInfo) -> str | None:
-    """The object's full-object SHA256 in hex, or None (absent, composite or malformed)."""
-    value = info.checksums.get("SHA256")
-    if value is None or info.checksum_type == "COMPOSITE" or "-" in value:
-        return None
-    try:
-        return checksums.decode("SHA256", value).hex()
-    except S3Error:
-        return None
-
-
-async def report_corrupt(
-    catalog: Catalog | None, site: str, key: str, expected: str, actual: str
-) -> None:
-    """Log, count (``pagewright_artifact_corrupt_total``) and, with a catalog, mark corrupt an
-    artifact whose bytes hash to ``actual`` instead of ``expected`` (hex). Catalog failures
-    are logged, never raised: the caller is already reporting a worse problem."""
-    log.error(
-        "artifact corrupt: stored bytes do not match their SHA256",
-        extra={"site": site, "key": key, "expected_sha256": expected, "actual_sha256": actual},
-    )
-    ARTIFACT_CORRUPT.labels(site=site).inc()
-    if catalog is None:
-        return
-    try:
-        await catalog.update(site, key, corrupt=True)
-    except KeyError:
-        log.warning("corrupt artifact has no catalog record", extra={"site": site, "key": key})
-    except Exception:
-        log.exception(
-            "could not mark the artifact corrupt in the catalog", extra={"site": site, "key": key}
-        )
-
-
-class ValidatingPayload:
-    """A :class:`~translators.base.PayloadStream` over ``source`` that validates and hashes.
-
-    Each chunk goes to ``validator`` (None: hash only) and a SHA256 hasher before it is
-    yielded. When ``source`` is exhausted, the validator's :meth:`finish` runs and the SHA256
-    is compared with the one ``source`` computed from the client's checksum, if any; every
-    failure is raised from the iterator. :meth:`digest` is ``source``'s digest with
-    ``SHA256`` added; :attr:`report` the validator's report (None when not validated).
-    ``on_reject`` is told of each rule the archive broke, before the error is raised.
-    """
-
-    def __init__(
-        self,
-        source: PayloadStream,
-        validator: ArchiveValidator | None,
-        *,
-        on_reject: Callable[[S3Error], None] | None = None,
-    ) -> None:
-        self._source = source
-        self._validator = validator
-        self._on_reject = on_reject
-        self._digest: PayloadDigest | None = None
-        self.report: ArchiveReport | None = None
-
-    @property
-    def declared_size(self) -> int | None:
-        return self._source.declared_size
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream()
-
-    async def _stream(self) -> AsyncIterator[bytes]:
-        sha = hashlib.sha256()
-        validator = self._validator
-        try:
-            async for chunk in self._source:
-                sha.update(chunk)
-                if validator is not None:
-                    validator.feed(chunk)
-                yield chunk
-            digest = self._source.digest()
-            if validator is not None:
-                self.report = validator.finish()
-        except S3Error as error:
-            if validator is not None and error.code in ARCHIVE_ERRORS and self._on_reject:
-                self._on_reject(error)
-            raise
-        ours = checksums.encode(sha.digest())
-        theirs = digest.checksums.get("SHA256")
-        if theirs is not None and theirs != ours:
-            raise S3Error(
-                "BadDigest",
-                "The x-amz-checksum-sha256 you specified did not match the calculated checksum.",
-            )
-        self._digest = replace(digest, checksums={**digest.checksums, "SHA256": ours})
-
-    def digest(self) -> PayloadDigest:
-        if self._digest is None:
-            raise RuntimeError("digest() before the payload was fully and successfully read")
-        return self._digest
-
-
-class RehashingBody:
-    """An :class:`~translators.base.ObjectBody` that checks ``source`` against a SHA256.
-
-    Chunks are yielded one behind: the last one is held until the whole body hashed to
-    ``expected_hex``. On a mismatch ``on_corrupt(actual_hex)`` is awaited, then
-    :class:`CorruptArtifactError` is raised, so a consumer never receives the full length.
-    """
-
-    def __init__(
-        self,
-        source: ObjectBody,
-        *,
-        site: str,
-        key: str,
-        expected_hex: str,
-        on_corrupt: Callable[[str], Awaitable[None]],
-    ) -> None:
-        self._source = source
-        self._site = site
-        self._key = key
-        self._expected = expected_hex
-        self._on_corrupt = on_corrupt
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream()
-
-    async def _stream(self) -> AsyncIterator[bytes]:
-        sha = hashlib.sha256()
-        held: bytes | None = None
-        async for chunk in self._source:
-            sha.update(chunk)
-            if held is not None:
-                yield held
-            held = chunk
-        actual = sha.hexdigest()
-        if actual != self._expected:
-            with anyio.CancelScope(shield=True):
-                await self._on_corrupt(actual)
-            raise CorruptArtifactError(self._site, self._key, self._expected, actual)
-        if held is not None:
-            yield held
-
-    async def aclose(self) -> None:
-        await self._source.aclose()
-
-
-class ValidationBackend:
+class ValidationBackend(
+    ForwardingBackend,
+    passes_through=LIFECYCLE | {"list_buckets", "create_bucket", "head_bucket"},
+):
     """Backend wrapper validating artifacts on write and re-hashing them on read.
 
     See the module docstring for the contracts. ``policies(site)`` gives a site's effective
@@ -324,30 +136,10 @@ class ValidationBackend:
         *,
         on_corrupt: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._policies = policies
         self._catalog = catalog
         self._on_corrupt_hook = on_corrupt
-
-    # Lifecycle and buckets: nothing to validate.
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def check_ready(self) -> None:
-        await self.inner.check_ready()
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        return await self.inner.list_buckets(ctx)
-
-    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.inner.create_bucket(ctx, bucket)
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        return await self.inner.head_bucket(ctx, bucket)
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """Delete the bucket; objects in the reserved areas (which clients cannot see or
@@ -489,11 +281,16 @@ class ValidationBackend:
             return await self.inner.create_multipart_upload(
                 ctx, bucket, key, metadata, checksum_algorithm, checksum_type
             )
-        nonce = f"{time.time_ns():016x}{secrets.token_hex(8)}"
+        nonce = staging.new_nonce()
         upload = await self.inner.create_multipart_upload(
-            ctx, bucket, _staging_key(nonce, key), metadata, checksum_algorithm, checksum_type
+            ctx,
+            bucket,
+            staging.staging_key(nonce, key),
+            metadata,
+            checksum_algorithm,
+            checksum_type,
         )
-        return replace(upload, key=key, upload_id=f"{nonce}.{upload.upload_id}")
+        return staging.staged_upload(nonce, key, upload)
 
     def _inner_upload(self, key: str, upload_id: str) -> tuple[str, str]:
         """The inner (key, upload id) of a client's upload; ``NoSuchUpload`` if it cannot be."""
@@ -501,10 +298,7 @@ class ValidationBackend:
             raise _reserved(key)
         if parse_artifact_key(key) is None:
             return key, upload_id
-        nonce, sep, inner_id = upload_id.partition(".")
-        if not sep or not _NONCE.match(nonce) or not inner_id:
-            raise S3Error("NoSuchUpload", UploadId=upload_id)
-        return _staging_key(nonce, key), inner_id
+        return staging.inner_upload(key, upload_id)
 
     async def upload_part(
         self,
@@ -590,98 +384,9 @@ class ValidationBackend:
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery
     ) -> UploadsPage:
-        """The inner uploads without the staging area, merged with the staged uploads shown
-        under their client keys and ids. Order: key, then (for one key) unstaged uploads
-        before staged ones, staged ones by id (= creation time)."""
+        """The inner uploads without the reserved areas, merged with the staged uploads
+        shown under their client keys and ids (:func:`policy.staging.merged_uploads`)."""
         if is_reserved_key(query.prefix):
             await self.inner.head_bucket(ctx, bucket)
             return UploadsPage([], [], None, None)
-        staged_marker = _NONCE.match(query.upload_id_marker.partition(".")[0]) is not None
-        inner_query = replace(query, upload_id_marker="") if staged_marker else query
-        page = await self.inner.list_multipart_uploads(ctx, bucket, inner_query)
-        uploads, common_prefixes = list(page.uploads), list(page.common_prefixes)
-        if page.next_key_marker is not None and is_staging_key(page.next_key_marker):
-            # The page ended inside the staging area: resume after all of it.
-            page = await self.inner.list_multipart_uploads(
-                ctx, bucket, replace(inner_query, key_marker=_STAGING_END, upload_id_marker="")
-            )
-            uploads += page.uploads
-            common_prefixes += page.common_prefixes
-
-        # (sort key, group, upload id, upload or None for a common prefix)
-        entries: list[tuple[bytes, int, str, UploadInfo | None]] = [
-            (u.key.encode(), 0, u.upload_id, u) for u in uploads if not is_reserved_key(u.key)
-        ]
-        inner_prefixes = {p for p in common_prefixes if not is_reserved_key(p)}
-        staged_prefixes: set[str] = set()
-        for upload in await self._staged_uploads(ctx, bucket, query):
-            rest = upload.key[len(query.prefix) :]
-            cut = rest.find(query.delimiter) if query.delimiter else -1
-            if cut < 0:
-                entries.append((upload.key.encode(), 1, upload.upload_id, upload))
-                continue
-            prefix = query.prefix + rest[: cut + len(query.delimiter)]
-            if prefix > query.key_marker and prefix not in inner_prefixes:
-                staged_prefixes.add(prefix)
-        entries += [(p.encode(), 0, "", None) for p in inner_prefixes]
-        entries += [(p.encode(), 1, "", None) for p in staged_prefixes]
-        entries.sort(key=lambda e: e[:3])
-        if page.next_key_marker is not None:
-            bound = page.next_key_marker.encode()
-            entries = [e for e in entries if e[1] == 0 or e[0] < bound]
-        truncated = page.next_key_marker is not None or len(entries) > query.max_uploads
-        entries = entries[: max(query.max_uploads, 0)]
-        next_key: str | None = None
-        next_id: str | None = None
-        if truncated:
-            if entries:
-                last = entries[-1]
-                next_key = last[0].decode()
-                next_id = last[2] if last[3] is not None else None
-            else:
-                next_key, next_id = page.next_key_marker, page.next_upload_id_marker
-        return UploadsPage(
-            [e[3] for e in entries if e[3] is not None],
-            [e[0].decode() for e in entries if e[3] is None],
-            next_key,
-            next_id,
-        )
-
-    async def _staged_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> list[UploadInfo]:
-        """Every staged upload as the client sees it, within ``query``'s prefix and markers."""
-        found: list[UploadInfo] = []
-        inner = UploadsQuery(prefix=STAGING_PREFIX)
-        while True:
-            page = await self.inner.list_multipart_uploads(ctx, bucket, inner)
-            for upload in page.uploads:
-                nonce, _, key = upload.key[len(STAGING_PREFIX) :].partition("/")
-                if not _NONCE.match(nonce) or not key.startswith(query.prefix):
-                    continue
-                visible = replace(upload, key=key, upload_id=f"{nonce}.{upload.upload_id}")
-                if _after_markers(visible, query):
-                    found.append(visible)
-            if page.next_key_marker is None:
-                return found
-            inner = replace(
-                inner,
-                key_marker=page.next_key_marker,
-                upload_id_marker=page.next_upload_id_marker or "",
-            )
-
-
-def _after_markers(upload: UploadInfo, query: UploadsQuery) -> bool:
-    """Whether a staged upload comes after ``query``'s markers in the merged order."""
-    key, marker = upload.key.encode(), query.key_marker.encode()
-    if key != marker:
-        return key > marker
-    if not query.upload_id_marker:
-        return False
-    if _NONCE.match(query.upload_id_marker.partition(".")[0]) is None:
-        return True  # an unstaged marker: staged uploads of that key come after it
-    return upload.upload_id > query.upload_id_marker
-
-
-def _staging_key(nonce: str, key: str) -> str:
-    return f"{STAGING_PREFIX}{nonce}/{key}"
+        return await staging.merged_uploads(self.inner, ctx, bucket, query)

@@ -23,7 +23,8 @@ import anyio
 from core.context import RequestContext
 from core.errors import S3Error
 from policy.model import Catalog, is_reserved_key, parse_artifact_key
-from policy.validation import report_corrupt, sha256_hex
+from policy.validation_metrics import report_corrupt
+from policy.validation_streams import sha256_hex
 from translators.base import Backend, GetOptions, ListQuery
 
 VerifyStatus = Literal["ok", "corrupt", "missing-hash"]

@@ -7,7 +7,8 @@ import tarfile
 import pytest
 
 from core.errors import S3Error
-from policy.archive import RATIO_GRACE_BYTES, ArchiveReport, ArchiveValidator
+from policy.archive import RATIO_GRACE_BYTES, ArchiveValidator
+from policy.archive_rules import ArchiveReport
 from policy.model import Compression, SitePolicy
 from tests.archives import (
     Member,

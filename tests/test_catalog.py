@@ -18,7 +18,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 import policy
-from policy.catalog import CursorError, SqlCatalog, api_key_id, normalize_url
+from policy.catalog import SqlCatalog
+from policy.catalog_api_keys import api_key_id
+from policy.catalog_database import normalize_url
+from policy.catalog_records import CursorError
 from policy.model import (
     ArtifactFilter,
     ObjectRecord,

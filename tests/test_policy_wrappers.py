@@ -2,21 +2,27 @@
 
 A wrapper that inherited a method, or forwarded through ``__getattr__``, would pass a new
 Backend method (say, a mutating one) to the inner backend unchecked. Add your wrapper to
-``WRAPPERS``; :func:`assert_defines_every_backend_method` is the whole check.
+``WRAPPERS``; :func:`assert_defines_every_backend_method` is the whole walk. The same rule
+is enforced when a wrapper class is defined (:mod:`policy.forwarding`); the tests below
+show that check firing.
 """
 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
+from core.context import RequestContext
 from policy.catalog_backend import CatalogBackend
+from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from policy.free_space import FreeSpaceBackend
 from policy.quota import QuotaBackend
 from policy.retention import RetentionBackend
 from policy.validation import ValidationBackend
 from translators.base import Backend
+from translators.filesystem import FilesystemBackend
 
 WRAPPERS: list[type] = [
     CatalogBackend,
@@ -66,3 +72,46 @@ def test_the_walk_catches_an_inherited_method() -> None:
 
     with pytest.raises(AssertionError, match="does not define"):
         assert_defines_every_backend_method(Partial)
+
+
+ALL_BUT_PUT = BACKEND_METHODS - {"put_object"}
+
+
+def test_a_wrapper_missing_a_method_is_not_defined() -> None:
+    with pytest.raises(TypeError, match=r"neither defines nor passes through \['put_object'\]"):
+
+        class Missing(ForwardingBackend, passes_through=ALL_BUT_PUT):
+            pass
+
+
+def test_a_wrapper_passing_through_a_method_it_defines_is_not_defined() -> None:
+    with pytest.raises(TypeError, match=r"both defines and passes through \['delete_object'\]"):
+
+        class Both(ForwardingBackend, passes_through=BACKEND_METHODS):
+            async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
+                raise AssertionError("never called")
+
+
+@pytest.mark.parametrize("name", ["put_objects", "_record", "name", "__init__"])
+def test_a_wrapper_passing_through_a_non_method_is_not_defined(name: str) -> None:
+    with pytest.raises(TypeError, match="which are not Backend methods"):
+
+        class Unknown(ForwardingBackend, passes_through=BACKEND_METHODS | {name}):
+            pass
+
+
+def test_a_wrapper_naming_every_method_forwards_each_from_its_own_body() -> None:
+    class Transparent(ForwardingBackend, passes_through=BACKEND_METHODS):
+        pass
+
+    assert Transparent.passes_through == BACKEND_METHODS
+    assert_defines_every_backend_method(Transparent)
+
+
+def test_the_checked_set_is_the_backend_interface() -> None:
+    assert set(backend_methods()) == BACKEND_METHODS
+
+
+def test_the_base_alone_forwards_nothing(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="subclass it"):
+        ForwardingBackend(FilesystemBackend(tmp_path, fsync=False))

@@ -19,7 +19,8 @@ from policy.catalog_backend import CatalogBackend
 from policy.leases import LeaseKeeper, this_process
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
-from policy.quota import QuotaBackend, upload_reservation_id
+from policy.quota import QuotaBackend
+from policy.quota_reservations import upload_reservation_id
 from tests.conformance.payload import MemoryPayload
 from tests.postgres import catalog_url
 from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata

@@ -19,8 +19,9 @@ from core.ranges import RangeSpec
 from core.streams import ObjectBody, PayloadDigest
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import object_record
-from policy.model import SitePolicy
-from policy.validation import STAGING_PREFIX, CorruptArtifactError, ValidationBackend
+from policy.model import STAGING_PREFIX, SitePolicy
+from policy.validation import ValidationBackend
+from policy.validation_streams import CorruptArtifactError
 from policy.verify import VerifySummary, verify_artifacts
 from tests.archives import Member, gzip, make_tar, site, zstd
 from tests.conformance.payload import MemoryPayload

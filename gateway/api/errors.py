@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import S3Error
 from gateway.access_log import new_request_id, request_id_of
-from policy.catalog import CursorError
+from policy.catalog_records import CursorError
 from policy.policies import PolicyError
 
 log = logging.getLogger("pagewright.api")

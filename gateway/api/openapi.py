@@ -31,7 +31,7 @@ from gateway.api.params import (
     META_FIELD_PATTERN,
     SITE_PATTERN,
 )
-from policy.catalog import MAX_CURSOR_LENGTH
+from policy.catalog_records import MAX_CURSOR_LENGTH
 
 _SITE_ID = {"type": "string", "pattern": SITE_PATTERN}
 _DATE = {"type": "string", "pattern": DATE_PATTERN}

@@ -25,7 +25,7 @@ from starlette.requests import Request
 
 from core.numbers import NumberError, decimal
 from gateway.api.errors import ApiError
-from policy.catalog import MAX_CURSOR_LENGTH
+from policy.catalog_records import MAX_CURSOR_LENGTH
 from policy.model import SITE_ID, ArtifactFilter, SortField, is_site_id
 
 MAX_LIMIT = 1000
