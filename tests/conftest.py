@@ -7,30 +7,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from tests.servers import GatewayServer, make_tls_files, running_gateway
+from tests.support.clients import make_s3_client
 
 
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     with running_gateway(tmp_path_factory.mktemp("gateway") / "data") as server:
         yield server
-
-
-def make_s3_client(server: GatewayServer, **config: Any) -> Any:
-    """boto3 at its defaults (checksums in aws-chunked trailers), path-style addressing."""
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
-        verify=str(server.cafile) if server.cafile else None,
-    )
 
 
 @pytest.fixture(scope="session")

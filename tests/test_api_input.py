@@ -18,9 +18,9 @@ from jsonschema import Draft202012Validator
 from core.numbers import is_decimal, saturating_decimal
 from gateway.api.openapi import OPENAPI
 from tests.artifact_api import API, ApiClient, create_api_key, operation_for, upload
-from tests.conftest import make_s3_client
 from tests.postgres import catalog_url
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
 
 HUGE = "9" * 5000
 

@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import make_s3_client
 from tests.servers import GatewayServer
-
-
-def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(excinfo.value.response["Error"]["Code"])
-
-
-def status(excinfo: pytest.ExceptionInfo[ClientError]) -> int:
-    return int(excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"])
+from tests.support.clients import make_s3_client
+from tests.support.s3_errors import error_code, status
 
 
 def test_put_get_head_delete(s3: Any, bucket: str) -> None:

@@ -18,9 +18,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.archives import Member, gzip, make_tar, site, zstd
-from tests.conftest import make_s3_client
 from tests.emulators import running, start_moto
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
 
 MIB = 1024 * 1024
 

@@ -21,8 +21,8 @@ from botocore.config import Config
 
 from gateway.cli import _parser, main
 from tests.artifact_api import create_api_key, upload
-from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, free_port, running_gateway, wait_http
+from tests.support.clients import make_s3_client
 
 
 def _start(cwd: Path, port: int) -> subprocess.Popen[bytes]:

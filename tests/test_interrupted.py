@@ -14,25 +14,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import make_s3_client
 from tests.postgres import catalog_url
 from tests.servers import GatewayServer, start_gateway
-from tests.test_api_auth import Signer
+from tests.support.clients import make_s3_client
+from tests.support.signing import Signer
+from tests.support.waiting import files_under, wait_until
 
 SIZE = 8 * 1024 * 1024
-
-
-def files_under(path: Path) -> list[Path]:
-    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
-
-
-def wait_until(condition: Callable[[], bool], attempts: int = 200) -> bool:
-    """Poll ``condition`` (bounded); the caller asserts the result."""
-    for _ in range(attempts):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def start_partial_put(server: GatewayServer, bucket: str, key: str, sent: int) -> socket.socket:

@@ -14,8 +14,8 @@ from botocore.exceptions import IncompleteReadError, ResponseStreamingError
 
 from policy.verify import Throttle
 from tests.artifact_api import ApiClient, create_api_key, upload
-from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from policy.site_state import SITE_STATE_KEY, load_site_state
 from policy.stack import build_stack
 from tests.artifact_api import ApiClient, create_api_key, upload
 from tests.conformance.payload import MemoryPayload
-from tests.conftest import make_s3_client
 from tests.postgres import catalog_url, fresh_schema
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
 from translators.base import Backend, GetOptions, ListQuery, WriteConditions, WriteMetadata
 from translators.filesystem import FilesystemBackend
 

@@ -23,9 +23,9 @@ from azure.storage.blob import BlobServiceClient
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 
-from tests.conftest import make_s3_client
 from tests.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
 
 BACKENDS = ("filesystem", "s3", "azure", "gcs")
 #: The backend bucket/container every gateway bucket lives in (prefix mapping).
