@@ -17,6 +17,9 @@ from tests.servers import GatewayServer, running_gateway
 from tests.support.clients import make_s3_client
 from tests.support.waiting import wait_until
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 FIELDS = {
     "request_id",
     "principal",

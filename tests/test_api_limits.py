@@ -23,6 +23,9 @@ from tests.support.clients import make_s3_client
 from tests.support.signing import Signer
 from tests.support.waiting import files_under, wait_until
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 MIB = 1024 * 1024
 #: A safety net so a test against a server that never answers fails instead of hanging.
 NO_ANSWER = 60.0

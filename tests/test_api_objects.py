@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.servers import GatewayServer
 from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway
 from tests.support.s3_errors import error_code, status
 
 
@@ -184,7 +184,7 @@ def test_checksums_stored_and_returned(s3: Any, bucket: str, algorithm: str) -> 
     assert attributes["StorageClass"] == "STANDARD"
 
 
-def test_default_checksum_is_crc64nvme(gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_default_checksum_is_crc64nvme(gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     plain = make_s3_client(gateway, request_checksum_calculation="when_required")
     plain.put_object(Bucket=bucket, Key="d", Body=b"plain")
     head = s3.head_object(Bucket=bucket, Key="d", ChecksumMode="ENABLED")

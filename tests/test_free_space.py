@@ -26,6 +26,9 @@ from tests.support.s3_errors import s3_error
 from tests.support.signing import Signer
 from tests.support.waiting import files_under, wait_until
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 FLOOR = 8 * MiB
 
 

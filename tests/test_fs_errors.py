@@ -23,6 +23,9 @@ from tests.support.clients import make_s3_client
 from tests.support.s3_errors import s3_error
 from tests.support.waiting import files_under
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 NO_FLOOR = {"PWG_MIN_FREE_BYTES": "0"}
 
 

@@ -17,6 +17,9 @@ from tests.artifact_api import ApiClient, create_api_key, upload
 from tests.servers import GatewayServer, running_gateway
 from tests.support.clients import make_s3_client
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture(scope="module")
 def scrubbing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:

@@ -315,6 +315,19 @@ _FACTORIES: dict[str, Factory] = {
 }
 
 
+#: The targets that run in this process; every other one needs an emulator (a real server).
+IN_PROCESS = frozenset({"filesystem", "memory"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``server`` the conformance tests of a target that needs an emulator."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("harness") if callspec is not None else None
+        if target is not None and target not in IN_PROCESS:
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(params=sorted(_FACTORIES))
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     limit = _STORAGE_LIMITS.get((request.param, request.node.originalname))

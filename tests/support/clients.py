@@ -7,10 +7,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tests.servers import GatewayServer
+from tests.support.gateway import GatewayEndpoint
 
 
-def make_s3_client(server: GatewayServer, **config: Any) -> Any:
+def make_s3_client(server: GatewayEndpoint, **config: Any) -> Any:
     """boto3 at its defaults (checksums in aws-chunked trailers), path-style addressing."""
     return boto3.client(
         "s3",

@@ -7,7 +7,7 @@ import hmac
 from datetime import datetime
 from urllib.parse import quote
 
-from tests.servers import GatewayServer
+from tests.support.gateway import GatewayEndpoint
 
 
 def _hmac(key: bytes, message: str) -> bytes:
@@ -17,7 +17,7 @@ def _hmac(key: bytes, message: str) -> bytes:
 class Signer:
     """An independent SigV4 header signer for hand-made requests (tamper tests)."""
 
-    def __init__(self, server: GatewayServer, secret: str | None = None) -> None:
+    def __init__(self, server: GatewayEndpoint, secret: str | None = None) -> None:
         self.server = server
         self.secret = secret or server.secret_key
 
