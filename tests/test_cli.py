@@ -21,7 +21,7 @@ from botocore.config import Config
 
 from gateway.cli import _parser, main
 from tests.artifact_api import create_api_key, upload
-from tests.servers import free_port, running_gateway, wait_http
+from tests.servers import GatewayServer, free_port, running_gateway, wait_http
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway
 
@@ -97,7 +97,8 @@ def test_unknown_backend_scheme(tmp_path: Path) -> None:
     assert b"unknown scheme" in result.stderr
 
 
-def test_probes(gateway: InProcessGateway) -> None:
+def test_probes(process_gateway: GatewayServer) -> None:
+    gateway = process_gateway
     for path in ("/healthz", "/_pagewright/healthz"):
         with urllib.request.urlopen(gateway.endpoint + path) as response:
             assert response.read() == b"ok\n"
