@@ -18,12 +18,12 @@ from jsonschema import Draft202012Validator
 
 from gateway.api.openapi import OPENAPI
 from tests.archives import Member, make_tar, site
-from tests.servers import GatewayServer
+from tests.support.gateway import GatewayEndpoint
 
 API = "/_pagewright/v1"
 
 
-def create_api_key(server: GatewayServer, principal: str = "root") -> str:
+def create_api_key(server: GatewayEndpoint, principal: str = "root") -> str:
     """A new API key, made with ``pagewright-gateway api-key create`` on the server's data."""
     command = [sys.executable, "-m", "commands.cli", "api-key", "create"]
     done = subprocess.run(
@@ -118,7 +118,7 @@ class ApiClient(httpx.Client):
     """An httpx client on the gateway's API root whose every response is contract-checked."""
 
     def __init__(
-        self, server: GatewayServer, api_key: str | None, headers: dict[str, str] | None = None
+        self, server: GatewayEndpoint, api_key: str | None, headers: dict[str, str] | None = None
     ) -> None:
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         super().__init__(

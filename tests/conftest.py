@@ -1,4 +1,9 @@
-"""Shared fixtures: one real gateway per test session (per xdist worker), real S3 clients."""
+"""Shared fixtures: one in-process gateway per test session (per xdist worker) and real S3
+clients for it; a subprocess gateway for the tests that need a real server process.
+
+Tests that need a real server (a gateway process, an emulator, a real client tool) are marked
+``server``: those using a fixture of :data:`SERVER_FIXTURES` here, the others by module or
+by test. ``pytest -m 'not server'`` runs everything else, in-process."""
 
 from __future__ import annotations
 
@@ -7,30 +12,40 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from tests.servers import GatewayServer, make_tls_files, running_gateway
+from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway, in_process_gateway
+
+#: Fixtures that start a real server: every test using one is marked ``server``.
+SERVER_FIXTURES = frozenset({"process_gateway", "tls_gateway"})
+
+
+#: Test directories of real servers only: real client tools against gateway processes.
+SERVER_DIRECTORIES = (Path(__file__).parent / "e2e",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())) or any(
+            directory in item.path.parents for directory in SERVER_DIRECTORIES
+        ):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    with running_gateway(tmp_path_factory.mktemp("gateway") / "data") as server:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
+    """The real app over a memory store, served in this process."""
+    with in_process_gateway(tmp_path_factory.mktemp("gateway") / "data") as server:
         yield server
 
 
-def make_s3_client(server: GatewayServer, **config: Any) -> Any:
-    """boto3 at its defaults (checksums in aws-chunked trailers), path-style addressing."""
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
-        verify=str(server.cafile) if server.cafile else None,
-    )
+@pytest.fixture(scope="session")
+def process_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """``pagewright-gateway serve`` as a subprocess over the filesystem store."""
+    with running_gateway(tmp_path_factory.mktemp("process-gateway") / "data") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +57,7 @@ def tls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewaySer
 
 
 @pytest.fixture(scope="session")
-def s3(gateway: GatewayServer) -> Any:
+def s3(gateway: InProcessGateway) -> Any:
     return make_s3_client(gateway)
 
 

@@ -13,7 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from lxml import etree
 
-from tests.servers import GatewayServer
+from tests.support.gateway import GatewayEndpoint
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def q(value: str) -> str:
 
 
 def send(
-    server: GatewayServer,
+    server: GatewayEndpoint,
     method: str,
     path: str,
     query: str = "",

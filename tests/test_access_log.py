@@ -13,9 +13,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.artifact_api import API, artifact_bytes, create_api_key
-from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, running_gateway
-from tests.test_interrupted import wait_until
+from tests.support.clients import make_s3_client
+from tests.support.waiting import wait_until
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 FIELDS = {
     "request_id",

@@ -18,18 +18,18 @@ from gateway.api.openapi import OPENAPI
 from gateway.settings import Settings
 from policy.stack import build_stack
 from tests.artifact_api import ApiClient, create_api_key, tar_members, upload
-from tests.servers import GatewayServer
+from tests.support.gateway import InProcessGateway
 from translators.config import parse_backend_url
 from translators.registry import create_backend
 
 
 @pytest.fixture(scope="module")
-def api_key(gateway: GatewayServer) -> str:
+def api_key(gateway: InProcessGateway) -> str:
     return create_api_key(gateway)
 
 
 @pytest.fixture
-def api(gateway: GatewayServer, api_key: str) -> Iterator[ApiClient]:
+def api(gateway: InProcessGateway, api_key: str) -> Iterator[ApiClient]:
     with ApiClient(gateway, api_key) as client:
         yield client
 
@@ -117,7 +117,7 @@ def test_the_document_is_openapi_31_with_valid_schemas_and_refs() -> None:
             assert params == in_template, (template, operation["operationId"])
 
 
-def test_openapi_json_is_served_without_a_key(gateway: GatewayServer) -> None:
+def test_openapi_json_is_served_without_a_key(gateway: InProcessGateway) -> None:
     with ApiClient(gateway, None) as client:
         response = client.get("/openapi.json")
     assert response.status_code == 200
@@ -132,7 +132,7 @@ def test_openapi_json_is_served_without_a_key(gateway: GatewayServer) -> None:
     [None, "Bearer", "Bearer pwg_nope_nope", "Basic cm9vdDpyb290", "pwg_0_0"],
 )
 def test_requests_without_a_valid_key_are_401(
-    gateway: GatewayServer, bucket: str, authorization: str | None
+    gateway: InProcessGateway, bucket: str, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     with ApiClient(gateway, None, headers=headers) as client:
@@ -144,7 +144,7 @@ def test_requests_without_a_valid_key_are_401(
         assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_a_key_of_another_principal_is_forbidden(gateway: GatewayServer, bucket: str) -> None:
+def test_a_key_of_another_principal_is_forbidden(gateway: InProcessGateway, bucket: str) -> None:
     with ApiClient(gateway, create_api_key(gateway, principal="ci-bot")) as client:
         response = client.get(f"/sites/{bucket}/artifacts")
     assert response.status_code == 403
@@ -163,7 +163,7 @@ def test_unknown_paths_and_methods_answer_json_errors(api: ApiClient, bucket: st
 
 
 def test_s3_and_probes_still_work_beside_the_api(
-    gateway: GatewayServer, s3: Any, bucket: str, artifacts: dict[str, bytes]
+    gateway: InProcessGateway, s3: Any, bucket: str, artifacts: dict[str, bytes]
 ) -> None:
     assert httpx.get(f"{gateway.endpoint}/healthz").text == "ok\n"
     assert httpx.get(f"{gateway.endpoint}/_pagewright/readyz").json()["ready"] is True

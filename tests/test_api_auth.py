@@ -8,82 +8,22 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 from lxml import etree
 
-from tests.conftest import make_s3_client
-from tests.servers import GatewayServer, running_gateway
+from gateway.settings import Settings
+from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway, in_process_gateway
+from tests.support.signing import Signer
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-
-
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
-
-
-class Signer:
-    """An independent SigV4 header signer for hand-made requests (tamper tests)."""
-
-    def __init__(self, server: GatewayServer, secret: str | None = None) -> None:
-        self.server = server
-        self.secret = secret or server.secret_key
-
-    def key(self, day: str) -> bytes:
-        key = _hmac(f"AWS4{self.secret}".encode(), day)
-        for part in (self.server.region, "s3", "aws4_request"):
-            key = _hmac(key, part)
-        return key
-
-    def sign(
-        self,
-        method: str,
-        path: str,
-        payload_hash: str,
-        extra: dict[str, str],
-        when: datetime,
-        host: str | None = None,
-    ) -> tuple[dict[str, str], bytes, str, str]:
-        """Headers for the request; also the signing key, seed signature and date/scope."""
-        amz_date = when.strftime("%Y%m%dT%H%M%SZ")
-        day = amz_date[:8]
-        host = host or f"127.0.0.1:{self.server.port}"
-        headers = {
-            "host": host,
-            "x-amz-content-sha256": payload_hash,
-            "x-amz-date": amz_date,
-            **extra,
-        }
-        names = sorted(headers)
-        canonical = "\n".join(
-            [
-                method,
-                quote(path, safe="/~"),
-                "",
-                "".join(f"{n}:{headers[n].strip()}\n" for n in names),
-                ";".join(names),
-                payload_hash,
-            ]
-        )
-        scope = f"{day}/{self.server.region}/s3/aws4_request"
-        to_sign = "\n".join(
-            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-        )
-        key = self.key(day)
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={self.server.access_key}/{scope}, "
-            f"SignedHeaders={';'.join(names)}, Signature={signature}"
-        )
-        if host == f"127.0.0.1:{self.server.port}":
-            del headers["host"]
-        return headers, key, signature, f"{amz_date}\n{scope}"
 
 
 def chunked_body(data: list[bytes], key: bytes, seed: str, date_scope: str) -> bytes:
@@ -106,7 +46,7 @@ def chunked_body(data: list[bytes], key: bytes, seed: str, date_scope: str) -> b
 
 
 @pytest.fixture
-def http(gateway: GatewayServer) -> Iterator[httpx.Client]:
+def http(gateway: InProcessGateway) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway.endpoint) as client:
         yield client
 
@@ -138,31 +78,28 @@ def put(
 
 
 def test_valid_hand_signed_put(
-    http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str
+    http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str
 ) -> None:
     response = put(http, Signer(gateway), f"/{bucket}/ok", b"fine")
     assert response.status_code == 200
     assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == b"fine"
 
 
-def test_wrong_secret(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_wrong_secret(http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     response = put(http, Signer(gateway, secret="not-the-secret"), f"/{bucket}/k", b"data")
     assert response.status_code == 403
     assert code_of(response) == "SignatureDoesNotMatch"
     assert_absent(s3, bucket, "k")
 
 
-def test_unknown_access_key(gateway: GatewayServer, bucket: str) -> None:
-    other = GatewayServer(
-        gateway.endpoint, gateway.port, gateway.data_dir, gateway.process, gateway.log_path
-    )
-    other.access_key = "AKNOTKNOWN000000000"
+def test_unknown_access_key(gateway: InProcessGateway, bucket: str) -> None:
+    other = replace(gateway, access_key="AKNOTKNOWN000000000")
     with pytest.raises(ClientError) as excinfo:
         make_s3_client(other).list_objects_v2(Bucket=bucket)
     assert excinfo.value.response["Error"]["Code"] == "InvalidAccessKeyId"
 
 
-def test_altered_body(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_altered_body(http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     original = b"the body that was signed"
     response = put(
         http,
@@ -177,7 +114,7 @@ def test_altered_body(http: httpx.Client, gateway: GatewayServer, s3: Any, bucke
 
 
 def test_altered_body_keeps_previous_version(
-    http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str
+    http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str
 ) -> None:
     s3.put_object(Bucket=bucket, Key="keep", Body=b"version one")
     response = put(
@@ -192,7 +129,7 @@ def test_altered_body_keeps_previous_version(
 
 
 def _chunked_put(
-    http: httpx.Client, gateway: GatewayServer, path: str, chunks: list[bytes], tamper: bool
+    http: httpx.Client, gateway: InProcessGateway, path: str, chunks: list[bytes], tamper: bool
 ) -> httpx.Response:
     total = sum(len(c) for c in chunks)
     extra = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(total)}
@@ -206,14 +143,14 @@ def _chunked_put(
     return http.put(path, content=body, headers=headers)
 
 
-def test_signed_chunks(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_signed_chunks(http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     chunks = [b"a" * 65536, b"b" * 65536, b"c" * 100]
     response = _chunked_put(http, gateway, f"/{bucket}/chunked", chunks, tamper=False)
     assert response.status_code == 200, response.text
     assert s3.get_object(Bucket=bucket, Key="chunked")["Body"].read() == b"".join(chunks)
 
 
-def test_altered_chunk(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_altered_chunk(http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     chunks = [b"a" * 65536, b"b" * 65536, b"c" * 100]
     response = _chunked_put(http, gateway, f"/{bucket}/chunked", chunks, tamper=True)
     assert response.status_code == 403
@@ -221,7 +158,7 @@ def test_altered_chunk(http: httpx.Client, gateway: GatewayServer, s3: Any, buck
     assert_absent(s3, bucket, "chunked")
 
 
-def test_skewed_clock(http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_skewed_clock(http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     when = datetime.now(UTC) - timedelta(minutes=16)
     response = put(http, Signer(gateway), f"/{bucket}/k", b"data", when=when)
     assert response.status_code == 403
@@ -251,7 +188,7 @@ def test_bad_content_md5(s3: Any, bucket: str) -> None:
     assert_absent(s3, bucket, "md5")
 
 
-def test_presigned_urls(gateway: GatewayServer, bucket: str) -> None:
+def test_presigned_urls(gateway: InProcessGateway, bucket: str) -> None:
     s3 = make_s3_client(gateway, signature_version="s3v4")
     upload_url = s3.generate_presigned_url(
         "put_object", Params={"Bucket": bucket, "Key": "pre"}, ExpiresIn=300
@@ -275,7 +212,8 @@ def test_presigned_urls(gateway: GatewayServer, bucket: str) -> None:
 
 
 def test_virtual_hosted_style(tmp_path: Path) -> None:
-    with running_gateway(tmp_path / "data", "--domain", "s3.localtest") as server:
+    settings = Settings(log_level="warning", domains=("s3.localtest",))
+    with in_process_gateway(tmp_path / "data", settings) as server:
         path_style = make_s3_client(server)
         path_style.create_bucket(Bucket="vhost-bucket")
         path_style.put_object(Bucket="vhost-bucket", Key="a/b.txt", Body=b"virtual")
@@ -331,23 +269,20 @@ def test_default_presigned_urls_are_sigv2_and_work(s3: Any, bucket: str) -> None
     assert_absent(s3, bucket, "dir/other ü+key.txt")
 
 
-def test_sigv2_header_signing_client(gateway: GatewayServer, bucket: str) -> None:
+def test_sigv2_header_signing_client(gateway: InProcessGateway, bucket: str) -> None:
     """A client signing ``Authorization: AWS key:signature`` headers (botocore's "s3")."""
     v2 = make_s3_client(gateway, signature_version="s3")
     v2.put_object(Bucket=bucket, Key="a b+c", Body=b"header signed", ContentType="text/plain")
     assert v2.get_object(Bucket=bucket, Key="a b+c")["Body"].read() == b"header signed"
     assert [o["Key"] for o in v2.list_objects_v2(Bucket=bucket)["Contents"]] == ["a b+c"]
-    other = GatewayServer(
-        gateway.endpoint, gateway.port, gateway.data_dir, gateway.process, gateway.log_path
-    )
-    other.secret_key = "not-the-secret"
+    other = replace(gateway, secret_key="not-the-secret")
     with pytest.raises(ClientError) as excinfo:
         make_s3_client(other, signature_version="s3").get_object(Bucket=bucket, Key="a b+c")
     assert excinfo.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
 
 
 def test_presigned_put_cannot_be_turned_into_a_copy(
-    gateway: GatewayServer, s3: Any, bucket: str, bucket_name: Callable[[], str]
+    gateway: InProcessGateway, s3: Any, bucket: str, bucket_name: Callable[[], str]
 ) -> None:
     """A presigned PUT URL with an added x-amz-copy-source must not copy another bucket's
     object into its slot, nor store added x-amz-meta-* headers."""
@@ -383,7 +318,7 @@ def test_presigned_put_cannot_be_turned_into_a_copy(
 
 
 def test_header_signed_request_with_an_added_amz_header(
-    http: httpx.Client, gateway: GatewayServer, s3: Any, bucket: str
+    http: httpx.Client, gateway: InProcessGateway, s3: Any, bucket: str
 ) -> None:
     path = f"/{bucket}/k"
     headers, *_ = Signer(gateway).sign(

@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.test_api_objects import error_code, status
+from tests.support.s3_errors import error_code, status
 
 
 def test_bucket_lifecycle(s3: Any, bucket_name: Callable[[], str]) -> None:

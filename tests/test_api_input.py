@@ -17,10 +17,11 @@ from jsonschema import Draft202012Validator
 
 from core.numbers import is_decimal, saturating_decimal
 from gateway.api.openapi import OPENAPI
+from gateway.settings import Settings
 from tests.artifact_api import API, ApiClient, create_api_key, operation_for, upload
-from tests.conftest import make_s3_client
 from tests.postgres import catalog_url
-from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway, in_process_gateway
 
 HUGE = "9" * 5000
 
@@ -28,17 +29,20 @@ HUGE = "9" * 5000
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayServer]:
+) -> Iterator[InProcessGateway]:
     directory = tmp_path_factory.mktemp(f"api-input-{request.param}")
     with (
         catalog_url(request.param, directory) as url,
-        running_gateway(directory / "data", env={"PWG_CATALOG_URL": url}) as gateway,
+        in_process_gateway(
+            directory / "data", Settings(log_level="warning", catalog_url=url)
+        ) as gateway,
     ):
+        gateway.env["PWG_CATALOG_URL"] = url
         yield gateway
 
 
 @pytest.fixture(scope="module")
-def site(server: GatewayServer) -> str:
+def site(server: InProcessGateway) -> str:
     s3 = make_s3_client(server)
     s3.create_bucket(Bucket="input-site")
     for build in ("b1", "b2", "b3"):
@@ -47,7 +51,7 @@ def site(server: GatewayServer) -> str:
 
 
 @pytest.fixture(scope="module")
-def api(server: GatewayServer) -> Iterator[ApiClient]:
+def api(server: InProcessGateway) -> Iterator[ApiClient]:
     with ApiClient(server, create_api_key(server)) as client:
         yield client
 
@@ -349,7 +353,7 @@ def test_body_fields(
 
 
 def test_method_not_allowed_names_every_method_of_the_path(
-    server: GatewayServer, api: ApiClient, site: str
+    server: InProcessGateway, api: ApiClient, site: str
 ) -> None:
     headers = {"Authorization": api.headers["Authorization"]}
     for path, allowed in [

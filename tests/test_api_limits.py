@@ -18,10 +18,13 @@ import pytest
 from lxml import etree
 
 from tests.artifact_api import API, create_api_key
-from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, running_gateway
-from tests.test_api_auth import Signer
-from tests.test_interrupted import files_under, wait_until
+from tests.support.clients import make_s3_client
+from tests.support.signing import Signer
+from tests.support.waiting import files_under, wait_until
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 MIB = 1024 * 1024
 #: A safety net so a test against a server that never answers fails instead of hanging.

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from core import checksums
-from tests.test_api_objects import error_code
+from tests.support.s3_errors import error_code
 
 MIB = 1024 * 1024
 

@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import make_s3_client
-from tests.servers import GatewayServer
-
-
-def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(excinfo.value.response["Error"]["Code"])
-
-
-def status(excinfo: pytest.ExceptionInfo[ClientError]) -> int:
-    return int(excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"])
+from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway
+from tests.support.s3_errors import error_code, status
 
 
 def test_put_get_head_delete(s3: Any, bucket: str) -> None:
@@ -191,7 +184,7 @@ def test_checksums_stored_and_returned(s3: Any, bucket: str, algorithm: str) -> 
     assert attributes["StorageClass"] == "STANDARD"
 
 
-def test_default_checksum_is_crc64nvme(gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_default_checksum_is_crc64nvme(gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     plain = make_s3_client(gateway, request_checksum_calculation="when_required")
     plain.put_object(Bucket=bucket, Key="d", Body=b"plain")
     head = s3.head_object(Bucket=bucket, Key="d", ChecksumMode="ENABLED")

@@ -12,11 +12,11 @@ import pytest
 
 from commands.cli import main
 from tests.artifact_api import create_api_key, tar_members, upload
-from tests.servers import GatewayServer
+from tests.support.gateway import InProcessGateway
 
 
 @pytest.fixture(scope="module")
-def api_key(gateway: GatewayServer) -> str:
+def api_key(gateway: InProcessGateway) -> str:
     return create_api_key(gateway)
 
 
@@ -41,7 +41,7 @@ RunCli = Callable[..., Done]
 
 @pytest.fixture
 def cli(
-    gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    gateway: InProcessGateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> RunCli:
     """Run ``pagewright-gateway artifacts ...`` in-process (``commands.cli.main``), with the
     endpoint and key in the environment (PWG_ENDPOINT / PWG_API_KEY)."""

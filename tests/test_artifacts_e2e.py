@@ -18,9 +18,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.archives import Member, gzip, make_tar, site, zstd
-from tests.conftest import make_s3_client
 from tests.emulators import running, start_moto
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 MIB = 1024 * 1024
 
@@ -197,7 +201,7 @@ def test_lifecycle_expiration_round_trip(s3: Any, bucket: str) -> None:
     assert code(excinfo) == "NoSuchLifecycleConfiguration"
 
 
-def test_catalog_records_artifacts(gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_catalog_records_artifacts(gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     s3.put_object(
         Bucket=bucket,
         Key="builds/cat-1.tar.gz",
@@ -220,7 +224,7 @@ def test_catalog_records_artifacts(gateway: GatewayServer, s3: Any, bucket: str)
 
 
 def test_the_creator_is_always_the_authenticated_principal(
-    gateway: GatewayServer, s3: Any, bucket: str
+    gateway: InProcessGateway, s3: Any, bucket: str
 ) -> None:
     forged = {"creator": "mallory", "team": "web"}
     s3.put_object(Bucket=bucket, Key="builds/who-1.tar.gz", Body=artifact(), Metadata=forged)

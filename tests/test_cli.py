@@ -21,8 +21,9 @@ from botocore.config import Config
 
 from commands.cli import _parser, main
 from tests.artifact_api import create_api_key, upload
-from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, free_port, running_gateway, wait_http
+from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway
 
 
 def _start(cwd: Path, port: int) -> subprocess.Popen[bytes]:
@@ -58,6 +59,7 @@ def _run_once(cwd: Path) -> tuple[str, str]:
     return out.decode(), err.decode()
 
 
+@pytest.mark.server
 def test_zero_config_start(tmp_path: Path) -> None:
     first_out, first_err = _run_once(tmp_path)
     secret = json.loads((tmp_path / "data" / "root-credentials.json").read_text())["secret_key"]
@@ -95,7 +97,8 @@ def test_unknown_backend_scheme(tmp_path: Path) -> None:
     assert b"unknown scheme" in result.stderr
 
 
-def test_probes(gateway: GatewayServer) -> None:
+def test_probes(process_gateway: GatewayServer) -> None:
+    gateway = process_gateway
     for path in ("/healthz", "/_pagewright/healthz"):
         with urllib.request.urlopen(gateway.endpoint + path) as response:
             assert response.read() == b"ok\n"
@@ -183,6 +186,7 @@ def test_every_command_and_option_has_help_text() -> None:
                     assert choice.help, f"{words} {choice.dest}"
 
 
+@pytest.mark.server
 def test_serve_has_a_catalog_url_flag(tmp_path: Path) -> None:
     catalog = tmp_path / "elsewhere" / "catalog.sqlite3"
     with running_gateway(tmp_path / "data", "--catalog-url", f"sqlite:///{catalog}"):
@@ -268,7 +272,7 @@ def test_unusable_tls_files_are_configuration_errors(problem: str, tmp_path: Pat
 
 
 @pytest.fixture(scope="module")
-def artifact_site(gateway: GatewayServer) -> tuple[str, str]:
+def artifact_site(gateway: InProcessGateway) -> tuple[str, str]:
     """A site with many artifacts on the session gateway, and an API key for it."""
     s3 = make_s3_client(gateway)
     site_name = "pipe-site"
@@ -304,7 +308,7 @@ def test_a_closed_pipe_ends_quietly(
     command: str,
     buffered: bool,
     tmp_path: Path,
-    gateway: GatewayServer,
+    gateway: InProcessGateway,
     artifact_site: tuple[str, str],
 ) -> None:
     environment = _environment()

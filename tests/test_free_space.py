@@ -19,12 +19,15 @@ import pytest
 from botocore.config import Config
 
 from gateway.settings import SettingsError, load_settings
-from tests.conftest import make_s3_client
 from tests.faults import MiB, fill, free_bytes, tmpfs, unfill
 from tests.servers import GatewayServer, running_gateway
-from tests.test_api_auth import Signer
-from tests.test_fs_errors import files_under, s3_error
-from tests.test_interrupted import wait_until
+from tests.support.clients import make_s3_client
+from tests.support.s3_errors import s3_error
+from tests.support.signing import Signer
+from tests.support.waiting import files_under, wait_until
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 FLOOR = 8 * MiB
 

@@ -13,33 +13,20 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from botocore.exceptions import ClientError
 
-from tests.conftest import make_s3_client
 from tests.faults import MiB, ext4_volume, fail_volume, fill, tmpfs, unfill
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
+from tests.support.s3_errors import s3_error
+from tests.support.waiting import files_under
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 NO_FLOOR = {"PWG_MIN_FREE_BYTES": "0"}
-
-
-def files_under(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
-
-
-def s3_error(call: Callable[[], Any]) -> tuple[int, str, str]:
-    """(HTTP status, S3 error code, message) of a request that must fail."""
-    with pytest.raises(ClientError) as caught:
-        call()
-    error = caught.value.response
-    return (
-        error["ResponseMetadata"]["HTTPStatusCode"],
-        error["Error"]["Code"],
-        error["Error"].get("Message", ""),
-    )
 
 
 def catalog_rows(data_dir: Path, site: str) -> dict[str, tuple[int, str]]:

@@ -20,12 +20,12 @@ from gateway.settings import load_settings
 from tests.servers import (
     ACCESS_KEY,
     SECRET_KEY,
-    GatewayServer,
     free_port,
     make_tls_files,
     running_gateway,
     wait_http,
 )
+from tests.support.gateway import InProcessGateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def test_wildcard_addresses_are_probed_on_loopback(host: str, expected: str) -> 
     assert probe_url(load_settings(environ={"PWG_ADDRESS": f"{host}:9100"})) == expected
 
 
-def test_the_probe_follows_pwg_address(gateway: GatewayServer) -> None:
+def test_the_probe_follows_pwg_address(gateway: InProcessGateway) -> None:
     for address in (f"127.0.0.1:{gateway.port}", f"0.0.0.0:{gateway.port}"):
         done = _probe(HEALTHCHECK, PWG_ADDRESS=address)
         assert (done.returncode, done.stderr) == (0, ""), address
@@ -72,6 +72,7 @@ def test_the_probe_follows_pwg_address(gateway: GatewayServer) -> None:
     )
 
 
+@pytest.mark.server
 def test_the_probe_speaks_tls_when_the_gateway_does(tmp_path: Path) -> None:
     files = make_tls_files(tmp_path)
     with running_gateway(tmp_path / "data", tls=files) as server:
@@ -129,7 +130,7 @@ def _dockerfile_healthcheck() -> list[str]:
     return ["/bin/sh", "-c", command]
 
 
-def test_the_dockerfile_healthcheck_probes_pwg_address(gateway: GatewayServer) -> None:
+def test_the_dockerfile_healthcheck_probes_pwg_address(gateway: InProcessGateway) -> None:
     command = _dockerfile_healthcheck()
     # The image sets PWG_ADDRESS=0.0.0.0:9000; here the gateway listens on another port.
     healthy = _probe(command, PWG_ADDRESS=f"0.0.0.0:{gateway.port}")

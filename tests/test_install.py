@@ -38,6 +38,9 @@ from botocore.config import Config
 from tests.project import PACKAGES, ROOT
 from tests.servers import free_port, wait_http
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 #: What an installation is built from (the Dockerfile copies the same).
 SOURCE = ("pyproject.toml", "README.md", *PACKAGES)
 PROBE = Path(__file__).with_name("installed_probe.py")

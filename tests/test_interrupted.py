@@ -9,30 +9,20 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import make_s3_client
 from tests.postgres import catalog_url
 from tests.servers import GatewayServer, start_gateway
-from tests.test_api_auth import Signer
+from tests.support.clients import make_s3_client
+from tests.support.signing import Signer
+from tests.support.waiting import files_under, wait_until
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 SIZE = 8 * 1024 * 1024
-
-
-def files_under(path: Path) -> list[Path]:
-    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
-
-
-def wait_until(condition: Callable[[], bool], attempts: int = 200) -> bool:
-    """Poll ``condition`` (bounded); the caller asserts the result."""
-    for _ in range(attempts):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def start_partial_put(server: GatewayServer, bucket: str, key: str, sent: int) -> socket.socket:
@@ -47,8 +37,10 @@ def start_partial_put(server: GatewayServer, bucket: str, key: str, sent: int) -
 
 
 def test_client_disconnect_keeps_previous_version(
-    gateway: GatewayServer, s3: Any, bucket: str
+    process_gateway: GatewayServer, bucket_name: Callable[[], str]
 ) -> None:
+    gateway, s3, bucket = process_gateway, make_s3_client(process_gateway), bucket_name()
+    s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="site.tar.gz", Body=b"previous build")
     tmp = gateway.data_dir / "storage" / "tmp"
     connection = start_partial_put(gateway, bucket, "site.tar.gz", SIZE // 2)

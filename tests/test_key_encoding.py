@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from core.errors import S3Error
 from gateway.request import parse_address, parse_query
 from tests.raw_s3 import send
-from tests.servers import GatewayServer
+from tests.support.gateway import InProcessGateway
 
 #: Percent-encoded bytes that are not UTF-8: a lone byte, a truncated sequence, an
 #: encoded surrogate, an overlong encoding.
@@ -45,7 +45,7 @@ def test_valid_utf8_still_decodes() -> None:
 
 
 def test_a_key_that_is_not_utf8_is_not_another_key(
-    gateway: GatewayServer, s3: Any, bucket: str
+    gateway: InProcessGateway, s3: Any, bucket: str
 ) -> None:
     first = send(gateway, "PUT", f"/{bucket}/inv%FF", body=b"first")
     assert (first.status, first.error_code()) == (400, "InvalidURI")
@@ -60,7 +60,7 @@ def test_a_key_that_is_not_utf8_is_not_another_key(
     "parameter", ["prefix", "marker", "start-after", "delimiter", "continuation-token"]
 )
 def test_listing_parameters_that_are_not_utf8(
-    gateway: GatewayServer, bucket: str, parameter: str
+    gateway: InProcessGateway, bucket: str, parameter: str
 ) -> None:
     reply = send(gateway, "GET", f"/{bucket}", f"list-type=2&{parameter}=a%FF")
     assert (reply.status, reply.error_code()) == (400, "InvalidArgument")
@@ -68,14 +68,14 @@ def test_listing_parameters_that_are_not_utf8(
 
 
 def test_a_continuation_token_that_decodes_to_a_surrogate(
-    gateway: GatewayServer, bucket: str
+    gateway: InProcessGateway, bucket: str
 ) -> None:
     token = "7aCA"  # base64 of ED A0 80: U+D800 encoded as if it were UTF-8
     reply = send(gateway, "GET", f"/{bucket}", f"list-type=2&continuation-token={token}")
     assert (reply.status, reply.error_code()) == (400, "InvalidArgument")
 
 
-def test_a_copy_source_that_is_not_utf8(gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_a_copy_source_that_is_not_utf8(gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="inv\ufffd", Body=b"replacement character")
     reply = send(
         gateway, "PUT", f"/{bucket}/copy", headers={"x-amz-copy-source": f"/{bucket}/inv%FF"}

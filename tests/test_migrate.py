@@ -506,6 +506,7 @@ def test_a_corrupted_artifact_is_reported_and_never_readable_at_the_target(
     assert len(copied) == 2
 
 
+@pytest.mark.server
 def test_a_corrupted_artifact_never_reaches_an_s3_target(tmp_path: Path) -> None:
     _require_s3_translator()
     source = _corrupted_source(tmp_path)
@@ -560,6 +561,7 @@ def _require_s3_translator() -> None:
         pytest.skip(message)
 
 
+@pytest.mark.server
 def test_file_to_s3_through_moto(source: Path, tmp_path: Path) -> None:
     _require_s3_translator()
     with running(start_moto, tmp_path) as moto:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from core.errors import S3Error
 from core.numbers import INT64_MAX, NumberError, decimal, int_argument, saturating_decimal
 from tests.raw_s3 import send
-from tests.servers import GatewayServer
+from tests.support.gateway import InProcessGateway
 
 HUGE = "9" * 5000  # int() refuses more than 4,300 digits
 SUPERSCRIPT_TWO = "\u00b2"  # str.isdigit() is True, int() refuses it
@@ -74,14 +74,14 @@ def small(s3: Any, bucket: str) -> str:
 
 
 @pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, HUGE, "0", "10001", "1" + "0" * 40])
-def test_get_part_number(gateway: GatewayServer, small: str, value: str) -> None:
+def test_get_part_number(gateway: InProcessGateway, small: str, value: str) -> None:
     reply = send(gateway, "GET", small, f"partNumber={quote(value)}")
     assert (reply.status, reply.error_code()) == (400, "InvalidArgument")
     assert reply.xml().findtext("ArgumentName") == "partNumber"
 
 
 @pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, HUGE])
-def test_upload_part_number(gateway: GatewayServer, s3: Any, bucket: str, value: str) -> None:
+def test_upload_part_number(gateway: InProcessGateway, s3: Any, bucket: str, value: str) -> None:
     upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     reply = send(
         gateway, "PUT", f"/{bucket}/mp", f"partNumber={quote(value)}&uploadId={upload}", body=b"x"
@@ -90,7 +90,7 @@ def test_upload_part_number(gateway: GatewayServer, s3: Any, bucket: str, value:
 
 
 def test_a_range_beyond_any_size_is_clamped_or_unsatisfiable(
-    gateway: GatewayServer, small: str
+    gateway: InProcessGateway, small: str
 ) -> None:
     """Positions of any length are valid syntax (RFC 9110): a huge last position is clamped
     to the object, a huge first position cannot be satisfied."""
@@ -104,13 +104,13 @@ def test_a_range_beyond_any_size_is_clamped_or_unsatisfiable(
 
 
 @pytest.mark.parametrize("value", [f"bytes=0-{SUPERSCRIPT_TWO}", "bytes=0x1-2", "bytes=1-0"])
-def test_an_unparseable_range_is_ignored(gateway: GatewayServer, small: str, value: str) -> None:
+def test_an_unparseable_range_is_ignored(gateway: InProcessGateway, small: str, value: str) -> None:
     reply = send(gateway, "GET", small, headers={"Range": value})
     assert (reply.status, reply.body) == (200, b"0123456789")
 
 
 @pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, HUGE, "-1", "12abc"])
-def test_decoded_content_length(gateway: GatewayServer, bucket: str, value: str) -> None:
+def test_decoded_content_length(gateway: InProcessGateway, bucket: str, value: str) -> None:
     reply = send(
         gateway,
         "PUT",
@@ -122,7 +122,7 @@ def test_decoded_content_length(gateway: GatewayServer, bucket: str, value: str)
     assert reply.xml().findtext("ArgumentName") == "x-amz-decoded-content-length"
 
 
-def _presigned_query(gateway: GatewayServer, expires: str) -> str:
+def _presigned_query(gateway: InProcessGateway, expires: str) -> str:
     now = datetime.now(UTC)
     scope = f"{now:%Y%m%d}/{gateway.region}/s3/aws4_request"
     return (
@@ -140,14 +140,14 @@ def _presigned_query(gateway: GatewayServer, expires: str) -> str:
         ("\u0663", "should be a number"),
     ],
 )
-def test_presigned_expires(gateway: GatewayServer, small: str, value: str, says: str) -> None:
+def test_presigned_expires(gateway: InProcessGateway, small: str, value: str, says: str) -> None:
     reply = send(gateway, "GET", small, _presigned_query(gateway, value), sign=False)
     assert (reply.status, reply.error_code()) == (400, "AuthorizationQueryParametersError")
     assert says in str(reply.xml().findtext("Message"))
 
 
 @pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, HUGE, "\u0663"])
-def test_sigv2_expires(gateway: GatewayServer, small: str, value: str) -> None:
+def test_sigv2_expires(gateway: InProcessGateway, small: str, value: str) -> None:
     query = f"AWSAccessKeyId={gateway.access_key}&Signature=abc&Expires={quote(value)}"
     reply = send(gateway, "GET", small, query, sign=False)
     assert (reply.status, reply.error_code()) == (403, "AccessDenied")
@@ -162,7 +162,7 @@ def _lifecycle(days: str) -> bytes:
 
 
 @pytest.mark.parametrize("days", [SUPERSCRIPT_TWO, HUGE, "0", "1000000", "36501"])
-def test_lifecycle_days(gateway: GatewayServer, s3: Any, bucket: str, days: str) -> None:
+def test_lifecycle_days(gateway: InProcessGateway, s3: Any, bucket: str, days: str) -> None:
     body = _lifecycle(days)
     reply = send(
         gateway,
@@ -198,7 +198,7 @@ def _md5(body: bytes) -> str:
     [(SUPERSCRIPT_TWO, "MalformedXML"), (HUGE, "InvalidArgument"), ("0", "InvalidArgument")],
 )
 def test_complete_part_number(
-    gateway: GatewayServer, s3: Any, bucket: str, number: str, code: str
+    gateway: InProcessGateway, s3: Any, bucket: str, number: str, code: str
 ) -> None:
     upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"x")
@@ -215,7 +215,7 @@ def test_complete_part_number(
 @pytest.mark.parametrize("header", ["x-amz-max-parts", "x-amz-part-number-marker"])
 @pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, HUGE, "abc"])
 def test_object_attributes_part_paging(
-    gateway: GatewayServer, s3: Any, bucket: str, header: str, value: str
+    gateway: InProcessGateway, s3: Any, bucket: str, header: str, value: str
 ) -> None:
     upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"x")
@@ -237,6 +237,6 @@ def test_object_attributes_part_paging(
 
 
 @pytest.mark.parametrize("value", [SUPERSCRIPT_TWO, HUGE, "-1", "\u0663"])
-def test_max_keys(gateway: GatewayServer, bucket: str, value: str) -> None:
+def test_max_keys(gateway: InProcessGateway, bucket: str, value: str) -> None:
     reply = send(gateway, "GET", f"/{bucket}", f"list-type=2&max-keys={quote(value)}")
     assert (reply.status, reply.error_code()) == (400, "InvalidArgument")

@@ -17,7 +17,7 @@ from core.errors import S3Error
 from gateway.payload import VerifiedPayload
 from gateway.sigv4 import AuthResult, HttpRequestView, PayloadMode, authenticate
 from policy.credentials import Credential
-from tests.test_chunked import (
+from tests.support.chunked_bodies import (
     EXAMPLE_CONTEXT,
     Splitter,
     aws_example_body,
@@ -29,7 +29,7 @@ from tests.test_chunked import (
     read_body,
     sign_chunks,
 )
-from tests.test_sigv4 import CHUNKED_HEADERS, EXAMPLE_NOW, ROOT, lookup
+from tests.support.sigv4_example import CHUNKED_HEADERS, EXAMPLE_NOW, ROOT, lookup
 
 DATA = random.Random(7).randbytes(20000)
 

@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.postgres import private_server
 from tests.servers import GatewayServer, running_gateway
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 
 def readyz(server: GatewayServer) -> tuple[int, dict[str, Any]]:
@@ -21,8 +25,8 @@ def readyz(server: GatewayServer) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
-def test_a_healthy_gateway_reports_every_check(gateway: GatewayServer) -> None:
-    status, report = readyz(gateway)
+def test_a_healthy_gateway_reports_every_check(process_gateway: GatewayServer) -> None:
+    status, report = readyz(process_gateway)
     assert status == 200
     assert report["ready"] is True
     assert report["failed"] == []

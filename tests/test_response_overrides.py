@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.raw_s3 import q, send
-from tests.servers import GatewayServer
+from tests.support.gateway import InProcessGateway
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ PARAMETERS = [
 @pytest.mark.parametrize("parameter", PARAMETERS)
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb", "nul\x00", "bell\x07"])
 def test_control_characters_are_refused(
-    gateway: GatewayServer, obj: str, parameter: str, value: str
+    gateway: InProcessGateway, obj: str, parameter: str, value: str
 ) -> None:
     for method in ("GET", "HEAD"):
         reply = send(gateway, method, obj, f"{parameter}={q(value)}")
@@ -45,12 +45,12 @@ def test_control_characters_are_refused(
 
 
 @pytest.mark.parametrize("parameter", [p for p in PARAMETERS if "disposition" not in p])
-def test_text_beyond_latin1_is_refused(gateway: GatewayServer, obj: str, parameter: str) -> None:
+def test_text_beyond_latin1_is_refused(gateway: InProcessGateway, obj: str, parameter: str) -> None:
     reply = send(gateway, "GET", obj, f"{parameter}={q('text/日本')}")
     assert (reply.status, reply.error_code()) == (400, "InvalidArgument")
 
 
-def test_latin1_and_ascii_values_pass(gateway: GatewayServer, obj: str) -> None:
+def test_latin1_and_ascii_values_pass(gateway: InProcessGateway, obj: str) -> None:
     values = {
         "response-content-type": "text/plain; charset=utf-8",
         "response-cache-control": "no-cache\t, max-age=0",
@@ -65,7 +65,7 @@ def test_latin1_and_ascii_values_pass(gateway: GatewayServer, obj: str) -> None:
 
 
 def test_a_unicode_filename_is_sent_in_rfc6266_form(
-    gateway: GatewayServer, s3: Any, bucket: str, obj: str
+    gateway: InProcessGateway, s3: Any, bucket: str, obj: str
 ) -> None:
     name = 'résumé 日本 "q".pdf'
     disposition = f'attachment; filename="{name.replace(chr(34), chr(92) + chr(34))}"'
@@ -82,6 +82,6 @@ def test_a_unicode_filename_is_sent_in_rfc6266_form(
     assert unquote(encoded) == name
 
 
-def test_an_unencodable_disposition_is_refused(gateway: GatewayServer, obj: str) -> None:
+def test_an_unencodable_disposition_is_refused(gateway: InProcessGateway, obj: str) -> None:
     reply = send(gateway, "GET", obj, f"response-content-disposition={q('日本')}")
     assert (reply.status, reply.error_code()) == (400, "InvalidArgument")

@@ -14,8 +14,11 @@ from botocore.exceptions import IncompleteReadError, ResponseStreamingError
 
 from policy.verify import Throttle
 from tests.artifact_api import ApiClient, create_api_key, upload
-from tests.conftest import make_s3_client
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,9 @@ import pytest
 from tests.project import PACKAGES, ROOT
 from tests.servers import free_port
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 COPIED = ("pyproject.toml", "README.md", "scripts", *PACKAGES)
 
 

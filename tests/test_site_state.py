@@ -22,11 +22,15 @@ from policy.site_state import SITE_STATE_KEY, load_site_state
 from policy.stack import build_stack
 from tests.artifact_api import ApiClient, create_api_key, upload
 from tests.conformance.payload import MemoryPayload
-from tests.conftest import make_s3_client
 from tests.postgres import catalog_url, fresh_schema
-from tests.servers import GatewayServer, running_gateway
+from tests.servers import running_gateway
+from tests.support.clients import make_s3_client
+from tests.support.gateway import InProcessGateway
 from translators.base import Backend, GetOptions, ListQuery, WriteConditions, WriteMetadata
 from translators.filesystem import FilesystemBackend
+
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
 
 CTX = RequestContext(request_id="test-site-state", principal="alice")
 SITE = "site-a"
@@ -211,7 +215,7 @@ def test_reindex_and_migrate_keep_pins_edits_and_policies(
 
 
 def test_a_bucket_holding_only_its_record_can_be_deleted(
-    gateway: GatewayServer, s3: Any, bucket: str
+    gateway: InProcessGateway, s3: Any, bucket: str
 ) -> None:
     upload(s3, bucket, "1")
     with ApiClient(gateway, create_api_key(gateway)) as api:

@@ -15,6 +15,9 @@ from tests.emulators import running, start_moto
 from tests.postgres import fresh_schema
 from tests.servers import running_gateway
 
+#: Needs a real server (see tests/conftest.py).
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture(autouse=True)
 def _no_gateway_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 from tests.raw_s3 import RawReply, send
-from tests.servers import GatewayServer
+from tests.support.gateway import InProcessGateway
 
 NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 #: Characters S3 stores in keys but XML 1.0 cannot carry, plus ones it carries only escaped.
@@ -53,7 +53,7 @@ LISTINGS = [
 
 @pytest.mark.parametrize(("query", "path", "root_tag"), LISTINGS)
 def test_listings_asked_for_url_encoding_are_exact(
-    gateway: GatewayServer, stored: str, query: str, path: str, root_tag: str
+    gateway: InProcessGateway, stored: str, query: str, path: str, root_tag: str
 ) -> None:
     reply = send(gateway, "GET", f"/{stored}", "&".join(filter(None, [query, "encoding-type=url"])))
     assert reply.status == 200, reply.body
@@ -65,7 +65,7 @@ def test_listings_asked_for_url_encoding_are_exact(
 
 @pytest.mark.parametrize(("query", "path", "root_tag"), LISTINGS)
 def test_listings_without_encoding_encode_only_such_keys(
-    gateway: GatewayServer, stored: str, query: str, path: str, root_tag: str
+    gateway: InProcessGateway, stored: str, query: str, path: str, root_tag: str
 ) -> None:
     """The page is well-formed (S3's &#x1; is not); the other keys stay exact."""
     reply = send(gateway, "GET", f"/{stored}", query)
@@ -76,7 +76,7 @@ def test_listings_without_encoding_encode_only_such_keys(
     assert sorted(_texts(root, path)) == sorted([quote(ODD, safe="/"), PLAIN])
 
 
-def test_common_prefixes_and_markers(gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_common_prefixes_and_markers(gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     for key in ("d\x01/a", "d\x01/b", "e f"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
     v1 = send(gateway, "GET", f"/{bucket}", "delimiter=%2F&marker=%01&max-keys=1").xml()
@@ -95,7 +95,7 @@ def test_common_prefixes_and_markers(gateway: GatewayServer, s3: Any, bucket: st
 
 
 def test_a_page_without_such_keys_is_unchanged(
-    gateway: GatewayServer, s3: Any, bucket: str
+    gateway: InProcessGateway, s3: Any, bucket: str
 ) -> None:
     s3.put_object(Bucket=bucket, Key=PLAIN, Body=b"x")
     root = send(gateway, "GET", f"/{bucket}", "list-type=2").xml()
@@ -110,7 +110,7 @@ def test_boto3_lists_them_exactly(s3: Any, stored: str) -> None:
     assert sorted(v["Key"] for v in versions) == sorted([ODD, PLAIN])
 
 
-def test_multipart_replies(gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_multipart_replies(gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     """CreateMultipartUpload returns its id, ListMultipartUploads and ListParts answer while
     the upload is pending, CompleteMultipartUpload answers: all well-formed."""
     created = send(gateway, "POST", f"/{bucket}/{wire(ODD)}", "uploads=")
@@ -164,7 +164,7 @@ def _error(reply: RawReply, status: int, code: str) -> etree._Element:
     return reply.xml()
 
 
-def test_error_documents_naming_such_keys(gateway: GatewayServer, bucket: str) -> None:
+def test_error_documents_naming_such_keys(gateway: InProcessGateway, bucket: str) -> None:
     missing = _error(send(gateway, "GET", f"/{bucket}/{wire(ODD)}"), 404, "NoSuchKey")
     assert unquote(missing.findtext("Key") or "") == ODD
     assert unquote(missing.findtext("Resource") or "") == f"/{bucket}/{ODD}"
@@ -174,7 +174,7 @@ def test_error_documents_naming_such_keys(gateway: GatewayServer, bucket: str) -
     assert argument.findtext("ArgumentValue") == quote("\x01\ufffe", safe="/")
 
 
-def test_copy_object(gateway: GatewayServer, s3: Any, stored: str) -> None:
+def test_copy_object(gateway: InProcessGateway, s3: Any, stored: str) -> None:
     copied = send(
         gateway,
         "PUT",
@@ -194,7 +194,7 @@ def test_copy_object(gateway: GatewayServer, s3: Any, stored: str) -> None:
     s3.copy_object(Bucket=stored, Key=ODD + " 2", CopySource={"Bucket": stored, "Key": ODD})
 
 
-def test_delete_objects_verbose(gateway: GatewayServer, s3: Any, bucket: str) -> None:
+def test_delete_objects_verbose(gateway: InProcessGateway, s3: Any, bucket: str) -> None:
     """Keys XML 1.0 carries only escaped (CR, &, <) come back exactly; a document naming a
     key it cannot carry is not XML: MalformedXML, as S3 answers."""
     keys = ["cr\rkey", 'amp & <lt> "q"', "tab\tnl\nkey"]

@@ -1,7 +1,8 @@
 """Backend URLs: which store the gateway translates to, and how its buckets map onto it.
 
 ``file:///path`` | ``s3://bucket[/prefix]`` | ``azure://container[/prefix]`` |
-``gcs://bucket[/prefix]``, with optional query options:
+``gcs://bucket[/prefix]`` | ``memory://`` (held in the process, nothing durable: tests and
+throw-away gateways), with optional query options:
 
 * ``mapping=prefix|bucket`` (see :mod:`translators.namespace`; default ``prefix``),
 * ``container_prefix=NAME-`` (bucket mapping: backend containers are ``NAME-<bucket>``),
@@ -22,8 +23,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from translators.namespace import Mapping as NamespaceMapping
 from translators.namespace import Namespace
 
-Scheme = Literal["file", "s3", "azure", "gcs"]
-SCHEMES: tuple[Scheme, ...] = ("file", "s3", "azure", "gcs")
+Scheme = Literal["file", "s3", "azure", "gcs", "memory"]
+SCHEMES: tuple[Scheme, ...] = ("file", "s3", "azure", "gcs", "memory")
 
 
 class BackendConfigError(ValueError):
@@ -50,8 +51,8 @@ class BackendSpec:
 
     def redacted(self) -> str:
         """The URL without options (options never hold secrets, but stay terse in logs)."""
-        if self.scheme == "file":
-            return f"file://{self.container}"
+        if self.scheme in ("file", "memory"):
+            return f"{self.scheme}://{self.container}"
         suffix = f"/{self.prefix}" if self.prefix else ""
         return f"{self.scheme}://{self.container}{suffix}"
 
@@ -71,6 +72,8 @@ def parse_backend_url(url: str) -> BackendSpec:
         if not path:
             raise BackendConfigError(f"backend {url!r}: file:// needs a directory path")
         return BackendSpec("file", path, options=options)
+    if scheme == "memory":
+        return BackendSpec("memory", parts.netloc, options=options)
     container = parts.netloc
     if not container:
         raise BackendConfigError(f"backend {url!r}: name the bucket or container after {scheme}://")

@@ -18,14 +18,22 @@ def create_backend(
     A filesystem store that does not exist yet is created when it starts (the gateway's
     first start), unless ``must_exist`` (commands that read a store): then a directory
     without a store is refused here with :class:`NoStoreError`, before anything is
-    created. Remote translators refuse a missing bucket or container when they start,
-    unless their URL says ``create=true``.
+    created. A memory store starts empty and lives in its process only, so ``must_exist``
+    refuses it (no command can open a running gateway's memory). Remote translators
+    refuse a missing bucket or container when they start, unless their URL says
+    ``create=true``.
     """
     if spec.scheme == "file":
         if must_exist and not holds_store(Path(spec.container)):
             raise NoStoreError(f"{spec.redacted()} holds no gateway storage")
         # A command's store may be a running gateway's: its start must not clean up.
         return FilesystemBackend(Path(spec.container), housekeeping=not must_exist)
+    if spec.scheme == "memory":
+        if must_exist:
+            raise NoStoreError(f"{spec.redacted()} holds no store outside its own process")
+        from translators.memory.backend import MemoryBackend
+
+        return MemoryBackend.from_spec(spec)
     if spec.scheme == "gcs":
         from translators.gcs import GCSBackend
 

@@ -21,6 +21,7 @@ from core.context import RequestContext
 from tests.emulators import Emulator, running, start_fake_gcs
 from translators.base import Backend
 from translators.filesystem import FilesystemBackend
+from translators.memory.backend import MemoryBackend
 
 CTX = RequestContext(request_id="conformance", principal="tester")
 _bucket_names = itertools.count()
@@ -100,6 +101,23 @@ async def _make_filesystem(request: pytest.FixtureRequest, tmp_path: Path) -> Ha
     harness.stored_files = stored_files
     harness.outside_root = outside_root
     await harness.backend.start()
+    return harness
+
+
+async def _make_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    """The in-memory translator: no restart (nothing outlives it), so no debris either."""
+    backend = MemoryBackend()
+    harness = Harness(backend=backend, min_part_size=5 * 1024 * 1024, many_parts=10_000)
+
+    async def relaxed_parts() -> Backend:
+        relaxed = MemoryBackend(min_part_size=1)
+        await relaxed.start()
+        harness.extra.append(relaxed)
+        return relaxed
+
+    harness.relaxed_parts = relaxed_parts
+    harness.stored_files = backend.held_buffers
+    await backend.start()
     return harness
 
 
@@ -291,9 +309,23 @@ _FACTORIES: dict[str, Factory] = {
     "azure": _make_azure,
     "filesystem": _make_filesystem,
     "gcs": _make_gcs,
+    "memory": _make_memory,
     "s3-moto": _make_s3_moto,
     "s3-rclone": _make_s3_rclone,
 }
+
+
+#: The targets that run in this process; every other one needs an emulator (a real server).
+IN_PROCESS = frozenset({"filesystem", "memory"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``server`` the conformance tests of a target that needs an emulator."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("harness") if callspec is not None else None
+        if target is not None and target not in IN_PROCESS:
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(params=sorted(_FACTORIES))

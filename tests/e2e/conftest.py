@@ -1,7 +1,7 @@
 """The gateway behind each storage backend, for the real-client modules that run on all of them.
 
 A test that uses ``backend_gateway`` (directly, or through ``backend_s3``) runs once per
-backend in :data:`BACKENDS`: the filesystem (the session's default ``gateway``), S3 through
+backend in :data:`BACKENDS`: the filesystem (the session's ``process_gateway``), S3 through
 moto_server, Azure Blob through Azurite and GCS through fake-gcs-server. Each remote backend
 gets ONE emulator and ONE gateway (``--backend URL``, the emulator's SDK variables in its
 environment) per test session; pytest orders the tests so each is started once. A test that
@@ -23,9 +23,9 @@ from azure.storage.blob import BlobServiceClient
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 
-from tests.conftest import make_s3_client
 from tests.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
 from tests.servers import GatewayServer, running_gateway
+from tests.support.clients import make_s3_client
 
 BACKENDS = ("filesystem", "s3", "azure", "gcs")
 #: The backend bucket/container every gateway bucket lives in (prefix mapping).
@@ -119,9 +119,10 @@ def backend_gateway(
     storage_backend: StorageBackend,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayServer]:
-    """A gateway over ``storage_backend``; on the filesystem, the session's ``gateway``."""
+    """A gateway over ``storage_backend``; on the filesystem, the session's
+    ``process_gateway``."""
     if storage_backend.name == "filesystem":
-        yield request.getfixturevalue("gateway")
+        yield request.getfixturevalue("process_gateway")
         return
     data_dir = tmp_path_factory.mktemp(f"gateway-{storage_backend.name}") / "data"
     with running_gateway(

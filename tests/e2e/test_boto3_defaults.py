@@ -19,9 +19,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from lxml import etree
 
-from tests.conftest import make_s3_client
 from tests.e2e.helpers import MiB, data, md5_hex, multipart_etag, write_file
 from tests.servers import GatewayServer
+from tests.support.clients import make_s3_client
 
 
 def _b64(raw: bytes) -> str:

@@ -1,0 +1,1 @@
+"""Fixtures and helpers that several test modules share: a test module never imports another."""
