@@ -1,7 +1,7 @@
 """The real gateway served in-process, for tests that only talk HTTP to it.
 
 :func:`in_process_gateway` builds the app exactly as ``pagewright-gateway serve`` does
-(``gateway.cli.build_app``: the policy stack over the ``memory://`` translator, a SQLite
+(``commands.serve.build_app``: the policy stack over the ``memory://`` translator, a SQLite
 catalog in the data directory) and serves it with uvicorn in a thread on a free port, so
 boto3, httpx and hand-made sockets reach it as they would a real server, without a process
 to start. Tests of the process itself (signals, kill -9, startup, TLS, the filesystem store)
@@ -22,8 +22,8 @@ from typing import Protocol
 import anyio
 import uvicorn
 
+from commands.serve import build_app
 from gateway.app import Gateway
-from gateway.cli import build_app
 from gateway.http_protocol import bounded_protocol
 from gateway.settings import Settings
 from tests.servers import ACCESS_KEY, REGION, SECRET_KEY, free_port
