@@ -83,6 +83,7 @@ from translators.base import (
     UploadsQuery,
     WriteConditions,
     WriteMetadata,
+    written_object,
 )
 from translators.blocking import retrying
 from translators.config import BackendConfigError, BackendSpec
@@ -526,16 +527,7 @@ class AzureBackend:
         )
         await writer.receive(body)
         digest = body.digest()
-        info = ObjectInfo(
-            key=key,
-            size=digest.size,
-            etag=digest.md5_hex,
-            last_modified=datetime.now(UTC),
-            headers=dict(metadata.headers),
-            user_metadata=dict(metadata.user_metadata),
-            checksums=dict(digest.checksums),
-            checksum_type="FULL_OBJECT" if digest.checksums else None,
-        )
+        info = written_object(key, digest, metadata)
         if writer.small is not None:
             return await self._commit(blob, info, conditions, block_ids=None, small=writer.small)
         return await self._commit(blob, info, conditions, block_ids=writer.block_ids)
@@ -760,19 +752,7 @@ class AzureBackend:
         block_ids = [
             block for part in plan.parts for block in records[part.part_number].block_ids(upload_id)
         ]
-        info = ObjectInfo(
-            key=key,
-            size=plan.size,
-            etag=plan.etag,
-            last_modified=datetime.now(UTC),
-            headers=dict(upload.metadata.headers),
-            user_metadata=dict(upload.metadata.user_metadata),
-            checksums=plan.checksums,
-            checksum_type=plan.checksum_type,
-            parts=tuple(
-                PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts
-            ),
-        )
+        info = multipart.completed_object(key, upload, plan)
         blob = self._blob(self._object(bucket, key))
         try:
             info = await self._commit(blob, info, conditions, block_ids=block_ids)

@@ -50,6 +50,7 @@ from translators.base import (
     VolumeSpace,
     WriteConditions,
     WriteMetadata,
+    written_object,
 )
 from translators.fs_blobs import BlobBody, BlobStore, BlobWriter, EmptyBody
 from translators.fs_commit import Committer
@@ -302,16 +303,7 @@ class FilesystemBackend:
         writer = self._blobs.writer()
         try:
             digest = await writer.receive(body)
-            info = ObjectInfo(
-                key=key,
-                size=digest.size,
-                etag=digest.md5_hex,
-                last_modified=datetime.now(UTC),
-                headers=dict(metadata.headers),
-                user_metadata=dict(metadata.user_metadata),
-                checksums=dict(digest.checksums),
-                checksum_type="FULL_OBJECT" if digest.checksums else None,
-            )
+            info = written_object(key, digest, metadata)
             await anyio.to_thread.run_sync(self._commit_object, bucket, info, writer, conditions)
         finally:
             writer.discard()
@@ -536,19 +528,7 @@ class FilesystemBackend:
             min_part_size=self.min_part_size,
         )
         sources = [stored[part.part_number][1] for part in plan.parts]
-        info = ObjectInfo(
-            key=key,
-            size=plan.size,
-            etag=plan.etag,
-            last_modified=datetime.now(UTC),
-            headers=dict(upload.metadata.headers),
-            user_metadata=dict(upload.metadata.user_metadata),
-            checksums=plan.checksums,
-            checksum_type=plan.checksum_type,
-            parts=tuple(
-                PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts
-            ),
-        )
+        info = multipart.completed_object(key, upload, plan)
         writer = self._blobs.writer()
         try:
             writer.fill_from(sources)

@@ -53,6 +53,7 @@ from translators.base import (
     UploadsQuery,
     WriteConditions,
     WriteMetadata,
+    written_object,
 )
 from translators.config import BackendSpec
 from translators.gcs_client import GCSSettings
@@ -275,16 +276,7 @@ class GCSBackend:
             endpoint=store.endpoint,
         )
         try:
-            info = ObjectInfo(
-                key=key,
-                size=staged.digest.size,
-                etag=staged.digest.md5_hex,
-                last_modified=datetime.now(UTC),
-                headers=dict(metadata.headers),
-                user_metadata=dict(metadata.user_metadata),
-                checksums=dict(staged.digest.checksums),
-                checksum_type="FULL_OBJECT" if staged.digest.checksums else None,
-            )
+            info = written_object(key, staged.digest, metadata)
             location = self.namespace.object(bucket, key)
             generation = await store.precondition(location, conditions, key)
             condition = "If-None-Match" if conditions.if_none_match is not None else "If-Match"

@@ -228,19 +228,7 @@ class Multipart:
             requested,
             min_part_size=self.min_part_size,
         )
-        info = ObjectInfo(
-            key=key,
-            size=plan.size,
-            etag=plan.etag,
-            last_modified=datetime.now(UTC),
-            headers=dict(upload.metadata.headers),
-            user_metadata=dict(upload.metadata.user_metadata),
-            checksums=plan.checksums,
-            checksum_type=plan.checksum_type,
-            parts=tuple(
-                PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts
-            ),
-        )
+        info = multipart.completed_object(key, upload, plan)
         location = store.namespace.object(bucket, key)
         generation = await store.precondition(location, conditions, key)
         sources = await self._compose_tree(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from core import checksums
@@ -16,7 +17,7 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.digest import multipart_etag
 from core.errors import S3Error
 from core.ranges import ByteRange
-from translators.base import CompletedPart, PartInfo, UploadInfo
+from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo
 
 #: S3's minimum size of every part but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
@@ -33,6 +34,22 @@ class CompletionPlan:
     size: int
     checksums: dict[str, str]
     checksum_type: ChecksumType | None
+
+
+def completed_object(key: str, upload: UploadInfo, plan: CompletionPlan) -> ObjectInfo:
+    """The object a completed upload becomes: the plan's size, ETag, checksums and parts
+    (without their upload times), the upload's metadata, modified now."""
+    return ObjectInfo(
+        key=key,
+        size=plan.size,
+        etag=plan.etag,
+        last_modified=datetime.now(UTC),
+        headers=dict(upload.metadata.headers),
+        user_metadata=dict(upload.metadata.user_metadata),
+        checksums=plan.checksums,
+        checksum_type=plan.checksum_type,
+        parts=tuple(PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts),
+    )
 
 
 def unquote_etag(etag: str) -> str:

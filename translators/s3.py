@@ -33,7 +33,6 @@ import functools
 import hashlib
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import anyio
@@ -55,6 +54,7 @@ from translators.base import (
     ObjectInfo,
     WriteConditions,
     WriteMetadata,
+    written_object,
 )
 from translators.config import BackendConfigError, BackendSpec
 from translators.s3_codec import (
@@ -467,7 +467,7 @@ class S3Backend(S3Multipart):
         conditions: WriteConditions,
     ) -> ObjectInfo:
         digest = body.digest()
-        info = _new_info(key, digest.size, digest.md5_hex, metadata, digest.checksums)
+        info = written_object(key, digest, metadata)
         native_conditions = await self.check_conditions(bucket, key, conditions)
         location = self.namespace.object(bucket, key)
         params: dict[str, Any] = {
@@ -545,7 +545,7 @@ class S3Backend(S3Multipart):
                 number += 1
                 data = await splitter.next(self._part_size_for(body.declared_size, number))
             digest = body.digest()
-            info = _new_info(key, digest.size, digest.md5_hex, metadata, digest.checksums)
+            info = written_object(key, digest, metadata)
             native_conditions = await self.check_conditions(bucket, key, conditions)
             document = encode_manifest(info)
             await self.call(
@@ -683,18 +683,3 @@ def _skipped_prefix(query: ListQuery) -> str | None:
     if cut >= 0 and cut + len(query.delimiter) == len(rest):
         return query.start_after
     return None
-
-
-def _new_info(
-    key: str, size: int, md5_hex: str, metadata: WriteMetadata, sums: Mapping[str, str]
-) -> ObjectInfo:
-    return ObjectInfo(
-        key=key,
-        size=size,
-        etag=md5_hex,
-        last_modified=datetime.now(UTC),
-        headers=dict(metadata.headers),
-        user_metadata=dict(metadata.user_metadata),
-        checksums=dict(sums),
-        checksum_type="FULL_OBJECT" if sums else None,
-    )

@@ -416,17 +416,7 @@ class S3Multipart(S3Core):
             parts,
             min_part_size=self.min_part_size,
         )
-        info = ObjectInfo(
-            key=key,
-            size=plan.size,
-            etag=plan.etag,
-            last_modified=datetime.now(UTC),
-            checksums=plan.checksums,
-            checksum_type=plan.checksum_type,
-            parts=tuple(
-                PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts
-            ),
-        )
+        info = multipart.completed_object(key, upload, plan)
         native_conditions = await self.check_conditions(bucket, key, conditions)
         manifest = self.manifest_location(parsed.token)
         body = encode_manifest(info)
