@@ -64,7 +64,14 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
-from translators import azure_listing, azure_names, azure_records, multipart, objectmeta
+from translators import (
+    azure_listing,
+    azure_names,
+    azure_records,
+    listing,
+    multipart,
+    objectmeta,
+)
 from translators.azure_blocks import BlockWriter, DownloadBody, first_error
 from translators.azure_errors import is_transient, map_errors
 from translators.azure_records import PartRecord
@@ -589,10 +596,10 @@ class AzureBackend:
         container = self._container(self.namespace.container)
         records: dict[int, PartRecord] = {}
         with map_errors(bucket=bucket):
-            listing = container.list_blobs(
+            blobs = container.list_blobs(
                 name_starts_with=start, include=["metadata"], results_per_page=5000
             )
-            async for blob in listing:
+            async for blob in blobs:
                 record = azure_records.decode_part(blob.metadata)
                 if record is not None:
                     records[record.part.part_number] = record
@@ -685,12 +692,12 @@ class AzureBackend:
         parts: list[PartInfo] = []
         more = False
         with map_errors(bucket=bucket):
-            listing = container.list_blobs(
+            blobs = container.list_blobs(
                 name_starts_with=start,
                 include=["metadata"],
                 results_per_page=min(max_parts + 1, 5000),
             )
-            pages = listing.by_page(continuation_token=token)
+            pages = blobs.by_page(continuation_token=token)
             page_token = token
             async for page in _pages(pages):
                 async for blob in page[1]:
@@ -719,16 +726,16 @@ class AzureBackend:
         container = self._container(self.namespace.container)
         uploads: list[UploadInfo] = []
         with map_errors(bucket=bucket):
-            listing = container.walk_blobs(
+            blobs = container.walk_blobs(
                 name_starts_with=start, include=["metadata"], delimiter="/"
             )
-            async for item in listing:
+            async for item in blobs:
                 if isinstance(item, BlobPrefix):
                     continue
                 upload = azure_records.decode_upload(item.name[len(start) :], item.metadata)
                 if upload is not None:
                     uploads.append(upload)
-        return azure_records.page_uploads(uploads, query)
+        return listing.page_uploads(uploads, query)
 
     async def complete_multipart_upload(
         self,

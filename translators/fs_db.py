@@ -79,22 +79,6 @@ def timestamp(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def prefix_upper_bound(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix``.
-
-    None when there is none (empty prefix, or one made only of U+10FFFF). Range queries use
-    it instead of LIKE, which is case-insensitive and gives ``%``/``_`` meaning.
-    """
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop())
-        if code < 0x10FFFF:
-            # Surrogates cannot be encoded as UTF-8, and nothing in a key sorts among them.
-            chars.append(chr(0xE000 if 0xD800 <= code + 1 <= 0xDFFF else code + 1))
-            return "".join(chars)
-    return None
-
-
 # Objects
 
 

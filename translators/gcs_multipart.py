@@ -32,7 +32,7 @@ import anyio
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.errors import S3Error
 from core.streams import PayloadStream
-from translators import multipart, objectmeta
+from translators import listing, multipart, objectmeta
 from translators.base import (
     CompletedPart,
     ObjectInfo,
@@ -45,7 +45,6 @@ from translators.base import (
     WriteMetadata,
 )
 from translators.gcs_io import discard, receive
-from translators.gcs_listing import list_uploads
 from translators.gcs_store import COMPOSE_LIMIT, Store, last_modified
 from translators.namespace import Location
 
@@ -198,7 +197,7 @@ class Multipart:
 
     async def list_uploads(self, bucket: str, query: UploadsQuery) -> UploadsPage:
         await self.store.require_bucket(bucket)
-        return list_uploads(await self._uploads_of(bucket), query)
+        return listing.page_uploads(await self._uploads_of(bucket), query)
 
     async def _uploads_of(self, bucket: str) -> list[UploadInfo]:
         prefix = self.store.namespace.system("uploads").name + "/"

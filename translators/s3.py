@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import anyio
@@ -44,7 +44,7 @@ from core.context import RequestContext
 from core.errors import S3Error
 from core.ranges import ByteRange, RangeSpec
 from core.streams import PayloadStream
-from translators import multipart
+from translators import listing, multipart
 from translators.base import (
     BucketInfo,
     GetOptions,
@@ -57,6 +57,7 @@ from translators.base import (
     written_object,
 )
 from translators.config import BackendConfigError, BackendSpec
+from translators.listing import Seek
 from translators.s3_codec import (
     encode_manifest,
     native_headers,
@@ -603,83 +604,55 @@ class S3Backend(S3Multipart):
             raise
 
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        """ListObjectsV2 under the bucket's prefix, filtered to the :class:`ListQuery`
-        contract. The backend rolls up ``/``; other delimiters (which some S3-compatible
-        servers ignore) are rolled up here, reading the keys under each common prefix.
-        Objects carry the backend's ETag (for an object the gateway stored through
-        a native multipart upload it differs from HEAD's) and no parts or metadata."""
+        """ListObjectsV2 under the bucket's prefix, paged by :mod:`translators.listing`. The
+        backend rolls up ``/``; other delimiters (which some S3-compatible servers ignore)
+        are rolled up by the engine, reading the keys under each common prefix. Objects
+        carry the backend's ETag (for an object the gateway stored through a native
+        multipart upload it differs from HEAD's) and no parts or metadata."""
         if self.namespace.mapping == "prefix" or query.max_keys <= 0:
             await self.require_bucket(bucket)
-        if query.max_keys <= 0:
-            return ListPage([], [], None)
         container = self.namespace.container_for(bucket)
         base = self.namespace.bucket_prefix(bucket)
-        skip = _skipped_prefix(query)
-        objects: list[ObjectInfo] = []
-        prefixes: list[str] = []
-        last = ""
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {
-                "Bucket": container,
-                "Prefix": base + query.prefix,
-                "MaxKeys": min(1000, query.max_keys - len(objects) - len(prefixes) + 2),
-            }
-            if query.delimiter == "/":
-                params["Delimiter"] = "/"
-            if token:
-                params["ContinuationToken"] = token
-            elif query.start_after and query.start_after > query.prefix:
-                params["StartAfter"] = base + query.start_after
-            page: Any = await self.call(
-                "ListObjectsV2",
-                functools.partial(self.client.list_objects_v2, **params),
-                idempotent=True,
-                BucketName=bucket,
-            )
-            entries = [(str(item["Key"]), item) for item in page.get("Contents", [])]
-            entries += [(str(item["Prefix"]), None) for item in page.get("CommonPrefixes", [])]
-            entries.sort(key=lambda entry: entry[0].encode())
-            for name, item in entries:
-                key = name[len(base) :]
-                if item is not None and key.encode() <= query.start_after.encode():
-                    continue
-                if item is not None and query.delimiter not in ("", "/"):
-                    cut = key.find(query.delimiter, len(query.prefix))
-                    if cut >= 0:
-                        key, item = key[: cut + len(query.delimiter)], None
-                        if prefixes and prefixes[-1] == key:
-                            continue
-                if skip is not None and key.startswith(skip):
-                    continue
-                if len(objects) + len(prefixes) == query.max_keys:
-                    return ListPage(objects, prefixes, last)
-                if item is None:
-                    prefixes.append(key)
-                else:
-                    objects.append(
-                        ObjectInfo(
-                            key,
-                            int(item.get("Size", 0)),
-                            unquote(str(item.get("ETag", ""))),
-                            item["LastModified"],
-                        )
-                    )
-                last = key
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                break
-        if not objects and not prefixes and self.namespace.mapping == "bucket":
+
+        async def scan(_: Seek, wanted: int) -> AsyncIterator[tuple[str, ObjectInfo | None]]:
+            token: str | None = None
+            max_keys = min(1000, wanted + 1)
+            while True:
+                params: dict[str, Any] = {
+                    "Bucket": container,
+                    "Prefix": base + query.prefix,
+                    "MaxKeys": max_keys,
+                }
+                if query.delimiter == "/":
+                    params["Delimiter"] = "/"
+                if token:
+                    params["ContinuationToken"] = token
+                elif query.start_after and query.start_after > query.prefix:
+                    params["StartAfter"] = base + query.start_after
+                page: Any = await self.call(
+                    "ListObjectsV2",
+                    functools.partial(self.client.list_objects_v2, **params),
+                    idempotent=True,
+                    BucketName=bucket,
+                )
+                entries = [(str(item["Key"]), item) for item in page.get("Contents", [])]
+                entries += [(str(item["Prefix"]), None) for item in page.get("CommonPrefixes", [])]
+                entries.sort(key=lambda entry: entry[0].encode())
+                for name, item in entries:
+                    key = name[len(base) :]
+                    yield key, None if item is None else _listed_info(key, item)
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated") or not token:
+                    return
+                max_keys = 1000
+
+        page = await listing.collect(listing.objects_page(query), scan, seek_past_prefixes=False)
+        if query.max_keys > 0 and not page.count and self.namespace.mapping == "bucket":
             await self.require_bucket(bucket)
-        return ListPage(objects, prefixes, None)
+        return listing.list_page(page)
 
 
-def _skipped_prefix(query: ListQuery) -> str | None:
-    """``start_after`` when it is itself a common prefix: every key under it is skipped."""
-    if not query.delimiter or not query.start_after.startswith(query.prefix):
-        return None
-    rest = query.start_after[len(query.prefix) :]
-    cut = rest.find(query.delimiter)
-    if cut >= 0 and cut + len(query.delimiter) == len(rest):
-        return query.start_after
-    return None
+def _listed_info(key: str, item: Any) -> ObjectInfo:
+    return ObjectInfo(
+        key, int(item.get("Size", 0)), unquote(str(item.get("ETag", ""))), item["LastModified"]
+    )
