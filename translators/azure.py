@@ -36,6 +36,11 @@ from the downloader; with a range or part number it reads the properties, resolv
 range, and downloads with ``If-Match`` on that version (retrying if it was replaced in
 between). Chunks are at most 1 MiB. A read slower than an overwrite of a blob larger than
 one chunk fails rather than mix versions (Azure keeps no old version to finish from).
+
+Retries: one layer, the SDK's (``retry_total=3``: exponential backoff with jitter on
+connection errors, 408, 429 and 5xx); the translator itself retries no call. The SDK's
+policy covers what a gateway loop could not wrap: listings being iterated and downloads
+being streamed.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ from translators import (
     objectmeta,
 )
 from translators.azure_blocks import BlockWriter, DownloadBody, first_error
-from translators.azure_errors import is_transient, map_errors
+from translators.azure_errors import map_errors
 from translators.azure_records import PartRecord
 from translators.base import (
     BucketInfo,
@@ -92,7 +97,6 @@ from translators.base import (
     WriteMetadata,
     written_object,
 )
-from translators.blocking import retrying
 from translators.config import BackendConfigError, BackendSpec
 from translators.namespace import Location, Namespace
 
@@ -172,6 +176,8 @@ class AzureBackend:
             "max_chunk_get_size": CHUNK_SIZE,
             "max_single_put_size": block_size,
             "max_block_size": block_size,
+            # The one retry layer: the SDK's exponential retry (3 retries, with jitter) on
+            # connection errors, 408, 429 and 5xx, for every call including streamed ones.
             "retry_total": 3,
         }
         credential: Any = None
@@ -270,7 +276,7 @@ class AzureBackend:
     async def _properties(self, blob: BlobClient) -> Any | None:
         """A blob's properties, or None when it does not exist."""
         try:
-            return await retrying(blob.get_blob_properties, transient=is_transient)
+            return await blob.get_blob_properties()
         except ResourceNotFoundError:
             return None
 
@@ -302,7 +308,7 @@ class AzureBackend:
         async def delete(name: str) -> None:
             async with limiter:
                 with map_errors():
-                    await retrying(lambda: delete_once(name), transient=is_transient)
+                    await delete_once(name)
 
         try:
             async with anyio.create_task_group() as group:
@@ -405,7 +411,7 @@ class AzureBackend:
                         downloader = await blob.download_blob(decompress=False)
                         info = azure_listing.object_info(key, downloader.properties)
                         return GetResult(info, None, DownloadBody(downloader, key))
-                    props = await retrying(blob.get_blob_properties, transient=is_transient)
+                    props = await blob.get_blob_properties()
                     info = azure_listing.object_info(key, props)
                     if options.part_number is not None:
                         span = multipart.part_range(info.size, info.parts, options.part_number)
@@ -544,9 +550,7 @@ class AzureBackend:
         blob = self._blob(self._object(bucket, key))
         try:
             with map_errors(bucket=bucket, key=key):
-                await retrying(
-                    lambda: blob.delete_blob(delete_snapshots="include"), transient=is_transient
-                )
+                await blob.delete_blob(delete_snapshots="include")
         except S3Error as error:
             if error.code not in ("NoSuchKey", "NoSuchBucket"):
                 raise

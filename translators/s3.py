@@ -87,6 +87,13 @@ class S3Backend(S3Multipart):
     accepts (S3's 5 MiB; lower it only for backends that accept smaller parts),
     ``conditions=native|check`` (``check``: never send If-Match/If-None-Match to a backend
     that rejects them; the HEAD check alone then guards writes).
+
+    Retries: one layer, the gateway's. botocore makes one attempt per call; an idempotent
+    call (reads, listings, HEADs, deletes, part uploads from a buffer) is retried on
+    transient errors by :func:`translators.blocking.retrying` (4 attempts, jittered
+    exponential backoff). A call whose repetition could misreport its outcome (a
+    conditional write, creating or completing an upload) is made once; a transient failure
+    reaches the client as a 5xx its own SDK retries.
     """
 
     @classmethod
@@ -124,29 +131,23 @@ class S3Backend(S3Multipart):
                 profile_name=environ.get("AWS_PROFILE") or None,
             )
 
-            def config(attempts: int) -> Config:
-                return Config(
-                    region_name=region or session.region_name or "us-east-1",
-                    retries={"mode": "standard", "max_attempts": attempts},
-                    max_pool_connections=pool,
-                    connect_timeout=10,
-                    read_timeout=60,
-                    response_checksum_validation="when_required",
-                    request_checksum_calculation="when_required",
-                    s3=cast(
-                        Any, {"addressing_style": addressing, "payload_signing_enabled": False}
-                    ),
-                )
-
-            client = session.client("s3", endpoint_url=endpoint, config=config(3))
-            # Streamed bodies cannot be rewound, so botocore must not retry them.
-            stream_client = session.client("s3", endpoint_url=endpoint, config=config(1))
+            # botocore retries nothing: the one retry layer is the gateway's (see the class).
+            config = Config(
+                region_name=region or session.region_name or "us-east-1",
+                retries={"mode": "standard", "max_attempts": 1},
+                max_pool_connections=pool,
+                connect_timeout=10,
+                read_timeout=60,
+                response_checksum_validation="when_required",
+                request_checksum_calculation="when_required",
+                s3=cast(Any, {"addressing_style": addressing, "payload_signing_enabled": False}),
+            )
+            client = session.client("s3", endpoint_url=endpoint, config=config)
         except BotoCoreError as error:
             raise BackendConfigError(f"s3 backend: {error}") from error
         return cls(
             client,
             spec.namespace(),
-            stream_client=stream_client,
             pool_size=pool,
             part_size=part_size,
             min_part_size=min_part_size,
@@ -190,7 +191,6 @@ class S3Backend(S3Multipart):
 
     async def close(self) -> None:
         await self.pool.run(self.client.close)
-        await self.pool.run(self.stream_client.close)
 
     async def check_ready(self) -> None:
         """``ServiceUnavailable`` unless a HeadBucket on the configured bucket succeeds."""

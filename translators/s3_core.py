@@ -46,7 +46,6 @@ class S3Core:
         client: S3Client,
         namespace: Namespace,
         *,
-        stream_client: S3Client | None = None,
         pool_size: int = 32,
         part_size: int = PART_SIZE,
         min_part_size: int = multipart.MIN_PART_SIZE,
@@ -56,7 +55,6 @@ class S3Core:
         if part_size < multipart.MIN_PART_SIZE:
             raise ValueError("part_size must be at least 5 MiB (S3's minimum part size)")
         self.client = client
-        self.stream_client = stream_client or client
         self.namespace = namespace
         self.pool = BlockingPool(pool_size)
         self.part_size = part_size

@@ -44,7 +44,7 @@ THROTTLING: Final = frozenset(
         "EC2ThrottledException",
     }
 )
-#: Codes worth retrying on an idempotent call (after botocore's own retries gave up).
+#: Codes worth retrying on an idempotent call (botocore itself retries nothing).
 _TRANSIENT_CODES: Final = THROTTLING | {
     "InternalError",
     "ServiceUnavailable",

@@ -165,7 +165,7 @@ class S3Multipart(S3Core):
             response = await self._native(
                 bucket,
                 "UploadPart",
-                lambda: self.stream_client.upload_part(
+                lambda: self.client.upload_part(
                     Bucket=location.container,
                     Key=location.name,
                     UploadId=parsed.native,
