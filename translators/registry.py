@@ -27,7 +27,7 @@ def create_backend(
         # A command's store may be a running gateway's: its start must not clean up.
         return FilesystemBackend(Path(spec.container), housekeeping=not must_exist)
     if spec.scheme == "gcs":
-        from translators.gcs import GCSBackend
+        from translators.gcs.backend import GCSBackend
 
         return GCSBackend.from_spec(spec, environ)
     if spec.scheme == "azure":

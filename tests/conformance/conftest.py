@@ -115,7 +115,7 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     from google.cloud import storage
 
     from translators.config import BackendSpec
-    from translators.gcs import GCSBackend
+    from translators.gcs.backend import GCSBackend
 
     emulator: Emulator = request.getfixturevalue("fake_gcs")
 

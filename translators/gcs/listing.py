@@ -17,7 +17,7 @@ from typing import Any
 
 from translators import listing
 from translators.base import ListPage, ListQuery, ObjectInfo
-from translators.gcs_store import Store, object_info
+from translators.gcs.store import Store, object_info
 from translators.listing import Seek
 
 _PAGE = 1000

@@ -44,8 +44,8 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.gcs_io import discard, receive
-from translators.gcs_store import COMPOSE_LIMIT, Store, last_modified
+from translators.gcs.io import discard, receive
+from translators.gcs.store import COMPOSE_LIMIT, Store, last_modified
 from translators.namespace import Location
 
 _STATE_KEY = "pagewright-upload"

@@ -11,7 +11,7 @@ headers, user metadata, part layout) in ONE :mod:`translators.objectmeta` metada
 Content-Type, -Encoding, -Disposition, -Language and Cache-Control are also set natively.
 
 Atomicity: a write becomes visible in a single request made after its body ended and
-verified (see :mod:`translators.gcs_io`), so an interrupted or failed write leaves the previous
+verified (see :mod:`translators.gcs.io`), so an interrupted or failed write leaves the previous
 version in place. WriteConditions become ``if_generation_match`` on that request: 0 for
 If-None-Match, the generation whose ETag matched for If-Match, so check and commit are one
 atomic step on GCS. (fake-gcs-server ignores preconditions on requests carrying metadata; the
@@ -56,11 +56,11 @@ from translators.base import (
     written_object,
 )
 from translators.config import BackendSpec
-from translators.gcs_client import GCSSettings
-from translators.gcs_io import EmptyBody, StreamBody, discard, receive
-from translators.gcs_listing import list_objects
-from translators.gcs_multipart import Multipart
-from translators.gcs_store import Store, last_modified, object_info
+from translators.gcs.client import GCSSettings
+from translators.gcs.io import EmptyBody, StreamBody, discard, receive
+from translators.gcs.listing import list_objects
+from translators.gcs.multipart import Multipart
+from translators.gcs.store import Store, last_modified, object_info
 from translators.namespace import Namespace
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,7 @@ class GCSBackend:
         parts: list[CompletedPart],
         conditions: WriteConditions,
     ) -> ObjectInfo:
-        """See :mod:`translators.gcs_multipart`: plan, compose in a tree, then clean up."""
+        """See :mod:`translators.gcs.multipart`: plan, compose in a tree, then clean up."""
         return await self.multipart.complete(bucket, key, upload_id, parts, conditions)
 
     async def abort_multipart_upload(
