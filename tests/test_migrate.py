@@ -31,7 +31,7 @@ from translators.base import (
     WriteMetadata,
 )
 from translators.config import parse_backend_url
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 from translators.registry import create_backend
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from tests.conftest import make_s3_client
 from tests.postgres import catalog_url, fresh_schema
 from tests.servers import GatewayServer, running_gateway
 from translators.base import Backend, GetOptions, ListQuery, WriteConditions, WriteMetadata
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 CTX = RequestContext(request_id="test-site-state", principal="alice")
 SITE = "site-a"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from translators.base import Backend
 from translators.config import BackendSpec, NoStoreError
-from translators.filesystem import FilesystemBackend, holds_store
+from translators.filesystem.backend import FilesystemBackend
+from translators.filesystem.store import holds_store
 
 
 def create_backend(

@@ -20,7 +20,7 @@ from google.auth.credentials import AnonymousCredentials
 from core.context import RequestContext
 from tests.emulators import Emulator, running, start_fake_gcs
 from translators.base import Backend
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 CTX = RequestContext(request_id="conformance", principal="tester")
 _bucket_names = itertools.count()

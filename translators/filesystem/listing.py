@@ -11,8 +11,9 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any, Final
 
-from translators import fs_db, listing
+from translators import listing
 from translators.base import ListPage, ListQuery, ObjectInfo, UploadInfo, UploadsPage, UploadsQuery
+from translators.filesystem import db as fs_db
 from translators.listing import Seek
 
 _BATCH: Final = 1000

@@ -1,9 +1,9 @@
 """The filesystem translator's SQLite catalogue: schema, connections and row codecs.
 
 One database file holds buckets, objects, multipart uploads and parts; object bytes live in
-blob files named by random ids (see :mod:`translators.fs_blobs`). Keys are TEXT compared with
-SQLite's BINARY collation, i.e. by their UTF-8 bytes, which is S3's listing order (and, for
-valid Unicode, Python's ``str`` order too).
+blob files named by random ids (see :mod:`translators.filesystem.blobs`). Keys are TEXT
+compared with SQLite's BINARY collation, i.e. by their UTF-8 bytes, which is S3's listing
+order (and, for valid Unicode, Python's ``str`` order too).
 """
 
 from __future__ import annotations
