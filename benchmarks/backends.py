@@ -82,7 +82,7 @@ from tests.servers import GatewayServer
 BACKENDS = ("filesystem", "s3", "azure", "gcs")
 #: The translator module each remote backend needs.
 TRANSLATORS = {
-    "s3": "translators.s3",
+    "s3": "translators.s3.backend",
     "azure": "translators.azure",
     "gcs": "translators.gcs.backend",
 }

@@ -36,7 +36,7 @@ def create_backend(
 
         return AzureBackend.from_spec(spec, environ)
     if spec.scheme == "s3":
-        from translators.s3 import S3Backend
+        from translators.s3.backend import S3Backend
 
         return S3Backend.from_spec(spec, environ)
     raise NotImplementedError(f"the {spec.scheme} translator is not available yet")

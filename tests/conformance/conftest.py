@@ -220,7 +220,7 @@ def _s3_factory(fixture: str, mapping: str, relaxed: bool) -> Factory:
     async def make_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
         from translators.config import BackendSpec
         from translators.namespace import Mapping
-        from translators.s3 import S3Backend
+        from translators.s3.backend import S3Backend
 
         emulator: Emulator = request.getfixturevalue(fixture)
 

@@ -26,7 +26,7 @@ from botocore.exceptions import (
 
 from core.errors import ERRORS, S3Error
 
-log = logging.getLogger("pagewright.translators.s3")
+log = logging.getLogger("pagewright.translators.s3.backend")
 
 #: Backend codes that mean "too many requests": all become the gateway's SlowDown.
 THROTTLING: Final = frozenset(
@@ -44,16 +44,6 @@ THROTTLING: Final = frozenset(
         "EC2ThrottledException",
     }
 )
-#: Codes worth retrying on an idempotent call (botocore itself retries nothing).
-_TRANSIENT_CODES: Final = THROTTLING | {
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestTimeout",
-    "500",
-    "502",
-    "503",
-    "504",
-}
 #: Backend codes that must not reach a client as-is: they describe the gateway's own
 #: credentials or requests to the backend, not the client's request.
 _GATEWAY_FAULTS: Final = frozenset(
@@ -88,15 +78,6 @@ def error_code(error: BaseException) -> str:
 def error_field(error: ClientError, name: str) -> str | None:
     value: Any = error.response.get("Error", {}).get(name)
     return None if value is None else str(value)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether retrying an idempotent call that failed with ``error`` may succeed."""
-    if isinstance(error, S3Error):
-        return error.code in ("SlowDown", "ServiceUnavailable") and error.__cause__ is not None
-    if isinstance(error, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
-        return True
-    return error_code(error) in _TRANSIENT_CODES
 
 
 @contextmanager
