@@ -83,7 +83,7 @@ BACKENDS = ("filesystem", "s3", "azure", "gcs")
 #: The translator module each remote backend needs.
 TRANSLATORS = {
     "s3": "translators.s3.backend",
-    "azure": "translators.azure",
+    "azure": "translators.azure.backend",
     "gcs": "translators.gcs.backend",
 }
 GATEWAY_BUCKET = "bench-site"

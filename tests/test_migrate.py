@@ -553,7 +553,7 @@ def test_same_source_and_target_is_refused(
 
 
 def _require_s3_translator() -> None:
-    if not (ROOT / "translators" / "s3.py").exists():
+    if not (ROOT / "translators" / "s3" / "backend.py").exists():
         message = "translators/s3/backend.py has not landed yet"
         if os.environ.get("CI") == "true":
             pytest.fail(message)

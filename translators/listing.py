@@ -248,11 +248,12 @@ def uploads_page(query: UploadsQuery) -> Page[UploadInfo]:
 
 def page_uploads(uploads: list[UploadInfo], query: UploadsQuery) -> UploadsPage:
     """The page of ``uploads`` (one bucket's, in any order) that ``query`` asks for."""
-    page = uploads_page(query)
-    if page.start() is not None:
-        for upload in sorted(uploads, key=lambda u: (u.key.encode(), u.upload_id)):
-            if upload.key.startswith(query.prefix) and page.offer(upload.key, upload) is Offer.FULL:
-                break
+    ordered = [
+        (upload.key, upload)
+        for upload in sorted(uploads, key=lambda u: (u.key.encode(), u.upload_id))
+        if upload.key.startswith(query.prefix)
+    ]
+    page = collect_sync(uploads_page(query), lambda _, __: iter(ordered), seek_past_prefixes=False)
     return to_uploads_page(page)
 
 

@@ -32,7 +32,7 @@ def create_backend(
 
         return GCSBackend.from_spec(spec, environ)
     if spec.scheme == "azure":
-        from translators.azure import AzureBackend
+        from translators.azure.backend import AzureBackend
 
         return AzureBackend.from_spec(spec, environ)
     if spec.scheme == "s3":

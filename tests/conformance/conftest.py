@@ -167,7 +167,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     """A fresh container per backend, so tests and xdist workers never share state."""
-    from translators.azure import AzureBackend
+    from translators.azure.backend import AzureBackend
     from translators.config import BackendSpec
 
     emulator: Emulator = request.getfixturevalue("azurite")

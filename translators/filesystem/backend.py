@@ -24,29 +24,23 @@ from typing import Final
 
 import anyio.to_thread
 
-from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
     BucketInfo,
-    CompletedPart,
     GetOptions,
     GetResult,
     ListPage,
     ListQuery,
     ObjectInfo,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     VolumeSpace,
     WriteConditions,
     WriteMetadata,
     written_object,
 )
+from translators.composed import DelegatesMultipart
 from translators.filesystem import db as fs_db
 from translators.filesystem import listing as fs_listing
 from translators.filesystem.blobs import BlobBody, BlobWriter, EmptyBody
@@ -58,7 +52,7 @@ from translators.filesystem.store import Store
 _OPEN_ATTEMPTS: Final = 5
 
 
-class FilesystemBackend:
+class FilesystemBackend(DelegatesMultipart):
     """A :class:`translators.base.Backend` storing everything under ``root``.
 
     ``min_part_size`` is the smallest part but the last that CompleteMultipartUpload accepts
@@ -88,7 +82,7 @@ class FilesystemBackend:
     ) -> None:
         self.root = root
         self.store = Store(root, fsync=fsync, housekeeping=housekeeping)
-        self.multipart = FilesystemMultipart(self.store, min_part_size)
+        self.multipart: FilesystemMultipart = FilesystemMultipart(self.store, min_part_size)
         self.min_part_size = min_part_size
 
     # Lifecycle
@@ -260,65 +254,3 @@ class FilesystemBackend:
 
     def _list_objects(self, bucket: str, query: ListQuery) -> ListPage:
         return fs_listing.list_objects(self.store.reader(), bucket, query)
-
-    # Multipart (see :mod:`translators.filesystem.multipart`)
-
-    async def create_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        metadata: WriteMetadata,
-        checksum_algorithm: ChecksumAlgorithm | None,
-        checksum_type: ChecksumType | None,
-    ) -> UploadInfo:
-        return await self.multipart.create_multipart_upload(
-            ctx, bucket, key, metadata, checksum_algorithm, checksum_type
-        )
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        return await self.multipart.upload_part(ctx, bucket, key, upload_id, part_number, body)
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.multipart.list_parts(
-            ctx, bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.multipart.list_multipart_uploads(ctx, bucket, query)
-
-    async def complete_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        return await self.multipart.complete_multipart_upload(
-            ctx, bucket, key, upload_id, parts, conditions
-        )
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        return await self.multipart.abort_multipart_upload(ctx, bucket, key, upload_id)

@@ -33,28 +33,22 @@ from urllib.parse import quote
 from google.api_core import exceptions as api
 from google.cloud.exceptions import from_http_response
 
-from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
     BucketInfo,
-    CompletedPart,
     GetOptions,
     GetResult,
     ListPage,
     ListQuery,
     ObjectInfo,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     WriteConditions,
     WriteMetadata,
     written_object,
 )
+from translators.composed import DelegatesMultipart
 from translators.config import BackendSpec
 from translators.gcs.client import GCSSettings
 from translators.gcs.io import EmptyBody, StreamBody, discard, receive
@@ -71,7 +65,7 @@ _OPEN_ATTEMPTS: Final = 5
 _STALE_TEMP: Final = timedelta(hours=6)
 
 
-class GCSBackend:
+class GCSBackend(DelegatesMultipart):
     """A :class:`translators.base.Backend` over Google Cloud Storage.
 
     ``min_part_size`` is the smallest part but the last that CompleteMultipartUpload
@@ -90,7 +84,7 @@ class GCSBackend:
         self.settings = settings
         self.namespace = namespace
         self.store = Store(settings, namespace)
-        self.multipart = Multipart(self.store, min_part_size)
+        self.multipart: Multipart = Multipart(self.store, min_part_size)
 
     @classmethod
     def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> GCSBackend:
@@ -307,62 +301,3 @@ class GCSBackend:
         """A page of keys; see :class:`translators.base.ListQuery`."""
         await self.store.require_bucket(bucket)
         return await list_objects(self.store, bucket, query)
-
-    # Multipart
-
-    async def create_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        metadata: WriteMetadata,
-        checksum_algorithm: ChecksumAlgorithm | None,
-        checksum_type: ChecksumType | None,
-    ) -> UploadInfo:
-        return await self.multipart.create(bucket, key, metadata, checksum_algorithm, checksum_type)
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        return await self.multipart.upload_part(bucket, key, upload_id, part_number, body)
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.multipart.list_parts(
-            bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.multipart.list_uploads(bucket, query)
-
-    async def complete_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        """See :mod:`translators.gcs.multipart`: plan, compose in a tree, then clean up."""
-        return await self.multipart.complete(bucket, key, upload_id, parts, conditions)
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        await self.multipart.abort(bucket, key, upload_id)

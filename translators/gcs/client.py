@@ -8,7 +8,6 @@ in :mod:`translators.gcs.errors`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,8 +21,6 @@ from google.auth.transport.requests import AuthorizedSession
 from requests.adapters import HTTPAdapter
 
 from translators.config import BackendConfigError, BackendSpec
-
-log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"
 _SCOPES: Final = ("https://www.googleapis.com/auth/devstorage.read_write",)

@@ -30,6 +30,7 @@ from typing import Any, cast
 import anyio
 
 from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
 from translators import listing, multipart, objectmeta
@@ -74,8 +75,9 @@ class Multipart:
         self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
         return f"{self._last_stamp:016x}{secrets.token_hex(8)}"
 
-    async def create(
+    async def create_multipart_upload(
         self,
+        ctx: RequestContext,
         bucket: str,
         key: str,
         metadata: WriteMetadata,
@@ -135,7 +137,13 @@ class Multipart:
         raise S3Error("NoSuchUpload", UploadId=upload_id)
 
     async def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: PayloadStream
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
     ) -> PartInfo:
         """Store a part (replacing an earlier one of that number) with its record."""
         upload = await self.find(bucket, key, upload_id, cached=True)
@@ -171,7 +179,13 @@ class Multipart:
         return {part.part_number: (part, blob) for blob in blobs for part in [_part(blob)]}
 
     async def list_parts(
-        self, bucket: str, key: str, upload_id: str, marker: int, max_parts: int
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        marker: int,
+        max_parts: int,
     ) -> tuple[UploadInfo, PartsPage]:
         """Parts numbered above ``marker``, at most ``max_parts`` of them."""
         upload = await self.find(bucket, key, upload_id)
@@ -195,7 +209,9 @@ class Multipart:
         more = len(parts) > max_parts
         return upload, PartsPage(page, page[-1].part_number if more else None)
 
-    async def list_uploads(self, bucket: str, query: UploadsQuery) -> UploadsPage:
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage:
         await self.store.require_bucket(bucket)
         return listing.page_uploads(await self._uploads_of(bucket), query)
 
@@ -209,8 +225,9 @@ class Multipart:
                 found.append(upload)
         return found
 
-    async def complete(
+    async def complete_multipart_upload(
         self,
+        ctx: RequestContext,
         bucket: str,
         key: str,
         upload_id: str,
@@ -273,7 +290,9 @@ class Multipart:
             sources, level = composed, level + 1
         return sources
 
-    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
         await self.find(bucket, key, upload_id)
         await self._drop(upload_id)
 

@@ -25,7 +25,10 @@ Semantics the gateway presents whatever the backend does:
 
 Every boto3 call runs in a :class:`translators.blocking.BlockingPool` inside
 :func:`translators.s3.errors.map_errors`; botocore retries transient failures (see
-:class:`S3Backend`).
+:class:`S3Backend`). The parts, composed by :class:`S3Backend`: :mod:`~.client` (the
+client, its pool and the helpers all parts share), :mod:`~.reads`, :mod:`~.writes`,
+:mod:`~.multipart`, :mod:`~.listing`, :mod:`~.codec` (metadata, manifests, upload ids),
+:mod:`~.io` and :mod:`~.errors`.
 """
 
 from __future__ import annotations
@@ -38,29 +41,22 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
-from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
     BucketInfo,
-    CompletedPart,
     GetOptions,
     GetResult,
     ListPage,
     ListQuery,
     ObjectInfo,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     WriteConditions,
     WriteMetadata,
 )
+from translators.composed import DelegatesMultipart
 from translators.config import BackendConfigError, BackendSpec
-from translators.namespace import Namespace
 from translators.s3 import listing as s3_listing
 from translators.s3.client import PART_SIZE, S3Store
 from translators.s3.multipart import S3Multipart
@@ -68,12 +64,12 @@ from translators.s3.reads import S3Reads
 from translators.s3.writes import S3Writes
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    pass
 
 _OPTIONS = frozenset({"addressing", "pool", "create", "part_size", "min_part_size", "conditions"})
 
 
-class S3Backend:
+class S3Backend(DelegatesMultipart):
     """A :class:`translators.base.Backend` over an S3-compatible service.
 
     Options (backend URL query): ``addressing=path|virtual|auto`` (default ``path`` with an
@@ -92,30 +88,10 @@ class S3Backend:
 
     name = "s3"
 
-    def __init__(
-        self,
-        client: S3Client,
-        namespace: Namespace,
-        *,
-        stream_client: S3Client | None = None,
-        pool_size: int = 32,
-        part_size: int = PART_SIZE,
-        min_part_size: int = multipart.MIN_PART_SIZE,
-        create: bool = False,
-        native_conditions: bool = True,
-    ) -> None:
-        self.store = S3Store(
-            client,
-            namespace,
-            stream_client=stream_client,
-            pool_size=pool_size,
-            part_size=part_size,
-            min_part_size=min_part_size,
-            create=create,
-            native_conditions=native_conditions,
-        )
-        self.namespace = namespace
-        self.multipart = S3Multipart(self.store)
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self.namespace = store.namespace
+        self.multipart: S3Multipart = S3Multipart(self.store)
         self._reads = S3Reads(self.store)
         self._writes = S3Writes(self.store)
 
@@ -174,14 +150,16 @@ class S3Backend:
         except BotoCoreError as error:
             raise BackendConfigError(f"s3 backend: {error}") from error
         return cls(
-            client,
-            spec.namespace(),
-            stream_client=stream_client,
-            pool_size=pool,
-            part_size=part_size,
-            min_part_size=min_part_size,
-            create=options.get("create", "").lower() in ("1", "true", "yes"),
-            native_conditions=conditions == "native",
+            S3Store(
+                client,
+                spec.namespace(),
+                stream_client=stream_client,
+                pool_size=pool,
+                part_size=part_size,
+                min_part_size=min_part_size,
+                create=options.get("create", "").lower() in ("1", "true", "yes"),
+                native_conditions=conditions == "native",
+            )
         )
 
     async def start(self) -> None:
@@ -387,65 +365,3 @@ class S3Backend:
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
         """See :func:`translators.s3.listing.list_objects`."""
         return await s3_listing.list_objects(self.store, bucket, query)
-
-    # Multipart (see :mod:`translators.s3.multipart`)
-
-    async def create_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        metadata: WriteMetadata,
-        checksum_algorithm: ChecksumAlgorithm | None,
-        checksum_type: ChecksumType | None,
-    ) -> UploadInfo:
-        return await self.multipart.create_multipart_upload(
-            ctx, bucket, key, metadata, checksum_algorithm, checksum_type
-        )
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        return await self.multipart.upload_part(ctx, bucket, key, upload_id, part_number, body)
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.multipart.list_parts(
-            ctx, bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.multipart.list_multipart_uploads(ctx, bucket, query)
-
-    async def complete_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        return await self.multipart.complete_multipart_upload(
-            ctx, bucket, key, upload_id, parts, conditions
-        )
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        return await self.multipart.abort_multipart_upload(ctx, bucket, key, upload_id)

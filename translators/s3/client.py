@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
-log = logging.getLogger("pagewright.translators.s3.backend")
+log = logging.getLogger("pagewright.translators.s3")
 
 #: Default size of the part buffers of a PutObject sent as a native multipart upload;
 #: bodies up to this size are sent in one PutObject.

@@ -26,7 +26,7 @@ from botocore.exceptions import (
 
 from core.errors import ERRORS, S3Error
 
-log = logging.getLogger("pagewright.translators.s3.backend")
+log = logging.getLogger("pagewright.translators.s3")
 
 #: Backend codes that mean "too many requests": all become the gateway's SlowDown.
 THROTTLING: Final = frozenset(

@@ -1,10 +1,12 @@
-"""ListObjects for the S3 translator: ListObjectsV2 pages as the ordered entry stream that
-:mod:`translators.listing` pages."""
+"""Listings of the S3 translator: ListObjectsV2 pages as the ordered entry stream that
+:mod:`translators.listing` pages, and the page of gateway uploads rebuilt from native
+uploads (whose order within a key is the backend's, so the marker is a position)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from translators import listing
@@ -12,10 +14,15 @@ from translators.base import (
     ListPage,
     ListQuery,
     ObjectInfo,
+    UploadInfo,
+    UploadsPage,
+    UploadsQuery,
+    WriteMetadata,
 )
 from translators.listing import Seek
 from translators.s3.client import S3Store
 from translators.s3.codec import (
+    UploadId,
     unquote,
 )
 
@@ -72,3 +79,35 @@ def _listed_info(key: str, item: Any) -> ObjectInfo:
     return ObjectInfo(
         key, int(item.get("Size", 0)), unquote(str(item.get("ETag", ""))), item["LastModified"]
     )
+
+
+def uploads_page(
+    entries: list[tuple[str, str, datetime, UploadId]], query: UploadsQuery
+) -> UploadsPage:
+    """The page of ``entries`` (sorted by key; a key's uploads in the backend's order) that
+    ``query`` asks for: ``key_marker`` with ``upload_id_marker`` resumes after that upload's
+    position among its key's uploads (after all of them when the id is not one of them)."""
+    marker, id_marker = query.key_marker, query.upload_id_marker
+    ids_of_marker = [gateway_id for key, gateway_id, _, _ in entries if key == marker]
+    later = (
+        ids_of_marker[ids_of_marker.index(id_marker) + 1 :] if id_marker in ids_of_marker else []
+    )
+    marker_bytes = marker.encode()
+
+    def after(key: str, upload: UploadInfo) -> bool:
+        if key == marker:
+            return upload.upload_id in later
+        return key.encode() > marker_bytes
+
+    uploads = [
+        (
+            key,
+            UploadInfo(
+                key, gateway_id, initiated, WriteMetadata(), parsed.algorithm, parsed.checksum_type
+            ),
+        )
+        for key, gateway_id, initiated, parsed in entries
+    ]
+    page = listing.Page(query.prefix, query.delimiter, marker, query.max_uploads, after)
+    listing.collect_sync(page, lambda _, __: iter(uploads), seek_past_prefixes=False)
+    return listing.to_uploads_page(page)

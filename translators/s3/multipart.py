@@ -37,6 +37,7 @@ from translators.base import (
     WriteMetadata,
 )
 from translators.namespace import Location
+from translators.s3 import listing as s3_listing
 from translators.s3.client import S3Store
 from translators.s3.codec import (
     UploadId,
@@ -366,7 +367,7 @@ class S3Multipart:
                 continue
             entries.append((key, str(parsed), item["Initiated"], parsed))
         entries.sort(key=lambda entry: entry[0].encode())
-        return _uploads_page(entries, query)
+        return s3_listing.uploads_page(entries, query)
 
     async def _native_uploads(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         container = self.store.namespace.container_for(bucket)
@@ -490,59 +491,3 @@ def content_md5(data: bytes) -> str:
     import hashlib
 
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
-
-
-def _uploads_page(
-    entries: list[tuple[str, str, datetime, UploadId]], query: UploadsQuery
-) -> UploadsPage:
-    """Apply S3's ListMultipartUploads markers, delimiter and limit to sorted ``entries``."""
-    if query.max_uploads <= 0:
-        return UploadsPage([], [], None, None)
-    marker_key = query.key_marker
-    skip_prefix = None
-    if query.delimiter and marker_key.startswith(query.prefix):
-        rest = marker_key[len(query.prefix) :]
-        cut = rest.find(query.delimiter)
-        if cut >= 0 and cut + len(query.delimiter) == len(rest):
-            skip_prefix = marker_key
-    start = 0
-    if marker_key:
-        marker_bytes = marker_key.encode()
-        ids_of_marker = [e[1] for e in entries if e[0] == marker_key]
-        resume_after = -1  # position within the marker key's uploads
-        if query.upload_id_marker in ids_of_marker:
-            resume_after = ids_of_marker.index(query.upload_id_marker)
-        for index, (key, gateway_id, _, _) in enumerate(entries):
-            before = key.encode() < marker_bytes
-            same = key == marker_key
-            if before or (
-                same and (resume_after < 0 or ids_of_marker.index(gateway_id) <= resume_after)
-            ):
-                start = index + 1
-    uploads: list[UploadInfo] = []
-    prefixes: list[str] = []
-    last: tuple[str, str | None] = ("", None)
-    index = start
-    while index < len(entries):
-        key, gateway_id, initiated, parsed = entries[index]
-        if skip_prefix is not None and key.startswith(skip_prefix):
-            index += 1
-            continue
-        if len(uploads) + len(prefixes) == query.max_uploads:
-            return UploadsPage(uploads, prefixes, last[0], last[1])
-        cut = key.find(query.delimiter, len(query.prefix)) if query.delimiter else -1
-        if cut >= 0:
-            common = key[: cut + len(query.delimiter)]
-            prefixes.append(common)
-            last = (common, None)
-            while index < len(entries) and entries[index][0].startswith(common):
-                index += 1
-            continue
-        uploads.append(
-            UploadInfo(
-                key, gateway_id, initiated, WriteMetadata(), parsed.algorithm, parsed.checksum_type
-            )
-        )
-        last = (key, gateway_id)
-        index += 1
-    return UploadsPage(uploads, prefixes, None, None)

@@ -4,7 +4,7 @@ An upload is one empty blob at ``namespace.system("uploads", bucket, upload_id)`
 one empty blob below it, ``.../<upload_id>/<part:05d>``. Everything lives in their metadata
 (one ASCII entry, like :mod:`translators.objectmeta`), so one listing returns whole records.
 A part record names its blocks by ``attempt`` and ``blocks`` (a count): the ids follow from
-:func:`translators.azure_names.block_id`, which keeps records small for 5 GiB parts.
+:func:`translators.azure.names.block_id`, which keeps records small for 5 GiB parts.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from core.checksums import ChecksumAlgorithm, ChecksumType
-from translators import azure_names
+from translators.azure import names as azure_names
 from translators.base import PartInfo, UploadInfo, WriteMetadata
 
 RECORD_KEY: Final = "pagewright"

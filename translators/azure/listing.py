@@ -1,6 +1,6 @@
 """ListObjects over Azure: two sorted name streams merged into one S3 page.
 
-A bucket's keys live verbatim or escaped (see :mod:`translators.azure_names`). Verbatim
+A bucket's keys live verbatim or escaped (see :mod:`translators.azure.names`). Verbatim
 names are listed with ``walk_blobs`` (Azure rolls up the delimiter server-side, so a common
 prefix costs one entry however many keys it holds); escaped names are listed flat and
 rolled up here. The two streams are merged in UTF-8 byte order of the keys.
@@ -21,7 +21,8 @@ from typing import Any, Final
 from azure.storage.blob import BlobProperties
 from azure.storage.blob.aio import BlobPrefix, ContainerClient
 
-from translators import azure_names, listing, objectmeta
+from translators import listing, objectmeta
+from translators.azure import names as azure_names
 from translators.base import ListPage, ListQuery, ObjectInfo
 from translators.listing import Seek
 
