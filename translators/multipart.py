@@ -7,6 +7,9 @@ computes what the new object will be (parts, ETag, checksum); ``part_range`` res
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -196,3 +199,18 @@ def resolve_checksum_type(
             "InvalidRequest", "The COMPOSITE checksum type is not supported for CRC64NVME."
         )
     return kind
+
+
+class UploadIds:
+    """Upload ids that sort by creation time, so listing by id lists by initiation: 16 hex
+    digits of a strictly increasing nanosecond stamp, then 16 random ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1)
+            stamp = self._last
+        return f"{stamp:016x}{os.urandom(8).hex()}"

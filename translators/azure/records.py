@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -49,20 +47,6 @@ def unpack(metadata: Mapping[str, str] | None) -> dict[str, Any] | None:
 def valid_upload_id(upload_id: str) -> bool:
     """Upload ids are 32 lower-case hex digits; anything else names no upload."""
     return _UPLOAD_ID.fullmatch(upload_id) is not None
-
-
-class UploadIds:
-    """Upload ids that sort by creation time, so listing by id lists by initiation."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def next(self) -> str:
-        with self._lock:
-            self._last = max(time.time_ns(), self._last + 1)
-            stamp = self._last
-        return f"{stamp:016x}{os.urandom(8).hex()}"
 
 
 def encode_upload(upload: UploadInfo) -> dict[str, str]:

@@ -19,10 +19,9 @@ from azure.storage.blob import BlobBlock, ContentSettings
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
 from core.errors import S3Error
-from translators import objectmeta
+from translators import multipart, objectmeta
 from translators.azure import listing as azure_listing
 from translators.azure import names as azure_names
-from translators.azure import records as azure_records
 from translators.azure.blocks import first_error
 from translators.azure.errors import map_errors
 from translators.base import (
@@ -48,7 +47,7 @@ class AzureStore:
         self.service = service
         self.concurrency = concurrency
         self.block_size = block_size
-        self.ids = azure_records.UploadIds()
+        self.ids = multipart.UploadIds()
         self.buckets: dict[str, tuple[float, BucketInfo]] = {}
         self._containers: dict[str, ContainerClient] = {}
 

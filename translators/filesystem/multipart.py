@@ -4,9 +4,7 @@ parts as blobs, completion concatenating them into one new blob in one transacti
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -44,7 +42,7 @@ class FilesystemMultipart:
         self.store = store
         self.root = store.root  # named in storage-fault reports (see ``mapped``)
         self.min_part_size = min_part_size
-        self._ids = _UploadIds()
+        self._ids = multipart.UploadIds()
 
     @mapped
     async def create_multipart_upload(
@@ -267,17 +265,3 @@ class FilesystemMultipart:
 
         freed = await self.store.write(work)
         await anyio.to_thread.run_sync(self.store.blobs.remove, freed)
-
-
-class _UploadIds:
-    """Upload ids that sort by creation time, so listing by id lists by initiation."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def next(self) -> str:
-        with self._lock:
-            self._last = max(time.time_ns(), self._last + 1)
-            stamp = self._last
-        return f"{stamp:016x}{os.urandom(8).hex()}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
 import time
 import zlib
 from datetime import UTC, datetime
@@ -62,7 +61,7 @@ class Multipart:
     def __init__(self, store: Store, min_part_size: int) -> None:
         self.store = store
         self.min_part_size = min_part_size
-        self._last_stamp = 0
+        self._ids = multipart.UploadIds()
         self._known: dict[str, tuple[float, str, str, UploadInfo]] = {}
 
     def _state(self, upload_id: str) -> Location:
@@ -70,10 +69,6 @@ class Multipart:
 
     def _area(self, upload_id: str, *parts: str) -> Location:
         return self.store.namespace.system("uploads", upload_id, *parts)
-
-    def _new_id(self) -> str:
-        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
-        return f"{self._last_stamp:016x}{secrets.token_hex(8)}"
 
     async def create_multipart_upload(
         self,
@@ -89,7 +84,7 @@ class Multipart:
         await self.store.require_bucket(bucket)
         upload = UploadInfo(
             key=key,
-            upload_id=self._new_id(),
+            upload_id=self._ids.next(),
             initiated=datetime.now(UTC),
             metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
             checksum_algorithm=checksum_algorithm,
