@@ -81,7 +81,11 @@ from tests.servers import GatewayServer
 
 BACKENDS = ("filesystem", "s3", "azure", "gcs")
 #: The translator module each remote backend needs.
-TRANSLATORS = {"s3": "translators.s3", "azure": "translators.azure", "gcs": "translators.gcs"}
+TRANSLATORS = {
+    "s3": "translators.s3.backend",
+    "azure": "translators.azure.backend",
+    "gcs": "translators.gcs.backend",
+}
 GATEWAY_BUCKET = "bench-site"
 STORE = "pwg-bench-store"  # the emulator bucket/container the gateway stores in
 DIRECT = "bench-direct"  # the emulator bucket/container the direct load uses

@@ -17,7 +17,7 @@ from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend, object_record
 from tests.conformance.payload import MemoryPayload
 from translators.base import CompletedPart, ObjectInfo, WriteConditions, WriteMetadata
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,4 @@
-"""Storage faults on the filesystem backend are reported honestly (translators.fs_errors),
+"""Storage faults on the filesystem backend are reported honestly (translators.filesystem.errors),
 against a real gateway on real faulty volumes: a full tmpfs (507 InsufficientStorage), an
 ext4 volume that remounts itself read-only (503), a store deleted under the gateway (503).
 Every failed write leaves nothing partial behind and the previous version readable.

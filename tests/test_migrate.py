@@ -31,7 +31,7 @@ from translators.base import (
     WriteMetadata,
 )
 from translators.config import parse_backend_url
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 from translators.registry import create_backend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -554,8 +554,8 @@ def test_same_source_and_target_is_refused(
 
 
 def _require_s3_translator() -> None:
-    if not (ROOT / "translators" / "s3.py").exists():
-        message = "translators/s3.py has not landed yet"
+    if not (ROOT / "translators" / "s3" / "backend.py").exists():
+        message = "translators/s3/backend.py has not landed yet"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -22,7 +22,7 @@ from policy.quota import QuotaBackend
 from policy.retention import RetentionBackend
 from policy.validation import ValidationBackend
 from translators.base import Backend
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 WRAPPERS: list[type] = [
     CatalogBackend,

@@ -24,7 +24,7 @@ from policy.quota_reservations import upload_reservation_id
 from tests.conformance.payload import MemoryPayload
 from tests.postgres import catalog_url
 from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 CTX = RequestContext(request_id="quota-test", principal="tester")
 KIB = 1024

@@ -27,7 +27,7 @@ from policy.reindex import reindex
 from tests.conformance.payload import MemoryPayload
 from tests.postgres import catalog_url, fresh_schema
 from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 CTX = RequestContext(request_id="test", principal="alice")
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from policy.policies import PolicyResolver
 from policy.retention import RetentionBackend, RetentionService, plan_retention
 from tests.conformance.payload import MemoryPayload
 from translators.base import ListQuery, WriteConditions, WriteMetadata
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CTX = RequestContext(request_id="retention-test", principal="tester")

@@ -27,7 +27,7 @@ from tests.servers import running_gateway
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway
 from translators.base import Backend, GetOptions, ListQuery, WriteConditions, WriteMetadata
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 #: Needs a real server (see tests/conftest.py).
 pytestmark = pytest.mark.server

@@ -34,7 +34,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 
 CTX = RequestContext(request_id="test", principal="tester")
 BUCKET = "site-one"

@@ -16,14 +16,14 @@ Contracts shared by all translators:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.ranges import ByteRange, RangeSpec
-from core.streams import ObjectBody, PayloadStream
+from core.streams import ObjectBody, PayloadDigest, PayloadStream
 
 #: Headers stored with an object and returned verbatim on GET/HEAD (lower-case names).
 STORED_HEADERS: tuple[str, ...] = (
@@ -84,6 +84,21 @@ class WriteMetadata:
 
     headers: dict[str, str] = field(default_factory=dict)
     user_metadata: dict[str, str] = field(default_factory=dict)
+
+
+def written_object(key: str, digest: PayloadDigest, metadata: WriteMetadata) -> ObjectInfo:
+    """The object a single write of a verified payload becomes, modified now: the payload's
+    MD5 as ETag and its checksums as full-object checksums."""
+    return ObjectInfo(
+        key=key,
+        size=digest.size,
+        etag=digest.md5_hex,
+        last_modified=datetime.now(UTC),
+        headers=dict(metadata.headers),
+        user_metadata=dict(metadata.user_metadata),
+        checksums=dict(digest.checksums),
+        checksum_type="FULL_OBJECT" if digest.checksums else None,
+    )
 
 
 @dataclass(frozen=True)

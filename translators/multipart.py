@@ -7,8 +7,12 @@ computes what the new object will be (parts, ETag, checksum); ``part_range`` res
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from core import checksums
@@ -16,7 +20,7 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.digest import multipart_etag
 from core.errors import S3Error
 from core.ranges import ByteRange
-from translators.base import CompletedPart, PartInfo, UploadInfo
+from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo
 
 #: S3's minimum size of every part but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
@@ -33,6 +37,22 @@ class CompletionPlan:
     size: int
     checksums: dict[str, str]
     checksum_type: ChecksumType | None
+
+
+def completed_object(key: str, upload: UploadInfo, plan: CompletionPlan) -> ObjectInfo:
+    """The object a completed upload becomes: the plan's size, ETag, checksums and parts
+    (without their upload times), the upload's metadata, modified now."""
+    return ObjectInfo(
+        key=key,
+        size=plan.size,
+        etag=plan.etag,
+        last_modified=datetime.now(UTC),
+        headers=dict(upload.metadata.headers),
+        user_metadata=dict(upload.metadata.user_metadata),
+        checksums=plan.checksums,
+        checksum_type=plan.checksum_type,
+        parts=tuple(PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts),
+    )
 
 
 def unquote_etag(etag: str) -> str:
@@ -179,3 +199,18 @@ def resolve_checksum_type(
             "InvalidRequest", "The COMPOSITE checksum type is not supported for CRC64NVME."
         )
     return kind
+
+
+class UploadIds:
+    """Upload ids that sort by creation time, so listing by id lists by initiation: 16 hex
+    digits of a strictly increasing nanosecond stamp, then 16 random ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1)
+            stamp = self._last
+        return f"{stamp:016x}{os.urandom(8).hex()}"

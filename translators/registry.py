@@ -7,7 +7,8 @@ from pathlib import Path
 
 from translators.base import Backend
 from translators.config import BackendSpec, NoStoreError
-from translators.filesystem import FilesystemBackend, holds_store
+from translators.filesystem.backend import FilesystemBackend
+from translators.filesystem.store import holds_store
 
 
 def create_backend(
@@ -35,15 +36,15 @@ def create_backend(
 
         return MemoryBackend.from_spec(spec)
     if spec.scheme == "gcs":
-        from translators.gcs import GCSBackend
+        from translators.gcs.backend import GCSBackend
 
         return GCSBackend.from_spec(spec, environ)
     if spec.scheme == "azure":
-        from translators.azure import AzureBackend
+        from translators.azure.backend import AzureBackend
 
         return AzureBackend.from_spec(spec, environ)
     if spec.scheme == "s3":
-        from translators.s3 import S3Backend
+        from translators.s3.backend import S3Backend
 
         return S3Backend.from_spec(spec, environ)
     raise NotImplementedError(f"the {spec.scheme} translator is not available yet")

@@ -20,7 +20,7 @@ from google.auth.credentials import AnonymousCredentials
 from core.context import RequestContext
 from tests.emulators import Emulator, running, start_fake_gcs
 from translators.base import Backend
-from translators.filesystem import FilesystemBackend
+from translators.filesystem.backend import FilesystemBackend
 from translators.memory.backend import MemoryBackend
 
 CTX = RequestContext(request_id="conformance", principal="tester")
@@ -133,7 +133,7 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     from google.cloud import storage
 
     from translators.config import BackendSpec
-    from translators.gcs import GCSBackend
+    from translators.gcs.backend import GCSBackend
 
     emulator: Emulator = request.getfixturevalue("fake_gcs")
 
@@ -185,7 +185,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     """A fresh container per backend, so tests and xdist workers never share state."""
-    from translators.azure import AzureBackend
+    from translators.azure.backend import AzureBackend
     from translators.config import BackendSpec
 
     emulator: Emulator = request.getfixturevalue("azurite")
@@ -238,7 +238,7 @@ def _s3_factory(fixture: str, mapping: str, relaxed: bool) -> Factory:
     async def make_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
         from translators.config import BackendSpec
         from translators.namespace import Mapping
-        from translators.s3 import S3Backend
+        from translators.s3.backend import S3Backend
 
         emulator: Emulator = request.getfixturevalue(fixture)
 

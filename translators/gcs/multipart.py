@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
 import time
 import zlib
 from datetime import UTC, datetime
@@ -30,9 +29,10 @@ from typing import Any, cast
 import anyio
 
 from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
-from translators import multipart, objectmeta
+from translators import listing, multipart, objectmeta
 from translators.base import (
     CompletedPart,
     ObjectInfo,
@@ -44,9 +44,8 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.gcs_io import discard, receive
-from translators.gcs_listing import list_uploads
-from translators.gcs_store import COMPOSE_LIMIT, Store, last_modified
+from translators.gcs.io import discard, receive
+from translators.gcs.store import COMPOSE_LIMIT, Store, last_modified
 from translators.namespace import Location
 
 _STATE_KEY = "pagewright-upload"
@@ -62,7 +61,7 @@ class Multipart:
     def __init__(self, store: Store, min_part_size: int) -> None:
         self.store = store
         self.min_part_size = min_part_size
-        self._last_stamp = 0
+        self._ids = multipart.UploadIds()
         self._known: dict[str, tuple[float, str, str, UploadInfo]] = {}
 
     def _state(self, upload_id: str) -> Location:
@@ -71,12 +70,9 @@ class Multipart:
     def _area(self, upload_id: str, *parts: str) -> Location:
         return self.store.namespace.system("uploads", upload_id, *parts)
 
-    def _new_id(self) -> str:
-        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
-        return f"{self._last_stamp:016x}{secrets.token_hex(8)}"
-
-    async def create(
+    async def create_multipart_upload(
         self,
+        ctx: RequestContext,
         bucket: str,
         key: str,
         metadata: WriteMetadata,
@@ -88,7 +84,7 @@ class Multipart:
         await self.store.require_bucket(bucket)
         upload = UploadInfo(
             key=key,
-            upload_id=self._new_id(),
+            upload_id=self._ids.next(),
             initiated=datetime.now(UTC),
             metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
             checksum_algorithm=checksum_algorithm,
@@ -136,7 +132,13 @@ class Multipart:
         raise S3Error("NoSuchUpload", UploadId=upload_id)
 
     async def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: PayloadStream
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
     ) -> PartInfo:
         """Store a part (replacing an earlier one of that number) with its record."""
         upload = await self.find(bucket, key, upload_id, cached=True)
@@ -172,7 +174,13 @@ class Multipart:
         return {part.part_number: (part, blob) for blob in blobs for part in [_part(blob)]}
 
     async def list_parts(
-        self, bucket: str, key: str, upload_id: str, marker: int, max_parts: int
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        marker: int,
+        max_parts: int,
     ) -> tuple[UploadInfo, PartsPage]:
         """Parts numbered above ``marker``, at most ``max_parts`` of them."""
         upload = await self.find(bucket, key, upload_id)
@@ -196,9 +204,11 @@ class Multipart:
         more = len(parts) > max_parts
         return upload, PartsPage(page, page[-1].part_number if more else None)
 
-    async def list_uploads(self, bucket: str, query: UploadsQuery) -> UploadsPage:
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage:
         await self.store.require_bucket(bucket)
-        return list_uploads(await self._uploads_of(bucket), query)
+        return listing.page_uploads(await self._uploads_of(bucket), query)
 
     async def _uploads_of(self, bucket: str) -> list[UploadInfo]:
         prefix = self.store.namespace.system("uploads").name + "/"
@@ -210,8 +220,9 @@ class Multipart:
                 found.append(upload)
         return found
 
-    async def complete(
+    async def complete_multipart_upload(
         self,
+        ctx: RequestContext,
         bucket: str,
         key: str,
         upload_id: str,
@@ -228,19 +239,7 @@ class Multipart:
             requested,
             min_part_size=self.min_part_size,
         )
-        info = ObjectInfo(
-            key=key,
-            size=plan.size,
-            etag=plan.etag,
-            last_modified=datetime.now(UTC),
-            headers=dict(upload.metadata.headers),
-            user_metadata=dict(upload.metadata.user_metadata),
-            checksums=plan.checksums,
-            checksum_type=plan.checksum_type,
-            parts=tuple(
-                PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts
-            ),
-        )
+        info = multipart.completed_object(key, upload, plan)
         location = store.namespace.object(bucket, key)
         generation = await store.precondition(location, conditions, key)
         sources = await self._compose_tree(
@@ -286,7 +285,9 @@ class Multipart:
             sources, level = composed, level + 1
         return sources
 
-    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
         await self.find(bucket, key, upload_id)
         await self._drop(upload_id)
 

@@ -32,15 +32,6 @@ def error_code(error: BaseException) -> str:
     return str(getattr(code, "value", code))
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether retrying an idempotent call may succeed (connection trouble, 5xx, throttling)."""
-    if isinstance(error, ServiceRequestError | ServiceResponseError):
-        return True
-    if isinstance(error, HttpResponseError):
-        return error.status_code in (500, 503) or error_code(error) in _THROTTLED
-    return False
-
-
 @contextmanager
 def map_errors(*, bucket: str = "", key: str | None = None) -> Iterator[None]:
     """Turn an Azure SDK exception raised inside the block into an :class:`S3Error`.

@@ -17,8 +17,8 @@ import anyio
 from azure.storage.blob.aio import BlobClient, StorageStreamDownloader
 
 from core.streams import PayloadStream
-from translators import azure_names
-from translators.azure_errors import map_errors
+from translators.azure import names as azure_names
+from translators.azure.errors import map_errors
 
 #: Largest body sent as one Put Blob (aiohttp sends larger byte bodies only with a warning
 #: that they may block the event loop).

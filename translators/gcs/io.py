@@ -27,7 +27,7 @@ from core.checksums import ChecksumAlgorithm
 from core.errors import S3Error
 from core.streams import PayloadDigest, PayloadStream
 from translators.blocking import BlockingPool, PayloadReader, iterate_in_thread
-from translators.gcs_client import map_errors
+from translators.gcs.errors import map_errors
 
 #: Bodies up to this size are buffered and written in one request.
 INLINE_LIMIT: Final = 4 * 1024 * 1024

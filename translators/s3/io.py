@@ -19,7 +19,7 @@ from typing import Any, Final
 from core import checksums
 from core.errors import S3Error
 from translators.blocking import BlockingPool, PayloadReader, iterate_in_thread
-from translators.s3_errors import map_errors
+from translators.s3.errors import map_errors
 
 #: The largest chunk a GET body yields.
 CHUNK_SIZE: Final = 256 * 1024

@@ -1,6 +1,6 @@
 """ListObjects over Azure: two sorted name streams merged into one S3 page.
 
-A bucket's keys live verbatim or escaped (see :mod:`translators.azure_names`). Verbatim
+A bucket's keys live verbatim or escaped (see :mod:`translators.azure.names`). Verbatim
 names are listed with ``walk_blobs`` (Azure rolls up the delimiter server-side, so a common
 prefix costs one entry however many keys it holds); escaped names are listed flat and
 rolled up here. The two streams are merged in UTF-8 byte order of the keys.
@@ -21,8 +21,10 @@ from typing import Any, Final
 from azure.storage.blob import BlobProperties
 from azure.storage.blob.aio import BlobPrefix, ContainerClient
 
-from translators import azure_names, objectmeta
+from translators import listing, objectmeta
+from translators.azure import names as azure_names
 from translators.base import ListPage, ListQuery, ObjectInfo
+from translators.listing import Seek
 
 _TOKENS_KEPT: Final = 1024
 _SCAN_PAGE: Final = 5000
@@ -62,13 +64,6 @@ class TokenCache:
         self._tokens.move_to_end(key)
         while len(self._tokens) > _TOKENS_KEPT:
             self._tokens.popitem(last=False)
-
-
-def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
-    if not delimiter:
-        return None
-    cut = key.find(delimiter, len(prefix))
-    return None if cut < 0 else key[: cut + len(delimiter)]
 
 
 class _VerbatimStream:
@@ -148,24 +143,16 @@ async def list_objects(
     tokens: TokenCache,
 ) -> ListPage:
     """One page of the keys under ``base`` (a bucket's name prefix) as ListQuery describes."""
-    objects: list[ObjectInfo] = []
-    prefixes: list[str] = []
-    if query.max_keys <= 0:
-        return ListPage(objects, prefixes, None)
     prefix, delimiter, start_after = query.prefix, query.delimiter, query.start_after
     after = start_after.encode()
-    skip_under = None
-    if delimiter and _common_prefix(start_after, prefix, delimiter) == start_after:
-        skip_under = start_after if start_after.startswith(prefix) else None
+    skip_under = start_after if listing.is_common_prefix(start_after, prefix, delimiter) else None
 
     cache_key = (container.container_name, base + prefix, delimiter, start_after)
     hit, token = tokens.get(cache_key) if start_after else (True, None)
     page_size = min(_SCAN_PAGE, max(query.max_keys + 2, 100)) if hit else _SCAN_PAGE
-    streams: list[AsyncIterator[Entry]] = [_escaped_entries(container, base, prefix)]
     verbatim: _VerbatimStream | None = None
     if _verbatim_possible(prefix):
         verbatim = _VerbatimStream(container, base, prefix, delimiter, page_size)
-        streams.append(verbatim.entries(token))
 
     async def has_later_key(group: str) -> bool:
         """Whether a verbatim key in ``group`` (a server-side prefix) sorts after start_after
@@ -176,42 +163,31 @@ async def list_objects(
                 return True
         return False
 
-    last_prefix: str | None = None
-    last_entry = ""
-    more = False
-    async for key, info in _merge(streams):
-        if info is not None:
-            if key.encode() <= after or (skip_under and key.startswith(skip_under)):
-                continue
-            common = _common_prefix(key, prefix, delimiter)
-        else:
-            common = key
-            if key.startswith(azure_names.ESCAPED) or (skip_under and key.startswith(skip_under)):
-                continue
-            if key.encode() <= after:
-                if not start_after.startswith(key) or not await has_later_key(key):
+    async def scan(_: Seek, __: int) -> AsyncIterator[Entry]:
+        """Every entry under the prefix (Azure has no start-after; the engine skips), less
+        the server-side prefixes that hold no key to list."""
+        streams = [_escaped_entries(container, base, prefix)]
+        if verbatim is not None:
+            streams.append(verbatim.entries(token))
+        async for key, info in _merge(streams):
+            if info is None:
+                if key.startswith(azure_names.ESCAPED) or (
+                    skip_under and key.startswith(skip_under)
+                ):
                     continue
-            elif azure_names.ESCAPED.startswith(key) and not await has_later_key(key):
-                continue
-        if common is not None and common == last_prefix:
-            continue
-        if len(objects) + len(prefixes) == query.max_keys:
-            more = True
-            break
-        if common is None:
-            assert info is not None
-            objects.append(info)
-            last_entry = key
-        else:
-            prefixes.append(common)
-            last_prefix = last_entry = common
-    if not more:
-        return ListPage(objects, prefixes, None)
-    if verbatim is not None:
+                if key.encode() <= after:
+                    if not start_after.startswith(key) or not await has_later_key(key):
+                        continue
+                elif azure_names.ESCAPED.startswith(key) and not await has_later_key(key):
+                    continue
+            yield key, info
+
+    page = await listing.collect(listing.objects_page(query), scan, seek_past_prefixes=False)
+    if page.truncated and verbatim is not None and page.last is not None:
         tokens.put(
-            (container.container_name, base + prefix, delimiter, last_entry), verbatim.page_token
+            (container.container_name, base + prefix, delimiter, page.last[0]), verbatim.page_token
         )
-    return ListPage(objects, prefixes, last_entry)
+    return listing.list_page(page)
 
 
 def _verbatim_possible(prefix: str) -> bool:

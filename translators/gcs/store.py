@@ -1,7 +1,7 @@
 """The GCS translator's core: one client, one thread pool, and the calls every operation uses.
 
 Every SDK call runs in the :class:`~translators.blocking.BlockingPool` inside one
-:func:`~translators.gcs_client.map_errors`; reads, listings and deletes are retried on
+:func:`~translators.gcs.client.map_errors`; reads, listings and deletes are retried on
 transient failures, writes are not (their body is consumed, or their precondition would
 misreport a retried success). The SDK's own retry is switched off everywhere (``retry=None``)
 so a failure surfaces in bounded time.
@@ -22,8 +22,9 @@ from core.errors import S3Error
 from translators import objectmeta
 from translators.base import ObjectInfo, WriteConditions
 from translators.blocking import BlockingPool, retrying
-from translators.gcs_client import GCSSettings, is_transient, make_client, map_errors
-from translators.gcs_io import Staged
+from translators.gcs.client import GCSSettings, make_client
+from translators.gcs.errors import is_transient, map_errors
+from translators.gcs.io import Staged
 from translators.namespace import Location, Namespace
 
 T = TypeVar("T")

@@ -1,34 +1,26 @@
-"""Settings, client construction and error mapping for the Google Cloud Storage translator.
+"""Settings and client construction for the Google Cloud Storage translator.
 
 :class:`GCSSettings` is read once from a :class:`~translators.config.BackendSpec` and the
 environment; :func:`make_client` builds the (blocking) ``google.cloud.storage`` client on an
-HTTP session whose connection pool matches the translator's thread pool; :func:`map_errors`
-is the one place SDK and transport exceptions become S3 errors.
+HTTP session whose connection pool matches the translator's thread pool (errors are mapped
+in :mod:`translators.gcs.errors`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import google.auth
 import google.auth.exceptions
 import google.cloud.storage as storage
-import requests
-import urllib3.exceptions
-from google.api_core import exceptions as api
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import AuthorizedSession
 from requests.adapters import HTTPAdapter
 
-from core.errors import S3Error
 from translators.config import BackendConfigError, BackendSpec
-
-log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"
 _SCOPES: Final = ("https://www.googleapis.com/auth/devstorage.read_write",)
@@ -116,66 +108,3 @@ def make_client(settings: GCSSettings) -> tuple[Any, AuthorizedSession]:
         _http=session,
     )
     return client, session
-
-
-_TRANSPORT: Final = (
-    requests.ConnectionError,
-    requests.Timeout,
-    urllib3.exceptions.HTTPError,
-    google.auth.exceptions.TransportError,
-    ConnectionError,
-    TimeoutError,
-)
-_TRANSIENT: Final = (
-    api.TooManyRequests,
-    api.InternalServerError,
-    api.BadGateway,
-    api.ServiceUnavailable,
-    api.GatewayTimeout,
-    *_TRANSPORT,
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether retrying the same idempotent call may succeed."""
-    return isinstance(error, _TRANSIENT)
-
-
-@contextlib.contextmanager
-def map_errors(
-    endpoint: str,
-    *,
-    missing: Callable[[], S3Error] | None = None,
-    condition: str = "If-Match",
-) -> Iterator[None]:
-    """Turn SDK and transport exceptions into S3 errors, most specific first.
-
-    ``missing`` builds the error for a 404 (NoSuchKey, NoSuchBucket, NoSuchUpload as fits
-    the call); without it a 404 is unexpected and becomes InternalError. ``condition`` names
-    the precondition a 412 reports.
-    """
-    try:
-        yield
-    except S3Error:
-        raise
-    except api.NotFound as error:
-        if missing is None:
-            log.error("unexpected 404 from Google Cloud Storage: %s", error)
-            raise S3Error("InternalError", "The storage backend lost an object.") from error
-        raise missing() from error
-    except api.PreconditionFailed as error:
-        raise S3Error("PreconditionFailed", Condition=condition) from error
-    except (api.TooManyRequests, api.ServiceUnavailable) as error:
-        raise S3Error("SlowDown", "Google Cloud Storage asked to reduce the request rate.") from (
-            error
-        )
-    except _TRANSPORT as error:
-        raise S3Error(
-            "ServiceUnavailable",
-            f"Google Cloud Storage at {endpoint} cannot be reached: {error}",
-        ) from error
-    except Exception as error:
-        log.error(
-            "Google Cloud Storage call failed: %s: %s", type(error).__name__, error, exc_info=error
-        )
-        raise S3Error("InternalError") from error

@@ -44,16 +44,6 @@ THROTTLING: Final = frozenset(
         "EC2ThrottledException",
     }
 )
-#: Codes worth retrying on an idempotent call (after botocore's own retries gave up).
-_TRANSIENT_CODES: Final = THROTTLING | {
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestTimeout",
-    "500",
-    "502",
-    "503",
-    "504",
-}
 #: Backend codes that must not reach a client as-is: they describe the gateway's own
 #: credentials or requests to the backend, not the client's request.
 _GATEWAY_FAULTS: Final = frozenset(
@@ -88,15 +78,6 @@ def error_code(error: BaseException) -> str:
 def error_field(error: ClientError, name: str) -> str | None:
     value: Any = error.response.get("Error", {}).get(name)
     return None if value is None else str(value)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether retrying an idempotent call that failed with ``error`` may succeed."""
-    if isinstance(error, S3Error):
-        return error.code in ("SlowDown", "ServiceUnavailable") and error.__cause__ is not None
-    if isinstance(error, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
-        return True
-    return error_code(error) in _TRANSIENT_CODES
 
 
 @contextmanager

@@ -14,7 +14,7 @@ places under its bucket's prefix:
   padding). That alphabet is ASCII and ascending, so the escaped names also list in the
   keys' byte order, and a key's prefix maps to a name prefix up to its last whole symbol.
 
-A listing merges the two sorted streams (see :mod:`translators.azure_listing`).
+A listing merges the two sorted streams (see :mod:`translators.azure.listing`).
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from core.errors import S3Error
 from translators import multipart
 from translators.base import ObjectInfo, WriteConditions
-from translators.blocking import BlockingPool, retrying
+from translators.blocking import BlockingPool
 from translators.namespace import Location, Namespace
-from translators.s3_codec import apply_manifest, read_object, unquote
-from translators.s3_errors import is_transient, map_errors
+from translators.s3.codec import apply_manifest, read_object, unquote
+from translators.s3.errors import map_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,10 +36,8 @@ class Found:
     backend_etag: str
 
 
-class S3Core:
+class S3Store:
     """Shared state and helpers; see :class:`translators.s3.S3Backend` for the contracts."""
-
-    name = "s3"
 
     def __init__(
         self,
@@ -56,6 +54,7 @@ class S3Core:
         if part_size < multipart.MIN_PART_SIZE:
             raise ValueError("part_size must be at least 5 MiB (S3's minimum part size)")
         self.client = client
+        # Streamed bodies cannot be rewound, so botocore must not retry them.
         self.stream_client = stream_client or client
         self.namespace = namespace
         self.pool = BlockingPool(pool_size)
@@ -67,24 +66,16 @@ class S3Core:
 
     # Calls
 
-    async def call(
-        self, operation: str, call: Callable[[], T], *, idempotent: bool = False, **fields: str
-    ) -> T:
-        """Run one blocking SDK ``call`` in the pool inside :func:`map_errors`; retry
-        transient failures when the call is ``idempotent``."""
-
-        async def attempt() -> T:
-            with map_errors(self.endpoint, operation, **fields):
-                return await self.pool.run(call)
-
-        if not idempotent:
-            return await attempt()
-        return await retrying(attempt, transient=is_transient)
+    async def call(self, operation: str, call: Callable[[], T], **fields: str) -> T:
+        """Run one blocking SDK ``call`` in the pool inside :func:`map_errors` (botocore
+        retries it; see :class:`translators.s3.backend.S3Backend`)."""
+        with map_errors(self.endpoint, operation, **fields):
+            return await self.pool.run(call)
 
     async def quietly(self, operation: str, call: Callable[[], object]) -> None:
         """Best-effort cleanup: failures are logged, never raised."""
         try:
-            await self.call(operation, call, idempotent=True)
+            await self.call(operation, call)
         except S3Error as error:
             log.warning("S3 backend %s: cleanup %s failed: %s", self.endpoint, operation, error)
 
@@ -97,7 +88,6 @@ class S3Core:
             await self.call(
                 "HeadObject",
                 lambda: self.client.head_object(Bucket=marker.container, Key=marker.name),
-                idempotent=True,
             )
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchBucket"):
@@ -119,7 +109,6 @@ class S3Core:
             response: Any = await self.call(
                 "HeadObject",
                 lambda: self.client.head_object(Bucket=location.container, Key=location.name),
-                idempotent=True,
                 BucketName=bucket,
                 Key=key,
             )
@@ -148,7 +137,6 @@ class S3Core:
                 lambda: self.client.get_object(Bucket=manifest.container, Key=manifest.name)[
                     "Body"
                 ].read(),
-                idempotent=True,
             )
         except S3Error as error:
             if error.code != "NoSuchKey":

@@ -11,7 +11,7 @@ headers, user metadata, part layout) in ONE :mod:`translators.objectmeta` metada
 Content-Type, -Encoding, -Disposition, -Language and Cache-Control are also set natively.
 
 Atomicity: a write becomes visible in a single request made after its body ended and
-verified (see :mod:`translators.gcs_io`), so an interrupted or failed write leaves the previous
+verified (see :mod:`translators.gcs.io`), so an interrupted or failed write leaves the previous
 version in place. WriteConditions become ``if_generation_match`` on that request: 0 for
 If-None-Match, the generation whose ETag matched for If-Match, so check and commit are one
 atomic step on GCS. (fake-gcs-server ignores preconditions on requests carrying metadata; the
@@ -33,33 +33,28 @@ from urllib.parse import quote
 from google.api_core import exceptions as api
 from google.cloud.exceptions import from_http_response
 
-from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
     BucketInfo,
-    CompletedPart,
     GetOptions,
     GetResult,
     ListPage,
     ListQuery,
     ObjectInfo,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
     WriteConditions,
     WriteMetadata,
+    written_object,
 )
+from translators.composed import DelegatesMultipart
 from translators.config import BackendSpec
-from translators.gcs_client import GCSSettings
-from translators.gcs_io import EmptyBody, StreamBody, discard, receive
-from translators.gcs_listing import list_objects
-from translators.gcs_multipart import Multipart
-from translators.gcs_store import Store, last_modified, object_info
+from translators.gcs.client import GCSSettings
+from translators.gcs.io import EmptyBody, StreamBody, discard, receive
+from translators.gcs.listing import list_objects
+from translators.gcs.multipart import Multipart
+from translators.gcs.store import Store, last_modified, object_info
 from translators.namespace import Namespace
 
 log = logging.getLogger(__name__)
@@ -70,7 +65,7 @@ _OPEN_ATTEMPTS: Final = 5
 _STALE_TEMP: Final = timedelta(hours=6)
 
 
-class GCSBackend:
+class GCSBackend(DelegatesMultipart):
     """A :class:`translators.base.Backend` over Google Cloud Storage.
 
     ``min_part_size`` is the smallest part but the last that CompleteMultipartUpload
@@ -89,7 +84,7 @@ class GCSBackend:
         self.settings = settings
         self.namespace = namespace
         self.store = Store(settings, namespace)
-        self.multipart = Multipart(self.store, min_part_size)
+        self.multipart: Multipart = Multipart(self.store, min_part_size)
 
     @classmethod
     def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> GCSBackend:
@@ -275,16 +270,7 @@ class GCSBackend:
             endpoint=store.endpoint,
         )
         try:
-            info = ObjectInfo(
-                key=key,
-                size=staged.digest.size,
-                etag=staged.digest.md5_hex,
-                last_modified=datetime.now(UTC),
-                headers=dict(metadata.headers),
-                user_metadata=dict(metadata.user_metadata),
-                checksums=dict(staged.digest.checksums),
-                checksum_type="FULL_OBJECT" if staged.digest.checksums else None,
-            )
+            info = written_object(key, staged.digest, metadata)
             location = self.namespace.object(bucket, key)
             generation = await store.precondition(location, conditions, key)
             condition = "If-None-Match" if conditions.if_none_match is not None else "If-Match"
@@ -315,62 +301,3 @@ class GCSBackend:
         """A page of keys; see :class:`translators.base.ListQuery`."""
         await self.store.require_bucket(bucket)
         return await list_objects(self.store, bucket, query)
-
-    # Multipart
-
-    async def create_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        metadata: WriteMetadata,
-        checksum_algorithm: ChecksumAlgorithm | None,
-        checksum_type: ChecksumType | None,
-    ) -> UploadInfo:
-        return await self.multipart.create(bucket, key, metadata, checksum_algorithm, checksum_type)
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        return await self.multipart.upload_part(bucket, key, upload_id, part_number, body)
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.multipart.list_parts(
-            bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.multipart.list_uploads(bucket, query)
-
-    async def complete_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        """See :mod:`translators.gcs_multipart`: plan, compose in a tree, then clean up."""
-        return await self.multipart.complete(bucket, key, upload_id, parts, conditions)
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        await self.multipart.abort(bucket, key, upload_id)

@@ -3,7 +3,7 @@
 The gateway validates every completion itself (:func:`translators.multipart.plan_completion`
 against ListParts), so ``EntityTooSmall``, ``InvalidPart`` and ``InvalidPartOrder`` are the
 gateway's whatever the backend enforces. What a native upload cannot carry is kept beside it
-(see :mod:`translators.s3_codec`): the checksum algorithm and type and the manifest token
+(see :mod:`translators.s3.codec`): the checksum algorithm and type and the manifest token
 in the gateway upload id, a note per upload (so ListMultipartUploads can rebuild gateway
 ids), a note per part holding its MD5 and checksums when it has any, and the manifest of
 the completed object.
@@ -37,7 +37,9 @@ from translators.base import (
     WriteMetadata,
 )
 from translators.namespace import Location
-from translators.s3_codec import (
+from translators.s3 import listing as s3_listing
+from translators.s3.client import S3Store
+from translators.s3.codec import (
     UploadId,
     encode_manifest,
     key_tag,
@@ -51,38 +53,40 @@ from translators.s3_codec import (
     part_note_name,
     unquote,
 )
-from translators.s3_core import S3Core
-from translators.s3_io import BodyReader, held_back
+from translators.s3.io import BodyReader, held_back
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class S3Multipart(S3Core):
+class S3Multipart:
     """The multipart half of :class:`translators.s3.S3Backend`."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
 
     # Bookkeeping locations
 
     def upload_note_prefix(self, bucket: str) -> str:
-        return self.namespace.system("uploads", bucket).name + "/"
+        return self.store.namespace.system("uploads", bucket).name + "/"
 
     def part_note_prefix(self, native: str) -> str:
-        return self.namespace.system("parts", native_upload_hash(native)).name + "/"
+        return self.store.namespace.system("parts", native_upload_hash(native)).name + "/"
 
     async def _upload_id(self, bucket: str, key: str, upload_id: str) -> tuple[Location, UploadId]:
-        location = self.namespace.object(bucket, key)
+        location = self.store.namespace.object(bucket, key)
         try:
             return location, parse_upload_id(upload_id, location)
         except S3Error:
-            await self.require_bucket(bucket)
+            await self.store.require_bucket(bucket)
             raise
 
     async def _native(self, bucket: str, operation: str, call: Any, upload_id: str) -> Any:
         """A call on a native upload; NoSuchUpload becomes NoSuchBucket if the bucket is gone."""
         try:
-            return await self.call(operation, call, BucketName=bucket, UploadId=upload_id)
+            return await self.store.call(operation, call, BucketName=bucket, UploadId=upload_id)
         except S3Error as error:
             if error.code in ("NoSuchUpload", "NoSuchBucket"):
-                await self.require_bucket(bucket)
+                await self.store.require_bucket(bucket)
                 raise S3Error("NoSuchUpload", UploadId=upload_id) from None
             raise
 
@@ -99,8 +103,8 @@ class S3Multipart(S3Core):
     ) -> UploadInfo:
         """Start a native upload carrying the object's metadata; record its gateway id."""
         checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
-        await self.require_bucket_for_writes(bucket)
-        location = self.namespace.object(bucket, key)
+        await self.store.require_bucket_for_writes(bucket)
+        location = self.store.namespace.object(bucket, key)
         token = new_token()
         params: dict[str, Any] = {
             "Bucket": location.container,
@@ -108,9 +112,9 @@ class S3Multipart(S3Core):
             "Metadata": object_metadata(metadata.headers, metadata.user_metadata, manifest=token),
             **native_headers(metadata.headers),
         }
-        response = await self.call(
+        response = await self.store.call(
             "CreateMultipartUpload",
-            lambda: self.client.create_multipart_upload(**params),
+            lambda: self.store.client.create_multipart_upload(**params),
             BucketName=bucket,
         )
         upload_id = UploadId(
@@ -119,10 +123,11 @@ class S3Multipart(S3Core):
         note = self.upload_note_prefix(bucket) + (
             f"{native_upload_hash(upload_id.native)}.{upload_id.prefix()}"
         )
-        await self.call(
+        await self.store.call(
             "PutObject",
-            lambda: self.client.put_object(Bucket=self.namespace.container, Key=note, Body=b""),
-            idempotent=True,
+            lambda: self.store.client.put_object(
+                Bucket=self.store.namespace.container, Key=note, Body=b""
+            ),
         )
         return UploadInfo(
             key=key,
@@ -165,7 +170,7 @@ class S3Multipart(S3Core):
             response = await self._native(
                 bucket,
                 "UploadPart",
-                lambda: self.stream_client.upload_part(
+                lambda: self.store.stream_client.upload_part(
                     Bucket=location.container,
                     Key=location.name,
                     UploadId=parsed.native,
@@ -184,7 +189,7 @@ class S3Multipart(S3Core):
                 await self._native(
                     bucket,
                     "ListParts",
-                    lambda: self.client.list_parts(
+                    lambda: self.store.client.list_parts(
                         Bucket=location.container,
                         Key=location.name,
                         UploadId=parsed.native,
@@ -204,21 +209,22 @@ class S3Multipart(S3Core):
         native_etag = unquote(str(response.get("ETag", "")))
         if sums or native_etag != part.etag:
             note = part_note_name(self.part_note_prefix(parsed.native), part, native_etag)
-            await self.call(
+            await self.store.call(
                 "PutObject",
-                lambda: self.client.put_object(Bucket=self.namespace.container, Key=note, Body=b""),
-                idempotent=True,
+                lambda: self.store.client.put_object(
+                    Bucket=self.store.namespace.container, Key=note, Body=b""
+                ),
             )
         return part
 
     async def _spool(self, chunks: Any) -> tuple[IO[bytes], int]:
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.part_size)  # noqa: SIM115
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=self.store.part_size)  # noqa: SIM115
         size = 0
         try:
             async for chunk in chunks:
-                await self.pool.run(spool.write, chunk)
+                await self.store.pool.run(spool.write, chunk)
                 size += len(chunk)
-            await self.pool.run(spool.seek, 0)
+            await self.store.pool.run(spool.seek, 0)
         except BaseException:
             spool.close()
             raise
@@ -262,7 +268,7 @@ class S3Multipart(S3Core):
                 bucket,
                 "ListParts",
                 functools.partial(
-                    self.client.list_parts,
+                    self.store.client.list_parts,
                     Bucket=location.container,
                     Key=location.name,
                     UploadId=parsed.native,
@@ -316,15 +322,14 @@ class S3Multipart(S3Core):
         names: list[str] = []
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"Bucket": self.namespace.container, "Prefix": prefix}
+            params: dict[str, Any] = {"Bucket": self.store.namespace.container, "Prefix": prefix}
             if token:
                 params["ContinuationToken"] = token
             elif start_after:
                 params["StartAfter"] = start_after
-            page: Any = await self.call(
+            page: Any = await self.store.call(
                 "ListObjectsV2",
-                functools.partial(self.client.list_objects_v2, **params),
-                idempotent=True,
+                functools.partial(self.store.client.list_objects_v2, **params),
             )
             batch = [str(item["Key"]) for item in page.get("Contents", [])]
             names += batch
@@ -340,13 +345,13 @@ class S3Multipart(S3Core):
         """Uploads started through the gateway, by key then (within a key) in the backend's
         order; markers, delimiter and ``max_uploads`` applied as S3 defines them. The
         gateway's own uploads for large PutObjects have no note and are not listed."""
-        await self.require_bucket(bucket)
+        await self.store.require_bucket(bucket)
         note_prefix = self.upload_note_prefix(bucket)
         prefixes_by_hash: dict[str, str] = {}
         for name in await self.list_names(note_prefix):
             digest, _, prefix = name[len(note_prefix) :].partition(".")
             prefixes_by_hash[digest] = prefix
-        base = self.namespace.bucket_prefix(bucket)
+        base = self.store.namespace.bucket_prefix(bucket)
         entries: list[tuple[str, str, datetime, UploadId]] = []
         for item in await self._native_uploads(bucket, base + query.prefix):
             native = str(item["UploadId"])
@@ -355,27 +360,26 @@ class S3Multipart(S3Core):
             if id_prefix is None or not name.startswith(base):
                 continue
             key = name[len(base) :]
-            location = self.namespace.object(bucket, key)
+            location = self.store.namespace.object(bucket, key)
             try:
                 parsed = parse_upload_id(f"{id_prefix}.{native}", location)
             except S3Error:
                 continue
             entries.append((key, str(parsed), item["Initiated"], parsed))
         entries.sort(key=lambda entry: entry[0].encode())
-        return _uploads_page(entries, query)
+        return s3_listing.uploads_page(entries, query)
 
     async def _native_uploads(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
-        container = self.namespace.container_for(bucket)
+        container = self.store.namespace.container_for(bucket)
         found: list[dict[str, Any]] = []
         markers: dict[str, str] = {}
         seen: set[str] = set()
         while True:
             params: dict[str, Any] = {"Bucket": container, "Prefix": prefix, **markers}
             try:
-                page: Any = await self.call(
+                page: Any = await self.store.call(
                     "ListMultipartUploads",
-                    functools.partial(self.client.list_multipart_uploads, **params),
-                    idempotent=True,
+                    functools.partial(self.store.client.list_multipart_uploads, **params),
                     BucketName=bucket,
                 )
             except S3Error as error:
@@ -414,26 +418,17 @@ class S3Multipart(S3Core):
             upload,
             {part.part_number: part for part, _ in listed},
             parts,
-            min_part_size=self.min_part_size,
+            min_part_size=self.store.min_part_size,
         )
-        info = ObjectInfo(
-            key=key,
-            size=plan.size,
-            etag=plan.etag,
-            last_modified=datetime.now(UTC),
-            checksums=plan.checksums,
-            checksum_type=plan.checksum_type,
-            parts=tuple(
-                PartInfo(p.part_number, p.size, p.etag, None, p.checksums) for p in plan.parts
-            ),
-        )
-        native_conditions = await self.check_conditions(bucket, key, conditions)
-        manifest = self.manifest_location(parsed.token)
+        info = multipart.completed_object(key, upload, plan)
+        native_conditions = await self.store.check_conditions(bucket, key, conditions)
+        manifest = self.store.manifest_location(parsed.token)
         body = encode_manifest(info)
-        await self.call(
+        await self.store.call(
             "PutObject",
-            lambda: self.client.put_object(Bucket=manifest.container, Key=manifest.name, Body=body),
-            idempotent=True,
+            lambda: self.store.client.put_object(
+                Bucket=manifest.container, Key=manifest.name, Body=body
+            ),
         )
         chosen = [
             {"PartNumber": p.part_number, "ETag": f'"{native_etags[p.part_number]}"'}
@@ -442,7 +437,7 @@ class S3Multipart(S3Core):
         await self._native(
             bucket,
             "CompleteMultipartUpload",
-            lambda: self.client.complete_multipart_upload(
+            lambda: self.store.client.complete_multipart_upload(
                 Bucket=location.container,
                 Key=location.name,
                 UploadId=parsed.native,
@@ -461,7 +456,7 @@ class S3Multipart(S3Core):
         await self._native(
             bucket,
             "AbortMultipartUpload",
-            lambda: self.client.abort_multipart_upload(
+            lambda: self.store.client.abort_multipart_upload(
                 Bucket=location.container, Key=location.name, UploadId=parsed.native
             ),
             upload_id,
@@ -482,11 +477,11 @@ class S3Multipart(S3Core):
         """Delete bookkeeping objects, 1,000 per request, best effort."""
         for start in range(0, len(names), 1000):
             batch: list[Any] = [{"Key": name} for name in names[start : start + 1000]]
-            await self.quietly(
+            await self.store.quietly(
                 "DeleteObjects",
                 functools.partial(
-                    self.client.delete_objects,
-                    Bucket=self.namespace.container,
+                    self.store.client.delete_objects,
+                    Bucket=self.store.namespace.container,
                     Delete={"Objects": batch, "Quiet": True},
                 ),
             )
@@ -496,59 +491,3 @@ def content_md5(data: bytes) -> str:
     import hashlib
 
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
-
-
-def _uploads_page(
-    entries: list[tuple[str, str, datetime, UploadId]], query: UploadsQuery
-) -> UploadsPage:
-    """Apply S3's ListMultipartUploads markers, delimiter and limit to sorted ``entries``."""
-    if query.max_uploads <= 0:
-        return UploadsPage([], [], None, None)
-    marker_key = query.key_marker
-    skip_prefix = None
-    if query.delimiter and marker_key.startswith(query.prefix):
-        rest = marker_key[len(query.prefix) :]
-        cut = rest.find(query.delimiter)
-        if cut >= 0 and cut + len(query.delimiter) == len(rest):
-            skip_prefix = marker_key
-    start = 0
-    if marker_key:
-        marker_bytes = marker_key.encode()
-        ids_of_marker = [e[1] for e in entries if e[0] == marker_key]
-        resume_after = -1  # position within the marker key's uploads
-        if query.upload_id_marker in ids_of_marker:
-            resume_after = ids_of_marker.index(query.upload_id_marker)
-        for index, (key, gateway_id, _, _) in enumerate(entries):
-            before = key.encode() < marker_bytes
-            same = key == marker_key
-            if before or (
-                same and (resume_after < 0 or ids_of_marker.index(gateway_id) <= resume_after)
-            ):
-                start = index + 1
-    uploads: list[UploadInfo] = []
-    prefixes: list[str] = []
-    last: tuple[str, str | None] = ("", None)
-    index = start
-    while index < len(entries):
-        key, gateway_id, initiated, parsed = entries[index]
-        if skip_prefix is not None and key.startswith(skip_prefix):
-            index += 1
-            continue
-        if len(uploads) + len(prefixes) == query.max_uploads:
-            return UploadsPage(uploads, prefixes, last[0], last[1])
-        cut = key.find(query.delimiter, len(query.prefix)) if query.delimiter else -1
-        if cut >= 0:
-            common = key[: cut + len(query.delimiter)]
-            prefixes.append(common)
-            last = (common, None)
-            while index < len(entries) and entries[index][0].startswith(common):
-                index += 1
-            continue
-        uploads.append(
-            UploadInfo(
-                key, gateway_id, initiated, WriteMetadata(), parsed.algorithm, parsed.checksum_type
-            )
-        )
-        last = (key, gateway_id)
-        index += 1
-    return UploadsPage(uploads, prefixes, None, None)

@@ -1,9 +1,9 @@
 """The filesystem translator's SQLite catalogue: schema, connections and row codecs.
 
 One database file holds buckets, objects, multipart uploads and parts; object bytes live in
-blob files named by random ids (see :mod:`translators.fs_blobs`). Keys are TEXT compared with
-SQLite's BINARY collation, i.e. by their UTF-8 bytes, which is S3's listing order (and, for
-valid Unicode, Python's ``str`` order too).
+blob files named by random ids (see :mod:`translators.filesystem.blobs`). Keys are TEXT
+compared with SQLite's BINARY collation, i.e. by their UTF-8 bytes, which is S3's listing
+order (and, for valid Unicode, Python's ``str`` order too).
 """
 
 from __future__ import annotations
@@ -77,22 +77,6 @@ def connect(path: Path, *, writer: bool, synchronous: bool = True) -> sqlite3.Co
 
 def timestamp(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
-
-
-def prefix_upper_bound(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix``.
-
-    None when there is none (empty prefix, or one made only of U+10FFFF). Range queries use
-    it instead of LIKE, which is case-insensitive and gives ``%``/``_`` meaning.
-    """
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop())
-        if code < 0x10FFFF:
-            # Surrogates cannot be encoded as UTF-8, and nothing in a key sorts among them.
-            chars.append(chr(0xE000 if 0xD800 <= code + 1 <= 0xDFFF else code + 1))
-            return "".join(chars)
-    return None
 
 
 # Objects

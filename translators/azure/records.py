@@ -4,16 +4,14 @@ An upload is one empty blob at ``namespace.system("uploads", bucket, upload_id)`
 one empty blob below it, ``.../<upload_id>/<part:05d>``. Everything lives in their metadata
 (one ASCII entry, like :mod:`translators.objectmeta`), so one listing returns whole records.
 A part record names its blocks by ``attempt`` and ``blocks`` (a count): the ids follow from
-:func:`translators.azure_names.block_id`, which keeps records small for 5 GiB parts.
+:func:`translators.azure.names.block_id`, which keeps records small for 5 GiB parts.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -22,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from core.checksums import ChecksumAlgorithm, ChecksumType
-from translators import azure_names
-from translators.base import PartInfo, UploadInfo, UploadsPage, UploadsQuery, WriteMetadata
+from translators.azure import names as azure_names
+from translators.base import PartInfo, UploadInfo, WriteMetadata
 
 RECORD_KEY: Final = "pagewright"
 _UPLOAD_ID: Final = re.compile(r"[0-9a-f]{32}")
@@ -49,20 +47,6 @@ def unpack(metadata: Mapping[str, str] | None) -> dict[str, Any] | None:
 def valid_upload_id(upload_id: str) -> bool:
     """Upload ids are 32 lower-case hex digits; anything else names no upload."""
     return _UPLOAD_ID.fullmatch(upload_id) is not None
-
-
-class UploadIds:
-    """Upload ids that sort by creation time, so listing by id lists by initiation."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def next(self) -> str:
-        with self._lock:
-            self._last = max(time.time_ns(), self._last + 1)
-            stamp = self._last
-        return f"{stamp:016x}{os.urandom(8).hex()}"
 
 
 def encode_upload(upload: UploadInfo) -> dict[str, str]:
@@ -135,50 +119,3 @@ def decode_part(metadata: Mapping[str, str] | None) -> PartRecord | None:
         checksums=dict(document["c"]),
     )
     return PartRecord(part, document["a"], document["b"])
-
-
-def page_uploads(uploads: list[UploadInfo], query: UploadsQuery) -> UploadsPage:
-    """One page of ``uploads`` (all of a bucket's) as S3 pages ListMultipartUploads.
-
-    Sorted by key bytes, then initiation (ids sort by it). ``key_marker`` alone resumes after
-    every upload of that key, with ``upload_id_marker`` after that upload of that key; a
-    marker that is a common prefix skips its keys. Common prefixes count toward the limit.
-    """
-    if query.max_uploads <= 0:
-        return UploadsPage([], [], None, None)
-    prefix, delimiter = query.prefix, query.delimiter
-    marker, id_marker = query.key_marker, query.upload_id_marker
-    rolled_marker = bool(delimiter) and _common(marker, prefix, delimiter) == marker
-    entries: list[tuple[str, UploadInfo | None]] = []
-    last_prefix: str | None = None
-    for upload in sorted(uploads, key=lambda u: (u.key.encode(), u.upload_id)):
-        key = upload.key
-        if not key.startswith(prefix):
-            continue
-        if marker:
-            if rolled_marker and key.startswith(marker):
-                continue
-            if key.encode() < marker.encode() or (
-                key == marker and (not id_marker or upload.upload_id <= id_marker)
-            ):
-                continue
-        common = _common(key, prefix, delimiter)
-        if common is None:
-            entries.append((key, upload))
-        elif common != last_prefix:
-            entries.append((common, None))
-            last_prefix = common
-    page, rest = entries[: query.max_uploads], entries[query.max_uploads :]
-    listed = [u for _, u in page if u is not None]
-    prefixes = [name for name, u in page if u is None]
-    if not rest:
-        return UploadsPage(listed, prefixes, None, None)
-    name, last = page[-1]
-    return UploadsPage(listed, prefixes, name, last.upload_id if last else None)
-
-
-def _common(key: str, prefix: str, delimiter: str) -> str | None:
-    if not delimiter or not key.startswith(prefix):
-        return None
-    cut = key.find(delimiter, len(prefix))
-    return None if cut < 0 else key[: cut + len(delimiter)]
