@@ -69,7 +69,7 @@ from benchmarks.harness import (
     seed,
     start_bench_gateway,
 )
-from tests.emulators import (
+from tests.support.emulators import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     Emulator,
@@ -77,7 +77,7 @@ from tests.emulators import (
     start_fake_gcs,
     start_moto,
 )
-from tests.servers import GatewayServer
+from tests.support.servers import GatewayServer
 
 BACKENDS = ("filesystem", "s3", "azure", "gcs")
 #: The translator module each remote backend needs.

@@ -48,7 +48,7 @@ from benchmarks.loadgen import (
     slices,
     transfer,
 )
-from tests.servers import free_port, wait_http
+from tests.support.servers import free_port, wait_http
 
 ACCESS_KEY = "PWBENCHACCESSKEY0001"
 SECRET_KEY = "pw-bench-secret-key-0001"

@@ -27,7 +27,7 @@ from benchmarks.compare_rclone import (
     log,
 )
 from benchmarks.loadgen import LoadResult, Response, closed_loop, slices, transfer
-from tests.servers import GatewayServer, start_gateway
+from tests.support.servers import GatewayServer, start_gateway
 
 MAX_REQUESTS = 5_000_000
 #: A 64 MiB transfer slower than this (about 0.5 MiB/s) counts as failed.
@@ -63,7 +63,7 @@ def on_server_cpu() -> Iterator[None]:
 def start_bench_gateway(
     data_dir: Path, *args: str, env: dict[str, str] | None = None
 ) -> GatewayServer:
-    """``tests.servers.start_gateway`` with the benchmark credentials, on the server CPU."""
+    """``tests.support.servers.start_gateway`` with the benchmark credentials, on the server CPU."""
     environment = {
         **(env or {}),
         "PWG_ROOT_ACCESS_KEY": ACCESS_KEY,

@@ -47,7 +47,7 @@ from benchmarks.harness import (
     start_bench_gateway,
 )
 from benchmarks.loadgen import slices, transfer
-from tests.servers import GatewayServer
+from tests.support.servers import GatewayServer
 
 ARTIFACT_SIZE = 64 * MIB
 SEED = 20261126

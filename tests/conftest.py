@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.servers import GatewayServer, make_tls_files, running_gateway
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway, in_process_gateway
+from tests.support.servers import GatewayServer, make_tls_files, running_gateway
 
 #: Fixtures that start a real server: every test using one is marked ``server``.
 SERVER_FIXTURES = frozenset({"process_gateway", "tls_gateway"})

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.artifact_api import API, artifact_bytes, create_api_key
-from tests.servers import GatewayServer, running_gateway
+from tests.support.artifact_api import API, artifact_bytes, create_api_key
 from tests.support.clients import make_s3_client
+from tests.support.servers import GatewayServer, running_gateway
 from tests.support.waiting import wait_until
 
 #: Needs a real server (see tests/conftest.py).

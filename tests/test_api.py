@@ -1,5 +1,5 @@
 """The artifact API against a real gateway process, every exchange checked against
-``openapi.json`` (tests.artifact_api.ApiClient), plus the route-table/document contract."""
+``openapi.json`` (tests.support.artifact_api.ApiClient), plus the route-table/document contract."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.api.openapi import OPENAPI
 from gateway.settings import Settings
 from policy.stack import build_stack
-from tests.artifact_api import ApiClient, create_api_key, tar_members, upload
+from tests.support.artifact_api import ApiClient, create_api_key, tar_members, upload
 from tests.support.gateway import InProcessGateway
 from translators.config import parse_backend_url
 from translators.registry import create_backend

@@ -18,10 +18,10 @@ from jsonschema import Draft202012Validator
 from core.numbers import is_decimal, saturating_decimal
 from gateway.api.openapi import OPENAPI
 from gateway.settings import Settings
-from tests.artifact_api import API, ApiClient, create_api_key, operation_for, upload
-from tests.postgres import catalog_url
+from tests.support.artifact_api import API, ApiClient, create_api_key, operation_for, upload
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway, in_process_gateway
+from tests.support.postgres import catalog_url
 
 HUGE = "9" * 5000
 

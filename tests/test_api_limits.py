@@ -17,9 +17,9 @@ import httpx
 import pytest
 from lxml import etree
 
-from tests.artifact_api import API, create_api_key
-from tests.servers import GatewayServer, running_gateway
+from tests.support.artifact_api import API, create_api_key
 from tests.support.clients import make_s3_client
+from tests.support.servers import GatewayServer, running_gateway
 from tests.support.signing import Signer
 from tests.support.waiting import files_under, wait_until
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from tests.servers import GatewayServer
 from tests.support.clients import make_s3_client
+from tests.support.servers import GatewayServer
 
 MIB = 1024 * 1024
 

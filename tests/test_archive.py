@@ -10,7 +10,7 @@ from core.errors import S3Error
 from policy.archive import RATIO_GRACE_BYTES, ArchiveValidator
 from policy.archive_rules import ArchiveReport
 from policy.model import Compression, SitePolicy
-from tests.archives import (
+from tests.support.archives import (
     Member,
     big_zero_file_tar,
     chunks,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from commands.cli import main
-from tests.artifact_api import create_api_key, tar_members, upload
+from tests.support.artifact_api import create_api_key, tar_members, upload
 from tests.support.gateway import InProcessGateway
 
 

@@ -17,11 +17,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.archives import Member, gzip, make_tar, site, zstd
-from tests.emulators import running, start_moto
-from tests.servers import GatewayServer, running_gateway
+from tests.support.archives import Member, gzip, make_tar, site, zstd
 from tests.support.clients import make_s3_client
+from tests.support.emulators import running, start_moto
 from tests.support.gateway import InProcessGateway
+from tests.support.servers import GatewayServer, running_gateway
 
 #: Needs a real server (see tests/conftest.py).
 pytestmark = pytest.mark.server

@@ -16,7 +16,7 @@ import pytest
 from commands.cli import main
 from policy.catalog import SqlCatalog
 from policy.model import ArtifactFilter, ObjectRecord
-from tests.postgres import catalog_url
+from tests.support.postgres import catalog_url
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

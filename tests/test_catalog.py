@@ -32,7 +32,7 @@ from policy.model import (
     Usage,
     parse_artifact_key,
 )
-from tests.postgres import catalog_url
+from tests.support.postgres import catalog_url
 
 pytestmark = pytest.mark.anyio
 

@@ -20,10 +20,10 @@ import pytest
 from botocore.config import Config
 
 from commands.cli import _parser, main
-from tests.artifact_api import create_api_key, upload
-from tests.servers import GatewayServer, free_port, running_gateway, wait_http
+from tests.support.artifact_api import create_api_key, upload
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway
+from tests.support.servers import GatewayServer, free_port, running_gateway, wait_http
 
 
 def _start(cwd: Path, port: int) -> subprocess.Popen[bytes]:

@@ -19,10 +19,10 @@ import pytest
 from botocore.config import Config
 
 from gateway.settings import SettingsError, load_settings
-from tests.faults import MiB, fill, free_bytes, tmpfs, unfill
-from tests.servers import GatewayServer, running_gateway
 from tests.support.clients import make_s3_client
+from tests.support.faults import MiB, fill, free_bytes, tmpfs, unfill
 from tests.support.s3_errors import s3_error
+from tests.support.servers import GatewayServer, running_gateway
 from tests.support.signing import Signer
 from tests.support.waiting import files_under, wait_until
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults import MiB, ext4_volume, fail_volume, fill, tmpfs, unfill
-from tests.servers import GatewayServer, running_gateway
 from tests.support.clients import make_s3_client
+from tests.support.faults import MiB, ext4_volume, fail_volume, fill, tmpfs, unfill
 from tests.support.s3_errors import s3_error
+from tests.support.servers import GatewayServer, running_gateway
 from tests.support.waiting import files_under
 
 #: Needs a real server (see tests/conftest.py).

@@ -17,7 +17,8 @@ import pytest
 
 from commands.healthcheck import probe_url
 from gateway.settings import load_settings
-from tests.servers import (
+from tests.support.gateway import InProcessGateway
+from tests.support.servers import (
     ACCESS_KEY,
     SECRET_KEY,
     free_port,
@@ -25,7 +26,6 @@ from tests.servers import (
     running_gateway,
     wait_http,
 )
-from tests.support.gateway import InProcessGateway
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,15 +35,15 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.project import PACKAGES, ROOT
-from tests.servers import free_port, wait_http
+from tests.support.project import PACKAGES, ROOT
+from tests.support.servers import free_port, wait_http
 
 #: Needs a real server (see tests/conftest.py).
 pytestmark = pytest.mark.server
 
 #: What an installation is built from (the Dockerfile copies the same).
 SOURCE = ("pyproject.toml", "README.md", *PACKAGES)
-PROBE = Path(__file__).with_name("installed_probe.py")
+PROBE = ROOT / "tests" / "support" / "installed_probe.py"
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Insta
 
 @pytest.fixture(scope="session")
 def probe(installed: Installation, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """What ``tests/installed_probe.py`` reports when run by the installation's Python."""
+    """What ``tests/support/installed_probe.py`` reports when run by the installation's Python."""
     done = subprocess.run(
         [installed.tool("python"), "-I", str(PROBE), *PACKAGES],
         cwd=tmp_path_factory.mktemp("probe"),

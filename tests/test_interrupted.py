@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.postgres import catalog_url
-from tests.servers import GatewayServer, start_gateway
 from tests.support.clients import make_s3_client
+from tests.support.postgres import catalog_url
+from tests.support.servers import GatewayServer, start_gateway
 from tests.support.signing import Signer
 from tests.support.waiting import files_under, wait_until
 

@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError
 
 from core.errors import S3Error
 from gateway.request import parse_address, parse_query
-from tests.raw_s3 import send
 from tests.support.gateway import InProcessGateway
+from tests.support.raw_s3 import send
 
 #: Percent-encoded bytes that are not UTF-8: a lone byte, a truncated sequence, an
 #: encoded surrogate, an overlong encoding.

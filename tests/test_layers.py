@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import PACKAGES, ROOT
+from tests.support.project import PACKAGES, ROOT
 
 #: Highest first. A package may import only itself and the packages after it.
 LAYERS = ("commands", "gateway", "policy", "translators", "core")

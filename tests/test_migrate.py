@@ -19,8 +19,8 @@ from core import checksums
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.digest import HashingPayload
-from tests.archives import Member, gzip, make_tar, site
-from tests.emulators import running, start_moto
+from tests.support.archives import Member, gzip, make_tar, site
+from tests.support.emulators import running, start_moto
 from translators.base import (
     Backend,
     CompletedPart,

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 
 from core.errors import S3Error
 from core.numbers import INT64_MAX, NumberError, decimal, int_argument, saturating_decimal
-from tests.raw_s3 import send
 from tests.support.gateway import InProcessGateway
+from tests.support.raw_s3 import send
 
 HUGE = "9" * 5000  # int() refuses more than 4,300 digits
 SUPERSCRIPT_TWO = "\u00b2"  # str.isdigit() is True, int() refuses it

@@ -22,7 +22,7 @@ from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
 from policy.quota_reservations import upload_reservation_id
 from tests.conformance.payload import MemoryPayload
-from tests.postgres import catalog_url
+from tests.support.postgres import catalog_url
 from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata
 from translators.filesystem.backend import FilesystemBackend
 

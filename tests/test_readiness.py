@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.postgres import private_server
-from tests.servers import GatewayServer, running_gateway
+from tests.support.postgres import private_server
+from tests.support.servers import GatewayServer, running_gateway
 
 #: Needs a real server (see tests/conftest.py).
 pytestmark = pytest.mark.server

@@ -25,7 +25,7 @@ from policy.catalog_backend import CatalogBackend
 from policy.model import ArtifactFilter, Catalog, ObjectRecord
 from policy.reindex import reindex
 from tests.conformance.payload import MemoryPayload
-from tests.postgres import catalog_url, fresh_schema
+from tests.support.postgres import catalog_url, fresh_schema
 from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata
 from translators.filesystem.backend import FilesystemBackend
 

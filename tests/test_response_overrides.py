@@ -10,8 +10,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from tests.raw_s3 import q, send
 from tests.support.gateway import InProcessGateway
+from tests.support.raw_s3 import q, send
 
 
 @pytest.fixture

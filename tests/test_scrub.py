@@ -13,9 +13,9 @@ import pytest
 from botocore.exceptions import IncompleteReadError, ResponseStreamingError
 
 from policy.verify import Throttle
-from tests.artifact_api import ApiClient, create_api_key, upload
-from tests.servers import GatewayServer, running_gateway
+from tests.support.artifact_api import ApiClient, create_api_key, upload
 from tests.support.clients import make_s3_client
+from tests.support.servers import GatewayServer, running_gateway
 
 #: Needs a real server (see tests/conftest.py).
 pytestmark = pytest.mark.server

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.project import PACKAGES, ROOT
-from tests.servers import free_port
+from tests.support.project import PACKAGES, ROOT
+from tests.support.servers import free_port
 
 #: Needs a real server (see tests/conftest.py).
 pytestmark = pytest.mark.server

@@ -20,12 +20,12 @@ from policy.model import SitePolicy
 from policy.reindex import reindex
 from policy.site_state import SITE_STATE_KEY, load_site_state
 from policy.stack import build_stack
-from tests.artifact_api import ApiClient, create_api_key, upload
 from tests.conformance.payload import MemoryPayload
-from tests.postgres import catalog_url, fresh_schema
-from tests.servers import running_gateway
+from tests.support.artifact_api import ApiClient, create_api_key, upload
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway
+from tests.support.postgres import catalog_url, fresh_schema
+from tests.support.servers import running_gateway
 from translators.base import Backend, GetOptions, ListQuery, WriteConditions, WriteMetadata
 from translators.filesystem.backend import FilesystemBackend
 

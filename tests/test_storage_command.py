@@ -11,9 +11,9 @@ import pytest
 
 from commands.cli import main
 from policy.catalog import SqlCatalog
-from tests.emulators import running, start_moto
-from tests.postgres import fresh_schema
-from tests.servers import running_gateway
+from tests.support.emulators import running, start_moto
+from tests.support.postgres import fresh_schema
+from tests.support.servers import running_gateway
 
 #: Needs a real server (see tests/conftest.py).
 pytestmark = pytest.mark.server

@@ -23,8 +23,8 @@ from policy.model import STAGING_PREFIX, SitePolicy
 from policy.validation import ValidationBackend
 from policy.validation_streams import CorruptArtifactError
 from policy.verify import VerifySummary, verify_artifacts
-from tests.archives import Member, gzip, make_tar, site, zstd
 from tests.conformance.payload import MemoryPayload
+from tests.support.archives import Member, gzip, make_tar, site, zstd
 from translators.base import (
     Backend,
     CompletedPart,

@@ -14,8 +14,8 @@ from urllib.parse import quote, unquote
 import pytest
 from lxml import etree
 
-from tests.raw_s3 import RawReply, send
 from tests.support.gateway import InProcessGateway
+from tests.support.raw_s3 import RawReply, send
 
 NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 #: Characters S3 stores in keys but XML 1.0 cannot carry, plus ones it carries only escaped.

@@ -18,7 +18,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 
 from core.context import RequestContext
-from tests.emulators import Emulator, running, start_fake_gcs
+from tests.support.emulators import Emulator, running, start_fake_gcs
 from translators.base import Backend
 from translators.filesystem.backend import FilesystemBackend
 from translators.memory.backend import MemoryBackend
@@ -177,7 +177,7 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """One Azurite per test module (its in-memory store slows as it fills)."""
-    from tests.emulators import start_azurite
+    from tests.support.emulators import start_azurite
 
     with running(start_azurite, tmp_path_factory.mktemp("azurite")) as emulator:
         yield emulator
@@ -215,7 +215,7 @@ async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """One moto_server per test session (per xdist worker)."""
-    from tests.emulators import start_moto
+    from tests.support.emulators import start_moto
 
     with running(start_moto, tmp_path_factory.mktemp("moto")) as emulator:
         yield emulator
@@ -224,7 +224,7 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 @pytest.fixture(scope="session")
 def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """One ``rclone serve s3 :memory:`` per test session (per xdist worker)."""
-    from tests.emulators import start_rclone_s3
+    from tests.support.emulators import start_rclone_s3
 
     with running(start_rclone_s3, tmp_path_factory.mktemp("rclone")) as emulator:
         yield emulator

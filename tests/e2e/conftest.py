@@ -23,9 +23,9 @@ from azure.storage.blob import BlobServiceClient
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 
-from tests.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
-from tests.servers import GatewayServer, running_gateway
 from tests.support.clients import make_s3_client
+from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
+from tests.support.servers import GatewayServer, running_gateway
 
 BACKENDS = ("filesystem", "s3", "azure", "gcs")
 #: The backend bucket/container every gateway bucket lives in (prefix mapping).

@@ -23,7 +23,7 @@ from tests.e2e.helpers import (
     write_file,
     write_tree,
 )
-from tests.servers import GatewayServer, require_tool
+from tests.support.servers import GatewayServer, require_tool
 
 #: ``aws s3 ls`` object line: date, time, size, key (keys may contain spaces).
 _LS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +(\d+) (.+)$")

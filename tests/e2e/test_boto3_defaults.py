@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 from lxml import etree
 
 from tests.e2e.helpers import MiB, data, md5_hex, multipart_etag, write_file
-from tests.servers import GatewayServer
 from tests.support.clients import make_s3_client
+from tests.support.servers import GatewayServer
 
 
 def _b64(raw: bytes) -> str:

@@ -17,7 +17,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from tests.e2e.helpers import MiB, data, md5_hex, multipart_etag, write_file
-from tests.servers import GatewayServer
+from tests.support.servers import GatewayServer
 
 
 @pytest.fixture

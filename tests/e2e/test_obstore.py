@@ -9,7 +9,7 @@ import pytest
 from obstore.store import S3Store
 
 from tests.e2e.helpers import MiB, data, md5_hex, multipart_etag
-from tests.servers import GatewayServer
+from tests.support.servers import GatewayServer
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from minio import Minio
 
 from tests.e2e.helpers import run
-from tests.servers import GatewayServer, require_tool
+from tests.support.servers import GatewayServer, require_tool
 
 ODD = "odd/ctl\x01\x07\x1f\ufffe end.txt"
 PLAIN = "odd/plain.txt"

@@ -23,7 +23,7 @@ from tests.e2e.helpers import (
     write_file,
     write_tree,
 )
-from tests.servers import GatewayServer, require_tool
+from tests.support.servers import GatewayServer, require_tool
 
 
 @dataclass(frozen=True)

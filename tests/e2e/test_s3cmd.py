@@ -20,7 +20,7 @@ from tests.e2e.helpers import (
     write_file,
     write_tree,
 )
-from tests.servers import GatewayServer, require_tool
+from tests.support.servers import GatewayServer, require_tool
 
 #: ``s3cmd ls`` object line: date, time, size, (storage class,) URI.
 _LS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d +(\d+) +(?:\S+ +)?(s3://.+)$")

@@ -5,7 +5,7 @@
 catalog in the data directory) and serves it with uvicorn in a thread on a free port, so
 boto3, httpx and hand-made sockets reach it as they would a real server, without a process
 to start. Tests of the process itself (signals, kill -9, startup, TLS, the filesystem store)
-use :mod:`tests.servers` and are marked ``server``.
+use :mod:`tests.support.servers` and are marked ``server``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from commands.serve import build_app
 from gateway.app import Gateway
 from gateway.http_protocol import bounded_protocol
 from gateway.settings import Settings
-from tests.servers import ACCESS_KEY, REGION, SECRET_KEY, free_port
+from tests.support.servers import ACCESS_KEY, REGION, SECRET_KEY, free_port
 
 
 class GatewayEndpoint(Protocol):

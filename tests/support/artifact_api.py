@@ -17,7 +17,7 @@ import httpx
 from jsonschema import Draft202012Validator
 
 from gateway.api.openapi import OPENAPI
-from tests.archives import Member, make_tar, site
+from tests.support.archives import Member, make_tar, site
 from tests.support.gateway import GatewayEndpoint
 
 API = "/_pagewright/v1"

@@ -8,7 +8,7 @@ under a running gateway. No mocks: the kernel produces the errors.
   ``mount -o remount,ro`` is refused while the gateway holds files open for writing.)
 
 Mounting needs root. If it is not permitted the test fails under ``CI=true`` and skips
-otherwise (as :func:`tests.servers.require_tool` does for missing tools). Every volume is
+otherwise (as :func:`tests.support.servers.require_tool` does for missing tools). Every volume is
 unmounted when its context exits; stop the gateway using it before that.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import require_tool
+from tests.support.servers import require_tool
 
 MiB = 1024 * 1024
 

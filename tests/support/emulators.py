@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, require_tool, wait_http
+from tests.support.servers import free_port, require_tool, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's documented, public development key (not a secret).
 AZURITE_KEY = (

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Final
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+ROOT: Final = Path(__file__).resolve().parents[2]
 _PYPROJECT: Final = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 #: The top-level packages an installation holds (``[tool.setuptools.packages.find] include``).
