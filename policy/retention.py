@@ -29,7 +29,14 @@ import anyio
 from core.context import RequestContext
 from core.streams import PayloadStream
 from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
-from policy.model import ArtifactFilter, Catalog, ObjectRecord, SitePolicy, parse_artifact_key
+from policy.model import (
+    ArtifactFilter,
+    Catalog,
+    ObjectRecord,
+    SitePolicy,
+    every_record,
+    parse_artifact_key,
+)
 from policy.policies import PolicyResolver
 from translators.base import (
     Backend,
@@ -114,16 +121,14 @@ class RetentionService:
         self._locks: dict[str, anyio.Lock] = {}
 
     async def _artifacts(self, site: str) -> list[ObjectRecord]:
-        records: list[ObjectRecord] = []
-        cursor: str | None = None
-        while True:
-            page = await self._catalog.list(
-                ArtifactFilter(site=site), artifacts_only=True, cursor=cursor, limit=1000
-            )
-            records.extend(page.items)
-            if page.next_cursor is None:
-                return records
-            cursor = page.next_cursor
+        rows = every_record(
+            self._catalog,
+            ArtifactFilter(site=site),
+            artifacts_only=True,
+            sort="created_at",
+            descending=True,
+        )
+        return [record async for record in rows]
 
     async def apply(
         self,
