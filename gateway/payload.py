@@ -22,7 +22,7 @@ from core.checksums import decode, header_name, parse_algorithm
 from core.digest import Digester
 from core.errors import S3Error
 from core.numbers import int_argument
-from core.streams import PayloadDigest
+from core.streams import ReadOncePayload
 from gateway.chunked import AwsChunkedDecoder
 from gateway.sigv4 import AuthResult, PayloadMode
 
@@ -32,7 +32,7 @@ _NOT_CHECKSUMS: Final = frozenset({"algorithm", "type", "mode"})
 _ALGORITHM_HEADERS: Final = ("x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm")
 
 
-class VerifiedPayload:
+class VerifiedPayload(ReadOncePayload):
     """An upload body, decoded and verified while it streams (see the module docstring).
 
     ``source`` yields raw request-body bytes and raises ``S3Error`` itself if the client
@@ -48,10 +48,8 @@ class VerifiedPayload:
         "_auth",
         "_content_md5",
         "_declared",
-        "_digest",
         "_expected",
         "_source",
-        "_started",
         "_streaming",
         "_trailer_algorithm",
     )
@@ -64,6 +62,7 @@ class VerifiedPayload:
         headers: Mapping[str, str],
         extra_algorithms: Iterable[str] = (),
     ) -> None:
+        super().__init__()
         self._source = source
         self._auth = auth
         encodings = {
@@ -84,25 +83,11 @@ class VerifiedPayload:
         self._algorithms: tuple[str, ...] = tuple(algorithms)
 
         self._declared = _declared_size(headers, self._streaming)
-        self._digest: PayloadDigest | None = None
-        self._started = False
 
     @property
     def declared_size(self) -> int | None:
         """The decoded length the client announced, if it announced one."""
         return self._declared
-
-    def digest(self) -> PayloadDigest:
-        """Size, hex MD5 and base64 checksums of the body; only after a full iteration."""
-        if self._digest is None:
-            raise RuntimeError("digest() before the payload was fully and successfully read")
-        return self._digest
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._started:
-            raise RuntimeError("a payload can be read only once")
-        self._started = True
-        return self._stream()
 
     async def _stream(self) -> AsyncIterator[bytes]:
         digester = Digester(self._algorithms)
@@ -171,7 +156,7 @@ class VerifiedPayload:
                     f"The trailer {header_name(name)} announced in x-amz-trailer is missing.",
                 )
             _compare(name, digests[name], decode(name, value))
-        self._digest = digester.result()
+        self._finish(digester.result())
 
 
 def _compare(algorithm: str, computed: bytes, expected: bytes) -> None:
