@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Final
 
 from core.checksums import decode, header_name, parse_algorithm
@@ -91,41 +91,30 @@ class VerifiedPayload(ReadOncePayload):
 
     async def _stream(self) -> AsyncIterator[bytes]:
         digester = Digester(self._algorithms)
-        updates: list[Callable[[bytes], object]] = [digester.update]
         # The signed hash covers the bytes as sent, framing included when there is any.
         raw_sha = hashlib.sha256() if self._auth.payload_mode is PayloadMode.SIGNED else None
         limit = self._declared
         trailer = self._trailer_algorithm
         size = 0
         decoder: AwsChunkedDecoder | None = None
-        if not self._streaming:
-            if raw_sha is not None:
-                updates.append(raw_sha.update)
-            async for data in self._source:
-                if not data:
-                    continue
-                size += len(data)
-                if limit is not None and size > limit:
-                    raise _too_long(limit)
-                for update in updates:
-                    update(data)
-                yield data
-        else:
+        if self._streaming:
             decoder = AwsChunkedDecoder(
                 self._auth.chunk_signing,
                 signed_trailer=self._auth.payload_mode is PayloadMode.STREAMING_SIGNED_TRAILER,
                 trailer=None if trailer is None else header_name(trailer),
             )
-            async for raw in self._source:
-                if raw_sha is not None:
-                    raw_sha.update(raw)
-                for data in decoder.feed(raw):
-                    size += len(data)
-                    if limit is not None and size > limit:
-                        raise _too_long(limit)
-                    for update in updates:
-                        update(data)
-                    yield data
+        async for raw in self._source:
+            if raw_sha is not None:
+                raw_sha.update(raw)
+            for data in (raw,) if decoder is None else decoder.feed(raw):
+                if not data:
+                    continue
+                size += len(data)
+                if limit is not None and size > limit:
+                    raise _too_long(limit)
+                digester.update(data)
+                yield data
+        if decoder is not None:
             decoder.finish()
 
         if limit is not None and size < limit:
