@@ -99,6 +99,17 @@ class QuotaBackend(
             return policy.max_object_size
         return self._max_object_size
 
+    async def _reservation(
+        self, bucket: str, key: str, declared: int | None
+    ) -> tuple[Reservation, int | None]:
+        """An empty reservation for a write of ``key`` and the size limit of ``bucket``;
+        ``EntityTooLarge`` when the ``declared`` size is already over it."""
+        policy = await self._policies.for_site(bucket)
+        limit = self._limit(policy)
+        if declared is not None and limit is not None and declared > limit:
+            raise entity_too_large(declared, limit, bucket)
+        return Reservation(self._catalog, bucket, policy, credit_key=key), limit
+
     async def put_object(
         self,
         ctx: RequestContext,
@@ -109,15 +120,10 @@ class QuotaBackend(
         conditions: WriteConditions,
     ) -> ObjectInfo:
         """Check the declared size, reserve it (+1 artifact) before reading, meter the body."""
-        policy = await self._policies.for_site(bucket)
-        limit = self._limit(policy)
-        declared = body.declared_size
-        if declared is not None and limit is not None and declared > limit:
-            raise entity_too_large(declared, limit, bucket)
-        reservation = Reservation(self._catalog, bucket, policy, credit_key=key)
+        reservation, limit = await self._reservation(bucket, key, body.declared_size)
         try:
             artifacts = 1 if parse_artifact_key(key) is not None else 0
-            await reservation.add(declared or 0, artifacts)
+            await reservation.add(body.declared_size or 0, artifacts)
             metered = MeteredPayload(body, reservation, limit)
             return await self.inner.put_object(ctx, bucket, key, metered, metadata, conditions)
         finally:
@@ -165,14 +171,9 @@ class QuotaBackend(
     ) -> PartInfo:
         """Reserve the part's size before reading; it joins the upload's reservation once
         stored, and is dropped if the part fails."""
-        policy = await self._policies.for_site(bucket)
-        limit = self._limit(policy)
-        declared = body.declared_size
-        if declared is not None and limit is not None and declared > limit:
-            raise entity_too_large(declared, limit, bucket)
-        reservation = Reservation(self._catalog, bucket, policy, credit_key=key)
+        reservation, limit = await self._reservation(bucket, key, body.declared_size)
         try:
-            await reservation.add(declared or 0)
+            await reservation.add(body.declared_size or 0)
             metered = MeteredPayload(body, reservation, limit)
             part = await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, metered)
         except BaseException:
