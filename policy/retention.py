@@ -37,6 +37,7 @@ from policy.model import (
     every_record,
     parse_artifact_key,
 )
+from policy.periodic import repeat
 from policy.policies import PolicyResolver
 from translators.base import (
     Backend,
@@ -193,12 +194,7 @@ class RetentionService:
     async def run_periodically(self, interval_s: float) -> None:
         """Run :meth:`apply_all` every ``interval_s`` seconds until cancelled (start it in a
         task group from the app's lifespan). A failing pass is logged; the loop goes on."""
-        while True:
-            try:
-                await self.apply_all()
-            except Exception:
-                log.exception("retention: periodic pass failed")
-            await anyio.sleep(interval_s)
+        await repeat(self.apply_all, interval_s, log, "retention: periodic pass failed")
 
 
 class RetentionBackend(
