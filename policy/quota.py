@@ -45,6 +45,9 @@ process is gone, and every upload reservation whose upload no longer exists.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
@@ -200,30 +203,27 @@ class QuotaBackend(
             size = await named_parts_size(self.inner, ctx, bucket, key, upload_id, parts)
             if size > limit:
                 raise entity_too_large(size, limit, bucket)
-        rid = upload_reservation_id(bucket, key, upload_id)
-        try:
-            info = await self.inner.complete_multipart_upload(
+        async with self._upload_ending(bucket, key, upload_id):
+            return await self.inner.complete_multipart_upload(
                 ctx, bucket, key, upload_id, parts, conditions
             )
-        except S3Error as exc:
-            if exc.code == "NoSuchUpload":
-                await self._release(rid, bucket)
-            raise
-        await self._release(rid, bucket)
-        return info
 
     async def abort_multipart_upload(
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str
     ) -> None:
         """Abort, then release the upload's reservation (also when it was already gone)."""
-        rid = upload_reservation_id(bucket, key, upload_id)
-        try:
+        async with self._upload_ending(bucket, key, upload_id):
             await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+
+    @asynccontextmanager
+    async def _upload_ending(self, bucket: str, key: str, upload_id: str) -> AsyncIterator[None]:
+        """Release the upload's reservation after the block ends the upload, or when the
+        block finds it gone (``NoSuchUpload``); any other failure keeps it."""
+        reservation_id = upload_reservation_id(bucket, key, upload_id)
+        try:
+            yield
         except S3Error as exc:
             if exc.code == "NoSuchUpload":
-                await self._release(rid, bucket)
+                await release_reservation(self._catalog, reservation_id, bucket)
             raise
-        await self._release(rid, bucket)
-
-    async def _release(self, reservation_id: str, site: str) -> None:
-        await release_reservation(self._catalog, reservation_id, site)
+        await release_reservation(self._catalog, reservation_id, bucket)
