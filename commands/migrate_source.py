@@ -10,7 +10,7 @@ from commands.migrate_verify import VerificationError, verify_source_read
 from core.context import RequestContext
 from core.digest import Digester
 from core.errors import S3Error
-from core.streams import ObjectBody, PayloadDigest
+from core.streams import ObjectBody, PayloadDigest, ReadOncePayload
 from translators.base import BucketInfo, GetOptions, GetResult, ListPage, ListQuery, ObjectInfo
 
 
@@ -79,7 +79,7 @@ class SourceReader:
             await self._body.aclose()
 
 
-class CopyPayload:
+class CopyPayload(ReadOncePayload):
     """A :class:`translators.base.PayloadStream` of consecutive slices of the source.
 
     Besides the whole payload's digest it keeps one digest per slice (``part_sizes``), so a
@@ -98,6 +98,7 @@ class CopyPayload:
         on_bytes: Callable[[int], None],
         source: ObjectInfo | None = None,
     ) -> None:
+        super().__init__()
         self._reader = reader
         self._part_sizes = part_sizes
         self._algorithms = algorithms
@@ -105,23 +106,10 @@ class CopyPayload:
         self._source = source
         self._whole = Digester(algorithms)
         self.parts: list[PayloadDigest] = []
-        self._done = False
-        self._started = False
 
     @property
     def declared_size(self) -> int | None:
         return sum(self._part_sizes)
-
-    def digest(self) -> PayloadDigest:
-        if not self._done:
-            raise RuntimeError("digest() before the payload was fully read")
-        return self._whole.result()
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._started:
-            raise RuntimeError("a payload can be read only once")
-        self._started = True
-        return self._stream()
 
     async def _stream(self) -> AsyncIterator[bytes]:
         for size in self._part_sizes:
@@ -135,4 +123,4 @@ class CopyPayload:
         if self._source is not None:
             await self._reader.finish()
             verify_source_read(self._source, self._whole.result(), self.parts)
-        self._done = True
+        self._finish(self._whole.result())

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Mapping
 
 from commands.progress import ReindexBar
-from commands.store import add_storage_arguments, open_storage, started_catalog
+from commands.store import add_storage_arguments, failed, open_storage, started_catalog
 from core.errors import S3Error
 from gateway.settings import Settings
 from policy.reindex import ReindexProgress, ReindexReport, reindex
@@ -39,12 +38,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         with ReindexBar(enabled=not args.no_progress) as progress:
             report = asyncio.run(_reindex(settings, backend, args.bucket, progress))
-    except BackendConfigError as error:
-        print(f"pagewright-gateway reindex: {error}", file=sys.stderr)
-        return 2
-    except S3Error as error:
-        print(f"pagewright-gateway reindex: {error}", file=sys.stderr)
-        return 1
+    except (BackendConfigError, S3Error) as error:
+        return failed("reindex", error)
     print(report.summary())
     return 0
 

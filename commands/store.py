@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from core.errors import S3Error
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.catalog import SqlCatalog
 from policy.catalog_probe import CatalogUnreachable, catalog_exists, describe
@@ -95,6 +96,13 @@ def open_catalog_settings(
         print(f"pagewright-gateway {command}: {error}", file=sys.stderr)
         return None
     return settings
+
+
+def failed(command: str, error: BackendConfigError | S3Error) -> int:
+    """Print why ``command`` failed on its store; the exit status: 2 for options the backend
+    refused when it started (``BackendConfigError``), 1 for a storage failure."""
+    print(f"pagewright-gateway {command}: {error}", file=sys.stderr)
+    return 2 if isinstance(error, BackendConfigError) else 1
 
 
 @asynccontextmanager

@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 from collections.abc import Mapping
 
-from commands.store import add_storage_arguments, open_storage, started_catalog
+from commands.store import add_storage_arguments, failed, open_storage, started_catalog
 from core.errors import S3Error
 from gateway.settings import Settings
 from policy.verify import VerifySummary, verify_artifacts
@@ -38,12 +37,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings, backend = storage
     try:
         summary = asyncio.run(_verify(settings, backend, args.bucket, not args.no_catalog))
-    except BackendConfigError as error:
-        print(f"pagewright-gateway verify: {error}", file=sys.stderr)
-        return 2
-    except S3Error as error:
-        print(f"pagewright-gateway verify: {error}", file=sys.stderr)
-        return 1
+    except (BackendConfigError, S3Error) as error:
+        return failed("verify", error)
     print(summary.text())
     return 1 if summary.corrupt else 0
 

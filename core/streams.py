@@ -1,5 +1,6 @@
 """The stream types of object bodies: an upload's :class:`PayloadStream` and its
-:class:`PayloadDigest`, and the :class:`ObjectBody` a read returns."""
+:class:`PayloadDigest`, and the :class:`ObjectBody` a read returns; and the two bases
+payload implementations share (:class:`PassThroughPayload`, :class:`ReadOncePayload`)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,57 @@ class ObjectBody(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+class PassThroughPayload:
+    """A :class:`PayloadStream` that wraps ``inner``: its declared size and digest are
+    ``inner``'s; a subclass writes :meth:`_stream`, which reads ``inner`` and yields its
+    chunks unchanged (checking what it must on the way, raising from the iterator)."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: PayloadStream) -> None:
+        self._inner = inner
+
+    @property
+    def declared_size(self) -> int | None:
+        return self._inner.declared_size
+
+    def digest(self) -> PayloadDigest:
+        return self._inner.digest()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream()
+
+    def _stream(self) -> AsyncIterator[bytes]:
+        raise NotImplementedError
+
+
+class ReadOncePayload:
+    """A :class:`PayloadStream` that can be iterated once (a second ``__aiter__`` raises
+    ``RuntimeError``) and whose digest is known only once :meth:`_stream` has run to its
+    end and called :meth:`_finish`; ``digest()`` before then raises ``RuntimeError``.
+    A subclass writes ``declared_size`` and :meth:`_stream`."""
+
+    __slots__ = ("_digest", "_started")
+
+    def __init__(self) -> None:
+        self._digest: PayloadDigest | None = None
+        self._started = False
+
+    def digest(self) -> PayloadDigest:
+        if self._digest is None:
+            raise RuntimeError("digest() before the payload was fully and successfully read")
+        return self._digest
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._started:
+            raise RuntimeError("a payload can be read only once")
+        self._started = True
+        return self._stream()
+
+    def _finish(self, digest: PayloadDigest) -> None:
+        self._digest = digest
+
+    def _stream(self) -> AsyncIterator[bytes]:
+        raise NotImplementedError

@@ -15,14 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Final
 
 from core.checksums import decode, header_name, parse_algorithm
 from core.digest import Digester
 from core.errors import S3Error
 from core.numbers import int_argument
-from core.streams import PayloadDigest
+from core.streams import ReadOncePayload
 from gateway.chunked import AwsChunkedDecoder
 from gateway.sigv4 import AuthResult, PayloadMode
 
@@ -32,7 +32,7 @@ _NOT_CHECKSUMS: Final = frozenset({"algorithm", "type", "mode"})
 _ALGORITHM_HEADERS: Final = ("x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm")
 
 
-class VerifiedPayload:
+class VerifiedPayload(ReadOncePayload):
     """An upload body, decoded and verified while it streams (see the module docstring).
 
     ``source`` yields raw request-body bytes and raises ``S3Error`` itself if the client
@@ -48,10 +48,8 @@ class VerifiedPayload:
         "_auth",
         "_content_md5",
         "_declared",
-        "_digest",
         "_expected",
         "_source",
-        "_started",
         "_streaming",
         "_trailer_algorithm",
     )
@@ -64,6 +62,7 @@ class VerifiedPayload:
         headers: Mapping[str, str],
         extra_algorithms: Iterable[str] = (),
     ) -> None:
+        super().__init__()
         self._source = source
         self._auth = auth
         encodings = {
@@ -84,63 +83,38 @@ class VerifiedPayload:
         self._algorithms: tuple[str, ...] = tuple(algorithms)
 
         self._declared = _declared_size(headers, self._streaming)
-        self._digest: PayloadDigest | None = None
-        self._started = False
 
     @property
     def declared_size(self) -> int | None:
         """The decoded length the client announced, if it announced one."""
         return self._declared
 
-    def digest(self) -> PayloadDigest:
-        """Size, hex MD5 and base64 checksums of the body; only after a full iteration."""
-        if self._digest is None:
-            raise RuntimeError("digest() before the payload was fully and successfully read")
-        return self._digest
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._started:
-            raise RuntimeError("a payload can be read only once")
-        self._started = True
-        return self._stream()
-
     async def _stream(self) -> AsyncIterator[bytes]:
         digester = Digester(self._algorithms)
-        updates: list[Callable[[bytes], object]] = [digester.update]
         # The signed hash covers the bytes as sent, framing included when there is any.
         raw_sha = hashlib.sha256() if self._auth.payload_mode is PayloadMode.SIGNED else None
         limit = self._declared
         trailer = self._trailer_algorithm
         size = 0
         decoder: AwsChunkedDecoder | None = None
-        if not self._streaming:
-            if raw_sha is not None:
-                updates.append(raw_sha.update)
-            async for data in self._source:
-                if not data:
-                    continue
-                size += len(data)
-                if limit is not None and size > limit:
-                    raise _too_long(limit)
-                for update in updates:
-                    update(data)
-                yield data
-        else:
+        if self._streaming:
             decoder = AwsChunkedDecoder(
                 self._auth.chunk_signing,
                 signed_trailer=self._auth.payload_mode is PayloadMode.STREAMING_SIGNED_TRAILER,
                 trailer=None if trailer is None else header_name(trailer),
             )
-            async for raw in self._source:
-                if raw_sha is not None:
-                    raw_sha.update(raw)
-                for data in decoder.feed(raw):
-                    size += len(data)
-                    if limit is not None and size > limit:
-                        raise _too_long(limit)
-                    for update in updates:
-                        update(data)
-                    yield data
+        async for raw in self._source:
+            if raw_sha is not None:
+                raw_sha.update(raw)
+            for data in (raw,) if decoder is None else decoder.feed(raw):
+                if not data:
+                    continue
+                size += len(data)
+                if limit is not None and size > limit:
+                    raise _too_long(limit)
+                digester.update(data)
+                yield data
+        if decoder is not None:
             decoder.finish()
 
         if limit is not None and size < limit:
@@ -171,7 +145,7 @@ class VerifiedPayload:
                     f"The trailer {header_name(name)} announced in x-amz-trailer is missing.",
                 )
             _compare(name, digests[name], decode(name, value))
-        self._digest = digester.result()
+        self._finish(digester.result())
 
 
 def _compare(algorithm: str, computed: bytes, expected: bytes) -> None:

@@ -32,14 +32,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
 
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import ApiKeyRecord
-from policy.model import ArtifactFilter, Compression, ObjectRecord
+from policy.model import ArtifactFilter, Compression, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
 
 FORMAT: Final = "pagewright-catalog-backup"
@@ -77,37 +77,15 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
 
     line({"format": FORMAT, "version": VERSION, "created_at": _time(datetime.now(UTC))})
     objects = 0
-    cursor: str | None = None
-    while True:
-        page = await catalog.list(
-            ArtifactFilter(),
-            artifacts_only=False,
-            sort="key",
-            descending=False,
-            cursor=cursor,
-            limit=1000,
-        )
-        for record in page.items:
-            line(_object_line(record))
-        objects += len(page.items)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    async for record in every_record(catalog, ArtifactFilter(), artifacts_only=False):
+        line(_object_line(record))
+        objects += 1
     policies = await catalog.all_site_overrides()
     for site, overrides in policies.items():
         line({"type": "site_policy", "site": site, "overrides": overrides})
     keys = await catalog.api_key_records()
     for key in keys:
-        line(
-            {
-                "type": "api_key",
-                "id": key.id,
-                "principal": key.principal,
-                "key_hash": key.key_hash,
-                "created_at": _time(key.created_at),
-                "last_used_at": None if key.last_used_at is None else _time(key.last_used_at),
-            }
-        )
+        line(_api_key_line(key))
     counts = BackupCounts(objects, len(policies), len(keys))
     line(
         {
@@ -137,23 +115,16 @@ async def backup_to_file(catalog: SqlCatalog, path: Path) -> BackupCounts:
 
 
 def _object_line(record: ObjectRecord) -> dict[str, Any]:
+    return {**asdict(record), "type": "object", "created_at": _time(record.created_at)}
+
+
+def _api_key_line(key: ApiKeyRecord) -> dict[str, Any]:
+    used = key.last_used_at
     return {
-        "type": "object",
-        "site": record.site,
-        "key": record.key,
-        "size": record.size,
-        "etag": record.etag,
-        "created_at": _time(record.created_at),
-        "creator": record.creator,
-        "content_type": record.content_type,
-        "build_id": record.build_id,
-        "compression": record.compression,
-        "sha256": record.sha256,
-        "status": record.status,
-        "action": record.action,
-        "pinned": record.pinned,
-        "corrupt": record.corrupt,
-        "user_metadata": record.user_metadata,
+        **asdict(key),
+        "type": "api_key",
+        "created_at": _time(key.created_at),
+        "last_used_at": None if used is None else _time(used),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -64,7 +64,7 @@ def hash_secret(secret: str) -> str:
 
 
 def insert_key(conn: Connection, record: ApiKeyRecord) -> None:
-    conn.execute(insert(api_keys).values(_values(record)))
+    conn.execute(insert(api_keys).values(asdict(record)))
 
 
 def record_use(conn: Connection, key_hash: str) -> str | None:
@@ -117,17 +117,7 @@ def records(conn: Connection) -> list[ApiKeyRecord]:
 def restore(conn: Connection, keys: Sequence[ApiKeyRecord]) -> None:
     """Insert (or replace, by id) keys as stored."""
     for key in keys:
-        row = _values(key)
+        row = asdict(key)
         statement = dialect_insert(conn)(api_keys).values(row)
         changed = {k: statement.excluded[k] for k in row if k != "id"}
         conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changed))
-
-
-def _values(record: ApiKeyRecord) -> dict[str, object]:
-    return {
-        "id": record.id,
-        "principal": record.principal,
-        "key_hash": record.key_hash,
-        "created_at": record.created_at,
-        "last_used_at": record.last_used_at,
-    }

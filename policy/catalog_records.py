@@ -13,6 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -38,7 +39,7 @@ class CursorError(ValueError):
 
 def upsert(conn: Connection, record: ObjectRecord) -> None:
     """Insert or replace the row of (site, key) with ``record``, every field included."""
-    values = _record_values(record)
+    values = asdict(record)
     statement = dialect_insert(conn)(objects).values(values)
     changed = {k: statement.excluded[k] for k in values if k not in ("site", "key")}
     conn.execute(statement.on_conflict_do_update(index_elements=["site", "key"], set_=changed))
@@ -127,26 +128,6 @@ def decode_cursor(cursor: str, sort: SortField, descending: bool) -> list[Any]:
     elif sort == "created_at":
         values[0] = _cursor_time(first)
     return values
-
-
-def _record_values(record: ObjectRecord) -> dict[str, Any]:
-    return {
-        "site": record.site,
-        "key": record.key,
-        "size": record.size,
-        "etag": record.etag,
-        "created_at": record.created_at,
-        "creator": record.creator,
-        "content_type": record.content_type,
-        "build_id": record.build_id,
-        "compression": record.compression,
-        "sha256": record.sha256,
-        "status": record.status,
-        "action": record.action,
-        "pinned": record.pinned,
-        "corrupt": record.corrupt,
-        "user_metadata": dict(record.user_metadata),
-    }
 
 
 def _filter_conditions(query: ArtifactFilter) -> list[ColumnElement[bool]]:

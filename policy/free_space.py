@@ -24,7 +24,7 @@ from typing import Final
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
-from core.streams import PayloadDigest, PayloadStream
+from core.streams import PassThroughPayload, PayloadStream
 from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
 from policy.upload_parts import named_parts_size
 from translators.base import (
@@ -76,25 +76,15 @@ class FreeSpaceGuard:
         )
 
 
-class FloorPayload:
+class FloorPayload(PassThroughPayload):
     """A :class:`PayloadStream` that re-checks the floor every :data:`RECHECK_BYTES` while it
     streams, for the bytes it still announces (``InsufficientStorage`` from the iterator,
     so the translator commits nothing)."""
 
     def __init__(self, inner: PayloadStream, guard: FreeSpaceGuard, ctx: RequestContext) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._guard = guard
         self._ctx = ctx
-
-    @property
-    def declared_size(self) -> int | None:
-        return self._inner.declared_size
-
-    def digest(self) -> PayloadDigest:
-        return self._inner.digest()
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream()
 
     async def _stream(self) -> AsyncIterator[bytes]:
         received = 0

@@ -9,7 +9,7 @@ stays the source of truth (``reindex`` rebuilds the catalog from it).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -312,3 +312,30 @@ class Catalog(Protocol):
     async def site_overrides(self, site: str) -> dict[str, Any]: ...
 
     async def set_site_overrides(self, site: str, overrides: dict[str, Any]) -> None: ...
+
+
+async def every_record(
+    catalog: Catalog,
+    query: ArtifactFilter,
+    *,
+    artifacts_only: bool,
+    sort: SortField = "key",
+    descending: bool = False,
+) -> AsyncIterator[ObjectRecord]:
+    """Every record of ``catalog`` matching ``query``, in ``sort`` order, read a page of
+    1000 at a time (the cursor's guarantees of :meth:`Catalog.list` hold)."""
+    cursor: str | None = None
+    while True:
+        page = await catalog.list(
+            query,
+            artifacts_only=artifacts_only,
+            sort=sort,
+            descending=descending,
+            cursor=cursor,
+            limit=1000,
+        )
+        for record in page.items:
+            yield record
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

@@ -45,6 +45,9 @@ process is gone, and every upload reservation whose upload no longer exists.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
@@ -99,6 +102,17 @@ class QuotaBackend(
             return policy.max_object_size
         return self._max_object_size
 
+    async def _reservation(
+        self, bucket: str, key: str, declared: int | None
+    ) -> tuple[Reservation, int | None]:
+        """An empty reservation for a write of ``key`` and the size limit of ``bucket``;
+        ``EntityTooLarge`` when the ``declared`` size is already over it."""
+        policy = await self._policies.for_site(bucket)
+        limit = self._limit(policy)
+        if declared is not None and limit is not None and declared > limit:
+            raise entity_too_large(declared, limit, bucket)
+        return Reservation(self._catalog, bucket, policy, credit_key=key), limit
+
     async def put_object(
         self,
         ctx: RequestContext,
@@ -109,15 +123,10 @@ class QuotaBackend(
         conditions: WriteConditions,
     ) -> ObjectInfo:
         """Check the declared size, reserve it (+1 artifact) before reading, meter the body."""
-        policy = await self._policies.for_site(bucket)
-        limit = self._limit(policy)
-        declared = body.declared_size
-        if declared is not None and limit is not None and declared > limit:
-            raise entity_too_large(declared, limit, bucket)
-        reservation = Reservation(self._catalog, bucket, policy, credit_key=key)
+        reservation, limit = await self._reservation(bucket, key, body.declared_size)
         try:
             artifacts = 1 if parse_artifact_key(key) is not None else 0
-            await reservation.add(declared or 0, artifacts)
+            await reservation.add(body.declared_size or 0, artifacts)
             metered = MeteredPayload(body, reservation, limit)
             return await self.inner.put_object(ctx, bucket, key, metered, metadata, conditions)
         finally:
@@ -165,14 +174,9 @@ class QuotaBackend(
     ) -> PartInfo:
         """Reserve the part's size before reading; it joins the upload's reservation once
         stored, and is dropped if the part fails."""
-        policy = await self._policies.for_site(bucket)
-        limit = self._limit(policy)
-        declared = body.declared_size
-        if declared is not None and limit is not None and declared > limit:
-            raise entity_too_large(declared, limit, bucket)
-        reservation = Reservation(self._catalog, bucket, policy, credit_key=key)
+        reservation, limit = await self._reservation(bucket, key, body.declared_size)
         try:
-            await reservation.add(declared or 0)
+            await reservation.add(body.declared_size or 0)
             metered = MeteredPayload(body, reservation, limit)
             part = await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, metered)
         except BaseException:
@@ -199,30 +203,27 @@ class QuotaBackend(
             size = await named_parts_size(self.inner, ctx, bucket, key, upload_id, parts)
             if size > limit:
                 raise entity_too_large(size, limit, bucket)
-        rid = upload_reservation_id(bucket, key, upload_id)
-        try:
-            info = await self.inner.complete_multipart_upload(
+        async with self._upload_ending(bucket, key, upload_id):
+            return await self.inner.complete_multipart_upload(
                 ctx, bucket, key, upload_id, parts, conditions
             )
-        except S3Error as exc:
-            if exc.code == "NoSuchUpload":
-                await self._release(rid, bucket)
-            raise
-        await self._release(rid, bucket)
-        return info
 
     async def abort_multipart_upload(
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str
     ) -> None:
         """Abort, then release the upload's reservation (also when it was already gone)."""
-        rid = upload_reservation_id(bucket, key, upload_id)
-        try:
+        async with self._upload_ending(bucket, key, upload_id):
             await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+
+    @asynccontextmanager
+    async def _upload_ending(self, bucket: str, key: str, upload_id: str) -> AsyncIterator[None]:
+        """Release the upload's reservation after the block ends the upload, or when the
+        block finds it gone (``NoSuchUpload``); any other failure keeps it."""
+        reservation_id = upload_reservation_id(bucket, key, upload_id)
+        try:
+            yield
         except S3Error as exc:
             if exc.code == "NoSuchUpload":
-                await self._release(rid, bucket)
+                await release_reservation(self._catalog, reservation_id, bucket)
             raise
-        await self._release(rid, bucket)
-
-    async def _release(self, reservation_id: str, site: str) -> None:
-        await release_reservation(self._catalog, reservation_id, site)
+        await release_reservation(self._catalog, reservation_id, bucket)

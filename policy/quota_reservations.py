@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from core.errors import S3Error
-from core.streams import PayloadDigest, PayloadStream
+from core.streams import PassThroughPayload, PayloadStream
 from policy.model import Catalog, ObjectRecord, QuotaExceeded, SitePolicy
 
 if TYPE_CHECKING:
@@ -182,26 +182,16 @@ class Reservation:
         self._held = False
 
 
-class MeteredPayload:
+class MeteredPayload(PassThroughPayload):
     """A :class:`PayloadStream` that enforces a size limit and grows a reservation while the
     body flows: the limit raises ``EntityTooLarge``, the quota ``QuotaExceeded``, both from
     the iterator before the translator can commit."""
 
     def __init__(self, inner: PayloadStream, reservation: Reservation, limit: int | None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._reservation = reservation
         self._limit = limit
         self.received = 0
-
-    @property
-    def declared_size(self) -> int | None:
-        return self._inner.declared_size
-
-    def digest(self) -> PayloadDigest:
-        return self._inner.digest()
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream()
 
     async def _stream(self) -> AsyncIterator[bytes]:
         reservation = self._reservation

@@ -19,7 +19,6 @@ staging area) are never indexed. A record that cannot be read is reported and sk
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -29,7 +28,7 @@ import anyio
 from core.context import RequestContext
 from core.errors import S3Error
 from policy.catalog_backend import object_record, stored_creator
-from policy.model import ArtifactFilter, Catalog, ObjectRecord, is_reserved_key
+from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record, is_reserved_key
 from policy.policies import PolicyError, validate_overrides
 from policy.site_state import SiteState, SiteStateError, load_site_state
 from translators.base import Backend, ListQuery, ObjectInfo
@@ -141,7 +140,10 @@ async def _reindex_site(
     report: ReindexReport,
     progress: ReindexProgress,
 ) -> None:
-    existing = {record.key: record async for record in _catalog_rows(catalog, site)}
+    existing = {
+        record.key: record
+        async for record in every_record(catalog, ArtifactFilter(site=site), artifacts_only=False)
+    }
     saved = await _site_record(backend, site, report)
     start_after = ""
     while True:
@@ -240,35 +242,12 @@ async def _head_all(backend: Backend, site: str, keys: list[str]) -> dict[str, O
     return found
 
 
-async def _catalog_rows(catalog: Catalog, site: str) -> AsyncIterator[ObjectRecord]:
-    cursor: str | None = None
-    while True:
-        page = await catalog.list(
-            ArtifactFilter(site=site),
-            artifacts_only=False,
-            sort="key",
-            descending=False,
-            cursor=cursor,
-            limit=1000,
-        )
-        for record in page.items:
-            yield record
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
-
-
 async def _catalog_sites(catalog: Catalog) -> list[str]:
     """Every site with rows: asked directly when the catalog can, else read from all rows."""
     if isinstance(catalog, _ListsSites):
         return await catalog.sites()
-    sites: set[str] = set()
-    cursor: str | None = None
-    while True:
-        page = await catalog.list(
-            ArtifactFilter(), artifacts_only=False, sort="key", cursor=cursor, limit=1000
-        )
-        sites.update(record.site for record in page.items)
-        if page.next_cursor is None:
-            return sorted(sites)
-        cursor = page.next_cursor
+    sites = {
+        record.site
+        async for record in every_record(catalog, ArtifactFilter(), artifacts_only=False)
+    }
+    return sorted(sites)

@@ -29,7 +29,15 @@ import anyio
 from core.context import RequestContext
 from core.streams import PayloadStream
 from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
-from policy.model import ArtifactFilter, Catalog, ObjectRecord, SitePolicy, parse_artifact_key
+from policy.model import (
+    ArtifactFilter,
+    Catalog,
+    ObjectRecord,
+    SitePolicy,
+    every_record,
+    parse_artifact_key,
+)
+from policy.periodic import repeat
 from policy.policies import PolicyResolver
 from translators.base import (
     Backend,
@@ -114,16 +122,14 @@ class RetentionService:
         self._locks: dict[str, anyio.Lock] = {}
 
     async def _artifacts(self, site: str) -> list[ObjectRecord]:
-        records: list[ObjectRecord] = []
-        cursor: str | None = None
-        while True:
-            page = await self._catalog.list(
-                ArtifactFilter(site=site), artifacts_only=True, cursor=cursor, limit=1000
-            )
-            records.extend(page.items)
-            if page.next_cursor is None:
-                return records
-            cursor = page.next_cursor
+        rows = every_record(
+            self._catalog,
+            ArtifactFilter(site=site),
+            artifacts_only=True,
+            sort="created_at",
+            descending=True,
+        )
+        return [record async for record in rows]
 
     async def apply(
         self,
@@ -188,12 +194,7 @@ class RetentionService:
     async def run_periodically(self, interval_s: float) -> None:
         """Run :meth:`apply_all` every ``interval_s`` seconds until cancelled (start it in a
         task group from the app's lifespan). A failing pass is logged; the loop goes on."""
-        while True:
-            try:
-                await self.apply_all()
-            except Exception:
-                log.exception("retention: periodic pass failed")
-            await anyio.sleep(interval_s)
+        await repeat(self.apply_all, interval_s, log, "retention: periodic pass failed")
 
 
 class RetentionBackend(

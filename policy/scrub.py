@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import logging
 
-import anyio
-
 from core.context import RequestContext
 from policy.model import Catalog
+from policy.periodic import repeat
 from policy.verify import Throttle, VerifySummary, artifact_keys, verify_artifact
 from translators.base import Backend
 
@@ -59,9 +58,4 @@ class Scrubber:
     async def run_periodically(self, interval_s: float) -> None:
         """Scrub, then wait ``interval_s`` seconds, until cancelled; a failing pass is
         logged and the loop goes on."""
-        while True:
-            try:
-                await self.scrub_all()
-            except Exception:
-                log.exception("scrub: pass failed")
-            await anyio.sleep(interval_s)
+        await repeat(self.scrub_all, interval_s, log, "scrub: pass failed")

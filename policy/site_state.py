@@ -46,6 +46,7 @@ from policy.model import (
     ArtifactFilter,
     Catalog,
     ObjectRecord,
+    every_record,
 )
 from translators.base import Backend, GetOptions, WriteConditions, WriteMetadata
 
@@ -149,29 +150,11 @@ def artifact_state(record: ObjectRecord) -> ArtifactState | None:
 async def snapshot(catalog: Catalog, site: str) -> SiteState:
     """The catalog's current catalog-only state of ``site``."""
     artifacts: dict[str, ArtifactState] = {}
-    async for record in _artifacts(catalog, site):
+    async for record in every_record(catalog, ArtifactFilter(site=site), artifacts_only=True):
         state = artifact_state(record)
         if state is not None:
             artifacts[record.key] = state
     return SiteState(site, dict(await catalog.site_overrides(site)), artifacts)
-
-
-async def _artifacts(catalog: Catalog, site: str) -> AsyncIterator[ObjectRecord]:
-    cursor: str | None = None
-    while True:
-        page = await catalog.list(
-            ArtifactFilter(site=site),
-            artifacts_only=True,
-            sort="key",
-            descending=False,
-            cursor=cursor,
-            limit=1000,
-        )
-        for record in page.items:
-            yield record
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 async def load_site_state(backend: Backend, site: str) -> SiteState | None:

@@ -18,7 +18,7 @@ import anyio
 
 from core import checksums
 from core.errors import S3Error
-from core.streams import ObjectBody, PayloadDigest, PayloadStream
+from core.streams import ObjectBody, PassThroughPayload, PayloadDigest, PayloadStream
 from policy.archive import ArchiveValidator
 from policy.archive_rules import ArchiveReport
 from translators.base import ObjectInfo
@@ -64,7 +64,7 @@ def sha256_hex(info: ObjectInfo) -> str | None:
         return None
 
 
-class ValidatingPayload:
+class ValidatingPayload(PassThroughPayload):
     """A :class:`~translators.base.PayloadStream` over ``source`` that validates and hashes.
 
     Each chunk goes to ``validator`` (None: hash only) and a SHA256 hasher before it is
@@ -82,29 +82,22 @@ class ValidatingPayload:
         *,
         on_reject: Callable[[S3Error], None] | None = None,
     ) -> None:
-        self._source = source
+        super().__init__(source)
         self._validator = validator
         self._on_reject = on_reject
         self._digest: PayloadDigest | None = None
         self.report: ArchiveReport | None = None
 
-    @property
-    def declared_size(self) -> int | None:
-        return self._source.declared_size
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream()
-
     async def _stream(self) -> AsyncIterator[bytes]:
         sha = hashlib.sha256()
         validator = self._validator
         try:
-            async for chunk in self._source:
+            async for chunk in self._inner:
                 sha.update(chunk)
                 if validator is not None:
                     validator.feed(chunk)
                 yield chunk
-            digest = self._source.digest()
+            digest = self._inner.digest()
             if validator is not None:
                 self.report = validator.finish()
         except S3Error as error:
