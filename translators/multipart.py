@@ -20,7 +20,8 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.digest import multipart_etag
 from core.errors import S3Error
 from core.ranges import ByteRange
-from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo
+from core.streams import PayloadDigest
+from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo, WriteMetadata
 
 #: S3's minimum size of every part but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
@@ -37,6 +38,37 @@ class CompletionPlan:
     size: int
     checksums: dict[str, str]
     checksum_type: ChecksumType | None
+
+
+def new_upload(
+    key: str,
+    upload_id: str,
+    metadata: WriteMetadata,
+    checksum_algorithm: ChecksumAlgorithm | None,
+    checksum_type: ChecksumType | None,
+) -> UploadInfo:
+    """The upload CreateMultipartUpload starts, initiated now, with a copy of ``metadata``;
+    ``checksum_type`` is already resolved (:func:`resolve_checksum_type`)."""
+    return UploadInfo(
+        key=key,
+        upload_id=upload_id,
+        initiated=datetime.now(UTC),
+        metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
+        checksum_algorithm=checksum_algorithm,
+        checksum_type=checksum_type,
+    )
+
+
+def received_part(
+    part_number: int, digest: PayloadDigest, computed: Mapping[str, str] | None = None
+) -> PartInfo:
+    """The part a verified payload becomes, modified now: the payload's MD5 as ETag, its
+    checksums, and those the translator ``computed`` itself (for an upload's algorithm the
+    client sent no checksum of) where the payload has none."""
+    part_checksums = dict(digest.checksums)
+    for algorithm, value in (computed or {}).items():
+        part_checksums.setdefault(algorithm, value)
+    return PartInfo(part_number, digest.size, digest.md5_hex, datetime.now(UTC), part_checksums)
 
 
 def completed_object(key: str, upload: UploadInfo, plan: CompletionPlan) -> ObjectInfo:
