@@ -21,7 +21,14 @@ from core.digest import multipart_etag
 from core.errors import S3Error
 from core.ranges import ByteRange
 from core.streams import PayloadDigest
-from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo, WriteMetadata
+from translators.base import (
+    CompletedPart,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    WriteMetadata,
+)
 
 #: S3's minimum size of every part but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
@@ -69,6 +76,14 @@ def received_part(
     for algorithm, value in (computed or {}).items():
         part_checksums.setdefault(algorithm, value)
     return PartInfo(part_number, digest.size, digest.md5_hex, datetime.now(UTC), part_checksums)
+
+
+def parts_page(parts: Sequence[PartInfo], max_parts: int) -> PartsPage:
+    """A ListParts page of ``max_parts`` from ``parts`` (those above the marker, in order;
+    one more than ``max_parts`` is enough to tell whether the page is truncated)."""
+    page = list(parts[: max(max_parts, 0)])
+    more = max_parts > 0 and len(parts) > max_parts
+    return PartsPage(page, page[-1].part_number if more else None)
 
 
 def completed_object(key: str, upload: UploadInfo, plan: CompletionPlan) -> ObjectInfo:

@@ -165,9 +165,7 @@ class FilesystemMultipart:
             " ORDER BY part_number LIMIT ?",
             (upload_id, part_number_marker, max_parts + 1),
         ).fetchall()
-        parts = [fs_db.part_info(row) for row in rows[:max_parts]]
-        more = len(rows) > max_parts
-        return upload, PartsPage(parts, parts[-1].part_number if more else None)
+        return upload, multipart.parts_page([fs_db.part_info(row) for row in rows], max_parts)
 
     @mapped
     async def list_multipart_uploads(

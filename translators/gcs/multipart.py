@@ -191,9 +191,7 @@ class Multipart:
             parts += [_part(blob) for blob in blobs]
             if token is None:
                 break
-        page = parts[:max_parts]
-        more = len(parts) > max_parts
-        return upload, PartsPage(page, page[-1].part_number if more else None)
+        return upload, multipart.parts_page(parts, max_parts)
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery

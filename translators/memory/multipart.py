@@ -85,9 +85,8 @@ class MemoryMultipart:
         with self.store.bucket(bucket) as found:
             upload = found.upload(key, upload_id)
             numbers = sorted(n for n in upload.parts if n > part_number_marker)
-            parts = [upload.parts[n][0] for n in numbers[: max(max_parts, 0)]]
-        more = max_parts > 0 and len(numbers) > max_parts
-        return upload.info, PartsPage(parts, parts[-1].part_number if more else None)
+            parts = [upload.parts[n][0] for n in numbers[: max(max_parts, 0) + 1]]
+        return upload.info, multipart.parts_page(parts, max_parts)
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery

@@ -4,8 +4,9 @@ conditions. :class:`translators.s3.S3Backend` builds on it."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -152,6 +153,26 @@ class S3Store:
             log.warning("S3 backend %s: manifest %s of %r is missing", self.endpoint, manifest, key)
             return stored.info
         return apply_manifest(stored.info, body)
+
+    async def bookkeeping_pages(
+        self, prefix: str, start_after: str = ""
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The ListObjectsV2 pages (their ``Contents``) of the names under ``prefix`` in the
+        bookkeeping container, from after ``start_after``, until the listing ends."""
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Bucket": self.namespace.container, "Prefix": prefix}
+            if token:
+                params["ContinuationToken"] = token
+            elif start_after:
+                params["StartAfter"] = start_after
+            page: Any = await self.call(
+                "ListObjectsV2", functools.partial(self.client.list_objects_v2, **params)
+            )
+            yield list(page.get("Contents", []))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
 
     def manifest_location(self, token: str) -> Location:
         return self.namespace.system("manifests", token)

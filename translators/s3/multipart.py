@@ -12,6 +12,7 @@ the completed object.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import tempfile
 from datetime import UTC, datetime
@@ -295,24 +296,13 @@ class S3Multipart:
         """Names under ``prefix`` in the bookkeeping container (part notes: stop after the
         notes of part ``last_part``)."""
         names: list[str] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"Bucket": self.store.namespace.container, "Prefix": prefix}
-            if token:
-                params["ContinuationToken"] = token
-            elif start_after:
-                params["StartAfter"] = start_after
-            page: Any = await self.store.call(
-                "ListObjectsV2",
-                functools.partial(self.store.client.list_objects_v2, **params),
-            )
-            batch = [str(item["Key"]) for item in page.get("Contents", [])]
-            names += batch
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token or not batch:
-                return names
-            if last_part and batch[-1] > part_note_after(prefix, last_part):
-                return names
+        async with contextlib.aclosing(self.store.bookkeeping_pages(prefix, start_after)) as pages:
+            async for contents in pages:
+                batch = [str(item["Key"]) for item in contents]
+                names += batch
+                if not batch or (last_part and batch[-1] > part_note_after(prefix, last_part)):
+                    break
+        return names
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery
