@@ -23,6 +23,7 @@ from core.ranges import ByteRange
 from core.streams import PayloadDigest
 from translators.base import (
     CompletedPart,
+    GetOptions,
     ObjectInfo,
     PartInfo,
     PartsPage,
@@ -226,6 +227,16 @@ def part_range(size: int, parts: Sequence[PartInfo], part_number: int) -> ByteRa
     if size == 0:
         return None
     return ByteRange(start, start + length - 1)
+
+
+def read_span(info: ObjectInfo, options: GetOptions) -> ByteRange | None:
+    """The bytes of ``info`` a GetObject with ``options`` reads: its part (see
+    :func:`part_range`), its resolved range, or None for the whole object."""
+    if options.part_number is not None:
+        return part_range(info.size, info.parts, options.part_number)
+    if options.range is not None:
+        return options.range.resolve(info.size)
+    return None
 
 
 def resolve_checksum_type(

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 from core.context import RequestContext
 from core.errors import S3Error
-from core.ranges import ByteRange
 from core.streams import PayloadStream
 from translators import listing, multipart
 from translators.base import (
@@ -134,13 +133,7 @@ class MemoryBackend(DelegatesMultipart):
         """Open the current version; see :meth:`translators.base.Backend.get_object`."""
         stored = self._find(bucket, key)
         info = stored.info
-        span: ByteRange | None
-        if options.part_number is not None:
-            span = multipart.part_range(info.size, info.parts, options.part_number)
-        elif options.range is not None:
-            span = options.range.resolve(info.size)
-        else:
-            span = None
+        span = multipart.read_span(info, options)
         start, length = (0, info.size) if span is None else (span.start, span.length)
         return GetResult(info, span, BytesBody(stored.data, start, max(length, 0)))
 
