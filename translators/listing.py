@@ -173,13 +173,8 @@ async def collect(page: Page[T], scan: AsyncScan[T], *, seek_past_prefixes: bool
         seek = None
         try:
             async for key, item in entries:
-                offer = page.offer(key, item)
-                if offer is Offer.FULL:
-                    return page
-                if offer is Offer.ROLLED and seek_past_prefixes:
-                    seek = page.resume
-                    if seek is None:
-                        return page
+                stop, seek = _stop_or_restart(page, page.offer(key, item), seek_past_prefixes)
+                if stop:
                     break
         finally:
             aclose = getattr(entries, "aclose", None)
@@ -189,21 +184,28 @@ async def collect(page: Page[T], scan: AsyncScan[T], *, seek_past_prefixes: bool
 
 
 def collect_sync(page: Page[T], scan: SyncScan[T], *, seek_past_prefixes: bool) -> Page[T]:
-    """:func:`collect` for a stream read synchronously (a local database)."""
+    """:func:`collect` for a stream read synchronously (a local database, the memory store)."""
     seek = page.start()
     while seek is not None:
         entries = scan(seek, page.limit - page.count + 1)
         seek = None
         for key, item in entries:
-            offer = page.offer(key, item)
-            if offer is Offer.FULL:
-                return page
-            if offer is Offer.ROLLED and seek_past_prefixes:
-                seek = page.resume
-                if seek is None:
-                    return page
+            stop, seek = _stop_or_restart(page, page.offer(key, item), seek_past_prefixes)
+            if stop:
                 break
     return page
+
+
+def _stop_or_restart(
+    page: Page[T], offer: Offer, seek_past_prefixes: bool
+) -> tuple[bool, Seek | None]:
+    """After ``offer``: whether to stop reading the stream, and where to restart it (None:
+    the page is done). A full page stops; a rolled-up prefix restarts past it if asked."""
+    if offer is Offer.FULL:
+        return True, None
+    if offer is Offer.ROLLED and seek_past_prefixes:
+        return True, page.resume
+    return False, None
 
 
 def objects_page(query: ListQuery) -> Page[ObjectInfo]:

@@ -20,7 +20,16 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.digest import multipart_etag
 from core.errors import S3Error
 from core.ranges import ByteRange
-from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo
+from core.streams import PayloadDigest
+from translators.base import (
+    CompletedPart,
+    GetOptions,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    WriteMetadata,
+)
 
 #: S3's minimum size of every part but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
@@ -37,6 +46,45 @@ class CompletionPlan:
     size: int
     checksums: dict[str, str]
     checksum_type: ChecksumType | None
+
+
+def new_upload(
+    key: str,
+    upload_id: str,
+    metadata: WriteMetadata,
+    checksum_algorithm: ChecksumAlgorithm | None,
+    checksum_type: ChecksumType | None,
+) -> UploadInfo:
+    """The upload CreateMultipartUpload starts, initiated now, with a copy of ``metadata``;
+    ``checksum_type`` is already resolved (:func:`resolve_checksum_type`)."""
+    return UploadInfo(
+        key=key,
+        upload_id=upload_id,
+        initiated=datetime.now(UTC),
+        metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
+        checksum_algorithm=checksum_algorithm,
+        checksum_type=checksum_type,
+    )
+
+
+def received_part(
+    part_number: int, digest: PayloadDigest, computed: Mapping[str, str] | None = None
+) -> PartInfo:
+    """The part a verified payload becomes, modified now: the payload's MD5 as ETag, its
+    checksums, and those the translator ``computed`` itself (for an upload's algorithm the
+    client sent no checksum of) where the payload has none."""
+    part_checksums = dict(digest.checksums)
+    for algorithm, value in (computed or {}).items():
+        part_checksums.setdefault(algorithm, value)
+    return PartInfo(part_number, digest.size, digest.md5_hex, datetime.now(UTC), part_checksums)
+
+
+def parts_page(parts: Sequence[PartInfo], max_parts: int) -> PartsPage:
+    """A ListParts page of ``max_parts`` from ``parts`` (those above the marker, in order;
+    one more than ``max_parts`` is enough to tell whether the page is truncated)."""
+    page = list(parts[: max(max_parts, 0)])
+    more = max_parts > 0 and len(parts) > max_parts
+    return PartsPage(page, page[-1].part_number if more else None)
 
 
 def completed_object(key: str, upload: UploadInfo, plan: CompletionPlan) -> ObjectInfo:
@@ -179,6 +227,16 @@ def part_range(size: int, parts: Sequence[PartInfo], part_number: int) -> ByteRa
     if size == 0:
         return None
     return ByteRange(start, start + length - 1)
+
+
+def read_span(info: ObjectInfo, options: GetOptions) -> ByteRange | None:
+    """The bytes of ``info`` a GetObject with ``options`` reads: its part (see
+    :func:`part_range`), its resolved range, or None for the whole object."""
+    if options.part_number is not None:
+        return part_range(info.size, info.parts, options.part_number)
+    if options.range is not None:
+        return options.range.resolve(info.size)
+    return None
 
 
 def resolve_checksum_type(

@@ -329,11 +329,7 @@ class AzureBackend(DelegatesMultipart):
                         return GetResult(info, None, DownloadBody(downloader, key))
                     props = await blob.get_blob_properties()
                     info = azure_listing.object_info(key, props)
-                    if options.part_number is not None:
-                        span = multipart.part_range(info.size, info.parts, options.part_number)
-                    else:
-                        assert options.range is not None
-                        span = options.range.resolve(info.size)
+                    span = multipart.read_span(info, options)
                     if span is not None and span.length <= 0:
                         return GetResult(info, span, DownloadBody(None, key))
                     offset, length = (None, None) if span is None else (span.start, span.length)

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from azure.core.exceptions import (
@@ -114,19 +113,14 @@ class AzureMultipart:
         checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
         await self.store.require_bucket(bucket)
         self.store.object(bucket, key)  # KeyTooLongError now rather than at the first part
-        upload = UploadInfo(
-            key=key,
-            upload_id=self.store.ids.next(),
-            initiated=datetime.now(UTC),
-            metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
-            checksum_algorithm=checksum_algorithm,
-            checksum_type=checksum_type,
+        upload = multipart.new_upload(
+            key, self.store.ids.next(), metadata, checksum_algorithm, checksum_type
         )
-        record = self.store.blob(self._upload_record(bucket, upload.upload_id))
-        with map_errors(bucket=bucket):
-            await record.upload_blob(
-                b"", overwrite=True, metadata=azure_records.encode_upload(upload)
-            )
+        await self.store.write_record(
+            self._upload_record(bucket, upload.upload_id),
+            azure_records.encode_upload(upload),
+            bucket,
+        )
         return upload
 
     async def upload_part(
@@ -154,20 +148,17 @@ class AzureMultipart:
             hasher=hasher,
         )
         await writer.receive(body)
-        digest = body.digest()
-        part_checksums = dict(digest.checksums)
-        if algorithm is not None and hasher is not None and algorithm not in part_checksums:
-            part_checksums[algorithm] = checksums.encode(hasher.digest())
-        part = PartInfo(part_number, digest.size, digest.md5_hex, datetime.now(UTC), part_checksums)
+        computed: dict[str, str] = {}
+        if algorithm is not None and hasher is not None:
+            computed[algorithm] = checksums.encode(hasher.digest())
+        part = multipart.received_part(part_number, body.digest(), computed)
         record = PartRecord(part, writer.attempt, len(writer.block_ids))
         location = self._upload_record(bucket, upload_id)
-        part_blob = self.store.blob(
-            Location(location.container, f"{location.name}/{part_number:05d}")
+        await self.store.write_record(
+            Location(location.container, f"{location.name}/{part_number:05d}"),
+            azure_records.encode_part(record),
+            bucket,
         )
-        with map_errors(bucket=bucket):
-            await part_blob.upload_blob(
-                b"", overwrite=True, metadata=azure_records.encode_part(record)
-            )
         return part
 
     async def list_parts(

@@ -65,6 +65,12 @@ class AzureStore:
         location = self.namespace.object(bucket, "")
         return Location(location.container, location.name + azure_names.relative_name(key))
 
+    async def write_record(self, location: Location, metadata: dict[str, str], bucket: str) -> None:
+        """Write an empty blob at ``location`` whose ``metadata`` is the record (of an upload
+        or a part), replacing one there; errors are ``bucket``'s."""
+        with map_errors(bucket=bucket):
+            await self.blob(location).upload_blob(b"", overwrite=True, metadata=metadata)
+
     async def properties(self, blob: BlobClient) -> Any | None:
         """A blob's properties, or None when it does not exist."""
         try:

@@ -182,12 +182,7 @@ class FilesystemBackend(DelegatesMultipart):
                 missing = blob
                 continue  # replaced between the read and the open: read the new row
             try:
-                if options.part_number is not None:
-                    span = multipart.part_range(info.size, info.parts, options.part_number)
-                elif options.range is not None:
-                    span = options.range.resolve(info.size)
-                else:
-                    span = None
+                span = multipart.read_span(info, options)
             except BaseException:
                 os.close(fd)
                 raise

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from datetime import UTC, datetime
 
 import anyio.to_thread
 
@@ -56,13 +55,8 @@ class FilesystemMultipart:
     ) -> UploadInfo:
         """Start an upload; the checksum type defaults as S3's does for the algorithm."""
         checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
-        upload = UploadInfo(
-            key=key,
-            upload_id=self._ids.next(),
-            initiated=datetime.now(UTC),
-            metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
-            checksum_algorithm=checksum_algorithm,
-            checksum_type=checksum_type,
+        upload = multipart.new_upload(
+            key, self._ids.next(), metadata, checksum_algorithm, checksum_type
         )
 
         def work(conn: sqlite3.Connection) -> None:
@@ -98,13 +92,7 @@ class FilesystemMultipart:
         writer = self.store.blobs.writer()
         try:
             digest = await writer.receive(body)
-            part = PartInfo(
-                part_number=part_number,
-                size=digest.size,
-                etag=digest.md5_hex,
-                last_modified=datetime.now(UTC),
-                checksums=dict(digest.checksums),
-            )
+            part = multipart.received_part(part_number, digest)
             return await anyio.to_thread.run_sync(
                 self._commit_part, bucket, key, upload, part, writer
             )
@@ -177,9 +165,7 @@ class FilesystemMultipart:
             " ORDER BY part_number LIMIT ?",
             (upload_id, part_number_marker, max_parts + 1),
         ).fetchall()
-        parts = [fs_db.part_info(row) for row in rows[:max_parts]]
-        more = len(rows) > max_parts
-        return upload, PartsPage(parts, parts[-1].part_number if more else None)
+        return upload, multipart.parts_page([fs_db.part_info(row) for row in rows], max_parts)
 
     @mapped
     async def list_multipart_uploads(

@@ -215,12 +215,7 @@ class GCSBackend(DelegatesMultipart):
         for _ in range(_OPEN_ATTEMPTS):
             blob = await self._current(bucket, key)
             info = object_info(blob, key)
-            if options.part_number is not None:
-                span = multipart.part_range(info.size, info.parts, options.part_number)
-            elif options.range is not None:
-                span = options.range.resolve(info.size)
-            else:
-                span = None
+            span = multipart.read_span(info, options)
             start, length = (0, info.size) if span is None else (span.start, span.length)
             if length <= 0:
                 return GetResult(info, span, EmptyBody())

@@ -23,7 +23,7 @@ import json
 import re
 import time
 import zlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import anyio
@@ -82,13 +82,8 @@ class Multipart:
         """Record a new upload; the checksum type defaults as S3's does for the algorithm."""
         checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
         await self.store.require_bucket(bucket)
-        upload = UploadInfo(
-            key=key,
-            upload_id=self._ids.next(),
-            initiated=datetime.now(UTC),
-            metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
-            checksum_algorithm=checksum_algorithm,
-            checksum_type=checksum_type,
+        upload = multipart.new_upload(
+            key, self._ids.next(), metadata, checksum_algorithm, checksum_type
         )
         blob = self.store.blob(self._state(upload.upload_id))
         blob.metadata = {_STATE_KEY: _encode_state(bucket, upload)}
@@ -153,15 +148,11 @@ class Multipart:
             algorithm=upload.checksum_algorithm,
         )
         try:
-            now = datetime.now(UTC)
-            part = PartInfo(
-                part_number,
-                staged.digest.size,
-                staged.digest.md5_hex,
-                now,
-                dict(staged.digest.checksums),
+            part = multipart.received_part(part_number, staged.digest)
+            assert part.last_modified is not None
+            record = ObjectInfo(
+                "", part.size, part.etag, part.last_modified, checksums=part.checksums
             )
-            record = ObjectInfo("", part.size, part.etag, now, checksums=part.checksums)
             await store.commit(location, record, staged=staged)
         finally:
             if staged.temp is not None:
@@ -200,9 +191,7 @@ class Multipart:
             parts += [_part(blob) for blob in blobs]
             if token is None:
                 break
-        page = parts[:max_parts]
-        more = len(parts) > max_parts
-        return upload, PartsPage(page, page[-1].part_number if more else None)
+        return upload, multipart.parts_page(parts, max_parts)
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery

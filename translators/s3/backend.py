@@ -215,22 +215,12 @@ class S3Backend(DelegatesMultipart):
     async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
         prefix = self.store.namespace.buckets_prefix()
         buckets: list[BucketInfo] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"Bucket": self.store.namespace.container, "Prefix": prefix}
-            if token:
-                params["ContinuationToken"] = token
-            page: Any = await self.store.call(
-                "ListObjectsV2",
-                functools.partial(self.store.client.list_objects_v2, **params),
-            )
-            for item in page.get("Contents", []):
+        async for contents in self.store.bookkeeping_pages(prefix):
+            for item in contents:
                 name = str(item["Key"])[len(prefix) :]
                 if name and "/" not in name:
                     buckets.append(BucketInfo(name, item["LastModified"]))
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return sorted(buckets, key=lambda b: b.name)
+        return sorted(buckets, key=lambda b: b.name)
 
     async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """Write the bucket's marker (and, in ``bucket`` mapping, create its backend bucket)."""

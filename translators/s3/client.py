@@ -4,17 +4,26 @@ conditions. :class:`translators.s3.S3Backend` builds on it."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from core.errors import S3Error
 from translators import multipart
-from translators.base import ObjectInfo, WriteConditions
+from translators.base import ObjectInfo, WriteConditions, WriteMetadata
 from translators.blocking import BlockingPool
 from translators.namespace import Location, Namespace
-from translators.s3.codec import apply_manifest, read_object, unquote
+from translators.s3.codec import (
+    apply_manifest,
+    encode_manifest,
+    native_headers,
+    new_token,
+    object_metadata,
+    read_object,
+    unquote,
+)
 from translators.s3.errors import map_errors
 
 if TYPE_CHECKING:
@@ -145,8 +154,59 @@ class S3Store:
             return stored.info
         return apply_manifest(stored.info, body)
 
+    async def bookkeeping_pages(
+        self, prefix: str, start_after: str = ""
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The ListObjectsV2 pages (their ``Contents``) of the names under ``prefix`` in the
+        bookkeeping container, from after ``start_after``, until the listing ends."""
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Bucket": self.namespace.container, "Prefix": prefix}
+            if token:
+                params["ContinuationToken"] = token
+            elif start_after:
+                params["StartAfter"] = start_after
+            page: Any = await self.call(
+                "ListObjectsV2", functools.partial(self.client.list_objects_v2, **params)
+            )
+            yield list(page.get("Contents", []))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
     def manifest_location(self, token: str) -> Location:
         return self.namespace.system("manifests", token)
+
+    async def start_native_upload(
+        self, bucket: str, location: Location, metadata: WriteMetadata
+    ) -> tuple[str, str]:
+        """Start a native multipart upload at ``location`` carrying ``metadata`` and a new
+        manifest token; that token and the native upload id."""
+        token = new_token()
+        params: dict[str, Any] = {
+            "Bucket": location.container,
+            "Key": location.name,
+            "Metadata": object_metadata(metadata.headers, metadata.user_metadata, manifest=token),
+            **native_headers(metadata.headers),
+        }
+        created: Any = await self.call(
+            "CreateMultipartUpload",
+            lambda: self.client.create_multipart_upload(**params),
+            BucketName=bucket,
+        )
+        return token, str(created["UploadId"])
+
+    async def write_manifest(self, token: str, info: ObjectInfo) -> None:
+        """Write the manifest of ``info`` (what a multipart object's native copy cannot
+        carry) under ``token``, before the native upload completes."""
+        manifest = self.manifest_location(token)
+        document = encode_manifest(info)
+        await self.call(
+            "PutObject",
+            lambda: self.client.put_object(
+                Bucket=manifest.container, Key=manifest.name, Body=document
+            ),
+        )
 
     async def check_conditions(
         self, bucket: str, key: str, conditions: WriteConditions

@@ -12,6 +12,7 @@ the completed object.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import tempfile
 from datetime import UTC, datetime
@@ -41,12 +42,8 @@ from translators.s3 import listing as s3_listing
 from translators.s3.client import S3Store
 from translators.s3.codec import (
     UploadId,
-    encode_manifest,
     key_tag,
-    native_headers,
     native_upload_hash,
-    new_token,
-    object_metadata,
     parse_part_note,
     parse_upload_id,
     part_note_after,
@@ -105,21 +102,8 @@ class S3Multipart:
         checksum_type = multipart.resolve_checksum_type(checksum_algorithm, checksum_type)
         await self.store.require_bucket_for_writes(bucket)
         location = self.store.namespace.object(bucket, key)
-        token = new_token()
-        params: dict[str, Any] = {
-            "Bucket": location.container,
-            "Key": location.name,
-            "Metadata": object_metadata(metadata.headers, metadata.user_metadata, manifest=token),
-            **native_headers(metadata.headers),
-        }
-        response = await self.store.call(
-            "CreateMultipartUpload",
-            lambda: self.store.client.create_multipart_upload(**params),
-            BucketName=bucket,
-        )
-        upload_id = UploadId(
-            checksum_algorithm, checksum_type, key_tag(location), token, response["UploadId"]
-        )
+        token, native = await self.store.start_native_upload(bucket, location, metadata)
+        upload_id = UploadId(checksum_algorithm, checksum_type, key_tag(location), token, native)
         note = self.upload_note_prefix(bucket) + (
             f"{native_upload_hash(upload_id.native)}.{upload_id.prefix()}"
         )
@@ -129,13 +113,8 @@ class S3Multipart:
                 Bucket=self.store.namespace.container, Key=note, Body=b""
             ),
         )
-        return UploadInfo(
-            key=key,
-            upload_id=str(upload_id),
-            initiated=datetime.now(UTC),
-            metadata=WriteMetadata(dict(metadata.headers), dict(metadata.user_metadata)),
-            checksum_algorithm=checksum_algorithm,
-            checksum_type=checksum_type,
+        return multipart.new_upload(
+            key, str(upload_id), metadata, checksum_algorithm, checksum_type
         )
 
     async def upload_part(
@@ -201,13 +180,10 @@ class S3Multipart:
         finally:
             if spool is not None:
                 spool.close()
-        digest = body.digest()
-        sums = dict(digest.checksums)
-        for name, hasher in hashers.items():
-            sums.setdefault(name, checksums.encode(hasher.digest()))
-        part = PartInfo(part_number, digest.size, digest.md5_hex, datetime.now(UTC), sums)
+        computed = {name: checksums.encode(hasher.digest()) for name, hasher in hashers.items()}
+        part = multipart.received_part(part_number, body.digest(), computed)
         native_etag = unquote(str(response.get("ETag", "")))
-        if sums or native_etag != part.etag:
+        if part.checksums or native_etag != part.etag:
             note = part_note_name(self.part_note_prefix(parsed.native), part, native_etag)
             await self.store.call(
                 "PutObject",
@@ -320,24 +296,13 @@ class S3Multipart:
         """Names under ``prefix`` in the bookkeeping container (part notes: stop after the
         notes of part ``last_part``)."""
         names: list[str] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"Bucket": self.store.namespace.container, "Prefix": prefix}
-            if token:
-                params["ContinuationToken"] = token
-            elif start_after:
-                params["StartAfter"] = start_after
-            page: Any = await self.store.call(
-                "ListObjectsV2",
-                functools.partial(self.store.client.list_objects_v2, **params),
-            )
-            batch = [str(item["Key"]) for item in page.get("Contents", [])]
-            names += batch
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token or not batch:
-                return names
-            if last_part and batch[-1] > part_note_after(prefix, last_part):
-                return names
+        async with contextlib.aclosing(self.store.bookkeeping_pages(prefix, start_after)) as pages:
+            async for contents in pages:
+                batch = [str(item["Key"]) for item in contents]
+                names += batch
+                if not batch or (last_part and batch[-1] > part_note_after(prefix, last_part)):
+                    break
+        return names
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery
@@ -422,14 +387,7 @@ class S3Multipart:
         )
         info = multipart.completed_object(key, upload, plan)
         native_conditions = await self.store.check_conditions(bucket, key, conditions)
-        manifest = self.store.manifest_location(parsed.token)
-        body = encode_manifest(info)
-        await self.store.call(
-            "PutObject",
-            lambda: self.store.client.put_object(
-                Bucket=manifest.container, Key=manifest.name, Body=body
-            ),
-        )
+        await self.store.write_manifest(parsed.token, info)
         chosen = [
             {"PartNumber": p.part_number, "ETag": f'"{native_etags[p.part_number]}"'}
             for p in plan.parts

@@ -18,9 +18,7 @@ from translators.base import (
 )
 from translators.s3.client import S3Store
 from translators.s3.codec import (
-    encode_manifest,
     native_headers,
-    new_token,
     object_metadata,
 )
 from translators.s3.io import PartSplitter
@@ -105,19 +103,7 @@ class S3Writes:
         conditions: WriteConditions,
     ) -> ObjectInfo:
         location = self.store.namespace.object(bucket, key)
-        token = new_token()
-        params: dict[str, Any] = {
-            "Bucket": location.container,
-            "Key": location.name,
-            "Metadata": object_metadata(metadata.headers, metadata.user_metadata, manifest=token),
-            **native_headers(metadata.headers),
-        }
-        created: Any = await self.store.call(
-            "CreateMultipartUpload",
-            lambda: self.store.client.create_multipart_upload(**params),
-            BucketName=bucket,
-        )
-        native = str(created["UploadId"])
+        token, native = await self.store.start_native_upload(bucket, location, metadata)
         manifest = self.store.manifest_location(token)
         try:
             parts: list[dict[str, Any]] = []
@@ -145,13 +131,7 @@ class S3Writes:
             digest = body.digest()
             info = written_object(key, digest, metadata)
             native_conditions = await self.store.check_conditions(bucket, key, conditions)
-            document = encode_manifest(info)
-            await self.store.call(
-                "PutObject",
-                lambda: self.store.client.put_object(
-                    Bucket=manifest.container, Key=manifest.name, Body=document
-                ),
-            )
+            await self.store.write_manifest(token, info)
             await self.store.call(
                 "CompleteMultipartUpload",
                 lambda: self.store.client.complete_multipart_upload(
