@@ -39,7 +39,7 @@ from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.credentials import CredentialStore
-from policy.stack import Stack
+from policy.stack import Stack, StartupError
 from translators.base import Backend
 
 Scope = MutableMapping[str, Any]
@@ -84,16 +84,15 @@ class Gateway:
                     try:
                         await self.stack.run(background)
                     except Exception as exc:
-                        reason = exc.message if isinstance(exc, S3Error) else str(exc)
-                        log.exception("startup failed", extra={"backend": self.backend.name})
-                        print(
-                            f"pagewright-gateway: the {self.backend.name} backend could not "
-                            f"start: {reason}",
-                            file=sys.stderr,
-                            flush=True,
+                        problem = (
+                            str(exc)
+                            if isinstance(exc, StartupError)
+                            else f"the gateway could not start: {exc}"
                         )
+                        log.exception("startup failed", extra={"backend": self.backend.name})
+                        print(f"pagewright-gateway: {problem}", file=sys.stderr, flush=True)
                         background.cancel_scope.cancel()
-                        await send({"type": "lifespan.startup.failed", "message": reason})
+                        await send({"type": "lifespan.startup.failed", "message": problem})
                         return
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":

@@ -26,10 +26,13 @@ reservations and reclaims those of processes gone and of multipart uploads finis
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from anyio.abc import TaskGroup
 
+from core.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
@@ -45,6 +48,25 @@ from translators.base import Backend, LocalVolume
 
 log = logging.getLogger("pagewright.stack")
 RETENTION_INTERVAL_S = 3600.0
+
+
+class StartupError(Exception):
+    """A part of the stack could not start; the message names the part and the reason."""
+
+    def __init__(self, part: str, reason: str) -> None:
+        super().__init__(f"{part} could not start: {reason}")
+        self.part = part
+        self.reason = reason
+
+
+@asynccontextmanager
+async def _starting(part: str) -> AsyncIterator[None]:
+    """Turn a failure of the block into a :class:`StartupError` naming ``part``."""
+    try:
+        yield
+    except Exception as exc:
+        reason = exc.message if isinstance(exc, S3Error) else str(exc)
+        raise StartupError(part, reason) from exc
 
 
 @dataclass
@@ -63,12 +85,16 @@ class Stack:
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
 
     async def run(self, task_group: TaskGroup) -> None:
-        """Start the backend (and the catalog with it), take the reservation lease and
-        reclaim what dead processes left, then start the periodic passes (retention, leases
-        and, when configured, the scrub)."""
-        await self.backend.start()
+        """Start the catalog, then the backend, take the reservation lease and reclaim what
+        dead processes left, then start the periodic passes (retention, leases and, when
+        configured, the scrub). A part that fails raises :class:`StartupError` naming it."""
+        async with _starting("the catalog"):
+            await self.catalog.start()
+        async with _starting(f"the {self.backend.name} backend"):
+            await self.backend.start()
         if self.leases is not None:
-            await self.leases.start()
+            async with _starting("the reservation lease"):
+                await self.leases.start()
             task_group.start_soon(self.leases.run_periodically)
         task_group.start_soon(self.retention.run_periodically, self.retention_interval_s)
         if self.scrubber is not None and self.scrub_interval_s > 0:

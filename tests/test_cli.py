@@ -271,6 +271,21 @@ def test_unusable_tls_files_are_configuration_errors(problem: str, tmp_path: Pat
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.server
+def test_a_catalog_that_cannot_start_is_named_as_the_catalog(tmp_path: Path) -> None:
+    done = _cli(
+        "serve",
+        "--address",
+        f"127.0.0.1:{free_port()}",
+        "--catalog-url",
+        f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/test",
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert "pagewright-gateway: the catalog could not start: " in done.stderr
+    assert "backend could not start" not in done.stderr
+
+
 @pytest.fixture(scope="module")
 def artifact_site(gateway: InProcessGateway) -> tuple[str, str]:
     """A site with many artifacts on the session gateway, and an API key for it."""
