@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.artifact_api import ApiClient, create_api_key
 from tests.support.postgres import private_server
 from tests.support.servers import GatewayServer, running_gateway
 
@@ -80,3 +81,18 @@ def test_an_unreachable_postgresql_catalog_is_not_ready(tmp_path: Path) -> None:
             error = report["checks"]["catalog"]["error"]
             assert error == "The catalog database cannot be used."
             assert "127.0.0.1" not in error  # hosts go to the log, not to the probe
+
+
+def test_the_api_answers_a_documented_503_while_the_catalog_is_down(tmp_path: Path) -> None:
+    with private_server() as postgres:
+        env = {"PWG_CATALOG_URL": postgres.url}
+        with running_gateway(tmp_path / "data", env=env) as server:
+            api = ApiClient(server, create_api_key(server))
+            assert api.get("/sites/outage/usage").status_code == 200
+            postgres.stop()
+            # The client checks that the status is documented for the operation and that
+            # the body matches its schema.
+            for reply in (api.get("/sites/outage/usage"), api.put("/sites/outage/policy")):
+                assert reply.status_code == 503, reply.text
+                assert reply.json()["error"]["code"] == "ServiceUnavailable"
+            api.close()

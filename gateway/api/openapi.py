@@ -14,6 +14,7 @@ from typing import Any, Final
 from gateway.api.openapi_builders import (
     NOT_MODIFIED,
     STANDARD_ERRORS,
+    WRITE_ERRORS,
     error_responses,
     json_body,
     json_response,
@@ -145,7 +146,7 @@ _PATHS: dict[str, Any] = {
             [_SITE],
             {
                 "200": json_response(ref("DeleteResult"), "What happened to each build id."),
-                **error_responses(*STANDARD_ERRORS),
+                **error_responses(*WRITE_ERRORS),
             },
             body=json_body(ref("DeleteRequest"), "The builds to delete."),
         )
@@ -189,7 +190,7 @@ _PATHS: dict[str, Any] = {
             [_SITE, _BUILD],
             {
                 "200": json_response(ref("Artifact"), "The updated artifact."),
-                **error_responses(*STANDARD_ERRORS, "404"),
+                **error_responses(*WRITE_ERRORS, "404"),
             },
             body=json_body(ref("ArtifactUpdate"), "The fields to set."),
         ),
@@ -201,7 +202,7 @@ _PATHS: dict[str, Any] = {
             [_SITE, _BUILD],
             {
                 "200": json_response(ref("Artifact"), "The pinned artifact."),
-                **error_responses(*STANDARD_ERRORS, "404"),
+                **error_responses(*WRITE_ERRORS, "404"),
             },
         )
     },
@@ -212,7 +213,7 @@ _PATHS: dict[str, Any] = {
             [_SITE, _BUILD],
             {
                 "200": json_response(ref("Artifact"), "The unpinned artifact."),
-                **error_responses(*STANDARD_ERRORS, "404"),
+                **error_responses(*WRITE_ERRORS, "404"),
             },
         )
     },
@@ -246,7 +247,7 @@ _PATHS: dict[str, Any] = {
             [_SITE],
             {
                 "200": json_response(ref("Retention"), "Retention rules."),
-                **error_responses(*STANDARD_ERRORS),
+                **error_responses(*WRITE_ERRORS),
             },
             body=json_body(ref("RetentionUpdate"), "The site's retention rules."),
             tags=("sites",),
@@ -286,7 +287,7 @@ _PATHS: dict[str, Any] = {
             [_SITE],
             {
                 "200": json_response(ref("Policy"), "The policy."),
-                **error_responses(*STANDARD_ERRORS),
+                **error_responses(*WRITE_ERRORS),
             },
             body=json_body(ref("PolicyUpdate"), "The site's overrides."),
             tags=("sites",),
@@ -340,6 +341,11 @@ OPENAPI: Final[dict[str, Any]] = {
                 ("Forbidden", "The principal may not do this."),
                 ("NotFound", "No such artifact."),
                 ("InternalError", "An unexpected error; the message names the request id."),
+                (
+                    "ServiceUnavailable",
+                    "The catalog or the storage is unavailable for now; retry later.",
+                ),
+                ("InsufficientStorage", "The storage is full; retrying will not help."),
             )
         },
         "schemas": SCHEMAS,

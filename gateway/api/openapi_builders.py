@@ -40,8 +40,13 @@ ERROR_NAMES = {
     "403": "Forbidden",
     "404": "NotFound",
     "500": "InternalError",
+    "503": "ServiceUnavailable",
+    "507": "InsufficientStorage",
 }
-STANDARD_ERRORS = ("400", "401", "403", "500")
+#: What any operation may answer; a catalog or storage outage is a 503.
+STANDARD_ERRORS = ("400", "401", "403", "500", "503")
+#: What an operation that changes state may answer: a full store is a 507.
+WRITE_ERRORS = (*STANDARD_ERRORS, "507")
 NOT_MODIFIED = {
     "description": "Not modified: the If-None-Match header matched the current ETag.",
     "headers": {"ETag": {"$ref": "#/components/headers/ETag"}},
