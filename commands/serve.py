@@ -13,6 +13,7 @@ import ssl
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 import uvicorn
 
@@ -24,6 +25,20 @@ from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
 from policy.stack import build_stack
 from translators.config import BackendConfigError, parse_backend_url
+
+#: Each ``serve`` flag and the setting it overrides (also its argparse ``dest``); a value the
+#: setting refuses is reported under the flag's name.
+FLAG_SETTINGS: Final = {
+    "--data-dir": "data_dir",
+    "--backend": "backend",
+    "--catalog-url": "catalog_url",
+    "--address": "address",
+    "--region": "region",
+    "--domain": "domains",
+    "--log-level": "log_level",
+    "--tls-cert": "tls_cert_file",
+    "--tls-key": "tls_key_file",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="enable virtual-hosted-style requests under this domain (repeatable)",
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
-    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
-    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-cert", dest="tls_cert_file", help="serve HTTPS with this PEM certificate (chain)"
+    )
+    parser.add_argument("--tls-key", dest="tls_key_file", help="the PEM private key of --tls-cert")
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -59,17 +76,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         settings = load_settings(
             config_file=args.config,
             environ=environ,
-            overrides={
-                "data_dir": args.data_dir,
-                "backend": args.backend,
-                "address": args.address,
-                "region": args.region,
-                "domains": args.domains,
-                "catalog_url": args.catalog_url,
-                "log_level": args.log_level,
-                "tls_cert_file": args.tls_cert,
-                "tls_key_file": args.tls_key,
-            },
+            overrides={setting: getattr(args, setting) for setting in FLAG_SETTINGS.values()},
+            override_sources={setting: flag for flag, setting in FLAG_SETTINGS.items()},
         )
         check_tls_files(settings)
     except SettingsError as error:

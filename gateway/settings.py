@@ -151,10 +151,13 @@ def load_settings(
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    override_sources: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build Settings from defaults, ``config_file``, ``environ`` and ``overrides`` (flags).
 
-    ``overrides`` use Settings field names (plus ``address``); None values are ignored.
+    ``overrides`` use Settings field names (plus ``address``); None values are ignored. An
+    override refused is reported under its name in ``override_sources`` (its flag), else
+    as coming from the command line.
     """
     values: dict[str, Any] = {}
     if config_file is not None:
@@ -177,7 +180,8 @@ def load_settings(
             values.update(_coerce(name, environ[variable], variable))
     for name, value in (overrides or {}).items():
         if value is not None:
-            values.update(_coerce(name, value, "command line"))
+            source = (override_sources or {}).get(name, "command line")
+            values.update(_coerce(name, value, source))
     settings = replace(Settings(), **values)
     if (settings.root_access_key is None) != (settings.root_secret_key is None):
         raise SettingsError("set both PWG_ROOT_ACCESS_KEY and PWG_ROOT_SECRET_KEY, or neither")

@@ -227,7 +227,7 @@ def test_usage_errors_are_one_line_in_user_words(
 @pytest.mark.parametrize(
     ("args", "environment", "config", "named"),
     [
-        (("--log-level", "verbose"), {}, None, "log_level = 'verbose'"),
+        (("--log-level", "verbose"), {}, None, "--log-level: log_level = 'verbose'"),
         ((), {"PWG_LOG_FORMAT": "xml"}, None, "PWG_LOG_FORMAT: log_format = 'xml'"),
         ((), {"PWG_LOG_LEVEL": "loud"}, None, "PWG_LOG_LEVEL: log_level = 'loud'"),
         ((), {}, 'log_format = "yaml"\n', "log_format = 'yaml'"),
