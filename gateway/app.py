@@ -76,7 +76,8 @@ class Gateway:
                 await self._http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Start the stack (backend, catalog, periodic retention) for the server's life."""
+        """Start the stack (backend, catalog, periodic retention) for the server's life, and
+        close it (lease dropped, connections released) once the background passes stop."""
         async with anyio.create_task_group() as background:
             while True:
                 message = await receive()
@@ -97,9 +98,13 @@ class Gateway:
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     background.cancel_scope.cancel()
-                    await self.stack.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+                    break
+        # Outside the cancelled task group: closing inside it would be cancelled at its first
+        # await, leaving the lease held and the catalog's connections open.
+        try:
+            await self.stack.close()
+        finally:
+            await send({"type": "lifespan.shutdown.complete"})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-import anyio
 import uvicorn
 
 from commands.serve import build_app
@@ -105,5 +104,3 @@ def in_process_gateway(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        # The stack's shutdown leaves the catalog to the process exit; this process goes on.
-        anyio.run(app.stack.catalog.close)
