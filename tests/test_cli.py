@@ -23,6 +23,7 @@ from commands.cli import _parser, main
 from tests.support.artifact_api import create_api_key, upload
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway
+from tests.support.project import ROOT
 from tests.support.servers import GatewayServer, free_port, running_gateway, wait_http
 
 
@@ -31,7 +32,7 @@ def _start(cwd: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "commands.cli", "serve", "--address", f"127.0.0.1:{port}"],
         cwd=cwd,
-        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={**env, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -78,7 +79,7 @@ def test_bad_configuration_fails_clearly(tmp_path: Path) -> None:
         [sys.executable, "-m", "commands.cli", "serve", "--address", "nowhere"],
         cwd=tmp_path,
         capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=False,
     )
     assert result.returncode == 2
@@ -90,7 +91,7 @@ def test_unknown_backend_scheme(tmp_path: Path) -> None:
         [sys.executable, "-m", "commands.cli", "serve", "--backend", "ftp://somewhere"],
         cwd=tmp_path,
         capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=False,
     )
     assert result.returncode == 2
@@ -118,8 +119,6 @@ def test_signed_healthz_is_a_bucket(s3: Any) -> None:
 
 
 # The command line as people use it: help, version, usage and configuration errors, pipes.
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _environment(**extra: str) -> dict[str, str]:

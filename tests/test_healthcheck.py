@@ -18,6 +18,7 @@ import pytest
 from commands.healthcheck import probe_url
 from gateway.settings import load_settings
 from tests.support.gateway import InProcessGateway
+from tests.support.project import ROOT
 from tests.support.servers import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -26,8 +27,6 @@ from tests.support.servers import (
     running_gateway,
     wait_http,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _environment(**settings: str) -> dict[str, str]:

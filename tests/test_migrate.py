@@ -21,6 +21,7 @@ from core.context import RequestContext
 from core.digest import HashingPayload
 from tests.support.archives import Member, gzip, make_tar, site
 from tests.support.emulators import running, start_moto
+from tests.support.project import ROOT
 from translators.base import (
     Backend,
     CompletedPart,
@@ -34,7 +35,6 @@ from translators.config import parse_backend_url
 from translators.filesystem.backend import FilesystemBackend
 from translators.registry import create_backend
 
-ROOT = Path(__file__).resolve().parent.parent
 CTX = RequestContext(request_id="test-migrate", principal="tester")
 MiB = 1024 * 1024
 

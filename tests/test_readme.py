@@ -8,8 +8,9 @@ from pathlib import Path
 
 from commands.cli import _parser
 from gateway.settings import _ENV, load_settings
+from tests.support.project import ROOT
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (ROOT / "README.md").read_text()
 
 
 def _section(title: str) -> str:

@@ -26,11 +26,11 @@ from policy.model import ArtifactFilter, Catalog, ObjectRecord
 from policy.reindex import reindex
 from tests.conformance.payload import MemoryPayload
 from tests.support.postgres import catalog_url, fresh_schema
+from tests.support.project import ROOT
 from translators.base import Backend, CompletedPart, WriteConditions, WriteMetadata
 from translators.filesystem.backend import FilesystemBackend
 
 CTX = RequestContext(request_id="test", principal="alice")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
