@@ -60,7 +60,9 @@ from translators.namespace import Namespace
 log = logging.getLogger(__name__)
 
 #: A GET re-reads the metadata when its generation was replaced before the download began.
-_OPEN_ATTEMPTS: Final = 5
+#: Two round trips separate the metadata read from the download (one on the other backends),
+#: so a key under heavy concurrent overwrite needs more tries before the answer is SlowDown.
+_OPEN_ATTEMPTS: Final = 12
 #: Temporary objects older than this are leftovers of a crash; start() removes them.
 _STALE_TEMP: Final = timedelta(hours=6)
 
