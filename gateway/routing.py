@@ -18,11 +18,18 @@ Target = Literal["service", "bucket", "object"]
 class Operation(StrEnum):
     """An S3 operation, named as AWS names it: the one name of a request's kind.
 
-    Today it selects the request's handler (the ``HANDLERS`` table) and is the
-    ``operation`` field of the access log line. As those features arrive, this same value is
-    to be the permission checked for the request, its metric label and its trace span name,
-    never a second hand-kept list.
+    It selects the request's handler (the ``HANDLERS`` table), is the ``operation`` field of
+    the access and audit lines, and names the permission checked for the request:
+    :attr:`action` is its IAM action (``s3:<Operation>`` unless AWS names it otherwise, as in
+    :data:`_ACTIONS`). Metric labels and span names are to be this same value, never a second
+    hand-kept list.
     """
+
+    @property
+    def action(self) -> str:
+        """The IAM action a policy grants or denies for this Operation (``s3:GetObject`` for
+        GetObject and HeadObject alike)."""
+        return _ACTIONS.get(self, f"s3:{self.value}")
 
     ListBuckets = "ListBuckets"
     CreateBucket = "CreateBucket"
@@ -98,6 +105,49 @@ class Operation(StrEnum):
     GetObjectTorrent = "GetObjectTorrent"
     RestoreObject = "RestoreObject"
     SelectObjectContent = "SelectObjectContent"
+
+
+#: Operations whose IAM action is not ``s3:<Operation>``: AWS's own names (the S3 "actions,
+#: resources and condition keys" reference). A copy also needs ``s3:GetObject`` on its source,
+#: and a DeleteObjects ``s3:DeleteObject`` on each key; the handlers check those.
+_ACTIONS: Mapping[Operation, str] = {
+    Operation.ListBuckets: "s3:ListAllMyBuckets",
+    Operation.HeadBucket: "s3:ListBucket",
+    Operation.ListObjects: "s3:ListBucket",
+    Operation.ListObjectsV2: "s3:ListBucket",
+    Operation.ListObjectVersions: "s3:ListBucketVersions",
+    Operation.ListMultipartUploads: "s3:ListBucketMultipartUploads",
+    Operation.ListParts: "s3:ListMultipartUploadParts",
+    Operation.DeleteObjects: "s3:DeleteObject",
+    Operation.HeadObject: "s3:GetObject",
+    Operation.CopyObject: "s3:PutObject",
+    Operation.CreateMultipartUpload: "s3:PutObject",
+    Operation.UploadPart: "s3:PutObject",
+    Operation.UploadPartCopy: "s3:PutObject",
+    Operation.CompleteMultipartUpload: "s3:PutObject",
+    Operation.GetBucketCors: "s3:GetBucketCORS",
+    Operation.PutBucketCors: "s3:PutBucketCORS",
+    Operation.DeleteBucketCors: "s3:PutBucketCORS",
+    Operation.DeleteBucketTagging: "s3:PutBucketTagging",
+    Operation.GetBucketLifecycleConfiguration: "s3:GetLifecycleConfiguration",
+    Operation.PutBucketLifecycleConfiguration: "s3:PutLifecycleConfiguration",
+    Operation.DeleteBucketLifecycle: "s3:PutLifecycleConfiguration",
+    Operation.DeleteBucketWebsite: "s3:DeleteBucketWebsite",
+    Operation.GetBucketNotificationConfiguration: "s3:GetBucketNotification",
+    Operation.PutBucketNotificationConfiguration: "s3:PutBucketNotification",
+    Operation.GetBucketReplication: "s3:GetReplicationConfiguration",
+    Operation.PutBucketReplication: "s3:PutReplicationConfiguration",
+    Operation.DeleteBucketReplication: "s3:PutReplicationConfiguration",
+    Operation.GetBucketEncryption: "s3:GetEncryptionConfiguration",
+    Operation.PutBucketEncryption: "s3:PutEncryptionConfiguration",
+    Operation.DeleteBucketEncryption: "s3:PutEncryptionConfiguration",
+    Operation.GetObjectLockConfiguration: "s3:GetBucketObjectLockConfiguration",
+    Operation.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
+    Operation.GetPublicAccessBlock: "s3:GetBucketPublicAccessBlock",
+    Operation.PutPublicAccessBlock: "s3:PutBucketPublicAccessBlock",
+    Operation.GetBucketAccelerateConfiguration: "s3:GetAccelerateConfiguration",
+    Operation.GetObjectAttributes: "s3:GetObjectAttributes",
+}
 
 
 @dataclass(frozen=True)

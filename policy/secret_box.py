@@ -1,0 +1,80 @@
+"""Secrets at rest: :class:`SecretBox` seals and opens them with the server's master key.
+
+The catalog keeps S3 secret keys sealed (they must be recoverable: SigV4 signs with the secret
+itself, so a hash cannot verify it), and session tokens are sealed so that any replica holding
+the same master key can open them. Sealing is Fernet (AES-128-CBC + HMAC-SHA256, from the
+``cryptography`` package): a sealed value that was altered, or sealed under another key,
+does not open.
+
+The master key comes from configuration (``master_key``, ``PWG_MASTER_KEY``: 32 url-safe
+base64 bytes, as ``pagewright-gateway`` prints with ``Fernet.generate_key``); without one it is
+generated once and kept in ``<data_dir>/master.key`` (mode 0600). Replicas sharing a catalog
+must be given the same key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+MASTER_KEY_FILE = "master.key"
+
+
+class SealedValueError(ValueError):
+    """A sealed value that does not open under this key (altered, or another key's)."""
+
+
+@dataclass(frozen=True)
+class SecretBox:
+    """Seals and opens short secrets under one master key. Never logs what it holds."""
+
+    _fernet: Fernet
+
+    @classmethod
+    def from_key(cls, key: str | bytes) -> SecretBox:
+        """A box over ``key``; ``ValueError`` when it is not 32 url-safe base64 bytes."""
+        try:
+            return cls(Fernet(key))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                "the master key must be 32 url-safe base64-encoded bytes "
+                "(python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            ) from exc
+
+    def seal(self, plain: bytes) -> str:
+        return self._fernet.encrypt(plain).decode("ascii")
+
+    def open(self, sealed: str, ttl_seconds: int | None = None) -> bytes:
+        """The plain bytes of ``sealed``; :class:`SealedValueError` if it does not open (or
+        is older than ``ttl_seconds``)."""
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii"), ttl=ttl_seconds)
+        except (InvalidToken, UnicodeEncodeError, ValueError) as exc:
+            raise SealedValueError("the sealed value does not open under this key") from exc
+
+    def __repr__(self) -> str:
+        return "SecretBox(<key hidden>)"
+
+
+def load_master_key(data_dir: Path, configured: str | None) -> SecretBox:
+    """The box of the configured key, else of the key kept in ``data_dir``, else of a new one
+    written there (mode 0600, atomically)."""
+    if configured:
+        return SecretBox.from_key(configured)
+    path = data_dir / MASTER_KEY_FILE
+    if path.exists():
+        return SecretBox.from_key(path.read_text().strip())
+    key = Fernet.generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return SecretBox.from_key(key)
