@@ -101,6 +101,12 @@ class SqlCatalog:
         """``sqlite`` or ``postgresql``."""
         return self._database.dialect
 
+    @property
+    def database(self) -> CatalogDatabase:
+        """The database under this catalog, for stores that keep other tables in it
+        (``policy.identities``): their work runs in the same worker threads and limits."""
+        return self._database
+
     # Lifecycle
 
     async def start(self) -> None:
@@ -326,16 +332,17 @@ class SqlCatalog:
 
     # API keys
 
-    async def create_api_key(self, principal: str) -> str:
-        """A new API key for ``principal``. The secret (``pwg_<id>_<random>``) is returned
-        once; only its SHA-256 is stored. :func:`policy.catalog_api_keys.api_key_id`
-        extracts the id."""
-        secret, record = catalog_api_keys.new_key(principal)
+    async def create_api_key(self, principal: str, expires_at: datetime | None = None) -> str:
+        """A new API key for ``principal``, live until ``expires_at`` (None: until revoked).
+        The secret (``pwg_<id>_<random>``) is returned once; only its SHA-256 is stored.
+        :func:`policy.catalog_api_keys.api_key_id` extracts the id."""
+        secret, record = catalog_api_keys.new_key(principal, expires_at)
         await self._database.run(True, partial(catalog_api_keys.insert_key, record=record))
         return secret
 
     async def principal_for_api_key(self, secret: str) -> str | None:
-        """The principal of a live API key (recording its use), or None. When the use cannot
+        """The principal of a live (known, unexpired) API key (recording its use), or None.
+        When the use cannot
         be recorded (a full or read-only database) the key still authenticates, so the API
         keeps working on a full disk, e.g. to delete artifacts."""
         digest = catalog_api_keys.hash_secret(secret)

@@ -2,7 +2,8 @@
 
 Functions on one open connection, run inside :class:`policy.catalog.SqlCatalog`'s
 transactions. A secret reads ``pwg_<id>_<random>``; the catalog keeps its SHA-256, never
-the secret.
+the secret. A key with an ``expires_at`` in the past authenticates no one (it stays listed
+until revoked).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
 
 from policy.catalog_database import dialect_insert
 from policy.catalog_schema import api_keys
@@ -31,6 +32,7 @@ class ApiKeyRecord:
     key_hash: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class ApiKeyInfo:
     principal: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = None
 
 
 def api_key_id(secret: str) -> str | None:
@@ -52,11 +55,23 @@ def api_key_id(secret: str) -> str | None:
     return key_id
 
 
-def new_key(principal: str) -> tuple[str, ApiKeyRecord]:
+def new_key(principal: str, expires_at: datetime | None = None) -> tuple[str, ApiKeyRecord]:
     """A fresh secret for ``principal`` and the record that stores it (by its hash)."""
     key_id = secrets.token_hex(8)
     secret = f"{_API_KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    return secret, ApiKeyRecord(key_id, principal, hash_secret(secret), datetime.now(UTC), None)
+    record = ApiKeyRecord(
+        key_id, principal, hash_secret(secret), datetime.now(UTC), None, expires_at
+    )
+    return secret, record
+
+
+def _live(key_hash: str) -> tuple[ColumnElement[bool], ...]:
+    """The key with ``key_hash``, unless it has expired."""
+    now = datetime.now(UTC)
+    return (
+        api_keys.c.key_hash == key_hash,
+        or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+    )
 
 
 def hash_secret(secret: str) -> str:
@@ -68,10 +83,10 @@ def insert_key(conn: Connection, record: ApiKeyRecord) -> None:
 
 
 def record_use(conn: Connection, key_hash: str) -> str | None:
-    """The principal of the key with ``key_hash`` (its use recorded now), or None."""
+    """The principal of the live key with ``key_hash`` (its use recorded now), or None."""
     row = conn.execute(
         update(api_keys)
-        .where(api_keys.c.key_hash == key_hash)
+        .where(*_live(key_hash))
         .values(last_used_at=datetime.now(UTC))
         .returning(api_keys.c.principal)
     ).first()
@@ -79,8 +94,8 @@ def record_use(conn: Connection, key_hash: str) -> str | None:
 
 
 def principal(conn: Connection, key_hash: str) -> str | None:
-    """The principal of the key with ``key_hash``, or None; reads only."""
-    row = conn.execute(select(api_keys.c.principal).where(api_keys.c.key_hash == key_hash)).first()
+    """The principal of the live key with ``key_hash``, or None; reads only."""
+    row = conn.execute(select(api_keys.c.principal).where(*_live(key_hash))).first()
     return None if row is None else str(row[0])
 
 
@@ -96,6 +111,7 @@ def infos(conn: Connection, principal: str | None) -> list[ApiKeyInfo]:
         api_keys.c.principal,
         api_keys.c.created_at,
         api_keys.c.last_used_at,
+        api_keys.c.expires_at,
     ).order_by(api_keys.c.created_at, api_keys.c.id)
     if principal is not None:
         statement = statement.where(api_keys.c.principal == principal)
@@ -110,6 +126,7 @@ def records(conn: Connection) -> list[ApiKeyRecord]:
         api_keys.c.key_hash,
         api_keys.c.created_at,
         api_keys.c.last_used_at,
+        api_keys.c.expires_at,
     ).order_by(api_keys.c.created_at, api_keys.c.id)
     return [ApiKeyRecord(*row) for row in conn.execute(query)]
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -133,6 +134,67 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),  # None: never
     UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
     Index("ix_api_keys_principal", "principal"),
+)
+
+# Identities (policy.identities): IAM users, their access keys and inline policies, and the
+# site roles granted to them. A user's rows go with the user (ON DELETE CASCADE; the store
+# also deletes them itself, as SQLite enforces foreign keys only when asked to).
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("user_id", name="uq_users_user_id"),
+)
+
+#: ``secret_sealed`` is the secret access key sealed by policy.secret_box, never plain text.
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column(
+        "user_name",
+        String(64),
+        ForeignKey("users.name", ondelete="CASCADE", name="fk_access_keys_user"),
+        nullable=False,
+    ),
+    Column("secret_sealed", Text, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Index("ix_access_keys_user", "user_name"),
+)
+
+user_policies = Table(
+    "user_policies",
+    metadata,
+    Column(
+        "user_name",
+        String(64),
+        ForeignKey("users.name", ondelete="CASCADE", name="fk_user_policies_user"),
+        primary_key=True,
+    ),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+site_grants = Table(
+    "site_grants",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column(
+        "user_name",
+        String(64),
+        ForeignKey("users.name", ondelete="CASCADE", name="fk_site_grants_user"),
+        primary_key=True,
+    ),
+    Column("role", String(16), nullable=False),
+    Index("ix_site_grants_user", "user_name"),
 )
