@@ -23,6 +23,8 @@ from gateway.app import Gateway
 from gateway.http_protocol import bounded_protocol
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
+from policy.identities import IdentityStore
+from policy.secret_box import load_master_key
 from policy.stack import build_stack
 from translators.config import BackendConfigError, parse_backend_url
 
@@ -87,7 +89,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
-    """The gateway over the configured translator, with the root credentials loaded.
+    """The gateway over the configured translator, with the root credentials loaded and
+    the identity store (users' keys, sealed under the master key) over its catalog.
 
     ``environ`` carries the storage SDKs' standard variables (endpoints, credentials).
     """
@@ -114,7 +117,10 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         lease_s=settings.reservation_lease_seconds,
         min_free_bytes=settings.min_free_bytes,
     )
-    return Gateway(settings, stack, CredentialStore([root.credential]))
+    identities = IdentityStore(
+        stack.catalog, load_master_key(settings.data_dir, settings.master_key)
+    )
+    return Gateway(settings, stack, CredentialStore([root.credential]), identities)
 
 
 def serve(settings: Settings, environ: Mapping[str, str]) -> int:

@@ -23,8 +23,11 @@ from core.numbers import is_decimal, saturating_decimal
 from gateway import readiness, s3xml
 from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
-from gateway.auth import authenticate_request
+from gateway.credentials import CredentialResolver
 from gateway.handlers import HANDLERS
+from gateway.query.dispatch import QueryDispatcher
+from gateway.query.endpoint import QueryEndpoint, is_query_request
+from gateway.query.iam import register_iam
 from gateway.request import (
     BodySource,
     IdleLimitedReceive,
@@ -39,6 +42,7 @@ from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.credentials import CredentialStore
+from policy.identities import IdentityStore
 from policy.stack import Stack, StartupError
 from translators.base import Backend
 
@@ -53,13 +57,27 @@ INTERNAL_PREFIX = "/_pagewright/"
 class Gateway:
     """The S3 endpoint over one Backend (already wrapped in its policies)."""
 
-    def __init__(self, settings: Settings, stack: Stack, credentials: CredentialStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stack: Stack,
+        credentials: CredentialStore,
+        identities: IdentityStore | None = None,
+    ) -> None:
         self.settings = settings
         self.stack = stack
         self.backend: Backend = stack.backend
         self.services = Services(stack.policies)
-        self.credentials = credentials
+        self.credentials = CredentialResolver(credentials, identities)
+        self.identities = identities
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
+        # The query protocol (IAM; STS registers its actions on the same dispatcher).
+        self.query_actions = QueryDispatcher()
+        if identities is not None:
+            register_iam(self.query_actions, identities, self.credentials)
+        self.query = QueryEndpoint(
+            self.query_actions, self.credentials, settings.region, self._max_skew
+        )
         self.api = create_api_app(
             ApiServices(stack.catalog, stack.backend, stack.policies, stack.retention, settings)
         )
@@ -115,12 +133,21 @@ class Gateway:
         headers = header_map(scope["headers"])
         source = BodySource(receive)
         operation: Operation | None = None
+        query_action: str | None = None
         principal = "-"
         resource = "/"
         bucket: str | None = None
         try:
             if _is_probe(method, raw_path, headers, query_string):
                 reply = await self._probe(raw_path)
+            elif is_query_request(method, raw_path, headers):
+                outcome = await self.query.handle(
+                    HttpRequestView(method, raw_path, query_string, headers),
+                    source,
+                    request_id,
+                    datetime.now(UTC),
+                )
+                reply, principal, query_action = outcome.reply, outcome.principal, outcome.action
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
                 resource = address.resource
@@ -131,9 +158,8 @@ class Gateway:
                     raise S3Error(
                         "MethodNotAllowed", Method=method, ResourceType=address.target.upper()
                     )
-                auth = authenticate_request(
+                auth = await self.credentials.authenticate(
                     HttpRequestView(method, raw_path, query_string, headers),
-                    self.credentials.lookup,
                     self.settings.region,
                     datetime.now(UTC),
                     self._max_skew,
@@ -182,7 +208,7 @@ class Gateway:
             log_request(
                 request_id=request_id,
                 principal=principal,
-                operation=str(operation) if operation else None,
+                operation=str(operation) if operation else query_action,
                 bucket=bucket,
                 method=method,
                 status=reply.status,

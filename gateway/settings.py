@@ -14,6 +14,7 @@ from typing import Any
 
 from policy.model import SitePolicy
 from policy.policies import validate_overrides
+from policy.secret_box import SecretBox
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Settings:
     reservation_lease_seconds: int = 120  # a dead gateway's quota reservations outlive it so long
     # Writes to a local volume (the filesystem backend) are refused (507) below this; 0: off.
     min_free_bytes: int = 256 * 1024**2
+    # Seals secrets at rest (policy.secret_box); None: <data_dir>/master.key, made on first start.
+    master_key: str | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
@@ -88,6 +91,7 @@ _ENV: dict[str, str] = {
     "PWG_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
     "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
     "PWG_MIN_FREE_BYTES": "min_free_bytes",
+    "PWG_MASTER_KEY": "master_key",
 }
 
 
@@ -196,4 +200,9 @@ def load_settings(
             raise SettingsError(f"{name} must be at least 1")
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
+    if settings.master_key is not None:
+        try:
+            SecretBox.from_key(settings.master_key)
+        except ValueError as error:
+            raise SettingsError(f"master_key: {error}") from None
     return settings

@@ -110,6 +110,7 @@ class AuthResult:
     content_sha256: str | None
     chunk_signing: ChunkSigningContext | None
     presigned: bool
+    service: str = SERVICE  # the service the request was signed for (its credential scope)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class _Signed:
     access_key: str
     date: str  # credential scope date, YYYYMMDD
     region: str
+    service: str
     signed_headers: tuple[str, ...]
     signature: str
     amz_date: str
@@ -131,8 +133,17 @@ def authenticate(
     region: str,
     now: datetime,
     max_skew: timedelta = timedelta(minutes=15),
+    *,
+    services: frozenset[str] = frozenset({SERVICE}),
+    body_sha256: str | None = None,
 ) -> AuthResult:
     """Verify the SigV4 signature of ``req`` and return who signed it.
+
+    ``services`` are the credential-scope services accepted (S3 only, unless the caller
+    serves another protocol at this endpoint, such as IAM's query protocol). A caller that
+    has already read the whole body gives its hex SHA256 as ``body_sha256``: it stands for
+    an absent ``x-amz-content-sha256`` (SDKs send that header to S3 only), and a signed hash
+    that differs is ``XAmzContentSHA256Mismatch``; streaming modes are refused then.
 
     Every ``x-amz-*`` header of ``req`` must be among the signed headers (bar
     :data:`_BOUND_UNLISTED`): what the signature does not cover cannot be trusted.
@@ -159,9 +170,9 @@ def authenticate(
             ArgumentValue=authorization,
         )
     if authorization is not None:
-        signed = _from_header(authorization, req.headers, region)
+        signed = _from_header(authorization, req.headers, region, services)
         _check_skew(signed, now, max_skew)
-        content_hash = req.headers.get("x-amz-content-sha256")
+        content_hash = req.headers.get("x-amz-content-sha256", body_sha256)
         if content_hash is None:
             raise S3Error(
                 "InvalidRequest",
@@ -169,7 +180,7 @@ def authenticate(
             )
         presigned = False
     elif query_auth is not None:
-        signed = _from_query(params, query_auth, region, now, max_skew)
+        signed = _from_query(params, query_auth, region, now, max_skew, services)
         # A presigned URL binds no body unless it carries a hash, as a parameter or as a
         # signed header; an unsigned header is a later addition and cannot count.
         content_hash = _first(params, "X-Amz-Content-Sha256")
@@ -183,6 +194,8 @@ def authenticate(
 
     _check_amz_headers_signed(req.headers, signed.signed_headers)
     mode = _payload_mode(content_hash)
+    if body_sha256 is not None:
+        _check_read_body(mode, content_hash, body_sha256)
     credential = lookup(signed.access_key)
     if credential is None:
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=signed.access_key)
@@ -197,11 +210,11 @@ def authenticate(
             content_hash,
         )
     )
-    scope = f"{signed.date}/{signed.region}/{SERVICE}/{TERMINATOR}"
+    scope = f"{signed.date}/{signed.region}/{signed.service}/{TERMINATOR}"
     to_sign = "\n".join(
         (ALGORITHM, signed.amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest())
     )
-    key = signing_key(credential.secret_key, signed.date, signed.region)
+    key = signing_key(credential.secret_key, signed.date, signed.region, signed.service)
     expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signed.signature):
         raise S3Error(
@@ -221,7 +234,20 @@ def authenticate(
         content_sha256=content_hash.lower() if mode is PayloadMode.SIGNED else None,
         chunk_signing=chunk_signing,
         presigned=presigned,
+        service=signed.service,
     )
+
+
+def _check_read_body(mode: PayloadMode, content_hash: str, body_sha256: str) -> None:
+    """A body read whole before verification must be what the signature binds."""
+    if mode.streaming:
+        raise S3Error("InvalidRequest", "This endpoint does not accept aws-chunked bodies.")
+    if mode is PayloadMode.SIGNED and content_hash.lower() != body_sha256.lower():
+        raise S3Error(
+            "XAmzContentSHA256Mismatch",
+            ClientComputedContentSHA256=content_hash,
+            S3ComputedContentSHA256=body_sha256,
+        )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -305,7 +331,9 @@ def _payload_mode(value: str) -> PayloadMode:
     )
 
 
-def _from_header(authorization: str, headers: Mapping[str, str], region: str) -> _Signed:
+def _from_header(
+    authorization: str, headers: Mapping[str, str], region: str, services: frozenset[str]
+) -> _Signed:
     algorithm, _, rest = authorization.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise S3Error(
@@ -327,7 +355,9 @@ def _from_header(authorization: str, headers: Mapping[str, str], region: str) ->
     if set(fields) != {"Credential", "SignedHeaders", "Signature"}:
         raise malformed()
 
-    access_key, date, cred_region = _parse_credential(fields["Credential"], malformed)
+    access_key, date, cred_region, service = _parse_credential(
+        fields["Credential"], malformed, services
+    )
     if cred_region != region:
         raise S3Error(
             "AuthorizationHeaderMalformed",
@@ -352,7 +382,9 @@ def _from_header(authorization: str, headers: Mapping[str, str], region: str) ->
         )
     if amz_date[:8] != date:
         raise malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
-    return _Signed(access_key, date, cred_region, signed_headers, signature, amz_date, timestamp)
+    return _Signed(
+        access_key, date, cred_region, service, signed_headers, signature, amz_date, timestamp
+    )
 
 
 _QUERY_REQUIRED: Final = (
@@ -367,6 +399,7 @@ def _from_query(
     region: str,
     now: datetime,
     max_skew: timedelta,
+    services: frozenset[str],
 ) -> _Signed:
     def malformed(detail: str = "") -> S3Error:
         message = "Error parsing the X-Amz-Credential parameter" + (
@@ -393,7 +426,9 @@ def _from_query(
     if len(present) != len(values):
         raise S3Error("AuthorizationQueryParametersError", _QUERY_REQUIRED)
 
-    access_key, date, cred_region = _parse_credential(present["X-Amz-Credential"], malformed)
+    access_key, date, cred_region, service = _parse_credential(
+        present["X-Amz-Credential"], malformed, services
+    )
     if cred_region != region:
         raise S3Error(
             "AuthorizationQueryParametersError",
@@ -441,10 +476,14 @@ def _from_query(
             "AuthorizationQueryParametersError",
             "X-Amz-Signature must be 64 lower-case hex characters",
         )
-    return _Signed(access_key, date, cred_region, signed_headers, signature, amz_date, timestamp)
+    return _Signed(
+        access_key, date, cred_region, service, signed_headers, signature, amz_date, timestamp
+    )
 
 
-def _parse_credential(value: str, malformed: Callable[[str], S3Error]) -> tuple[str, str, str]:
+def _parse_credential(
+    value: str, malformed: Callable[[str], S3Error], services: frozenset[str]
+) -> tuple[str, str, str, str]:
     # Split from the right: only the scope's four parts are fixed, not the key's characters.
     parts = value.strip().rsplit("/", 4)
     if len(parts) != 5 or not parts[0]:
@@ -458,11 +497,12 @@ def _parse_credential(value: str, malformed: Callable[[str], S3Error]) -> tuple[
             f'incorrect date format "{date}". '
             'This date in the credential must be in the format "yyyyMMdd".'
         )
-    if service != SERVICE:
-        raise malformed(f'incorrect service "{service}". This endpoint belongs to "{SERVICE}".')
+    if service not in services:
+        expected = SERVICE if SERVICE in services else "/".join(sorted(services))
+        raise malformed(f'incorrect service "{service}". This endpoint belongs to "{expected}".')
     if terminator != TERMINATOR:
         raise malformed(f'incorrect terminal "{terminator}". This endpoint uses "{TERMINATOR}".')
-    return access_key, date, region
+    return access_key, date, region, service
 
 
 def _parse_signed_headers(value: str, malformed: Callable[[str], S3Error]) -> tuple[str, ...]:
