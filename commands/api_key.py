@@ -4,7 +4,8 @@ Works on the catalog database directly (the same settings as ``serve``: ``--conf
 ``PWG_*``, flags), so it needs no running gateway, but it needs the gateway's catalog: one
 that does not exist yet is an error, never a new catalog the gateway would not read.
 ``create`` prints the new key once; only its SHA-256 is stored. Keys belong to the
-principals of the S3 credentials (``root`` today).
+principals of the S3 credentials: ``root`` or an IAM user (``users create``); a key may be
+given an expiry (``--expires``), after which it authenticates no one.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import asyncio
 import sys
 from collections.abc import Mapping
 
+from commands.identity_output import future_time
 from commands.parser import add_command, add_commands
 from commands.store import add_catalog_arguments, open_catalog_settings, started_catalog
 from gateway.settings import Settings
 from policy.catalog_api_keys import ApiKeyInfo
 from policy.credentials import ROOT_PRINCIPAL
+from policy.identities import find_user
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_catalog_arguments(common)
     actions = add_commands(parser, "action")
     create = add_command(actions, "create", "create a key and print it (once)", parents=[common])
-    create.add_argument("--principal", default=ROOT_PRINCIPAL, help="owner (default root)")
+    create.add_argument(
+        "owner",
+        metavar="PRINCIPAL",
+        nargs="?",
+        help="owner: root or an IAM user (default root; same as --principal)",
+    )
+    create.add_argument("--principal", help="owner: root or an IAM user (default root)")
+    create.add_argument(
+        "--expires",
+        type=future_time,
+        help="when the key stops working: a date (UTC midnight) or an ISO 8601 time",
+    )
     listing = add_command(actions, "list", "list keys (ids, never secrets)", parents=[common])
     listing.add_argument("--principal", help="only this principal's keys")
     revoke = add_command(actions, "revoke", "delete a key by id", parents=[common])
@@ -45,7 +59,17 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with started_catalog(settings) as catalog:
         if args.action == "create":
-            print(await catalog.create_api_key(args.principal))
+            if args.owner and args.principal and args.owner != args.principal:
+                print(
+                    "pagewright-gateway api-key: PRINCIPAL and --principal disagree",
+                    file=sys.stderr,
+                )
+                return 2
+            owner = args.owner or args.principal or ROOT_PRINCIPAL
+            if owner != ROOT_PRINCIPAL and await find_user(catalog, owner) is None:
+                print(f"pagewright-gateway api-key: no user {owner!r}", file=sys.stderr)
+                return 1
+            print(await catalog.create_api_key(owner, args.expires))
             return 0
         if args.action == "list":
             for key in await catalog.list_api_keys(args.principal):
@@ -59,4 +83,5 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _describe(key: ApiKeyInfo) -> str:
     used = key.last_used_at.isoformat() if key.last_used_at else "never"
-    return f"{key.id}  {key.principal}  created {key.created_at.isoformat()}  last used {used}"
+    line = f"{key.id}  {key.principal}  created {key.created_at.isoformat()}  last used {used}"
+    return line if key.expires_at is None else f"{line}  expires {key.expires_at.isoformat()}"

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Final
 
-from commands import api_key, artifacts, backup, migrate, reindex, serve, verify
+from commands import (
+    api_key,
+    artifacts,
+    backup,
+    keys,
+    migrate,
+    reindex,
+    serve,
+    sites,
+    users,
+    verify,
+)
 from commands.parser import CommandParser, add_command, add_commands
 
 
@@ -65,6 +76,14 @@ COMMANDS: Final = (
         backup.add_restore_arguments,
         backup.run_restore,
     ),
+    Command("users", "create, list or delete IAM users", users.add_arguments, users.run),
+    Command(
+        "keys",
+        "create, list, deactivate or delete users' S3 access keys",
+        keys.add_arguments,
+        keys.run,
+    ),
+    Command("sites", "grant or revoke users' roles on sites", sites.add_arguments, sites.run),
 )
 _BY_NAME: Final = {command.name: command for command in COMMANDS}
 

@@ -20,6 +20,8 @@ from core.errors import S3Error
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.catalog import SqlCatalog
 from policy.catalog_probe import CatalogUnreachable, catalog_exists, describe
+from policy.identities import IdentityStore
+from policy.secret_box import MASTER_KEY_FILE, SecretBox, load_master_key
 from translators.base import Backend
 from translators.config import BackendConfigError, BackendSpec, NoStoreError, parse_backend_url
 from translators.registry import create_backend
@@ -114,6 +116,31 @@ async def started_catalog(settings: Settings) -> AsyncIterator[SqlCatalog]:
         yield catalog
     finally:
         await catalog.close()
+
+
+@asynccontextmanager
+async def started_identities(settings: Settings) -> AsyncIterator[IdentityStore]:
+    """The identity store over the configured catalog (started for the block), sealing
+    with the gateway's master key (:func:`master_key`)."""
+    box = master_key(settings)
+    async with started_catalog(settings) as catalog:
+        yield IdentityStore(catalog, box)
+
+
+def master_key(settings: Settings) -> SecretBox:
+    """The master key the gateway seals secrets with: configured, or kept in the data dir.
+    SettingsError when there is none: a command never makes one, since secrets sealed under
+    a key the gateway does not hold could not be opened by it."""
+    if not settings.master_key and not (settings.data_dir / MASTER_KEY_FILE).is_file():
+        raise SettingsError(
+            f"no master key: neither master_key (PWG_MASTER_KEY) nor "
+            f"{settings.data_dir / MASTER_KEY_FILE} (the gateway's first start makes it); "
+            "point --data-dir or --config at the gateway's"
+        )
+    try:
+        return load_master_key(settings.data_dir, settings.master_key)
+    except ValueError as error:
+        raise SettingsError(f"master key: {error}") from error
 
 
 def require_catalog(settings: Settings) -> None:

@@ -262,6 +262,12 @@ class IdentityStore:
         await self._database.run(True, work)
 
 
+async def find_user(catalog: SqlCatalog, name: str) -> User | None:
+    """The user ``name`` in ``catalog``, or None; needs no master key (API keys' owners are
+    checked with it)."""
+    return await catalog.database.run(False, partial(sql.find_user, name=name))
+
+
 def _page(found: list[_T], limit: int, name: Callable[[_T], str]) -> Page[_T]:
     if len(found) > limit:
         return Page(found[:limit], name(found[limit - 1]))
