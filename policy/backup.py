@@ -8,7 +8,12 @@ databases (SQLite to PostgreSQL):
 * every object row, with its catalog-only state (pinned, corrupt, status, action);
 * every site's policy overrides;
 * every API key as stored: its id, principal, times and the SHA-256 of its secret (never a
-  secret; restored keys keep working). The file is written with mode 0600 all the same.
+  secret; restored keys keep working);
+* every identity (``policy.identities``): IAM users, their access keys as stored (secrets
+  sealed under the master key: restored keys open only under that same key, so restore
+  with the gateway's ``master.key`` / ``master_key``), inline policies and site grants.
+
+The file is written with mode 0600 all the same.
 
 Quota reservations (transient) are not included.
 
@@ -18,8 +23,17 @@ Format, one JSON object per line::
     {"type": "object", "site": ..., "key": ..., ...every ObjectRecord field...}
     {"type": "site_policy", "site": ..., "overrides": {...}}
     {"type": "api_key", "id": ..., "principal": ..., "key_hash": ..., "created_at": ...,
-     "last_used_at": ...}
-    {"type": "end", "objects": N, "site_policies": N, "api_keys": N}
+     "last_used_at": ..., "expires_at": ...}
+    {"type": "user", "name": ..., "user_id": ..., "path": ..., "created_at": ...}
+    {"type": "access_key", "access_key_id": ..., "user_name": ..., "secret_sealed": ...,
+     "status": ..., "created_at": ..., "expires_at": ..., "last_used_at": ...}
+    {"type": "user_policy", "user_name": ..., "policy_name": ..., "document": "..."}
+    {"type": "site_grant", "site": ..., "user_name": ..., "role": ...}
+    {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
+     "access_keys": N, "user_policies": N, "site_grants": N}
+
+Identity lines were added to version 1 without a new version: files written before them
+(whose end line has no identity counts) read as holding no identities.
 
 The end line makes a truncated file detectable. :func:`restore_backup` first reads the
 whole file to check it (format, version, every line, the counts) and writes nothing unless
@@ -39,8 +53,12 @@ from typing import Any, Final, TextIO, cast
 
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import ApiKeyRecord
+from policy.identities import Identities, export_identities, restore_identities
+from policy.identity_model import AccessKeyInfo, AccessKeyRecord, SiteGrant, User, UserPolicy
+from policy.identity_rules import STATUSES
 from policy.model import ArtifactFilter, Compression, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
+from policy.principals import Role
 
 FORMAT: Final = "pagewright-catalog-backup"
 VERSION: Final = 1
@@ -58,12 +76,32 @@ class BackupCounts:
     objects: int = 0
     site_policies: int = 0
     api_keys: int = 0
+    users: int = 0
+    access_keys: int = 0
+    user_policies: int = 0
+    site_grants: int = 0
 
     def text(self) -> str:
         return (
             f"{self.objects} object row(s), {self.site_policies} site polic(ies), "
-            f"{self.api_keys} API key(s)"
+            f"{self.api_keys} API key(s), {self.users} user(s), "
+            f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
+            f"{self.site_grants} site grant(s)"
         )
+
+
+#: Entry type in the file -> its BackupCounts field (the end line's name for the count).
+_COUNTED: Final = {
+    "object": "objects",
+    "site_policy": "site_policies",
+    "api_key": "api_keys",
+    "user": "users",
+    "access_key": "access_keys",
+    "user_policy": "user_policies",
+    "site_grant": "site_grants",
+}
+#: Counts an end line written before identities were backed up does not carry.
+_LATER_COUNTS: Final = frozenset({"users", "access_keys", "user_policies", "site_grants"})
 
 
 # Writing
@@ -86,15 +124,25 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     keys = await catalog.api_key_records()
     for key in keys:
         line(_api_key_line(key))
-    counts = BackupCounts(objects, len(policies), len(keys))
-    line(
-        {
-            "type": "end",
-            "objects": counts.objects,
-            "site_policies": counts.site_policies,
-            "api_keys": counts.api_keys,
-        }
+    users, access_keys, user_policies, grants = await export_identities(catalog)
+    for user in users:
+        line({**asdict(user), "type": "user", "created_at": _time(user.created_at)})
+    for access_key in access_keys:
+        line(_access_key_line(access_key))
+    for policy in user_policies:
+        line({**asdict(policy), "type": "user_policy"})
+    for grant in grants:
+        line({**asdict(grant), "type": "site_grant", "role": grant.role.value})
+    counts = BackupCounts(
+        objects,
+        len(policies),
+        len(keys),
+        len(users),
+        len(access_keys),
+        len(user_policies),
+        len(grants),
     )
+    line({"type": "end", **asdict(counts)})
     return counts
 
 
@@ -119,12 +167,26 @@ def _object_line(record: ObjectRecord) -> dict[str, Any]:
 
 
 def _api_key_line(key: ApiKeyRecord) -> dict[str, Any]:
-    used = key.last_used_at
     return {
         **asdict(key),
         "type": "api_key",
         "created_at": _time(key.created_at),
-        "last_used_at": None if used is None else _time(used),
+        "last_used_at": _optional_time(key.last_used_at),
+        "expires_at": _optional_time(key.expires_at),
+    }
+
+
+def _access_key_line(key: AccessKeyRecord) -> dict[str, Any]:
+    info = key.info
+    return {
+        "type": "access_key",
+        "access_key_id": info.access_key_id,
+        "user_name": info.user_name,
+        "secret_sealed": key.secret_sealed,
+        "status": info.status,
+        "created_at": _time(info.created_at),
+        "expires_at": _optional_time(info.expires_at),
+        "last_used_at": _optional_time(info.last_used_at),
     }
 
 
@@ -132,10 +194,22 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+def _optional_time(value: datetime | None) -> str | None:
+    return None if value is None else _time(value)
+
+
 # Reading
 
 
-Entry = ObjectRecord | tuple[str, dict[str, Any]] | ApiKeyRecord
+Entry = (
+    ObjectRecord
+    | tuple[str, dict[str, Any]]
+    | ApiKeyRecord
+    | User
+    | AccessKeyRecord
+    | UserPolicy
+    | SiteGrant
+)
 
 
 def read_backup(path: Path) -> Iterator[Entry]:
@@ -147,7 +221,7 @@ def read_backup(path: Path) -> Iterator[Entry]:
         raise BackupError(f"cannot read {path}: {error}") from None
     with handle:
         _header(path, handle.readline())
-        counts = {"object": 0, "site_policy": 0, "api_key": 0}
+        counts = dict.fromkeys(_COUNTED, 0)
         for number, text in enumerate(handle, start=2):
             document = _json_line(text, number)
             kind = document.get("type")
@@ -163,6 +237,14 @@ def read_backup(path: Path) -> Iterator[Entry]:
                     yield _site_policy(document)
                 elif kind == "api_key":
                     yield _api_key(document)
+                elif kind == "user":
+                    yield _user(document)
+                elif kind == "access_key":
+                    yield _access_key(document)
+                elif kind == "user_policy":
+                    yield _user_policy(document)
+                elif kind == "site_grant":
+                    yield _site_grant(document)
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -175,17 +257,24 @@ def read_backup(path: Path) -> Iterator[Entry]:
 
 def check_backup(path: Path) -> BackupCounts:
     """Read the whole file once, checking it; what it holds."""
-    counts = {"objects": 0, "site_policies": 0, "api_keys": 0}
+    counts = dict.fromkeys(_COUNTED.values(), 0)
     for entry in read_backup(path):
         counts[_kind(entry)] += 1
     return BackupCounts(**counts)
 
 
 def _kind(entry: Entry) -> str:
-    if isinstance(entry, ObjectRecord):
-        return "objects"
-    if isinstance(entry, ApiKeyRecord):
-        return "api_keys"
+    kinds: tuple[tuple[type, str], ...] = (
+        (ObjectRecord, "objects"),
+        (ApiKeyRecord, "api_keys"),
+        (User, "users"),
+        (AccessKeyRecord, "access_keys"),
+        (UserPolicy, "user_policies"),
+        (SiteGrant, "site_grants"),
+    )
+    for kind, name in kinds:
+        if isinstance(entry, kind):
+            return name
     return "site_policies"
 
 
@@ -214,12 +303,8 @@ def _json_line(text: str, number: int) -> dict[str, Any]:
 
 
 def _check_end(document: dict[str, Any], counts: dict[str, int]) -> None:
-    expected = {
-        "objects": counts["object"],
-        "site_policies": counts["site_policy"],
-        "api_keys": counts["api_key"],
-    }
-    found = {name: document.get(name) for name in expected}
+    expected = {name: counts[kind] for kind, name in _COUNTED.items()}
+    found = {name: document.get(name, 0 if name in _LATER_COUNTS else None) for name in expected}
     if found != expected:
         raise BackupError(f"the end line counts {found}, the file holds {expected}")
 
@@ -291,13 +376,57 @@ def _site_policy(document: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _api_key(document: dict[str, Any]) -> ApiKeyRecord:
-    used = _optional_text(document, "last_used_at")
     return ApiKeyRecord(
         id=_text(document, "id"),
         principal=_text(document, "principal"),
         key_hash=_text(document, "key_hash"),
         created_at=_timestamp(_text(document, "created_at")),
-        last_used_at=None if used is None else _timestamp(used),
+        last_used_at=_optional_timestamp(document, "last_used_at"),
+        expires_at=_optional_timestamp(document, "expires_at"),
+    )
+
+
+def _optional_timestamp(document: dict[str, Any], name: str) -> datetime | None:
+    value = _optional_text(document, name)
+    return None if value is None else _timestamp(value)
+
+
+def _user(document: dict[str, Any]) -> User:
+    return User(
+        name=_text(document, "name"),
+        user_id=_text(document, "user_id"),
+        path=_text(document, "path"),
+        created_at=_timestamp(_text(document, "created_at")),
+    )
+
+
+def _access_key(document: dict[str, Any]) -> AccessKeyRecord:
+    status = _text(document, "status")
+    for known in STATUSES:
+        if status == known:
+            break
+    else:
+        raise ValueError(f"unknown access key status {status!r}")
+    info = AccessKeyInfo(
+        access_key_id=_text(document, "access_key_id"),
+        user_name=_text(document, "user_name"),
+        status=known,
+        created_at=_timestamp(_text(document, "created_at")),
+        expires_at=_optional_timestamp(document, "expires_at"),
+        last_used_at=_optional_timestamp(document, "last_used_at"),
+    )
+    return AccessKeyRecord(info, _text(document, "secret_sealed"))
+
+
+def _user_policy(document: dict[str, Any]) -> UserPolicy:
+    return UserPolicy(
+        _text(document, "user_name"), _text(document, "policy_name"), _text(document, "document")
+    )
+
+
+def _site_grant(document: dict[str, Any]) -> SiteGrant:
+    return SiteGrant(
+        _text(document, "site"), _text(document, "user_name"), Role(_text(document, "role"))
     )
 
 
@@ -319,6 +448,7 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
         await catalog.clear()
     batch: list[ObjectRecord] = []
     keys: list[ApiKeyRecord] = []
+    identities: Identities = ([], [], [], [])  # few: restored together, users first
     for entry in read_backup(path):
         if isinstance(entry, ObjectRecord):
             batch.append(entry)
@@ -330,8 +460,17 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             if len(keys) >= _BATCH:
                 await catalog.restore_api_keys(keys)
                 keys = []
+        elif isinstance(entry, User):
+            identities[0].append(entry)
+        elif isinstance(entry, AccessKeyRecord):
+            identities[1].append(entry)
+        elif isinstance(entry, UserPolicy):
+            identities[2].append(entry)
+        elif isinstance(entry, SiteGrant):
+            identities[3].append(entry)
         else:
             await catalog.set_site_overrides(*entry)
     await catalog.upsert_many(batch)
     await catalog.restore_api_keys(keys)
+    await restore_identities(catalog, identities)
     return counts

@@ -50,7 +50,16 @@ from policy import (
 from policy.catalog_api_keys import ApiKeyInfo, ApiKeyRecord
 from policy.catalog_database import CatalogDatabase
 from policy.catalog_records import MAX_LIMIT, SORTS, decode_cursor
-from policy.catalog_schema import api_keys, objects, reservations, site_policies
+from policy.catalog_schema import (
+    access_keys,
+    api_keys,
+    objects,
+    reservations,
+    site_grants,
+    site_policies,
+    user_policies,
+    users,
+)
 from policy.model import (
     ArtifactFilter,
     Lease,
@@ -366,21 +375,24 @@ class SqlCatalog:
     # Backup and restore (policy.backup)
 
     async def is_empty(self) -> bool:
-        """Whether the catalog holds no object row, policy override or API key."""
+        """Whether the catalog holds no object row, policy override, API key or identity."""
 
         def work(conn: Connection) -> bool:
             return all(
                 conn.execute(select(table).limit(1)).first() is None
-                for table in (objects, site_policies, api_keys)
+                for table in (objects, site_policies, api_keys, users)
             )
 
         return await self._database.run(False, work)
 
     async def clear(self) -> None:
-        """Delete every row: objects, reservations, policy overrides and API keys."""
+        """Delete every row: objects, reservations, policy overrides, API keys and
+        identities (users, their keys, policies and site grants)."""
 
         def work(conn: Connection) -> None:
             for table in (objects, reservations, site_policies, api_keys):
+                conn.execute(delete(table))
+            for table in (site_grants, user_policies, access_keys, users):
                 conn.execute(delete(table))
 
         await self._database.run(True, work)

@@ -225,41 +225,37 @@ class IdentityStore:
         """Grants of ``site`` and/or ``user`` (every grant when both are None)."""
         return await self._database.run(False, partial(sql.grants, site=site, user=user))
 
-    # Backup and restore (policy.backup)
 
-    async def export(
-        self,
-    ) -> tuple[list[User], list[AccessKeyRecord], list[UserPolicy], list[SiteGrant]]:
-        """Every identity row as stored (secrets sealed), read in one transaction."""
+Identities = tuple[list[User], list[AccessKeyRecord], list[UserPolicy], list[SiteGrant]]
 
-        def work(
-            conn: Connection,
-        ) -> tuple[list[User], list[AccessKeyRecord], list[UserPolicy], list[SiteGrant]]:
-            return (
-                sql.all_users(conn),
-                sql.all_keys(conn),
-                sql.all_policies(conn),
-                sql.grants(conn, None, None),
-            )
 
-        return await self._database.run(False, work)
+async def export_identities(catalog: SqlCatalog) -> Identities:
+    """Every identity row of ``catalog`` as stored (secrets sealed), read in one transaction
+    (for ``policy.backup``: no master key is needed, none is opened)."""
 
-    async def restore(
-        self,
-        users: list[User],
-        keys: list[AccessKeyRecord],
-        policies: list[UserPolicy],
-        grants: list[SiteGrant],
-    ) -> None:
-        """Insert (or replace) identity rows as stored, in one transaction."""
+    def work(conn: Connection) -> Identities:
+        return (
+            sql.all_users(conn),
+            sql.all_keys(conn),
+            sql.all_policies(conn),
+            sql.grants(conn, None, None),
+        )
 
-        def work(conn: Connection) -> None:
-            sql.restore_users(conn, users)
-            sql.restore_keys(conn, keys)
-            sql.restore_policies(conn, policies)
-            sql.restore_grants(conn, grants)
+    return await catalog.database.run(False, work)
 
-        await self._database.run(True, work)
+
+async def restore_identities(catalog: SqlCatalog, identities: Identities) -> None:
+    """Insert (or replace) identity rows as stored, users first, in one transaction. Keys
+    open only under the master key they were sealed with."""
+    users, keys, policies, grants = identities
+
+    def work(conn: Connection) -> None:
+        sql.restore_users(conn, users)
+        sql.restore_keys(conn, keys)
+        sql.restore_policies(conn, policies)
+        sql.restore_grants(conn, grants)
+
+    await catalog.database.run(True, work)
 
 
 async def find_user(catalog: SqlCatalog, name: str) -> User | None:

@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from cryptography.fernet import Fernet
 
 from commands.cli import main
 from policy.catalog import SqlCatalog
+from policy.identities import IdentityStore, export_identities
 from policy.model import ArtifactFilter, ObjectRecord
+from policy.principals import Role
+from policy.secret_box import SecretBox
 from tests.support.postgres import catalog_url
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -178,3 +183,84 @@ def test_backup_of_a_missing_file_and_bad_settings(
     assert main(["restore", str(tmp_path / "nope"), "--catalog-url", target]) == 1
     assert "cannot read" in capsys.readouterr().err
     assert main(["backup", str(tmp_path / "x"), "--catalog-url", "ftp://nowhere"]) == 1
+
+
+async def populate_identities(url: str, box: SecretBox) -> tuple[str, str]:
+    """A user with a key, an inline policy and a site grant; the key's id and secret."""
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        store = IdentityStore(catalog, box)
+        await store.create_user("alice", path="/team/")
+        await store.create_user("bob")
+        key = await store.create_access_key("alice", expires_at=T0 + timedelta(days=3650))
+        await store.update_access_key("alice", key.access_key_id, "Active")
+        await store.put_user_policy("alice", "read", '{"Version": "2012-10-17"}')
+        await store.grant("site-a", "alice", Role.deployer)
+        await store.grant("site-b", "bob", Role.reader)
+        await catalog.create_api_key("alice", expires_at=T0 + timedelta(days=3650))
+        return key.access_key_id, key.secret_access_key
+    finally:
+        await catalog.close()
+
+
+async def identities_of(url: str, box: SecretBox, key_id: str) -> dict[str, Any]:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        store = IdentityStore(catalog, box)
+        credential = await store.credential(key_id)
+        users, keys, policies, grants = await export_identities(catalog)
+        return {
+            "users": users,
+            "keys": [replace(k, info=replace(k.info, last_used_at=None)) for k in keys],
+            "policies": policies,
+            "grants": grants,
+            "api_keys": [(k.principal, k.expires_at) for k in await catalog.api_key_records()],
+            "secret": None if credential is None else credential.secret_key,
+        }
+    finally:
+        await catalog.close()
+
+
+def test_identities_survive_backup_and_restore(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = SecretBox.from_key(Fernet.generate_key())
+    source = f"sqlite:///{tmp_path / 'source' / 'catalog.sqlite3'}"
+    key_id, secret = anyio.run(populate_identities, source, box)
+    before = anyio.run(identities_of, source, box, key_id)
+    assert before["secret"] == secret
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    out = capsys.readouterr().out
+    assert "2 user(s), 1 access key(s), 1 user polic(ies), 2 site grant(s)" in out
+    assert secret not in file.read_text()  # the key travels sealed
+
+    assert main(["restore", str(file), "--catalog-url", target]) == 0
+    after = anyio.run(identities_of, target, box, key_id)
+    assert after == before  # the restored key opens under the same master key
+    other_box = SecretBox.from_key(Fernet.generate_key())
+    assert anyio.run(identities_of, target, other_box, key_id)["secret"] is None
+
+    assert main(["restore", str(file), "--catalog-url", target]) == 1  # not empty: users
+    capsys.readouterr()
+    assert main(["restore", str(file), "--catalog-url", target, "--replace"]) == 0
+    assert anyio.run(identities_of, target, box, key_id) == before
+
+
+def test_a_backup_from_before_identities_still_restores(tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    anyio.run(populate, source)
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    lines = file.read_text().splitlines()
+    end = json.loads(lines[-1])
+    old_end = {k: end[k] for k in ("type", "objects", "site_policies", "api_keys")}
+    older = [json.loads(line) for line in lines[1:-1]]
+    for document in older:
+        document.pop("expires_at", None)  # API key lines had no expiry then
+    file.write_text("\n".join([lines[0], *map(json.dumps, older), json.dumps(old_end)]) + "\n")
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    assert main(["restore", str(file), "--catalog-url", target]) == 0
+    assert len(anyio.run(contents, target)["keys"]) == 2
