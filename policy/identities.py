@@ -47,6 +47,7 @@ from policy.identity_rules import (
     AccessKeyStatus,
     IdentityError,
     check_max_items,
+    check_new_user_name,
     check_path,
     check_policy_document,
     check_policy_name,
@@ -86,8 +87,9 @@ class IdentityStore:
     # Users
 
     async def create_user(self, name: str, path: str = "/") -> User:
-        """A new user (``EntityAlreadyExists`` if the name is taken, in any letter case)."""
-        user = User(check_user_name(name), new_user_id(), check_path(path), _now())
+        """A new user (``EntityAlreadyExists`` if the name is taken, in any letter case;
+        ``ValidationError`` for a malformed name or one of the gateway's own, ``root``)."""
+        user = User(check_new_user_name(name), new_user_id(), check_path(path), _now())
         await self._database.run(True, partial(sql.insert_user, user=user))
         return user
 

@@ -35,6 +35,9 @@ _ACCESS_KEY_ID: Final = re.compile(r"(AKIA|PW)[A-Z0-9]{16,20}")
 _UPPER_ALNUM: Final = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET: Final = string.ascii_letters + string.digits + "+/"
 
+#: Names of the gateway's own principals (policy.principals.ROOT, ANONYMOUS).
+RESERVED_USER_NAMES: Final = frozenset({"root", "anonymous"})
+
 AccessKeyStatus = Literal["Active", "Inactive"]
 STATUSES: Final[tuple[AccessKeyStatus, ...]] = ("Active", "Inactive")
 
@@ -56,6 +59,18 @@ def check_user_name(name: str, field: str = "userName") -> str:
             f"1 validation error detected: Value '{name}' at '{field}' failed to satisfy "
             "constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+ "
             "and have length between 1 and 64",
+        )
+    return name
+
+
+def check_new_user_name(name: str) -> str:
+    """``name`` if a new user may be given it: an IAM user name that is not one of the
+    gateway's own principals (``root``, ``anonymous``, in any letter case), which a user
+    named so would be taken for wherever identities are compared by name."""
+    check_user_name(name)
+    if name.lower() in RESERVED_USER_NAMES:
+        raise IdentityError(
+            "ValidationError", f"The user name {name} is reserved for the gateway's own use."
         )
     return name
 

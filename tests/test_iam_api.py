@@ -18,7 +18,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from lxml import etree
 
-from tests.support.gateway import InProcessGateway
+from tests.support.gateway import GatewayEndpoint, InProcessGateway
+from tests.support.servers import GatewayServer
 
 NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
 POLICY = json.dumps(
@@ -29,7 +30,7 @@ POLICY = json.dumps(
 )
 
 
-def client(service: Literal["iam", "s3"], gateway: InProcessGateway, key: str, secret: str) -> Any:
+def client(service: Literal["iam", "s3"], gateway: GatewayEndpoint, key: str, secret: str) -> Any:
     return boto3.client(
         service,
         endpoint_url=gateway.endpoint,
@@ -286,3 +287,25 @@ def test_a_tampered_body_does_not_pass(gateway: InProcessGateway, iam: Any) -> N
     )
     assert (tampered.status_code, code_of(tampered)) == (403, "SignatureDoesNotMatch")
     assert error_of(iam.get_user, UserName="mallory")[0] == "NoSuchEntity"
+
+
+def test_iam_on_a_gateway_process(process_gateway: GatewayServer) -> None:
+    """The served command (``pagewright-gateway serve``, filesystem store): a user made over
+    IAM signs S3 requests with its key; the key sealed in the catalog, never plain."""
+    root_iam = client(
+        "iam", process_gateway, process_gateway.access_key, process_gateway.secret_key
+    )
+    name = f"proc-{uuid.uuid4().hex[:8]}"
+    root_iam.create_user(UserName=name)
+    key = root_iam.create_access_key(UserName=name)["AccessKey"]
+    root_s3 = client("s3", process_gateway, process_gateway.access_key, process_gateway.secret_key)
+    bucket = f"iam-{uuid.uuid4().hex[:12]}"
+    root_s3.create_bucket(Bucket=bucket)
+    theirs = client("s3", process_gateway, key["AccessKeyId"], key["SecretAccessKey"])
+    theirs.put_object(Bucket=bucket, Key="by-user", Body=b"x")
+    assert root_s3.head_object(Bucket=bucket, Key="by-user")["ContentLength"] == 1
+    for stored in process_gateway.data_dir.glob("catalog.sqlite3*"):  # the WAL too
+        assert key["SecretAccessKey"].encode() not in stored.read_bytes()
+    assert (process_gateway.data_dir / "master.key").is_file()
+    root_iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    assert error_of(theirs.list_buckets)[:2] == ("InvalidAccessKeyId", 403)

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
+import policy
 from policy.catalog import SqlCatalog
-from policy.catalog_api_keys import api_key_id
+from policy.catalog_api_keys import api_key_id, new_key
 from policy.catalog_database import normalize_url
+from policy.catalog_schema import api_keys, metadata
 from policy.identities import LAST_USED_INTERVAL_S, IdentityStore
 from policy.identity_rules import IdentityError
 from policy.principals import Principal, Role
@@ -105,6 +112,8 @@ async def test_user_names_follow_iam_rules(store: IdentityStore) -> None:
     for bad in ("", "x" * 65, "has space", "slash/name", "é"):
         await refused("ValidationError", store.create_user(bad))
     await refused("ValidationError", store.create_user("ok", path="no-slashes"))
+    for reserved in ("root", "Root", "anonymous"):
+        await refused("ValidationError", store.create_user(reserved))
     await refused("ValidationError", store.list_users(max_items=0))
 
 
@@ -282,3 +291,60 @@ async def test_api_keys_can_expire(catalog: SqlCatalog) -> None:
     assert await catalog.principal_for_api_key(forever) == "root"
     infos = await catalog.list_api_keys()
     assert sum(info.expires_at is not None for info in infos) == 2
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(policy.__file__).parent / "migrations"))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+async def test_the_schema_is_what_the_migrations_build(url: str) -> None:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    await catalog.close()
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+async def test_upgrade_keeps_api_keys_and_downgrade_removes_identities(url: str) -> None:
+    config = _alembic_config()
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0002_leases")
+    finally:
+        engine.dispose()
+    old_secret, old_record = new_key("root")
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            row = {k: v for k, v in asdict(old_record).items() if k != "expires_at"}
+            conn.execute(api_keys.insert().values(row))
+    finally:
+        engine.dispose()
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        assert await catalog.principal_for_api_key(old_secret) == "root"
+        assert (await catalog.list_api_keys())[0].expires_at is None
+    finally:
+        await catalog.close()
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002_leases")
+        tables = set(inspect(engine).get_table_names())
+        assert "users" not in tables
+        assert "access_keys" not in tables
+        assert "api_keys" in tables
+    finally:
+        engine.dispose()
