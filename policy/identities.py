@@ -46,6 +46,7 @@ from policy.identity_model import (
 from policy.identity_rules import (
     AccessKeyStatus,
     IdentityError,
+    check_access_key_id,
     check_max_items,
     check_new_user_name,
     check_path,
@@ -53,6 +54,7 @@ from policy.identity_rules import (
     check_policy_name,
     check_status,
     check_user_name,
+    is_access_key_id,
     new_access_key_id,
     new_secret_access_key,
     new_user_id,
@@ -140,17 +142,24 @@ class IdentityStore:
         one; every replica stops accepting it within its credential cache's TTL)."""
         checked: AccessKeyStatus = check_status(status)
         await self._database.run(
-            True, partial(sql.set_key_status, user=user, key_id=key_id, status=checked)
+            True,
+            partial(
+                sql.set_key_status, user=user, key_id=check_access_key_id(key_id), status=checked
+            ),
         )
 
     async def delete_access_key(self, user: str, key_id: str) -> None:
-        await self._database.run(True, partial(sql.delete_key, user=user, key_id=key_id))
+        work = partial(sql.delete_key, user=user, key_id=check_access_key_id(key_id))
+        await self._database.run(True, work)
 
     async def credential(self, key_id: str) -> Credential | None:
         """The credential of the access key ``key_id`` for S3 authentication, or None when
         the key is unknown, inactive, expired, its user is gone or its secret does not open
         under this master key. Records the key's use at most once a minute per key (a
-        failure to record, on a full disk say, does not refuse the key)."""
+        failure to record, on a full disk say, does not refuse the key). An id this gateway
+        could not have issued is refused without a database read."""
+        if not is_access_key_id(key_id):
+            return None
         found = await self._database.run(False, partial(sql.key_for_use, key_id=key_id))
         if found is None:
             return None

@@ -109,6 +109,11 @@ def check_access_key_id(key_id: str) -> str:
     return key_id
 
 
+def is_access_key_id(key_id: str) -> bool:
+    """Whether ``key_id`` could be a key this gateway issued (no lookup needed otherwise)."""
+    return _ACCESS_KEY_ID.fullmatch(key_id) is not None
+
+
 def check_status(status: str) -> AccessKeyStatus:
     """``status`` as an access key status (``Active`` or ``Inactive``)."""
     for known in STATUSES:

@@ -168,6 +168,8 @@ async def test_credential_follows_status_expiry_and_user(store: IdentityStore) -
     await refused("ValidationError", store.update_access_key("alice", key.access_key_id, "Off"))
     await refused("NoSuchEntity", store.update_access_key("bob", key.access_key_id, "Active"))
     assert await store.credential("AKIAUNKNOWNUNKNOWN00") is None
+    assert await store.credential("not-a-key-id") is None
+    await refused("ValidationError", store.delete_access_key("alice", "not-a-key-id"))
 
     past = datetime.now(UTC) - timedelta(seconds=1)
     expired = await store.create_access_key("alice", expires_at=past)
