@@ -99,6 +99,19 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "NoSuchTagSet": (404, "The TagSet does not exist."),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist."),
     "NoSuchBucketPolicy": (404, "The bucket policy does not exist."),
+    "NoSuchPublicAccessBlockConfiguration": (
+        404,
+        "The public access block configuration was not found.",
+    ),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found."),
+    "InvalidBucketAclWithObjectOwnership": (
+        400,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting.",
+    ),
+    "UnresolvableGrantByEmailAddress": (
+        400,
+        "The email address you provided does not match any account on record.",
+    ),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold."),
