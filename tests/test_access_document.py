@@ -175,6 +175,12 @@ MALFORMED: list[tuple[str, str, PolicyKind, str]] = [
         "Invalid principal in policy",
     ),
     (
+        "principal ARN wildcard",
+        policy(resource_statement(Principal={"AWS": "arn:aws:iam::000000000000:user/*"})),
+        "resource",
+        "has a wildcard",
+    ),
+    (
         "duplicate sid",
         policy({**ALLOW_GET, "Sid": "a"}, {**ALLOW_GET, "Sid": "a"}),
         "identity",

@@ -11,7 +11,8 @@ policy, duplicated Sids, and for a bucket policy (``kind="resource"``) a resourc
 bucket or a document over 20 KiB. Wherever AWS takes a string or a list of strings, both are
 accepted.
 
-Actions match case-insensitively, resources case-sensitively; both take ``*``/``?``
+Actions match case-insensitively (action patterns are stored case-folded: match them against
+``action.casefold()``), resources case-sensitively; both take ``*``/``?``
 wildcards, and resources take policy variables (Version 2012-10-17).
 """
 
@@ -124,8 +125,10 @@ def _actions(raw: object, where: str) -> tuple[Pattern, ...]:
                 raise malformed(f"{where}: {action!r} is not an action (<service>:<action>)")
             if found.group(1).lower() not in SERVICES:
                 raise malformed(f"{where}: {action!r} names an unknown service {found.group(1)!r}")
+        # Case-folded here and in the request (evaluate), so matching stays case-sensitive
+        # and keeps its fast literal-prefix check.
         patterns.append(
-            compile_pattern(action, wildcards=True, variables=False, ignore_case=True, where=where)
+            compile_pattern(action.casefold(), wildcards=True, variables=False, where=where)
         )
     return tuple(patterns)
 
@@ -153,6 +156,11 @@ def _resources(
 def _principal_arn(value: str, where: str) -> str:
     if _ACCOUNT.fullmatch(value):
         return f"arn:aws:iam::{value}:root"
+    if "*" in value or "?" in value:
+        raise malformed(
+            f"Invalid principal in policy: {where}: {value!r} has a wildcard; principals take "
+            "'*' alone (use ArnLike on aws:PrincipalArn to match a pattern)"
+        )
     if _PRINCIPAL_ARN.fullmatch(value):
         return value
     raise malformed(

@@ -143,7 +143,7 @@ class _Evaluation:
 
     def __init__(self, request: AccessRequest) -> None:
         self.principal = request.principal
-        self.action = request.action
+        self.action = request.action.casefold()  # action patterns are stored case-folded
         self.resource = request.resource
         self.context = request_context(request.principal, request.context)
 

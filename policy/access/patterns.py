@@ -14,6 +14,7 @@ default) or has several values makes the pattern match nothing, as in AWS.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -58,11 +59,15 @@ class Pattern:
     #: The compiled expression when it has wildcards but no variables.
     regex: re.Pattern[str] | None
     has_variables: bool
+    #: The literal text every match starts with (checked first; empty when ``ignore_case``).
+    prefix: str
 
     def matches(self, value: str, context: Context) -> bool:
         """Whether ``value`` fits this pattern, variables taken from ``context``."""
         if self.literal is not None:
             return (value.casefold() if self.ignore_case else value) == self.literal
+        if not value.startswith(self.prefix):
+            return False
         if self.regex is not None:
             return self.regex.fullmatch(value) is not None
         resolved = self._resolve(context)
@@ -73,7 +78,7 @@ class Pattern:
             if self.ignore_case:
                 return value.casefold() == text.casefold()
             return value == text
-        return _compile(resolved, self.ignore_case).fullmatch(value) is not None
+        return _compile(tuple(resolved), self.ignore_case).fullmatch(value) is not None
 
     def _resolve(self, context: Context) -> list[str | Wildcard] | None:
         resolved: list[str | Wildcard] = []
@@ -91,7 +96,10 @@ class Pattern:
         return resolved
 
 
-def _compile(parts: list[str | Wildcard] | tuple[Part, ...], ignore_case: bool) -> re.Pattern[str]:
+@functools.lru_cache(maxsize=4096)
+def _compile(parts: tuple[Part, ...], ignore_case: bool) -> re.Pattern[str]:
+    """The expression for resolved ``parts`` (cached: a variable pattern resolves to the same
+    parts for every request of one user)."""
     text = "".join(_REGEX_OF[p] if isinstance(p, Wildcard) else re.escape(str(p)) for p in parts)
     return re.compile(text, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
@@ -161,4 +169,7 @@ def compile_pattern(
             literal = text.casefold() if ignore_case else text
         else:
             regex = _compile(parts, ignore_case)
-    return Pattern(source, parts, ignore_case, literal, regex, has_variables)
+    prefix = ""
+    if not ignore_case and parts and isinstance(parts[0], str):
+        prefix = parts[0]
+    return Pattern(source, parts, ignore_case, literal, regex, has_variables, prefix)
