@@ -212,12 +212,18 @@ def evaluate(
         found = run.first(identity, "Allow", resource_policies=False)
         if found is not None:
             capped = Decision(True, "Allow", found[0], found[1].label)
-    granted = run.first(resource, "Allow", resource_policies=True)
+    # Only a session's uncapped (direct) grant could change an allow already found.
+    capped_session = request.principal.kind == "session" and session_cap is not None
+    granted = (
+        run.first(resource, "Allow", resource_policies=True)
+        if capped is None or capped_session
+        else None
+    )
     if granted is not None:
         decision = Decision(True, "Allow", granted[0], granted[1].label)
         if granted[2] == "direct":
             return decision
-        if request.principal.kind == "session" and session_cap is not None:
+        if capped_session:
             direct = run.first(resource, "Allow", resource_policies=True, direct_only=True)
             if direct is not None:
                 return Decision(True, "Allow", direct[0], direct[1].label)
