@@ -78,6 +78,7 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "The request contained trailing data that was not well-formed or did not conform to "
         "our published schema.",
     ),
+    "MalformedPolicy": (400, "Policies must be valid JSON and follow the policy grammar."),
     "MalformedACLError": (
         400,
         "The XML you provided was not well-formed or did not validate against our "
