@@ -21,8 +21,17 @@ from core.context import RequestContext
 from core.errors import S3Error, not_implemented
 from core.numbers import is_decimal, saturating_decimal
 from gateway import readiness, s3xml
+from gateway.access import AccessCheck, condition_context
 from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
+from gateway.audit import (
+    AUTHENTICATION_FAILURES,
+    READ_METHODS,
+    audit,
+    audit_authentication_failure,
+)
+from gateway.auth import anonymous_auth, is_anonymous, signature_kind
+from gateway.client_address import source_address
 from gateway.credentials import CredentialResolver
 from gateway.handlers import HANDLERS
 from gateway.query.dispatch import QueryDispatcher
@@ -41,6 +50,7 @@ from gateway.routing import Operation, resolve
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
+from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
 from policy.stack import Stack, StartupError
@@ -67,7 +77,8 @@ class Gateway:
         self.settings = settings
         self.stack = stack
         self.backend: Backend = stack.backend
-        self.services = Services(stack.policies)
+        self.access = AccessControl(stack.catalog, identities)
+        self.services = Services(stack.policies, self.access)
         self.credentials = CredentialResolver(credentials, identities)
         self.identities = identities
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
@@ -79,7 +90,9 @@ class Gateway:
             self.query_actions, self.credentials, settings.region, self._max_skew
         )
         self.api = create_api_app(
-            ApiServices(stack.catalog, stack.backend, stack.policies, stack.retention, settings)
+            ApiServices(
+                stack.catalog, stack.backend, stack.policies, stack.retention, settings, self.access
+            )
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,6 +148,12 @@ class Gateway:
         operation: Operation | None = None
         query_action: str | None = None
         principal = "-"
+        check: AccessCheck | None = None
+        source_ip = source_address(
+            (scope.get("client") or ("", 0))[0],
+            headers.get("x-forwarded-for"),
+            self.settings.trusted_proxies,
+        )
         resource = "/"
         bucket: str | None = None
         try:
@@ -158,14 +177,39 @@ class Gateway:
                     raise S3Error(
                         "MethodNotAllowed", Method=method, ResourceType=address.target.upper()
                     )
-                auth = await self.credentials.authenticate(
-                    HttpRequestView(method, raw_path, query_string, headers),
-                    self.settings.region,
-                    datetime.now(UTC),
-                    self._max_skew,
-                    address.bucket if address.virtual_host else None,
-                )
+                view = HttpRequestView(method, raw_path, query_string, headers)
+                now = datetime.now(UTC)
+                signature: str | None = None
+                if is_anonymous(view):
+                    auth = anonymous_auth(view)
+                else:
+                    signature = signature_kind(view)
+                    auth = await self.credentials.authenticate(
+                        view,
+                        self.settings.region,
+                        now,
+                        self._max_skew,
+                        address.bucket if address.virtual_host else None,
+                    )
                 principal = auth.credential.principal
+                identity = auth.credential.identity
+                check = AccessCheck(
+                    self.access,
+                    identity,
+                    condition_context(
+                        identity,
+                        source=source_ip,
+                        secure=scope.get("scheme") == "https",
+                        now=now,
+                        headers=headers,
+                        query=query,
+                        region=self.settings.region,
+                        signature=signature,
+                        site=address.bucket,
+                    ),
+                    str(operation),
+                )
+                await _authorize(check, operation, address.bucket, address.key)
                 handler = HANDLERS.get(operation)
                 if handler is None:
                     raise not_implemented(operation)
@@ -181,10 +225,15 @@ class Gateway:
                     backend=self.backend,
                     settings=self.settings,
                     services=self.services,
+                    access=check,
                 )
                 reply = await handler(request)
         except S3Error as error:
             reply = _error_reply(error, request_id, resource)
+            if check is None and error.code in AUTHENTICATION_FAILURES:
+                audit_authentication_failure(
+                    request_id, source_ip, bucket, str(operation) if operation else None, error
+                )
         except Exception:
             log.exception(
                 "unhandled error", extra={"request_id": request_id, "operation": operation}
@@ -205,6 +254,8 @@ class Gateway:
             failure = error
             raise
         finally:
+            if check is not None:
+                _audit(request_id, check, method, reply.status)
             log_request(
                 request_id=request_id,
                 principal=principal,
@@ -227,6 +278,29 @@ class Gateway:
         ready, document = await readiness.report(self.stack)
         body = json.dumps(document).encode()
         return Reply(200 if ready else 503, [("Content-Type", "application/json")], body)
+
+
+#: Operations whose decision a handler makes: per key (DeleteObjects), or by filtering what
+#: it returns (ListBuckets, which needs only an authenticated principal).
+_DECIDED_BY_HANDLER = frozenset({Operation.DeleteObjects, Operation.ListBuckets})
+
+
+async def _authorize(
+    check: AccessCheck, operation: Operation, bucket: str | None, key: str | None
+) -> None:
+    """``AccessDenied`` unless the request's principal may do ``operation`` there."""
+    if operation not in _DECIDED_BY_HANDLER:
+        await check.require(operation.action, bucket, key)
+    elif check.principal.kind == "anonymous":
+        raise S3Error("AccessDenied")
+
+
+def _audit(request_id: str, check: AccessCheck, method: str, status: int) -> None:
+    """The audit lines of a request: every denial, and every decision of a mutating one."""
+    mutating = method not in READ_METHODS
+    for entry in check.entries:
+        if mutating or not entry.allowed:
+            audit(request_id, entry, status)
 
 
 _DRAIN_LIMIT = 1024 * 1024

@@ -6,6 +6,7 @@ environment variables, command-line flags. Nothing else in the code reads the en
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -50,6 +51,9 @@ class Settings:
     reservation_lease_seconds: int = 120  # a dead gateway's quota reservations outlive it so long
     # Writes to a local volume (the filesystem backend) are refused (507) below this; 0: off.
     min_free_bytes: int = 256 * 1024**2
+    # Peers (addresses or CIDRs) whose X-Forwarded-For is believed: the client address that
+    # policies see (aws:SourceIp) is the last address not among them. Empty: the peer itself.
+    trusted_proxies: tuple[str, ...] = ()
     # Seals secrets at rest (policy.secret_box); None: <data_dir>/master.key, made on first start.
     master_key: str | None = field(default=None, repr=False)
 
@@ -91,6 +95,7 @@ _ENV: dict[str, str] = {
     "PWG_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
     "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
     "PWG_MIN_FREE_BYTES": "min_free_bytes",
+    "PWG_TRUSTED_PROXIES": "trusted_proxies",
     "PWG_MASTER_KEY": "master_key",
 }
 
@@ -198,6 +203,11 @@ def load_settings(
     for name in _POSITIVE:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"trusted_proxies: {proxy!r} is not an address or CIDR") from exc
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     if settings.master_key is not None:

@@ -273,6 +273,16 @@ def policy_names(conn: Connection, user: str, after: str | None, limit: int) -> 
     return list(conn.execute(query).scalars())
 
 
+def policies_of(conn: Connection, user: str) -> list[UserPolicy]:
+    """Every inline policy of ``user`` by name (none for an unknown user)."""
+    query = (
+        select(user_policies)
+        .where(user_policies.c.user_name == user)
+        .order_by(user_policies.c.policy_name)
+    )
+    return [UserPolicy(row.user_name, row.policy_name, row.document) for row in conn.execute(query)]
+
+
 def delete_policy(conn: Connection, user: str, name: str) -> None:
     require_user(conn, user)
     deleted = conn.execute(

@@ -198,3 +198,24 @@ site_grants = Table(
     Column("role", String(16), nullable=False),
     Index("ix_site_grants_user", "user_name"),
 )
+
+#: A site's access configuration (see policy.bucket_access); no row: the defaults.
+bucket_access = Table(
+    "bucket_access",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("policy", Text, nullable=True),
+    Column("acl", json_column_type(), nullable=False),
+    Column("public_access_block", json_column_type(), nullable=True),
+    Column("ownership", Text, nullable=True),
+)
+
+#: Object ACLs other than the owner's private one (only kept while a site allows ACLs).
+object_acls = Table(
+    "object_acls",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("key", byte_text(), primary_key=True),
+    Column("acl", json_column_type(), nullable=False),
+)

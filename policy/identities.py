@@ -219,6 +219,18 @@ class IdentityStore:
     async def delete_user_policy(self, user: str, name: str) -> None:
         await self._database.run(True, partial(sql.delete_policy, user=user, name=name))
 
+    # What the access decision reads (policy.access_control.IdentitySource)
+
+    async def user_policy_documents(self, user: str) -> list[tuple[str, str]]:
+        """(policy name, JSON document) of each inline policy of ``user`` ([] for an
+        unknown user)."""
+        found = await self._database.run(False, partial(sql.policies_of, user=user))
+        return [(policy.policy_name, policy.document) for policy in found]
+
+    async def user_grants(self, user: str) -> list[tuple[str, Role]]:
+        """(site, role) of each role granted to ``user``."""
+        return [(grant.site, grant.role) for grant in await self.grants(user=user)]
+
     # Site grants
 
     async def grant(self, site: str, user: str, role: Role | str) -> SiteGrant:

@@ -30,6 +30,12 @@ POLICY = json.dumps(
 )
 
 
+def allowing(action: str, bucket: str) -> str:
+    """A policy document allowing ``action`` on the objects of ``bucket``."""
+    statement = {"Effect": "Allow", "Action": action, "Resource": f"arn:aws:s3:::{bucket}/*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def client(service: Literal["iam", "s3"], gateway: GatewayEndpoint, key: str, secret: str) -> Any:
     return boto3.client(
         service,
@@ -192,6 +198,9 @@ def test_a_users_keys_authenticate_s3_until_inactive_or_deleted(
     gateway: InProcessGateway, iam: Any, user: str, bucket: str, s3: Any
 ) -> None:
     s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello")
+    iam.put_user_policy(
+        UserName=user, PolicyName="read", PolicyDocument=allowing("s3:GetObject", bucket)
+    )
     key = iam.create_access_key(UserName=user)["AccessKey"]
     theirs = client("s3", gateway, key["AccessKeyId"], key["SecretAccessKey"])
     assert theirs.get_object(Bucket=bucket, Key="hello.txt")["Body"].read() == b"hello"
@@ -301,11 +310,18 @@ def test_iam_on_a_gateway_process(process_gateway: GatewayServer) -> None:
     root_s3 = client("s3", process_gateway, process_gateway.access_key, process_gateway.secret_key)
     bucket = f"iam-{uuid.uuid4().hex[:12]}"
     root_s3.create_bucket(Bucket=bucket)
+    policy = allowing("s3:PutObject", bucket)
+    root_iam.put_user_policy(UserName=name, PolicyName="write", PolicyDocument=policy)
     theirs = client("s3", process_gateway, key["AccessKeyId"], key["SecretAccessKey"])
     theirs.put_object(Bucket=bucket, Key="by-user", Body=b"x")
     assert root_s3.head_object(Bucket=bucket, Key="by-user")["ContentLength"] == 1
     for stored in process_gateway.data_dir.glob("catalog.sqlite3*"):  # the WAL too
         assert key["SecretAccessKey"].encode() not in stored.read_bytes()
     assert (process_gateway.data_dir / "master.key").is_file()
+    iam_denied = client("s3", process_gateway, key["AccessKeyId"], key["SecretAccessKey"])
+    assert error_of(iam_denied.get_object, Bucket=bucket, Key="by-user")[:2] == (
+        "AccessDenied",
+        403,
+    )  # its policy allows writing only
     root_iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
     assert error_of(theirs.list_buckets)[:2] == ("InvalidAccessKeyId", 403)

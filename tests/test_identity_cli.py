@@ -223,3 +223,25 @@ def test_commands_need_the_gateways_master_key(tmp_path: Path) -> None:
         main(["users", "list", "--data-dir", str(tmp_path), "--bogus"])
     assert main(["users", "list", "--data-dir", str(tmp_path)]) == 2
     assert not (tmp_path / "master.key").exists()
+
+
+def test_a_granted_role_is_what_the_access_decision_reads(
+    gateway: InProcessGateway, run: Run, user: str, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="page.html", Body=b"<p>")
+    theirs = s3_for(gateway, *created_key(run("keys", "create", user)[1]))
+
+    def reads() -> bool:
+        try:
+            theirs.get_object(Bucket=bucket, Key="page.html")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "AccessDenied":
+                raise
+            return False
+        return True
+
+    assert not reads()
+    assert run("sites", "grant", bucket, user, "reader")[0] == 0
+    eventually(reads)
+    assert run("sites", "revoke", bucket, user)[0] == 0
+    eventually(lambda: not reads())

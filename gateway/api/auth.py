@@ -2,12 +2,8 @@
 
 API keys (``policy.catalog.SqlCatalog.create_api_key``) belong to the same principals as
 the S3 credentials. :class:`BearerAuth` authenticates every request except the public
-paths; handlers read the principal with :func:`principal_of` and check it with
-:func:`authorize`.
-
-Authorization today: the root principal may do everything and no one else may do anything.
-Per-site RBAC (a principal's sites and actions) is future work; :func:`authorize` is the one
-place it will go.
+paths; :func:`identity_of` gives the Principal it found, which
+``gateway.api.authorization`` decides with the one policy engine before any handler runs.
 """
 
 from __future__ import annotations
@@ -23,9 +19,12 @@ from gateway.access_log import request_id_of
 from gateway.api.errors import ApiError, error_response
 from gateway.api.services import ApiCatalog
 from policy.credentials import ROOT_PRINCIPAL
+from policy.principals import ANONYMOUS, ROOT, Principal
 
 _PRINCIPAL = "pagewright.principal"
 PRINCIPAL_SCOPE_KEY = _PRINCIPAL  # read by the access log
+#: Where a token's Principal (with its site roles) is kept, when the credential was a token.
+IDENTITY_SCOPE_KEY = "pagewright.identity"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pagewright"'}
 
 
@@ -73,10 +72,13 @@ def principal_of(request: Request) -> str:
     return principal
 
 
-def authorize(principal: str, site: str | None) -> None:
-    """Allow ``principal`` to act on ``site`` (every site when None), else ``AccessDenied``.
-
-    Only the root principal is allowed, for now (see the module docstring)."""
-    if principal != ROOT_PRINCIPAL:
-        where = f"site {site!r}" if site else "these sites"
-        raise ApiError("AccessDenied", f"principal {principal!r} may not act on {where}")
+def identity_of(scope: Scope) -> Principal:
+    """The :class:`Principal` :class:`BearerAuth` authenticated for ``scope``: the one a
+    token carries, else root or the user its API key belongs to."""
+    identity = scope.get(IDENTITY_SCOPE_KEY)
+    if isinstance(identity, Principal):
+        return identity
+    name = scope.get(_PRINCIPAL)
+    if name == ROOT_PRINCIPAL:
+        return ROOT
+    return Principal(name, "user") if isinstance(name, str) else ANONYMOUS

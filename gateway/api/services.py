@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.settings import Settings
+from policy.access_control import AccessControl
 from policy.model import Catalog
 from policy.policies import PolicyResolver
 from policy.retention import RetentionService
@@ -28,7 +29,8 @@ class ApiServices:
     wrappers around the translator): deletes and downloads go through it so the catalog and
     quotas follow and reads are verified. ``catalog`` answers listings and API keys;
     ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
-    retention. The API starts and closes none of them: the wiring owns their lifecycle.
+    retention; ``access`` decides every request. The API starts and closes none of them:
+    the wiring owns their lifecycle.
     """
 
     catalog: ApiCatalog
@@ -36,3 +38,4 @@ class ApiServices:
     policies: PolicyResolver
     retention: RetentionService
     settings: Settings
+    access: AccessControl

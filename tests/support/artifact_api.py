@@ -24,7 +24,18 @@ API = "/_pagewright/v1"
 
 
 def create_api_key(server: GatewayEndpoint, principal: str = "root") -> str:
-    """A new API key, made with ``pagewright-gateway api-key create`` on the server's data."""
+    """A new API key, made with ``pagewright-gateway api-key create`` on the server's data;
+    a principal other than root is made an IAM user first (keys belong to known principals)."""
+    if principal != "root":
+        users = [sys.executable, "-m", "commands.cli", "users", "create", principal]
+        made = subprocess.run(
+            [*users, "--data-dir", str(server.data_dir)],
+            env=server.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert made.returncode == 0 or "already exists" in made.stderr, made.stderr
     command = [sys.executable, "-m", "commands.cli", "api-key", "create"]
     done = subprocess.run(
         [*command, "--data-dir", str(server.data_dir), "--principal", principal],
