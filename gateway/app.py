@@ -85,7 +85,12 @@ class Gateway:
         # The query protocol (IAM; STS registers its actions on the same dispatcher).
         self.query_actions = QueryDispatcher()
         if identities is not None:
-            register_iam(self.query_actions, identities, self.credentials)
+            register_iam(
+                self.query_actions,
+                identities,
+                self.credentials,
+                lambda user: self.access.forget(user=user),
+            )
         self.query = QueryEndpoint(
             self.query_actions, self.credentials, settings.region, self._max_skew
         )

@@ -219,6 +219,13 @@ def test_a_users_keys_authenticate_s3_until_inactive_or_deleted(
     )
     assert httpx.get(presigned_v4).content == b"hello"
 
+    # A policy removed over IAM applies at once on this replica (the decision's cache forgets).
+    iam.delete_user_policy(UserName=user, PolicyName="read")
+    assert error_of(theirs.get_object, Bucket=bucket, Key="hello.txt")[:2] == ("AccessDenied", 403)
+    policy = allowing("s3:GetObject", bucket)
+    iam.put_user_policy(UserName=user, PolicyName="read", PolicyDocument=policy)
+    assert theirs.get_object(Bucket=bucket, Key="hello.txt")["Body"].read() == b"hello"
+
     iam.update_access_key(UserName=user, AccessKeyId=key["AccessKeyId"], Status="Inactive")
     assert error_of(theirs.get_object, Bucket=bucket, Key="hello.txt")[:2] == (
         "InvalidAccessKeyId",

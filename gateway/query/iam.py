@@ -33,12 +33,19 @@ Handler = Callable[[QueryCall], Awaitable[etree._Element | None]]
 
 
 class IamActions:
-    """The IAM handlers over ``store``; key changes are told to ``credentials``, so this
-    replica stops accepting a deactivated or deleted key at once."""
+    """The IAM handlers over ``store``. Key changes are told to ``credentials``, so this
+    replica stops accepting a deactivated or deleted key at once; a change of a user's
+    policies (or the user) to ``user_changed``, so the access decision's cache forgets it."""
 
-    def __init__(self, store: IdentityStore, credentials: CredentialResolver) -> None:
+    def __init__(
+        self,
+        store: IdentityStore,
+        credentials: CredentialResolver,
+        user_changed: Callable[[str], None] = lambda _user: None,
+    ) -> None:
         self._store = store
         self._credentials = credentials
+        self._user_changed = user_changed
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -90,7 +97,9 @@ class IamActions:
         return body
 
     async def delete_user(self, call: QueryCall) -> None:
-        await self._store.delete_user(call.required("UserName"))
+        name = call.required("UserName")
+        await self._store.delete_user(name)
+        self._user_changed(name)
 
     # Access keys
 
@@ -129,9 +138,11 @@ class IamActions:
     # Inline policies
 
     async def put_user_policy(self, call: QueryCall) -> None:
+        user = call.required("UserName")
         await self._store.put_user_policy(
-            call.required("UserName"), call.required("PolicyName"), call.required("PolicyDocument")
+            user, call.required("PolicyName"), call.required("PolicyDocument")
         )
+        self._user_changed(user)
 
     async def get_user_policy(self, call: QueryCall) -> etree._Element:
         policy = await self._store.get_user_policy(
@@ -158,7 +169,9 @@ class IamActions:
         return body
 
     async def delete_user_policy(self, call: QueryCall) -> None:
-        await self._store.delete_user_policy(call.required("UserName"), call.required("PolicyName"))
+        user = call.required("UserName")
+        await self._store.delete_user_policy(user, call.required("PolicyName"))
+        self._user_changed(user)
 
     def _user_named(self, call: QueryCall) -> str:
         """``UserName``, else the caller's own name; root's keys are not IAM's to manage."""
@@ -174,10 +187,14 @@ class IamActions:
 
 
 def register_iam(
-    dispatcher: QueryDispatcher, store: IdentityStore, credentials: CredentialResolver
+    dispatcher: QueryDispatcher,
+    store: IdentityStore,
+    credentials: CredentialResolver,
+    user_changed: Callable[[str], None] = lambda _user: None,
 ) -> None:
-    """Register every IAM action, each guarded by :func:`policy.iam_access.may_call_iam`."""
-    for name, handler in IamActions(store, credentials).handlers().items():
+    """Register every IAM action, each guarded by :func:`policy.iam_access.may_call_iam`
+    (``user_changed``: see :class:`IamActions`)."""
+    for name, handler in IamActions(store, credentials, user_changed).handlers().items():
         dispatcher.register(QueryAction(name, SERVICE, VERSION, NAMESPACE, _guarded(name, handler)))
 
 
