@@ -113,6 +113,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         scrub_rate_bytes=settings.scrub_rate_bytes,
         lease_s=settings.reservation_lease_seconds,
         min_free_bytes=settings.min_free_bytes,
+        rate_limits=settings.rate_limits,
     )
     return Gateway(settings, stack, CredentialStore([root.credential]))
 

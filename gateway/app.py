@@ -33,6 +33,7 @@ from gateway.audit import (
 from gateway.auth import anonymous_auth, authenticate_request, is_anonymous, signature_kind
 from gateway.client_address import source_address
 from gateway.handlers import HANDLERS
+from gateway.rate_limiting import declared_bytes, limited_principal, raise_if_refused
 from gateway.request import (
     BodySource,
     IdleLimitedReceive,
@@ -48,6 +49,7 @@ from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
+from policy.rate_limits import RateLimiter, unlimited
 from policy.stack import Stack, StartupError
 from translators.base import Backend
 
@@ -70,9 +72,16 @@ class Gateway:
         self.services = Services(stack.policies, self.access)
         self.credentials = credentials
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
+        self.limiter: RateLimiter = stack.limiter or unlimited(stack.policies.for_site)
         self.api = create_api_app(
             ApiServices(
-                stack.catalog, stack.backend, stack.policies, stack.retention, settings, self.access
+                stack.catalog,
+                stack.backend,
+                stack.policies,
+                stack.retention,
+                settings,
+                self.access,
+                limiter=self.limiter,
             )
         )
 
@@ -152,18 +161,24 @@ class Gateway:
                 view = HttpRequestView(method, raw_path, query_string, headers)
                 now = datetime.now(UTC)
                 signature: str | None = None
+                raise_if_refused(await self.limiter.check_source(source_ip))
                 if is_anonymous(view):
                     auth = anonymous_auth(view)
                 else:
                     signature = signature_kind(view)
-                    auth = authenticate_request(
-                        view,
-                        self.credentials.lookup,
-                        self.settings.region,
-                        now,
-                        self._max_skew,
-                        address.bucket if address.virtual_host else None,
-                    )
+                    try:
+                        auth = authenticate_request(
+                            view,
+                            self.credentials.lookup,
+                            self.settings.region,
+                            now,
+                            self._max_skew,
+                            address.bucket if address.virtual_host else None,
+                        )
+                    except S3Error as error:
+                        if error.code in AUTHENTICATION_FAILURES:
+                            await self.limiter.auth_failed(source_ip)
+                        raise
                 principal = auth.credential.principal
                 identity = auth.credential.identity
                 check = AccessCheck(
@@ -183,6 +198,13 @@ class Gateway:
                     str(operation),
                 )
                 await _authorize(check, operation, address.bucket, address.key)
+                raise_if_refused(
+                    await self.limiter.admit(
+                        limited_principal(identity, source_ip),
+                        address.bucket,
+                        declared_bytes(headers),
+                    )
+                )
                 handler = HANDLERS.get(operation)
                 if handler is None:
                     raise not_implemented(operation)
