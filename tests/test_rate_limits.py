@@ -150,6 +150,7 @@ async def test_no_configured_limit_touches_no_bucket() -> None:
         assert (await limits.admit("root", "site", 10**12)).allowed
     assert await limits.check_source("127.0.0.1") == Admission(True)
     await limits.auth_failed("127.0.0.1")
+    assert isinstance(limits.store, MemoryBuckets)
     assert limits.store._buckets == {}
     assert limits.store._windows == {}
 
