@@ -63,7 +63,8 @@ class Settings:
     principal_byte_burst: int = 0
     auth_failure_limit: int = 0  # failed authentications per source address and window; 0 off
     auth_failure_window_seconds: int = 300
-    redis_url: str = ""  # shared rate-limit buckets; "" = in this process
+    # Shared rate-limit buckets; "" = in this process. Not in repr: it may hold a password.
+    redis_url: str = field(default="", repr=False)
     redis_key_prefix: str = "pagewright:rl:"
 
     @property
