@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from policy.rate_buckets import ALLOWED, Admission, BucketStore, Charge, MemoryBuckets
@@ -89,8 +90,7 @@ def connect(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> Redis:
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
-        retry=Retry(NoBackoff(), 1),
-        retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     return client
 

@@ -149,3 +149,27 @@ async def test_an_outage_falls_back_to_the_process_and_recovers(
         finally:
             await store.close()
             await other.close()
+
+
+@pytest.mark.anyio
+async def test_a_redis_that_hangs_times_out_into_the_fallback(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "pagewright.rate_limits")
+    with TcpProxy(redis_target()) as proxy:
+        store = FailoverBuckets(RedisBuckets(connect(proxied_url(proxy)), prefix))
+        try:
+            bucket = [charge("h", per_second=0.001, burst=1)]
+            assert (await store.take(bucket)).allowed
+            proxy.stall()
+            # Redis never answers: the socket timeout ends the wait, the process's own
+            # bucket (full) answers, and the next decisions skip Redis until the retry time.
+            assert (await store.take(bucket)).allowed
+            assert store.degraded
+            assert not (await store.take(bucket)).allowed
+            warnings = [r.getMessage() for r in caplog.records]
+            assert len(warnings) == 1
+            assert "Timeout" in warnings[0]
+        finally:
+            proxy.restore()
+            await store.close()

@@ -120,7 +120,9 @@ def unfill(filler: Path) -> None:
 class TcpProxy:
     """A TCP proxy on a free 127.0.0.1 port to ``target`` (host, port), for network faults
     between the gateway and a server: :meth:`cut` drops every connection and refuses new
-    ones (connections are accepted and closed at once) until :meth:`restore`.
+    ones (connections are accepted and closed at once) until :meth:`restore`; :meth:`stall`
+    keeps connections open but forwards nothing (the server seems to hang) until
+    :meth:`restore`, which then drops the stalled connections.
 
     Runs in a daemon thread per connection direction; :meth:`close` stops it."""
 
@@ -131,6 +133,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = False
+        self._stalled = False
         self._closed = False
         threading.Thread(target=self._accept, name=f"proxy-{self.port}", daemon=True).start()
 
@@ -148,9 +151,18 @@ class TcpProxy:
                 sock.close()
             self._open.clear()
 
+    def stall(self) -> None:
+        """Forward nothing in either direction until :meth:`restore`."""
+        with self._lock:
+            self._stalled = True
+
     def restore(self) -> None:
+        """Forward again; connections that were stalled are dropped (bytes were lost)."""
+        if self._stalled:
+            self.cut()
         with self._lock:
             self._cut = False
+            self._stalled = False
 
     def close(self) -> None:
         self._closed = True
@@ -186,7 +198,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._stalled:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
