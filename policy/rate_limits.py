@@ -18,18 +18,23 @@ Authentication failures are counted per source address in fixed windows: after
 request from it is refused until the window ends (a success does not reset the count).
 
 With a Redis URL the buckets live in Redis (shared by replicas; an outage falls back to
-per-process limits, see :mod:`policy.rate_redis`), else in this process. No limit
-configured (all zero, the default) costs nothing: no bucket is touched.
+per-process limits, see :mod:`policy.rate_redis`), else in this process. While the catalog
+cannot tell a site's policy, that site's limits are skipped (logged once), never the
+request. No limit configured (all zero, the default) costs nothing: no bucket is touched.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from core.errors import S3Error
 from policy.model import SitePolicy
 from policy.rate_buckets import ALLOWED, Admission, BucketStore, Charge, MemoryBuckets, Rate
 from policy.rate_redis import FailoverBuckets, RedisBuckets, connect
+
+log = logging.getLogger("pagewright.rate_limits")
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class RateLimiter:
         self._principal_bytes = Rate.of(
             config.principal_bytes_per_second, config.principal_byte_burst
         )
+        self._policies_unavailable = False
 
     async def admit(self, principal: str, site: str | None, cost_bytes: int = 0) -> Admission:
         """Charge one request and ``cost_bytes`` to ``principal``'s buckets and, when the
@@ -85,8 +91,8 @@ class RateLimiter:
         self._add(
             charges, f"p:{principal}:bytes", "principal bytes", self._principal_bytes, cost_bytes
         )
-        if site is not None:
-            policy = await self._site_policy(site)
+        policy = await self._policy_of(site) if site is not None else None
+        if site is not None and policy is not None:
             requests = Rate.of(policy.site_requests_per_second, policy.site_request_burst)
             transfer = Rate.of(policy.site_bytes_per_second, policy.site_byte_burst)
             self._add(charges, f"s:{site}:requests", "site requests", requests, 1)
@@ -94,6 +100,25 @@ class RateLimiter:
         if not charges:
             return ALLOWED
         return await self.store.take(charges)
+
+    async def _policy_of(self, site: str) -> SitePolicy | None:
+        """``site``'s policy, or None while the catalog is unavailable: its limits are then
+        not applied (a catalog outage must not refuse requests that need no catalog)."""
+        try:
+            policy = await self._site_policy(site)
+        except S3Error as error:
+            if error.status < 500:
+                raise
+            if not self._policies_unavailable:
+                log.warning(
+                    "rate limits: site policies are unavailable (%s); per-site "
+                    "limits are not applied until they are back",
+                    error.message,
+                )
+            self._policies_unavailable = True
+            return None
+        self._policies_unavailable = False
+        return policy
 
     async def check_source(self, address: str | None) -> Admission:
         """Refused while ``address`` has failed authentication ``auth_failure_limit`` times

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from core.errors import S3Error
 from policy.model import SitePolicy
 from policy.rate_buckets import Admission, Charge, MemoryBuckets, Rate, decide, refilled
 from policy.rate_limits import RateLimitConfig, RateLimiter
@@ -250,3 +251,38 @@ async def test_failover_warns_once_per_outage_and_recovers(
     assert (await store.take(one)).allowed
     assert not store.degraded
     assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.anyio
+async def test_site_limits_are_skipped_while_the_catalog_is_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "pagewright.rate_limits")
+    down = True
+
+    async def site_policy(site: str) -> SitePolicy:
+        if down:
+            raise S3Error("ServiceUnavailable", "The catalog database is unavailable.")
+        return SitePolicy(site_requests_per_second=0.001, site_request_burst=1)
+
+    limits = RateLimiter(
+        RateLimitConfig(principal_requests_per_second=0.001, principal_request_burst=10),
+        MemoryBuckets(Clock()),
+        site_policy,
+    )
+    assert (await limits.admit("root", "site")).allowed
+    assert (await limits.admit("root", "site")).allowed
+    assert len([r for r in caplog.records if "site policies" in r.getMessage()]) == 1
+    down = False
+    assert (await limits.admit("root", "site")).allowed  # the site's first token
+    assert await limits.admit("root", "site") == Admission(False, 1000, "site requests")
+
+
+@pytest.mark.anyio
+async def test_a_site_policy_lookup_refused_for_the_request_is_raised() -> None:
+    async def site_policy(site: str) -> SitePolicy:
+        raise S3Error("InvalidBucketName")
+
+    limits = RateLimiter(RateLimitConfig(), MemoryBuckets(Clock()), site_policy)
+    with pytest.raises(S3Error, match="InvalidBucketName"):
+        await limits.admit("root", "Bad_Name")
