@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 import pytest
 import redis
 
+from policy.model import SitePolicy
 from policy.rate_buckets import Admission, Charge, Rate
+from policy.rate_limits import RateLimitConfig
 from policy.rate_redis import FailoverBuckets, RedisBuckets, connect
+from policy.stack import build_stack
 from tests.support.faults import TcpProxy
 from tests.support.redis import keys_under, redis_prefix, server_url
+from translators.memory.backend import MemoryBackend
 
 
 @pytest.fixture
@@ -173,3 +178,30 @@ async def test_a_redis_that_hangs_times_out_into_the_fallback(
         finally:
             proxy.restore()
             await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_stack_builds_a_shared_limiter_and_closes_its_connections(
+    prefix: str, tmp_path: Path
+) -> None:
+    config = RateLimitConfig(
+        principal_requests_per_second=0.001,
+        principal_request_burst=1,
+        redis_url=server_url(),
+        redis_key_prefix=prefix,
+    )
+    catalog = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    stack = build_stack(MemoryBackend(), catalog, SitePolicy(), 1024, rate_limits=config)
+    limiter = stack.limiter
+    assert limiter is not None
+    assert isinstance(limiter.store, FailoverBuckets)
+    assert (await limiter.admit("root", None)).allowed
+    assert not (await limiter.admit("root", None)).allowed
+    assert set(keys_under(prefix)) == {"p:root:requests"}
+    primary = limiter.store.primary
+    assert isinstance(primary, RedisBuckets)
+    pool = primary._client.connection_pool
+    assert any(c.is_connected for c in pool._available_connections)
+    await stack.close()
+    assert not any(c.is_connected for c in pool._available_connections)
+    assert not pool._in_use_connections
