@@ -17,8 +17,10 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from gateway.rate_limiting import limited_principal, source_of
 from gateway.settings import Settings
 from policy.model import SitePolicy
+from policy.principals import ANONYMOUS, ROOT, Principal
 from tests.support.artifact_api import API, create_api_key
 from tests.support.gateway import InProcessGateway, in_process_gateway
 from tests.support.raw_s3 import RawReply, send
@@ -174,9 +176,11 @@ def test_s3_authentication_failures_throttle_their_source_address(
     server = make_gateway(auth_failure_limit=3, auth_failure_window_seconds=600)
     wrong = replace(server, secret_key="not-the-secret")
     assert send(server, "GET", "/").status == 200
-    codes = [send(wrong, "GET", "/").error_code() for _ in range(2)]
-    codes.append(send(server, "GET", "/", sign=False).error_code())  # anonymous
-    assert codes == ["SignatureDoesNotMatch", "SignatureDoesNotMatch", "AccessDenied"]
+    # An anonymous request is not an authentication failure (the access decision
+    # refuses it); a bad signature is.
+    assert send(server, "GET", "/", sign=False).error_code() == "AccessDenied"
+    codes = [send(wrong, "GET", "/").error_code() for _ in range(3)]
+    assert codes == ["SignatureDoesNotMatch"] * 3
     # 127.0.0.1 has failed 3 times in its window: refused, even with the right key.
     retry_after = assert_slow_down(send(server, "GET", "/"), "authentication failures")
     assert 590 <= retry_after <= 600
@@ -201,3 +205,18 @@ def test_api_authentication_failures_throttle_their_source_address(
     other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
     with other:
         assert other.get(url, headers=_bearer(key)).status_code == 200
+
+
+def test_requests_are_charged_to_the_principal_or_an_anonymous_source() -> None:
+    assert limited_principal(ROOT, "10.0.0.1") == ROOT.arn
+    user = Principal("root", "user")  # a user named like root has buckets of its own
+    assert limited_principal(user, "10.0.0.1") == user.arn != ROOT.arn
+    assert limited_principal(ANONYMOUS, "10.0.0.1") == "anonymous@10.0.0.1"
+    assert limited_principal(ANONYMOUS, "10.0.0.2") == "anonymous@10.0.0.2"
+
+
+def test_the_source_address_is_the_one_policies_see() -> None:
+    scope = {"client": ("10.0.0.9", 5000), "headers": [(b"x-forwarded-for", b"203.0.113.7")]}
+    assert source_of(scope, ()) == "10.0.0.9"  # no trusted proxy: the header is ignored
+    assert source_of(scope, ("10.0.0.0/8",)) == "203.0.113.7"
+    assert source_of({"headers": []}, ()) == ""

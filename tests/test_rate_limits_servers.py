@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from policy.principals import ROOT
 from tests.support.faults import TcpProxy
 from tests.support.raw_s3 import RawReply, send
 from tests.support.redis import keys_under, redis_prefix, server_url
@@ -56,7 +57,7 @@ def test_two_gateways_share_a_principal_limit_through_redis(tmp_path: Path, pref
         # The principal's 4 tokens are spent, whichever process is asked.
         assert status(first) == 503
         assert status(second) == 503
-        assert set(keys_under(prefix)) == {"p:root:requests"}
+        assert set(keys_under(prefix)) == {f"p:{ROOT.arn}:requests"}
 
 
 def test_a_redis_outage_falls_back_to_per_process_limits_and_recovers(
