@@ -220,3 +220,19 @@ def test_the_source_address_is_the_one_policies_see() -> None:
     assert source_of(scope, ()) == "10.0.0.9"  # no trusted proxy: the header is ignored
     assert source_of(scope, ("10.0.0.0/8",)) == "203.0.113.7"
     assert source_of({"headers": []}, ()) == ""
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(
+    make_gateway: StartGateway,
+) -> None:
+    server = make_gateway(
+        auth_failure_limit=2, auth_failure_window_seconds=600, trusted_proxies=("127.0.0.1",)
+    )
+    wrong = replace(server, secret_key="not-the-secret")
+    attacker = {"X-Forwarded-For": "203.0.113.1"}
+    for _ in range(2):
+        assert send(wrong, "GET", "/", headers=attacker).status == 403
+    assert_slow_down(send(server, "GET", "/", headers=attacker), "authentication failures")
+    # The proxy's other clients are not refused.
+    assert send(server, "GET", "/", headers={"X-Forwarded-For": "203.0.113.2"}).status == 200
+    assert send(server, "GET", "/").status == 200
