@@ -50,15 +50,15 @@ class SourceThrottle:
         if scope["type"] != "http" or limiter is None:
             await self.app(scope, receive, send)
             return
-        peer = source_of(scope, self._proxies)
-        admission = await limiter.check_source(peer)
+        source = source_of(scope, self._proxies)
+        admission = await limiter.check_source(source)
         if not admission.allowed:
             await _refuse(admission, scope, receive, send)
             return
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 401:
-                await limiter.auth_failed(peer)
+                await limiter.auth_failed(source)
             await send(message)
 
         await self.app(scope, receive, counting_send)
