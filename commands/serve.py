@@ -116,6 +116,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         scrub_rate_bytes=settings.scrub_rate_bytes,
         lease_s=settings.reservation_lease_seconds,
         min_free_bytes=settings.min_free_bytes,
+        rate_limits=settings.rate_limits,
     )
     identities = IdentityStore(
         stack.catalog, load_master_key(settings.data_dir, settings.master_key)

@@ -37,6 +37,7 @@ from gateway.handlers import HANDLERS
 from gateway.query.dispatch import QueryDispatcher
 from gateway.query.endpoint import QueryEndpoint, is_query_request
 from gateway.query.iam import register_iam
+from gateway.rate_limiting import declared_bytes, limited_principal, raise_if_refused
 from gateway.request import (
     BodySource,
     IdleLimitedReceive,
@@ -53,6 +54,7 @@ from gateway.sigv4 import HttpRequestView
 from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
+from policy.rate_limits import RateLimiter, unlimited
 from policy.stack import Stack, StartupError
 from translators.base import Backend
 
@@ -82,6 +84,7 @@ class Gateway:
         self.credentials = CredentialResolver(credentials, identities)
         self.identities = identities
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
+        self.limiter: RateLimiter = stack.limiter or unlimited(stack.policies.for_site)
         # The query protocol (IAM; STS registers its actions on the same dispatcher).
         self.query_actions = QueryDispatcher()
         if identities is not None:
@@ -96,7 +99,13 @@ class Gateway:
         )
         self.api = create_api_app(
             ApiServices(
-                stack.catalog, stack.backend, stack.policies, stack.retention, settings, self.access
+                stack.catalog,
+                stack.backend,
+                stack.policies,
+                stack.retention,
+                settings,
+                self.access,
+                limiter=self.limiter,
             )
         )
 
@@ -185,17 +194,23 @@ class Gateway:
                 view = HttpRequestView(method, raw_path, query_string, headers)
                 now = datetime.now(UTC)
                 signature: str | None = None
+                raise_if_refused(await self.limiter.check_source(source_ip))
                 if is_anonymous(view):
                     auth = anonymous_auth(view)
                 else:
                     signature = signature_kind(view)
-                    auth = await self.credentials.authenticate(
-                        view,
-                        self.settings.region,
-                        now,
-                        self._max_skew,
-                        address.bucket if address.virtual_host else None,
-                    )
+                    try:
+                        auth = await self.credentials.authenticate(
+                            view,
+                            self.settings.region,
+                            now,
+                            self._max_skew,
+                            address.bucket if address.virtual_host else None,
+                        )
+                    except S3Error as error:
+                        if error.code in AUTHENTICATION_FAILURES:
+                            await self.limiter.auth_failed(source_ip)
+                        raise
                 principal = auth.credential.principal
                 identity = auth.credential.identity
                 check = AccessCheck(
@@ -215,6 +230,13 @@ class Gateway:
                     str(operation),
                 )
                 await _authorize(check, operation, address.bucket, address.key)
+                raise_if_refused(
+                    await self.limiter.admit(
+                        limited_principal(identity, source_ip),
+                        address.bucket,
+                        declared_bytes(headers),
+                    )
+                )
                 handler = HANDLERS.get(operation)
                 if handler is None:
                     raise not_implemented(operation)
@@ -251,6 +273,8 @@ class Gateway:
         elif not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
             # A rejected body left unread would be parsed as the next request: close instead.
             reply.headers.append(("Connection", "close"))
+        if check is not None:  # before the reply: whoever sees the reply can find its line
+            _audit(request_id, check, method, reply.status)
         sent = _Sent()
         failure: BaseException | None = None
         try:
@@ -259,8 +283,6 @@ class Gateway:
             failure = error
             raise
         finally:
-            if check is not None:
-                _audit(request_id, check, method, reply.status)
             log_request(
                 request_id=request_id,
                 principal=principal,

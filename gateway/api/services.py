@@ -9,6 +9,7 @@ from gateway.settings import Settings
 from policy.access_control import AccessControl
 from policy.model import Catalog
 from policy.policies import PolicyResolver
+from policy.rate_limits import RateLimiter
 from policy.retention import RetentionService
 from translators.base import Backend
 
@@ -29,8 +30,9 @@ class ApiServices:
     wrappers around the translator): deletes and downloads go through it so the catalog and
     quotas follow and reads are verified. ``catalog`` answers listings and API keys;
     ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
-    retention; ``access`` decides every request. The API starts and closes none of them:
-    the wiring owns their lifecycle.
+    retention; ``access`` decides every request; ``limiter`` (when given) applies the rate
+    limits (gateway.api.limits). The API starts and closes none of them: the wiring owns
+    their lifecycle.
     """
 
     catalog: ApiCatalog
@@ -39,3 +41,4 @@ class ApiServices:
     retention: RetentionService
     settings: Settings
     access: AccessControl
+    limiter: RateLimiter | None = None
