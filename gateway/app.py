@@ -179,6 +179,8 @@ class Gateway:
                     source,
                     request_id,
                     datetime.now(UTC),
+                    admit=lambda: self._admit_source(source_ip),
+                    authentication_failed=lambda: self.limiter.auth_failed(source_ip),
                 )
                 reply, principal, query_action = outcome.reply, outcome.principal, outcome.action
             else:
@@ -295,6 +297,10 @@ class Gateway:
                 started=started,
                 error=failure,
             )
+
+    async def _admit_source(self, source_ip: str) -> None:
+        """``SlowDown`` while ``source_ip`` is throttled for failed authentications."""
+        raise_if_refused(await self.limiter.check_source(source_ip))
 
     async def _probe(self, raw_path: str) -> Reply:
         """Unauthenticated probes. ``/healthz``: the process serves requests (no I/O).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import boto3
@@ -18,7 +19,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from lxml import etree
 
-from tests.support.gateway import GatewayEndpoint, InProcessGateway
+from gateway.settings import Settings
+from tests.support.gateway import GatewayEndpoint, InProcessGateway, in_process_gateway
 from tests.support.servers import GatewayServer
 
 NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
@@ -332,3 +334,18 @@ def test_iam_on_a_gateway_process(process_gateway: GatewayServer) -> None:
     )  # its policy allows writing only
     root_iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
     assert error_of(theirs.list_buckets)[:2] == ("InvalidAccessKeyId", 403)
+
+
+def test_failed_iam_signatures_throttle_their_source(tmp_path: Path) -> None:
+    settings = Settings(log_level="warning", auth_failure_limit=2, auth_failure_window_seconds=600)
+    with in_process_gateway(tmp_path / "data", settings) as server:
+        root = client("iam", server, server.access_key, server.secret_key)
+        wrong = client("iam", server, server.access_key, "not-the-secret")
+        assert root.list_users()["Users"] == []
+        assert error_of(wrong.list_users)[0] == "SignatureDoesNotMatch"
+        assert error_of(wrong.list_users)[0] == "SignatureDoesNotMatch"
+        with pytest.raises(ClientError) as caught:
+            root.list_users()  # the right key too, from this source, for the window
+        response = caught.value.response
+        assert response["Error"]["Code"] == "Throttling"
+        assert int(response["ResponseMetadata"]["HTTPHeaders"]["retry-after"]) > 500

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 from urllib.parse import parse_qsl
 
 from core.errors import S3Error
+from gateway.audit import AUTHENTICATION_FAILURES
 from gateway.credentials import CredentialResolver, requested_scope
 from gateway.query.dispatch import QueryCall, QueryDispatcher
 from gateway.query.errors import QueryError, query_error
@@ -69,14 +70,28 @@ class QueryEndpoint:
         self._max_skew = max_skew
 
     async def handle(
-        self, req: HttpRequestView, source: BodySource, request_id: str, now: datetime
+        self,
+        req: HttpRequestView,
+        source: BodySource,
+        request_id: str,
+        now: datetime,
+        *,
+        admit: Callable[[], Awaitable[None]] | None = None,
+        authentication_failed: Callable[[], Awaitable[None]] | None = None,
     ) -> QueryOutcome:
         """The reply to ``req``; never raises for a client's mistake or a handler's failure
-        (an unexpected exception is logged and answered ``InternalFailure``)."""
+        (an unexpected exception is logged and answered ``InternalFailure``).
+
+        ``admit`` runs first and may refuse the request with an :class:`S3Error` (the
+        source's rate limit: answered ``Throttling``); ``authentication_failed`` is awaited
+        after a failed authentication (one of ``gateway.audit.AUTHENTICATION_FAILURES``).
+        """
         namespace = IAM_NAMESPACE
         principal = "-"
         action_name: str | None = None
         try:
+            if admit is not None:
+                await admit()
             body = await _read(source)
             params = _form(body)
             action = self.dispatcher.action(params.get("Action"), params.get("Version"))
@@ -100,6 +115,9 @@ class QueryEndpoint:
             reply = Reply(200, [("Content-Type", CONTENT_TYPE)], document)
         except (QueryError, IdentityError, S3Error) as error:
             reply = _error_reply(query_error(error), namespace, request_id)
+            failed = isinstance(error, S3Error) and error.code in AUTHENTICATION_FAILURES
+            if failed and authentication_failed is not None:
+                await authentication_failed()
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})
             failure = QueryError("InternalFailure", "The request processing has failed.")
@@ -143,4 +161,4 @@ def _form(body: bytes) -> dict[str, str]:
 
 def _error_reply(error: QueryError, namespace: str, request_id: str) -> Reply:
     body = error_document(error, namespace, request_id)
-    return Reply(error.status, [("Content-Type", CONTENT_TYPE)], body)
+    return Reply(error.status, [("Content-Type", CONTENT_TYPE), *error.headers.items()], body)

@@ -30,6 +30,7 @@ ERRORS: Final[dict[str, tuple[int, FaultType]]] = {
     "NoSuchEntity": (404, "Sender"),
     "RequestEntityTooLarge": (413, "Sender"),
     "ServiceUnavailable": (503, "Receiver"),
+    "Throttling": (400, "Sender"),
     "ValidationError": (400, "Sender"),
 }
 
@@ -39,18 +40,26 @@ _FROM_S3: Final = {
     "AuthorizationHeaderMalformed": "IncompleteSignature",
     "AuthorizationQueryParametersError": "IncompleteSignature",
     "InternalError": "InternalFailure",
+    "SlowDown": "Throttling",
 }
 
 
 class QueryError(Exception):
     """A refused action: its code (a key of :data:`ERRORS`, or any code with ``status``),
-    message and HTTP status."""
+    message, HTTP status and extra reply headers (``Retry-After``)."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         known = ERRORS.get(code)
         self.code = code
         self.message = message
+        self.headers = headers or {}
         self.status = status if status is not None else (known[0] if known else 400)
         self.fault: FaultType = (
             known[1] if known else ("Receiver" if self.status >= 500 else "Sender")
@@ -66,7 +75,8 @@ def query_error(error: QueryError | IdentityError | S3Error) -> QueryError:
     code = _FROM_S3.get(error.code, error.code)
     if code == "InvalidClientTokenId":
         return QueryError(code, "The security token included in the request is invalid.")
-    return QueryError(code, error.message, error.status)
+    status = ERRORS[code][0] if code in ERRORS else error.status
+    return QueryError(code, error.message, status, dict(error.headers))
 
 
 def missing(name: str) -> QueryError:
