@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from commands.identity_output import run_with_store
 from commands.parser import add_command, add_commands
 from commands.store import add_catalog_arguments
+from core.errors import S3Error
+from gateway.handlers.common import validate_bucket_name
 from policy.identities import IdentityStore
 from policy.principals import Role
 
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_catalog_arguments(common)
     actions = add_commands(parser, "action")
     grant = add_command(actions, "grant", "give a user a role on a site", parents=[common])
-    grant.add_argument("site", metavar="SITE", help="the site (bucket)")
+    grant.add_argument("site", metavar="SITE", type=_site_name, help="the site (bucket)")
     grant.add_argument("user", metavar="USER", help="the user")
     grant.add_argument("role", metavar="ROLE", choices=_ROLES, help=", ".join(_ROLES))
     revoke = add_command(actions, "revoke", "take a user's role on a site away", parents=[common])
@@ -34,6 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke.add_argument("user", metavar="USER", help="the user")
     grants = add_command(actions, "grants", "list roles granted", parents=[common])
     grants.add_argument("site", metavar="SITE", nargs="?", help="only this site's (default all)")
+
+
+def _site_name(text: str) -> str:
+    """An argparse type: a site name, by S3's bucket naming rules (a typo is refused rather
+    than granted a role on a site that can never exist)."""
+    try:
+        validate_bucket_name(text)
+    except S3Error as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error.message}") from None
+    return text
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

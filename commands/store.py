@@ -2,10 +2,10 @@
 them (the same settings ``serve`` reads), the backend built through the translator registry,
 and the catalog.
 
-The offline commands (reindex, verify, api-key, backup, restore) work on an existing store
-and catalog, never on new empty ones; ``migrate`` opens its two backend URLs here too, and
-``serve`` builds its backend here. A function that returns ``None`` has printed why the
-store is unusable: the caller exits with status 2.
+The offline commands (reindex, verify, api-key, backup, restore, users, keys, sites) work
+on an existing store and catalog, never on new empty ones; ``migrate`` opens its two backend
+URLs here too, and ``serve`` builds its backend here. A function that returns ``None`` has
+printed why the store is unusable: the caller exits with status 2.
 """
 
 from __future__ import annotations

@@ -169,6 +169,9 @@ def test_site_grants(run: Run, user: str) -> None:
     status, _, err = run("sites", "grant", site, user, "admin")
     assert status == 2
     assert "invalid choice: 'admin'" in err
+    status, _, err = run("sites", "grant", "Not_A_Bucket", user, "reader")
+    assert status == 2
+    assert "Bucket names are 3 to 63 characters" in err
     status, _, err = run("sites", "grant", site, "no-such-user", "reader")
     assert status == 1
     assert "no-such-user" in err
