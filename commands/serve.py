@@ -23,6 +23,7 @@ from gateway.app import Gateway
 from gateway.http_protocol import bounded_protocol
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
+from policy.secret_box import load_master_key
 from policy.stack import build_stack
 from translators.config import BackendConfigError, parse_backend_url
 
@@ -114,7 +115,13 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         lease_s=settings.reservation_lease_seconds,
         min_free_bytes=settings.min_free_bytes,
     )
-    return Gateway(settings, stack, CredentialStore([root.credential]))
+    # Session tokens are sealed with the master key; kept in the data dir unless configured.
+    box = (
+        load_master_key(settings.data_dir, settings.master_key)
+        if settings.master_key or settings.oidc_issuers
+        else None
+    )
+    return Gateway(settings, stack, CredentialStore([root.credential]), box=box)
 
 
 def serve(settings: Settings, environ: Mapping[str, str]) -> int:

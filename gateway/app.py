@@ -25,6 +25,8 @@ from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.auth import authenticate_request
 from gateway.handlers import HANDLERS
+from gateway.query.http import answer_query, is_query_request
+from gateway.query.sts import StsService
 from gateway.request import (
     BodySource,
     IdleLimitedReceive,
@@ -36,9 +38,12 @@ from gateway.request import (
 from gateway.responses import Reply
 from gateway.routing import Operation, resolve
 from gateway.services import Services
+from gateway.session_auth import security_token, session_lookup
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.credentials import CredentialStore
+from policy.oidc import TokenVerifier
+from policy.secret_box import SecretBox
 from policy.stack import Stack, StartupError
 from translators.base import Backend
 
@@ -53,15 +58,42 @@ INTERNAL_PREFIX = "/_pagewright/"
 class Gateway:
     """The S3 endpoint over one Backend (already wrapped in its policies)."""
 
-    def __init__(self, settings: Settings, stack: Stack, credentials: CredentialStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stack: Stack,
+        credentials: CredentialStore,
+        *,
+        box: SecretBox | None = None,
+    ) -> None:
+        """``box`` seals STS session tokens; without one, temporary credentials are off."""
         self.settings = settings
         self.stack = stack
         self.backend: Backend = stack.backend
         self.services = Services(stack.policies)
         self.credentials = credentials
+        self.box = box
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
+        self.token_verifier = TokenVerifier(settings.oidc_issuers)
+        self.sts = (
+            StsService(
+                self.token_verifier,
+                box,
+                settings.sts_role_policy,
+                settings.sts_max_session_seconds,
+            )
+            if box is not None and self.token_verifier.configured
+            else None
+        )
         self.api = create_api_app(
-            ApiServices(stack.catalog, stack.backend, stack.policies, stack.retention, settings)
+            ApiServices(
+                stack.catalog,
+                stack.backend,
+                stack.policies,
+                stack.retention,
+                settings,
+                token_verifier=self.token_verifier,
+            )
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,12 +147,15 @@ class Gateway:
         headers = header_map(scope["headers"])
         source = BodySource(receive)
         operation: Operation | None = None
+        query_action: str | None = None  # a query-protocol (STS) request's Action
         principal = "-"
         resource = "/"
         bucket: str | None = None
         try:
             if _is_probe(method, raw_path, headers, query_string):
                 reply = await self._probe(raw_path)
+            elif self._is_query(method, raw_path, headers):
+                query_action, reply = await answer_query(source, query_string, request_id, self.sts)
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
                 resource = address.resource
@@ -131,11 +166,14 @@ class Gateway:
                     raise S3Error(
                         "MethodNotAllowed", Method=method, ResourceType=address.target.upper()
                     )
+                now = datetime.now(UTC)
                 auth = authenticate_request(
                     HttpRequestView(method, raw_path, query_string, headers),
-                    self.credentials.lookup,
+                    session_lookup(
+                        self.credentials.lookup, self.box, security_token(headers, query), now
+                    ),
                     self.settings.region,
-                    datetime.now(UTC),
+                    now,
                     self._max_skew,
                     address.bucket if address.virtual_host else None,
                 )
@@ -182,7 +220,7 @@ class Gateway:
             log_request(
                 request_id=request_id,
                 principal=principal,
-                operation=str(operation) if operation else None,
+                operation=query_action or (str(operation) if operation else None),
                 bucket=bucket,
                 method=method,
                 status=reply.status,
@@ -191,6 +229,13 @@ class Gateway:
                 started=started,
                 error=failure,
             )
+
+    def _is_query(self, method: str, raw_path: str, headers: dict[str, str]) -> bool:
+        """A query-protocol request (STS), answered before S3 authentication."""
+        if method != "POST":
+            return False
+        address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
+        return is_query_request(method, address.target, headers)
 
     async def _probe(self, raw_path: str) -> Reply:
         """Unauthenticated probes. ``/healthz``: the process serves requests (no I/O).

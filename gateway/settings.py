@@ -6,6 +6,7 @@ environment variables, command-line flags. Nothing else in the code reads the en
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from policy.model import SitePolicy
+from policy.oidc_config import OidcIssuer, parse_issuers
 from policy.policies import validate_overrides
 
 
@@ -49,6 +51,13 @@ class Settings:
     reservation_lease_seconds: int = 120  # a dead gateway's quota reservations outlive it so long
     # Writes to a local volume (the filesystem backend) are refused (507) below this; 0: off.
     min_free_bytes: int = 256 * 1024**2
+    # Seals session tokens and secrets at rest (policy.secret_box); None: kept in data_dir.
+    master_key: str | None = field(default=None, repr=False)
+    # Trusted OIDC issuers ([[oidc.issuers]] tables; PWG_OIDC_ISSUERS, a JSON list of them).
+    oidc_issuers: tuple[OidcIssuer, ...] = ()
+    # A JSON policy document capping every STS session; None: the token's site roles only.
+    sts_role_policy: str | None = None
+    sts_max_session_seconds: int = 3600  # longest DurationSeconds AssumeRole* grants
 
     @property
     def address(self) -> str:
@@ -88,7 +97,14 @@ _ENV: dict[str, str] = {
     "PWG_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
     "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
     "PWG_MIN_FREE_BYTES": "min_free_bytes",
+    "PWG_MASTER_KEY": "master_key",
+    "PWG_OIDC_ISSUERS": "oidc_issuers",
+    "PWG_STS_ROLE_POLICY": "sts_role_policy",
+    "PWG_STS_MAX_SESSION_SECONDS": "sts_max_session_seconds",
 }
+
+#: The bounds of sts_max_session_seconds: STS's own (15 minutes to 12 hours).
+STS_SESSION_SECONDS = (900, 43200)
 
 
 #: Limits that must be at least 1 (0 would refuse every request or lease nothing).
@@ -124,6 +140,10 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
     if name == "address":
         host, port = parse_address(str(value))
         return {"host": host, "port": port}
+    if name == "oidc_issuers":
+        return {name: _issuers(value, source)}
+    if name == "sts_role_policy":
+        return {name: _policy_document(value, source)}
     types = {f.name: f.type for f in fields(Settings)}
     if name not in types:
         raise SettingsError(f"{source}: unknown setting {name!r}")
@@ -145,6 +165,26 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
             raise SettingsError(f"{source}: {name} = {value!r} is not one of {choices}")
         return {name: word}
     return {name: str(value)}
+
+
+def _issuers(value: Any, source: str) -> tuple[OidcIssuer, ...]:
+    """``[[oidc.issuers]]`` tables, or their JSON text (the environment form)."""
+    try:
+        tables = json.loads(value) if isinstance(value, str) else value
+        return parse_issuers(tables)
+    except ValueError as exc:
+        raise SettingsError(f"{source}: oidc issuers: {exc}") from exc
+
+
+def _policy_document(value: Any, source: str) -> str:
+    """A policy document as JSON text: given as text, or as a TOML table."""
+    try:
+        document = json.loads(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise SettingsError(f"{source}: sts_role_policy is not JSON: {exc}") from exc
+    if not isinstance(document, dict) or "Statement" not in document:
+        raise SettingsError(f"{source}: sts_role_policy must be a policy document (a Statement)")
+    return json.dumps(document, separators=(",", ":"))
 
 
 def load_settings(
@@ -173,6 +213,11 @@ def load_settings(
             )
         except (ValueError, TypeError, AttributeError) as exc:
             raise SettingsError(f"{config_file}: [policy]: {exc}") from exc
+        oidc = table.pop("oidc", document.get("oidc", {}))
+        if not isinstance(oidc, dict) or set(oidc) - {"issuers"}:
+            raise SettingsError(f"{config_file}: [oidc] holds only [[oidc.issuers]] tables")
+        if "issuers" in oidc:
+            values.update(_coerce("oidc_issuers", oidc["issuers"], f"{config_file}: [oidc]"))
         for name, value in table.items():
             values.update(_coerce(name.replace("-", "_"), value, str(config_file)))
     for variable, name in _ENV.items():
@@ -194,6 +239,9 @@ def load_settings(
     for name in _POSITIVE:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    low, high = STS_SESSION_SECONDS
+    if not low <= settings.sts_max_session_seconds <= high:
+        raise SettingsError(f"sts_max_session_seconds must be {low}..{high}")
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     return settings

@@ -13,14 +13,21 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from policy.principals import Principal
+
 
 @dataclass(frozen=True)
 class Credential:
-    """A key pair and the identity it authenticates."""
+    """A key pair and the identity it authenticates.
+
+    ``principal`` is the identity's name (for the access log); ``identity``, when set, is the
+    full :class:`~policy.principals.Principal` (a session's carries its site roles and
+    session policy)."""
 
     access_key: str
     secret_key: str
     principal: str
+    identity: Principal | None = None
 
 
 ROOT_PRINCIPAL = "root"

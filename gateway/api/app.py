@@ -133,7 +133,10 @@ def create_api_app(services: ApiServices) -> Starlette:
             ),
             Middleware(InternalErrors),
             Middleware(
-                BearerAuth, catalog=services.catalog, public_paths=[API_PREFIX + OPENAPI_PATH]
+                BearerAuth,
+                catalog=services.catalog,
+                public_paths=[API_PREFIX + OPENAPI_PATH],
+                token_verifier=services.token_verifier,
             ),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: _http_errors(routes)},

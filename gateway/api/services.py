@@ -7,6 +7,7 @@ from typing import Protocol
 
 from gateway.settings import Settings
 from policy.model import Catalog
+from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
 from policy.retention import RetentionService
 from translators.base import Backend
@@ -29,6 +30,7 @@ class ApiServices:
     quotas follow and reads are verified. ``catalog`` answers listings and API keys;
     ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
     retention. The API starts and closes none of them: the wiring owns their lifecycle.
+    ``token_verifier`` accepts OIDC tokens as Bearer credentials (None: API keys only).
     """
 
     catalog: ApiCatalog
@@ -36,3 +38,4 @@ class ApiServices:
     policies: PolicyResolver
     retention: RetentionService
     settings: Settings
+    token_verifier: TokenVerifier | None = None
