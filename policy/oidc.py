@@ -148,7 +148,9 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise MalformedToken("the token's header or claims are not valid JSON") from None
         named = claims.get("iss") if isinstance(claims, dict) else None
-        issuer = self._issuers.get(named) if isinstance(named, str) else None
+        if not isinstance(named, str):
+            raise MalformedToken("the token has no 'iss' claim")
+        issuer = self._issuers.get(named)
         if issuer is None:
             raise UnknownIssuer("the token's issuer is not a configured OIDC issuer")
         return issuer, header
