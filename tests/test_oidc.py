@@ -236,7 +236,7 @@ async def test_symmetric_and_unsigned_tokens_are_refused(issuer: LocalIssuer, cl
     hs256 = jwt.encode(claims, "a-shared-secret-of-32-bytes-long!", "HS256", {"kid": kid})
     with pytest.raises(MalformedToken):
         await verifier.verify(hs256)
-    unsigned = jwt.encode(claims, None, "none", {"kid": kid})
+    unsigned = jwt.encode(claims, "", "none", {"kid": kid})
     with pytest.raises(MalformedToken):
         await verifier.verify(unsigned)
     with pytest.raises(MalformedToken):  # "none" with a fake signature segment
