@@ -39,6 +39,7 @@ from gateway.responses import Reply
 from gateway.routing import Operation, resolve
 from gateway.services import Services
 from gateway.session_auth import security_token, session_lookup
+from gateway.session_scope import check_session_scope
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.credentials import CredentialStore
@@ -178,6 +179,7 @@ class Gateway:
                     address.bucket if address.virtual_host else None,
                 )
                 principal = auth.credential.principal
+                check_session_scope(auth.credential, operation, address.bucket, headers)
                 handler = HANDLERS.get(operation)
                 if handler is None:
                     raise not_implemented(operation)
