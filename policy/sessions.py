@@ -14,6 +14,7 @@ name the access key the request was signed with, and not be expired.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ from policy.secret_box import SealedValueError, SecretBox
 SESSION_KEY_PREFIX: Final = "ASIA"
 _KEY_ALPHABET: Final = string.ascii_uppercase + string.digits
 _VERSION: Final = 1
+#: A sealed token as :meth:`SecretBox.seal` writes it: url-safe base64, padded. Checked
+#: first: base64 decoding would ignore characters after the padding, so a token with a
+#: tail added would otherwise open as the one issued.
+_SEALED: Final = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 class SessionError(Exception):
@@ -89,6 +94,8 @@ def read_session(box: SecretBox, access_key: str, token: str, now: datetime) -> 
     a session document, or names another access key; :class:`SessionExpired` when ``now``
     (aware) is at or past its expiry."""
     try:
+        if _SEALED.fullmatch(token) is None:
+            raise ValueError("not a sealed value")
         document = json.loads(box.open(token))
         if not isinstance(document, dict) or document.get("v") != _VERSION:
             raise ValueError("not a session document")
