@@ -118,7 +118,12 @@ class JwksCache:
         if state.jwks_uri is None:
             self.fetches += 1
             document = await self._fetch(self._issuer.discovery_uri)
-            uri = document.get("jwks_uri") if isinstance(document, Mapping) else None
+            if not isinstance(document, Mapping) or document.get("issuer") != self._issuer.issuer:
+                # OpenID Connect Discovery: the document must name the issuer it describes.
+                raise JwksUnavailable(
+                    f"{self._issuer.discovery_uri} does not describe {self._issuer.issuer}"
+                )
+            uri = document.get("jwks_uri")
             if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
                 raise JwksUnavailable(
                     f"{self._issuer.discovery_uri} names no jwks_uri for {self._issuer.issuer}"

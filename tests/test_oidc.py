@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import jwt
 import pytest
 
@@ -262,6 +263,50 @@ async def test_an_unreachable_issuer(clock: Clock) -> None:
     verifier = TokenVerifier([parse_issuer(table)], clock=clock)
     with pytest.raises(IssuerUnavailable):
         await verifier.verify(token)
+
+
+@pytest.mark.anyio
+async def test_an_issuer_down_after_a_fetch_keeps_the_cached_keys(
+    issuer: LocalIssuer, clock: Clock
+) -> None:
+    verifier = verifier_for(issuer, clock, jwks_cache_seconds=60)
+    await verifier.verify(issuer.token())
+    issuer.down = True
+    clock.now += 61  # stale: a refetch is tried, fails, and the keys held keep serving
+    await verifier.verify(issuer.token())
+    assert issuer.jwks_fetches == 2
+    with pytest.raises(UnknownKeyId):
+        await verifier.verify(issuer.token(new_key()))
+    issuer.down = False
+    clock.now += 30
+    await verifier.verify(issuer.token())
+    assert issuer.jwks_fetches == 3
+
+
+@pytest.mark.anyio
+async def test_a_discovery_document_of_another_issuer_is_refused(
+    issuer: LocalIssuer, clock: Clock
+) -> None:
+    issuer.discovery_issuer = "https://impostor.example"
+    with pytest.raises(IssuerUnavailable):
+        await verifier_for(issuer, clock).verify(issuer.token())
+    assert issuer.jwks_fetches == 0
+
+
+@pytest.mark.anyio
+async def test_concurrent_verifications_share_one_fetch(issuer: LocalIssuer, clock: Clock) -> None:
+    verifier = verifier_for(issuer, clock)
+    tokens = [issuer.token(sub=f"job-{n}") for n in range(20)]
+    names: list[str] = []
+
+    async def verify(token: str) -> None:
+        names.append((await verifier.verify(token)).name)
+
+    async with anyio.create_task_group() as group:
+        for token in tokens:
+            group.start_soon(verify, token)
+    assert sorted(names) == sorted(f"oidc:job-{n}" for n in range(20))
+    assert issuer.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}
 
 
 @pytest.mark.anyio

@@ -4,6 +4,7 @@ presigned, SigV2), and the artifact API taking the same token as a Bearer creden
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,19 +17,24 @@ import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from cryptography.fernet import Fernet
 from lxml import etree
 
-from gateway.query.sts import NS
+from gateway.query.sts import NS, StsService, assume_role_with_web_identity
 from gateway.settings import Settings
+from policy.oidc import TokenVerifier
 from policy.oidc_config import parse_issuers
 from policy.principals import Principal, Role
+from policy.secret_box import SecretBox
 from policy.sessions import mint_session
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway, in_process_gateway
 from tests.support.oidc_issuer import LocalIssuer, local_issuer, new_key
+from tests.support.signing import Signer
 from tests.support.waiting import wait_until
 
 ROLE_ARN = "arn:aws:iam::000000000000:role/ci-deploy"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 API = "/_pagewright/v1"
 
 
@@ -135,6 +141,33 @@ def test_presigned_and_sigv2_requests_carry_the_token(
     assert httpx.get(url).content == b"presigned"
     v2 = session_s3(gateway, credentials, signature_version="s3")
     assert v2.get_object(Bucket="docs", Key="p.txt")["Body"].read() == b"presigned"
+    v2_url = v2.generate_presigned_url(
+        "get_object", Params={"Bucket": "docs", "Key": "p.txt"}, ExpiresIn=60
+    )
+    assert "AWSAccessKeyId=ASIA" in v2_url
+    assert httpx.get(v2_url).content == b"presigned"
+
+
+def test_the_token_header_must_be_signed(gateway: InProcessGateway, issuer: LocalIssuer) -> None:
+    credentials = assume(gateway, issuer.token())["Credentials"]
+    signer = Signer(
+        replace(
+            gateway,
+            access_key=credentials["AccessKeyId"],
+            secret_key=credentials["SecretAccessKey"],
+        )
+    )
+    token = {"x-amz-security-token": credentials["SessionToken"]}
+    now = datetime.now(UTC)
+    signed, *_ = signer.sign("GET", "/docs/missing", EMPTY_SHA256, token, now)
+    response = httpx.get(gateway.endpoint + "/docs/missing", headers=signed)
+    assert response.status_code == 404  # authenticated; the key does not exist
+    unsigned, *_ = signer.sign("GET", "/docs/missing", EMPTY_SHA256, {}, now)
+    response = httpx.get(gateway.endpoint + "/docs/missing", headers={**unsigned, **token})
+    assert response.status_code == 403
+    root = etree.fromstring(response.content)
+    assert root.findtext("Code") == "AccessDenied"
+    assert root.findtext("HeadersNotSigned") == "x-amz-security-token"
 
 
 def test_a_reader_session_only_reads(gateway: InProcessGateway, issuer: LocalIssuer) -> None:
@@ -329,3 +362,25 @@ def test_settings_reach_the_gateway(tmp_path: Path, issuer: LocalIssuer) -> None
         lifetime = answer["Credentials"]["Expiration"] - datetime.now(UTC)
         assert timedelta(minutes=119) < lifetime <= timedelta(hours=2)
         assert (tmp_path / "data" / "master.key").exists()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_issuer_is_an_idp_communication_error() -> None:
+    with local_issuer() as down:
+        down.down = True
+        sts = StsService(
+            TokenVerifier(parse_issuers([down.table()])),
+            SecretBox.from_key(Fernet.generate_key()),
+        )
+        params = form(WebIdentityToken=down.token())
+        status, body = await assume_role_with_web_identity(params, "REQUEST1", sts)
+    root = etree.fromstring(body)
+    assert status == 400
+    assert root.findtext(f"{{{NS}}}Error/{{{NS}}}Code") == "IDPCommunicationError"
+    assert root.findtext(f"{{{NS}}}Error/{{{NS}}}Type") == "Sender"
+    assert root.findtext(f"{{{NS}}}RequestId") == "REQUEST1"

@@ -61,6 +61,8 @@ class LocalIssuer:
     url: str
     keys: list[SigningKey] = field(default_factory=list)
     hits: dict[str, int] = field(default_factory=dict)
+    down: bool = False  # answer every request 503
+    discovery_issuer: str | None = None  # the issuer the discovery document names (url)
 
     @property
     def jwks_fetches(self) -> int:
@@ -115,8 +117,12 @@ def local_issuer(*keys: SigningKey) -> Iterator[LocalIssuer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             issuer.hits[self.path] = issuer.hits.get(self.path, 0) + 1
+            if issuer.down:
+                self.send_error(503)
+                return
             if self.path == "/.well-known/openid-configuration":
-                document: dict[str, Any] = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
+                named = issuer.discovery_issuer or issuer.url
+                document: dict[str, Any] = {"issuer": named, "jwks_uri": issuer.url + "/jwks"}
             elif self.path == "/jwks":
                 document = {"keys": [key.public_jwk() for key in issuer.keys]}
             else:
