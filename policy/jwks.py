@@ -22,7 +22,7 @@ import anyio
 import httpx
 import jwt
 
-from policy.oidc_config import OidcIssuer
+from policy.oidc_config import OidcIssuer, is_trusted_url
 
 #: Key sets and discovery documents larger than this are refused (a real one is a few KiB).
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
@@ -37,9 +37,6 @@ class UnknownKey(Exception):
     """The token's ``kid`` is not in the issuer's key set, even after a refresh."""
 
 
-Fetch = Callable[[str], Any]  # async (url) -> parsed JSON document
-
-
 @dataclass
 class _State:
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
@@ -50,23 +47,12 @@ class _State:
 
 
 class JwksCache:
-    """The signing keys of one issuer. ``clock`` is monotonic seconds (tests advance it).
+    """The signing keys of one issuer. ``clock`` is monotonic seconds (tests advance it)."""
 
-    ``fetches`` counts the HTTP documents fetched (discovery included), for tests and
-    metrics."""
-
-    def __init__(
-        self,
-        issuer: OidcIssuer,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        fetch: Fetch | None = None,
-    ) -> None:
+    def __init__(self, issuer: OidcIssuer, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._issuer = issuer
         self._clock = clock
-        self._fetch: Fetch = fetch or fetch_json
         self._state = _State(jwks_uri=issuer.jwks_uri)
-        self.fetches = 0
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
         """The key named ``kid`` (None: the set's only key).
@@ -116,21 +102,20 @@ class JwksCache:
         state = self._state
         state.attempted_at = self._clock()
         if state.jwks_uri is None:
-            self.fetches += 1
-            document = await self._fetch(self._issuer.discovery_uri)
+            document = await fetch_json(self._issuer.discovery_uri)
             if not isinstance(document, Mapping) or document.get("issuer") != self._issuer.issuer:
                 # OpenID Connect Discovery: the document must name the issuer it describes.
                 raise JwksUnavailable(
                     f"{self._issuer.discovery_uri} does not describe {self._issuer.issuer}"
                 )
             uri = document.get("jwks_uri")
-            if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
+            if not isinstance(uri, str) or not is_trusted_url(uri):
                 raise JwksUnavailable(
-                    f"{self._issuer.discovery_uri} names no jwks_uri for {self._issuer.issuer}"
+                    f"{self._issuer.discovery_uri} names no https jwks_uri for "
+                    f"{self._issuer.issuer}"
                 )
             state.jwks_uri = uri
-        self.fetches += 1
-        state.keys = signing_keys(await self._fetch(state.jwks_uri), self._issuer)
+        state.keys = signing_keys(await fetch_json(state.jwks_uri), self._issuer)
         state.fetched_at = self._clock()
 
 

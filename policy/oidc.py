@@ -105,10 +105,6 @@ class TokenVerifier:
     def configured(self) -> bool:
         return bool(self._issuers)
 
-    def key_cache(self, issuer: str) -> JwksCache:
-        """The key cache of ``issuer`` (KeyError if not configured)."""
-        return self._keys[issuer]
-
     async def verify(self, token: str) -> Principal:
         """The principal ``token`` stands for, or a :class:`TokenError` naming the check that
         failed. The principal is of kind ``session``, named ``<name_prefix><principal

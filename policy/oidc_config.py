@@ -83,10 +83,25 @@ class OidcIssuer:
         return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
+def is_trusted_url(value: str) -> bool:
+    """An ``https`` URL, or ``http`` to this host's loopback only (a local issuer): keys
+    fetched over plain HTTP from elsewhere could be swapped on the way."""
+    parts = urlsplit(value)
+    if not parts.netloc:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and parts.hostname in _LOOPBACK
+
+
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def _check_url(name: str, value: object) -> None:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ValueError(f"{name} {value!r} is not an http(s) URL")
+    if not isinstance(value, str) or not is_trusted_url(value):
+        raise ValueError(
+            f"{name} {value!r} is not an https URL (plain http is for loopback issuers only)"
+        )
 
 
 _FIELDS: Final = {f.name for f in fields(OidcIssuer)}

@@ -294,6 +294,15 @@ async def test_a_discovery_document_of_another_issuer_is_refused(
 
 
 @pytest.mark.anyio
+async def test_a_discovered_plain_http_jwks_uri_elsewhere_is_refused(
+    issuer: LocalIssuer, clock: Clock
+) -> None:
+    issuer.discovery_jwks_uri = "http://keys.example/jwks"
+    with pytest.raises(IssuerUnavailable):
+        await verifier_for(issuer, clock).verify(issuer.token())
+
+
+@pytest.mark.anyio
 async def test_concurrent_verifications_share_one_fetch(issuer: LocalIssuer, clock: Clock) -> None:
     verifier = verifier_for(issuer, clock)
     tokens = [issuer.token(sub=f"job-{n}") for n in range(20)]
@@ -329,7 +338,9 @@ _IDP = "https://idp.example"
     ("table", "problem"),
     [
         ({"issuer": _IDP, "audiences": []}, "at least one audience"),
-        ({"issuer": "idp.example", "audiences": ["a"]}, "not an http"),
+        ({"issuer": "idp.example", "audiences": ["a"]}, "not an https URL"),
+        ({"issuer": "http://idp.example", "audiences": ["a"]}, "loopback issuers only"),
+        ({"issuer": _IDP, "audiences": ["a"], "jwks_uri": "http://idp.example/k"}, "https"),
         ({"issuer": _IDP}, "needs an issuer URL and its audiences"),
         ({"issuer": _IDP, "audiences": ["a"], "algorithms": ["HS256"]}, "not allowed"),
         ({"issuer": _IDP, "audiences": ["a"], "algorithms": ["none"]}, "not allowed"),

@@ -63,6 +63,7 @@ class LocalIssuer:
     hits: dict[str, int] = field(default_factory=dict)
     down: bool = False  # answer every request 503
     discovery_issuer: str | None = None  # the issuer the discovery document names (url)
+    discovery_jwks_uri: str | None = None  # the jwks_uri it names (url/jwks)
 
     @property
     def jwks_fetches(self) -> int:
@@ -122,7 +123,8 @@ def local_issuer(*keys: SigningKey) -> Iterator[LocalIssuer]:
                 return
             if self.path == "/.well-known/openid-configuration":
                 named = issuer.discovery_issuer or issuer.url
-                document: dict[str, Any] = {"issuer": named, "jwks_uri": issuer.url + "/jwks"}
+                jwks_uri = issuer.discovery_jwks_uri or issuer.url + "/jwks"
+                document: dict[str, Any] = {"issuer": named, "jwks_uri": jwks_uri}
             elif self.path == "/jwks":
                 document = {"keys": [key.public_jwk() for key in issuer.keys]}
             else:
