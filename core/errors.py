@@ -79,6 +79,7 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "The request contained trailing data that was not well-formed or did not conform to "
         "our published schema.",
     ),
+    "MalformedPolicy": (400, "Policies must be valid JSON and follow the policy grammar."),
     "MalformedACLError": (
         400,
         "The XML you provided was not well-formed or did not validate against our "
@@ -100,6 +101,19 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "NoSuchTagSet": (404, "The TagSet does not exist."),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist."),
     "NoSuchBucketPolicy": (404, "The bucket policy does not exist."),
+    "NoSuchPublicAccessBlockConfiguration": (
+        404,
+        "The public access block configuration was not found.",
+    ),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found."),
+    "InvalidBucketAclWithObjectOwnership": (
+        400,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting.",
+    ),
+    "UnresolvableGrantByEmailAddress": (
+        400,
+        "The email address you provided does not match any account on record.",
+    ),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold."),

@@ -21,9 +21,17 @@ from core.context import RequestContext
 from core.errors import S3Error, not_implemented
 from core.numbers import is_decimal, saturating_decimal
 from gateway import readiness, s3xml
+from gateway.access import AccessCheck, condition_context
 from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
-from gateway.auth import authenticate_request
+from gateway.audit import (
+    AUTHENTICATION_FAILURES,
+    READ_METHODS,
+    audit,
+    audit_authentication_failure,
+)
+from gateway.auth import anonymous_auth, authenticate_request, is_anonymous, signature_kind
+from gateway.client_address import source_address
 from gateway.handlers import HANDLERS
 from gateway.query.http import answer_query, is_query_request
 from gateway.query.sts import StsService
@@ -39,9 +47,9 @@ from gateway.responses import Reply
 from gateway.routing import Operation, resolve
 from gateway.services import Services
 from gateway.session_auth import security_token, session_lookup
-from gateway.session_scope import check_session_scope
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
+from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
 from policy.oidc import TokenVerifier
 from policy.secret_box import SecretBox
@@ -71,7 +79,8 @@ class Gateway:
         self.settings = settings
         self.stack = stack
         self.backend: Backend = stack.backend
-        self.services = Services(stack.policies)
+        self.access = AccessControl(stack.catalog, None)
+        self.services = Services(stack.policies, self.access)
         self.credentials = credentials
         self.box = box
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
@@ -93,6 +102,7 @@ class Gateway:
                 stack.policies,
                 stack.retention,
                 settings,
+                self.access,
                 token_verifier=self.token_verifier,
             )
         )
@@ -150,6 +160,12 @@ class Gateway:
         operation: Operation | None = None
         query_action: str | None = None  # a query-protocol (STS) request's Action
         principal = "-"
+        check: AccessCheck | None = None
+        source_ip = source_address(
+            (scope.get("client") or ("", 0))[0],
+            headers.get("x-forwarded-for"),
+            self.settings.trusted_proxies,
+        )
         resource = "/"
         bucket: str | None = None
         try:
@@ -167,19 +183,42 @@ class Gateway:
                     raise S3Error(
                         "MethodNotAllowed", Method=method, ResourceType=address.target.upper()
                     )
+                view = HttpRequestView(method, raw_path, query_string, headers)
                 now = datetime.now(UTC)
-                auth = authenticate_request(
-                    HttpRequestView(method, raw_path, query_string, headers),
-                    session_lookup(
-                        self.credentials.lookup, self.box, security_token(headers, query), now
-                    ),
-                    self.settings.region,
-                    now,
-                    self._max_skew,
-                    address.bucket if address.virtual_host else None,
-                )
+                signature: str | None = None
+                if is_anonymous(view):
+                    auth = anonymous_auth(view)
+                else:
+                    signature = signature_kind(view)
+                    auth = authenticate_request(
+                        view,
+                        session_lookup(
+                            self.credentials.lookup, self.box, security_token(headers, query), now
+                        ),
+                        self.settings.region,
+                        now,
+                        self._max_skew,
+                        address.bucket if address.virtual_host else None,
+                    )
                 principal = auth.credential.principal
-                check_session_scope(auth.credential, operation, address.bucket, headers)
+                identity = auth.credential.identity
+                check = AccessCheck(
+                    self.access,
+                    identity,
+                    condition_context(
+                        identity,
+                        source=source_ip,
+                        secure=scope.get("scheme") == "https",
+                        now=now,
+                        headers=headers,
+                        query=query,
+                        region=self.settings.region,
+                        signature=signature,
+                        site=address.bucket,
+                    ),
+                    str(operation),
+                )
+                await _authorize(check, operation, address.bucket, address.key)
                 handler = HANDLERS.get(operation)
                 if handler is None:
                     raise not_implemented(operation)
@@ -195,10 +234,15 @@ class Gateway:
                     backend=self.backend,
                     settings=self.settings,
                     services=self.services,
+                    access=check,
                 )
                 reply = await handler(request)
         except S3Error as error:
             reply = _error_reply(error, request_id, resource)
+            if check is None and error.code in AUTHENTICATION_FAILURES:
+                audit_authentication_failure(
+                    request_id, source_ip, bucket, str(operation) if operation else None, error
+                )
         except Exception:
             log.exception(
                 "unhandled error", extra={"request_id": request_id, "operation": operation}
@@ -219,6 +263,8 @@ class Gateway:
             failure = error
             raise
         finally:
+            if check is not None:
+                _audit(request_id, check, method, reply.status)
             log_request(
                 request_id=request_id,
                 principal=principal,
@@ -248,6 +294,29 @@ class Gateway:
         ready, document = await readiness.report(self.stack)
         body = json.dumps(document).encode()
         return Reply(200 if ready else 503, [("Content-Type", "application/json")], body)
+
+
+#: Operations whose decision a handler makes: per key (DeleteObjects), or by filtering what
+#: it returns (ListBuckets, which needs only an authenticated principal).
+_DECIDED_BY_HANDLER = frozenset({Operation.DeleteObjects, Operation.ListBuckets})
+
+
+async def _authorize(
+    check: AccessCheck, operation: Operation, bucket: str | None, key: str | None
+) -> None:
+    """``AccessDenied`` unless the request's principal may do ``operation`` there."""
+    if operation not in _DECIDED_BY_HANDLER:
+        await check.require(operation.action, bucket, key)
+    elif check.principal.kind == "anonymous":
+        raise S3Error("AccessDenied")
+
+
+def _audit(request_id: str, check: AccessCheck, method: str, status: int) -> None:
+    """The audit lines of a request: every denial, and every decision of a mutating one."""
+    mutating = method not in READ_METHODS
+    for entry in check.entries:
+        if mutating or not entry.allowed:
+            audit(request_id, entry, status)
 
 
 _DRAIN_LIMIT = 1024 * 1024

@@ -13,7 +13,52 @@ from urllib.parse import parse_qsl
 
 from core.errors import S3Error
 from gateway.sigv2 import authenticate_v2
-from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, authenticate
+from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, PayloadMode, authenticate
+from policy.credentials import Credential
+from policy.principals import ANONYMOUS
+
+_SIGNATURE_PARAMETERS = frozenset(
+    {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "AWSAccessKeyId", "Signature"}
+)
+_ANONYMOUS_MODES = {
+    PayloadMode.UNSIGNED.value: PayloadMode.UNSIGNED,
+    PayloadMode.STREAMING_UNSIGNED_TRAILER.value: PayloadMode.STREAMING_UNSIGNED_TRAILER,
+}
+
+
+def is_anonymous(req: HttpRequestView) -> bool:
+    """The request carries no signature at all: no Authorization header and no signature
+    query parameter. Such a request is served only where a policy or ACL allows anyone."""
+    if "authorization" in req.headers:
+        return False
+    names = {name for name, _ in parse_qsl(req.query_string, keep_blank_values=True)}
+    return not names & _SIGNATURE_PARAMETERS
+
+
+def anonymous_auth(req: HttpRequestView) -> AuthResult:
+    """The authentication result of an unsigned request. Its body is unsigned, but a body
+    hash it declares (``x-amz-content-sha256``) is still checked; a signed streaming mode
+    without a signature is refused."""
+    declared = req.headers.get("x-amz-content-sha256")
+    credential = Credential("", "", ANONYMOUS.name, ANONYMOUS)
+    if declared is None or declared in _ANONYMOUS_MODES:
+        mode = _ANONYMOUS_MODES.get(declared or "", PayloadMode.UNSIGNED)
+        return AuthResult(credential, mode, None, None, presigned=False)
+    digest = declared.lower()
+    if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+        return AuthResult(credential, PayloadMode.SIGNED, digest, None, presigned=False)
+    raise S3Error("AccessDenied", "A signed payload needs a signed request.")
+
+
+def signature_kind(req: HttpRequestView) -> str:
+    """``<version>:<authType>`` of a signed request for the condition keys
+    ``s3:signatureversion`` and ``s3:authType``."""
+    authorization = req.headers.get("authorization", "")
+    if authorization:
+        version = "AWS" if authorization.lstrip().startswith("AWS ") else "AWS4-HMAC-SHA256"
+        return f"{version}:REST-HEADER"
+    version = "AWS4-HMAC-SHA256" if "X-Amz-Algorithm=" in req.query_string else "AWS"
+    return f"{version}:REST-QUERY-STRING"
 
 
 def authenticate_request(

@@ -12,6 +12,7 @@ import anyio
 from core.context import RequestContext
 from core.errors import S3Error
 from core.numbers import is_decimal, saturating_decimal
+from gateway.access import AccessCheck
 from gateway.payload import VerifiedPayload
 from gateway.routing import Operation, Target
 from gateway.services import Services
@@ -224,6 +225,9 @@ class S3Request:
     backend: Backend
     settings: Settings
     services: Services | None = None  # None until the stack is wired (policy, catalog)
+    #: The request's access decisions (None only where no decision applies: unit tests that
+    #: call a handler directly). Handlers ask it for the extra checks an Operation needs.
+    access: AccessCheck | None = None
 
     @property
     def bucket(self) -> str:
@@ -234,6 +238,12 @@ class S3Request:
     def key(self) -> str:
         assert self.address.key is not None
         return self.address.key
+
+    async def require(self, action: str, bucket: str, key: str | None = None) -> None:
+        """``AccessDenied`` unless this request's principal may do ``action`` there (a
+        copy's source, each key of a DeleteObjects)."""
+        if self.access is not None:
+            await self.access.require(action, bucket, key)
 
     def payload(self, extra_algorithms: Iterable[str] = ()) -> VerifiedPayload:
         """The body as a verified stream (signatures, Content-MD5 and checksums checked)."""

@@ -91,8 +91,10 @@ class Operation(StrEnum):
     PutObjectLockConfiguration = "PutObjectLockConfiguration"
     GetBucketOwnershipControls = "GetBucketOwnershipControls"
     PutBucketOwnershipControls = "PutBucketOwnershipControls"
+    DeleteBucketOwnershipControls = "DeleteBucketOwnershipControls"
     GetPublicAccessBlock = "GetPublicAccessBlock"
     PutPublicAccessBlock = "PutPublicAccessBlock"
+    DeletePublicAccessBlock = "DeletePublicAccessBlock"
     GetBucketAccelerateConfiguration = "GetBucketAccelerateConfiguration"
     GetBucketRequestPayment = "GetBucketRequestPayment"
     GetObjectTagging = "GetObjectTagging"
@@ -145,6 +147,8 @@ _ACTIONS: Mapping[Operation, str] = {
     Operation.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
     Operation.GetPublicAccessBlock: "s3:GetBucketPublicAccessBlock",
     Operation.PutPublicAccessBlock: "s3:PutBucketPublicAccessBlock",
+    Operation.DeletePublicAccessBlock: "s3:PutBucketPublicAccessBlock",
+    Operation.DeleteBucketOwnershipControls: "s3:PutBucketOwnershipControls",
     Operation.GetBucketAccelerateConfiguration: "s3:GetAccelerateConfiguration",
     Operation.GetObjectAttributes: "s3:GetObjectAttributes",
 }
@@ -207,8 +211,10 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "bucket", "object-lock", _O.PutObjectLockConfiguration),
     Route("GET", "bucket", "ownershipControls", _O.GetBucketOwnershipControls),
     Route("PUT", "bucket", "ownershipControls", _O.PutBucketOwnershipControls),
+    Route("DELETE", "bucket", "ownershipControls", _O.DeleteBucketOwnershipControls),
     Route("GET", "bucket", "publicAccessBlock", _O.GetPublicAccessBlock),
     Route("PUT", "bucket", "publicAccessBlock", _O.PutPublicAccessBlock),
+    Route("DELETE", "bucket", "publicAccessBlock", _O.DeletePublicAccessBlock),
     Route("GET", "bucket", "accelerate", _O.GetBucketAccelerateConfiguration),
     Route("GET", "bucket", "requestPayment", _O.GetBucketRequestPayment),
     Route("GET", "bucket", "list-type", _O.ListObjectsV2),

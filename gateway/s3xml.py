@@ -143,16 +143,16 @@ def parse(body: bytes) -> etree._Element:
         raise S3Error("MalformedXML") from exc
 
 
-def _local(node: etree._Element) -> str:
+def local_name(node: etree._Element) -> str:
     return etree.QName(node).localname
 
 
-def _children(node: etree._Element, tag: str) -> list[etree._Element]:
-    return [c for c in node if isinstance(c.tag, str) and _local(c) == tag]
+def children(node: etree._Element, tag: str) -> list[etree._Element]:
+    return [c for c in node if isinstance(c.tag, str) and local_name(c) == tag]
 
 
-def _child_text(node: etree._Element, tag: str) -> str | None:
-    found = _children(node, tag)
+def child_text(node: etree._Element, tag: str) -> str | None:
+    found = children(node, tag)
     if not found:
         return None
     return found[0].text or ""
@@ -163,9 +163,9 @@ def parse_location_constraint(body: bytes) -> str:
     if not body.strip():
         return ""
     root = parse(body)
-    if _local(root) != "CreateBucketConfiguration":
+    if local_name(root) != "CreateBucketConfiguration":
         raise S3Error("MalformedXML")
-    return (_child_text(root, "LocationConstraint") or "").strip()
+    return (child_text(root, "LocationConstraint") or "").strip()
 
 
 @dataclass(frozen=True)
@@ -177,15 +177,15 @@ class DeleteRequest:
 def parse_delete(body: bytes, limit: int = 1000) -> DeleteRequest:
     """DeleteObjects' ``<Delete>`` document: 1 to ``limit`` objects."""
     root = parse(body)
-    if _local(root) != "Delete":
+    if local_name(root) != "Delete":
         raise S3Error("MalformedXML")
-    quiet = (_child_text(root, "Quiet") or "false").strip().lower() == "true"
+    quiet = (child_text(root, "Quiet") or "false").strip().lower() == "true"
     objects: list[tuple[str, str | None]] = []
-    for node in _children(root, "Object"):
-        key = _child_text(node, "Key")
+    for node in children(root, "Object"):
+        key = child_text(node, "Key")
         if key is None:
             raise S3Error("MalformedXML")
-        objects.append((key, _child_text(node, "VersionId")))
+        objects.append((key, child_text(node, "VersionId")))
     if not objects or len(objects) > limit:
         raise S3Error("MalformedXML", f"A Delete request names 1 to {limit} objects.")
     return DeleteRequest(quiet, objects)
@@ -203,12 +203,12 @@ _PART_CHECKSUM_TAGS = {
 def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
     """CompleteMultipartUpload's part list, in the order given."""
     root = parse(body)
-    if _local(root) != "CompleteMultipartUpload":
+    if local_name(root) != "CompleteMultipartUpload":
         raise S3Error("MalformedXML")
     parts: list[CompletedPart] = []
-    for node in _children(root, "Part"):
-        number = _child_text(node, "PartNumber")
-        etag = _child_text(node, "ETag")
+    for node in children(root, "Part"):
+        number = child_text(node, "PartNumber")
+        etag = child_text(node, "ETag")
         if number is None or etag is None or not is_decimal(number.strip()):
             raise S3Error("MalformedXML")
         part_number = int_argument(
@@ -221,27 +221,12 @@ def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
         checksums = {
             algorithm: value.strip()
             for tag, algorithm in _PART_CHECKSUM_TAGS.items()
-            if (value := _child_text(node, tag))
+            if (value := child_text(node, tag))
         }
         parts.append(CompletedPart(part_number, etag.strip().strip('"'), checksums))
     if not parts:
         raise S3Error("MalformedXML", "CompleteMultipartUpload names no parts.")
     return parts
-
-
-def acl_is_private(body: bytes, owner_id: str) -> bool:
-    """True when an AccessControlPolicy grants FULL_CONTROL to the owner and nothing else."""
-    root = parse(body)
-    if _local(root) != "AccessControlPolicy":
-        raise S3Error("MalformedACLError")
-    grants = [g for acl in _children(root, "AccessControlList") for g in _children(acl, "Grant")]
-    for grant in grants:
-        grantees = _children(grant, "Grantee")
-        if not grantees or _child_text(grant, "Permission") != "FULL_CONTROL":
-            return False
-        if (_child_text(grantees[0], "ID") or "") != owner_id:
-            return False
-    return len(grants) <= 1
 
 
 def checksum_tag(algorithm: str) -> str:

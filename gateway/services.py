@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from policy.access_control import AccessControl
 from policy.policies import PolicyResolver
 
 
 @dataclass(frozen=True)
 class Services:
-    """What the wiring built for handlers: ``policies`` resolves and stores site policies."""
+    """What the wiring built for handlers: ``policies`` resolves and stores site policies;
+    ``access`` decides requests and keeps sites' access configuration (bucket policies,
+    ACLs, public access blocks, object ownership)."""
 
     policies: PolicyResolver
+    access: AccessControl

@@ -6,6 +6,7 @@ environment variables, command-line flags. Nothing else in the code reads the en
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tomllib
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from core.errors import S3Error
+from policy.access import parse_policy
 from policy.model import SitePolicy
 from policy.oidc_config import OidcIssuer, parse_issuers
 from policy.policies import validate_overrides
@@ -58,6 +61,9 @@ class Settings:
     # A JSON policy document capping every STS session; None: the token's site roles only.
     sts_role_policy: str | None = None
     sts_max_session_seconds: int = 3600  # longest DurationSeconds AssumeRole* grants
+    # Peers (addresses or CIDRs) whose X-Forwarded-For is believed: the client address that
+    # policies see (aws:SourceIp) is the last address not among them. Empty: the peer itself.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -101,6 +107,7 @@ _ENV: dict[str, str] = {
     "PWG_OIDC_ISSUERS": "oidc_issuers",
     "PWG_STS_ROLE_POLICY": "sts_role_policy",
     "PWG_STS_MAX_SESSION_SECONDS": "sts_max_session_seconds",
+    "PWG_TRUSTED_PROXIES": "trusted_proxies",
 }
 
 #: The bounds of sts_max_session_seconds: STS's own (15 minutes to 12 hours).
@@ -177,14 +184,14 @@ def _issuers(value: Any, source: str) -> tuple[OidcIssuer, ...]:
 
 
 def _policy_document(value: Any, source: str) -> str:
-    """A policy document as JSON text: given as text, or as a TOML table."""
+    """A session-capping policy document as JSON text, given as text or as a TOML table,
+    validated as the access decision will read it (an identity policy)."""
+    text = value if isinstance(value, str) else json.dumps(value)
     try:
-        document = json.loads(value) if isinstance(value, str) else value
-    except ValueError as exc:
-        raise SettingsError(f"{source}: sts_role_policy is not JSON: {exc}") from exc
-    if not isinstance(document, dict) or "Statement" not in document:
-        raise SettingsError(f"{source}: sts_role_policy must be a policy document (a Statement)")
-    return json.dumps(document, separators=(",", ":"))
+        parse_policy(text, kind="identity")
+    except S3Error as exc:
+        raise SettingsError(f"{source}: sts_role_policy: {exc.message}") from exc
+    return text
 
 
 def load_settings(
@@ -242,6 +249,11 @@ def load_settings(
     low, high = STS_SESSION_SECONDS
     if not low <= settings.sts_max_session_seconds <= high:
         raise SettingsError(f"sts_max_session_seconds must be {low}..{high}")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"trusted_proxies: {proxy!r} is not an address or CIDR") from exc
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     return settings

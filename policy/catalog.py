@@ -42,11 +42,13 @@ from sqlalchemy import Connection, delete, select, update
 from core.errors import S3Error
 from policy import (
     catalog_api_keys,
+    catalog_bucket_access,
     catalog_leases,
     catalog_overrides,
     catalog_records,
     catalog_reservations,
 )
+from policy.bucket_access import BucketAccess, Grant
 from policy.catalog_api_keys import ApiKeyInfo, ApiKeyRecord
 from policy.catalog_database import CatalogDatabase
 from policy.catalog_records import MAX_LIMIT, SORTS, decode_cursor
@@ -323,6 +325,31 @@ class SqlCatalog:
         write = partial(catalog_overrides.write, site=site, overrides=overrides)
         await self._database.run(True, write)
         await self._state_changed(site)
+
+    # Site access configuration (policy.bucket_access) and object ACLs
+
+    async def bucket_access(self, site: str) -> tuple[BucketAccess, str | None] | None:
+        """``site``'s stored access configuration and bucket policy; None: never stored."""
+        return await self._database.run(False, partial(catalog_bucket_access.read, site=site))
+
+    async def set_bucket_access(self, site: str, access: BucketAccess, policy: str | None) -> None:
+        """Replace ``site``'s access configuration and bucket policy (None: none)."""
+        write = partial(catalog_bucket_access.write, site=site, access=access, policy=policy)
+        await self._database.run(True, write)
+
+    async def remove_bucket_access(self, site: str) -> None:
+        """Forget ``site``'s access configuration and object ACLs (the site was deleted)."""
+        await self._database.run(True, partial(catalog_bucket_access.remove_site, site=site))
+
+    async def object_acl(self, site: str, key: str) -> tuple[Grant, ...] | None:
+        """The object's stored ACL; None: the owner-private default."""
+        read = partial(catalog_bucket_access.read_object, site=site, key=key)
+        return await self._database.run(False, read)
+
+    async def set_object_acl(self, site: str, key: str, acl: tuple[Grant, ...] | None) -> None:
+        """Store the object's ACL; None returns it to the owner-private default."""
+        write = partial(catalog_bucket_access.write_object, site=site, key=key, acl=acl)
+        await self._database.run(True, write)
 
     # API keys
 

@@ -136,3 +136,24 @@ api_keys = Table(
     UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
     Index("ix_api_keys_principal", "principal"),
 )
+
+#: A site's access configuration (see policy.bucket_access); no row: the defaults.
+bucket_access = Table(
+    "bucket_access",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("policy", Text, nullable=True),
+    Column("acl", json_column_type(), nullable=False),
+    Column("public_access_block", json_column_type(), nullable=True),
+    Column("ownership", Text, nullable=True),
+)
+
+#: Object ACLs other than the owner's private one (only kept while a site allows ACLs).
+object_acls = Table(
+    "object_acls",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("key", byte_text(), primary_key=True),
+    Column("acl", json_column_type(), nullable=False),
+)

@@ -10,27 +10,43 @@ import json
 import os
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from policy.principals import Principal
+from policy.principals import ROOT, Principal
+
+ROOT_PRINCIPAL = "root"
+#: Stands for "derived from ``principal``" until :meth:`Credential.__post_init__` replaces it.
+_DERIVED = Principal("", "anonymous")
 
 
 @dataclass(frozen=True)
 class Credential:
     """A key pair and the identity it authenticates.
 
-    ``principal`` is the identity's name (for the access log); ``identity``, when set, is the
-    full :class:`~policy.principals.Principal` (a session's carries its site roles and
-    session policy)."""
+    ``principal`` is the identity's name (what logs, owners and API keys name);
+    ``identity`` the :class:`Principal` the access decision reads. Given only a name, the
+    identity is :data:`policy.principals.ROOT` for ``root`` and an IAM user otherwise.
+    ``expires_at`` (timezone-aware) is when the pair stops authenticating, if ever; the
+    stores that hand out credentials never hand out an expired one.
+    """
 
     access_key: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     principal: str
-    identity: Principal | None = None
+    identity: Principal = _DERIVED
+    expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.identity is _DERIVED:
+            is_root = self.principal == ROOT_PRINCIPAL
+            derived = ROOT if is_root else Principal(self.principal, "user")
+            object.__setattr__(self, "identity", derived)
+        elif self.identity.name != self.principal:
+            raise ValueError("a credential's principal is its identity's name")
 
 
-ROOT_PRINCIPAL = "root"
 CREDENTIALS_FILE = "root-credentials.json"
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 

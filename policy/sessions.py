@@ -57,7 +57,6 @@ class Session:
 
     @property
     def principal(self) -> Principal:
-        assert self.credential.identity is not None
         return self.credential.identity
 
 
@@ -73,6 +72,7 @@ def mint_session(box: SecretBox, principal: Principal, expires: datetime) -> Ses
     inside the token, sealed."""
     access_key = SESSION_KEY_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
     secret_key = secrets.token_urlsafe(30)
+    until = datetime.fromtimestamp(int(expires.timestamp()), UTC)  # whole seconds, as sealed
     document = {
         "v": _VERSION,
         "access_key": access_key,
@@ -80,11 +80,12 @@ def mint_session(box: SecretBox, principal: Principal, expires: datetime) -> Ses
         "principal": principal.name,
         "site_roles": {site: role.value for site, role in principal.site_roles.items()},
         "session_policy": principal.session_policy,
-        "expires": int(expires.timestamp()),
+        "expires": int(until.timestamp()),
     }
     token = box.seal(json.dumps(document, separators=(",", ":")).encode())
-    credential = Credential(access_key, secret_key, principal.name, principal)
-    return Session(credential, token, datetime.fromtimestamp(int(expires.timestamp()), UTC))
+    return Session(
+        Credential(access_key, secret_key, principal.name, principal, until), token, until
+    )
 
 
 def read_session(box: SecretBox, access_key: str, token: str, now: datetime) -> Session:
@@ -114,7 +115,7 @@ def read_session(box: SecretBox, access_key: str, token: str, now: datetime) -> 
     if now >= expires:
         raise SessionExpired("The provided token has expired.")
     principal = Principal(name, "session", MappingProxyType(roles), policy)
-    return Session(Credential(stored_key, secret_key, name, principal), token, expires)
+    return Session(Credential(stored_key, secret_key, name, principal, expires), token, expires)
 
 
 def open_session(box: SecretBox, access_key: str, token: str, now: datetime) -> Credential | None:

@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.api.openapi import OPENAPI
 from gateway.settings import Settings
+from policy.access_control import AccessControl
 from policy.stack import build_stack
 from tests.support.artifact_api import ApiClient, create_api_key, tar_members, upload
 from tests.support.gateway import InProcessGateway
@@ -64,7 +65,14 @@ def _route_table(tmp_path: Path) -> list[Route]:
     translator = create_backend(parse_backend_url(settings.backend_url), {})
     stack = build_stack(translator, settings.catalog, settings.policy, settings.max_object_size)
     app = create_api_app(
-        ApiServices(stack.catalog, stack.backend, stack.policies, stack.retention, settings)
+        ApiServices(
+            stack.catalog,
+            stack.backend,
+            stack.policies,
+            stack.retention,
+            settings,
+            AccessControl(stack.catalog, None),
+        )
     )
     (mount,) = app.routes
     assert isinstance(mount, Mount)

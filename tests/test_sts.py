@@ -5,6 +5,7 @@ presigned, SigV2), and the artifact API taking the same token as a Bearer creden
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -35,6 +36,19 @@ from tests.support.waiting import wait_until
 
 ROLE_ARN = "arn:aws:iam::000000000000:role/ci-deploy"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+#: Caps every session: whatever a token's roles grant, never a delete.
+ROLE_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
 API = "/_pagewright/v1"
 
 
@@ -49,7 +63,7 @@ def gateway(issuer: LocalIssuer, tmp_path_factory: pytest.TempPathFactory) -> It
     settings = Settings(
         log_level="warning",
         oidc_issuers=parse_issuers([issuer.table(default_role="writer")]),
-        sts_role_policy='{"Version":"2012-10-17","Statement":[]}',
+        sts_role_policy=ROLE_POLICY,
     )
     with in_process_gateway(tmp_path_factory.mktemp("sts") / "data", settings) as served:
         root = make_s3_client(served)
@@ -116,12 +130,13 @@ def test_a_ci_job_uploads_with_temporary_credentials(
     assert s3.get_object(Bucket="docs", Key="builds/1/index.html")["Body"].read() == (
         b"<h1>docs</h1>"
     )
-    # Scoped to the token's sites (until the access decision lands; gateway.session_scope).
+    # Scoped to the token's sites, and capped by the role policy (no delete, though a
+    # writer may delete).
     refused: list[tuple[str, dict[str, Any]]] = [
         ("put_object", {"Bucket": "blog", "Key": "x", "Body": b"x"}),
         ("get_object", {"Bucket": "other", "Key": "secret.txt"}),
-        ("list_buckets", {}),
         ("copy_object", {"Bucket": "docs", "Key": "stolen", "CopySource": "other/secret.txt"}),
+        ("delete_object", {"Bucket": "docs", "Key": "builds/1/index.html"}),
     ]
     for method, params in refused:
         with pytest.raises(ClientError) as excinfo:
@@ -319,12 +334,14 @@ def test_the_artifact_api_takes_the_token_as_a_bearer(
 ) -> None:
     url = f"{gateway.endpoint}{API}/sites/docs/artifacts"
     caplog.set_level(logging.INFO, logger="pagewright.access")
-    valid = httpx.get(url, headers={"Authorization": f"Bearer {issuer.token(sub='job-7')}"})
-    # Authenticated: the API authorizes only root today, so a token's principal is refused
-    # with 403 AccessDenied naming it, not asked to authenticate again (401).
-    assert valid.status_code == 403, valid.text
-    assert valid.json()["error"]["code"] == "AccessDenied"
-    assert "oidc:job-7" in valid.json()["error"]["message"]
+    bearer = {"Authorization": f"Bearer {issuer.token(sub='job-7', sites=['docs'])}"}
+    valid = httpx.get(url, headers=bearer)
+    assert valid.status_code == 200, valid.text
+    assert valid.json()["items"] == []
+    # The token's sites bound what it may do: another site is refused, not unauthenticated.
+    elsewhere = httpx.get(f"{gateway.endpoint}{API}/sites/blog/artifacts", headers=bearer)
+    assert elsewhere.status_code == 403, elsewhere.text
+    assert elsewhere.json()["error"]["code"] == "AccessDenied"
     # The access line (written once the reply is sent) names the token's principal.
     assert wait_until(
         lambda: "oidc:job-7" in [getattr(r, "principal", None) for r in caplog.records]

@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from starlette.routing import Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.access_log import REQUEST_ID_HEADER, SCOPE_KEY, log_request, new_request_id
 from gateway.api.auth import PRINCIPAL_SCOPE_KEY
+from gateway.api.authorization import match_route
 
 
 class AccessLog:
@@ -27,24 +28,6 @@ class AccessLog:
         self._prefix = prefix
         self._routes = routes
 
-    def _resolve(self, scope: Scope) -> tuple[str | None, str | None]:
-        """(operation, site) of the route ``scope`` fully matches, else (None, None)."""
-        path: str = scope["path"]
-        if not path.startswith(self._prefix):
-            return None, None
-        probe = {
-            "type": "http",
-            "method": scope["method"],
-            "path": path[len(self._prefix) :],
-            "root_path": "",
-        }
-        for route in self._routes:
-            match, child = route.matches(probe)
-            if match is Match.FULL:
-                site = child.get("path_params", {}).get("site")
-                return route.name, site if isinstance(site, str) else None
-        return None, None
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -52,7 +35,7 @@ class AccessLog:
         started = time.perf_counter()
         request_id = new_request_id()
         scope[SCOPE_KEY] = request_id
-        operation, site = self._resolve(scope)
+        operation, site = match_route(self._routes, self._prefix, scope)
         received = 0
         sent = 0
         status = 500

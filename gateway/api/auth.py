@@ -3,13 +3,8 @@
 API keys (``policy.catalog.SqlCatalog.create_api_key``) belong to the same principals as
 the S3 credentials; OIDC tokens (JWTs from a configured issuer, :mod:`policy.oidc`) stand
 for a session principal carrying the token's site roles. :class:`BearerAuth` authenticates
-every request except the public paths; handlers read the principal's name with
-:func:`principal_of` (the full :class:`~policy.principals.Principal` with
-:func:`identity_of`) and check it with :func:`authorize`.
-
-Authorization today: the root principal may do everything and no one else may do anything.
-Per-site RBAC (a principal's sites and actions) is future work; :func:`authorize` is the one
-place it will go.
+every request except the public paths; :func:`identity_of` gives the Principal it found, which
+``gateway.api.authorization`` decides with the one policy engine before any handler runs.
 """
 
 from __future__ import annotations
@@ -26,12 +21,14 @@ from gateway.api.errors import ApiError, error_response
 from gateway.api.services import ApiCatalog
 from policy.credentials import ROOT_PRINCIPAL
 from policy.oidc import IssuerUnavailable, TokenError, TokenVerifier, looks_like_jwt
-from policy.principals import Principal
+from policy.principals import ANONYMOUS, ROOT, Principal
 
 _PRINCIPAL = "pagewright.principal"
 PRINCIPAL_SCOPE_KEY = _PRINCIPAL  # read by the access log
-IDENTITY_SCOPE_KEY = "pagewright.identity"  # the Principal, beside its name
+#: Where a token's Principal (with its site roles) is kept, when the credential was a token.
+IDENTITY_SCOPE_KEY = "pagewright.identity"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pagewright"'}
+_INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="pagewright", error="invalid_token"'}
 
 
 class BearerAuth:
@@ -41,7 +38,8 @@ class BearerAuth:
     ``public_paths`` (exact paths) pass without a key.
 
     The principal's name goes in the scope under :data:`PRINCIPAL_SCOPE_KEY` (the access
-    log's), the :class:`Principal` under :data:`IDENTITY_SCOPE_KEY`."""
+    log's); a token's :class:`Principal` (with its site roles) under
+    :data:`IDENTITY_SCOPE_KEY`."""
 
     def __init__(
         self,
@@ -61,27 +59,22 @@ class BearerAuth:
             return
         scheme, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
         principal = None
-        identity = None
         bearer = secret.strip() if scheme.lower() == "bearer" else ""
         if self._verifier is not None and looks_like_jwt(bearer):
             try:
                 identity = await self._verifier.verify(bearer)
             except TokenError as error:
-                status, code = (
-                    (503, "ServiceUnavailable")
-                    if isinstance(error, IssuerUnavailable)
-                    else (401, "Unauthorized")
-                )
-                challenge = {"WWW-Authenticate": 'Bearer realm="pagewright", error="invalid_token"'}
+                unavailable = isinstance(error, IssuerUnavailable)
                 response = error_response(
-                    status,
-                    code,
+                    503 if unavailable else 401,
+                    "ServiceUnavailable" if unavailable else "Unauthorized",
                     f"the OIDC token was refused: {error}",
-                    challenge if status == 401 else None,
+                    None if unavailable else _INVALID_TOKEN,
                     request_id=request_id_of(scope),
                 )
                 await response(scope, receive, send)
                 return
+            scope[IDENTITY_SCOPE_KEY] = identity
             principal = identity.name
         elif bearer:
             try:
@@ -100,9 +93,6 @@ class BearerAuth:
             await response(scope, receive, send)
             return
         scope[_PRINCIPAL] = principal
-        scope[IDENTITY_SCOPE_KEY] = identity or Principal(
-            principal, "root" if principal == ROOT_PRINCIPAL else "user"
-        )
         await self.app(scope, receive, send)
 
 
@@ -114,18 +104,13 @@ def principal_of(request: Request) -> str:
     return principal
 
 
-def identity_of(request: Request) -> Principal:
-    """The :class:`Principal` :class:`BearerAuth` authenticated for ``request``."""
-    identity = request.scope.get(IDENTITY_SCOPE_KEY)
-    if not isinstance(identity, Principal):
-        raise ApiError("Unauthorized", "this request was not authenticated")
-    return identity
-
-
-def authorize(principal: str, site: str | None) -> None:
-    """Allow ``principal`` to act on ``site`` (every site when None), else ``AccessDenied``.
-
-    Only the root principal is allowed, for now (see the module docstring)."""
-    if principal != ROOT_PRINCIPAL:
-        where = f"site {site!r}" if site else "these sites"
-        raise ApiError("AccessDenied", f"principal {principal!r} may not act on {where}")
+def identity_of(scope: Scope) -> Principal:
+    """The :class:`Principal` :class:`BearerAuth` authenticated for ``scope``: the one a
+    token carries, else root or the user its API key belongs to."""
+    identity = scope.get(IDENTITY_SCOPE_KEY)
+    if isinstance(identity, Principal):
+        return identity
+    name = scope.get(_PRINCIPAL)
+    if name == ROOT_PRINCIPAL:
+        return ROOT
+    return Principal(name, "user") if isinstance(name, str) else ANONYMOUS

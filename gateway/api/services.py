@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.settings import Settings
+from policy.access_control import AccessControl
 from policy.model import Catalog
 from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
@@ -29,8 +30,9 @@ class ApiServices:
     wrappers around the translator): deletes and downloads go through it so the catalog and
     quotas follow and reads are verified. ``catalog`` answers listings and API keys;
     ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
-    retention. The API starts and closes none of them: the wiring owns their lifecycle.
-    ``token_verifier`` accepts OIDC tokens as Bearer credentials (None: API keys only).
+    retention; ``access`` decides every request. The API starts and closes none of them:
+    the wiring owns their lifecycle. ``token_verifier`` accepts OIDC tokens as Bearer
+    credentials (None: API keys only).
     """
 
     catalog: ApiCatalog
@@ -38,4 +40,5 @@ class ApiServices:
     policies: PolicyResolver
     retention: RetentionService
     settings: Settings
+    access: AccessControl
     token_verifier: TokenVerifier | None = None

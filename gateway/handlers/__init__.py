@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway.handlers import buckets, lifecycle, listing, multipart, objects
+from gateway.handlers import access, buckets, lifecycle, listing, multipart, objects
 from gateway.request import S3Request
 from gateway.responses import Reply
 from gateway.routing import Operation
@@ -19,10 +19,20 @@ HANDLERS: dict[Operation, Handler] = {
     _O.DeleteBucket: buckets.delete_bucket,
     _O.GetBucketLocation: buckets.get_bucket_location,
     _O.GetBucketVersioning: buckets.get_bucket_versioning,
-    _O.GetBucketAcl: buckets.get_bucket_acl,
-    _O.PutBucketAcl: buckets.put_acl,
-    _O.GetObjectAcl: buckets.get_object_acl,
-    _O.PutObjectAcl: buckets.put_acl,
+    _O.GetBucketAcl: access.get_bucket_acl,
+    _O.PutBucketAcl: access.put_bucket_acl,
+    _O.GetObjectAcl: access.get_object_acl,
+    _O.PutObjectAcl: access.put_object_acl,
+    _O.GetBucketPolicy: access.get_bucket_policy,
+    _O.PutBucketPolicy: access.put_bucket_policy,
+    _O.DeleteBucketPolicy: access.delete_bucket_policy,
+    _O.GetBucketPolicyStatus: access.get_bucket_policy_status,
+    _O.GetPublicAccessBlock: access.get_public_access_block,
+    _O.PutPublicAccessBlock: access.put_public_access_block,
+    _O.DeletePublicAccessBlock: access.delete_public_access_block,
+    _O.GetBucketOwnershipControls: access.get_bucket_ownership_controls,
+    _O.PutBucketOwnershipControls: access.put_bucket_ownership_controls,
+    _O.DeleteBucketOwnershipControls: access.delete_bucket_ownership_controls,
     _O.ListObjects: listing.list_objects_v1,
     _O.ListObjectsV2: listing.list_objects_v2,
     _O.ListObjectVersions: listing.list_object_versions,

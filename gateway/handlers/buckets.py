@@ -1,25 +1,33 @@
-"""Bucket operations: list, create, head, delete, location, versioning, ACLs."""
+"""Bucket operations: list, create, head, delete, location, versioning."""
 
 from __future__ import annotations
 
-from lxml import etree
+from typing import cast
 
 from core.errors import S3Error
 from gateway import s3xml
-from gateway.handlers.common import (
-    owner_element,
-    owner_id,
-    require_private_acl,
-    validate_bucket_name,
-)
+from gateway.acl_xml import requested_acl
+from gateway.handlers.access import checked_acl
+from gateway.handlers.common import owner_element, validate_bucket_name
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
+from policy.bucket_access import (
+    OWNERSHIPS,
+    BucketAccess,
+    Ownership,
+    PublicAccessBlock,
+    canned_acl,
+)
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 
 
 async def list_buckets(req: S3Request) -> Reply:
+    """Every bucket for root; for anyone else, the buckets it may list (a site's readers
+    see the site, and no one learns the names of sites closed to them)."""
     buckets = await req.backend.list_buckets(req.ctx)
+    if req.access is not None and not req.access.principal.is_root:
+        buckets = [b for b in buckets if await req.access.permits("s3:ListBucket", b.name)]
     entries = [
         G(
             "Bucket",
@@ -36,7 +44,7 @@ async def list_buckets(req: S3Request) -> Reply:
 
 async def create_bucket(req: S3Request) -> Reply:
     validate_bucket_name(req.bucket)
-    require_private_acl(req.headers)
+    access = new_site_access(req)
     constraint = s3xml.parse_location_constraint(await req.read_body())
     if constraint not in ("", req.settings.region):
         raise S3Error(
@@ -46,7 +54,30 @@ async def create_bucket(req: S3Request) -> Reply:
             LocationConstraint=constraint,
         )
     await req.backend.create_bucket(req.ctx, req.bucket)
+    assert req.services is not None
+    await req.services.access.store_site(req.bucket, access, None)
     return empty_reply(headers=[("Location", f"/{req.bucket}")])
+
+
+def new_site_access(req: S3Request) -> BucketAccess:
+    """A new site's access settings: AWS's defaults (ownership enforced, public access
+    blocked), the ACL and ownership the request asks for, its creator as owner."""
+    owner = req.ctx.principal
+    ownership = req.headers.get("x-amz-object-ownership", "BucketOwnerEnforced")
+    if ownership not in OWNERSHIPS:
+        raise S3Error(
+            "InvalidArgument",
+            f"{ownership!r} is not an ObjectOwnership setting.",
+            ArgumentName="x-amz-object-ownership",
+            ArgumentValue=ownership,
+        )
+    asked = requested_acl(req.headers, owner, on_object=False, bucket_owner=owner)
+    grants = canned_acl("private", owner) if asked is None else asked[0]
+    access = BucketAccess(owner, grants, PublicAccessBlock(), cast(Ownership, ownership))
+    if ownership == "BucketOwnerEnforced" and grants != canned_acl("private", owner):
+        raise S3Error("InvalidBucketAclWithObjectOwnership")
+    checked_acl(access, grants, owner)
+    return access
 
 
 async def head_bucket(req: S3Request) -> Reply:
@@ -56,6 +87,8 @@ async def head_bucket(req: S3Request) -> Reply:
 
 async def delete_bucket(req: S3Request) -> Reply:
     await req.backend.delete_bucket(req.ctx, req.bucket)
+    assert req.services is not None
+    await req.services.access.remove_site(req.bucket)
     return empty_reply(204)
 
 
@@ -71,36 +104,3 @@ async def get_bucket_location(req: S3Request) -> Reply:
 async def get_bucket_versioning(req: S3Request) -> Reply:
     await req.backend.head_bucket(req.ctx, req.bucket)
     return xml_reply(E("VersioningConfiguration"))
-
-
-def acl_policy(req: S3Request) -> etree._Element:
-    """The only ACL there is: the owner holds FULL_CONTROL."""
-    grantee = etree.Element("Grantee", nsmap={"xsi": s3xml.XSI})
-    grantee.set(f"{{{s3xml.XSI}}}type", "CanonicalUser")
-    grantee.append(T("ID", owner_id(req.ctx.principal)))
-    grantee.append(T("DisplayName", req.ctx.principal))
-    grant = G("Grant", [grantee, T("Permission", "FULL_CONTROL")])
-    return E("AccessControlPolicy", owner_element(req), G("AccessControlList", [grant]))
-
-
-async def get_bucket_acl(req: S3Request) -> Reply:
-    await req.backend.head_bucket(req.ctx, req.bucket)
-    return xml_reply(acl_policy(req))
-
-
-async def put_acl(req: S3Request) -> Reply:
-    """PutBucketAcl / PutObjectAcl: accepted only when they leave the ACL private."""
-    require_private_acl(req.headers)
-    body = await req.read_body()
-    if body.strip() and not s3xml.acl_is_private(body, owner_id(req.ctx.principal)):
-        require_private_acl({"x-amz-acl": "custom"})
-    if req.address.key is None:
-        await req.backend.head_bucket(req.ctx, req.bucket)
-    else:
-        await req.backend.head_object(req.ctx, req.bucket, req.key)
-    return empty_reply()
-
-
-async def get_object_acl(req: S3Request) -> Reply:
-    await req.backend.head_object(req.ctx, req.bucket, req.key)
-    return xml_reply(acl_policy(req))

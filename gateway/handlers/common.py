@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 
@@ -12,6 +11,7 @@ from core.errors import S3Error
 from core.numbers import int_argument
 from gateway import s3xml
 from gateway.request import S3Request
+from policy.bucket_access import canonical_id
 from translators.multipart import MAX_PART_NUMBER
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -23,7 +23,7 @@ INT32_MAX = 2**31 - 1
 
 def owner_id(principal: str) -> str:
     """A stable canonical-user-style id for a principal (64 hex characters)."""
-    return hashlib.sha256(f"pagewright:{principal}".encode()).hexdigest()
+    return canonical_id(principal)
 
 
 def owner_element(req: S3Request, tag: str = "Owner") -> etree._Element:
@@ -51,18 +51,6 @@ def validate_bucket_name(name: str) -> None:
         reason = "Bucket names must not use a prefix or suffix S3 reserves."
     if reason:
         raise S3Error("InvalidBucketName", reason, BucketName=name)
-
-
-def require_private_acl(headers: Mapping[str, str]) -> None:
-    """Only the canned ACL ``private`` (and ``bucket-owner-full-control``) is supported."""
-    acl = headers.get("x-amz-acl")
-    grants = [h for h in headers if h.startswith("x-amz-grant-")]
-    if (acl is not None and acl not in _CANNED_PRIVATE) or grants:
-        raise S3Error(
-            "AccessControlListNotSupported",
-            "This gateway supports only the canned ACL 'private': access is controlled by "
-            "the gateway's own policy, not by ACLs.",
-        )
 
 
 def int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

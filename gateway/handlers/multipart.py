@@ -12,7 +12,8 @@ from core.errors import S3Error
 from core.numbers import saturating_decimal
 from core.ranges import RangeSpec
 from gateway import s3xml
-from gateway.handlers.common import int_param, owner_element, part_number, require_private_acl
+from gateway.handlers.access import keep_object_acl, requested_object_acl
+from gateway.handlers.common import int_param, owner_element, part_number
 from gateway.handlers.listing import url_encoder
 from gateway.handlers.objects import (
     check_size,
@@ -45,7 +46,9 @@ def _part_checksum_headers(part: PartInfo) -> list[tuple[str, str]]:
 
 
 async def create_multipart_upload(req: S3Request) -> Reply:
-    require_private_acl(req.headers)
+    # The ACL is kept at once: the object it names exists only once the upload completes,
+    # and any other write of the key in between sets the ACL again.
+    acl = await requested_object_acl(req)
     metadata = write_metadata(req.headers)
     raw_algorithm = req.headers.get("x-amz-checksum-algorithm")
     raw_type = req.headers.get("x-amz-checksum-type")
@@ -63,6 +66,7 @@ async def create_multipart_upload(req: S3Request) -> Reply:
     upload = await req.backend.create_multipart_upload(
         req.ctx, req.bucket, req.key, metadata, algorithm, checksum_type
     )
+    await keep_object_acl(req, acl)
     root = E(
         "InitiateMultipartUploadResult",
         T("Bucket", req.bucket),

@@ -15,7 +15,8 @@ from core.errors import S3Error
 from core.numbers import int_argument
 from core.ranges import RangeSpec
 from gateway import s3xml
-from gateway.handlers.common import INT32_MAX, require_private_acl
+from gateway.handlers.access import forget_object_acl, keep_object_acl, requested_object_acl
+from gateway.handlers.common import INT32_MAX
 from gateway.handlers.common import part_number as parse_part_number
 from gateway.headers import (
     apply_overrides,
@@ -107,13 +108,14 @@ def checksum_elements(info: ObjectInfo) -> list[etree._Element | None]:
 
 async def put_object(req: S3Request) -> Reply:
     check_size(req, req.settings.max_object_size)
-    require_private_acl(req.headers)
+    acl = await requested_object_acl(req)
     metadata = write_metadata(req.headers)
     conditions = write_conditions(req.headers)
     # S3 gives every new object a CRC64NVME checksum when the client sends none.
     extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
     payload = req.payload(extra_algorithms=extra)
     info = await req.backend.put_object(req.ctx, req.bucket, req.key, payload, metadata, conditions)
+    await keep_object_acl(req, acl)
     return empty_reply(headers=[("ETag", quote_etag(info.etag)), *checksum_headers(info)])
 
 
@@ -185,6 +187,7 @@ async def head_object(req: S3Request) -> Reply:
 async def delete_object(req: S3Request) -> Reply:
     check_version_id(req.query)
     await req.backend.delete_object(req.ctx, req.bucket, req.key)
+    await forget_object_acl(req, req.key)
     return empty_reply(204)
 
 
@@ -201,8 +204,10 @@ async def delete_objects(req: S3Request) -> Reply:
         try:
             if version not in (None, "null"):
                 raise S3Error("NoSuchVersion", "The specified version does not exist.")
+            await req.require("s3:DeleteObject", req.bucket, key)
             async with limit:
                 await req.backend.delete_object(req.ctx, req.bucket, key)
+                await forget_object_acl(req, key)
         except S3Error as error:
             fields = [T("Key", key), T("VersionId", version), T("Code", error.code)]
             return G("Error", [*fields, T("Message", error.message)])
@@ -255,6 +260,7 @@ async def open_copy_source(
 ) -> tuple[CopySource, GetResult]:
     """Open the copy source and check the ``x-amz-copy-source-if-*`` conditions."""
     source = parse_copy_source(req.headers["x-amz-copy-source"])
+    await req.require("s3:GetObject", source.bucket, source.key)
     result = await req.backend.get_object(req.ctx, source.bucket, source.key, GetOptions(spec))
     if check_preconditions(req.headers, result.info, prefix="x-amz-copy-source-if-") is not None:
         await result.body.aclose()
@@ -264,7 +270,7 @@ async def open_copy_source(
 
 async def copy_object(req: S3Request) -> Reply:
     check_version_id(req.query)
-    require_private_acl(req.headers)
+    acl = await requested_object_acl(req)
     directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error(
@@ -298,6 +304,7 @@ async def copy_object(req: S3Request) -> Reply:
     info = await req.backend.put_object(
         req.ctx, req.bucket, req.key, payload, metadata, write_conditions(req.headers)
     )
+    await keep_object_acl(req, acl)
     body = E(
         "CopyObjectResult",
         T("ETag", quote_etag(info.etag)),

@@ -1,0 +1,118 @@
+"""Asking the access decision from the request path: the condition context of a request and
+:class:`AccessCheck`, which decides, audits and refuses.
+
+The context holds the global condition keys AWS defines for every request (``aws:SourceIp``
+from :mod:`gateway.client_address`, ``aws:SecureTransport``, ``aws:CurrentTime``, the
+principal's keys) and the S3 keys a request carries (``s3:prefix``, ``s3:delimiter``,
+``s3:max-keys``, ``s3:x-amz-acl``, the signature's version and kind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from policy.access import Decision
+
+from core.errors import S3Error
+from gateway.audit import AuditEntry
+from policy.access_control import AccessControl
+from policy.principals import Principal
+
+_PRINCIPAL_TYPES = {
+    "root": "Account",
+    "user": "User",
+    "session": "AssumedRole",
+    "anonymous": "Anonymous",
+}
+_LIST_KEYS = ("prefix", "delimiter", "max-keys")
+
+
+def condition_context(
+    principal: Principal,
+    *,
+    source: str,
+    secure: bool,
+    now: datetime,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    region: str,
+    signature: str | None,
+    site: str | None,
+) -> dict[str, str]:
+    """The condition keys of one request, by their canonical names."""
+    context = {
+        "aws:SourceIp": source,
+        "aws:SecureTransport": "true" if secure else "false",
+        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now.timestamp())),
+        "aws:PrincipalType": _PRINCIPAL_TYPES[principal.kind],
+        "aws:RequestedRegion": region,
+    }
+    if principal.kind != "anonymous":
+        context["aws:PrincipalArn"] = principal.arn
+        context["aws:userid"] = principal.name
+    if principal.kind == "user":
+        context["aws:username"] = principal.name
+    for header, name in (("user-agent", "aws:UserAgent"), ("referer", "aws:Referer")):
+        if header in headers:
+            context[name] = headers[header]
+    for name in _LIST_KEYS:
+        if name in query:
+            context[f"s3:{name}"] = query[name]
+    if "x-amz-acl" in headers:
+        context["s3:x-amz-acl"] = headers["x-amz-acl"]
+    if "x-amz-content-sha256" in headers:
+        context["s3:x-amz-content-sha256"] = headers["x-amz-content-sha256"]
+    if signature is not None:
+        version, _, kind = signature.partition(":")
+        context["s3:signatureversion"] = version
+        context["s3:authType"] = kind
+    if site is not None:
+        context["pagewright:site"] = site
+    return context
+
+
+@dataclass
+class AccessCheck:
+    """The access decisions of one request, each kept for its audit line."""
+
+    control: AccessControl
+    principal: Principal
+    context: Mapping[str, str]
+    operation: str | None
+    entries: list[AuditEntry] = field(default_factory=list)
+
+    async def decide(self, action: str, bucket: str | None, key: str | None) -> Decision:
+        """Decide ``action`` on ``bucket``/``key`` and keep the outcome for the audit."""
+        decision = await self.control.decide(self.principal, action, bucket, key, self.context)
+        self.entries.append(
+            AuditEntry(
+                principal=self.principal.name,
+                principal_arn=self.principal.arn,
+                source=str(self.context.get("aws:SourceIp", "")),
+                site=bucket,
+                key=key,
+                operation=self.operation,
+                action=action,
+                allowed=decision.allowed,
+                policy=decision.policy,
+                statement=decision.statement,
+            )
+        )
+        return decision
+
+    async def permits(self, action: str, bucket: str | None, key: str | None = None) -> bool:
+        """Whether ``action`` would be allowed, without auditing it (to filter a listing)."""
+        decision = await self.control.decide(self.principal, action, bucket, key, self.context)
+        return decision.allowed
+
+    async def require(self, action: str, bucket: str | None, key: str | None = None) -> None:
+        """``AccessDenied`` unless ``action`` on ``bucket``/``key`` is allowed."""
+        if not (await self.decide(action, bucket, key)).allowed:
+            raise S3Error("AccessDenied")
+
+    @property
+    def denied(self) -> bool:
+        return any(not entry.allowed for entry in self.entries)
