@@ -220,7 +220,14 @@ class AccessControl:
         if principal.session_policy is not None:
             session_cap = parse_policy(principal.session_policy, kind="identity")
         request = AccessRequest(principal, action, resource_arn(bucket, key), context)
-        return evaluate(request, identity, resource, acl_allows=acl_grant, session_cap=session_cap)
+        return evaluate(
+            request,
+            identity,
+            resource,
+            acl_allows=acl_grant,
+            session_cap=session_cap,
+            acl_name=f"acl:{bucket}",
+        )
 
     async def _acl_allows(
         self, site: SiteAccess, principal: Principal, action: str, key: str | None

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from starlette.datastructures import Headers
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import S3Error
 from gateway.access import AccessCheck, condition_context
@@ -119,7 +119,7 @@ class ApiAuthorization:
                 self._audit(request_id, check, scope["method"], status)
             return
 
-        async def recording_send(message: dict[str, object]) -> None:
+        async def recording_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(str(message["status"]))

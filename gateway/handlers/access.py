@@ -12,16 +12,13 @@ to others (``InvalidBucketAclWithObjectOwnership``).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import cast
-
-from policy.access import parse_policy
-from policy.public import is_public_policy
 
 from core.errors import S3Error
 from gateway import s3xml
 from gateway.acl_xml import acl_document, parse_acl_body, requested_acl
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
+from policy.access import parse_policy
 from policy.access_control import AccessControl, SiteAccess
 from policy.bucket_access import (
     OWNERSHIPS,
@@ -33,6 +30,7 @@ from policy.bucket_access import (
     canonical_id,
     is_public,
 )
+from policy.public import is_public_policy
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 #: S3's limit on a bucket policy document.
@@ -142,7 +140,7 @@ async def delete_public_access_block(req: S3Request) -> Reply:
 def _ownership(value: str) -> Ownership:
     if value not in OWNERSHIPS:
         raise S3Error("MalformedXML", f"{value!r} is not an ObjectOwnership setting.")
-    return cast(Ownership, value)
+    return value
 
 
 def _check_enforceable(access: BucketAccess) -> None:
@@ -187,7 +185,12 @@ async def delete_bucket_ownership_controls(req: S3Request) -> Reply:
 def checked_acl(access: BucketAccess, grants: tuple[Grant, ...], owner: str) -> None:
     """Refuse an ACL the site's settings do not allow (see the module docstring)."""
     if not access.acls_enabled and any(g.grantee != canonical_id(owner) for g in grants):
-        raise S3Error("AccessControlListNotSupported")
+        raise S3Error(
+            "AccessControlListNotSupported",
+            "The bucket does not allow ACLs: its object ownership is BucketOwnerEnforced, so "
+            "only the owner's own ACL (private, bucket-owner-full-control) is accepted. "
+            "Grant access with a bucket policy, or change the ownership controls.",
+        )
     if access.blocks("block_public_acls") and is_public(grants):
         raise S3Error(
             "AccessDenied",

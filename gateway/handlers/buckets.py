@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from core.errors import S3Error
 from gateway import s3xml
 from gateway.acl_xml import requested_acl
@@ -14,7 +12,6 @@ from gateway.responses import Reply, empty_reply, xml_reply
 from policy.bucket_access import (
     OWNERSHIPS,
     BucketAccess,
-    Ownership,
     PublicAccessBlock,
     canned_acl,
 )
@@ -73,7 +70,7 @@ def new_site_access(req: S3Request) -> BucketAccess:
         )
     asked = requested_acl(req.headers, owner, on_object=False, bucket_owner=owner)
     grants = canned_acl("private", owner) if asked is None else asked[0]
-    access = BucketAccess(owner, grants, PublicAccessBlock(), cast(Ownership, ownership))
+    access = BucketAccess(owner, grants, PublicAccessBlock(), ownership)
     if ownership == "BucketOwnerEnforced" and grants != canned_acl("private", owner):
         raise S3Error("InvalidBucketAclWithObjectOwnership")
     checked_acl(access, grants, owner)
