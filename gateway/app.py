@@ -172,7 +172,9 @@ class Gateway:
             if _is_probe(method, raw_path, headers, query_string):
                 reply = await self._probe(raw_path)
             elif self._is_query(method, raw_path, headers):
-                query_action, reply = await answer_query(source, query_string, request_id, self.sts)
+                query_action, reply = await answer_query(
+                    source, query_string, request_id, self.sts, source_ip
+                )
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
                 resource = address.resource

@@ -314,6 +314,39 @@ def test_request_validation(
     assert sts_error(response) == (status, code)
 
 
+def test_every_exchange_is_audited(
+    gateway: InProcessGateway, issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pagewright.audit")
+    granted = httpx.post(gateway.endpoint + "/", data=form(WebIdentityToken=issuer.token()))
+    refused = httpx.post(
+        gateway.endpoint + "/", data=form(WebIdentityToken=issuer.token(aud="other"))
+    )
+    names = ("principal", "decision", "status", "operation", "action", "policy", "source")
+    lines = {
+        getattr(r, "request_id", None): {n: getattr(r, n, None) for n in (*names, "statement")}
+        for r in caplog.records
+        if r.name == "pagewright.audit"
+    }
+    assert lines[granted.headers["x-amz-request-id"]] == {
+        "principal": "oidc:ci-job",
+        "decision": "allow",
+        "status": 200,
+        "operation": "AssumeRoleWithWebIdentity",
+        "action": "sts:AssumeRoleWithWebIdentity",
+        "policy": f"web-identity:{issuer.url}",
+        "source": "127.0.0.1",
+        "statement": None,
+    }
+    refusal = lines[refused.headers["x-amz-request-id"]]
+    assert (refusal["principal"], refusal["decision"], refusal["statement"]) == (
+        "-",
+        "deny",
+        "InvalidIdentityToken",
+    )
+    assert refusal["status"] == 400
+
+
 def test_duration_seconds_sets_the_expiry(gateway: InProcessGateway, issuer: LocalIssuer) -> None:
     response = httpx.post(
         gateway.endpoint + "/",

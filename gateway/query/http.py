@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import parse_qsl
 
+from gateway.audit import audit_authentication_failure
 from gateway.query.sts import ACTION, StsError, StsService, assume_role_with_web_identity
 from gateway.query.sts import error_document as sts_error_document
 from gateway.request import BodySource
@@ -29,24 +30,30 @@ def is_query_request(method: str, target: str, headers: Mapping[str, str]) -> bo
 
 
 async def answer_query(
-    source: BodySource, query_string: str, request_id: str, sts: StsService | None
+    body: BodySource,
+    query_string: str,
+    request_id: str,
+    sts: StsService | None,
+    source: str = "-",
 ) -> tuple[str, Reply]:
     """(the action, for the access log; the reply) of one query-protocol request.
 
-    Parameters come from the form body and the query string (the body wins)."""
+    Parameters come from the form ``body`` and the query string (the body wins); ``source``
+    is the client's address, for the audit line."""
     action = "-"
     try:
-        params = await _read_form(source, query_string)
+        params = await _read_form(body, query_string)
         action = params.get("Action") or "-"
         if action != ACTION:
             raise StsError("InvalidAction", f"Could not find operation {action!r}.")
         if sts is None:
             raise StsError("AccessDenied", "No OIDC issuer is configured on this gateway.")
     except StsError as error:
-        body = sts_error_document(error.code, error.message, request_id)
-        return action, _xml(error.status, body)
-    status, body = await assume_role_with_web_identity(params, request_id, sts)
-    return action, _xml(status, body)
+        audit_authentication_failure(request_id, source, None, action, error)
+        document = sts_error_document(error.code, error.message, request_id)
+        return action, _xml(error.status, document)
+    status, document = await assume_role_with_web_identity(params, request_id, sts, source=source)
+    return action, _xml(status, document)
 
 
 async def _read_form(source: BodySource, query_string: str) -> dict[str, str]:

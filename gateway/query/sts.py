@@ -26,6 +26,7 @@ from typing import Final
 from lxml import etree
 
 from core.numbers import NumberError, decimal
+from gateway.audit import AuditEntry, audit, audit_authentication_failure
 from policy.oidc import (
     IssuerUnavailable,
     TokenError,
@@ -83,11 +84,15 @@ async def assume_role_with_web_identity(
     request_id: str,
     sts: StsService,
     now: datetime | None = None,
+    *,
+    source: str = "-",
 ) -> tuple[int, bytes]:
     """Answer one ``AssumeRoleWithWebIdentity`` request: (HTTP status, STS XML body).
 
-    ``params`` are the decoded form (or query) parameters; ``now`` (aware) the server time.
-    Never raises for a client's fault: every refusal is an ``ErrorResponse``."""
+    ``params`` are the decoded form (or query) parameters; ``now`` (aware) the server time;
+    ``source`` the client's address, for the audit line every request gets (the session's
+    principal and issuer when granted, the error code when refused). Never raises for a
+    client's fault: every refusal is an ``ErrorResponse``."""
     moment = now or datetime.now(UTC)
     try:
         role_arn, role_name, session_name, token, duration = _parse(params, sts)
@@ -102,8 +107,22 @@ async def assume_role_with_web_identity(
         )
         session = mint_session(sts.box, principal, moment + timedelta(seconds=duration))
     except StsError as error:
+        audit_authentication_failure(request_id, source, None, ACTION, error)
         return error.status, error_document(error.code, error.message, request_id)
     body = _response(session, verified, role_arn, role_name, session_name, request_id)
+    granted = AuditEntry(
+        principal=principal.name,
+        principal_arn=principal.arn,
+        source=source,
+        site=None,
+        key=None,
+        operation=ACTION,
+        action=f"sts:{ACTION}",
+        allowed=True,
+        policy=f"web-identity:{verified.issuer}",
+        statement=None,
+    )
+    audit(request_id, granted, 200)
     return 200, body
 
 
