@@ -45,14 +45,14 @@ def session_lookup(
 ) -> CredentialLookup:
     """``lookup`` for a request carrying ``token`` (None: none), at server time ``now``.
 
-    Without a token, session keys are unknown and the rest goes to ``lookup``. With one,
-    only the session the token opens to is known. The returned lookup raises ``S3Error``
+    Without a token every key goes to ``lookup``, which knows no session key. With one, only
+    the session the token opens to is known. The returned lookup raises ``S3Error``
     (``InvalidToken``, ``ExpiredToken``) rather than returning None where AWS names the
     token as the fault. ``box`` None: sessions are off, every token is invalid."""
 
     def find(access_key: str) -> Credential | None:
         if token is None:
-            return None if is_session_key(access_key) else lookup(access_key)
+            return lookup(access_key)  # holds no session key: InvalidAccessKeyId, as AWS
         if box is None or not is_session_key(access_key):
             raise S3Error("InvalidToken")
         try:

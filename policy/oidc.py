@@ -30,6 +30,9 @@ from policy.principals import Principal, Role
 #: Three base64url segments: what a compact JWS looks like (and an API key does not).
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MAX_TOKEN_LENGTH: Final = 20000  # STS's WebIdentityToken limit
+#: A site is a bucket: S3's name characters only. Anything else is refused, above all ``*``,
+#: ``?`` and ``${...}``, which the site's role policy would read as a pattern over many sites.
+_SITE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class TokenError(Exception):
@@ -210,8 +213,10 @@ def principal_from_claims(claims: Mapping[str, Any], issuer: OidcIssuer) -> Prin
 
 
 def _site(value: object, issuer: OidcIssuer) -> str:
-    if not isinstance(value, str) or not value:
-        raise MalformedToken(f"the token's {issuer.sites_claim!r} claim names an invalid site")
+    if not isinstance(value, str) or _SITE_NAME.fullmatch(value) is None:
+        raise MalformedToken(
+            f"the token's {issuer.sites_claim!r} claim names an invalid site {value!r}"
+        )
     return value
 
 

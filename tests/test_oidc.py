@@ -109,6 +109,13 @@ async def test_claims_map_sites_to_roles(issuer: LocalIssuer, clock: Clock) -> N
         {"sites": "docs"},  # neither list nor mapping
         {"sites": [""]},
         {"sites": [7]},
+        # Names the role policy would read as patterns over other sites.
+        {"sites": ["*"]},
+        {"sites": {"doc*": "writer"}},
+        {"sites": ["d?cs"]},
+        {"sites": ["${aws:username}"]},
+        {"sites": ["Docs"]},
+        {"sites": ["docs/../blog"]},
         {"sub": ""},
         {"sub": 42},
     ],
