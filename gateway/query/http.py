@@ -43,9 +43,10 @@ async def answer_query(
     action = "-"
     try:
         params = await _read_form(body, query_string)
-        action = params.get("Action") or "-"
-        if action != ACTION:
-            raise StsError("InvalidAction", f"Could not find operation {action!r}.")
+        requested = params.get("Action", "")
+        if requested != ACTION:  # logged as "-": the access log names only known actions
+            raise StsError("InvalidAction", f"Could not find operation {requested[:64]!r}.")
+        action = ACTION
         if sts is None:
             raise StsError("AccessDenied", "No OIDC issuer is configured on this gateway.")
     except StsError as error:
@@ -56,9 +57,9 @@ async def answer_query(
     return action, _xml(status, document)
 
 
-async def _read_form(source: BodySource, query_string: str) -> dict[str, str]:
+async def _read_form(body_source: BodySource, query_string: str) -> dict[str, str]:
     body = bytearray()
-    async for chunk in source:
+    async for chunk in body_source:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise StsError("ValidationError", "The request body is too large.")
