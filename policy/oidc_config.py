@@ -105,6 +105,9 @@ def _check_url(name: str, value: object) -> None:
 
 
 _FIELDS: Final = {f.name for f in fields(OidcIssuer)}
+_TEXT_FIELDS: Final = frozenset(
+    {"issuer", "jwks_uri", "principal_claim", "sites_claim", "roles_claim", "name_prefix"}
+)
 
 
 def parse_issuer(table: Mapping[str, Any]) -> OidcIssuer:
@@ -113,7 +116,9 @@ def parse_issuer(table: Mapping[str, Any]) -> OidcIssuer:
     ``audiences``."""
     values = {str(name).replace("-", "_"): value for name, value in table.items()}
     if "audience" in values:
-        values.setdefault("audiences", [values.pop("audience")])
+        if "audiences" in values:
+            raise ValueError("give audience or audiences, not both")
+        values["audiences"] = [values.pop("audience")]
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown OIDC issuer setting(s): {', '.join(unknown)}")
@@ -128,10 +133,8 @@ def parse_issuer(table: Mapping[str, Any]) -> OidcIssuer:
                 values[name] = _integer(name, values[name])
         if "default_role" in values:
             values["default_role"] = Role(values["default_role"])
-        for name, value in values.items():
-            if name not in ("audiences", "algorithms", "default_role") and not isinstance(
-                value, (str, int)
-            ):
+        for name in _TEXT_FIELDS & set(values):
+            if not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a string")
         return OidcIssuer(**values)
     except (TypeError, ValueError) as error:

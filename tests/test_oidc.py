@@ -356,6 +356,8 @@ _IDP = "https://idp.example"
         ({"issuer": _IDP, "audiences": ["a"], "default_role": "admin"}, "admin"),
         ({"issuer": _IDP, "audiences": ["a"], "colour": "blue"}, "unknown OIDC issuer setting"),
         ({"issuer": _IDP, "audiences": ["a"], "sites_claim": ""}, "must not be empty"),
+        ({"issuer": _IDP, "audiences": ["a"], "sites_claim": 3}, "sites_claim must be a string"),
+        ({"issuer": _IDP, "audiences": ["a"], "audience": "b"}, "not both"),
     ],
 )
 def test_bad_issuer_settings_are_refused(table: dict[str, Any], problem: str) -> None:
