@@ -123,8 +123,9 @@ def test_a_ci_job_uploads_with_temporary_credentials(
     assert answer["SubjectFromWebIdentityToken"] == "repo:site-docs"
     assert answer["Provider"] == issuer.url
     assert answer["Audience"] == "pagewright-gateway"
+    # The ARN policies and the audit log know the session by, after the token's principal.
     assert answer["AssumedRoleUser"]["Arn"] == (
-        "arn:aws:sts::000000000000:assumed-role/ci-deploy/build-42"
+        "arn:aws:sts::000000000000:assumed-role/web-identity/oidc:repo:site-docs"
     )
     assert answer["AssumedRoleUser"]["AssumedRoleId"].endswith(":build-42")
 
@@ -161,6 +162,34 @@ def test_a_build_uploaded_with_sts_is_listed_for_the_same_token(
     )
     assert listed.status_code == 200, listed.text
     assert "7" in [item["build_id"] for item in listed.json()["items"]]
+
+
+def test_a_bucket_policy_names_a_session_by_its_arn(
+    gateway: InProcessGateway, issuer: LocalIssuer
+) -> None:
+    answer = assume(gateway, issuer.token(sub="release-bot", sites=["docs"]))
+    arn = answer["AssumedRoleUser"]["Arn"]
+    s3 = session_s3(gateway, answer["Credentials"])
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket="blog", Key="release.txt", Body=b"v1")
+    assert error_code(excinfo) == ("AccessDenied", 403)
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": arn},
+                "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::blog/release.txt",
+            }
+        ],
+    }
+    root = make_s3_client(gateway)
+    root.put_bucket_policy(Bucket="blog", Policy=json.dumps(grant))
+    try:
+        s3.put_object(Bucket="blog", Key="release.txt", Body=b"v1")
+    finally:
+        root.delete_bucket_policy(Bucket="blog")
 
 
 def test_a_multipart_upload_with_temporary_credentials(

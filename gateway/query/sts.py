@@ -10,6 +10,10 @@ default 3600 or that maximum if lower).
 and STS's XML: the ``AssumeRoleWithWebIdentityResponse`` or an ``ErrorResponse``
 (:data:`STS_ERRORS`). ``RoleArn`` must be a syntactically valid role ARN; no role is looked
 up (the gateway has one web-identity role: the token's sites, capped by the role policy).
+The session's ARN (``AssumedRoleUser/Arn``) is the one the access decision and the audit log
+know it by, ``arn:aws:sts::000000000000:assumed-role/web-identity/<principal>``, named after
+the token's principal rather than the caller-chosen ``RoleSessionName`` (which goes into
+``AssumedRoleId`` only), so that a bucket policy written from it matches the session.
 Inline session policies (``Policy``, ``PolicyArns``) are refused: they are not supported.
 """
 
@@ -34,7 +38,7 @@ from policy.oidc import (
     TokenVerifier,
     VerifiedToken,
 )
-from policy.principals import ACCOUNT_ID, Principal
+from policy.principals import Principal
 from policy.secret_box import SecretBox
 from policy.sessions import Session, mint_session
 
@@ -54,7 +58,7 @@ STS_ERRORS: Final[dict[str, int]] = {
     "AccessDenied": 403,
 }
 
-_ROLE_ARN: Final = re.compile(r"arn:[\w-]+:iam::\d{12}:role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
+_ROLE_ARN: Final = re.compile(r"arn:[\w-]+:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
 _SESSION_NAME: Final = re.compile(r"[\w+=,.@-]{2,64}")
 
 
@@ -95,7 +99,7 @@ async def assume_role_with_web_identity(
     client's fault: every refusal is an ``ErrorResponse``."""
     moment = now or datetime.now(UTC)
     try:
-        role_arn, role_name, session_name, token, duration = _parse(params, sts)
+        role_arn, session_name, token, duration = _parse(params, sts)
         verified = await _verify(sts.verifier, token)
         if not verified.principal.site_roles:
             raise StsError("AccessDenied", "The web identity token grants access to no site.")
@@ -109,7 +113,7 @@ async def assume_role_with_web_identity(
     except StsError as error:
         audit_authentication_failure(request_id, source, None, ACTION, error)
         return error.status, error_document(error.code, error.message, request_id)
-    body = _response(session, verified, role_arn, role_name, session_name, request_id)
+    body = _response(session, verified, role_arn, session_name, request_id)
     granted = AuditEntry(
         principal=principal.name,
         principal_arn=principal.arn,
@@ -126,8 +130,8 @@ async def assume_role_with_web_identity(
     return 200, body
 
 
-def _parse(params: Mapping[str, str], sts: StsService) -> tuple[str, str, str, str, int]:
-    """(role ARN, role name, session name, token, duration) or ``ValidationError``."""
+def _parse(params: Mapping[str, str], sts: StsService) -> tuple[str, str, str, int]:
+    """(role ARN, session name, token, duration) or ``ValidationError``."""
     version = params.get("Version", VERSION)
     if version != VERSION:
         raise StsError("ValidationError", f"Version {version!r} is not {VERSION}.")
@@ -159,7 +163,7 @@ def _parse(params: Mapping[str, str], sts: StsService) -> tuple[str, str, str, s
     token = params["WebIdentityToken"]
     if not 4 <= len(token) <= 20000:
         raise StsError("ValidationError", "WebIdentityToken must be 4 to 20000 characters.")
-    return role_arn, match.group(1), session_name, token, _duration(params, sts)
+    return role_arn, session_name, token, _duration(params, sts)
 
 
 def _duration(params: Mapping[str, str], sts: StsService) -> int:
@@ -195,7 +199,6 @@ def _response(
     session: Session,
     verified: VerifiedToken,
     role_arn: str,
-    role_name: str,
     session_name: str,
     request_id: str,
 ) -> bytes:
@@ -208,7 +211,7 @@ def _response(
     _child(credentials, "Expiration", session.expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
     _child(result, "SubjectFromWebIdentityToken", verified.subject)
     user = _child(result, "AssumedRoleUser")
-    _child(user, "Arn", f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role_name}/{session_name}")
+    _child(user, "Arn", session.principal.arn)  # the ARN policies name the session by
     _child(user, "AssumedRoleId", f"{_role_id(role_arn)}:{session_name}")
     _child(result, "Audience", verified.audience)
     _child(result, "Provider", verified.issuer)
