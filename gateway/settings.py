@@ -19,6 +19,7 @@ from policy.access import parse_policy
 from policy.model import SitePolicy
 from policy.oidc_config import OidcIssuer, parse_issuers
 from policy.policies import validate_overrides
+from policy.secret_box import SecretBox
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,11 @@ def load_settings(
     for name in _POSITIVE:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    if settings.master_key is not None:
+        try:
+            SecretBox.from_key(settings.master_key)
+        except ValueError as exc:
+            raise SettingsError(f"master_key: {exc}") from None
     low, high = STS_SESSION_SECONDS
     if not low <= settings.sts_max_session_seconds <= high:
         raise SettingsError(f"sts_max_session_seconds must be {low}..{high}")

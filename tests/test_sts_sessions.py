@@ -205,6 +205,7 @@ def test_oidc_and_sts_settings_from_the_environment() -> None:
     ("environ", "problem"),
     [
         ({"PWG_STS_MAX_SESSION_SECONDS": "899"}, "sts_max_session_seconds must be 900..43200"),
+        ({"PWG_MASTER_KEY": "too-short"}, "master_key: the master key must be 32 url-safe"),
         ({"PWG_STS_MAX_SESSION_SECONDS": "43201"}, "sts_max_session_seconds must be"),
         ({"PWG_STS_ROLE_POLICY": "{"}, "sts_role_policy: the policy is not valid JSON"),
         ({"PWG_STS_ROLE_POLICY": "[]"}, "sts_role_policy: the policy must be a JSON object"),
