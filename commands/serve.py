@@ -114,6 +114,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         scrub_rate_bytes=settings.scrub_rate_bytes,
         lease_s=settings.reservation_lease_seconds,
         min_free_bytes=settings.min_free_bytes,
+        rate_limits=settings.rate_limits,
     )
     # Session tokens are sealed with the master key; kept in the data dir unless configured.
     box = (

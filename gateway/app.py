@@ -35,6 +35,7 @@ from gateway.client_address import source_address
 from gateway.handlers import HANDLERS
 from gateway.query.http import answer_query, is_query_request
 from gateway.query.sts import StsService
+from gateway.rate_limiting import declared_bytes, limited_principal, raise_if_refused
 from gateway.request import (
     BodySource,
     IdleLimitedReceive,
@@ -52,6 +53,7 @@ from gateway.sigv4 import HttpRequestView
 from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
 from policy.oidc import TokenVerifier
+from policy.rate_limits import RateLimiter, unlimited
 from policy.secret_box import SecretBox
 from policy.stack import Stack, StartupError
 from translators.base import Backend
@@ -84,6 +86,7 @@ class Gateway:
         self.credentials = credentials
         self.box = box
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
+        self.limiter: RateLimiter = stack.limiter or unlimited(stack.policies.for_site)
         self.token_verifier = TokenVerifier(settings.oidc_issuers)
         self.sts = (
             StsService(
@@ -103,6 +106,7 @@ class Gateway:
                 stack.retention,
                 settings,
                 self.access,
+                limiter=self.limiter,
                 token_verifier=self.token_verifier,
             )
         )
@@ -188,20 +192,29 @@ class Gateway:
                 view = HttpRequestView(method, raw_path, query_string, headers)
                 now = datetime.now(UTC)
                 signature: str | None = None
+                raise_if_refused(await self.limiter.check_source(source_ip))
                 if is_anonymous(view):
                     auth = anonymous_auth(view)
                 else:
                     signature = signature_kind(view)
-                    auth = authenticate_request(
-                        view,
-                        session_lookup(
-                            self.credentials.lookup, self.box, security_token(headers, query), now
-                        ),
-                        self.settings.region,
-                        now,
-                        self._max_skew,
-                        address.bucket if address.virtual_host else None,
-                    )
+                    try:
+                        auth = authenticate_request(
+                            view,
+                            session_lookup(
+                                self.credentials.lookup,
+                                self.box,
+                                security_token(headers, query),
+                                now,
+                            ),
+                            self.settings.region,
+                            now,
+                            self._max_skew,
+                            address.bucket if address.virtual_host else None,
+                        )
+                    except S3Error as error:
+                        if error.code in AUTHENTICATION_FAILURES:
+                            await self.limiter.auth_failed(source_ip)
+                        raise
                 principal = auth.credential.principal
                 identity = auth.credential.identity
                 check = AccessCheck(
@@ -221,6 +234,13 @@ class Gateway:
                     str(operation),
                 )
                 await _authorize(check, operation, address.bucket, address.key)
+                raise_if_refused(
+                    await self.limiter.admit(
+                        limited_principal(identity, source_ip),
+                        address.bucket,
+                        declared_bytes(headers),
+                    )
+                )
                 handler = HANDLERS.get(operation)
                 if handler is None:
                     raise not_implemented(operation)

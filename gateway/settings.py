@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -19,6 +20,7 @@ from policy.access import parse_policy
 from policy.model import SitePolicy
 from policy.oidc_config import OidcIssuer, parse_issuers
 from policy.policies import validate_overrides
+from policy.rate_limits import RateLimitConfig
 from policy.secret_box import SecretBox
 
 
@@ -65,6 +67,17 @@ class Settings:
     # Peers (addresses or CIDRs) whose X-Forwarded-For is believed: the client address that
     # policies see (aws:SourceIp) is the last address not among them. Empty: the peer itself.
     trusted_proxies: tuple[str, ...] = ()
+    # Rate limits (policy.rate_limits): per principal; 0 = no limit, a burst of 0 is one
+    # second's worth. Per-site limits are policy fields ([policy] and site overrides).
+    principal_requests_per_second: float = 0.0
+    principal_request_burst: int = 0
+    principal_bytes_per_second: int = 0
+    principal_byte_burst: int = 0
+    auth_failure_limit: int = 0  # failed authentications per source address and window; 0 off
+    auth_failure_window_seconds: int = 300
+    # Shared rate-limit buckets; "" = in this process. Not in repr: it may hold a password.
+    redis_url: str = field(default="", repr=False)
+    redis_key_prefix: str = "pagewright:rl:"
 
     @property
     def address(self) -> str:
@@ -79,6 +92,20 @@ class Settings:
     def backend_url(self) -> str:
         """The configured backend, or the embedded default under the data dir."""
         return self.backend or f"file://{(self.data_dir / 'storage').absolute()}"
+
+    @property
+    def rate_limits(self) -> RateLimitConfig:
+        """The process-wide rate-limit settings (policy.rate_limits)."""
+        return RateLimitConfig(
+            principal_requests_per_second=self.principal_requests_per_second,
+            principal_request_burst=self.principal_request_burst,
+            principal_bytes_per_second=self.principal_bytes_per_second,
+            principal_byte_burst=self.principal_byte_burst,
+            auth_failure_limit=self.auth_failure_limit,
+            auth_failure_window_seconds=float(self.auth_failure_window_seconds),
+            redis_url=self.redis_url,
+            redis_key_prefix=self.redis_key_prefix,
+        )
 
 
 #: Environment variable -> Settings field.
@@ -109,6 +136,14 @@ _ENV: dict[str, str] = {
     "PWG_STS_ROLE_POLICY": "sts_role_policy",
     "PWG_STS_MAX_SESSION_SECONDS": "sts_max_session_seconds",
     "PWG_TRUSTED_PROXIES": "trusted_proxies",
+    "PWG_PRINCIPAL_REQUESTS_PER_SECOND": "principal_requests_per_second",
+    "PWG_PRINCIPAL_REQUEST_BURST": "principal_request_burst",
+    "PWG_PRINCIPAL_BYTES_PER_SECOND": "principal_bytes_per_second",
+    "PWG_PRINCIPAL_BYTE_BURST": "principal_byte_burst",
+    "PWG_AUTH_FAILURE_LIMIT": "auth_failure_limit",
+    "PWG_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
+    "PWG_REDIS_URL": "redis_url",
+    "PWG_REDIS_KEY_PREFIX": "redis_key_prefix",
 }
 
 #: The bounds of sts_max_session_seconds: STS's own (15 minutes to 12 hours).
@@ -121,7 +156,20 @@ _POSITIVE = (
     "header_timeout_seconds",
     "body_timeout_seconds",
     "reservation_lease_seconds",
+    "auth_failure_window_seconds",
 )
+
+#: Limits where 0 means "no limit" and a negative number is refused.
+_NOT_NEGATIVE = (
+    "principal_requests_per_second",
+    "principal_request_burst",
+    "principal_bytes_per_second",
+    "principal_byte_burst",
+    "auth_failure_limit",
+)
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class SettingsError(ValueError):
@@ -161,6 +209,11 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
             return {name: Path(str(value)).expanduser()}
         if kind == "int":
             return {name: int(value)}
+        if kind == "float":
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(name)
+            return {name: number}
         if kind == "tuple[str, ...]":
             items = value if isinstance(value, list) else str(value).split(",")
             return {name: tuple(str(i).strip() for i in items if str(i).strip())}
@@ -260,6 +313,11 @@ def load_settings(
             ipaddress.ip_network(proxy, strict=False)
         except ValueError as exc:
             raise SettingsError(f"trusted_proxies: {proxy!r} is not an address or CIDR") from exc
+    for name in _NOT_NEGATIVE:
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name} must be 0 (no limit) or positive")
+    if settings.redis_url and not settings.redis_url.startswith(_REDIS_SCHEMES):
+        raise SettingsError("redis_url must be a redis://, rediss:// or unix:// URL")
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     return settings

@@ -190,6 +190,12 @@ class SitePolicy:
     max_members: int | None = 100_000
     max_uncompressed_bytes: int | None = 10 * 1024**3
     max_compression_ratio: float | None = 200.0
+    # Rate limits of the site, shared by every principal (policy.rate_limits); None or 0:
+    # no limit. A burst of None or 0 is one second's worth.
+    site_requests_per_second: float | None = None
+    site_request_burst: int | None = None
+    site_bytes_per_second: int | None = None
+    site_byte_burst: int | None = None
 
     def merged(self, overrides: dict[str, Any]) -> SitePolicy:
         known = {f.name for f in fields(SitePolicy)}

@@ -20,7 +20,8 @@ the catalog tells of every change of a site's catalog-only state and which keeps
 the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
 ``scrub_interval_s`` > 0); and a ``LeaseKeeper`` that holds this process's lease on its quota
 reservations and reclaims those of processes gone and of multipart uploads finished
-(policy.leases).
+(policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
+a request reaches the stack (its Redis connections are closed with the stack).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
+from policy.rate_limits import RateLimitConfig, RateLimiter, open_store
 from policy.retention import RetentionBackend, RetentionService
 from policy.scrub import Scrubber
 from policy.site_state import SiteStateStore
@@ -83,6 +85,7 @@ class Stack:
     scrub_interval_s: float = 0.0
     leases: LeaseKeeper | None = None
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
+    limiter: RateLimiter | None = None  # None: the gateway applies only per-site limits
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
@@ -101,9 +104,13 @@ class Stack:
             task_group.start_soon(self.scrubber.run_periodically, self.scrub_interval_s)
 
     async def close(self) -> None:
-        if self.leases is not None:
-            await self.leases.close()
-        await self.backend.close()
+        try:
+            if self.leases is not None:
+                await self.leases.close()
+            await self.backend.close()
+        finally:
+            if self.limiter is not None:
+                await self.limiter.close()
 
 
 def build_stack(
@@ -117,11 +124,14 @@ def build_stack(
     scrub_interval_s: float = 0.0,
     scrub_rate_bytes: int = 8 * 1024 * 1024,
     min_free_bytes: int = 0,
+    rate_limits: RateLimitConfig | None = None,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
     ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s;
-    ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none).
+    ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none);
+    ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
+    this process).
     """
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
@@ -138,6 +148,8 @@ def build_stack(
         backend = FreeSpaceBackend(backend, space)
     scrubber = Scrubber(translator, catalog, scrub_rate_bytes)
     leases = LeaseKeeper(catalog, backend, lease_s)
+    limits = rate_limits or RateLimitConfig()
+    limiter = RateLimiter(limits, open_store(limits), policies.for_site)
     return Stack(
         backend,
         catalog,
@@ -149,4 +161,5 @@ def build_stack(
         scrub_interval_s=scrub_interval_s,
         leases=leases,
         space=space,
+        limiter=limiter,
     )

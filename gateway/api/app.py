@@ -6,8 +6,9 @@ document describe exactly the same operations.
 
 Middleware, outermost first (all pure ASGI): the access log (request id, one access line),
 gzip for large responses (never for tars, which hold compressed artifacts and must keep
-their Content-Length), the 500 renderer, Bearer authentication, the access decision
-(``gateway.api.authorization``). Then Starlette's
+their Content-Length), the 500 renderer, the authentication-failure throttle, Bearer
+authentication, the access decision (``gateway.api.authorization``), the rate limits
+(``gateway.api.limits``). Then Starlette's
 exception handlers render every known error as ``{"error": {"code", "message"}}``.
 """
 
@@ -29,6 +30,7 @@ from gateway.api.artifacts import TAR, ArtifactHandlers
 from gateway.api.auth import BearerAuth
 from gateway.api.authorization import ApiAuthorization
 from gateway.api.errors import EXCEPTION_HANDLERS, InternalErrors
+from gateway.api.limits import RequestRateLimit, SourceThrottle
 from gateway.api.openapi import OPENAPI
 from gateway.api.services import ApiServices
 from gateway.api.sites import SiteHandlers
@@ -135,6 +137,11 @@ def create_api_app(services: ApiServices) -> Starlette:
             ),
             Middleware(InternalErrors),
             Middleware(
+                SourceThrottle,
+                limiter=services.limiter,
+                trusted_proxies=services.settings.trusted_proxies,
+            ),
+            Middleware(
                 BearerAuth,
                 catalog=services.catalog,
                 public_paths=[API_PREFIX + OPENAPI_PATH],
@@ -147,6 +154,12 @@ def create_api_app(services: ApiServices) -> Starlette:
                 routes=[r for r in routes if isinstance(r, Route)],
                 public_paths=[API_PREFIX + OPENAPI_PATH],
                 region=services.settings.region,
+                trusted_proxies=services.settings.trusted_proxies,
+            ),
+            Middleware(
+                RequestRateLimit,
+                limiter=services.limiter,
+                prefix=API_PREFIX,
                 trusted_proxies=services.settings.trusted_proxies,
             ),
         ],

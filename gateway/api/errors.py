@@ -37,6 +37,7 @@ ERRORS: Final[dict[str, int]] = {
     "NoSuchArtifact": 404,
     "MethodNotAllowed": 405,
     "InternalError": 500,
+    "SlowDown": 503,
 }
 _HTTP_CODES: Final[dict[int, str]] = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized"}
 

@@ -343,7 +343,9 @@ OPENAPI: Final[dict[str, Any]] = {
                 ("InternalError", "An unexpected error; the message names the request id."),
                 (
                     "ServiceUnavailable",
-                    "The catalog or the storage is unavailable for now; retry later.",
+                    "The catalog or the storage is unavailable for now, or a rate limit "
+                    "is reached (code SlowDown, with a Retry-After header in seconds); "
+                    "retry later.",
                 ),
                 ("InsufficientStorage", "The storage is full; retrying will not help."),
             )

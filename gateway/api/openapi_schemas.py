@@ -56,6 +56,10 @@ _POLICY_PROPERTIES: dict[str, Any] = {
     "max_members": bounded("integer", "max_members"),
     "max_uncompressed_bytes": bounded("integer", "max_uncompressed_bytes"),
     "max_compression_ratio": bounded("number", "max_compression_ratio"),
+    "site_requests_per_second": bounded("number", "site_requests_per_second"),
+    "site_request_burst": bounded("integer", "site_request_burst"),
+    "site_bytes_per_second": bounded("integer", "site_bytes_per_second"),
+    "site_byte_burst": bounded("integer", "site_byte_burst"),
 }
 _RULES = {
     "keep_last": bounded("integer", "retention_keep_last"),

@@ -10,6 +10,7 @@ from policy.access_control import AccessControl
 from policy.model import Catalog
 from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
+from policy.rate_limits import RateLimiter
 from policy.retention import RetentionService
 from translators.base import Backend
 
@@ -30,9 +31,10 @@ class ApiServices:
     wrappers around the translator): deletes and downloads go through it so the catalog and
     quotas follow and reads are verified. ``catalog`` answers listings and API keys;
     ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
-    retention; ``access`` decides every request. The API starts and closes none of them:
-    the wiring owns their lifecycle. ``token_verifier`` accepts OIDC tokens as Bearer
-    credentials (None: API keys only).
+    retention; ``access`` decides every request; ``limiter`` (when given) applies the rate
+    limits (gateway.api.limits). The API starts and closes none of them: the wiring owns
+    their lifecycle. ``token_verifier`` accepts OIDC tokens as Bearer credentials (None: API
+    keys only).
     """
 
     catalog: ApiCatalog
@@ -41,4 +43,5 @@ class ApiServices:
     retention: RetentionService
     settings: Settings
     access: AccessControl
+    limiter: RateLimiter | None = None
     token_verifier: TokenVerifier | None = None

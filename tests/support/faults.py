@@ -10,13 +10,18 @@ under a running gateway. No mocks: the kernel produces the errors.
 Mounting needs root. If it is not permitted the test fails under ``CI=true`` and skips
 otherwise (as :func:`tests.support.servers.require_tool` does for missing tools). Every volume is
 unmounted when its context exits; stop the gateway using it before that.
+
+Network faults: :class:`TcpProxy` sits between the gateway and a server (Redis) and cuts
+the connection on demand.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -110,3 +115,98 @@ def free_bytes(directory: Path) -> int:
 def unfill(filler: Path) -> None:
     with suppress(FileNotFoundError):
         filler.unlink()
+
+
+class TcpProxy:
+    """A TCP proxy on a free 127.0.0.1 port to ``target`` (host, port), for network faults
+    between the gateway and a server: :meth:`cut` drops every connection and refuses new
+    ones (connections are accepted and closed at once) until :meth:`restore`; :meth:`stall`
+    keeps connections open but forwards nothing (the server seems to hang) until
+    :meth:`restore`, which then drops the stalled connections.
+
+    Runs in a daemon thread per connection direction; :meth:`close` stops it."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._cut = False
+        self._stalled = False
+        self._closed = False
+        threading.Thread(target=self._accept, name=f"proxy-{self.port}", daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cut(self) -> None:
+        """Drop every proxied connection; refuse new ones until :meth:`restore`."""
+        with self._lock:
+            self._cut = True
+            for sock in self._open:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def stall(self) -> None:
+        """Forward nothing in either direction until :meth:`restore`."""
+        with self._lock:
+            self._stalled = True
+
+    def restore(self) -> None:
+        """Forward again; connections that were stalled are dropped (bytes were lost)."""
+        if self._stalled:
+            self.cut()
+        with self._lock:
+            self._cut = False
+            self._stalled = False
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self._listener.close()
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._cut:
+                    client.close()
+                    continue
+                try:
+                    upstream = socket.create_connection(self.target, timeout=5)
+                except OSError:
+                    client.close()
+                    continue
+                upstream.settimeout(None)
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if not self._stalled:
+                    sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                for sock in (source, sink):
+                    if sock in self._open:
+                        self._open.discard(sock)
+                        with suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
+                        sock.close()
