@@ -495,3 +495,21 @@ async def test_an_unreachable_issuer_is_an_idp_communication_error() -> None:
     assert root.findtext(f"{{{NS}}}Error/{{{NS}}}Code") == "IDPCommunicationError"
     assert root.findtext(f"{{{NS}}}Error/{{{NS}}}Type") == "Sender"
     assert root.findtext(f"{{{NS}}}RequestId") == "REQUEST1"
+
+
+def test_a_source_throttled_for_failed_authentications_is_refused_sts_too(
+    tmp_path: Path, issuer: LocalIssuer
+) -> None:
+    settings = Settings(
+        log_level="warning",
+        oidc_issuers=parse_issuers([issuer.table()]),
+        auth_failure_limit=2,
+    )
+    with in_process_gateway(tmp_path / "data", settings) as served:
+        forger = make_s3_client(replace(served, secret_key="not-the-secret"))
+        for _ in range(2):
+            with pytest.raises(ClientError):
+                forger.head_bucket(Bucket="docs")
+        response = httpx.post(served.endpoint + "/", data=form(WebIdentityToken=issuer.token()))
+        assert response.status_code == 503
+        assert "Retry-After" in response.headers
