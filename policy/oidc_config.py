@@ -142,7 +142,8 @@ def parse_issuer(table: Mapping[str, Any]) -> OidcIssuer:
 
 
 def parse_issuers(tables: Sequence[Mapping[str, Any]]) -> tuple[OidcIssuer, ...]:
-    """Every issuer table -> issuers; ``ValueError`` for a bad table or one issuer twice."""
+    """Every issuer table -> issuers; ``ValueError`` for a bad table, one issuer twice, or
+    two issuers with the same ``name_prefix``."""
     if not isinstance(tables, Sequence) or isinstance(tables, str):
         raise ValueError("oidc.issuers must be a list of tables")
     issuers = []
@@ -154,6 +155,14 @@ def parse_issuers(tables: Sequence[Mapping[str, Any]]) -> tuple[OidcIssuer, ...]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"OIDC issuer configured more than once: {', '.join(repeated)}")
+    prefixes = [i.name_prefix for i in issuers]
+    shared = sorted({p for p in prefixes if prefixes.count(p) > 1})
+    if shared:
+        # Else one issuer's "alice" would be another's, and so would every grant naming her.
+        raise ValueError(
+            f"OIDC issuers share the name_prefix {shared[0]!r}: give each its own, so that "
+            "principals of different issuers never have the same name"
+        )
     return tuple(issuers)
 
 

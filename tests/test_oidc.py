@@ -375,3 +375,11 @@ def test_issuer_settings() -> None:
     assert issuer.discovery_uri == "https://idp.example/.well-known/openid-configuration"
     with pytest.raises(ValueError, match="more than once"):
         parse_issuers([{"issuer": "https://a.example", "audiences": ["x"]}] * 2)
+    two = [
+        {"issuer": "https://a.example", "audiences": ["x"]},
+        {"issuer": "https://b.example", "audiences": ["x"]},
+    ]
+    with pytest.raises(ValueError, match="share the name_prefix 'oidc:'"):
+        parse_issuers(two)
+    a, b = parse_issuers([two[0], {**two[1], "name_prefix": "b:"}])
+    assert (a.name_prefix, b.name_prefix) == ("oidc:", "b:")

@@ -162,6 +162,7 @@ default_role = "writer"
 
 [[oidc.issuers]]
 issuer = "https://auth.pagewright.example"
+name_prefix = "pw:"
 audience = "gateway"
 jwks_uri = "https://auth.pagewright.example/keys"
 leeway_seconds = 10
