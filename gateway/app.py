@@ -176,10 +176,8 @@ class Gateway:
             if _is_probe(method, raw_path, headers, query_string):
                 reply = await self._probe(raw_path)
             elif self._is_query(method, raw_path, headers):
-                # A source throttled for failed authentications is refused here too.
-                raise_if_refused(await self.limiter.check_source(source_ip))
                 query_action, reply = await answer_query(
-                    source, query_string, request_id, self.sts, source_ip
+                    source, query_string, request_id, self.sts, source_ip, self.limiter
                 )
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)

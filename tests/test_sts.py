@@ -513,3 +513,11 @@ def test_a_source_throttled_for_failed_authentications_is_refused_sts_too(
         response = httpx.post(served.endpoint + "/", data=form(WebIdentityToken=issuer.token()))
         assert response.status_code == 503
         assert "Retry-After" in response.headers
+    # Refused tokens count as failed authentications too, and then S3 is refused as well.
+    with in_process_gateway(tmp_path / "again", settings) as served:
+        wrong = form(WebIdentityToken=issuer.token(aud="someone-else"))
+        for _ in range(2):
+            assert httpx.post(served.endpoint + "/", data=wrong).status_code == 400
+        with pytest.raises(ClientError) as excinfo:
+            make_s3_client(served).head_bucket(Bucket="docs")
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503

@@ -14,10 +14,18 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 from gateway.audit import audit_authentication_failure
-from gateway.query.sts import ACTION, StsError, StsService, assume_role_with_web_identity
+from gateway.query.sts import (
+    ACTION,
+    AUTHENTICATION_FAILURES,
+    StsError,
+    StsService,
+    assume_role_with_web_identity,
+)
 from gateway.query.sts import error_document as sts_error_document
+from gateway.rate_limiting import raise_if_refused
 from gateway.request import BodySource
 from gateway.responses import Reply
+from policy.rate_limits import RateLimiter
 
 FORM: Final = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES: Final = 64 * 1024  # a WebIdentityToken is at most 20,000 characters
@@ -35,11 +43,21 @@ async def answer_query(
     request_id: str,
     sts: StsService | None,
     source: str = "-",
+    limiter: RateLimiter | None = None,
 ) -> tuple[str, Reply]:
     """(the action, for the access log; the reply) of one query-protocol request.
 
     Parameters come from the form ``body`` and the query string (the body wins); ``source``
-    is the client's address, for the audit line."""
+    is the client's address, for the audit line and ``limiter``'s per-source throttle: a
+    throttled source is refused (``SlowDown``, raised), and a refused token counts as a
+    failed authentication."""
+    if limiter is not None:
+        raise_if_refused(await limiter.check_source(source))
+
+    async def refused(code: str) -> None:
+        if limiter is not None and code in AUTHENTICATION_FAILURES:
+            await limiter.auth_failed(source)
+
     action = "-"
     try:
         params = await _read_form(body, query_string)
@@ -53,7 +71,9 @@ async def answer_query(
         audit_authentication_failure(request_id, source, None, action, error)
         document = sts_error_document(error.code, error.message, request_id)
         return action, _xml(error.status, document)
-    status, document = await assume_role_with_web_identity(params, request_id, sts, source=source)
+    status, document = await assume_role_with_web_identity(
+        params, request_id, sts, source=source, on_refused=refused
+    )
     return action, _xml(status, document)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -58,6 +58,9 @@ STS_ERRORS: Final[dict[str, int]] = {
     "AccessDenied": 403,
 }
 
+#: The refusals that count as failed authentications (the rate limits' per-source throttle).
+AUTHENTICATION_FAILURES: Final = frozenset({"InvalidIdentityToken", "ExpiredTokenException"})
+
 _ROLE_ARN: Final = re.compile(r"arn:[\w-]+:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
 _SESSION_NAME: Final = re.compile(r"[\w+=,.@-]{2,64}")
 
@@ -90,13 +93,15 @@ async def assume_role_with_web_identity(
     now: datetime | None = None,
     *,
     source: str = "-",
+    on_refused: Callable[[str], Awaitable[None]] | None = None,
 ) -> tuple[int, bytes]:
     """Answer one ``AssumeRoleWithWebIdentity`` request: (HTTP status, STS XML body).
 
     ``params`` are the decoded form (or query) parameters; ``now`` (aware) the server time;
     ``source`` the client's address, for the audit line every request gets (the session's
-    principal and issuer when granted, the error code when refused). Never raises for a
-    client's fault: every refusal is an ``ErrorResponse``."""
+    principal and issuer when granted, the error code when refused); ``on_refused`` is
+    awaited with the error code of a refusal. Never raises for a client's fault: every
+    refusal is an ``ErrorResponse``."""
     moment = now or datetime.now(UTC)
     try:
         role_arn, session_name, token, duration = _parse(params, sts)
@@ -112,6 +117,8 @@ async def assume_role_with_web_identity(
         session = mint_session(sts.box, principal, moment + timedelta(seconds=duration))
     except StsError as error:
         audit_authentication_failure(request_id, source, None, ACTION, error)
+        if on_refused is not None:
+            await on_refused(error.code)
         return error.status, error_document(error.code, error.message, request_id)
     body = _response(session, verified, role_arn, session_name, request_id)
     granted = AuditEntry(
