@@ -277,6 +277,8 @@ class Gateway:
         elif not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
             # A rejected body left unread would be parsed as the next request: close instead.
             reply.headers.append(("Connection", "close"))
+        if check is not None:  # before the reply: whoever sees the reply can find its line
+            _audit(request_id, check, method, reply.status)
         sent = _Sent()
         failure: BaseException | None = None
         try:
@@ -285,8 +287,6 @@ class Gateway:
             failure = error
             raise
         finally:
-            if check is not None:
-                _audit(request_id, check, method, reply.status)
             log_request(
                 request_id=request_id,
                 principal=principal,

@@ -99,7 +99,6 @@ class ApiAuthorization:
         )
         check = AccessCheck(self._access, identity, context, operation)
         request_id = request_id_of(scope) or "-"
-        status = 403
         try:
             decision = await check.decide(ACTION_PREFIX + operation, site, None)
         except S3Error as error:  # the catalog is unavailable
@@ -111,24 +110,25 @@ class ApiAuthorization:
         if not decision.allowed:
             where = f"site {site!r}" if site else "every site"
             message = f"{identity.name!r} may not {operation} on {where}"
-            try:
-                await error_response(403, "AccessDenied", message, request_id=request_id)(
-                    scope, receive, send
-                )
-            finally:
-                self._audit(request_id, check, scope["method"], status)
+            self._audit(request_id, check, scope["method"], 403)
+            await error_response(403, "AccessDenied", message, request_id=request_id)(
+                scope, receive, send
+            )
             return
+        audited = False
 
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(str(message["status"]))
+        async def auditing_send(message: Message) -> None:
+            nonlocal audited
+            if message["type"] == "http.response.start" and not audited:
+                audited = True  # before the reply: whoever sees the reply can find its line
+                self._audit(request_id, check, scope["method"], int(message["status"]))
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, receive, auditing_send)
         finally:
-            self._audit(request_id, check, scope["method"], status)
+            if not audited:  # the handler failed before replying
+                self._audit(request_id, check, scope["method"], 500)
 
     @staticmethod
     def _audit(request_id: str, check: AccessCheck, method: str, status: int) -> None:
