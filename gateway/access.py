@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from policy.access import Decision
-
 from core.errors import S3Error
 from gateway.audit import AuditEntry
+from policy.access import Decision
 from policy.access_control import AccessControl
 from policy.principals import Principal
 
