@@ -118,10 +118,14 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         min_free_bytes=settings.min_free_bytes,
         rate_limits=settings.rate_limits,
     )
-    identities = IdentityStore(
-        stack.catalog, load_master_key(settings.data_dir, settings.master_key)
+    master_key = load_master_key(settings.data_dir, settings.master_key)
+    # Users' secret keys are sealed with the master key (kept in the data dir unless
+    # configured); session tokens too, when temporary credentials are on.
+    identities = IdentityStore(stack.catalog, master_key)
+    box = master_key if settings.master_key or settings.oidc_issuers else None
+    return Gateway(
+        settings, stack, CredentialStore([root.credential]), identities=identities, box=box
     )
-    return Gateway(settings, stack, CredentialStore([root.credential]), identities)
 
 
 def serve(settings: Settings, environ: Mapping[str, str]) -> int:

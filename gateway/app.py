@@ -30,13 +30,14 @@ from gateway.audit import (
     audit,
     audit_authentication_failure,
 )
-from gateway.auth import anonymous_auth, is_anonymous, signature_kind
+from gateway.auth import anonymous_auth, authenticate_request, is_anonymous, signature_kind
 from gateway.client_address import source_address
 from gateway.credentials import CredentialResolver
 from gateway.handlers import HANDLERS
 from gateway.query.dispatch import QueryDispatcher
 from gateway.query.endpoint import QueryEndpoint, is_query_request
 from gateway.query.iam import register_iam
+from gateway.query.sts import StsService, register_sts
 from gateway.rate_limiting import declared_bytes, limited_principal, raise_if_refused
 from gateway.request import (
     BodySource,
@@ -49,12 +50,15 @@ from gateway.request import (
 from gateway.responses import Reply
 from gateway.routing import Operation, resolve
 from gateway.services import Services
+from gateway.session_auth import security_token, session_lookup
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
+from policy.oidc import TokenVerifier
 from policy.rate_limits import RateLimiter, unlimited
+from policy.secret_box import SecretBox
 from policy.stack import Stack, StartupError
 from translators.base import Backend
 
@@ -75,7 +79,11 @@ class Gateway:
         stack: Stack,
         credentials: CredentialStore,
         identities: IdentityStore | None = None,
+        *,
+        box: SecretBox | None = None,
     ) -> None:
+        """``identities``: IAM users and their keys (None: root only, no IAM API); ``box``
+        seals STS session tokens (None: temporary credentials are off)."""
         self.settings = settings
         self.stack = stack
         self.backend: Backend = stack.backend
@@ -83,9 +91,21 @@ class Gateway:
         self.services = Services(stack.policies, self.access)
         self.credentials = CredentialResolver(credentials, identities)
         self.identities = identities
+        self.box = box
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
         self.limiter: RateLimiter = stack.limiter or unlimited(stack.policies.for_site)
-        # The query protocol (IAM; STS registers its actions on the same dispatcher).
+        self.token_verifier = TokenVerifier(settings.oidc_issuers)
+        self.sts = (
+            StsService(
+                self.token_verifier,
+                box,
+                settings.sts_role_policy,
+                settings.sts_max_session_seconds,
+            )
+            if box is not None and self.token_verifier.configured
+            else None
+        )
+        # The query protocol at POST /: IAM's actions and STS's, on one dispatcher.
         self.query_actions = QueryDispatcher()
         if identities is not None:
             register_iam(
@@ -94,6 +114,7 @@ class Gateway:
                 self.credentials,
                 lambda user: self.access.forget(user=user),
             )
+        register_sts(self.query_actions, self.sts, self.limiter)
         self.query = QueryEndpoint(
             self.query_actions, self.credentials, settings.region, self._max_skew
         )
@@ -106,6 +127,7 @@ class Gateway:
                 settings,
                 self.access,
                 limiter=self.limiter,
+                token_verifier=self.token_verifier,
             )
         )
 
@@ -160,7 +182,7 @@ class Gateway:
         headers = header_map(scope["headers"])
         source = BodySource(receive)
         operation: Operation | None = None
-        query_action: str | None = None
+        query_action: str | None = None  # a query-protocol request's (known) Action
         principal = "-"
         check: AccessCheck | None = None
         source_ip = source_address(
@@ -179,6 +201,7 @@ class Gateway:
                     source,
                     request_id,
                     datetime.now(UTC),
+                    source_ip=source_ip,
                     admit=lambda: self._admit_source(source_ip),
                     authentication_failed=lambda: self.limiter.auth_failed(source_ip),
                 )
@@ -202,8 +225,15 @@ class Gateway:
                 else:
                     signature = signature_kind(view)
                     try:
-                        auth = await self.credentials.authenticate(
+                        lookup = session_lookup(
+                            await self.credentials.lookup_for(view, now),
+                            self.box,
+                            security_token(headers, query),
+                            now,
+                        )
+                        auth = authenticate_request(
                             view,
+                            lookup,
                             self.settings.region,
                             now,
                             self._max_skew,
@@ -288,7 +318,7 @@ class Gateway:
             log_request(
                 request_id=request_id,
                 principal=principal,
-                operation=str(operation) if operation else query_action,
+                operation=query_action or (str(operation) if operation else None),
                 bucket=bucket,
                 method=method,
                 status=reply.status,

@@ -23,7 +23,7 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 from gateway.auth import authenticate_request
-from gateway.sigv4 import SERVICE, AuthResult, HttpRequestView, authenticate
+from gateway.sigv4 import SERVICE, AuthResult, CredentialLookup, HttpRequestView, authenticate
 from policy.credentials import Credential, CredentialStore
 from policy.identities import IdentityStore
 
@@ -115,7 +115,7 @@ class CredentialResolver:
     ) -> AuthResult:
         """:func:`gateway.auth.authenticate_request` (S3: SigV4 or SigV2) with the
         credential ``req`` names."""
-        lookup = await self._lookup(req, now)
+        lookup = await self.lookup_for(req, now)
         return authenticate_request(req, lookup, region, now, max_skew, bucket_in_host)
 
     async def authenticate_v4(
@@ -130,14 +130,15 @@ class CredentialResolver:
     ) -> AuthResult:
         """:func:`gateway.sigv4.authenticate` for another protocol at this endpoint (see its
         ``services`` and ``body_sha256``), with the credential ``req`` names."""
-        lookup = await self._lookup(req, now)
+        lookup = await self.lookup_for(req, now)
         return authenticate(
             req, lookup, region, now, max_skew, services=services, body_sha256=body_sha256
         )
 
-    async def _lookup(
-        self, req: HttpRequestView, now: datetime
-    ) -> Callable[[str], Credential | None]:
+    async def lookup_for(self, req: HttpRequestView, now: datetime) -> CredentialLookup:
+        """A synchronous lookup for the verifiers that knows the one credential ``req``
+        names (found now, through the cache), for callers that wrap lookups further
+        (``gateway.session_auth``)."""
         access_key = requested_access_key(req)
         found = None if access_key is None else await self.find(access_key, now)
 

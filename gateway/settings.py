@@ -7,6 +7,7 @@ environment variables, command-line flags. Nothing else in the code reads the en
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import tomllib
 from collections.abc import Mapping
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from core.errors import S3Error
+from policy.access import parse_policy
 from policy.model import SitePolicy
+from policy.oidc_config import OidcIssuer, parse_issuers
 from policy.policies import validate_overrides
 from policy.rate_limits import RateLimitConfig
 from policy.secret_box import SecretBox
@@ -53,6 +57,13 @@ class Settings:
     reservation_lease_seconds: int = 120  # a dead gateway's quota reservations outlive it so long
     # Writes to a local volume (the filesystem backend) are refused (507) below this; 0: off.
     min_free_bytes: int = 256 * 1024**2
+    # Seals session tokens and secrets at rest (policy.secret_box); None: kept in data_dir.
+    master_key: str | None = field(default=None, repr=False)
+    # Trusted OIDC issuers ([[oidc.issuers]] tables; PWG_OIDC_ISSUERS, a JSON list of them).
+    oidc_issuers: tuple[OidcIssuer, ...] = ()
+    # A JSON policy document capping every STS session; None: the token's site roles only.
+    sts_role_policy: str | None = None
+    sts_max_session_seconds: int = 3600  # longest DurationSeconds AssumeRole* grants
     # Peers (addresses or CIDRs) whose X-Forwarded-For is believed: the client address that
     # policies see (aws:SourceIp) is the last address not among them. Empty: the peer itself.
     trusted_proxies: tuple[str, ...] = ()
@@ -67,8 +78,6 @@ class Settings:
     # Shared rate-limit buckets; "" = in this process. Not in repr: it may hold a password.
     redis_url: str = field(default="", repr=False)
     redis_key_prefix: str = "pagewright:rl:"
-    # Seals secrets at rest (policy.secret_box); None: <data_dir>/master.key, made on first start.
-    master_key: str | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
@@ -122,6 +131,10 @@ _ENV: dict[str, str] = {
     "PWG_BODY_TIMEOUT_SECONDS": "body_timeout_seconds",
     "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
     "PWG_MIN_FREE_BYTES": "min_free_bytes",
+    "PWG_MASTER_KEY": "master_key",
+    "PWG_OIDC_ISSUERS": "oidc_issuers",
+    "PWG_STS_ROLE_POLICY": "sts_role_policy",
+    "PWG_STS_MAX_SESSION_SECONDS": "sts_max_session_seconds",
     "PWG_TRUSTED_PROXIES": "trusted_proxies",
     "PWG_PRINCIPAL_REQUESTS_PER_SECOND": "principal_requests_per_second",
     "PWG_PRINCIPAL_REQUEST_BURST": "principal_request_burst",
@@ -131,8 +144,10 @@ _ENV: dict[str, str] = {
     "PWG_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
     "PWG_REDIS_URL": "redis_url",
     "PWG_REDIS_KEY_PREFIX": "redis_key_prefix",
-    "PWG_MASTER_KEY": "master_key",
 }
+
+#: The bounds of sts_max_session_seconds: STS's own (15 minutes to 12 hours).
+STS_SESSION_SECONDS = (900, 43200)
 
 
 #: Limits that must be at least 1 (0 would refuse every request or lease nothing).
@@ -181,6 +196,10 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
     if name == "address":
         host, port = parse_address(str(value))
         return {"host": host, "port": port}
+    if name == "oidc_issuers":
+        return {name: _issuers(value, source)}
+    if name == "sts_role_policy":
+        return {name: _policy_document(value, source)}
     types = {f.name: f.type for f in fields(Settings)}
     if name not in types:
         raise SettingsError(f"{source}: unknown setting {name!r}")
@@ -209,6 +228,26 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
     return {name: str(value)}
 
 
+def _issuers(value: Any, source: str) -> tuple[OidcIssuer, ...]:
+    """``[[oidc.issuers]]`` tables, or their JSON text (the environment form)."""
+    try:
+        tables = json.loads(value) if isinstance(value, str) else value
+        return parse_issuers(tables)
+    except ValueError as exc:
+        raise SettingsError(f"{source}: oidc issuers: {exc}") from exc
+
+
+def _policy_document(value: Any, source: str) -> str:
+    """A session-capping policy document as JSON text, given as text or as a TOML table,
+    validated as the access decision will read it (an identity policy)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    try:
+        parse_policy(text, kind="identity")
+    except S3Error as exc:
+        raise SettingsError(f"{source}: sts_role_policy: {exc.message}") from exc
+    return text
+
+
 def load_settings(
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -235,6 +274,11 @@ def load_settings(
             )
         except (ValueError, TypeError, AttributeError) as exc:
             raise SettingsError(f"{config_file}: [policy]: {exc}") from exc
+        oidc = table.pop("oidc", document.get("oidc", {}))
+        if not isinstance(oidc, dict) or set(oidc) - {"issuers"}:
+            raise SettingsError(f"{config_file}: [oidc] holds only [[oidc.issuers]] tables")
+        if "issuers" in oidc:
+            values.update(_coerce("oidc_issuers", oidc["issuers"], f"{config_file}: [oidc]"))
         for name, value in table.items():
             values.update(_coerce(name.replace("-", "_"), value, str(config_file)))
     for variable, name in _ENV.items():
@@ -256,6 +300,14 @@ def load_settings(
     for name in _POSITIVE:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    if settings.master_key is not None:
+        try:
+            SecretBox.from_key(settings.master_key)
+        except ValueError as exc:
+            raise SettingsError(f"master_key: {exc}") from None
+    low, high = STS_SESSION_SECONDS
+    if not low <= settings.sts_max_session_seconds <= high:
+        raise SettingsError(f"sts_max_session_seconds must be {low}..{high}")
     for proxy in settings.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -268,9 +320,4 @@ def load_settings(
         raise SettingsError("redis_url must be a redis://, rediss:// or unix:// URL")
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
-    if settings.master_key is not None:
-        try:
-            SecretBox.from_key(settings.master_key)
-        except ValueError as error:
-            raise SettingsError(f"master_key: {error}") from None
     return settings

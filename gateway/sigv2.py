@@ -158,6 +158,9 @@ def authenticate_v2(
     )
 
 
+_SECURITY_TOKEN: Final = "x-amz-security-token"
+
+
 def _string_to_sign(
     req: HttpRequestView,
     params: list[_QueryParam],
@@ -172,11 +175,12 @@ def _string_to_sign(
         _raw(headers.get("content-type", "").strip()),
         _raw(date_line),
     ]
-    amz = b"".join(
-        _raw(f"{name}:{headers[name].strip()}\n")
-        for name in sorted(headers)
-        if name.startswith(_AMZ_PREFIX)
-    )
+    amz_headers = {name: value for name, value in headers.items() if name.startswith(_AMZ_PREFIX)}
+    # A presigned URL carries a session token as a query parameter, signed as a header.
+    token = _first(params, _SECURITY_TOKEN)
+    if token is not None:
+        amz_headers.setdefault(_SECURITY_TOKEN, token)
+    amz = b"".join(_raw(f"{name}:{amz_headers[name].strip()}\n") for name in sorted(amz_headers))
     return b"\n".join(lines) + b"\n" + amz + _canonical_resource(req, params, bucket_in_host)
 
 

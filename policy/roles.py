@@ -16,6 +16,7 @@ still wins over a role.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Final
 
@@ -57,8 +58,24 @@ ROLE_ACTIONS: Final[dict[Role, tuple[str, ...]]] = {
 }
 
 
+#: A site name as a role may name it: a bucket name, so never a pattern (``*``, ``?``) or a
+#: policy variable (``${...}``) that would reach other sites.
+SITE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def check_site_name(site: str) -> str:
+    """``site`` if it can be granted a role, else ``ValueError`` saying why."""
+    if not SITE_NAME.fullmatch(site):
+        raise ValueError(
+            f"{site!r} is not a site name (3-63 lowercase letters, digits, dots and hyphens)"
+        )
+    return site
+
+
 def role_document(site: str, role: Role) -> str:
-    """The JSON identity policy of ``role`` over ``site``."""
+    """The JSON identity policy of ``role`` over ``site`` (``ValueError`` for a name that is
+    not a site's, see :func:`check_site_name`)."""
+    check_site_name(site)
     statement = {
         "Sid": f"Role{role.value.capitalize()}",
         "Effect": "Allow",

@@ -142,7 +142,10 @@ def create_api_app(services: ApiServices) -> Starlette:
                 trusted_proxies=services.settings.trusted_proxies,
             ),
             Middleware(
-                BearerAuth, catalog=services.catalog, public_paths=[API_PREFIX + OPENAPI_PATH]
+                BearerAuth,
+                catalog=services.catalog,
+                public_paths=[API_PREFIX + OPENAPI_PATH],
+                token_verifier=services.token_verifier,
             ),
             Middleware(
                 ApiAuthorization,

@@ -1,8 +1,9 @@
-"""Bearer API keys -> principal, and what a principal may do.
+"""Bearer API keys and OIDC tokens -> principal, and what a principal may do.
 
 API keys (``policy.catalog.SqlCatalog.create_api_key``) belong to the same principals as
-the S3 credentials. :class:`BearerAuth` authenticates every request except the public
-paths; :func:`identity_of` gives the Principal it found, which
+the S3 credentials; OIDC tokens (JWTs from a configured issuer, :mod:`policy.oidc`) stand
+for a session principal carrying the token's site roles. :class:`BearerAuth` authenticates
+every request except the public paths; :func:`identity_of` gives the Principal it found, which
 ``gateway.api.authorization`` decides with the one policy engine before any handler runs.
 """
 
@@ -19,6 +20,7 @@ from gateway.access_log import request_id_of
 from gateway.api.errors import ApiError, error_response
 from gateway.api.services import ApiCatalog
 from policy.credentials import ROOT_PRINCIPAL
+from policy.oidc import IssuerUnavailable, TokenError, TokenVerifier, looks_like_jwt
 from policy.principals import ANONYMOUS, ROOT, Principal
 
 _PRINCIPAL = "pagewright.principal"
@@ -26,17 +28,30 @@ PRINCIPAL_SCOPE_KEY = _PRINCIPAL  # read by the access log
 #: Where a token's Principal (with its site roles) is kept, when the credential was a token.
 IDENTITY_SCOPE_KEY = "pagewright.identity"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pagewright"'}
+_INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="pagewright", error="invalid_token"'}
 
 
 class BearerAuth:
-    """Pure ASGI middleware: ``Authorization: Bearer <api key>`` must name a live key,
-    else 401 ``Unauthorized`` (with a Bearer challenge). Requests for ``public_paths``
-    (exact paths) pass without a key."""
+    """Pure ASGI middleware: ``Authorization: Bearer <api key>`` must name a live key, or
+    ``Bearer <JWT>`` be a token ``token_verifier`` accepts, else 401 ``Unauthorized`` (with
+    a Bearer challenge; 503 when the token's issuer cannot be reached). Requests for
+    ``public_paths`` (exact paths) pass without a key.
 
-    def __init__(self, app: ASGIApp, catalog: ApiCatalog, public_paths: Collection[str]) -> None:
+    The principal's name goes in the scope under :data:`PRINCIPAL_SCOPE_KEY` (the access
+    log's); a token's :class:`Principal` (with its site roles) under
+    :data:`IDENTITY_SCOPE_KEY`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        catalog: ApiCatalog,
+        public_paths: Collection[str],
+        token_verifier: TokenVerifier | None = None,
+    ) -> None:
         self.app = app
         self._catalog = catalog
         self._public = frozenset(public_paths)
+        self._verifier = token_verifier if token_verifier and token_verifier.configured else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._public:
@@ -44,9 +59,26 @@ class BearerAuth:
             return
         scheme, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
         principal = None
-        if scheme.lower() == "bearer" and secret.strip():
+        bearer = secret.strip() if scheme.lower() == "bearer" else ""
+        if self._verifier is not None and looks_like_jwt(bearer):
             try:
-                principal = await self._catalog.principal_for_api_key(secret.strip())
+                identity = await self._verifier.verify(bearer)
+            except TokenError as error:
+                unavailable = isinstance(error, IssuerUnavailable)
+                response = error_response(
+                    503 if unavailable else 401,
+                    "ServiceUnavailable" if unavailable else "Unauthorized",
+                    f"the OIDC token was refused: {error}",
+                    None if unavailable else _INVALID_TOKEN,
+                    request_id=request_id_of(scope),
+                )
+                await response(scope, receive, send)
+                return
+            scope[IDENTITY_SCOPE_KEY] = identity
+            principal = identity.name
+        elif bearer:
+            try:
+                principal = await self._catalog.principal_for_api_key(bearer)
             except S3Error as error:  # the catalog database is unavailable
                 response = error_response(
                     error.status, error.code, error.message, request_id=request_id_of(scope)

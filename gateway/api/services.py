@@ -8,6 +8,7 @@ from typing import Protocol
 from gateway.settings import Settings
 from policy.access_control import AccessControl
 from policy.model import Catalog
+from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
 from policy.rate_limits import RateLimiter
 from policy.retention import RetentionService
@@ -32,7 +33,8 @@ class ApiServices:
     ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
     retention; ``access`` decides every request; ``limiter`` (when given) applies the rate
     limits (gateway.api.limits). The API starts and closes none of them: the wiring owns
-    their lifecycle.
+    their lifecycle. ``token_verifier`` accepts OIDC tokens as Bearer credentials (None: API
+    keys only).
     """
 
     catalog: ApiCatalog
@@ -42,3 +44,4 @@ class ApiServices:
     settings: Settings
     access: AccessControl
     limiter: RateLimiter | None = None
+    token_verifier: TokenVerifier | None = None

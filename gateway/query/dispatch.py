@@ -5,8 +5,9 @@ service whose SigV4 scope its requests are signed for (``iam``, ``sts``), the AP
 XML namespace of its responses, whether it must be signed at all (STS's
 ``AssumeRoleWithWebIdentity`` is not: the web identity token is the proof) and its handler.
 A handler gets a :class:`QueryCall` and returns its ``<ActionResult>`` element (None for
-actions without one), or raises :class:`gateway.query.errors.QueryError` (or an identity
-store's :class:`policy.identity_rules.IdentityError`).
+actions without one), or a whole :class:`QueryReply` it rendered itself (STS renders its own
+documents), or raises :class:`gateway.query.errors.QueryError` (or an identity store's
+:class:`policy.identity_rules.IdentityError`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class QueryCall:
     principal: Principal
     credential: Credential | None
     request_id: str
+    source: str = "-"  # the client's address, as policies see it (aws:SourceIp)
 
     def param(self, name: str) -> str | None:
         """The parameter ``name``, or None when absent."""
@@ -54,7 +56,15 @@ class QueryCall:
         return int(value)
 
 
-QueryHandler = Callable[[QueryCall], Awaitable[etree._Element | None]]
+@dataclass(frozen=True)
+class QueryReply:
+    """A response a handler rendered whole: its HTTP status and XML document."""
+
+    status: int
+    document: bytes
+
+
+QueryHandler = Callable[[QueryCall], Awaitable[etree._Element | QueryReply | None]]
 
 
 @dataclass(frozen=True)
@@ -96,3 +106,11 @@ class QueryDispatcher:
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self._actions)
+
+    def namespace_for(self, version: str | None, default: str) -> str:
+        """The XML namespace of the API ``version`` (an error about an unknown action is
+        answered in the namespace of the API the client asked for), else ``default``."""
+        for action in self._actions.values():
+            if action.version == version:
+                return action.namespace
+        return default

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from core.errors import S3Error
 from gateway.audit import AUTHENTICATION_FAILURES
 from gateway.credentials import CredentialResolver, requested_scope
-from gateway.query.dispatch import QueryCall, QueryDispatcher
+from gateway.query.dispatch import QueryCall, QueryDispatcher, QueryReply
 from gateway.query.errors import QueryError, query_error
 from gateway.query.xml import CONTENT_TYPE, error_document, response_document
 from gateway.request import BodySource
@@ -76,15 +76,18 @@ class QueryEndpoint:
         request_id: str,
         now: datetime,
         *,
+        source_ip: str = "-",
         admit: Callable[[], Awaitable[None]] | None = None,
         authentication_failed: Callable[[], Awaitable[None]] | None = None,
     ) -> QueryOutcome:
         """The reply to ``req``; never raises for a client's mistake or a handler's failure
         (an unexpected exception is logged and answered ``InternalFailure``).
 
-        ``admit`` runs first and may refuse the request with an :class:`S3Error` (the
-        source's rate limit: answered ``Throttling``); ``authentication_failed`` is awaited
-        after a failed authentication (one of ``gateway.audit.AUTHENTICATION_FAILURES``).
+        ``source_ip`` is the client's address (for handlers' audit lines). ``admit`` runs
+        first and may refuse the request with an :class:`S3Error` (the source's rate limit:
+        answered ``Throttling``, 503); ``authentication_failed`` is awaited after a failed
+        signature (one of ``gateway.audit.AUTHENTICATION_FAILURES``). Parameters come from
+        the form body and the query string (the body wins).
         """
         namespace = IAM_NAMESPACE
         principal = "-"
@@ -93,7 +96,8 @@ class QueryEndpoint:
             if admit is not None:
                 await admit()
             body = await _read(source)
-            params = _form(body)
+            params = {**dict(parse_qsl(req.query_string, keep_blank_values=True)), **_form(body)}
+            namespace = self.dispatcher.namespace_for(params.get("Version"), namespace)
             action = self.dispatcher.action(params.get("Action"), params.get("Version"))
             action_name, namespace = action.name, action.namespace
             caller, credential = ANONYMOUS, None
@@ -108,11 +112,13 @@ class QueryEndpoint:
                 )
                 credential = auth.credential
                 caller, principal = credential.identity, credential.principal
-            call = QueryCall(action.name, params, caller, credential, request_id)
-            document = response_document(
-                action.name, action.namespace, await action.handler(call), request_id
-            )
-            reply = Reply(200, [("Content-Type", CONTENT_TYPE)], document)
+            call = QueryCall(action.name, params, caller, credential, request_id, source_ip)
+            answer = await action.handler(call)
+            if isinstance(answer, QueryReply):
+                reply = Reply(answer.status, [("Content-Type", CONTENT_TYPE)], answer.document)
+            else:
+                document = response_document(action.name, action.namespace, answer, request_id)
+                reply = Reply(200, [("Content-Type", CONTENT_TYPE)], document)
         except (QueryError, IdentityError, S3Error) as error:
             reply = _error_reply(query_error(error), namespace, request_id)
             failed = isinstance(error, S3Error) and error.code in AUTHENTICATION_FAILURES

@@ -30,7 +30,7 @@ ERRORS: Final[dict[str, tuple[int, FaultType]]] = {
     "NoSuchEntity": (404, "Sender"),
     "RequestEntityTooLarge": (413, "Sender"),
     "ServiceUnavailable": (503, "Receiver"),
-    "Throttling": (400, "Sender"),
+    "Throttling": (503, "Receiver"),  # the gateway's rate limits: 503, as S3's SlowDown
     "ValidationError": (400, "Sender"),
 }
 
