@@ -88,7 +88,7 @@ class Gateway:
         self.stack = stack
         self.backend: Backend = stack.backend
         self.access = AccessControl(stack.catalog, identities)
-        self.services = Services(stack.policies, self.access)
+        self.services = Services(stack.policies, self.access, identities)
         self.credentials = CredentialResolver(credentials, identities)
         self.identities = identities
         self.box = box
@@ -112,6 +112,7 @@ class Gateway:
                 self.query_actions,
                 identities,
                 self.credentials,
+                self.access,
                 lambda user: self.access.forget(user=user),
             )
         register_sts(self.query_actions, self.sts, self.limiter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policy.access_control import AccessControl
+from policy.identities import IdentityStore
 from policy.policies import PolicyResolver
 
 
@@ -12,7 +13,9 @@ from policy.policies import PolicyResolver
 class Services:
     """What the wiring built for handlers: ``policies`` resolves and stores site policies;
     ``access`` decides requests and keeps sites' access configuration (bucket policies,
-    ACLs, public access blocks, object ownership)."""
+    ACLs, public access blocks, object ownership); ``identities`` holds users and their
+    site roles (None: no identity store, only root and tokens)."""
 
     policies: PolicyResolver
     access: AccessControl
+    identities: IdentityStore | None = None

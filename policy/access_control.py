@@ -229,6 +229,18 @@ class AccessControl:
             acl_name=f"acl:{bucket}",
         )
 
+    async def decide_on(
+        self, principal: Principal, action: str, resource: str, context: Context
+    ) -> Decision:
+        """Whether ``principal`` may do ``action`` on a resource outside every site (an IAM
+        user's ARN): identity policies alone decide, root aside."""
+        identity = await self.identity_policies(principal)
+        session_cap = None
+        if principal.session_policy is not None:
+            session_cap = parse_policy(principal.session_policy, kind="identity")
+        request = AccessRequest(principal, action, resource, context)
+        return evaluate(request, identity, (), session_cap=session_cap)
+
     async def _acl_allows(
         self, site: SiteAccess, principal: Principal, action: str, key: str | None
     ) -> bool:

@@ -184,12 +184,34 @@ def test_inline_policies(iam: Any, user: str) -> None:
     )
 
 
-def test_only_root_may_call_iam(gateway: InProcessGateway, iam: Any, user: str) -> None:
+def test_iam_calls_are_decided_by_the_callers_policies(
+    gateway: InProcessGateway, iam: Any, user: str
+) -> None:
     key = iam.create_access_key(UserName=user)["AccessKey"]
     theirs = client("iam", gateway, key["AccessKeyId"], key["SecretAccessKey"])
     assert error_of(theirs.list_users) == ("AccessDenied", 403, "Sender")
     assert error_of(theirs.create_user, UserName=f"{user}-2")[:2] == ("AccessDenied", 403)
     assert error_of(theirs.get_user)[:2] == ("AccessDenied", 403)
+    # A user allowed to manage its own keys, by the ${aws:username} variable.
+    own_keys = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["iam:GetUser", "iam:*AccessKey*"],
+                "Resource": "arn:aws:iam::000000000000:user/${aws:username}",
+            }
+        ],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="own-keys", PolicyDocument=json.dumps(own_keys))
+    assert theirs.get_user()["User"]["UserName"] == user
+    listed = theirs.list_access_keys()["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in listed] == [key["AccessKeyId"]]
+    assert error_of(theirs.get_user, UserName="someone-else")[:2] == ("AccessDenied", 403)
+    assert error_of(theirs.list_users)[:2] == ("AccessDenied", 403)
+    assert error_of(theirs.put_user_policy, UserName=user, PolicyName="more", PolicyDocument="{}")[
+        :2
+    ] == ("AccessDenied", 403)
     unknown = client("iam", gateway, "AKIAUNKNOWN000000000", "x" * 40)
     assert error_of(unknown.list_users)[:2] == ("InvalidClientTokenId", 403)
     wrong_secret = client("iam", gateway, gateway.access_key, "not-the-secret")

@@ -15,6 +15,7 @@ from policy.bucket_access import (
     PublicAccessBlock,
     canned_acl,
 )
+from policy.principals import Role
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 
@@ -53,6 +54,11 @@ async def create_bucket(req: S3Request) -> Reply:
     await req.backend.create_bucket(req.ctx, req.bucket)
     assert req.services is not None
     await req.services.access.store_site(req.bucket, access, None)
+    identities = req.services.identities
+    if identities is not None and req.access is not None and req.access.principal.kind == "user":
+        # A user who creates a site owns it (its policy, ACLs, deleting it).
+        await identities.grant(req.bucket, req.access.principal.name, Role.owner)
+        req.services.access.forget(user=req.access.principal.name)
     return empty_reply(headers=[("Location", f"/{req.bucket}")])
 
 

@@ -2,9 +2,10 @@
 
 Actions: users (Create, Get, List, Delete), their access keys (Create, List, Update,
 Delete) and inline policies (Put, Get, List, Delete). Every action first asks
-:func:`policy.iam_access.may_call_iam` (root only, today); refusals are IAM's errors
-(``NoSuchEntity`` 404, ``EntityAlreadyExists``/``DeleteConflict``/``LimitExceeded`` 409,
-``MalformedPolicyDocument``/``ValidationError`` 400, ``AccessDenied`` 403).
+:func:`policy.iam_access.may_call_iam` (the policy engine, ``iam:<Action>``); refusals are
+IAM's errors (``NoSuchEntity`` 404, ``EntityAlreadyExists``/``DeleteConflict``/
+``LimitExceeded`` 409, ``MalformedPolicyDocument``/``ValidationError`` 400,
+``AccessDenied`` 403).
 :func:`register_iam` adds them to a dispatcher.
 """
 
@@ -16,11 +17,13 @@ from urllib.parse import quote
 
 from lxml import etree
 
+from gateway.audit import AuditEntry, audit
 from gateway.credentials import CredentialResolver
 from gateway.query.dispatch import QueryAction, QueryCall, QueryDispatcher
 from gateway.query.errors import QueryError
 from gateway.query.xml import child, result
-from policy.iam_access import may_call_iam
+from policy.access_control import AccessControl
+from policy.iam_access import iam_resource, may_call_iam
 from policy.identities import IdentityStore
 from policy.identity_model import AccessKeyInfo, User
 from policy.principals import ACCOUNT_ID
@@ -190,23 +193,43 @@ def register_iam(
     dispatcher: QueryDispatcher,
     store: IdentityStore,
     credentials: CredentialResolver,
+    access: AccessControl,
     user_changed: Callable[[str], None] = lambda _user: None,
 ) -> None:
-    """Register every IAM action, each guarded by :func:`policy.iam_access.may_call_iam`
-    (``user_changed``: see :class:`IamActions`)."""
+    """Register every IAM action, each decided by :func:`policy.iam_access.may_call_iam`
+    and audited (``user_changed``: see :class:`IamActions`)."""
     for name, handler in IamActions(store, credentials, user_changed).handlers().items():
-        dispatcher.register(QueryAction(name, SERVICE, VERSION, NAMESPACE, _guarded(name, handler)))
+        guarded = _guarded(name, handler, access)
+        dispatcher.register(QueryAction(name, SERVICE, VERSION, NAMESPACE, guarded))
 
 
-def _guarded(action: str, handler: Handler) -> Handler:
+def _guarded(action: str, handler: Handler, access: AccessControl) -> Handler:
     async def guarded(call: QueryCall) -> etree._Element | None:
-        if not may_call_iam(call.principal, action):
+        user_name = call.param("UserName")
+        decision = await may_call_iam(access, call.principal, action, user_name, call.source)
+        entry = AuditEntry(
+            principal=call.principal.name,
+            principal_arn=call.principal.arn,
+            source=call.source,
+            site=None,
+            key=None,
+            operation=action,
+            action=f"iam:{action}",
+            allowed=decision.allowed,
+            policy=decision.policy,
+            statement=decision.statement,
+        )
+        if not decision.allowed:
+            audit(call.request_id, entry, 403)
             raise QueryError(
                 "AccessDenied",
                 f"User: {call.principal.arn} is not authorized to perform: iam:{action} "
-                f"on resource: arn:aws:iam::{ACCOUNT_ID}:user/{call.param('UserName') or '*'}",
+                f"on resource: {iam_resource(call.principal, user_name)}",
             )
-        return await handler(call)
+        answer = await handler(call)
+        if not action.startswith(("Get", "List")):
+            audit(call.request_id, entry, 200)
+        return answer
 
     return guarded
 
