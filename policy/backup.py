@@ -11,7 +11,10 @@ databases (SQLite to PostgreSQL):
   secret; restored keys keep working);
 * every identity (``policy.identities``): IAM users, their access keys as stored (secrets
   sealed under the master key: restored keys open only under that same key, so restore
-  with the gateway's ``master.key`` / ``master_key``), inline policies and site grants.
+  with the gateway's ``master.key`` / ``master_key``), inline policies and site grants;
+* every site's access settings (``policy.bucket_access``: owner, bucket policy, ACL, public
+  access block, object ownership) and every object ACL. A restore without them would lose
+  a bucket policy's Deny statements, so they travel too.
 
 The file is written with mode 0600 all the same.
 
@@ -29,11 +32,16 @@ Format, one JSON object per line::
      "status": ..., "created_at": ..., "expires_at": ..., "last_used_at": ...}
     {"type": "user_policy", "user_name": ..., "policy_name": ..., "document": "..."}
     {"type": "site_grant", "site": ..., "user_name": ..., "role": ...}
+    {"type": "site_access", "site": ..., "owner": ..., "policy": "..." | null,
+     "acl": [{"kind", "grantee", "permission", "display"}...],
+     "public_access_block": {...} | null, "ownership": ... | null}
+    {"type": "object_acl", "site": ..., "key": ..., "acl": [...]}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
-     "access_keys": N, "user_policies": N, "site_grants": N}
+     "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
+     "object_acls": N}
 
-Identity lines were added to version 1 without a new version: files written before them
-(whose end line has no identity counts) read as holding no identities.
+Identity and access lines were added to version 1 without a new version: files written
+before them (whose end line has no such counts) read as holding none.
 
 The end line makes a truncated file detectable. :func:`restore_backup` first reads the
 whole file to check it (format, version, every line, the counts) and writes nothing unless
@@ -51,6 +59,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
 
+from policy.bucket_access import (
+    BucketAccess,
+    Grant,
+    access_from_json,
+    access_to_json,
+    grants_from_json,
+    grants_to_json,
+)
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import ApiKeyRecord
 from policy.identities import Identities, export_identities, restore_identities
@@ -64,6 +80,24 @@ FORMAT: Final = "pagewright-catalog-backup"
 VERSION: Final = 1
 _BATCH = 500
 _COMPRESSIONS = ("gzip", "zstd", "none")
+
+
+@dataclass(frozen=True)
+class SiteAccessEntry:
+    """A backed-up site's access settings and bucket policy."""
+
+    site: str
+    access: BucketAccess
+    policy: str | None
+
+
+@dataclass(frozen=True)
+class ObjectAclEntry:
+    """A backed-up object ACL."""
+
+    site: str
+    key: str
+    acl: tuple[Grant, ...]
 
 
 class BackupError(ValueError):
@@ -80,13 +114,16 @@ class BackupCounts:
     access_keys: int = 0
     user_policies: int = 0
     site_grants: int = 0
+    site_access: int = 0
+    object_acls: int = 0
 
     def text(self) -> str:
         return (
             f"{self.objects} object row(s), {self.site_policies} site polic(ies), "
             f"{self.api_keys} API key(s), {self.users} user(s), "
             f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
-            f"{self.site_grants} site grant(s)"
+            f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
+            f"{self.object_acls} object ACL(s)"
         )
 
 
@@ -99,9 +136,13 @@ _COUNTED: Final = {
     "access_key": "access_keys",
     "user_policy": "user_policies",
     "site_grant": "site_grants",
+    "site_access": "site_access",
+    "object_acl": "object_acls",
 }
 #: Counts an end line written before identities were backed up does not carry.
-_LATER_COUNTS: Final = frozenset({"users", "access_keys", "user_policies", "site_grants"})
+_LATER_COUNTS: Final = frozenset(
+    {"users", "access_keys", "user_policies", "site_grants", "site_access", "object_acls"}
+)
 
 
 # Writing
@@ -133,6 +174,14 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         line({**asdict(policy), "type": "user_policy"})
     for grant in grants:
         line({**asdict(grant), "type": "site_grant", "role": grant.role.value})
+    sites = await catalog.all_bucket_access()
+    for site, (access, bucket_policy) in sites.items():
+        line(
+            {"type": "site_access", "site": site, "policy": bucket_policy, **access_to_json(access)}
+        )
+    object_acls = await catalog.all_object_acls()
+    for site, object_key, acl in object_acls:
+        line({"type": "object_acl", "site": site, "key": object_key, "acl": grants_to_json(acl)})
     counts = BackupCounts(
         objects,
         len(policies),
@@ -141,6 +190,8 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(access_keys),
         len(user_policies),
         len(grants),
+        len(sites),
+        len(object_acls),
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -209,6 +260,8 @@ Entry = (
     | AccessKeyRecord
     | UserPolicy
     | SiteGrant
+    | SiteAccessEntry
+    | ObjectAclEntry
 )
 
 
@@ -245,6 +298,18 @@ def read_backup(path: Path) -> Iterator[Entry]:
                     yield _user_policy(document)
                 elif kind == "site_grant":
                     yield _site_grant(document)
+                elif kind == "site_access":
+                    yield SiteAccessEntry(
+                        _text(document, "site"),
+                        access_from_json(document),
+                        _optional_text(document, "policy"),
+                    )
+                elif kind == "object_acl":
+                    yield ObjectAclEntry(
+                        _text(document, "site"),
+                        _text(document, "key"),
+                        grants_from_json(document["acl"]),
+                    )
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -271,6 +336,8 @@ def _kind(entry: Entry) -> str:
         (AccessKeyRecord, "access_keys"),
         (UserPolicy, "user_policies"),
         (SiteGrant, "site_grants"),
+        (SiteAccessEntry, "site_access"),
+        (ObjectAclEntry, "object_acls"),
     )
     for kind, name in kinds:
         if isinstance(entry, kind):
@@ -468,6 +535,10 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             identities[2].append(entry)
         elif isinstance(entry, SiteGrant):
             identities[3].append(entry)
+        elif isinstance(entry, SiteAccessEntry):
+            await catalog.set_bucket_access(entry.site, entry.access, entry.policy)
+        elif isinstance(entry, ObjectAclEntry):
+            await catalog.set_object_acl(entry.site, entry.key, entry.acl)
         else:
             await catalog.set_site_overrides(*entry)
     await catalog.upsert_many(batch)

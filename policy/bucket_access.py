@@ -14,8 +14,9 @@ authenticated principal (``AuthenticatedUsers``).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
 
 from core.errors import S3Error
 from policy.principals import Principal
@@ -94,6 +95,47 @@ class BucketAccess:
     def blocks(self, setting: str) -> bool:
         block = self.public_access_block
         return block is not None and bool(getattr(block, setting))
+
+
+def grants_to_json(acl: tuple[Grant, ...]) -> list[dict[str, str]]:
+    return [asdict(grant) for grant in acl]
+
+
+def grants_from_json(rows: Any) -> tuple[Grant, ...]:
+    """Grants stored or backed up as :func:`grants_to_json` wrote them (``ValueError``
+    for anything else)."""
+    if not isinstance(rows, list):
+        raise ValueError("an ACL is a list of grants")
+    grants = tuple(Grant(**row) for row in rows)
+    for grant in grants:
+        if grant.kind not in ("CanonicalUser", "Group") or grant.permission not in PERMISSIONS:
+            raise ValueError(f"not a grant: {grant}")
+    return grants
+
+
+def access_to_json(access: BucketAccess) -> dict[str, Any]:
+    """``access`` as plain JSON values (the catalog's columns and a backup line's fields)."""
+    block = access.public_access_block
+    return {
+        "owner": access.owner,
+        "acl": grants_to_json(access.acl),
+        "public_access_block": None if block is None else asdict(block),
+        "ownership": access.ownership,
+    }
+
+
+def access_from_json(document: Mapping[str, Any]) -> BucketAccess:
+    """The inverse of :func:`access_to_json` (``ValueError``/``TypeError`` when malformed)."""
+    block = document["public_access_block"]
+    ownership = document["ownership"]
+    if ownership is not None and ownership not in OWNERSHIPS:
+        raise ValueError(f"{ownership!r} is not an object ownership")
+    return BucketAccess(
+        owner=str(document["owner"]),
+        acl=grants_from_json(document["acl"]),
+        public_access_block=None if block is None else PublicAccessBlock(**block),
+        ownership=ownership,
+    )
 
 
 def default_access(owner: str) -> BucketAccess:

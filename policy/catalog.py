@@ -55,6 +55,8 @@ from policy.catalog_records import MAX_LIMIT, SORTS, decode_cursor
 from policy.catalog_schema import (
     access_keys,
     api_keys,
+    bucket_access,
+    object_acls,
     objects,
     reservations,
     site_grants,
@@ -356,6 +358,14 @@ class SqlCatalog:
         """Forget ``site``'s access configuration and object ACLs (the site was deleted)."""
         await self._database.run(True, partial(catalog_bucket_access.remove_site, site=site))
 
+    async def all_bucket_access(self) -> dict[str, tuple[BucketAccess, str | None]]:
+        """Every site's stored access configuration and bucket policy, by site."""
+        return await self._database.run(False, catalog_bucket_access.read_all)
+
+    async def all_object_acls(self) -> builtins.list[tuple[str, str, tuple[Grant, ...]]]:
+        """Every stored object ACL as (site, key, grants)."""
+        return await self._database.run(False, catalog_bucket_access.read_all_objects)
+
     async def object_acl(self, site: str, key: str) -> tuple[Grant, ...] | None:
         """The object's stored ACL; None: the owner-private default."""
         read = partial(catalog_bucket_access.read_object, site=site, key=key)
@@ -402,24 +412,28 @@ class SqlCatalog:
     # Backup and restore (policy.backup)
 
     async def is_empty(self) -> bool:
-        """Whether the catalog holds no object row, policy override, API key or identity."""
+        """Whether the catalog holds no object row, policy override, API key, identity or
+        site access setting."""
 
         def work(conn: Connection) -> bool:
             return all(
                 conn.execute(select(table).limit(1)).first() is None
-                for table in (objects, site_policies, api_keys, users)
+                for table in (objects, site_policies, api_keys, users, bucket_access)
             )
 
         return await self._database.run(False, work)
 
     async def clear(self) -> None:
-        """Delete every row: objects, reservations, policy overrides, API keys and
-        identities (users, their keys, policies and site grants)."""
+        """Delete every row: objects, reservations, policy overrides, API keys,
+        identities (users, their keys, policies and site grants) and sites' access settings
+        (bucket policies, ACLs, public access blocks, ownership; object ACLs)."""
 
         def work(conn: Connection) -> None:
             for table in (objects, reservations, site_policies, api_keys):
                 conn.execute(delete(table))
             for table in (site_grants, user_policies, access_keys, users):
+                conn.execute(delete(table))
+            for table in (bucket_access, object_acls):
                 conn.execute(delete(table))
 
         await self._database.run(True, work)

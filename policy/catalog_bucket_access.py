@@ -7,46 +7,47 @@ only stored and read back.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
-from policy.bucket_access import BucketAccess, Grant, PublicAccessBlock
+from policy.bucket_access import (
+    BucketAccess,
+    Grant,
+    access_from_json,
+    access_to_json,
+    grants_from_json,
+    grants_to_json,
+)
 from policy.catalog_database import dialect_insert
 from policy.catalog_schema import bucket_access, object_acls
-
-
-def _grants(rows: list[dict[str, Any]]) -> tuple[Grant, ...]:
-    return tuple(Grant(**row) for row in rows)
 
 
 def read(conn: Connection, site: str) -> tuple[BucketAccess, str | None] | None:
     """The stored configuration of ``site`` and its bucket policy, or None (the defaults)."""
     row = conn.execute(select(bucket_access).where(bucket_access.c.site == site)).first()
-    if row is None:
-        return None
-    block = row.public_access_block
-    access = BucketAccess(
-        owner=row.owner,
-        acl=_grants(row.acl),
-        public_access_block=None if block is None else PublicAccessBlock(**block),
-        ownership=row.ownership,
-    )
-    return access, row.policy
+    return None if row is None else _from_row(row)
+
+
+def read_all(conn: Connection) -> dict[str, tuple[BucketAccess, str | None]]:
+    """Every site's stored configuration and bucket policy, by site."""
+    rows = conn.execute(select(bucket_access).order_by(bucket_access.c.site))
+    return {row.site: _from_row(row) for row in rows}
+
+
+def read_all_objects(conn: Connection) -> list[tuple[str, str, tuple[Grant, ...]]]:
+    """Every stored object ACL as (site, key, grants)."""
+    rows = conn.execute(select(object_acls).order_by(object_acls.c.site, object_acls.c.key))
+    return [(row.site, row.key, grants_from_json(row.acl)) for row in rows]
+
+
+def _from_row(row: Any) -> tuple[BucketAccess, str | None]:
+    return access_from_json(row._mapping), row.policy
 
 
 def write(conn: Connection, site: str, access: BucketAccess, policy: str | None) -> None:
     """Store ``access`` and ``policy`` (None: no bucket policy) as ``site``'s."""
-    block = access.public_access_block
-    values = {
-        "site": site,
-        "owner": access.owner,
-        "policy": policy,
-        "acl": [asdict(grant) for grant in access.acl],
-        "public_access_block": None if block is None else asdict(block),
-        "ownership": access.ownership,
-    }
+    values = {"site": site, "policy": policy, **access_to_json(access)}
     statement = dialect_insert(conn)(bucket_access).values(values)
     changed = {k: statement.excluded[k] for k in values if k != "site"}
     conn.execute(statement.on_conflict_do_update(index_elements=["site"], set_=changed))
@@ -62,7 +63,7 @@ def read_object(conn: Connection, site: str, key: str) -> tuple[Grant, ...] | No
     row = conn.execute(
         select(object_acls.c.acl).where(object_acls.c.site == site, object_acls.c.key == key)
     ).first()
-    return None if row is None else _grants(row[0])
+    return None if row is None else grants_from_json(row[0])
 
 
 def write_object(conn: Connection, site: str, key: str, acl: tuple[Grant, ...] | None) -> None:
@@ -72,7 +73,7 @@ def write_object(conn: Connection, site: str, key: str, acl: tuple[Grant, ...] |
             delete(object_acls).where(object_acls.c.site == site, object_acls.c.key == key)
         )
         return
-    values = {"site": site, "key": key, "acl": [asdict(grant) for grant in acl]}
+    values = {"site": site, "key": key, "acl": grants_to_json(acl)}
     statement = dialect_insert(conn)(object_acls).values(values)
     conn.execute(
         statement.on_conflict_do_update(

@@ -16,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from commands.cli import main
+from policy.bucket_access import canned_acl, default_access
 from policy.catalog import SqlCatalog
 from policy.identities import IdentityStore, export_identities
 from policy.model import ArtifactFilter, ObjectRecord
@@ -264,3 +265,72 @@ def test_a_backup_from_before_identities_still_restores(tmp_path: Path) -> None:
     target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     assert main(["restore", str(file), "--catalog-url", target]) == 0
     assert len(anyio.run(contents, target)["keys"]) == 2
+
+
+async def populate_access(url: str) -> dict[str, Any]:
+    """A site with a bucket policy, a public ACL, a lifted block and an object ACL; the
+    sites' settings as stored."""
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        policy = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "NoSecrets",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": "arn:aws:s3:::site-a/secret/*",
+                    }
+                ],
+            }
+        )
+        access = replace(
+            default_access("alice"),
+            acl=canned_acl("public-read", "alice"),
+            public_access_block=None,
+            ownership="ObjectWriter",
+        )
+        await catalog.set_bucket_access("site-a", access, policy)
+        await catalog.set_bucket_access("site-b", default_access("root"), None)
+        await catalog.set_object_acl("site-a", "page.html", canned_acl("public-read", "alice"))
+        return await catalog.all_bucket_access()
+    finally:
+        await catalog.close()
+
+
+async def access_of(url: str) -> dict[str, Any]:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        return {
+            "sites": await catalog.all_bucket_access(),
+            "objects": await catalog.all_object_acls(),
+        }
+    finally:
+        await catalog.close()
+
+
+def test_site_access_settings_survive_backup_and_restore(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"sqlite:///{tmp_path / 'source' / 'catalog.sqlite3'}"
+    anyio.run(populate_access, source)
+    before = anyio.run(access_of, source)
+    assert before["sites"]["site-a"][1] is not None
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    assert "2 site access setting(s), 1 object ACL(s)" in capsys.readouterr().out
+    assert main(["restore", str(file), "--catalog-url", target]) == 0
+    assert anyio.run(access_of, target) == before
+    # A damaged access line is refused before anything is written.
+    lines = file.read_text().splitlines()
+    damaged = [
+        line.replace('"ownership":"ObjectWriter"', '"ownership":"Everyone"') for line in lines
+    ]
+    file.write_text("\n".join(damaged) + "\n")
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    assert main(["restore", str(file), "--catalog-url", empty]) == 1
+    assert "Everyone" in capsys.readouterr().err
