@@ -345,3 +345,50 @@ def test_aws_cli_as_a_worker_uploads_to_its_site_only(world: World, tmp_path: Pa
     refused = aws("iam", "list-users", **worker)
     assert refused.returncode != 0
     assert "AccessDenied" in refused.stderr
+
+
+def test_an_inline_policy_with_a_prefix_condition(world: World) -> None:
+    """A user may list one prefix of a site (StringLike on s3:prefix) and read under it, and
+    nothing else there; the condition key comes from the request's own query."""
+    root_iam = boto3.client(
+        "iam",
+        endpoint_url=world.gateway.endpoint,
+        aws_access_key_id=world.gateway.access_key,
+        aws_secret_access_key=world.gateway.secret_key,
+        region_name=world.gateway.region,
+    )
+    name = f"prefix-{uuid.uuid4().hex[:8]}"
+    root_iam.create_user(UserName=name)
+    key = root_iam.create_access_key(UserName=name)["AccessKey"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListBuilds",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{world.site_b}",
+                "Condition": {"StringLike": {"s3:prefix": "builds/*"}},
+            },
+            {
+                "Sid": "ReadBuilds",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{world.site_b}/builds/*",
+            },
+        ],
+    }
+    root_iam.put_user_policy(UserName=name, PolicyName="builds", PolicyDocument=json.dumps(policy))
+    s3 = _s3(world.gateway, key["AccessKeyId"], key["SecretAccessKey"])
+    listed = s3.list_objects_v2(Bucket=world.site_b, Prefix="builds/")
+    assert [o["Key"] for o in listed["Contents"]] == ["builds/b1.tar.gz"]
+    assert s3.get_object(Bucket=world.site_b, Key="builds/b1.tar.gz")["ContentLength"] > 0
+    for call in (
+        lambda: s3.list_objects_v2(Bucket=world.site_b),
+        lambda: s3.list_objects_v2(Bucket=world.site_b, Prefix="index"),
+        lambda: s3.get_object(Bucket=world.site_b, Key="index.html"),
+        lambda: s3.put_object(Bucket=world.site_b, Key="builds/x", Body=b"x"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "AccessDenied"
