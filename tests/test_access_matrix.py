@@ -383,12 +383,13 @@ def test_an_inline_policy_with_a_prefix_condition(world: World) -> None:
     listed = s3.list_objects_v2(Bucket=world.site_b, Prefix="builds/")
     assert [o["Key"] for o in listed["Contents"]] == ["builds/b1.tar.gz"]
     assert s3.get_object(Bucket=world.site_b, Key="builds/b1.tar.gz")["ContentLength"] > 0
-    for call in (
+    refused: tuple[Callable[[], Any], ...] = (
         lambda: s3.list_objects_v2(Bucket=world.site_b),
         lambda: s3.list_objects_v2(Bucket=world.site_b, Prefix="index"),
         lambda: s3.get_object(Bucket=world.site_b, Key="index.html"),
         lambda: s3.put_object(Bucket=world.site_b, Key="builds/x", Body=b"x"),
-    ):
+    )
+    for call in refused:
         with pytest.raises(ClientError) as caught:
             call()
         assert caught.value.response["Error"]["Code"] == "AccessDenied"
