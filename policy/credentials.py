@@ -7,7 +7,6 @@ printed once, to the terminal, on the start that creates it; never to a log.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from policy.principals import ROOT, Principal
+from policy.private_files import write_private
 
 ROOT_PRINCIPAL = "root"
 #: Stands for "derived from ``principal``" until :meth:`Credential.__post_init__` replaces it.
@@ -72,20 +72,8 @@ def load_root_credentials(
         )
     access_key = "PW" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(18))
     secret_key = secrets.token_urlsafe(30)
-    _write_private(path, json.dumps({"access_key": access_key, "secret_key": secret_key}))
+    write_private(path, json.dumps({"access_key": access_key, "secret_key": secret_key}).encode())
     return RootCredentials(Credential(access_key, secret_key, ROOT_PRINCIPAL), True)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` readable by its owner only, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 class CredentialStore:

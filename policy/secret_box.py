@@ -14,11 +14,12 @@ must be given the same key.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from policy.private_files import write_private
 
 MASTER_KEY_FILE = "master.key"
 
@@ -69,12 +70,5 @@ def load_master_key(data_dir: Path, configured: str | None) -> SecretBox:
     if path.exists():
         return SecretBox.from_key(path.read_text().strip())
     key = Fernet.generate_key()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_private(path, key)
     return SecretBox.from_key(key)
