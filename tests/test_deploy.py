@@ -1,0 +1,374 @@
+"""deploy/: the Helm chart lints and renders, every manifest it or kustomize makes is a valid
+Kubernetes object, the alert rules pass promtool (syntax and their unit tests), and every
+metric the dashboard and the rules query is one the gateway exports.
+
+Tools: Helm's engine from PyPI (``helm-python-sdk``: Helm v4 as a library, no ``helm``
+binary), ``kubernetes-validate`` (PyPI, bundled schemas), ``kubectl kustomize`` (kubectl is
+on the machine image; no kustomize binary is on PyPI) and ``promtool`` (Debian's
+``prometheus`` package, unpacked into ``.tools/bin`` by scripts/test). Under ``CI=true`` a
+missing tool fails its test rather than skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from gateway.settings import load_settings
+from tests.support.project import ROOT
+
+DEPLOY = ROOT / "deploy"
+CHART = DEPLOY / "helm" / "pagewright-gateway"
+ALL_FEATURES = DEPLOY / "helm" / "ci" / "all-features.yaml"
+ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
+DASHBOARD = DEPLOY / "grafana" / "pagewright-gateway.json"
+KUSTOMIZE = DEPLOY / "kustomize"
+
+#: A Kubernetes version kubernetes-validate bundles schemas for.
+KUBERNETES_VERSION = "1.33.0"
+
+#: The Prometheus Operator's kinds: kubernetes-validate has no schemas for CRDs, so the
+#: fields the chart sets are checked against these.
+_RULE = {
+    "type": "object",
+    "required": ["alert", "expr"],
+    "properties": {
+        "alert": {"type": "string"},
+        "expr": {"type": "string"},
+        "for": {"type": "string", "pattern": "^[0-9]+[smhd]$"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+CRD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ServiceMonitor": {
+        "type": "object",
+        "required": ["selector", "endpoints"],
+        "properties": {
+            "selector": {"type": "object"},
+            "endpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["port", "path"],
+                    "properties": {
+                        "port": {"type": "string"},
+                        "path": {"type": "string"},
+                        "interval": {"type": "string"},
+                        "scrapeTimeout": {"type": "string"},
+                        "honorLabels": {"type": "boolean"},
+                        "bearerTokenSecret": {
+                            "type": "object",
+                            "required": ["name", "key"],
+                            "properties": {"name": {"type": "string"}, "key": {"type": "string"}},
+                            "additionalProperties": False,
+                        },
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+    "PrometheusRule": {
+        "type": "object",
+        "required": ["groups"],
+        "properties": {
+            "groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "rules"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "rules": {"type": "array", "items": _RULE},
+                    },
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "additionalProperties": False,
+    },
+}
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _tool(name: str) -> str:
+    """The path of ``name`` (PATH, then .tools/bin); a skip locally, a failure in CI."""
+    found = shutil.which(name) or shutil.which(name, path=str(ROOT / ".tools" / "bin"))
+    if found:
+        return found
+    message = f"{name} is not installed (scripts/test installs it)"
+    if _ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def render(values: dict[str, Any]) -> dict[str, str]:
+    """The chart's templates rendered with ``values``: template path -> text."""
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered: dict[str, str] = chart.render(values, name="pwg", namespace="web")
+    return rendered
+
+
+def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for path, text in rendered.items():
+        if path.endswith(".yaml"):
+            found.extend(document for document in yaml.safe_load_all(text) if document)
+    return found
+
+
+def all_features() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load(ALL_FEATURES.read_text())
+    return values
+
+
+def validate(document: dict[str, Any]) -> None:
+    schema = CRD_SCHEMAS.get(document["kind"])
+    if schema is not None:
+        assert document["apiVersion"] == "monitoring.coreos.com/v1"
+        jsonschema.validate(document["spec"], schema)
+        return
+    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def by_kind(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {document["kind"]: document for document in documents}
+
+
+# --- Helm ---------------------------------------------------------------------------------
+
+
+def test_helm_lint_finds_no_error() -> None:
+    report = helm.lint(str(CHART))
+    assert report["errors"] == []
+    # Severity 1 is informational (an icon is recommended); warnings and errors are 2 and up.
+    assert [m for m in report["messages"] if m["severity"] > 1] == []
+
+
+@pytest.mark.parametrize("name", ["default", "all-features"])
+def test_every_rendered_manifest_is_a_valid_kubernetes_object(name: str) -> None:
+    documents = manifests(render({} if name == "default" else all_features()))
+    kinds = {document["kind"] for document in documents}
+    expected = {"Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget"}
+    if name == "default":
+        expected |= {"PersistentVolumeClaim"}
+    else:
+        expected |= {"HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule"}
+    assert kinds == expected
+    for document in documents:
+        validate(document)
+
+
+def test_the_default_deployment_probes_and_confines_the_gateway() -> None:
+    kinds = by_kind(manifests(render({})))
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["serve", "--config", "/etc/pagewright/gateway.toml"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/_pagewright/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/_pagewright/readyz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert (
+        volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"]
+        == (kinds["PersistentVolumeClaim"]["metadata"]["name"])
+    )
+    assert kinds["Deployment"]["spec"]["replicas"] == 1
+    assert kinds["Deployment"]["spec"]["strategy"] == {"type": "Recreate"}
+    environment = kinds["ConfigMap"]["data"]
+    assert environment["PWG_ADDRESS"] == "0.0.0.0:9000"
+    assert environment["PWG_DATA_DIR"] == "/data"
+    secret_variables = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert set(secret_variables) == {
+        "PWG_ROOT_ACCESS_KEY",
+        "PWG_ROOT_SECRET_KEY",
+        "PWG_MASTER_KEY",
+        "PWG_METRICS_TOKEN",
+    }
+    assert all(ref["optional"] for ref in secret_variables.values())
+
+
+def test_the_rendered_config_file_is_one_the_gateway_accepts(tmp_path: Path) -> None:
+    kinds = by_kind(manifests(render(all_features())))
+    data = kinds["ConfigMap"]["data"]
+    config = tmp_path / "gateway.toml"
+    config.write_text(data["gateway.toml"])
+    environ = {k: v for k, v in data.items() if k.startswith("PWG_") and k != "PWG_METRICS_ADDRESS"}
+    settings = load_settings(config_file=config, environ=environ)
+    assert settings.backend == "s3://pagewright-artifacts/gateway"
+    assert settings.catalog_url == "postgresql://pagewright@postgres/pagewright"
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+    secret = kinds["Secret"]["data"]
+    assert set(secret) == {"root-access-key", "root-secret-key", "master-key", "metrics-token"}
+
+
+@pytest.mark.parametrize(
+    ("values", "refusal"),
+    [
+        ({"replicaCount": 2}, "shared backend"),
+        ({"replicaCount": 2, "config": 'backend = "s3://b"'}, "PostgreSQL catalog"),
+        (
+            {
+                "autoscaling": {"enabled": True},
+                "config": '[gateway]\nbackend = "s3://b"\ncatalog_url = "postgresql://h/db"',
+            },
+            "master key",
+        ),
+    ],
+)
+def test_several_replicas_need_shared_storage_catalog_and_master_key(
+    values: dict[str, Any], refusal: str
+) -> None:
+    with pytest.raises(helm.HelmError, match=refusal):
+        render(values)
+
+
+def test_existing_secret_replaces_the_charts_secret() -> None:
+    documents = manifests(render({"existingSecret": "mine", "serviceMonitor": {"enabled": True}}))
+    kinds = by_kind(documents)
+    assert "Secret" not in kinds
+    (container,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]} == {"mine"}
+    (endpoint,) = kinds["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["bearerTokenSecret"] == {"name": "mine", "key": "metrics-token"}
+
+
+def test_the_prometheus_rule_is_the_alerts_file() -> None:
+    kinds = by_kind(manifests(render(all_features())))
+    assert kinds["PrometheusRule"]["spec"] == yaml.safe_load(ALERTS.read_text())
+
+
+# --- kustomize ----------------------------------------------------------------------------
+
+
+def test_every_kustomize_base_file_is_a_valid_kubernetes_object() -> None:
+    """Without kustomize: each resource file of the base, as written."""
+    kustomization = yaml.safe_load((KUSTOMIZE / "base" / "kustomization.yaml").read_text())
+    for name in kustomization["resources"]:
+        for document in yaml.safe_load_all((KUSTOMIZE / "base" / name).read_text()):
+            validate(document)
+
+
+@pytest.mark.parametrize("directory", ["base", "overlays/replicated"])
+def test_kustomize_builds_valid_manifests(directory: str, tmp_path: Path) -> None:
+    kubectl = _tool("kubectl")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(KUSTOMIZE / directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    documents = [d for d in yaml.safe_load_all(built) if d]
+    for document in documents:
+        validate(document)
+    kinds = by_kind(documents)
+    config = tmp_path / "gateway.toml"
+    config.write_text(kinds["ConfigMap"]["data"]["gateway.toml"])
+    load_settings(config_file=config, environ={})
+    replicas = kinds["Deployment"]["spec"]["replicas"]
+    assert ("PersistentVolumeClaim" in kinds) == (replicas == 1)
+
+
+# --- Prometheus ---------------------------------------------------------------------------
+
+
+def test_promtool_checks_the_rules() -> None:
+    promtool = _tool("promtool")
+    subprocess.run([promtool, "check", "rules", str(ALERTS)], check=True, timeout=120)
+
+
+def test_promtool_unit_tests_of_the_alerts_pass() -> None:
+    promtool = _tool("promtool")
+    subprocess.run(
+        [promtool, "test", "rules", str(ALERTS.with_name("alerts.test.yaml"))],
+        check=True,
+        timeout=120,
+    )
+
+
+def alert_names() -> list[str]:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [rule["alert"] for group in groups for rule in group["rules"]]
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbooks = (ROOT / "docs" / "runbooks.md").read_text()
+    headings = set(re.findall(r"^## (\w+)$", runbooks, flags=re.MULTILINE))
+    assert set(alert_names()) <= headings
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    for rule in (rule for group in groups for rule in group["rules"]):
+        assert rule["annotations"]["runbook"] == f"docs/runbooks.md#{rule['alert'].lower()}"
+
+
+# --- the metrics the dashboard and the rules use ------------------------------------------
+
+_METRIC = re.compile(r"\bpagewright_[a-z0-9_]+")
+_HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
+
+
+def metric_list() -> set[str]:
+    lines = (DEPLOY / "metric-names.txt").read_text().splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def queried_metrics(expressions: list[str]) -> set[str]:
+    names = set()
+    for expression in expressions:
+        for name in _METRIC.findall(expression):
+            base = _HISTOGRAM_SERIES.sub("", name)
+            names.add(base if base in metric_list() else name)
+    return names
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    expressions = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    for variable in dashboard["templating"]["list"]:
+        if isinstance(variable.get("query"), dict):
+            expressions.append(variable["query"]["query"])
+    return expressions
+
+
+def rule_expressions() -> list[str]:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def test_the_dashboard_is_grafana_json_with_a_query_per_panel() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] == "pagewright-gateway"
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        assert panel["datasource"]["uid"] == "${datasource}"
+
+
+def test_every_metric_queried_is_in_the_list() -> None:
+    assert queried_metrics(dashboard_expressions()) - metric_list() == set()
+    assert queried_metrics(rule_expressions()) - metric_list() == set()
+    # Every metric of the list is shown somewhere on the dashboard.
+    assert metric_list() - queried_metrics(dashboard_expressions()) == set()
