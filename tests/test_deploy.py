@@ -161,8 +161,15 @@ def by_kind(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # --- Helm ---------------------------------------------------------------------------------
 
 
-def test_helm_lint_finds_no_error() -> None:
-    report = helm.lint(str(CHART))
+@pytest.mark.parametrize("name", ["default", "all-features"])
+def test_helm_lint_finds_no_error(name: str) -> None:
+    report = helm.lint(
+        str(CHART),
+        {} if name == "default" else all_features(),
+        strict=True,
+        namespace="web",
+        kube_version=KUBERNETES_VERSION,
+    )
     assert report["errors"] == []
     # Severity 1 is informational (an icon is recommended); warnings and errors are 2 and up.
     assert [m for m in report["messages"] if m["severity"] > 1] == []
@@ -245,6 +252,20 @@ def test_several_replicas_need_shared_storage_catalog_and_master_key(
     values: dict[str, Any], refusal: str
 ) -> None:
     with pytest.raises(helm.HelmError, match=refusal):
+        render(values)
+
+
+@pytest.mark.parametrize(
+    ("values", "refusal"),
+    [
+        ({"replicaCount": "3"}, "/replicaCount"),
+        ({"secrets": {"masterKey": "not-a-fernet-key"}}, "/secrets/masterKey"),
+        ({"persistance": {"enabled": False}}, "persistance"),
+        ({"config": {"backend": "s3://b"}}, "/config"),
+    ],
+)
+def test_values_schema_refuses_mistakes(values: dict[str, Any], refusal: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=refusal):
         render(values)
 
 
@@ -368,6 +389,7 @@ def test_the_dashboard_is_grafana_json_with_a_query_per_panel() -> None:
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     for panel in panels:
+        assert panel["type"] in {"timeseries", "stat", "bargauge", "state-timeline"}
         assert panel["targets"], panel["title"]
         assert panel["datasource"]["uid"] == "${datasource}"
 
