@@ -394,6 +394,20 @@ def test_the_dashboard_is_grafana_json_with_a_query_per_panel() -> None:
         assert panel["datasource"]["uid"] == "${datasource}"
 
 
+def test_the_dashboards_panels_fit_the_grid_without_overlapping() -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        box = panel["gridPos"]
+        assert box["x"] + box["w"] <= 24, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(box["x"], box["x"] + box["w"])
+            for y in range(box["y"], box["y"] + box["h"])
+        }
+        assert not cells & taken, panel["title"]
+        taken |= cells
+
+
 def test_every_metric_queried_is_in_the_list() -> None:
     assert queried_metrics(dashboard_expressions()) - metric_list() == set()
     assert queried_metrics(rule_expressions()) - metric_list() == set()
