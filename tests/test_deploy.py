@@ -333,6 +333,20 @@ def test_promtool_unit_tests_of_the_alerts_pass() -> None:
     )
 
 
+def test_promtool_checks_the_example_prometheus_config() -> None:
+    """Syntax only: its token file exists on a Prometheus server, not here."""
+    promtool = _tool("promtool")
+    example = ALERTS.with_name("prometheus.example.yml")
+    subprocess.run(
+        [promtool, "check", "config", "--syntax-only", str(example)], check=True, timeout=120
+    )
+    config = yaml.safe_load(example.read_text())
+    assert config["rule_files"] == [ALERTS.name]
+    (scrape,) = config["scrape_configs"]
+    assert scrape["metrics_path"] == "/_pagewright/metrics"
+    assert scrape["honor_labels"] is True
+
+
 def alert_names() -> list[str]:
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
     return [rule["alert"] for group in groups for rule in group["rules"]]
