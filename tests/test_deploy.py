@@ -361,6 +361,31 @@ def test_every_alert_has_a_runbook_section() -> None:
         assert rule["annotations"]["runbook"] == f"docs/runbooks.md#{rule['alert'].lower()}"
 
 
+# --- the operators' documents -----------------------------------------------------------
+
+OPERATOR_DOCUMENTS = ("docs/runbooks.md", "docs/troubleshooting.md", "docs/tuning.md", "README.md")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the headings: lower case, punctuation dropped, spaces as -."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("document", OPERATOR_DOCUMENTS)
+def test_every_relative_link_of_the_operators_documents_resolves(document: str) -> None:
+    source = ROOT / document
+    text = source.read_text()
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (source.parent / path).resolve() if path else source
+        assert linked.exists(), f"{document}: {target}"
+        if anchor:
+            assert anchor in _anchors(linked.read_text()), f"{document}: {target}"
+
+
 # --- the metrics the dashboard and the rules use ------------------------------------------
 
 _METRIC = re.compile(r"\bpagewright_[a-z0-9_]+")
