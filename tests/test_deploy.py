@@ -239,6 +239,7 @@ def test_the_rendered_config_file_is_one_the_gateway_accepts(tmp_path: Path) -> 
     [
         ({"replicaCount": 2}, "shared backend"),
         ({"replicaCount": 2, "config": 'backend = "s3://b"'}, "PostgreSQL catalog"),
+        ({"serviceMonitor": {"enabled": True}}, "metrics token"),
         (
             {
                 "autoscaling": {"enabled": True},
@@ -248,9 +249,7 @@ def test_the_rendered_config_file_is_one_the_gateway_accepts(tmp_path: Path) -> 
         ),
     ],
 )
-def test_several_replicas_need_shared_storage_catalog_and_master_key(
-    values: dict[str, Any], refusal: str
-) -> None:
+def test_the_chart_refuses_settings_that_cannot_work(values: dict[str, Any], refusal: str) -> None:
     with pytest.raises(helm.HelmError, match=refusal):
         render(values)
 
