@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -54,6 +54,31 @@ class BlobStore:
                 if entry.name not in referenced:
                     os.unlink(entry.path)
                     removed += 1
+        return removed
+
+    def sweep(self, referenced: Callable[[], set[str]], older_than: float, limit: int) -> int:
+        """Unlink temp files and unreferenced blobs modified before ``older_than`` (a POSIX
+        time), at most ``limit`` of them; safe while serving: ``referenced`` (the blob names
+        rows name) is read after the candidates were found, and a blob published since
+        is younger than the cutoff."""
+        candidates: list[tuple[str, str]] = []
+        for directory in [self.tmp, *sorted(self.blobs.iterdir())]:
+            for entry in os.scandir(directory):
+                if len(candidates) >= limit:
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < older_than:
+                        candidates.append((entry.name, entry.path))
+        if not candidates:
+            return 0
+        names = referenced()
+        removed = 0
+        for name, path in candidates:
+            if name in names and not path.startswith(f"{self.tmp}/"):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
         return removed
 
     def path(self, name: str) -> str:

@@ -122,14 +122,21 @@ class GCSBackend(DelegatesMultipart):
         await self.store.run(create)
 
     async def _sweep_temporaries(self) -> None:
-        prefix = self.namespace.system("tmp").name + "/"
-        cutoff = datetime.now(UTC) - _STALE_TEMP
         try:
-            blobs = await self.store.list_all(self.namespace.container, prefix)
-            stale = [b.name for b in blobs if last_modified(b) < cutoff]
-            await self.store.delete_names(self.namespace.container, stale)
+            await self.sweep(datetime.now(UTC) - _STALE_TEMP, limit=None)
         except S3Error as error:
             log.warning("could not remove stale temporary objects: %s", error.message)
+
+    async def sweep(self, older_than: datetime, limit: int | None) -> int:
+        """Temporary objects of interrupted writes last written before ``older_than``, at
+        most ``limit`` (None: all) of them (see :class:`translators.base.Sweeper`)."""
+        prefix = self.namespace.system("tmp").name + "/"
+        blobs = await self.store.list_all(self.namespace.container, prefix)
+        stale = [b.name for b in blobs if last_modified(b) < older_than]
+        if limit is not None:
+            stale = stale[:limit]
+        await self.store.delete_names(self.namespace.container, stale)
+        return len(stale)
 
     async def close(self) -> None:
         self.store.close()
