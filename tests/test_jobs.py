@@ -221,6 +221,7 @@ async def test_a_failing_pass_is_recorded_and_listeners_hear_of_it(
     assert await scheduler.run_once("job") is None  # not due for another minute
     [status] = await scheduler.statuses()
     assert status.record == record
+    assert record.last_started_at is not None
     assert status.next_due_at == record.last_started_at + timedelta(seconds=60)
 
 
