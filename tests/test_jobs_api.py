@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from gateway.settings import Settings
@@ -88,8 +89,24 @@ def test_an_abandoned_multipart_upload_is_aborted(
     assert _jobs(api)["abort-abandoned-uploads"]["last_outcome"] == "ok"
 
 
-def test_only_root_may_list_jobs(fast_gateway: InProcessGateway) -> None:
+def test_only_root_or_a_policy_allowing_it_may_list_jobs(fast_gateway: InProcessGateway) -> None:
     with ApiClient(fast_gateway, create_api_key(fast_gateway, principal="ci-bot")) as client:
         response = client.get("/jobs")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "AccessDenied"
+    with ApiClient(fast_gateway, create_api_key(fast_gateway, principal="ops")) as client:
+        boto3.client(
+            "iam",
+            endpoint_url=fast_gateway.endpoint,
+            aws_access_key_id=fast_gateway.access_key,
+            aws_secret_access_key=fast_gateway.secret_key,
+            region_name=fast_gateway.region,
+        ).put_user_policy(
+            UserName="ops",
+            PolicyName="jobs",
+            PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+            '"Action": "pagewright:ListJobs", "Resource": "*"}]}',
+        )
+        response = client.get("/jobs")
+    assert response.status_code == 200
+    assert {job["name"] for job in response.json()["jobs"]} == JOBS
