@@ -81,7 +81,7 @@ class Settings:
     redis_key_prefix: str = "pagewright:rl:"
     # Background jobs (policy.jobs), run by one replica at a time; intervals in seconds, 0 off.
     retention_interval_seconds: float = 3600.0
-    reclaim_interval_seconds: float = 60.0  # reservations of dead processes and ended uploads
+    reclaim_interval_seconds: float = 30.0  # reservations of dead processes and ended uploads
     sweep_interval_seconds: float = 3600.0  # staging and translator leftovers
     abandoned_upload_interval_seconds: float = 3600.0
     abandoned_upload_seconds: float = 7 * 86400.0  # a multipart upload older is aborted

@@ -122,7 +122,7 @@ class JobSettings:
 
     retention_s: float = 3600.0
     scrub_s: float = 0.0
-    reclaim_reservations_s: float = 60.0
+    reclaim_reservations_s: float = 30.0
     sweep_staging_s: float = 3600.0
     abort_abandoned_uploads_s: float = 3600.0
     abandoned_upload_s: float = 7 * 86400.0
