@@ -245,7 +245,12 @@ class JobScheduler:
         log.info(
             "jobs: %s finished",
             job.name,
-            extra={"job": job.name, "duration_s": round(duration, 3), "outcome": outcome},
+            extra={
+                "job": job.name,
+                "holder": self.holder,
+                "duration_s": round(duration, 3),
+                "outcome": outcome,
+            },
         )
         run = JobRun(job.name, started, duration, outcome)
         for listener in self._listeners:
