@@ -130,8 +130,15 @@ class JobScheduler:
         self._listeners.append(listener)
 
     async def run(self) -> None:
-        """Schedule every job that is on, until cancelled."""
-        await self._database.run(True, partial(catalog_jobs.ensure, names=list(self.jobs)))
+        """Schedule every job that is on, until cancelled. The jobs' rows are created first,
+        retried while the catalog is unreachable (nothing here ever stops the gateway)."""
+        while True:
+            try:
+                await self._database.run(True, partial(catalog_jobs.ensure, names=list(self.jobs)))
+                break
+            except Exception:
+                log.exception("jobs: cannot prepare the jobs' rows; retrying")
+                await anyio.sleep(self._lease.total_seconds() / 4)
         async with anyio.create_task_group() as tasks:
             for job in self.jobs.values():
                 if job.interval_s > 0:
@@ -254,7 +261,10 @@ class JobScheduler:
         )
         run = JobRun(job.name, started, duration, outcome)
         for listener in self._listeners:
-            listener(run)
+            try:
+                listener(run)
+            except Exception:
+                log.exception("jobs: a run listener failed")
 
     async def statuses(self) -> list[JobStatus]:
         """Every job of this scheduler, with its schedule and row, by name."""
