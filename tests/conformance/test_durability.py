@@ -108,6 +108,7 @@ async def test_a_sweep_keeps_live_objects_and_uploads(harness: Harness, bucket: 
     await backend.upload_part(CTX, bucket, "pending", upload.upload_id, 1, MemoryPayload(b"p"))
     if harness.plant_debris is not None:
         harness.plant_debris()
+        assert harness.stored_files is None or len(harness.stored_files()) > 2
     await backend.sweep(datetime.now(UTC) + timedelta(minutes=1), limit=1000)
     assert await read(backend, bucket, "kept") == b"kept"
     _, parts = await backend.list_parts(CTX, bucket, "pending", upload.upload_id, 0, 10)
