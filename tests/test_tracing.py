@@ -25,6 +25,7 @@ from gateway.settings import SettingsError
 from policy.backend_spans import BackendSpans
 from policy.validation import ValidationBackend
 from tests.support.archives import gzip, make_tar, site
+from tests.support.artifact_api import API, create_api_key
 from tests.support.clients import make_s3_client
 from tests.support.emulators import running, start_moto
 from tests.support.gateway import in_process_gateway
@@ -159,6 +160,14 @@ def test_the_span_tree_of_a_put_in_process(
         request_id = put["ResponseMetadata"]["RequestId"]
         httpx.get(f"{gateway.endpoint}/healthz").raise_for_status()
         httpx.get(f"{gateway.endpoint}/_pagewright/v1/openapi.json").raise_for_status()
+        key = create_api_key(gateway)
+        httpx.get(
+            f"{gateway.endpoint}{API}/sites/traced/artifacts",
+            headers={
+                "Authorization": f"Bearer {key}",
+                "traceparent": f"00-{trace_id}-{parent_id}-01",
+            },
+        ).raise_for_status()
     # The gateway stopped: its shutdown exported every span still queued.
 
     server = receiver.one("PutObject", trace_id)
@@ -203,6 +212,10 @@ def test_the_span_tree_of_a_put_in_process(
     assert (api.kind, api.parent_id) == (SERVER, "")
     assert api.attributes["http.response.status_code"] == 200
     assert not [s for s in receiver.spans if s.attributes.get("url.path") == "/healthz"]
+    listing = receiver.one("ListArtifacts", trace_id)
+    assert (listing.kind, listing.parent_id) == (SERVER, parent_id)
+    assert listing.attributes["pagewright.site"] == "traced"
+    assert {"authenticate", "authorize"} <= set(names(receiver.children(listing)))
 
 
 def test_a_refused_signature_in_process(tmp_path: Path, receiver: OtlpReceiver) -> None:
