@@ -19,8 +19,16 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Final
 
-from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Span,
+    SpanKind,
+    StatusCode,
+    Tracer,
+    format_span_id,
+    format_trace_id,
+    get_current_span,
+)
 from opentelemetry.util.types import AttributeValue
 
 #: The span attributes the project adds to OpenTelemetry's own.
@@ -79,8 +87,8 @@ def failed(span: Span, error: BaseException) -> None:
 def trace_ids() -> tuple[str, str] | None:
     """The (trace id, span id) of the current span in W3C hex (32 and 16 digits), when a
     span is recording; None otherwise."""
-    current = trace.get_current_span()
+    current = get_current_span()
     if not current.is_recording():
         return None
     context = current.get_span_context()
-    return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
+    return format_trace_id(context.trace_id), format_span_id(context.span_id)

@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, StatusCode, Tracer, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -120,7 +119,7 @@ def request_attributes(scope: Scope, headers: dict[str, str]) -> dict[str, Attri
 def describe_request(operation: str | None, site: str | None, request_id: str) -> None:
     """Name the current (server) span by ``operation`` and add the request's site and id;
     nothing when no span is recording."""
-    current = trace.get_current_span()
+    current = get_current_span()
     if not current.is_recording():
         return
     if operation:
