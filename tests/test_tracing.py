@@ -15,13 +15,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import boto3
 import httpx
 import pytest
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from commands.tracing import DEFAULT_ENDPOINT, TracingConfig, tracing_config
+from core.tracing import span, tracing_with
 from gateway.settings import SettingsError
+from gateway.tracing import ServerSpans
 from policy.backend_spans import BackendSpans
 from policy.validation import ValidationBackend
 from tests.support.archives import gzip, make_tar, site
@@ -38,8 +46,9 @@ from tests.support.otlp import (
     ReceivedSpan,
     otlp_receiver,
 )
-from tests.support.servers import running_gateway
+from tests.support.servers import free_port, running_gateway
 from tests.support.waiting import wait_until
+from translators.s3.spans import trace_calls
 
 ARTIFACT = gzip(make_tar(site()))
 #: Without the test process's own OTEL_* variables, whatever they are.
@@ -322,3 +331,101 @@ def test_the_span_tree_of_a_put_through_the_s3_backend(
     assert sdk_put.attributes["aws.request_id"]
     (line,) = access_lines()
     assert (line["trace_id"], line["span_id"]) == (trace_id, root.span_id)
+
+
+# The pieces, on an in-memory exporter
+
+
+@pytest.fixture
+def memory_tracer() -> Iterator[tuple[Tracer, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider.get_tracer("test"), exporter
+    provider.shutdown()
+
+
+async def _serve(app: Any, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/site/key",
+        "raw_path": b"/site/key",
+        "query_string": b"a=b",
+        "headers": headers,
+        "scheme": "http",
+        "http_version": "1.1",
+        "client": ("10.0.0.9", 5555),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def _failing(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _raising(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("boom")
+
+
+def test_server_spans_mark_5xx_and_exceptions_and_ignore_a_bad_traceparent(
+    memory_tracer: tuple[Tracer, InMemorySpanExporter],
+) -> None:
+    tracer, exporter = memory_tracer
+    headers = [(b"host", b"[::1]:9000"), (b"traceparent", b"00-not-a-valid-parent-01")]
+    anyio.run(_serve, ServerSpans(_failing, tracer), headers)
+    with pytest.raises(RuntimeError):
+        anyio.run(_serve, ServerSpans(_raising, tracer), [(b"host", b"gw.example")])
+    failing, raising = exporter.get_finished_spans()
+    assert failing.name == "GET"  # nothing named it by an operation
+    assert failing.parent is None  # the malformed traceparent is ignored
+    assert failing.status.status_code == StatusCode.ERROR
+    assert failing.attributes is not None
+    assert failing.attributes["http.response.status_code"] == 503
+    assert failing.attributes["url.path"] == "/site/key"
+    assert (failing.attributes["server.address"], failing.attributes["server.port"]) == (
+        "::1",
+        9000,
+    )
+    assert failing.attributes["network.peer.address"] == "10.0.0.9"
+    assert raising.status.status_code == StatusCode.ERROR
+    assert raising.attributes is not None
+    assert raising.attributes["server.address"] == "gw.example"
+    assert [event.name for event in raising.events] == ["exception"]
+
+
+def test_botocore_spans_only_while_a_request_is_traced(
+    memory_tracer: tuple[Tracer, InMemorySpanExporter],
+) -> None:
+    tracer, exporter = memory_tracer
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    trace_calls(client)
+    with pytest.raises(EndpointConnectionError):
+        client.head_bucket(Bucket="b")
+    assert exporter.get_finished_spans() == ()
+    with tracing_with(tracer), span("backend.head_bucket"), pytest.raises(EndpointConnectionError):
+        client.head_bucket(Bucket="b")
+    call, backend = exporter.get_finished_spans()
+    assert (call.name, call.kind) == ("S3.HeadBucket", SpanKind.CLIENT)
+    assert call.parent is not None
+    assert call.parent.span_id == backend.context.span_id
+    assert call.status.status_code == StatusCode.ERROR
+    assert call.attributes is not None
+    assert call.attributes["error.type"] == "EndpointConnectionError"
