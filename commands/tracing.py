@@ -98,6 +98,11 @@ def tracing_config(environ: Mapping[str, str]) -> TracingConfig | None:
         """The ``_TRACES_`` variable of an exporter setting, else the general one."""
         return get(f"OTEL_EXPORTER_OTLP_TRACES_{setting}") or get(f"OTEL_EXPORTER_OTLP_{setting}")
 
+    def otlp_name(setting: str) -> str:
+        """The name of the variable :func:`otlp` took ``setting`` from (for errors)."""
+        traces = f"OTEL_EXPORTER_OTLP_TRACES_{setting}"
+        return traces if get(traces) else f"OTEL_EXPORTER_OTLP_{setting}"
+
     if get("OTEL_SDK_DISABLED").lower() == "true":
         return None
     named = get("OTEL_TRACES_EXPORTER")
@@ -117,7 +122,7 @@ def tracing_config(environ: Mapping[str, str]) -> TracingConfig | None:
     protocol = otlp("PROTOCOL") or "http/protobuf"
     if protocol != "http/protobuf":
         raise SettingsError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use http/protobuf"
+            f"{otlp_name('PROTOCOL')}: {protocol!r} is not supported; use http/protobuf"
         )
     sampler = get("OTEL_TRACES_SAMPLER").lower() or "parentbased_always_on"
     if sampler not in SAMPLERS:
@@ -127,7 +132,7 @@ def tracing_config(environ: Mapping[str, str]) -> TracingConfig | None:
         raise SettingsError("OTEL_TRACES_SAMPLER_ARG: a ratio between 0 and 1")
     compression = otlp("COMPRESSION").lower() or "none"
     if compression not in ("gzip", "none"):
-        raise SettingsError("OTEL_EXPORTER_OTLP_COMPRESSION: gzip or none")
+        raise SettingsError(f"{otlp_name('COMPRESSION')}: gzip or none")
     traces_endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     base_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
     endpoint = traces_endpoint or (
@@ -142,8 +147,8 @@ def tracing_config(environ: Mapping[str, str]) -> TracingConfig | None:
         sampler=sampler,
         sampler_ratio=ratio,
         endpoint=endpoint,
-        headers=_pairs("OTEL_EXPORTER_OTLP_HEADERS", otlp("HEADERS")),
-        timeout_ms=_whole("OTEL_EXPORTER_OTLP_TIMEOUT", otlp("TIMEOUT"), 10_000),
+        headers=_pairs(otlp_name("HEADERS"), otlp("HEADERS")),
+        timeout_ms=_whole(otlp_name("TIMEOUT"), otlp("TIMEOUT"), 10_000),
         compression=compression,
         certificate_file=otlp("CERTIFICATE") or None,
         client_key_file=otlp("CLIENT_KEY") or None,

@@ -134,6 +134,8 @@ def test_on_by_an_endpoint_or_the_exporter() -> None:
     [
         ("OTEL_TRACES_EXPORTER", "zipkin"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "a=b,c"),
         ("OTEL_TRACES_SAMPLER", "xray"),
         ("OTEL_TRACES_SAMPLER_ARG", "half"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
