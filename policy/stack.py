@@ -11,7 +11,9 @@ Order, outermost first (each a Backend wrapping the next):
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
-5. the translator (filesystem, S3, Azure, GCS).
+5. ``BackendSpans`` (only when tracing is on): a ``backend.<method>`` span per translator
+   call (policy.backend_spans).
+6. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from anyio.abc import TaskGroup
 
 from core.errors import S3Error
+from policy.backend_spans import BackendSpans
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
@@ -141,6 +144,7 @@ def build_stack(
     rate_limits: RateLimitConfig | None = None,
     jobs: JobSettings | None = None,
     job_lease_s: float = DEFAULT_JOB_LEASE_S,
+    traced: bool = False,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
@@ -149,13 +153,15 @@ def build_stack(
     ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
     this process); ``jobs``: the background jobs' intervals (default: retention every
     ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
-    defaults), run under leases of ``job_lease_s`` (policy.jobs).
+    defaults), run under leases of ``job_lease_s`` (policy.jobs); ``traced``: a span per
+    translator call (tracing is on).
     """
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
-    validated = ValidationBackend(translator, policies.for_site, catalog)
+    storage: Backend = BackendSpans(translator) if traced else translator
+    validated = ValidationBackend(storage, policies.for_site, catalog)
     indexed = CatalogBackend(validated, catalog)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies)
