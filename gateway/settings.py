@@ -78,6 +78,10 @@ class Settings:
     # Shared rate-limit buckets; "" = in this process. Not in repr: it may hold a password.
     redis_url: str = field(default="", repr=False)
     redis_key_prefix: str = "pagewright:rl:"
+    # The circuit breaker of a remote backend (policy.circuit_breaker): open after so many
+    # consecutive failures, probe again so many seconds later.
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 5.0
 
     @property
     def address(self) -> str:
@@ -144,6 +148,8 @@ _ENV: dict[str, str] = {
     "PWG_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
     "PWG_REDIS_URL": "redis_url",
     "PWG_REDIS_KEY_PREFIX": "redis_key_prefix",
+    "PWG_BREAKER_FAILURES": "breaker_failures",
+    "PWG_BREAKER_RESET_SECONDS": "breaker_reset_seconds",
 }
 
 #: The bounds of sts_max_session_seconds: STS's own (15 minutes to 12 hours).
@@ -157,6 +163,7 @@ _POSITIVE = (
     "body_timeout_seconds",
     "reservation_lease_seconds",
     "auth_failure_window_seconds",
+    "breaker_failures",
 )
 
 #: Limits where 0 means "no limit" and a negative number is refused.
@@ -318,6 +325,8 @@ def load_settings(
             raise SettingsError(f"{name} must be 0 (no limit) or positive")
     if settings.redis_url and not settings.redis_url.startswith(_REDIS_SCHEMES):
         raise SettingsError("redis_url must be a redis://, rediss:// or unix:// URL")
+    if settings.breaker_reset_seconds <= 0:
+        raise SettingsError("breaker_reset_seconds must be positive")
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     return settings

@@ -11,7 +11,14 @@ Order, outermost first (each a Backend wrapping the next):
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
-5. the translator (filesystem, S3, Azure, GCS).
+5. ``StartingBackend`` (policy.backend_start): a backend that could not start refuses every
+   call with 503 while it is started again in the background; the gateway serves meanwhile,
+   not ready.
+6. ``CircuitBreakerBackend`` (only over a remote translator: S3, Azure, GCS): fails fast
+   with 503 + ``Retry-After`` while the backend is down (policy.circuit_breaker). It sits
+   just around the translator; a call-timing wrapper for metrics may sit between the two
+   (the breaker outside it, so refused calls are not timed as backend calls).
+7. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
@@ -34,8 +41,16 @@ from dataclasses import dataclass
 from anyio.abc import TaskGroup
 
 from core.errors import S3Error
+from policy.backend_start import StartingBackend
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.circuit_breaker import (
+    DEFAULT_FAILURES,
+    DEFAULT_RESET_SECONDS,
+    REMOTE_BACKENDS,
+    CircuitBreaker,
+    CircuitBreakerBackend,
+)
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.model import SitePolicy
@@ -86,15 +101,27 @@ class Stack:
     leases: LeaseKeeper | None = None
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
     limiter: RateLimiter | None = None  # None: the gateway applies only per-site limits
+    starting: StartingBackend | None = None  # the backend's start, retried until it succeeds
+    breaker: CircuitBreaker | None = None  # around a remote translator
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
         dead processes left, then start the periodic passes (retention, leases and, when
-        configured, the scrub). A part that fails raises :class:`StartupError` naming it."""
+        configured, the scrub). A part that fails raises :class:`StartupError` naming it,
+        except the backend: one that cannot start is started again in the background while
+        the gateway serves, not ready (policy.backend_start)."""
         async with _starting("the catalog"):
             await self.catalog.start()
-        async with _starting(f"the {self.backend.name} backend"):
-            await self.backend.start()
+        if self.starting is None:
+            async with _starting(f"the {self.backend.name} backend"):
+                await self.backend.start()
+        elif not await self.starting.try_start():
+            log.error(
+                "the %s backend could not start (%s): serving, not ready, until it does",
+                self.backend.name,
+                self.starting.last_error,
+            )
+            task_group.start_soon(self.starting.keep_starting)
         if self.leases is not None:
             async with _starting("the reservation lease"):
                 await self.leases.start()
@@ -125,19 +152,28 @@ def build_stack(
     scrub_rate_bytes: int = 8 * 1024 * 1024,
     min_free_bytes: int = 0,
     rate_limits: RateLimitConfig | None = None,
+    breaker_failures: int = DEFAULT_FAILURES,
+    breaker_reset_s: float = DEFAULT_RESET_SECONDS,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
     ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s;
     ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none);
     ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
-    this process).
+    this process); ``breaker_failures`` consecutive failures of a remote translator open its
+    circuit breaker for ``breaker_reset_s`` seconds.
     """
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
-    validated = ValidationBackend(translator, policies.for_site, catalog)
+    guarded: Backend = translator
+    breaker = None
+    if translator.name in REMOTE_BACKENDS:
+        breaker = CircuitBreaker(translator.name, breaker_failures, breaker_reset_s)
+        guarded = CircuitBreakerBackend(guarded, breaker)
+    starting = StartingBackend(guarded)
+    validated = ValidationBackend(starting, policies.for_site, catalog)
     indexed = CatalogBackend(validated, catalog)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies)
@@ -162,4 +198,6 @@ def build_stack(
         leases=leases,
         space=space,
         limiter=limiter,
+        starting=starting,
+        breaker=breaker,
     )
