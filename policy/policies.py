@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from core.errors import S3Error
 from policy.model import Catalog, SitePolicy
 
 #: SitePolicy field -> the value types an override may have (None always allowed: "no limit").
@@ -130,7 +131,13 @@ class PolicyResolver:
         cached = self._cache.get(site)
         if cached is not None and now - cached[0] < self._ttl_s:
             return cached[1]
-        overrides = await self._catalog.site_overrides(site)
+        try:
+            overrides = await self._catalog.site_overrides(site)
+        except S3Error as error:
+            # stale-if-error: a catalog outage keeps the last policy known (as access does).
+            if error.status >= 500 and cached is not None:
+                return cached[1]
+            raise
         policy = self.defaults.merged(dict(overrides))
         self._cache[site] = (now, policy)
         return policy

@@ -7,7 +7,9 @@ Order, outermost first (each a Backend wrapping the next):
 1. ``RetentionBackend``: after an artifact upload commits, applies the site's retention.
 2. ``QuotaBackend``: size limits, and quota reservations taken before a body is read and
    released only once the catalog row exists — so it must sit outside ``CatalogBackend``.
-3. ``CatalogBackend``: records every committed write and delete in the catalog.
+3. ``CatalogBackend``: records every committed write and delete in the catalog; with a
+   remote (PostgreSQL) catalog, refuses writes with 503 while it is down
+   (policy.catalog_gate).
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
@@ -44,6 +46,7 @@ from core.errors import S3Error
 from policy.backend_start import StartingBackend
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.catalog_gate import CatalogGate
 from policy.circuit_breaker import (
     DEFAULT_FAILURES,
     DEFAULT_RESET_SECONDS,
@@ -112,10 +115,9 @@ class Stack:
         the gateway serves, not ready (policy.backend_start)."""
         async with _starting("the catalog"):
             await self.catalog.start()
-        if self.starting is None:
-            async with _starting(f"the {self.backend.name} backend"):
-                await self.backend.start()
-        elif not await self.starting.try_start():
+        async with _starting(f"the {self.backend.name} backend"):
+            await self.backend.start()  # a StartingBackend inside keeps its failure
+        if self.starting is not None and not self.starting.started:
             log.error(
                 "the %s backend could not start (%s): serving, not ready, until it does",
                 self.backend.name,
@@ -174,7 +176,9 @@ def build_stack(
         guarded = CircuitBreakerBackend(guarded, breaker)
     starting = StartingBackend(guarded)
     validated = ValidationBackend(starting, policies.for_site, catalog)
-    indexed = CatalogBackend(validated, catalog)
+    # A remote catalog's outage refuses writes (503) rather than acknowledging unrecorded ones.
+    gate = CatalogGate(catalog.check_ready) if catalog.dialect != "sqlite" else None
+    indexed = CatalogBackend(validated, catalog, gate)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies)
     backend: Backend = RetentionBackend(limited, retention)
