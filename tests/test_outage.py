@@ -5,15 +5,13 @@ clients PUT and GET through the gateway while the proxy cuts the backend off and
 it. Asserted: no 500 (the gateway answers 503 ``ServiceUnavailable``/``SlowDown``); once
 the circuit breaker is open every request is answered 503 within 1 s; the first 503 comes
 as soon as the translator's own retries give up (botocore's standard mode: 3 attempts with
-up to 1 + 2 s of jittered backoff, so bounded here by 5 s; measured well under that);
+up to 1 + 2 s of jittered backoff, so bounded here by 5 s; the Azure SDK's 3 retries wait
+about 4.8 s in all and its failing attempts take time of their own: measured near 9 s,
+bounded by 12 s);
 a PUT is acknowledged again within 10 s of the backend's return; and every object
 acknowledged with 200 reads back byte for byte afterwards. The figures are printed (``-s``
 shows them).
 
-Azure is not among the outage cases: against an endpoint that accepts connections and
-drops them, the Azure SDK (aio, aiohttp transport) spends 20-80 s on each failing call
-before it raises, so the breaker opens only minutes into the outage. That is the Azure
-translator's transport budget to bound, not the breaker's.
 """
 
 from __future__ import annotations
@@ -252,10 +250,10 @@ def readyz(server: GatewayServer) -> tuple[int, dict[str, Any]]:
 
 
 #: The first 503 comes once the translator's retries give up (see the module docstring).
-FIRST_REFUSAL_BOUND_S = 5.0
+FIRST_REFUSAL_BOUND_S = {"s3": 5.0, "gcs": 5.0, "azure": 12.0}
 
 
-@pytest.mark.parametrize("name", ["s3", "gcs"])
+@pytest.mark.parametrize("name", ["s3", "azure", "gcs"])
 def test_a_backend_outage_under_load(name: str, tmp_path: Path) -> None:
     with proxied_gateway(name, tmp_path) as (server, proxy):
         setup = make_s3_client(server)
@@ -267,8 +265,8 @@ def test_a_backend_outage_under_load(name: str, tmp_path: Path) -> None:
             time.sleep(0.5)
             cut = time.monotonic()
             proxy.cut()
-            first_refusal = load.wait_for(cut, _refused, timeout=10)
-            assert first_refusal is not None, "no 503 within 10 s of the cut"
+            first_refusal = load.wait_for(cut, _refused, timeout=15)
+            assert first_refusal is not None, "no 503 within 15 s of the cut"
             time_to_503 = first_refusal.ended - cut
             time.sleep(2.0)  # the circuit breaker is open by now
             status, report = readyz(server)
@@ -296,7 +294,7 @@ def test_a_backend_outage_under_load(name: str, tmp_path: Path) -> None:
             f"the return, other failures {len(failures)}"
         )
         assert failures == [], failures[:5]
-        assert time_to_503 <= FIRST_REFUSAL_BOUND_S
+        assert time_to_503 <= FIRST_REFUSAL_BOUND_S[name]
         assert answered_open
         assert slowest_open <= 1.0
         assert time_to_recover <= 10.0
