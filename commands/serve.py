@@ -119,6 +119,8 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         rate_limits=settings.rate_limits,
         breaker_failures=settings.breaker_failures,
         breaker_reset_s=settings.breaker_reset_seconds,
+        jobs=settings.jobs,
+        job_lease_s=settings.job_lease_seconds,
     )
     master_key = load_master_key(settings.data_dir, settings.master_key)
     # Users' secret keys are sealed with the master key (kept in the data dir unless

@@ -129,6 +129,7 @@ class Gateway:
                 self.access,
                 limiter=self.limiter,
                 token_verifier=self.token_verifier,
+                jobs=stack.jobs,
             )
         )
 

@@ -31,6 +31,10 @@ the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
 reservations and reclaims those of processes gone and of multipart uploads finished
 (policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
 a request reaches the stack (its Redis connections are closed with the stack).
+
+The periodic passes (retention, the scrub, reclaiming reservations, sweeping leftovers,
+aborting abandoned uploads) run as jobs of a :class:`policy.jobs.JobScheduler`, one replica
+at a time across replicas sharing the catalog (policy.housekeeping builds the job set).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from policy.circuit_breaker import (
     CircuitBreakerBackend,
 )
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
+from policy.housekeeping import JobSettings, standard_jobs
+from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
@@ -106,13 +112,15 @@ class Stack:
     limiter: RateLimiter | None = None  # None: the gateway applies only per-site limits
     starting: StartingBackend | None = None  # the backend's start, retried until it succeeds
     breaker: CircuitBreaker | None = None  # around a remote translator
+    jobs: JobScheduler | None = None  # None: retention and the scrub loop in this process
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
-        dead processes left, then start the periodic passes (retention, leases and, when
-        configured, the scrub). A part that fails raises :class:`StartupError` naming it,
-        except the backend: one that cannot start is started again in the background while
-        the gateway serves, not ready (policy.backend_start)."""
+        dead processes left, then start the periodic passes (the lease's renewal, and the
+        jobs; without a scheduler: retention, leases and, when configured, the scrub). A part
+        that fails raises :class:`StartupError` naming it, except the backend: one that
+        cannot start is started again in the background while the gateway serves, not ready
+        (policy.backend_start)."""
         async with _starting("the catalog"):
             await self.catalog.start()
         async with _starting(f"the {self.backend.name} backend"):
@@ -127,7 +135,13 @@ class Stack:
         if self.leases is not None:
             async with _starting("the reservation lease"):
                 await self.leases.start()
-            task_group.start_soon(self.leases.run_periodically)
+            if self.jobs is None:
+                task_group.start_soon(self.leases.run_periodically)
+            else:
+                task_group.start_soon(self.leases.renew_periodically)
+        if self.jobs is not None:
+            task_group.start_soon(self.jobs.run)
+            return
         task_group.start_soon(self.retention.run_periodically, self.retention_interval_s)
         if self.scrubber is not None and self.scrub_interval_s > 0:
             task_group.start_soon(self.scrubber.run_periodically, self.scrub_interval_s)
@@ -156,14 +170,19 @@ def build_stack(
     rate_limits: RateLimitConfig | None = None,
     breaker_failures: int = DEFAULT_FAILURES,
     breaker_reset_s: float = DEFAULT_RESET_SECONDS,
+    jobs: JobSettings | None = None,
+    job_lease_s: float = DEFAULT_JOB_LEASE_S,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
     ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s;
     ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none);
     ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
-    this process); ``breaker_failures`` consecutive failures of a remote translator open its
-    circuit breaker for ``breaker_reset_s`` seconds.
+    this process); ``jobs``: the background jobs' intervals (default: retention every
+    ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
+    defaults), run under leases of ``job_lease_s`` (policy.jobs); ``breaker_failures``
+    consecutive failures of a remote translator open its circuit breaker for
+    ``breaker_reset_s`` seconds.
     """
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
@@ -190,6 +209,19 @@ def build_stack(
     leases = LeaseKeeper(catalog, backend, lease_s)
     limits = rate_limits or RateLimitConfig()
     limiter = RateLimiter(limits, open_store(limits), policies.for_site)
+    job_settings = jobs or JobSettings(retention_s=retention_interval_s, scrub_s=scrub_interval_s)
+    scheduler = JobScheduler(
+        catalog.database,
+        standard_jobs(
+            job_settings,
+            backend=backend,
+            translator=translator,
+            retention=retention,
+            scrubber=scrubber,
+            leases=leases,
+        ),
+        lease_s=job_lease_s,
+    )
     return Stack(
         backend,
         catalog,
@@ -204,4 +236,5 @@ def build_stack(
         limiter=limiter,
         starting=starting,
         breaker=breaker,
+        jobs=scheduler,
     )

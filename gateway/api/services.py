@@ -7,6 +7,7 @@ from typing import Protocol
 
 from gateway.settings import Settings
 from policy.access_control import AccessControl
+from policy.jobs import JobScheduler
 from policy.model import Catalog
 from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
@@ -45,3 +46,4 @@ class ApiServices:
     access: AccessControl
     limiter: RateLimiter | None = None
     token_verifier: TokenVerifier | None = None
+    jobs: JobScheduler | None = None  # the background jobs (None: GET /jobs answers 503)
