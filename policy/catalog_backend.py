@@ -28,6 +28,7 @@ import anyio
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.streams import PayloadStream
+from core.tracing import failed, span
 from policy.catalog_gate import CatalogGate
 from policy.forwarding import READS, ForwardingBackend
 from policy.model import ACTION, CREATOR, STATUS, Catalog, ObjectRecord, parse_artifact_key
@@ -123,12 +124,13 @@ class CatalogBackend(
             await self.gate.require()
 
     async def _record(self, what: str, update: Callable[[], Awaitable[None]]) -> None:
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), span("catalog.write") as writing:
             try:
                 await update()
                 if self.gate is not None:
                     self.gate.answered()
             except Exception as error:
+                failed(writing, error)
                 if self.gate is not None:
                     self.gate.failed(error)
                 logger.exception(

@@ -18,9 +18,11 @@ Order, outermost first (each a Backend wrapping the next):
    not ready.
 6. ``CircuitBreakerBackend`` (only over a remote translator: S3, Azure, GCS): fails fast
    with 503 + ``Retry-After`` while the backend is down (policy.circuit_breaker). It sits
-   just around the translator; a call-timing wrapper for metrics may sit between the two
-   (the breaker outside it, so refused calls are not timed as backend calls).
-7. the translator (filesystem, S3, Azure, GCS).
+   outside the per-call wrappers around the translator (spans, timing), so calls it
+   refuses are not recorded as backend calls.
+7. ``BackendSpans`` (only when tracing is on): a ``backend.<method>`` span per translator
+   call (policy.backend_spans).
+8. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 from anyio.abc import TaskGroup
 
 from core.errors import S3Error
+from policy.backend_spans import BackendSpans
 from policy.backend_start import StartingBackend
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
@@ -172,6 +175,7 @@ def build_stack(
     breaker_reset_s: float = DEFAULT_RESET_SECONDS,
     jobs: JobSettings | None = None,
     job_lease_s: float = DEFAULT_JOB_LEASE_S,
+    traced: bool = False,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
@@ -180,15 +184,15 @@ def build_stack(
     ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
     this process); ``jobs``: the background jobs' intervals (default: retention every
     ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
-    defaults), run under leases of ``job_lease_s`` (policy.jobs); ``breaker_failures``
-    consecutive failures of a remote translator open its circuit breaker for
-    ``breaker_reset_s`` seconds.
+    defaults), run under leases of ``job_lease_s`` (policy.jobs); ``traced``: a span per
+    translator call (tracing is on); ``breaker_failures`` consecutive failures of a remote
+    translator open its circuit breaker for ``breaker_reset_s`` seconds.
     """
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
-    guarded: Backend = translator
+    guarded: Backend = BackendSpans(translator) if traced else translator
     breaker = None
     if translator.name in REMOTE_BACKENDS:
         breaker = CircuitBreaker(translator.name, breaker_failures, breaker_reset_s)

@@ -5,6 +5,7 @@ the scope for handlers and error replies (``gateway.access_log.request_id_of``),
 ``x-amz-request-id`` header, and writes the one access line with the same fields as the S3
 endpoint's: the operation is the name of the route the request matches (the OpenAPI
 ``operationId``), the bucket is its ``{site}``, the principal the one the Bearer key named.
+When tracing, the request's server span (``gateway.tracing``) is named by the same operation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.access_log import REQUEST_ID_HEADER, SCOPE_KEY, log_request, new_request_id
 from gateway.api.auth import PRINCIPAL_SCOPE_KEY
 from gateway.api.authorization import match_route
+from gateway.tracing import describe_request
 
 
 class AccessLog:
@@ -61,6 +63,7 @@ class AccessLog:
         try:
             await self.app(scope, counting_receive, tagging_send)
         finally:
+            describe_request(operation, site, request_id)  # the server span, when tracing
             principal = scope.get(PRINCIPAL_SCOPE_KEY)
             log_request(
                 request_id=request_id,
