@@ -79,6 +79,10 @@ class Settings:
     # Shared rate-limit buckets; "" = in this process. Not in repr: it may hold a password.
     redis_url: str = field(default="", repr=False)
     redis_key_prefix: str = "pagewright:rl:"
+    # The circuit breaker of a remote backend (policy.circuit_breaker): open after so many
+    # consecutive failures, probe again so many seconds later.
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 5.0
     # Background jobs (policy.jobs), run by one replica at a time; intervals in seconds, 0 off.
     retention_interval_seconds: float = 3600.0
     reclaim_interval_seconds: float = 30.0  # reservations of dead processes and ended uploads
@@ -164,6 +168,8 @@ _ENV: dict[str, str] = {
     "PWG_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
     "PWG_REDIS_URL": "redis_url",
     "PWG_REDIS_KEY_PREFIX": "redis_key_prefix",
+    "PWG_BREAKER_FAILURES": "breaker_failures",
+    "PWG_BREAKER_RESET_SECONDS": "breaker_reset_seconds",
     "PWG_RETENTION_INTERVAL_SECONDS": "retention_interval_seconds",
     "PWG_RECLAIM_INTERVAL_SECONDS": "reclaim_interval_seconds",
     "PWG_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
@@ -183,6 +189,7 @@ _POSITIVE = (
     "body_timeout_seconds",
     "reservation_lease_seconds",
     "auth_failure_window_seconds",
+    "breaker_failures",
 )
 
 #: Limits where 0 means "no limit" and a negative number is refused.
@@ -352,6 +359,8 @@ def load_settings(
             raise SettingsError(f"{name} must be 0 (no limit) or positive")
     if settings.redis_url and not settings.redis_url.startswith(_REDIS_SCHEMES):
         raise SettingsError("redis_url must be a redis://, rediss:// or unix:// URL")
+    if settings.breaker_reset_seconds <= 0:
+        raise SettingsError("breaker_reset_seconds must be positive")
     for name in _JOB_INTERVALS:
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must be 0 (off) or positive")
