@@ -11,7 +11,8 @@ Order, outermost first (each a Backend wrapping the next):
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
-5. the translator (filesystem, S3, Azure, GCS).
+5. ``MeasuredBackend``: times and counts every translator call (policy.metrics_backend).
+6. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
@@ -21,7 +22,8 @@ the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
 ``scrub_interval_s`` > 0); and a ``LeaseKeeper`` that holds this process's lease on its quota
 reservations and reclaims those of processes gone and of multipart uploads finished
 (policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
-a request reaches the stack (its Redis connections are closed with the stack).
+a request reaches the stack (its Redis connections are closed with the stack). The
+:class:`policy.metrics.Metrics` every part counts in is the stack's ``metrics``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from anyio.abc import TaskGroup
 
@@ -38,6 +40,8 @@ from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
+from policy.metrics import Metrics
+from policy.metrics_backend import MeasuredBackend
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
@@ -86,6 +90,7 @@ class Stack:
     leases: LeaseKeeper | None = None
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
     limiter: RateLimiter | None = None  # None: the gateway applies only per-site limits
+    metrics: Metrics = field(default_factory=Metrics)  # what the stack and the gateway count
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
@@ -125,28 +130,31 @@ def build_stack(
     scrub_rate_bytes: int = 8 * 1024 * 1024,
     min_free_bytes: int = 0,
     rate_limits: RateLimitConfig | None = None,
+    metrics: Metrics | None = None,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
     ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s;
     ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none);
     ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
-    this process).
+    this process); ``metrics``: where the stack counts (default: a registry of its own).
     """
+    metrics = metrics or Metrics()
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
-    validated = ValidationBackend(translator, policies.for_site, catalog)
+    measured = MeasuredBackend(translator, metrics)
+    validated = ValidationBackend(measured, policies.for_site, catalog, metrics=metrics)
     indexed = CatalogBackend(validated, catalog)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
-    retention = RetentionService(limited, catalog, policies)
+    retention = RetentionService(limited, catalog, policies, metrics)
     backend: Backend = RetentionBackend(limited, retention)
     space = None
     if min_free_bytes > 0 and isinstance(translator, LocalVolume):
         space = FreeSpaceGuard(translator, min_free_bytes)
         backend = FreeSpaceBackend(backend, space)
-    scrubber = Scrubber(translator, catalog, scrub_rate_bytes)
+    scrubber = Scrubber(translator, catalog, scrub_rate_bytes, metrics)
     leases = LeaseKeeper(catalog, backend, lease_s)
     limits = rate_limits or RateLimitConfig()
     limiter = RateLimiter(limits, open_store(limits), policies.for_site)
@@ -162,4 +170,5 @@ def build_stack(
         leases=leases,
         space=space,
         limiter=limiter,
+        metrics=metrics,
     )

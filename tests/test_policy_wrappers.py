@@ -18,6 +18,7 @@ from core.context import RequestContext
 from policy.catalog_backend import CatalogBackend
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from policy.free_space import FreeSpaceBackend
+from policy.metrics_backend import MeasuredBackend
 from policy.quota import QuotaBackend
 from policy.retention import RetentionBackend
 from policy.validation import ValidationBackend
@@ -30,6 +31,7 @@ WRAPPERS: list[type] = [
     QuotaBackend,
     RetentionBackend,
     FreeSpaceBackend,
+    MeasuredBackend,
 ]
 
 

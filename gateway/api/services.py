@@ -7,6 +7,7 @@ from typing import Protocol
 
 from gateway.settings import Settings
 from policy.access_control import AccessControl
+from policy.metrics import Metrics
 from policy.model import Catalog
 from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
@@ -34,7 +35,7 @@ class ApiServices:
     retention; ``access`` decides every request; ``limiter`` (when given) applies the rate
     limits (gateway.api.limits). The API starts and closes none of them: the wiring owns
     their lifecycle. ``token_verifier`` accepts OIDC tokens as Bearer credentials (None: API
-    keys only).
+    keys only). ``metrics``: where requests, denials and refusals are counted (None: not).
     """
 
     catalog: ApiCatalog
@@ -45,3 +46,4 @@ class ApiServices:
     access: AccessControl
     limiter: RateLimiter | None = None
     token_verifier: TokenVerifier | None = None
+    metrics: Metrics | None = None
