@@ -34,7 +34,12 @@ from gateway.auth import anonymous_auth, authenticate_request, is_anonymous, sig
 from gateway.client_address import source_address
 from gateway.credentials import CredentialResolver
 from gateway.handlers import HANDLERS
-from gateway.metrics_endpoint import METRICS_PATH, ReadinessGauge, metrics_reply
+from gateway.metrics_endpoint import (
+    METRICS_PATH,
+    ReadinessGauge,
+    metrics_reply,
+    served_elsewhere,
+)
 from gateway.query.dispatch import QueryDispatcher
 from gateway.query.endpoint import QueryEndpoint, is_query_request
 from gateway.query.iam import register_iam
@@ -212,11 +217,15 @@ class Gateway:
             if _is_probe(method, raw_path, headers, query_string):
                 internal = True
                 reply = await self._probe(raw_path)
-            elif raw_path == METRICS_PATH and self.settings.metrics_listener is None:
+            elif raw_path == METRICS_PATH:
                 internal = True
                 peer = (scope.get("client") or ("", 0))[0]
-                reply = await metrics_reply(
-                    self.metrics, method, peer, headers, self.settings.metrics_token
+                reply = (
+                    await metrics_reply(
+                        self.metrics, method, peer, headers, self.settings.metrics_token
+                    )
+                    if self.settings.metrics_listener is None
+                    else served_elsewhere()
                 )
             elif is_query_request(method, raw_path, headers):
                 outcome = await self.query.handle(

@@ -82,6 +82,11 @@ async def metrics_reply(
     return Reply(200, [("Content-Type", CONTENT_TYPE)], body)
 
 
+def served_elsewhere() -> Reply:
+    """The main listener's reply to the metrics path when a metrics listener serves it."""
+    return _text(404, "Not found: the metrics are served on the metrics address.\n")
+
+
 class ReadinessGauge:
     """Keeps ``pagewright_ready`` current: set by every readiness probe (:meth:`set`) and,
     at scrape time, from a check at most :data:`READY_TTL_S` old (:meth:`refresh`)."""
