@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Final
@@ -26,6 +27,7 @@ from gateway.responses import Reply
 from policy.metrics import Metrics
 from policy.stack import Stack
 
+log = logging.getLogger("pagewright.metrics")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -103,7 +105,11 @@ class ReadinessGauge:
     async def refresh(self) -> None:
         if self._checked_at is not None and time.monotonic() - self._checked_at < READY_TTL_S:
             return
-        ready, _ = await readiness.report(self._stack)
+        try:
+            ready, _ = await readiness.report(self._stack)
+        except Exception:  # e.g. scraped on the metrics listener before the stack started
+            log.debug("metrics: the readiness check failed", exc_info=True)
+            ready = False
         self.set(ready)
 
 

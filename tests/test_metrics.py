@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError, IncompleteReadError, ResponseStream
 from prometheus_client.metrics_core import Metric
 
 from gateway.settings import Settings
+from policy.model import SitePolicy
 from tests.support.artifact_api import API, create_api_key, upload
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway, in_process_gateway
@@ -237,3 +238,15 @@ def test_the_metrics_path_takes_get_only(session: tuple[InProcessGateway, Any]) 
     response = httpx.post(server.endpoint + METRICS)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_retention_deletions_are_counted(tmp_path: Path) -> None:
+    settings = Settings(log_level="warning", policy=SitePolicy(retention_keep_last=1))
+    with in_process_gateway(tmp_path / "data", settings) as server:
+        s3 = make_s3_client(server)
+        s3.create_bucket(Bucket="kept-site")
+        upload(s3, "kept-site", "first")
+        upload(s3, "kept-site", "second")  # retention after it deletes the first
+        families = scrape(server)
+    assert value(families, "pagewright_retention_deletions_total") == 1
+    assert value(families, "pagewright_site_artifacts", site="kept-site") == 1
