@@ -130,6 +130,8 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         lease_s=settings.reservation_lease_seconds,
         min_free_bytes=settings.min_free_bytes,
         rate_limits=settings.rate_limits,
+        jobs=settings.jobs,
+        job_lease_s=settings.job_lease_seconds,
     )
     master_key = load_master_key(settings.data_dir, settings.master_key)
     # Users' secret keys are sealed with the master key (kept in the data dir unless

@@ -147,6 +147,7 @@ class Gateway:
                 limiter=self.limiter,
                 token_verifier=self.token_verifier,
                 metrics=self.metrics,
+                jobs=stack.jobs,
             )
         )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.errors import S3Error
 from policy.access import parse_policy
+from policy.housekeeping import JobSettings
 from policy.model import SitePolicy
 from policy.oidc_config import OidcIssuer, parse_issuers
 from policy.policies import validate_overrides
@@ -83,6 +84,13 @@ class Settings:
     metrics_address: str = ""
     metrics_token: str | None = field(default=None, repr=False)
     metrics_max_sites: int = 100  # sites with their own label; the rest sum under "_other"
+    # Background jobs (policy.jobs), run by one replica at a time; intervals in seconds, 0 off.
+    retention_interval_seconds: float = 3600.0
+    reclaim_interval_seconds: float = 30.0  # reservations of dead processes and ended uploads
+    sweep_interval_seconds: float = 3600.0  # staging and translator leftovers
+    abandoned_upload_interval_seconds: float = 3600.0
+    abandoned_upload_seconds: float = 7 * 86400.0  # a multipart upload older is aborted
+    job_lease_seconds: float = 60.0  # a dead replica's job is taken over after this
 
     @property
     def address(self) -> str:
@@ -102,6 +110,18 @@ class Settings:
     def backend_url(self) -> str:
         """The configured backend, or the embedded default under the data dir."""
         return self.backend or f"file://{(self.data_dir / 'storage').absolute()}"
+
+    @property
+    def jobs(self) -> JobSettings:
+        """The background jobs' schedule (policy.housekeeping)."""
+        return JobSettings(
+            retention_s=self.retention_interval_seconds,
+            scrub_s=float(self.scrub_interval_seconds),
+            reclaim_reservations_s=self.reclaim_interval_seconds,
+            sweep_staging_s=self.sweep_interval_seconds,
+            abort_abandoned_uploads_s=self.abandoned_upload_interval_seconds,
+            abandoned_upload_s=self.abandoned_upload_seconds,
+        )
 
     @property
     def rate_limits(self) -> RateLimitConfig:
@@ -157,6 +177,12 @@ _ENV: dict[str, str] = {
     "PWG_METRICS_ADDRESS": "metrics_address",
     "PWG_METRICS_TOKEN": "metrics_token",
     "PWG_METRICS_MAX_SITES": "metrics_max_sites",
+    "PWG_RETENTION_INTERVAL_SECONDS": "retention_interval_seconds",
+    "PWG_RECLAIM_INTERVAL_SECONDS": "reclaim_interval_seconds",
+    "PWG_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
+    "PWG_ABANDONED_UPLOAD_INTERVAL_SECONDS": "abandoned_upload_interval_seconds",
+    "PWG_ABANDONED_UPLOAD_SECONDS": "abandoned_upload_seconds",
+    "PWG_JOB_LEASE_SECONDS": "job_lease_seconds",
 }
 
 #: The bounds of sts_max_session_seconds: STS's own (15 minutes to 12 hours).
@@ -180,6 +206,14 @@ _NOT_NEGATIVE = (
     "principal_byte_burst",
     "auth_failure_limit",
     "metrics_max_sites",
+)
+
+#: Background job intervals: 0 turns the job off.
+_JOB_INTERVALS = (
+    "retention_interval_seconds",
+    "reclaim_interval_seconds",
+    "sweep_interval_seconds",
+    "abandoned_upload_interval_seconds",
 )
 
 
@@ -339,6 +373,12 @@ def load_settings(
             raise SettingsError(f"metrics_address: {exc}") from None
         if listener == (settings.host, settings.port):
             raise SettingsError("metrics_address must differ from the gateway's address")
+    for name in _JOB_INTERVALS:
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name} must be 0 (off) or positive")
+    for name in ("abandoned_upload_seconds", "job_lease_seconds"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be positive")
     if settings.min_free_bytes < 0:
         raise SettingsError("min_free_bytes must be 0 (no floor) or a number of bytes")
     return settings

@@ -8,8 +8,9 @@ catalog starts. Every public method is one transaction, run in a worker thread (
 ``policy.catalog_database`` (engines, migrations, SQLite set-up, readiness, faults),
 ``policy.catalog_records`` (object rows; keyset-paged listing and its cursors),
 ``policy.catalog_reservations`` (usage and quota reservations), ``policy.catalog_leases``
-(reservation owners), ``policy.catalog_overrides`` (site policy overrides) and
-``policy.catalog_api_keys`` (API keys, stored as hashes).
+(reservation owners), ``policy.catalog_jobs`` (background jobs' leases and last runs, used
+by ``policy.jobs`` through :attr:`SqlCatalog.database`), ``policy.catalog_overrides`` (site
+policy overrides) and ``policy.catalog_api_keys`` (API keys, stored as hashes).
 
 Concurrency contracts:
 

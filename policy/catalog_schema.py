@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -218,4 +219,20 @@ object_acls = Table(
     Column("site", byte_text(), primary_key=True),
     Column("key", byte_text(), primary_key=True),
     Column("acl", json_column_type(), nullable=False),
+)
+
+#: One row per background job (policy.jobs): who holds it until when (the lease that keeps
+#: it to one replica at a time; ``holder`` NULL: nobody) and how its last run went.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("holder", Text, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("last_started_at", UtcDateTime, nullable=True),
+    Column("last_finished_at", UtcDateTime, nullable=True),
+    Column("last_duration_s", Float, nullable=True),
+    Column("last_outcome", Text, nullable=True),
+    Column("runs", BigInteger, nullable=False),
+    Column("failures", BigInteger, nullable=False),
 )

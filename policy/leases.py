@@ -139,6 +139,26 @@ class LeaseKeeper:
             log.info("released %d quota reservations of finished multipart uploads", released)
         return released
 
+    async def reclaim_all(self) -> int:
+        """One reclaiming pass (the ``reclaim-reservations`` job, policy.jobs): dead
+        processes' reservations, then, if this process has not looked for an hour, those of
+        finished multipart uploads. How many were dropped or released."""
+        dropped = await self.reclaim()
+        if time.monotonic() - self._uploads_checked >= UPLOAD_CHECK_INTERVAL_S:
+            self._uploads_checked = time.monotonic()
+            dropped += await self.reclaim_uploads()
+        return dropped
+
+    async def renew_periodically(self) -> None:
+        """Renew this process's lease every quarter lease until cancelled (reclaiming runs
+        as a job then); a failing renewal is logged and the loop goes on."""
+        while True:
+            await anyio.sleep(self.renew_interval_s)
+            try:
+                await self.renew()
+            except Exception:
+                log.exception("leases: renewing the lease failed")
+
     async def run_periodically(self) -> None:
         """Renew and reclaim every quarter lease (uploads hourly, the first time at once)
         until cancelled; a failing pass is logged and the loop goes on."""

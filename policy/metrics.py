@@ -146,7 +146,7 @@ class Metrics:
         )
         self.job_runs = Counter(
             "pagewright_job_runs_total",
-            "Runs of a background job (retention, scrub), by outcome (ok, error).",
+            "Runs of a background job in this process, by outcome (ok, error).",
             ["job", "outcome"],
             registry=registry,
         )

@@ -24,6 +24,10 @@ reservations and reclaims those of processes gone and of multipart uploads finis
 (policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
 a request reaches the stack (its Redis connections are closed with the stack). The
 :class:`policy.metrics.Metrics` every part counts in is the stack's ``metrics``.
+
+The periodic passes (retention, the scrub, reclaiming reservations, sweeping leftovers,
+aborting abandoned uploads) run as jobs of a :class:`policy.jobs.JobScheduler`, one replica
+at a time across replicas sharing the catalog (policy.housekeeping builds the job set).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from core.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
+from policy.housekeeping import JobSettings, standard_jobs
+from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
@@ -91,11 +97,13 @@ class Stack:
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
     limiter: RateLimiter | None = None  # None: the gateway applies only per-site limits
     metrics: Metrics = field(default_factory=Metrics)  # what the stack and the gateway count
+    jobs: JobScheduler | None = None  # None: retention and the scrub loop in this process
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
-        dead processes left, then start the periodic passes (retention, leases and, when
-        configured, the scrub). A part that fails raises :class:`StartupError` naming it."""
+        dead processes left, then start the periodic passes (the lease's renewal, and the
+        jobs; without a scheduler: retention, leases and, when configured, the scrub). A part
+        that fails raises :class:`StartupError` naming it."""
         async with _starting("the catalog"):
             await self.catalog.start()
         async with _starting(f"the {self.backend.name} backend"):
@@ -103,7 +111,13 @@ class Stack:
         if self.leases is not None:
             async with _starting("the reservation lease"):
                 await self.leases.start()
-            task_group.start_soon(self.leases.run_periodically)
+            if self.jobs is None:
+                task_group.start_soon(self.leases.run_periodically)
+            else:
+                task_group.start_soon(self.leases.renew_periodically)
+        if self.jobs is not None:
+            task_group.start_soon(self.jobs.run)
+            return
         task_group.start_soon(self.retention.run_periodically, self.retention_interval_s)
         if self.scrubber is not None and self.scrub_interval_s > 0:
             task_group.start_soon(self.scrubber.run_periodically, self.scrub_interval_s)
@@ -131,13 +145,18 @@ def build_stack(
     min_free_bytes: int = 0,
     rate_limits: RateLimitConfig | None = None,
     metrics: Metrics | None = None,
+    jobs: JobSettings | None = None,
+    job_lease_s: float = DEFAULT_JOB_LEASE_S,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
     ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s;
     ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none);
     ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
-    this process); ``metrics``: where the stack counts (default: a registry of its own).
+    this process); ``metrics``: where the stack counts (default: a registry of its own);
+    ``jobs``: the background jobs' intervals (default: retention every
+    ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
+    defaults), run under leases of ``job_lease_s`` (policy.jobs).
     """
     metrics = metrics or Metrics()
     catalog = SqlCatalog(catalog_url)
@@ -158,6 +177,20 @@ def build_stack(
     leases = LeaseKeeper(catalog, backend, lease_s)
     limits = rate_limits or RateLimitConfig()
     limiter = RateLimiter(limits, open_store(limits), policies.for_site)
+    job_settings = jobs or JobSettings(retention_s=retention_interval_s, scrub_s=scrub_interval_s)
+    scheduler = JobScheduler(
+        catalog.database,
+        standard_jobs(
+            job_settings,
+            backend=backend,
+            translator=translator,
+            retention=retention,
+            scrubber=scrubber,
+            leases=leases,
+        ),
+        lease_s=job_lease_s,
+    )
+    scheduler.add_listener(lambda run: metrics.job(run.name)(run.ok, run.duration_s))
     return Stack(
         backend,
         catalog,
@@ -171,4 +204,5 @@ def build_stack(
         space=space,
         limiter=limiter,
         metrics=metrics,
+        jobs=scheduler,
     )

@@ -4,17 +4,21 @@ cap and cache, and the backend-call outcomes, without a server."""
 from __future__ import annotations
 
 import logging
+from functools import partial
+from pathlib import Path
 
 import anyio
 import pytest
 
 from core.context import RequestContext
 from core.errors import S3Error
+from policy import catalog_jobs
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
 from policy.metrics_sites import OTHER_SITES, SiteUsageCollector, quota_ratio, take_snapshot
 from policy.model import SitePolicy, Usage
 from policy.periodic import repeat
+from policy.stack import build_stack
 from tests.support.metrics import parse, value
 from translators.memory.backend import MemoryBackend
 
@@ -152,3 +156,28 @@ def test_a_failing_catalog_keeps_the_last_snapshot() -> None:
     fail, now = True, 100.0
     anyio.run(collector.refresh)
     assert collector.snapshot.stored_bytes == {"a-site": 7}
+
+
+def test_the_stacks_scheduler_counts_its_runs(tmp_path: Path) -> None:
+    """build_stack wires the job scheduler's run listener to the metrics."""
+    stack = build_stack(
+        MemoryBackend(), f"sqlite:///{tmp_path / 'catalog.sqlite3'}", SitePolicy(), 1024
+    )
+    assert stack.jobs is not None
+    scheduler = stack.jobs
+
+    async def main() -> None:
+        await stack.catalog.start()
+        try:
+            names = ["retention"]
+            await stack.catalog.database.run(True, partial(catalog_jobs.ensure, names=names))
+            run = await scheduler.run_once("retention")
+            assert run is not None
+            assert run.ok
+        finally:
+            await stack.catalog.close()
+
+    anyio.run(main)
+    families = parse(metrics_text(stack.metrics))
+    assert value(families, "pagewright_job_runs_total", job="retention", outcome="ok") == 1
+    assert value(families, "pagewright_job_duration_seconds_count", job="retention") == 1

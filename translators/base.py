@@ -347,3 +347,16 @@ class LocalVolume(Protocol):
         """Free space now; a storage error (``ServiceUnavailable``) if it cannot be measured.
         Cheap (one ``statvfs``): called before every write."""
         ...
+
+
+@runtime_checkable
+class Sweeper(Protocol):
+    """Optional capability: a translator that keeps leftovers of its own (temporary objects
+    or files of interrupted writes, blobs or parts nothing refers to) and can remove them
+    while serving. Only leftovers last written before ``older_than`` are touched, so writes
+    in flight are safe when ``older_than`` is well in the past."""
+
+    async def sweep(self, older_than: datetime, limit: int) -> int:
+        """Remove at most ``limit`` leftovers last written before ``older_than``; how many
+        were removed. Live objects, parts of live uploads and their data are never touched."""
+        ...

@@ -30,6 +30,7 @@ from gateway.api.artifacts import TAR, ArtifactHandlers
 from gateway.api.auth import BearerAuth
 from gateway.api.authorization import ApiAuthorization
 from gateway.api.errors import EXCEPTION_HANDLERS, InternalErrors
+from gateway.api.jobs import JobHandlers
 from gateway.api.limits import RequestRateLimit, SourceThrottle
 from gateway.api.openapi import OPENAPI
 from gateway.api.services import ApiServices
@@ -49,6 +50,7 @@ def api_routes(services: ApiServices) -> list[BaseRoute]:
     """The route table: (path, method) -> handler, named by operation."""
     artifacts = ArtifactHandlers(services)
     sites = SiteHandlers(services)
+    jobs = JobHandlers(services)
     one = "/sites/{site}/artifacts/{build_id}"
     return [
         Route(OPENAPI_PATH, openapi_document, methods=["GET"], name="GetOpenApi"),
@@ -88,6 +90,7 @@ def api_routes(services: ApiServices) -> list[BaseRoute]:
         ),
         Route("/sites/{site}/policy", sites.get_policy, methods=["GET"], name="GetPolicy"),
         Route("/sites/{site}/policy", sites.put_policy, methods=["PUT"], name="PutPolicy"),
+        Route("/jobs", jobs.list_jobs, methods=["GET"], name="ListJobs"),
     ]
 
 

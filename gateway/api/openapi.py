@@ -293,6 +293,21 @@ _PATHS: dict[str, Any] = {
             tags=("sites",),
         ),
     },
+    "/jobs": {
+        "get": operation(
+            "ListJobs",
+            "The background jobs (retention, scrub, reclaim-reservations, sweep-staging, "
+            "abort-abandoned-uploads): schedule, current holder, last run, duration, "
+            "outcome, runs and failures. Decided on resource *: root, or a policy allowing "
+            "pagewright:ListJobs.",
+            [],
+            {
+                "200": json_response(ref("JobList"), "Every job, by name."),
+                **error_responses(*STANDARD_ERRORS),
+            },
+            tags=("admin",),
+        )
+    },
 }
 
 OPENAPI: Final[dict[str, Any]] = {
@@ -314,6 +329,7 @@ OPENAPI: Final[dict[str, Any]] = {
     "tags": [
         {"name": "artifacts", "description": "Build artifacts."},
         {"name": "sites", "description": "Per-site usage, retention and policy."},
+        {"name": "admin", "description": "The gateway's background jobs."},
         {"name": "meta", "description": "This description."},
     ],
     "paths": _PATHS,

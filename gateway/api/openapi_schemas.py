@@ -139,6 +139,27 @@ SCHEMAS: dict[str, Any] = {
         ),
         "minProperties": 1,
     },
+    "Job": closed_object(
+        {
+            "name": {"type": "string"},
+            "interval_seconds": {"type": "number", "minimum": 0},
+            "enabled": {"type": "boolean", "description": "false: interval 0, never run."},
+            "holder": nullable("string", description="The replica running it now, if any."),
+            "lease_expires_at": nullable("string", format="date-time"),
+            "last_started_at": nullable("string", format="date-time"),
+            "last_finished_at": nullable("string", format="date-time"),
+            "last_duration_seconds": nullable("number", minimum=0),
+            "last_outcome": nullable(
+                "string", description='"ok" or "failed: <reason>"; null: never finished.'
+            ),
+            "runs": {"type": "integer", "minimum": 0},
+            "failures": {"type": "integer", "minimum": 0},
+            "next_due_at": nullable(
+                "string", format="date-time", description="null: off, or due at once."
+            ),
+        }
+    ),
+    "JobList": closed_object({"jobs": {"type": "array", "items": ref("Job")}}),
     "Usage": closed_object(
         {
             "site": {"type": "string"},

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from gateway.settings import Settings
 from policy.access_control import AccessControl
+from policy.jobs import JobScheduler
 from policy.metrics import Metrics
 from policy.model import Catalog
 from policy.oidc import TokenVerifier
@@ -47,3 +48,4 @@ class ApiServices:
     limiter: RateLimiter | None = None
     token_verifier: TokenVerifier | None = None
     metrics: Metrics | None = None
+    jobs: JobScheduler | None = None  # the background jobs (None: GET /jobs answers 503)

@@ -168,8 +168,20 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
             and not (name.startswith(bookkeeping[1]) and name.count("/") == 3)
         )
 
+    def plant_debris() -> None:
+        """A temporary object and a part whose upload's state is gone (a crash's leftovers)."""
+        client = storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=emulator.endpoint),
+        )
+        bucket = client.bucket(container)
+        for name in ("root/.pagewright/tmp/debris", "root/.pagewright/uploads/gone/1"):
+            bucket.blob(name).upload_from_string(b"debris", retry=None)
+
     harness.relaxed_parts = relaxed_parts
     harness.stored_files = stored_files
+    harness.plant_debris = plant_debris
     await backend.start()
     return harness
 

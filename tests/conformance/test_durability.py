@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import anyio.lowlevel
@@ -13,7 +14,7 @@ from core.streams import PayloadDigest
 from tests.conformance.conftest import CTX, Harness
 from tests.conformance.helpers import put, read
 from tests.conformance.payload import MemoryPayload
-from translators.base import Backend, WriteConditions, WriteMetadata
+from translators.base import Backend, Sweeper, WriteConditions, WriteMetadata
 
 pytestmark = pytest.mark.anyio
 
@@ -91,6 +92,30 @@ async def test_restart_keeps_data_and_removes_orphans(harness: Harness, bucket: 
     backend = await harness.restart()
     assert await read(backend, bucket, "kept") == b"kept"
     assert len(harness.stored_files()) == 1
+
+
+async def test_a_sweep_keeps_live_objects_and_uploads(harness: Harness, bucket: str) -> None:
+    """A translator with the optional Sweeper capability removes only leftovers: with a
+    cutoff in the future (everything counts as old) live objects and the parts of a live
+    upload survive, and planted debris, where the harness can plant it, goes."""
+    backend = harness.backend
+    if not isinstance(backend, Sweeper):
+        pytest.skip("the backend has no leftovers of its own to sweep")
+    await put(backend, bucket, "kept", b"kept")
+    upload = await backend.create_multipart_upload(
+        CTX, bucket, "pending", WriteMetadata(), None, None
+    )
+    await backend.upload_part(CTX, bucket, "pending", upload.upload_id, 1, MemoryPayload(b"p"))
+    if harness.plant_debris is not None:
+        harness.plant_debris()
+        assert harness.stored_files is None or len(harness.stored_files()) > 2
+    await backend.sweep(datetime.now(UTC) + timedelta(minutes=1), limit=1000)
+    assert await read(backend, bucket, "kept") == b"kept"
+    _, parts = await backend.list_parts(CTX, bucket, "pending", upload.upload_id, 0, 10)
+    assert [part.part_number for part in parts.parts] == [1]
+    if harness.stored_files is not None:
+        assert len(harness.stored_files()) == 2  # the object's blob and the part's
+    await backend.abort_multipart_upload(CTX, bucket, "pending", upload.upload_id)
 
 
 class _StallingPayload:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -103,6 +104,12 @@ class FilesystemBackend(DelegatesMultipart):
         if not self.store.started:
             raise S3Error("ServiceUnavailable", "The filesystem backend is not started.")
         await anyio.to_thread.run_sync(self.store.check_ready)
+
+    @mapped
+    async def sweep(self, older_than: datetime, limit: int) -> int:
+        """Temp files of interrupted writes and blobs no row names, older than
+        ``older_than`` (see :class:`translators.base.Sweeper`)."""
+        return await anyio.to_thread.run_sync(self.store.sweep, older_than.timestamp(), limit)
 
     def volume_space(self) -> VolumeSpace:
         """Free and total bytes of the volume holding the store (``statvfs``: cheap)."""

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -54,6 +54,39 @@ class BlobStore:
                 if entry.name not in referenced:
                     os.unlink(entry.path)
                     removed += 1
+        return removed
+
+    def sweep(self, referenced: Callable[[], set[str]], older_than: float, limit: int) -> int:
+        """Unlink temp files and unreferenced blobs modified before ``older_than`` (a POSIX
+        time), at most ``limit`` of them. Safe while serving: ``referenced`` (the blob names
+        rows name) is read before the scan, to pass over live blobs, and again after it,
+        so a blob that gained a row meanwhile is kept; a blob published since the cutoff
+        is younger than it."""
+        live = referenced()
+        candidates: list[tuple[str, str]] = []
+        for directory in [self.tmp, *sorted(self.blobs.iterdir())]:
+            in_tmp = directory == self.tmp
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if not in_tmp and entry.name in live:
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.stat().st_mtime < older_than:
+                            candidates.append((entry.name, entry.path))
+                    if len(candidates) >= limit:
+                        break
+            if len(candidates) >= limit:
+                break
+        if not candidates:
+            return 0
+        live = referenced()
+        removed = 0
+        for name, path in candidates:
+            if name in live and not path.startswith(f"{self.tmp}/"):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
         return removed
 
     def path(self, name: str) -> str:

@@ -66,6 +66,20 @@ class Store:
         rows = self._committer.read("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")
         self.blobs.remove_orphans({row[0] for row in rows})
 
+    def sweep(self, older_than: float, limit: int) -> int:
+        """Remove temp files and orphaned blobs older than ``older_than`` (a POSIX time), at
+        most ``limit`` (blocking); nothing without housekeeping (a store another process
+        serves)."""
+        if not self._housekeeping or self._committer is None:
+            return 0
+        committer = self._committer
+
+        def referenced() -> set[str]:
+            rows = committer.read("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")
+            return {row[0] for row in rows}
+
+        return self.blobs.sweep(referenced, older_than, limit)
+
     def close(self) -> None:
         with self._readers_lock:
             readers, self._readers = self._readers, []

@@ -122,14 +122,28 @@ class GCSBackend(DelegatesMultipart):
         await self.store.run(create)
 
     async def _sweep_temporaries(self) -> None:
-        prefix = self.namespace.system("tmp").name + "/"
-        cutoff = datetime.now(UTC) - _STALE_TEMP
         try:
-            blobs = await self.store.list_all(self.namespace.container, prefix)
-            stale = [b.name for b in blobs if last_modified(b) < cutoff]
-            await self.store.delete_names(self.namespace.container, stale)
+            await self._remove_temporaries(datetime.now(UTC) - _STALE_TEMP, None)
         except S3Error as error:
             log.warning("could not remove stale temporary objects: %s", error.message)
+
+    async def _remove_temporaries(self, older_than: datetime, limit: int | None) -> int:
+        prefix = self.namespace.system("tmp").name + "/"
+        blobs = await self.store.list_all(self.namespace.container, prefix)
+        stale = [b.name for b in blobs if last_modified(b) < older_than]
+        if limit is not None:
+            stale = stale[:limit]
+        await self.store.delete_names(self.namespace.container, stale)
+        return len(stale)
+
+    async def sweep(self, older_than: datetime, limit: int) -> int:
+        """Temporary objects of interrupted writes, then parts of uploads whose state is
+        gone, last written before ``older_than``, at most ``limit`` of them (see
+        :class:`translators.base.Sweeper`)."""
+        removed = await self._remove_temporaries(older_than, limit)
+        if removed < limit:
+            removed += await self.multipart.sweep_orphans(older_than, limit - removed)
+        return removed
 
     async def close(self) -> None:
         self.store.close()

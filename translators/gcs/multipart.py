@@ -285,6 +285,24 @@ class Multipart:
         for upload in await self._uploads_of(bucket):
             await self._drop(upload.upload_id)
 
+    async def sweep_orphans(self, older_than: datetime, limit: int) -> int:
+        """Delete parts and intermediates whose upload's state is gone (a crash between
+        :meth:`_drop`'s two steps) and that were last written before ``older_than``, at most
+        ``limit``; how many."""
+        prefix = self.store.namespace.system("uploads").name + "/"
+        blobs = await self.store.list_all(self.store.namespace.container, prefix)
+        states = {b.name[len(prefix) :] for b in blobs if "/" not in b.name[len(prefix) :]}
+        orphans = [
+            b.name
+            for b in blobs
+            if "/" in b.name[len(prefix) :]
+            and b.name[len(prefix) :].partition("/")[0] not in states
+            and last_modified(b) < older_than
+        ]
+        orphans = orphans[:limit]
+        await self.store.delete_names(self.store.namespace.container, orphans)
+        return len(orphans)
+
     async def _drop(self, upload_id: str) -> None:
         """Delete the state first (the upload is gone), then its parts and intermediates."""
         self._known.pop(upload_id, None)
