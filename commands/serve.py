@@ -24,6 +24,7 @@ from typing import Final
 import uvicorn
 
 from commands.store import open_backend
+from commands.tracing import start_tracing, tracing_config
 from gateway import logs
 from gateway.app import Gateway
 from gateway.http_protocol import bounded_protocol
@@ -105,8 +106,10 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
     """The gateway over the configured translator, with the root credentials loaded and
     the identity store (users' keys, sealed under the master key) over its catalog.
 
-    ``environ`` carries the storage SDKs' standard variables (endpoints, credentials).
+    ``environ`` carries the storage SDKs' standard variables (endpoints, credentials) and
+    OpenTelemetry's ``OTEL_*`` (commands.tracing; tracing is off unless they turn it on).
     """
+    tracing_settings = tracing_config(environ)
     root = load_root_credentials(
         settings.data_dir, settings.root_access_key, settings.root_secret_key
     )
@@ -132,6 +135,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         rate_limits=settings.rate_limits,
         jobs=settings.jobs,
         job_lease_s=settings.job_lease_seconds,
+        traced=tracing_settings is not None,
     )
     master_key = load_master_key(settings.data_dir, settings.master_key)
     # Users' secret keys are sealed with the master key (kept in the data dir unless
@@ -139,7 +143,12 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
     identities = IdentityStore(stack.catalog, master_key)
     box = master_key if settings.master_key or settings.oidc_issuers else None
     return Gateway(
-        settings, stack, CredentialStore([root.credential]), identities=identities, box=box
+        settings,
+        stack,
+        CredentialStore([root.credential]),
+        identities=identities,
+        box=box,
+        tracing=None if tracing_settings is None else start_tracing(tracing_settings),
     )
 
 
@@ -147,7 +156,7 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
         app = build_app(settings, environ)
-    except BackendConfigError as error:
+    except (BackendConfigError, SettingsError) as error:
         print(f"pagewright-gateway: {error}", file=sys.stderr)
         return 2
     config = uvicorn.Config(

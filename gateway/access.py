@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.errors import S3Error
+from core.tracing import span
 from gateway.audit import AuditEntry
 from policy.access import Decision
 from policy.access_control import AccessControl
@@ -84,8 +85,11 @@ class AccessCheck:
     entries: list[AuditEntry] = field(default_factory=list)
 
     async def decide(self, action: str, bucket: str | None, key: str | None) -> Decision:
-        """Decide ``action`` on ``bucket``/``key`` and keep the outcome for the audit."""
-        decision = await self.control.decide(self.principal, action, bucket, key, self.context)
+        """Decide ``action`` on ``bucket``/``key`` and keep the outcome for the audit
+        (in an ``authorize`` span when tracing)."""
+        with span("authorize", {"pagewright.action": action}) as deciding:
+            decision = await self.control.decide(self.principal, action, bucket, key, self.context)
+            deciding.set_attribute("pagewright.allowed", decision.allowed)
         self.entries.append(
             AuditEntry(
                 principal=self.principal.name,

@@ -5,7 +5,8 @@ Every line (logger ``pagewright.access``) carries the same fields: ``request_id`
 or the artifact API route's name), ``bucket`` (the bucket, which is the site), ``method``,
 ``status``, ``bytes_received`` (request body bytes as they came off the wire),
 ``bytes_sent`` (response body bytes) and ``duration_ms``. Headers, query strings, keys and
-signatures are never among them.
+signatures are never among them. When the request is traced (a span is recording), the
+line also carries ``trace_id`` and ``span_id`` (W3C hex) of its server span.
 
 The same call counts the request in the gateway's metrics (``pagewright_requests_total``,
 ``pagewright_request_duration_seconds``, the byte counters and ``pagewright_errors_total``;
@@ -24,6 +25,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+from core.tracing import trace_ids
 from policy.metrics import Metrics
 
 access_log = logging.getLogger("pagewright.access")
@@ -79,11 +81,14 @@ def log_request(
             "error": type(error).__name__,
             "code": getattr(error, "code", None),
         }
+    ids = trace_ids()
+    traced = {} if ids is None else {"trace_id": ids[0], "span_id": ids[1]}
     access_log.log(
         logging.WARNING if error is not None else logging.INFO,
         "request",
         extra={
             **outcome,
+            **traced,
             "request_id": request_id,
             "principal": principal or "-",
             "operation": operation,

@@ -20,6 +20,7 @@ import anyio
 from core.context import RequestContext
 from core.errors import S3Error, not_implemented
 from core.numbers import is_decimal, saturating_decimal
+from core.tracing import span
 from gateway import readiness, s3xml
 from gateway.access import AccessCheck, condition_context
 from gateway.access_log import log_request, new_request_id
@@ -59,6 +60,7 @@ from gateway.services import Services
 from gateway.session_auth import security_token, session_lookup
 from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
+from gateway.tracing import ServerSpans, Tracing, describe_request
 from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
@@ -88,10 +90,18 @@ class Gateway:
         identities: IdentityStore | None = None,
         *,
         box: SecretBox | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """``identities``: IAM users and their keys (None: root only, no IAM API); ``box``
-        seals STS session tokens (None: temporary credentials are off)."""
+        seals STS session tokens (None: temporary credentials are off); ``tracing``: a
+        server span per request (gateway.tracing), shut down with the gateway (None: off)."""
         self.settings = settings
+        self.tracing = tracing
+        self._serve_http: Callable[[Scope, Receive, Send], Awaitable[None]] = (
+            self._route_http
+            if tracing is None
+            else ServerSpans(self._route_http, tracing.tracer, untraced=_is_probe_scope)
+        )
         self.stack = stack
         self.backend: Backend = stack.backend
         self.access = AccessControl(stack.catalog, identities)
@@ -155,12 +165,15 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            # A client too slow with its body is answered RequestTimeout (see BodySource).
-            receive = IdleLimitedReceive(receive, self.settings.body_timeout_seconds)
-            if _is_api(scope["path"]):
-                await self.api(scope, receive, _closing_after_timeout(send, receive))
-            else:
-                await self._http(scope, receive, send)
+            await self._serve_http(scope, receive, send)
+
+    async def _route_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A client too slow with its body is answered RequestTimeout (see BodySource).
+        receive = IdleLimitedReceive(receive, self.settings.body_timeout_seconds)
+        if _is_api(scope["path"]):
+            await self.api(scope, receive, _closing_after_timeout(send, receive))
+        else:
+            await self._http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Start the stack (backend, catalog, periodic retention) for the server's life, and
@@ -191,6 +204,8 @@ class Gateway:
         try:
             await self.stack.close()
         finally:
+            if self.tracing is not None:  # the spans still queued are exported now
+                await anyio.to_thread.run_sync(self.tracing.shutdown)
             await send({"type": "lifespan.shutdown.complete"})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -253,29 +268,30 @@ class Gateway:
                 now = datetime.now(UTC)
                 signature: str | None = None
                 raise_if_refused(await self.limiter.check_source(source_ip), self.metrics)
-                if is_anonymous(view):
-                    auth = anonymous_auth(view)
-                else:
-                    signature = signature_kind(view)
-                    try:
-                        lookup = session_lookup(
-                            await self.credentials.lookup_for(view, now),
-                            self.box,
-                            security_token(headers, query),
-                            now,
-                        )
-                        auth = authenticate_request(
-                            view,
-                            lookup,
-                            self.settings.region,
-                            now,
-                            self._max_skew,
-                            address.bucket if address.virtual_host else None,
-                        )
-                    except S3Error as error:
-                        if error.code in AUTHENTICATION_FAILURES:
-                            await self.limiter.auth_failed(source_ip)
-                        raise
+                with span("authenticate"):
+                    if is_anonymous(view):
+                        auth = anonymous_auth(view)
+                    else:
+                        signature = signature_kind(view)
+                        try:
+                            lookup = session_lookup(
+                                await self.credentials.lookup_for(view, now),
+                                self.box,
+                                security_token(headers, query),
+                                now,
+                            )
+                            auth = authenticate_request(
+                                view,
+                                lookup,
+                                self.settings.region,
+                                now,
+                                self._max_skew,
+                                address.bucket if address.virtual_host else None,
+                            )
+                        except S3Error as error:
+                            if error.code in AUTHENTICATION_FAILURES:
+                                await self.limiter.auth_failed(source_ip)
+                            raise
                 principal = auth.credential.principal
                 identity = auth.credential.identity
                 check = AccessCheck(
@@ -353,6 +369,9 @@ class Gateway:
             failure = error
             raise
         finally:
+            describe_request(
+                query_action or (str(operation) if operation else None), bucket, request_id
+            )
             log_request(
                 request_id=request_id,
                 principal=principal,
@@ -428,6 +447,17 @@ def _is_probe(method: str, raw_path: str, headers: dict[str, str], query_string:
         and raw_path in _PROBES
         and "authorization" not in headers
         and "Signature" not in query_string
+    )
+
+
+def _is_probe_scope(scope: Scope) -> bool:
+    """:func:`_is_probe` of an ASGI request (probes are not traced)."""
+    raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    return _is_probe(
+        scope["method"],
+        raw_path,
+        header_map(scope["headers"]),
+        scope["query_string"].decode("latin-1"),
     )
 
 

@@ -26,6 +26,7 @@ import anyio
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.streams import PayloadStream
+from core.tracing import failed, span
 from policy.forwarding import READS, ForwardingBackend
 from policy.model import ACTION, CREATOR, STATUS, Catalog, ObjectRecord, parse_artifact_key
 from translators.base import (
@@ -114,10 +115,11 @@ class CatalogBackend(
         self.catalog = catalog
 
     async def _record(self, what: str, update: Callable[[], Awaitable[None]]) -> None:
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), span("catalog.write") as writing:
             try:
                 await update()
-            except Exception:
+            except Exception as error:
+                failed(writing, error)
                 logger.exception(
                     "catalog update failed after a successful backend write (%s); the "
                     "catalog is stale until `pagewright-gateway reindex` runs",

@@ -52,6 +52,7 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
+from core.tracing import span
 from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
 from policy.model import Catalog, SitePolicy, parse_artifact_key
 from policy.policies import PolicyResolver
@@ -72,6 +73,10 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
+
+#: The spans of a request's reservation being taken and released (core.tracing).
+RESERVE = "quota.reserve"
+RELEASE = "quota.release"
 
 
 class QuotaBackend(
@@ -126,11 +131,13 @@ class QuotaBackend(
         reservation, limit = await self._reservation(bucket, key, body.declared_size)
         try:
             artifacts = 1 if parse_artifact_key(key) is not None else 0
-            await reservation.add(body.declared_size or 0, artifacts)
+            with span(RESERVE):
+                await reservation.add(body.declared_size or 0, artifacts)
             metered = MeteredPayload(body, reservation, limit)
             return await self.inner.put_object(ctx, bucket, key, metered, metadata, conditions)
         finally:
-            await reservation.release()
+            with span(RELEASE):
+                await reservation.release()
 
     async def create_multipart_upload(
         self,
@@ -157,7 +164,8 @@ class QuotaBackend(
             upload=(key, upload.upload_id),
         )
         try:
-            await reservation.add(0, 1)
+            with span(RESERVE):
+                await reservation.add(0, 1)
         except S3Error:
             await self.inner.abort_multipart_upload(ctx, bucket, key, upload.upload_id)
             raise
@@ -176,7 +184,8 @@ class QuotaBackend(
         stored, and is dropped if the part fails."""
         reservation, limit = await self._reservation(bucket, key, body.declared_size)
         try:
-            await reservation.add(body.declared_size or 0)
+            with span(RESERVE):
+                await reservation.add(body.declared_size or 0)
             metered = MeteredPayload(body, reservation, limit)
             part = await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, metered)
         except BaseException:

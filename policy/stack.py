@@ -11,8 +11,10 @@ Order, outermost first (each a Backend wrapping the next):
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
-5. ``MeasuredBackend``: times and counts every translator call (policy.metrics_backend).
-6. the translator (filesystem, S3, Azure, GCS).
+5. ``BackendSpans`` (only when tracing is on): a ``backend.<method>`` span per translator
+   call (policy.backend_spans).
+6. ``MeasuredBackend``: times and counts every translator call (policy.metrics_backend).
+7. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from anyio.abc import TaskGroup
 
 from core.errors import S3Error
+from policy.backend_spans import BackendSpans
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
@@ -147,6 +150,7 @@ def build_stack(
     metrics: Metrics | None = None,
     jobs: JobSettings | None = None,
     job_lease_s: float = DEFAULT_JOB_LEASE_S,
+    traced: bool = False,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
@@ -156,7 +160,8 @@ def build_stack(
     this process); ``metrics``: where the stack counts (default: a registry of its own);
     ``jobs``: the background jobs' intervals (default: retention every
     ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
-    defaults), run under leases of ``job_lease_s`` (policy.jobs).
+    defaults), run under leases of ``job_lease_s`` (policy.jobs); ``traced``: a span per
+    translator call (tracing is on).
     """
     metrics = metrics or Metrics()
     catalog = SqlCatalog(catalog_url)
@@ -164,7 +169,8 @@ def build_stack(
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
     measured = MeasuredBackend(translator, metrics)
-    validated = ValidationBackend(measured, policies.for_site, catalog, metrics=metrics)
+    storage: Backend = BackendSpans(measured) if traced else measured
+    validated = ValidationBackend(storage, policies.for_site, catalog, metrics=metrics)
     indexed = CatalogBackend(validated, catalog)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies, metrics)

@@ -64,6 +64,7 @@ from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
 from core.streams import PayloadStream
+from core.tracing import SITE, span
 from policy import staging
 from policy.archive import ArchiveValidator
 from policy.forwarding import LIFECYCLE, ForwardingBackend
@@ -222,8 +223,22 @@ class ValidationBackend(
         check_writable_key(key)
         if parse_artifact_key(key) is None:
             return await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
-        payload = await self._validating(ctx, bucket, key, body)
-        return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
+        return await self._validated_put(ctx, bucket, key, body, metadata, conditions)
+
+    async def _validated_put(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        body: PayloadStream,
+        metadata: WriteMetadata,
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """Store an artifact validated and hashed as ``body`` streams, in a ``validation``
+        span (core.tracing): the write it checks on the way is its child."""
+        with span("validation", {SITE: bucket}):
+            payload = await self._validating(ctx, bucket, key, body)
+            return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
 
     async def _validating(
         self, ctx: RequestContext, bucket: str, key: str, body: PayloadStream
@@ -371,9 +386,8 @@ class ValidationBackend(
             try:
                 algorithms = [a for a in staged.checksums if a != "SHA256"] or ["CRC64NVME"]
                 copy = HashingPayload(source.body, source.info.size, algorithms)
-                payload = await self._validating(ctx, bucket, key, copy)
                 metadata = WriteMetadata(dict(staged.headers), dict(staged.user_metadata))
-                return await self.inner.put_object(ctx, bucket, key, payload, metadata, conditions)
+                return await self._validated_put(ctx, bucket, key, copy, metadata, conditions)
             finally:
                 await source.body.aclose()
         finally:

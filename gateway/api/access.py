@@ -7,6 +7,7 @@ endpoint's: the operation is the name of the route the request matches (the Open
 ``operationId``), the bucket is its ``{site}``, the principal the one the Bearer key named.
 The same call counts the request in the metrics (``surface="api"``); an error reply's code
 is read from its JSON body (``{"error": {"code"}}``, the one shape every API error has).
+When tracing, the request's server span (``gateway.tracing``) is named by the same operation.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.access_log import REQUEST_ID_HEADER, SCOPE_KEY, log_request, new_request_id
 from gateway.api.auth import PRINCIPAL_SCOPE_KEY
 from gateway.api.authorization import match_route
+from gateway.tracing import describe_request
 from policy.metrics import Metrics
 
 #: An error body longer than this is not read for its code (API errors are far shorter).
@@ -94,6 +96,7 @@ class AccessLog:
         try:
             await self.app(scope, counting_receive, tagging_send)
         finally:
+            describe_request(operation, site, request_id)  # the server span, when tracing
             principal = scope.get(PRINCIPAL_SCOPE_KEY)
             log_request(
                 request_id=request_id,

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import S3Error
+from core.tracing import span
 from gateway.access_log import request_id_of
 from gateway.api.errors import ApiError, error_response
 from gateway.api.services import ApiCatalog
@@ -62,7 +63,8 @@ class BearerAuth:
         bearer = secret.strip() if scheme.lower() == "bearer" else ""
         if self._verifier is not None and looks_like_jwt(bearer):
             try:
-                identity = await self._verifier.verify(bearer)
+                with span("authenticate"):
+                    identity = await self._verifier.verify(bearer)
             except TokenError as error:
                 unavailable = isinstance(error, IssuerUnavailable)
                 response = error_response(
@@ -78,7 +80,8 @@ class BearerAuth:
             principal = identity.name
         elif bearer:
             try:
-                principal = await self._catalog.principal_for_api_key(bearer)
+                with span("authenticate"):
+                    principal = await self._catalog.principal_for_api_key(bearer)
             except S3Error as error:  # the catalog database is unavailable
                 response = error_response(
                     error.status, error.code, error.message, request_id=request_id_of(scope)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,13 +58,14 @@ class InProcessGateway:
 
 @contextmanager
 def in_process_gateway(
-    data_dir: Path, settings: Settings | None = None
+    data_dir: Path, settings: Settings | None = None, environ: Mapping[str, str] | None = None
 ) -> Iterator[InProcessGateway]:
     """Serve a gateway over a fresh memory store until the context exits.
 
     ``settings`` (default: the defaults) are completed with ``data_dir``, a free port on
     127.0.0.1, the ``memory://`` backend and the test credentials. ``env`` is what a command
-    run against the same data dir (``api-key create``) needs.
+    run against the same data dir (``api-key create``) needs. ``environ`` (default: this
+    process's) is the environment ``build_app`` is given (SDK and ``OTEL_*`` variables).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -77,7 +78,11 @@ def in_process_gateway(
         root_access_key=ACCESS_KEY,
         root_secret_key=SECRET_KEY,
     )
-    env = {**os.environ, "PWG_ROOT_ACCESS_KEY": ACCESS_KEY, "PWG_ROOT_SECRET_KEY": SECRET_KEY}
+    env = {
+        **(os.environ if environ is None else environ),
+        "PWG_ROOT_ACCESS_KEY": ACCESS_KEY,
+        "PWG_ROOT_SECRET_KEY": SECRET_KEY,
+    }
     app = build_app(configured, env)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -28,7 +28,7 @@ Every boto3 call runs in a :class:`translators.blocking.BlockingPool` inside
 :class:`S3Backend`). The parts, composed by :class:`S3Backend`: :mod:`~.client` (the
 client, its pool and the helpers all parts share), :mod:`~.reads`, :mod:`~.writes`,
 :mod:`~.multipart`, :mod:`~.listing`, :mod:`~.codec` (metadata, manifests, upload ids),
-:mod:`~.io` and :mod:`~.errors`.
+:mod:`~.io`, :mod:`~.errors` and :mod:`~.spans` (a span per boto3 call, when tracing).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from translators.s3 import listing as s3_listing
 from translators.s3.client import PART_SIZE, S3Store
 from translators.s3.multipart import S3Multipart
 from translators.s3.reads import S3Reads
+from translators.s3.spans import trace_calls
 from translators.s3.writes import S3Writes
 
 if TYPE_CHECKING:
@@ -149,6 +150,8 @@ class S3Backend(DelegatesMultipart):
             stream_client = session.client("s3", endpoint_url=endpoint, config=config(1))
         except BotoCoreError as error:
             raise BackendConfigError(f"s3 backend: {error}") from error
+        for traced in (client, stream_client):
+            trace_calls(traced)  # a span per call while a request is traced (core.tracing)
         return cls(
             S3Store(
                 client,
