@@ -133,6 +133,8 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         lease_s=settings.reservation_lease_seconds,
         min_free_bytes=settings.min_free_bytes,
         rate_limits=settings.rate_limits,
+        breaker_failures=settings.breaker_failures,
+        breaker_reset_s=settings.breaker_reset_seconds,
         jobs=settings.jobs,
         job_lease_s=settings.job_lease_seconds,
         traced=tracing_settings is not None,

@@ -1,16 +1,21 @@
 """The readiness probe (``GET /_pagewright/readyz``): can this gateway serve requests now?
 
-Three checks, run together, each bounded by :data:`CHECK_TIMEOUT_S`:
+Checks, run together, each bounded by :data:`CHECK_TIMEOUT_S`, each with a ``state``:
 
-* ``backend``: the storage answers and takes writes (``Backend.check_ready``);
+* ``backend``: the storage answers and takes writes (``Backend.check_ready``): ``ok``,
+  ``starting`` (it could not start yet, policy.backend_start) or ``unavailable`` (it fails,
+  or its circuit breaker is open: then ``breaker`` holds the breaker's state);
 * ``catalog``: the catalog database answers and could take a write
-  (``SqlCatalog.check_ready``);
+  (``SqlCatalog.check_ready``): ``ok`` or ``unavailable``;
+* ``redis`` (only with shared rate-limit buckets): ``ok``, or
+  ``degraded: per-process limits`` while Redis is out. It never fails readiness: the
+  gateway keeps serving with limits of its own (policy.rate_redis);
 * ``free_space`` (only with a free-space floor, i.e. the filesystem backend): the volume has
-  at least ``min_free_bytes`` free.
+  at least ``min_free_bytes`` free: ``ok`` or ``low``.
 
-The report is JSON: ``{"ready", "backend", "checks": {name: {"ok", "error"?, ...}},
-"failed": [names]}``; the app answers 200 when every check passed, else 503. Messages name
-the fault, never a path, host or credential (those go to the log).
+The report is JSON: ``{"ready", "backend", "checks": {name: {"ok", "state", "error"?,
+...}}, "failed": [names]}``; the app answers 200 when every check passed, else 503.
+Messages name the fault, never a path, host or credential (those go to the log).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Final
 import anyio
 
 from core.errors import S3Error
+from policy.rate_redis import FailoverBuckets
 from policy.stack import Stack
 
 #: A check that has not answered by then has failed (a hung database, an unreachable host).
@@ -30,17 +36,28 @@ CHECK_TIMEOUT_S: Final = 5.0
 async def _run(check: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     try:
         with anyio.fail_after(CHECK_TIMEOUT_S):
-            return {"ok": True, **await check()}
+            return {"ok": True, "state": "ok", **await check()}
     except S3Error as error:
-        return {"ok": False, "error": error.message}
+        return {"ok": False, "state": "unavailable", "error": error.message}
     except TimeoutError:
-        return {"ok": False, "error": f"No answer within {CHECK_TIMEOUT_S:g} seconds."}
+        return {
+            "ok": False,
+            "state": "unavailable",
+            "error": f"No answer within {CHECK_TIMEOUT_S:g} seconds.",
+        }
 
 
 async def report(stack: Stack) -> tuple[bool, dict[str, Any]]:
     """Run every check of ``stack``; (all passed, the JSON document)."""
 
     async def backend() -> dict[str, Any]:
+        starting = stack.starting
+        if starting is not None and not starting.started:
+            return {
+                "ok": False,
+                "state": "starting",
+                "error": f"The {stack.backend.name} backend has not started yet.",
+            }
         await stack.backend.check_ready()
         return {}
 
@@ -62,11 +79,21 @@ async def report(stack: Stack) -> tuple[bool, dict[str, Any]]:
                 return {
                     **details,
                     "ok": False,
+                    "state": "low",
                     "error": "The storage volume has less free space than min_free_bytes.",
                 }
             return details
 
         checks["free_space"] = free_space
+
+    store = stack.limiter.store if stack.limiter is not None else None
+    if isinstance(store, FailoverBuckets):
+        buckets = store
+
+        async def redis() -> dict[str, Any]:
+            return {"state": "degraded: per-process limits" if buckets.degraded else "ok"}
+
+        checks["redis"] = redis
 
     results: dict[str, dict[str, Any]] = {}
 
@@ -77,6 +104,8 @@ async def report(stack: Stack) -> tuple[bool, dict[str, Any]]:
         for name, check in checks.items():
             group.start_soon(run, name, check)
     ordered = {name: results[name] for name in checks}
+    if stack.breaker is not None:
+        ordered["backend"]["breaker"] = str(stack.breaker.state)
     failed = [name for name, result in ordered.items() if not result["ok"]]
     document = {
         "ready": not failed,

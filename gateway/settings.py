@@ -84,6 +84,10 @@ class Settings:
     metrics_address: str = ""
     metrics_token: str | None = field(default=None, repr=False)
     metrics_max_sites: int = 100  # sites with their own label; the rest sum under "_other"
+    # The circuit breaker of a remote backend (policy.circuit_breaker): open after so many
+    # consecutive failures, probe again so many seconds later.
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 5.0
     # Background jobs (policy.jobs), run by one replica at a time; intervals in seconds, 0 off.
     retention_interval_seconds: float = 3600.0
     reclaim_interval_seconds: float = 30.0  # reservations of dead processes and ended uploads
@@ -177,6 +181,8 @@ _ENV: dict[str, str] = {
     "PWG_METRICS_ADDRESS": "metrics_address",
     "PWG_METRICS_TOKEN": "metrics_token",
     "PWG_METRICS_MAX_SITES": "metrics_max_sites",
+    "PWG_BREAKER_FAILURES": "breaker_failures",
+    "PWG_BREAKER_RESET_SECONDS": "breaker_reset_seconds",
     "PWG_RETENTION_INTERVAL_SECONDS": "retention_interval_seconds",
     "PWG_RECLAIM_INTERVAL_SECONDS": "reclaim_interval_seconds",
     "PWG_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
@@ -196,6 +202,7 @@ _POSITIVE = (
     "body_timeout_seconds",
     "reservation_lease_seconds",
     "auth_failure_window_seconds",
+    "breaker_failures",
 )
 
 #: Limits where 0 means "no limit" and a negative number is refused.
@@ -373,6 +380,8 @@ def load_settings(
             raise SettingsError(f"metrics_address: {exc}") from None
         if listener == (settings.host, settings.port):
             raise SettingsError("metrics_address must differ from the gateway's address")
+    if settings.breaker_reset_seconds <= 0:
+        raise SettingsError("breaker_reset_seconds must be positive")
     for name in _JOB_INTERVALS:
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name} must be 0 (off) or positive")

@@ -15,7 +15,10 @@ anywhere wins, then any Allow, else the request is denied.
 
 What the catalog holds is cached for ``cache_seconds`` (default 2) per site and per user, so
 a change reaches every replica within that time; changes made through this process are seen
-at once (:meth:`AccessControl.forget`).
+at once (:meth:`AccessControl.forget`). While the catalog is unavailable (a 5xx
+``S3Error`` from it), the last value loaded is used for up to ``stale_seconds`` more
+(default an hour: stale-if-error), so reads of a site this process has seen keep working
+through a catalog outage; a value never loaded, or older than that, fails closed (503).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from core.errors import S3Error
 from policy.access import (
     AccessRequest,
     Decision,
@@ -45,6 +49,8 @@ from policy.principals import ROOT, Principal, Role
 from policy.roles import role_policy
 
 V = TypeVar("V")
+#: How long past its freshness a cached site or user setting serves while the catalog is down.
+STALE_IF_ERROR_S = 3600.0
 Context = Mapping[str, str | Sequence[str]]
 
 
@@ -94,10 +100,14 @@ def resource_arn(bucket: str | None, key: str | None) -> str:
 
 
 class _Ttl(Generic[V]):
-    """A small time-bounded cache of async loads."""
+    """A small time-bounded cache of async loads; a load failing for want of the catalog
+    (5xx) falls back on a value up to ``stale_seconds`` older than ``seconds``."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, seconds: float, clock: Callable[[], float], stale_seconds: float = 0.0
+    ) -> None:
         self._seconds = seconds
+        self._stale_seconds = stale_seconds
         self._clock = clock
         self._entries: dict[str, tuple[float, V]] = {}
 
@@ -106,7 +116,16 @@ class _Ttl(Generic[V]):
         entry = self._entries.get(key)
         if entry is not None and now - entry[0] < self._seconds:
             return entry[1]
-        value = await load()
+        try:
+            value = await load()
+        except S3Error as error:
+            if (
+                error.status >= 500
+                and entry is not None
+                and now - entry[0] < self._seconds + self._stale_seconds
+            ):
+                return entry[1]
+            raise
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[key] = (now, value)
@@ -129,12 +148,13 @@ class AccessControl:
         identities: IdentitySource | None,
         *,
         cache_seconds: float = 2.0,
+        stale_seconds: float = STALE_IF_ERROR_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._catalog = catalog
         self._identities = identities
-        self._sites: _Ttl[SiteAccess] = _Ttl(cache_seconds, clock)
-        self._users: _Ttl[tuple[NamedPolicy, ...]] = _Ttl(cache_seconds, clock)
+        self._sites: _Ttl[SiteAccess] = _Ttl(cache_seconds, clock, stale_seconds)
+        self._users: _Ttl[tuple[NamedPolicy, ...]] = _Ttl(cache_seconds, clock, stale_seconds)
 
     def forget(self, *, site: str | None = None, user: str | None = None) -> None:
         """Drop cached state of ``site`` and/or ``user`` (after this process changed it)."""

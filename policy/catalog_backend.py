@@ -8,7 +8,9 @@ backend first; only after the backend succeeded is the catalog told:
 * ``delete_object`` deletes its row, ``delete_bucket`` every row of the site.
 
 A catalog failure after a successful backend write is logged at ERROR and swallowed: the
-backend is the truth and ``pagewright-gateway reindex`` repairs the catalog. The catalog
+backend is the truth and ``pagewright-gateway reindex`` repairs the catalog. With a
+:class:`policy.catalog_gate.CatalogGate`, writes are refused (503) before they start while
+the catalog is down, so that window stays one write wide. The catalog
 update is shielded from cancellation, so a client hanging up right after the commit does
 not leave the row behind.
 """
@@ -27,6 +29,7 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.streams import PayloadStream
 from core.tracing import failed, span
+from policy.catalog_gate import CatalogGate
 from policy.forwarding import READS, ForwardingBackend
 from policy.model import ACTION, CREATOR, STATUS, Catalog, ObjectRecord, parse_artifact_key
 from translators.base import (
@@ -110,16 +113,26 @@ class CatalogBackend(
     sharing the catalog may call them too).
     """
 
-    def __init__(self, inner: Backend, catalog: Catalog) -> None:
+    def __init__(self, inner: Backend, catalog: Catalog, gate: CatalogGate | None = None) -> None:
+        """``gate``: refuse writes with 503 while the catalog is down (policy.catalog_gate)."""
         super().__init__(inner)
         self.catalog = catalog
+        self.gate = gate
+
+    async def _require_catalog(self) -> None:
+        if self.gate is not None:
+            await self.gate.require()
 
     async def _record(self, what: str, update: Callable[[], Awaitable[None]]) -> None:
         with anyio.CancelScope(shield=True), span("catalog.write") as writing:
             try:
                 await update()
+                if self.gate is not None:
+                    self.gate.answered()
             except Exception as error:
                 failed(writing, error)
+                if self.gate is not None:
+                    self.gate.failed(error)
                 logger.exception(
                     "catalog update failed after a successful backend write (%s); the "
                     "catalog is stale until `pagewright-gateway reindex` runs",
@@ -139,6 +152,7 @@ class CatalogBackend(
             await self.catalog.close()
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
+        await self._require_catalog()
         await self.inner.delete_bucket(ctx, bucket)
         await self._record(f"delete site {bucket}", lambda: self.catalog.delete_site(bucket))
 
@@ -151,6 +165,7 @@ class CatalogBackend(
         metadata: WriteMetadata,
         conditions: WriteConditions,
     ) -> ObjectInfo:
+        await self._require_catalog()
         metadata = with_creator(key, metadata, ctx.principal)
         info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
         record = object_record(bucket, info, ctx.principal)
@@ -158,6 +173,7 @@ class CatalogBackend(
         return info
 
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        await self._require_catalog()
         await self.inner.delete_object(ctx, bucket, key)
         await self._record(f"delete {bucket}/{key}", lambda: self.catalog.delete(bucket, key))
 
@@ -170,6 +186,7 @@ class CatalogBackend(
         checksum_algorithm: ChecksumAlgorithm | None,
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
+        await self._require_catalog()
         metadata = with_creator(key, metadata, ctx.principal)
         return await self.inner.create_multipart_upload(
             ctx, bucket, key, metadata, checksum_algorithm, checksum_type
@@ -184,6 +201,7 @@ class CatalogBackend(
         parts: list[CompletedPart],
         conditions: WriteConditions,
     ) -> ObjectInfo:
+        await self._require_catalog()
         info = await self.inner.complete_multipart_upload(
             ctx, bucket, key, upload_id, parts, conditions
         )

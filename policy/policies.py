@@ -16,7 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from core.errors import S3Error
 from policy.model import Catalog, SitePolicy
+
+#: How long past its freshness a site's policy serves while the catalog cannot be read.
+STALE_IF_ERROR_S = 3600.0
 
 #: SitePolicy field -> the value types an override may have (None always allowed: "no limit").
 _HINTS = typing.get_type_hints(SitePolicy)
@@ -121,6 +125,7 @@ class PolicyResolver:
         self.defaults = defaults
         self._catalog = catalog
         self._ttl_s = ttl_s
+        self._stale_limit_s = ttl_s + STALE_IF_ERROR_S
         self._clock = clock
         self._cache: dict[str, tuple[float, SitePolicy]] = {}
 
@@ -130,7 +135,14 @@ class PolicyResolver:
         cached = self._cache.get(site)
         if cached is not None and now - cached[0] < self._ttl_s:
             return cached[1]
-        overrides = await self._catalog.site_overrides(site)
+        try:
+            overrides = await self._catalog.site_overrides(site)
+        except S3Error as error:
+            # stale-if-error: a catalog outage keeps the last policy known for up to an hour
+            # past its freshness, as access control does (policy.access_control).
+            if error.status >= 500 and cached is not None and now - cached[0] < self._stale_limit_s:
+                return cached[1]
+            raise
         policy = self.defaults.merged(dict(overrides))
         self._cache[site] = (now, policy)
         return policy

@@ -7,14 +7,23 @@ Order, outermost first (each a Backend wrapping the next):
 1. ``RetentionBackend``: after an artifact upload commits, applies the site's retention.
 2. ``QuotaBackend``: size limits, and quota reservations taken before a body is read and
    released only once the catalog row exists — so it must sit outside ``CatalogBackend``.
-3. ``CatalogBackend``: records every committed write and delete in the catalog.
+3. ``CatalogBackend``: records every committed write and delete in the catalog; with a
+   remote (PostgreSQL) catalog, refuses writes with 503 while it is down
+   (policy.catalog_gate).
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
-5. ``BackendSpans`` (only when tracing is on): a ``backend.<method>`` span per translator
+5. ``StartingBackend`` (policy.backend_start): a backend that could not start refuses every
+   call with 503 while it is started again in the background; the gateway serves meanwhile,
+   not ready.
+6. ``CircuitBreakerBackend`` (only over a remote translator: S3, Azure, GCS): fails fast
+   with 503 + ``Retry-After`` while the backend is down (policy.circuit_breaker). It sits
+   outside the per-call wrappers around the translator (spans, timing), so calls it
+   refuses are not recorded as backend calls.
+7. ``BackendSpans`` (only when tracing is on): a ``backend.<method>`` span per translator
    call (policy.backend_spans).
-6. ``MeasuredBackend``: times and counts every translator call (policy.metrics_backend).
-7. the translator (filesystem, S3, Azure, GCS).
+8. ``MeasuredBackend``: times and counts every translator call (policy.metrics_backend).
+9. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
@@ -43,8 +52,17 @@ from anyio.abc import TaskGroup
 
 from core.errors import S3Error
 from policy.backend_spans import BackendSpans
+from policy.backend_start import StartingBackend
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.catalog_gate import CatalogGate
+from policy.circuit_breaker import (
+    DEFAULT_FAILURES,
+    DEFAULT_RESET_SECONDS,
+    REMOTE_BACKENDS,
+    CircuitBreaker,
+    CircuitBreakerBackend,
+)
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.housekeeping import JobSettings, standard_jobs
 from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
@@ -100,17 +118,28 @@ class Stack:
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
     limiter: RateLimiter | None = None  # None: the gateway applies only per-site limits
     metrics: Metrics = field(default_factory=Metrics)  # what the stack and the gateway count
+    starting: StartingBackend | None = None  # the backend's start, retried until it succeeds
+    breaker: CircuitBreaker | None = None  # around a remote translator
     jobs: JobScheduler | None = None  # None: retention and the scrub loop in this process
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
         dead processes left, then start the periodic passes (the lease's renewal, and the
         jobs; without a scheduler: retention, leases and, when configured, the scrub). A part
-        that fails raises :class:`StartupError` naming it."""
+        that fails raises :class:`StartupError` naming it, except the backend: one that
+        cannot start is started again in the background while the gateway serves, not ready
+        (policy.backend_start)."""
         async with _starting("the catalog"):
             await self.catalog.start()
         async with _starting(f"the {self.backend.name} backend"):
-            await self.backend.start()
+            await self.backend.start()  # a StartingBackend inside keeps its failure
+        if self.starting is not None and not self.starting.started:
+            log.error(
+                "the %s backend could not start (%s): serving, not ready, until it does",
+                self.backend.name,
+                self.starting.last_error,
+            )
+            task_group.start_soon(self.starting.keep_starting)
         if self.leases is not None:
             async with _starting("the reservation lease"):
                 await self.leases.start()
@@ -148,6 +177,8 @@ def build_stack(
     min_free_bytes: int = 0,
     rate_limits: RateLimitConfig | None = None,
     metrics: Metrics | None = None,
+    breaker_failures: int = DEFAULT_FAILURES,
+    breaker_reset_s: float = DEFAULT_RESET_SECONDS,
     jobs: JobSettings | None = None,
     job_lease_s: float = DEFAULT_JOB_LEASE_S,
     traced: bool = False,
@@ -161,7 +192,8 @@ def build_stack(
     ``jobs``: the background jobs' intervals (default: retention every
     ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
     defaults), run under leases of ``job_lease_s`` (policy.jobs); ``traced``: a span per
-    translator call (tracing is on).
+    translator call (tracing is on); ``breaker_failures`` consecutive failures of a remote
+    translator open its circuit breaker for ``breaker_reset_s`` seconds.
     """
     metrics = metrics or Metrics()
     catalog = SqlCatalog(catalog_url)
@@ -169,9 +201,16 @@ def build_stack(
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
     measured = MeasuredBackend(translator, metrics)
-    storage: Backend = BackendSpans(measured) if traced else measured
-    validated = ValidationBackend(storage, policies.for_site, catalog, metrics=metrics)
-    indexed = CatalogBackend(validated, catalog)
+    guarded: Backend = BackendSpans(measured) if traced else measured
+    breaker = None
+    if translator.name in REMOTE_BACKENDS:
+        breaker = CircuitBreaker(translator.name, breaker_failures, breaker_reset_s)
+        guarded = CircuitBreakerBackend(guarded, breaker)
+    starting = StartingBackend(guarded)
+    validated = ValidationBackend(starting, policies.for_site, catalog, metrics=metrics)
+    # A remote catalog's outage refuses writes (503) rather than acknowledging unrecorded ones.
+    gate = CatalogGate(catalog.check_ready) if catalog.dialect != "sqlite" else None
+    indexed = CatalogBackend(validated, catalog, gate)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies, metrics)
     backend: Backend = RetentionBackend(limited, retention)
@@ -210,5 +249,7 @@ def build_stack(
         space=space,
         limiter=limiter,
         metrics=metrics,
+        starting=starting,
+        breaker=breaker,
         jobs=scheduler,
     )

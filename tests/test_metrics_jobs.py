@@ -168,6 +168,7 @@ def test_the_stacks_scheduler_counts_its_runs(tmp_path: Path) -> None:
 
     async def main() -> None:
         await stack.catalog.start()
+        await stack.backend.start()
         try:
             names = ["retention"]
             await stack.catalog.database.run(True, partial(catalog_jobs.ensure, names=names))

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from core.context import RequestContext
+from policy.backend_start import StartingBackend
 from policy.catalog_backend import CatalogBackend
+from policy.circuit_breaker import CircuitBreakerBackend
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from policy.free_space import FreeSpaceBackend
 from policy.metrics_backend import MeasuredBackend
@@ -32,6 +34,8 @@ WRAPPERS: list[type] = [
     RetentionBackend,
     FreeSpaceBackend,
     MeasuredBackend,
+    StartingBackend,
+    CircuitBreakerBackend,
 ]
 
 

@@ -154,3 +154,17 @@ def test_request_limits_and_lease(tmp_path: Path) -> None:
     assert (settings.body_timeout_seconds, settings.reservation_lease_seconds) == (7, 30)
     with pytest.raises(SettingsError, match="max_header_bytes"):
         load_settings(environ={"PWG_MAX_HEADER_BYTES": "0"})
+
+
+def test_breaker_settings(tmp_path: Path) -> None:
+    assert (Settings().breaker_failures, Settings().breaker_reset_seconds) == (5, 5.0)
+    config = tmp_path / "gateway.toml"
+    config.write_text("breaker_failures = 3\nbreaker_reset_seconds = 1.5\n")
+    from_file = load_settings(config_file=config, environ={})
+    assert (from_file.breaker_failures, from_file.breaker_reset_seconds) == (3, 1.5)
+    from_env = load_settings(config_file=config, environ={"PWG_BREAKER_FAILURES": "8"})
+    assert from_env.breaker_failures == 8
+    with pytest.raises(SettingsError, match="breaker_failures must be at least 1"):
+        load_settings(environ={"PWG_BREAKER_FAILURES": "0"})
+    with pytest.raises(SettingsError, match="breaker_reset_seconds must be positive"):
+        load_settings(environ={"PWG_BREAKER_RESET_SECONDS": "0"})

@@ -38,7 +38,9 @@ between). Chunks are at most 1 MiB. A read slower than an overwrite of a blob la
 one chunk fails rather than mix versions (Azure keeps no old version to finish from).
 
 Retries: one layer, the SDK's (``retry_total=3``: exponential backoff with jitter on
-connection errors, 408, 429 and 5xx); the translator itself retries no call. The SDK's
+connection errors, 408, 429 and 5xx); the translator itself retries no call. The waits are
+about 1.25, 1.6 and 2 s (the SDK's default, 15 s plus 3^n, made a failing call take some 84 s,
+so an outage reached the gateway's circuit breaker only minutes in). The SDK's
 policy covers what a gateway loop could not wrap: listings being iterated and downloads
 being streamed.
 
@@ -161,6 +163,9 @@ class AzureBackend(DelegatesMultipart):
             # The one retry layer: the SDK's exponential retry (3 retries, with jitter) on
             # connection errors, 408, 429 and 5xx, for every call including streamed ones.
             "retry_total": 3,
+            "initial_backoff": 0,
+            "increment_base": 1.25,
+            "random_jitter_range": 0.25,
         }
         credential: Any = None
         connection = environ.get("AZURE_STORAGE_CONNECTION_STRING")
