@@ -2,16 +2,22 @@
 
 Reads the settings (``--config``, ``PWG_*``, flags), builds the gateway over the configured
 translator and its policy stack (:mod:`policy.stack`), and serves it with uvicorn until
-stopped. Exit status: 0 after a clean stop, 1 the server did not start, 2 unusable settings
-or backend URL.
+stopped. With ``metrics_address`` set, a second uvicorn server in the same process and event
+loop serves only the metrics there (:class:`gateway.metrics_endpoint.MetricsApp`); it
+leaves signals to the main server and stops when it stops. Exit status: 0 after a clean
+stop, 1 the server (or the metrics listener) did not start, 2 unusable settings or backend
+URL.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import socket
 import ssl
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -22,6 +28,7 @@ from commands.tracing import start_tracing, tracing_config
 from gateway import logs
 from gateway.app import Gateway
 from gateway.http_protocol import bounded_protocol
+from gateway.metrics_endpoint import MetricsApp
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
 from policy.identities import IdentityStore
@@ -41,6 +48,7 @@ FLAG_SETTINGS: Final = {
     "--log-level": "log_level",
     "--tls-cert": "tls_cert_file",
     "--tls-key": "tls_key_file",
+    "--metrics-address": "metrics_address",
 }
 
 
@@ -71,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-cert", dest="tls_cert_file", help="serve HTTPS with this PEM certificate (chain)"
     )
     parser.add_argument("--tls-key", dest="tls_key_file", help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--metrics-address",
+        help="HOST:PORT of a separate listener serving only the Prometheus metrics "
+        "(default: /_pagewright/metrics on the main address)",
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -164,8 +177,65 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> int:
         ssl_keyfile=settings.tls_key_file,
     )
     server = uvicorn.Server(config)
-    server.run()  # applies config.loop (uvloop); asyncio.run(server.serve()) would not
+    listener = settings.metrics_listener
+    if listener is None:
+        server.run()  # applies config.loop (uvloop); asyncio.run(server.serve()) would not
+        return 0 if server.started else 1
+    try:
+        metrics_socket = bind_listener(*listener)
+    except OSError as error:
+        reason = error.strerror or error
+        print(
+            f"pagewright-gateway: metrics_address {settings.metrics_address}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    metrics_server = MetricsServer(metrics_config(app, settings))
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(serve_with_metrics(server, metrics_server, metrics_socket))
     return 0 if server.started else 1
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (OSError when it cannot be bound)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+def metrics_config(app: Gateway, settings: Settings) -> uvicorn.Config:
+    """The metrics listener's server: plain HTTP, no lifespan (the gateway's starts the
+    stack), small limits (a scrape is one short GET)."""
+    return uvicorn.Config(
+        MetricsApp(app.metrics, settings.metrics_token),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        http=bounded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
+    )
+
+
+class MetricsServer(uvicorn.Server):
+    """The metrics listener: signals are the main server's, which stops this one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_with_metrics(
+    server: uvicorn.Server, metrics_server: uvicorn.Server, metrics_socket: socket.socket
+) -> None:
+    """Serve the gateway and, beside it, the metrics listener on ``metrics_socket`` until
+    the gateway stops (a signal, or a failed start)."""
+    metrics_task = asyncio.ensure_future(metrics_server.serve(sockets=[metrics_socket]))
+    try:
+        await server.serve()
+    finally:
+        metrics_server.should_exit = True
+        await metrics_task
 
 
 def check_tls_files(settings: Settings) -> None:

@@ -8,6 +8,10 @@ or the artifact API route's name), ``bucket`` (the bucket, which is the site), `
 signatures are never among them. When the request is traced (a span is recording), the
 line also carries ``trace_id`` and ``span_id`` (W3C hex) of its server span.
 
+The same call counts the request in the gateway's metrics (``pagewright_requests_total``,
+``pagewright_request_duration_seconds``, the byte counters and ``pagewright_errors_total``;
+see docs/metrics.md), so the access line and the metrics never disagree.
+
 Request ids come from :func:`new_request_id`; both surfaces return them in the
 :data:`REQUEST_ID_HEADER` response header, and the same id is in the error body, the
 Backend's ``RequestContext`` and every log line the request causes.
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from core.tracing import trace_ids
+from policy.metrics import Metrics
 
 access_log = logging.getLogger("pagewright.access")
 
@@ -54,13 +59,21 @@ def log_request(
     bytes_sent: int,
     started: float,
     error: BaseException | None = None,
+    metrics: Metrics | None = None,
+    surface: str = "s3",
+    error_code: str | None = None,
 ) -> None:
     """Write the access line of one request; ``started`` is its ``time.perf_counter()``.
 
     ``error``: what aborted the reply midway (a streamed body that failed, e.g. a corrupt
     artifact, or the client gone); the line then says ``outcome: aborted`` at WARNING,
     with the error's type and S3 code, else ``outcome: complete``.
+
+    With ``metrics``, the request is counted there under ``surface`` (``s3`` or ``api``):
+    ``error_code`` is the code of an error reply; an aborted reply counts the error's S3
+    code, or ``Aborted`` when it has none (the client went away, say).
     """
+    duration = time.perf_counter() - started
     outcome: dict[str, Any] = {"outcome": "complete"}
     if error is not None:
         outcome = {
@@ -84,6 +97,18 @@ def log_request(
             "status": status,
             "bytes_received": bytes_received,
             "bytes_sent": bytes_sent,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "duration_ms": round(duration * 1000, 3),
         },
     )
+    if metrics is not None:
+        if error is not None:
+            error_code = getattr(error, "code", None) or "Aborted"
+        metrics.observe_request(
+            surface=surface,
+            operation=operation,
+            status=status,
+            received=bytes_received,
+            sent=bytes_sent,
+            seconds=duration,
+            error_code=error_code if status >= 400 or error is not None else None,
+        )

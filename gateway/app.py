@@ -35,6 +35,12 @@ from gateway.auth import anonymous_auth, authenticate_request, is_anonymous, sig
 from gateway.client_address import source_address
 from gateway.credentials import CredentialResolver
 from gateway.handlers import HANDLERS
+from gateway.metrics_endpoint import (
+    METRICS_PATH,
+    ReadinessGauge,
+    metrics_reply,
+    served_elsewhere,
+)
 from gateway.query.dispatch import QueryDispatcher
 from gateway.query.endpoint import QueryEndpoint, is_query_request
 from gateway.query.iam import register_iam
@@ -58,6 +64,7 @@ from gateway.tracing import ServerSpans, Tracing, describe_request
 from policy.access_control import AccessControl
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
+from policy.metrics_sites import SiteUsageCollector
 from policy.oidc import TokenVerifier
 from policy.rate_limits import RateLimiter, unlimited
 from policy.secret_box import SecretBox
@@ -104,6 +111,16 @@ class Gateway:
         self.box = box
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
         self.limiter: RateLimiter = stack.limiter or unlimited(stack.policies.for_site)
+        # Prometheus metrics (gateway.metrics_endpoint); read at scrape time: the per-site
+        # gauges from the catalog and readiness, each cached.
+        self.metrics = stack.metrics
+        sites = SiteUsageCollector(
+            stack.catalog.usage_by_site, stack.policies.for_site, settings.metrics_max_sites
+        )
+        self.metrics.registry.register(sites)
+        self.metrics.before_scrape(sites.refresh)
+        self.ready_gauge = ReadinessGauge(self.metrics, stack)
+        self.metrics.before_scrape(self.ready_gauge.refresh)
         self.token_verifier = TokenVerifier(settings.oidc_issuers)
         self.sts = (
             StsService(
@@ -139,6 +156,7 @@ class Gateway:
                 self.access,
                 limiter=self.limiter,
                 token_verifier=self.token_verifier,
+                metrics=self.metrics,
                 jobs=stack.jobs,
             )
         )
@@ -209,9 +227,22 @@ class Gateway:
         )
         resource = "/"
         bucket: str | None = None
+        error_code: str | None = None
+        internal = False  # a probe or a scrape: not counted in the request metrics
         try:
             if _is_probe(method, raw_path, headers, query_string):
+                internal = True
                 reply = await self._probe(raw_path)
+            elif raw_path == METRICS_PATH:
+                internal = True
+                peer = (scope.get("client") or ("", 0))[0]
+                reply = (
+                    await metrics_reply(
+                        self.metrics, method, peer, headers, self.settings.metrics_token
+                    )
+                    if self.settings.metrics_listener is None
+                    else served_elsewhere()
+                )
             elif is_query_request(method, raw_path, headers):
                 outcome = await self.query.handle(
                     HttpRequestView(method, raw_path, query_string, headers),
@@ -236,7 +267,7 @@ class Gateway:
                 view = HttpRequestView(method, raw_path, query_string, headers)
                 now = datetime.now(UTC)
                 signature: str | None = None
-                raise_if_refused(await self.limiter.check_source(source_ip))
+                raise_if_refused(await self.limiter.check_source(source_ip), self.metrics)
                 with span("authenticate"):
                     if is_anonymous(view):
                         auth = anonymous_auth(view)
@@ -285,7 +316,8 @@ class Gateway:
                         limited_principal(identity, source_ip),
                         address.bucket,
                         declared_bytes(headers),
-                    )
+                    ),
+                    self.metrics,
                 )
                 handler = HANDLERS.get(operation)
                 if handler is None:
@@ -307,6 +339,7 @@ class Gateway:
                 reply = await handler(request)
         except S3Error as error:
             reply = _error_reply(error, request_id, resource)
+            error_code = error.code
             if check is None and error.code in AUTHENTICATION_FAILURES:
                 audit_authentication_failure(
                     request_id, source_ip, bucket, str(operation) if operation else None, error
@@ -316,6 +349,7 @@ class Gateway:
                 "unhandled error", extra={"request_id": request_id, "operation": operation}
             )
             reply = _error_reply(S3Error("InternalError"), request_id, resource)
+            error_code = "InternalError"
         if not source.finished and _has_body(headers) and _awaits_continue(headers, source):
             # The client sends the body only once asked (100 Continue): it was rejected
             # before that, so never ask; close, as the client may send it anyway.
@@ -325,6 +359,8 @@ class Gateway:
             reply.headers.append(("Connection", "close"))
         if check is not None:  # before the reply: whoever sees the reply can find its line
             _audit(request_id, check, method, reply.status)
+            if check.denied or error_code == "AccessDenied":
+                self.metrics.access_denied.labels("s3", str(operation)).inc()
         sent = _Sent()
         failure: BaseException | None = None
         try:
@@ -347,11 +383,14 @@ class Gateway:
                 bytes_sent=sent.bytes,
                 started=started,
                 error=failure,
+                metrics=None if internal else self.metrics,
+                surface="s3",
+                error_code=error_code,
             )
 
     async def _admit_source(self, source_ip: str) -> None:
         """``SlowDown`` while ``source_ip`` is throttled for failed authentications."""
-        raise_if_refused(await self.limiter.check_source(source_ip))
+        raise_if_refused(await self.limiter.check_source(source_ip), self.metrics)
 
     async def _probe(self, raw_path: str) -> Reply:
         """Unauthenticated probes. ``/healthz``: the process serves requests (no I/O).
@@ -360,6 +399,7 @@ class Gateway:
         if raw_path.endswith("healthz"):
             return Reply(200, [("Content-Type", "text/plain")], b"ok\n")
         ready, document = await readiness.report(self.stack)
+        self.ready_gauge.set(ready)
         body = json.dumps(document).encode()
         return Reply(200 if ready else 503, [("Content-Type", "application/json")], body)
 

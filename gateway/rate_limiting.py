@@ -16,6 +16,7 @@ from typing import Any
 from core.errors import S3Error
 from core.numbers import is_decimal, saturating_decimal
 from gateway.client_address import source_address
+from policy.metrics import Metrics
 from policy.principals import Principal
 from policy.rate_buckets import Admission
 
@@ -55,8 +56,16 @@ def refusal_message(admission: Admission) -> str:
     return f"Please reduce your request rate ({admission.limit_name} limit)."
 
 
-def raise_if_refused(admission: Admission) -> None:
-    """``SlowDown`` with ``Retry-After`` unless ``admission`` allows the request."""
+def count_refusal(metrics: Metrics | None, surface: str, admission: Admission) -> None:
+    """Count a refused admission in ``pagewright_rate_limited_total`` (with ``metrics``)."""
+    if metrics is not None and not admission.allowed:
+        metrics.rate_limited.labels(surface, admission.limit_name or "unknown").inc()
+
+
+def raise_if_refused(admission: Admission, metrics: Metrics | None = None) -> None:
+    """``SlowDown`` with ``Retry-After`` unless ``admission`` allows the request (an S3
+    request: a refusal is counted in ``metrics`` under ``surface="s3"``)."""
+    count_refusal(metrics, "s3", admission)
     if not admission.allowed:
         raise S3Error(
             "SlowDown",

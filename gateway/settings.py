@@ -79,6 +79,11 @@ class Settings:
     # Shared rate-limit buckets; "" = in this process. Not in repr: it may hold a password.
     redis_url: str = field(default="", repr=False)
     redis_key_prefix: str = "pagewright:rl:"
+    # Prometheus metrics (GET /_pagewright/metrics, see docs/metrics.md): also served alone on
+    # this HOST:PORT when set; scrapes from other than loopback need this Bearer token.
+    metrics_address: str = ""
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_max_sites: int = 100  # sites with their own label; the rest sum under "_other"
     # The circuit breaker of a remote backend (policy.circuit_breaker): open after so many
     # consecutive failures, probe again so many seconds later.
     breaker_failures: int = 5
@@ -94,6 +99,11 @@ class Settings:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def metrics_listener(self) -> tuple[str, int] | None:
+        """(host, port) of the separate metrics listener, or None (served on the main one)."""
+        return parse_address(self.metrics_address) if self.metrics_address else None
 
     @property
     def catalog(self) -> str:
@@ -168,6 +178,9 @@ _ENV: dict[str, str] = {
     "PWG_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
     "PWG_REDIS_URL": "redis_url",
     "PWG_REDIS_KEY_PREFIX": "redis_key_prefix",
+    "PWG_METRICS_ADDRESS": "metrics_address",
+    "PWG_METRICS_TOKEN": "metrics_token",
+    "PWG_METRICS_MAX_SITES": "metrics_max_sites",
     "PWG_BREAKER_FAILURES": "breaker_failures",
     "PWG_BREAKER_RESET_SECONDS": "breaker_reset_seconds",
     "PWG_RETENTION_INTERVAL_SECONDS": "retention_interval_seconds",
@@ -199,6 +212,7 @@ _NOT_NEGATIVE = (
     "principal_bytes_per_second",
     "principal_byte_burst",
     "auth_failure_limit",
+    "metrics_max_sites",
 )
 
 #: Background job intervals: 0 turns the job off.
@@ -359,6 +373,13 @@ def load_settings(
             raise SettingsError(f"{name} must be 0 (no limit) or positive")
     if settings.redis_url and not settings.redis_url.startswith(_REDIS_SCHEMES):
         raise SettingsError("redis_url must be a redis://, rediss:// or unix:// URL")
+    if settings.metrics_address:
+        try:
+            listener = parse_address(settings.metrics_address)
+        except SettingsError as exc:
+            raise SettingsError(f"metrics_address: {exc}") from None
+        if listener == (settings.host, settings.port):
+            raise SettingsError("metrics_address must differ from the gateway's address")
     if settings.breaker_reset_seconds <= 0:
         raise SettingsError("breaker_reset_seconds must be positive")
     for name in _JOB_INTERVALS:

@@ -258,6 +258,11 @@ class SqlCatalog:
         statement (one snapshot)."""
         return await self._database.run(False, partial(catalog_reservations.usage, site=site))
 
+    async def usage_by_site(self) -> dict[str, Usage]:
+        """:meth:`usage` of every site with objects or reservations, in one transaction (the
+        per-site gauges of :mod:`policy.metrics_sites`)."""
+        return await self._database.run(False, catalog_reservations.usage_by_site)
+
     async def reserve(
         self,
         site: str,

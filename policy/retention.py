@@ -29,6 +29,7 @@ import anyio
 from core.context import RequestContext
 from core.streams import PayloadStream
 from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
+from policy.metrics import Metrics
 from policy.model import (
     ArtifactFilter,
     Catalog,
@@ -115,10 +116,17 @@ class RetentionService:
     replicas are harmless (deletes are idempotent, each is re-checked just before).
     """
 
-    def __init__(self, backend: Backend, catalog: Catalog, policies: PolicyResolver) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        catalog: Catalog,
+        policies: PolicyResolver,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._backend = backend
         self._catalog = catalog
         self._policies = policies
+        self._metrics = metrics
         self._locks: dict[str, anyio.Lock] = {}
 
     async def _artifacts(self, site: str) -> list[ObjectRecord]:
@@ -174,6 +182,8 @@ class RetentionService:
                     log.exception("retention: deleting %s/%s failed", site, record.key, extra=where)
                 else:
                     log.info("retention: deleted %s/%s", site, record.key, extra=where)
+                    if self._metrics is not None:
+                        self._metrics.retention_deletions.inc()
             return plan
 
     async def apply_all(self) -> None:
@@ -194,7 +204,8 @@ class RetentionService:
     async def run_periodically(self, interval_s: float) -> None:
         """Run :meth:`apply_all` every ``interval_s`` seconds until cancelled (start it in a
         task group from the app's lifespan). A failing pass is logged; the loop goes on."""
-        await repeat(self.apply_all, interval_s, log, "retention: periodic pass failed")
+        record = self._metrics.job("retention") if self._metrics is not None else None
+        await repeat(self.apply_all, interval_s, log, "retention: periodic pass failed", record)
 
 
 class RetentionBackend(

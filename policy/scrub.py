@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from core.context import RequestContext
+from policy.metrics import Metrics
 from policy.model import Catalog
 from policy.periodic import repeat
 from policy.verify import Throttle, VerifySummary, artifact_keys, verify_artifact
@@ -29,10 +30,17 @@ class Scrubber:
     """Re-hashes the artifacts of ``backend`` (a translator) at ``bytes_per_second``,
     marking corrupt ones in ``catalog``."""
 
-    def __init__(self, backend: Backend, catalog: Catalog, bytes_per_second: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        catalog: Catalog,
+        bytes_per_second: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._backend = backend
         self._catalog = catalog
         self._rate = bytes_per_second
+        self._metrics = metrics
 
     async def scrub_all(self) -> VerifySummary:
         """One pass over every site; a failing site is logged and the pass goes on."""
@@ -51,11 +59,14 @@ class Scrubber:
             record = await self._catalog.get(site, key)
             if record is not None and record.corrupt:
                 continue
-            result = await verify_artifact(self._backend, site, key, self._catalog, throttle)
+            result = await verify_artifact(
+                self._backend, site, key, self._catalog, throttle, metrics=self._metrics
+            )
             if result is not None:
                 summary.add(result)
 
     async def run_periodically(self, interval_s: float) -> None:
         """Scrub, then wait ``interval_s`` seconds, until cancelled; a failing pass is
         logged and the loop goes on."""
-        await repeat(self.scrub_all, interval_s, log, "scrub: pass failed")
+        record = self._metrics.job("scrub") if self._metrics is not None else None
+        await repeat(self.scrub_all, interval_s, log, "scrub: pass failed", record)

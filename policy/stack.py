@@ -22,7 +22,8 @@ Order, outermost first (each a Backend wrapping the next):
    refuses are not recorded as backend calls.
 7. ``BackendSpans`` (only when tracing is on): a ``backend.<method>`` span per translator
    call (policy.backend_spans).
-8. the translator (filesystem, S3, Azure, GCS).
+8. ``MeasuredBackend``: times and counts every translator call (policy.metrics_backend).
+9. the translator (filesystem, S3, Azure, GCS).
 
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
@@ -32,7 +33,8 @@ the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
 ``scrub_interval_s`` > 0); and a ``LeaseKeeper`` that holds this process's lease on its quota
 reservations and reclaims those of processes gone and of multipart uploads finished
 (policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
-a request reaches the stack (its Redis connections are closed with the stack).
+a request reaches the stack (its Redis connections are closed with the stack). The
+:class:`policy.metrics.Metrics` every part counts in is the stack's ``metrics``.
 
 The periodic passes (retention, the scrub, reclaiming reservations, sweeping leftovers,
 aborting abandoned uploads) run as jobs of a :class:`policy.jobs.JobScheduler`, one replica
@@ -44,7 +46,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from anyio.abc import TaskGroup
 
@@ -65,6 +67,8 @@ from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.housekeeping import JobSettings, standard_jobs
 from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
+from policy.metrics import Metrics
+from policy.metrics_backend import MeasuredBackend
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
@@ -113,6 +117,7 @@ class Stack:
     leases: LeaseKeeper | None = None
     space: FreeSpaceGuard | None = None  # the free-space floor, when one applies
     limiter: RateLimiter | None = None  # None: the gateway applies only per-site limits
+    metrics: Metrics = field(default_factory=Metrics)  # what the stack and the gateway count
     starting: StartingBackend | None = None  # the backend's start, retried until it succeeds
     breaker: CircuitBreaker | None = None  # around a remote translator
     jobs: JobScheduler | None = None  # None: retention and the scrub loop in this process
@@ -171,6 +176,7 @@ def build_stack(
     scrub_rate_bytes: int = 8 * 1024 * 1024,
     min_free_bytes: int = 0,
     rate_limits: RateLimitConfig | None = None,
+    metrics: Metrics | None = None,
     breaker_failures: int = DEFAULT_FAILURES,
     breaker_reset_s: float = DEFAULT_RESET_SECONDS,
     jobs: JobSettings | None = None,
@@ -182,34 +188,37 @@ def build_stack(
     ``scrub_interval_s`` > 0 scrubs every artifact that often at ``scrub_rate_bytes``/s;
     ``min_free_bytes``: the free-space floor of a translator with a local volume (0: none);
     ``rate_limits``: the process-wide rate limits and where buckets live (default: none, in
-    this process); ``jobs``: the background jobs' intervals (default: retention every
+    this process); ``metrics``: where the stack counts (default: a registry of its own);
+    ``jobs``: the background jobs' intervals (default: retention every
     ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
     defaults), run under leases of ``job_lease_s`` (policy.jobs); ``traced``: a span per
     translator call (tracing is on); ``breaker_failures`` consecutive failures of a remote
     translator open its circuit breaker for ``breaker_reset_s`` seconds.
     """
+    metrics = metrics or Metrics()
     catalog = SqlCatalog(catalog_url)
     site_state = SiteStateStore(translator, catalog)
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
-    guarded: Backend = BackendSpans(translator) if traced else translator
+    measured = MeasuredBackend(translator, metrics)
+    guarded: Backend = BackendSpans(measured) if traced else measured
     breaker = None
     if translator.name in REMOTE_BACKENDS:
         breaker = CircuitBreaker(translator.name, breaker_failures, breaker_reset_s)
         guarded = CircuitBreakerBackend(guarded, breaker)
     starting = StartingBackend(guarded)
-    validated = ValidationBackend(starting, policies.for_site, catalog)
+    validated = ValidationBackend(starting, policies.for_site, catalog, metrics=metrics)
     # A remote catalog's outage refuses writes (503) rather than acknowledging unrecorded ones.
     gate = CatalogGate(catalog.check_ready) if catalog.dialect != "sqlite" else None
     indexed = CatalogBackend(validated, catalog, gate)
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
-    retention = RetentionService(limited, catalog, policies)
+    retention = RetentionService(limited, catalog, policies, metrics)
     backend: Backend = RetentionBackend(limited, retention)
     space = None
     if min_free_bytes > 0 and isinstance(translator, LocalVolume):
         space = FreeSpaceGuard(translator, min_free_bytes)
         backend = FreeSpaceBackend(backend, space)
-    scrubber = Scrubber(translator, catalog, scrub_rate_bytes)
+    scrubber = Scrubber(translator, catalog, scrub_rate_bytes, metrics)
     leases = LeaseKeeper(catalog, backend, lease_s)
     limits = rate_limits or RateLimitConfig()
     limiter = RateLimiter(limits, open_store(limits), policies.for_site)
@@ -226,6 +235,7 @@ def build_stack(
         ),
         lease_s=job_lease_s,
     )
+    scheduler.add_listener(lambda run: metrics.job(run.name)(run.ok, run.duration_s))
     return Stack(
         backend,
         catalog,
@@ -238,6 +248,7 @@ def build_stack(
         leases=leases,
         space=space,
         limiter=limiter,
+        metrics=metrics,
         starting=starting,
         breaker=breaker,
         jobs=scheduler,

@@ -38,14 +38,14 @@ adds, for artifact keys only (:func:`policy.model.parse_artifact_key`):
 * **GetObject** of a whole artifact (no range, no part number) with a stored full-object
   SHA256 re-hashes the body as it streams and holds back the last chunk until the hash
   matched. On a mismatch it logs site/key/expected/actual, counts
-  ``pagewright_artifact_corrupt_total{site}``, marks the record corrupt in the catalog (when
+  ``pagewright_artifact_corrupt_total``, marks the record corrupt in the catalog (when
   one is given) and raises :class:`~policy.validation_streams.CorruptArtifactError` from the
   body's iterator: the gateway then aborts the response, so the client sees a failed
   download, never wrong bytes presented as complete.
 
 The streams are in :mod:`policy.validation_streams`, the staging ids and the merged upload
-listing in :mod:`policy.staging`, the metrics and corrupt reports in
-:mod:`policy.validation_metrics`.
+listing in :mod:`policy.staging`, the corrupt reports in
+:mod:`policy.validation_metrics` (counted in :mod:`policy.metrics`).
 
 Where it sits: below the catalog and quota wrappers (they see the client's key and the final
 object of a completion, never the staging area), directly above the translator.
@@ -68,6 +68,7 @@ from core.tracing import SITE, span
 from policy import staging
 from policy.archive import ArchiveValidator
 from policy.forwarding import LIFECYCLE, ForwardingBackend
+from policy.metrics import Metrics
 from policy.model import (
     RESERVED_PREFIXES,
     Catalog,
@@ -76,7 +77,7 @@ from policy.model import (
     is_reserved_key,
     parse_artifact_key,
 )
-from policy.validation_metrics import ARTIFACT_REJECTED, report_corrupt
+from policy.validation_metrics import report_corrupt
 from policy.validation_streams import RehashingBody, ValidatingPayload, sha256_hex
 from translators.base import (
     Backend,
@@ -136,11 +137,13 @@ class ValidationBackend(
         catalog: Catalog | None = None,
         *,
         on_corrupt: Callable[[str, str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(inner)
         self._policies = policies
         self._catalog = catalog
         self._on_corrupt_hook = on_corrupt
+        self._metrics = metrics
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """Delete the bucket; objects in the reserved areas (which clients cannot see or
@@ -205,7 +208,7 @@ class ValidationBackend(
         """Log, count and mark an artifact whose bytes do not match its SHA256."""
         if self._on_corrupt_hook is not None:
             self._on_corrupt_hook(site, key)
-        await report_corrupt(self._catalog, site, key, expected, actual)
+        await report_corrupt(self._catalog, site, key, expected, actual, self._metrics)
 
     async def put_object(
         self,
@@ -248,7 +251,8 @@ class ValidationBackend(
         )
 
         def rejected(error: S3Error) -> None:
-            ARTIFACT_REJECTED.labels(site=bucket, code=error.code).inc()
+            if self._metrics is not None:
+                self._metrics.validation_rejections.labels(error.code).inc()
             log.info(
                 "artifact rejected",
                 extra={

@@ -1,38 +1,33 @@
-"""The metrics and reports of artifact validation: rejected uploads and corrupt artifacts."""
+"""The report of a corrupt artifact: logged, counted, marked in the catalog."""
 
 from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter
-
+from policy.metrics import Metrics
 from policy.model import Catalog
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_CORRUPT = Counter(
-    "pagewright_artifact_corrupt_total",
-    "Artifacts whose bytes no longer match their stored SHA256, found by a read or verify.",
-    ["site"],
-)
-ARTIFACT_REJECTED = Counter(
-    "pagewright_artifact_rejected_total",
-    "Artifact uploads rejected by archive validation, by the S3 error code of the rule.",
-    ["site", "code"],
-)
-
 
 async def report_corrupt(
-    catalog: Catalog | None, site: str, key: str, expected: str, actual: str
+    catalog: Catalog | None,
+    site: str,
+    key: str,
+    expected: str,
+    actual: str,
+    metrics: Metrics | None = None,
 ) -> None:
-    """Log, count (``pagewright_artifact_corrupt_total``) and, with a catalog, mark corrupt an
-    artifact whose bytes hash to ``actual`` instead of ``expected`` (hex). Catalog failures
-    are logged, never raised: the caller is already reporting a worse problem."""
+    """Log, count (``pagewright_artifact_corrupt_total``, with ``metrics``) and, with a
+    catalog, mark corrupt an artifact whose bytes hash to ``actual`` instead of ``expected``
+    (hex). Catalog failures are logged, never raised: the caller is already reporting a
+    worse problem."""
     log.error(
         "artifact corrupt: stored bytes do not match their SHA256",
         extra={"site": site, "key": key, "expected_sha256": expected, "actual_sha256": actual},
     )
-    ARTIFACT_CORRUPT.labels(site=site).inc()
+    if metrics is not None:
+        metrics.artifact_corrupt.inc()
     if catalog is None:
         return
     try:

@@ -22,6 +22,7 @@ import anyio
 
 from core.context import RequestContext
 from core.errors import S3Error
+from policy.metrics import Metrics
 from policy.model import Catalog, is_reserved_key, parse_artifact_key
 from policy.validation_metrics import report_corrupt
 from policy.validation_streams import sha256_hex
@@ -113,9 +114,11 @@ async def verify_artifact(
     key: str,
     catalog: Catalog | None = None,
     throttle: Throttle | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> VerifyResult | None:
-    """Re-hash one artifact (None if it vanished); a corrupt one is reported and, with a
-    catalog, marked corrupt there."""
+    """Re-hash one artifact (None if it vanished); a corrupt one is reported (counted in
+    ``metrics`` when given) and, with a catalog, marked corrupt there."""
     try:
         opened = await backend.get_object(_CTX, site, key, GetOptions())
     except S3Error as error:
@@ -137,7 +140,7 @@ async def verify_artifact(
     actual = sha.hexdigest()
     if actual == expected:
         return VerifyResult(site, key, opened.info.size, "ok", expected, actual)
-    await report_corrupt(catalog, site, key, expected, actual)
+    await report_corrupt(catalog, site, key, expected, actual, metrics)
     return VerifyResult(site, key, opened.info.size, "corrupt", expected, actual)
 
 

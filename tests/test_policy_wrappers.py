@@ -20,6 +20,7 @@ from policy.catalog_backend import CatalogBackend
 from policy.circuit_breaker import CircuitBreakerBackend
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from policy.free_space import FreeSpaceBackend
+from policy.metrics_backend import MeasuredBackend
 from policy.quota import QuotaBackend
 from policy.retention import RetentionBackend
 from policy.validation import ValidationBackend
@@ -32,6 +33,7 @@ WRAPPERS: list[type] = [
     QuotaBackend,
     RetentionBackend,
     FreeSpaceBackend,
+    MeasuredBackend,
     StartingBackend,
     CircuitBreakerBackend,
 ]

@@ -5,11 +5,15 @@ the scope for handlers and error replies (``gateway.access_log.request_id_of``),
 ``x-amz-request-id`` header, and writes the one access line with the same fields as the S3
 endpoint's: the operation is the name of the route the request matches (the OpenAPI
 ``operationId``), the bucket is its ``{site}``, the principal the one the Bearer key named.
+The same call counts the request in the metrics (``surface="api"``); an error reply's code
+is read from its JSON body (``{"error": {"code"}}``, the one shape every API error has).
 When tracing, the request's server span (``gateway.tracing``) is named by the same operation.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from collections.abc import Sequence
 
@@ -20,15 +24,36 @@ from gateway.access_log import REQUEST_ID_HEADER, SCOPE_KEY, log_request, new_re
 from gateway.api.auth import PRINCIPAL_SCOPE_KEY
 from gateway.api.authorization import match_route
 from gateway.tracing import describe_request
+from policy.metrics import Metrics
+
+#: An error body longer than this is not read for its code (API errors are far shorter).
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+def error_code_of(body: bytes, encoding: str | None) -> str:
+    """The ``error.code`` of an API error body (gzip-encoded or not); ``unknown`` if none."""
+    try:
+        text = gzip.decompress(body) if encoding == "gzip" else body
+        code = json.loads(text)["error"]["code"]
+    except (OSError, EOFError, ValueError, KeyError, TypeError):
+        return "unknown"
+    return code if isinstance(code, str) else "unknown"
 
 
 class AccessLog:
     """Pure ASGI middleware over the API app mounted at ``prefix`` with ``routes``."""
 
-    def __init__(self, app: ASGIApp, prefix: str, routes: Sequence[Route]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        prefix: str,
+        routes: Sequence[Route],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
         self._prefix = prefix
         self._routes = routes
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,6 +66,8 @@ class AccessLog:
         received = 0
         sent = 0
         status = 500
+        encoding: str | None = None
+        error_body = bytearray()
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -50,14 +77,20 @@ class AccessLog:
             return message
 
         async def tagging_send(message: Message) -> None:
-            nonlocal sent, status
+            nonlocal sent, status, encoding
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
+                for name, value in headers:
+                    if name.lower() == b"content-encoding":
+                        encoding = value.decode("latin-1").lower()
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
+                body = message.get("body", b"")
+                sent += len(body)
+                if status >= 400 and len(error_body) + len(body) <= _ERROR_BODY_LIMIT:
+                    error_body.extend(body)
             await send(message)
 
         try:
@@ -75,4 +108,7 @@ class AccessLog:
                 bytes_received=received,
                 bytes_sent=sent,
                 started=started,
+                metrics=self._metrics,
+                surface="api",
+                error_code=error_code_of(bytes(error_body), encoding) if status >= 400 else None,
             )

@@ -130,7 +130,10 @@ def create_api_app(services: ApiServices) -> Starlette:
         routes=[Mount(API_PREFIX, routes=routes)],
         middleware=[
             Middleware(
-                AccessLog, prefix=API_PREFIX, routes=[r for r in routes if isinstance(r, Route)]
+                AccessLog,
+                prefix=API_PREFIX,
+                routes=[r for r in routes if isinstance(r, Route)],
+                metrics=services.metrics,
             ),
             Middleware(
                 GZipMiddleware,
@@ -143,6 +146,7 @@ def create_api_app(services: ApiServices) -> Starlette:
                 SourceThrottle,
                 limiter=services.limiter,
                 trusted_proxies=services.settings.trusted_proxies,
+                metrics=services.metrics,
             ),
             Middleware(
                 BearerAuth,
@@ -158,12 +162,14 @@ def create_api_app(services: ApiServices) -> Starlette:
                 public_paths=[API_PREFIX + OPENAPI_PATH],
                 region=services.settings.region,
                 trusted_proxies=services.settings.trusted_proxies,
+                metrics=services.metrics,
             ),
             Middleware(
                 RequestRateLimit,
                 limiter=services.limiter,
                 prefix=API_PREFIX,
                 trusted_proxies=services.settings.trusted_proxies,
+                metrics=services.metrics,
             ),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: _http_errors(routes)},

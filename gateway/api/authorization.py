@@ -26,6 +26,7 @@ from gateway.api.errors import error_response
 from gateway.audit import READ_METHODS, audit
 from gateway.client_address import source_address
 from policy.access_control import AccessControl
+from policy.metrics import Metrics
 
 ACTION_PREFIX = "pagewright:"
 
@@ -64,8 +65,10 @@ class ApiAuthorization:
         public_paths: Collection[str],
         region: str,
         trusted_proxies: tuple[str, ...],
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        self._metrics = metrics
         self._access = access
         self._prefix = prefix
         self._routes = routes
@@ -110,6 +113,8 @@ class ApiAuthorization:
         if not decision.allowed:
             where = f"site {site!r}" if site else "every site"
             message = f"{identity.name!r} may not {operation} on {where}"
+            if self._metrics is not None:
+                self._metrics.access_denied.labels("api", operation).inc()
             self._audit(request_id, check, scope["method"], 403)
             await error_response(403, "AccessDenied", message, request_id=request_id)(
                 scope, receive, send

@@ -19,7 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.access_log import request_id_of
 from gateway.api.auth import PRINCIPAL_SCOPE_KEY, identity_of
 from gateway.api.errors import error_response
-from gateway.rate_limiting import declared_bytes, limited_principal, refusal_message, source_of
+from gateway.rate_limiting import (
+    count_refusal,
+    declared_bytes,
+    limited_principal,
+    refusal_message,
+    source_of,
+)
+from policy.metrics import Metrics
 from policy.rate_buckets import Admission
 from policy.rate_limits import RateLimiter
 
@@ -39,11 +46,16 @@ class SourceThrottle:
     """Refuse source addresses over their authentication-failure limit; count each 401."""
 
     def __init__(
-        self, app: ASGIApp, limiter: RateLimiter | None, trusted_proxies: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter | None,
+        trusted_proxies: tuple[str, ...] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self._limiter = limiter
         self._proxies = trusted_proxies
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limiter = self._limiter
@@ -53,6 +65,7 @@ class SourceThrottle:
         source = source_of(scope, self._proxies)
         admission = await limiter.check_source(source)
         if not admission.allowed:
+            count_refusal(self._metrics, "api", admission)
             await _refuse(admission, scope, receive, send)
             return
 
@@ -73,10 +86,12 @@ class RequestRateLimit:
         limiter: RateLimiter | None,
         prefix: str,
         trusted_proxies: tuple[str, ...] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self._limiter = limiter
         self._proxies = trusted_proxies
+        self._metrics = metrics
         self._site = re.compile(re.escape(prefix) + r"/sites/([^/]+)(?:/|$)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,6 +103,7 @@ class RequestRateLimit:
             principal = limited_principal(identity_of(scope), source_of(scope, self._proxies))
             admission = await self._limiter.admit(principal, site, cost)
             if not admission.allowed:
+                count_refusal(self._metrics, "api", admission)
                 await _refuse(admission, scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -8,6 +8,7 @@ from typing import Protocol
 from gateway.settings import Settings
 from policy.access_control import AccessControl
 from policy.jobs import JobScheduler
+from policy.metrics import Metrics
 from policy.model import Catalog
 from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
@@ -35,7 +36,7 @@ class ApiServices:
     retention; ``access`` decides every request; ``limiter`` (when given) applies the rate
     limits (gateway.api.limits). The API starts and closes none of them: the wiring owns
     their lifecycle. ``token_verifier`` accepts OIDC tokens as Bearer credentials (None: API
-    keys only).
+    keys only). ``metrics``: where requests, denials and refusals are counted (None: not).
     """
 
     catalog: ApiCatalog
@@ -46,4 +47,5 @@ class ApiServices:
     access: AccessControl
     limiter: RateLimiter | None = None
     token_verifier: TokenVerifier | None = None
+    metrics: Metrics | None = None
     jobs: JobScheduler | None = None  # the background jobs (None: GET /jobs answers 503)
