@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from gateway import readiness
 from gateway.responses import Reply
+from policy.circuit_breaker import BreakerState
 from policy.metrics import Metrics
 from policy.stack import Stack
 
@@ -89,9 +90,18 @@ def served_elsewhere() -> Reply:
     return _text(404, "Not found: the metrics are served on the metrics address.\n")
 
 
+#: ``pagewright_circuit_breaker_state``'s value of each breaker state.
+_BREAKER_VALUES: Final = {
+    BreakerState.CLOSED: 0,
+    BreakerState.HALF_OPEN: 1,
+    BreakerState.OPEN: 2,
+}
+
+
 class ReadinessGauge:
     """Keeps ``pagewright_ready`` current: set by every readiness probe (:meth:`set`) and,
-    at scrape time, from a check at most :data:`READY_TTL_S` old (:meth:`refresh`)."""
+    at scrape time, from a check at most :data:`READY_TTL_S` old (:meth:`refresh`); and
+    ``pagewright_circuit_breaker_state`` of a remote backend, at every scrape."""
 
     def __init__(self, metrics: Metrics, stack: Stack) -> None:
         self._metrics = metrics
@@ -103,6 +113,10 @@ class ReadinessGauge:
         self._checked_at = time.monotonic()
 
     async def refresh(self) -> None:
+        breaker = self._stack.breaker
+        if breaker is not None:
+            value = _BREAKER_VALUES[breaker.state]
+            self._metrics.circuit_breaker_state.labels(backend=breaker.name).set(value)
         if self._checked_at is not None and time.monotonic() - self._checked_at < READY_TTL_S:
             return
         try:

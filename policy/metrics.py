@@ -175,6 +175,12 @@ class Metrics:
             "1 when the last readiness check passed, else 0.",
             registry=registry,
         )
+        self.circuit_breaker_state = Gauge(
+            "pagewright_circuit_breaker_state",
+            "The remote backend's circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["backend"],
+            registry=registry,
+        )
         self._before_scrape: list[Callable[[], Awaitable[None]]] = []
 
     def before_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
