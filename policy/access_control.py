@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, Protocol, TypeVar
 
 from core.errors import S3Error
@@ -90,6 +91,17 @@ class SiteAccess:
     access: BucketAccess
     policy_text: str | None
     policy: PolicyDocument | None
+
+
+@lru_cache(maxsize=256)
+def _parsed_session_policy(text: str) -> PolicyDocument:
+    return parse_policy(text, kind="identity")
+
+
+def _session_cap(text: str | None) -> PolicyDocument | None:
+    """A session's policy, parsed once per distinct text (sessions of one role share it),
+    not on every request they sign."""
+    return None if text is None else _parsed_session_policy(text)
 
 
 def resource_arn(bucket: str | None, key: str | None) -> str:
@@ -236,9 +248,7 @@ class AccessControl:
             if site.policy is not None and not restricted:
                 resource.append(NamedPolicy(f"bucket-policy:{bucket}", site.policy))
             acl_grant = await self._acl_allows(site, principal, action, key)
-        session_cap = None
-        if principal.session_policy is not None:
-            session_cap = parse_policy(principal.session_policy, kind="identity")
+        session_cap = _session_cap(principal.session_policy)
         request = AccessRequest(principal, action, resource_arn(bucket, key), context)
         return evaluate(
             request,
@@ -255,9 +265,7 @@ class AccessControl:
         """Whether ``principal`` may do ``action`` on a resource outside every site (an IAM
         user's ARN): identity policies alone decide, root aside."""
         identity = await self.identity_policies(principal)
-        session_cap = None
-        if principal.session_policy is not None:
-            session_cap = parse_policy(principal.session_policy, kind="identity")
+        session_cap = _session_cap(principal.session_policy)
         request = AccessRequest(principal, action, resource, context)
         return evaluate(request, identity, (), session_cap=session_cap)
 
