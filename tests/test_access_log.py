@@ -222,7 +222,7 @@ def test_no_secret_header_or_query_string_is_logged(
         *signatures,
         logged.secret_key,
         api_key,
-        api_key.split("_")[-1],
+        api_key.split("_", 2)[2],
         wrong_key,
         "query-value-marker",
         "header-value-marker",
