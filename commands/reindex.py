@@ -12,7 +12,13 @@ import asyncio
 from collections.abc import Mapping
 
 from commands.progress import ReindexBar
-from commands.store import add_storage_arguments, failed, open_storage, started_catalog
+from commands.store import (
+    add_storage_arguments,
+    failed,
+    open_storage,
+    plaintext_view,
+    started_catalog,
+)
 from core.errors import S3Error
 from gateway.settings import Settings
 from policy.reindex import ReindexProgress, ReindexReport, reindex
@@ -34,8 +40,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     storage = open_storage("reindex", args, environ)
     if storage is None:
         return 2
-    settings, backend = storage
+    settings, stored = storage
     try:
+        backend = plaintext_view(settings, stored)
         with ReindexBar(enabled=not args.no_progress) as progress:
             report = asyncio.run(_reindex(settings, backend, args.bucket, progress))
     except (BackendConfigError, S3Error) as error:

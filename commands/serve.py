@@ -33,6 +33,7 @@ from gateway.settings import Settings, SettingsError, load_settings
 from policy.credentials import CredentialStore, load_root_credentials
 from policy.identities import IdentityStore
 from policy.secret_box import load_master_key
+from policy.sse_crypto import SSE_PURPOSE, Keyring
 from policy.stack import build_stack
 from translators.config import BackendConfigError, parse_backend_url
 
@@ -123,6 +124,8 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
             flush=True,
         )
     translator = open_backend(parse_backend_url(settings.backend_url), environ, must_exist=False)
+    master_key = load_master_key(settings.data_dir, settings.master_key)
+    keyring = Keyring([master_key.subkey(SSE_PURPOSE)], settings.kms_key_ids)
     stack = build_stack(
         translator,
         settings.catalog,
@@ -138,8 +141,8 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
         jobs=settings.jobs,
         job_lease_s=settings.job_lease_seconds,
         traced=tracing_settings is not None,
+        keyring=keyring,
     )
-    master_key = load_master_key(settings.data_dir, settings.master_key)
     # Users' secret keys are sealed with the master key (kept in the data dir unless
     # configured); session tokens too, when temporary credentials are on.
     identities = IdentityStore(stack.catalog, master_key)

@@ -20,8 +20,10 @@ from core.errors import S3Error
 from gateway.settings import Settings, SettingsError, load_settings
 from policy.catalog import SqlCatalog
 from policy.catalog_probe import CatalogUnreachable, catalog_exists, describe
+from policy.encryption import EncryptingBackend
 from policy.identities import IdentityStore
 from policy.secret_box import MASTER_KEY_FILE, SecretBox, load_master_key
+from policy.sse_crypto import SSE_PURPOSE, Keyring
 from translators.base import Backend
 from translators.config import BackendConfigError, BackendSpec, NoStoreError, parse_backend_url
 from translators.registry import create_backend
@@ -83,6 +85,16 @@ def open_storage(
     except (SettingsError, BackendConfigError, NotImplementedError) as error:
         print(f"pagewright-gateway {command}: {error}", file=sys.stderr)
         return None
+
+
+def plaintext_view(settings: Settings, backend: Backend) -> Backend:
+    """``backend`` read as the gateway reads it: encrypted objects decrypted, with their
+    plaintext sizes and hashes (``policy.encryption``), under the gateway's master key and
+    key ring; ``backend`` itself when there is no master key (nothing could be encrypted)."""
+    if not settings.master_key and not (settings.data_dir / MASTER_KEY_FILE).is_file():
+        return backend
+    box = master_key(settings)
+    return EncryptingBackend(backend, Keyring([box.subkey(SSE_PURPOSE)], settings.kms_key_ids))
 
 
 def open_catalog_settings(

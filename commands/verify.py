@@ -14,7 +14,13 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 
-from commands.store import add_storage_arguments, failed, open_storage, started_catalog
+from commands.store import (
+    add_storage_arguments,
+    failed,
+    open_storage,
+    plaintext_view,
+    started_catalog,
+)
 from core.errors import S3Error
 from gateway.settings import Settings
 from policy.verify import VerifySummary, verify_artifacts
@@ -34,8 +40,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     storage = open_storage("verify", args, environ, need_catalog=not args.no_catalog)
     if storage is None:
         return 2
-    settings, backend = storage
+    settings, stored = storage
     try:
+        backend = plaintext_view(settings, stored)
         summary = asyncio.run(_verify(settings, backend, args.bucket, not args.no_catalog))
     except (BackendConfigError, S3Error) as error:
         return failed("verify", error)

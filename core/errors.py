@@ -52,6 +52,16 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     ),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
     "InvalidLocationConstraint": (400, "The specified location constraint is not valid."),
+    "InvalidEncryptionAlgorithmError": (
+        400,
+        "The encryption request you specified is not valid. The valid value is AES256.",
+    ),
+    # SSE-KMS with a key id the gateway's key ring does not hold (as KMS answers S3).
+    "KMS.NotFoundException": (400, "Invalid keyId"),
+    "ServerSideEncryptionConfigurationNotFoundError": (
+        404,
+        "The server side encryption configuration was not found",
+    ),
     "InvalidObjectState": (403, "The operation is not valid for the current state of the object."),
     "InvalidPart": (
         400,

@@ -21,7 +21,7 @@ from core.context import RequestContext
 from core.errors import S3Error, not_implemented
 from core.numbers import is_decimal, saturating_decimal
 from core.tracing import span
-from gateway import readiness, s3xml
+from gateway import readiness, s3xml, sse_headers
 from gateway.access import AccessCheck, condition_context
 from gateway.access_log import log_request, new_request_id
 from gateway.api import API_PREFIX, ApiServices, create_api_app
@@ -322,6 +322,7 @@ class Gateway:
                 handler = HANDLERS.get(operation)
                 if handler is None:
                     raise not_implemented(operation)
+                sse_headers.check_allowed(operation, headers)
                 request = S3Request(
                     operation=operation,
                     method=method,
@@ -335,6 +336,7 @@ class Gateway:
                     settings=self.settings,
                     services=self.services,
                     access=check,
+                    secure=scope.get("scheme") == "https",
                 )
                 reply = await handler(request)
         except S3Error as error:

@@ -228,6 +228,7 @@ class S3Request:
     #: The request's access decisions (None only where no decision applies: unit tests that
     #: call a handler directly). Handlers ask it for the extra checks an Operation needs.
     access: AccessCheck | None = None
+    secure: bool = False  # the request came over TLS (SSE-C requires it, gateway.sse_headers)
 
     @property
     def bucket(self) -> str:

@@ -60,7 +60,8 @@ class Operation(StrEnum):
     AbortMultipartUpload = "AbortMultipartUpload"
     ListParts = "ListParts"
     # Known to S3, mostly not implemented here: an Operation without a handler (HANDLERS)
-    # is answered with 501 NotImplemented (the lifecycle ones below have handlers).
+    # is answered with 501 NotImplemented (the lifecycle and encryption ones below have
+    # handlers).
     GetBucketTagging = "GetBucketTagging"
     PutBucketTagging = "PutBucketTagging"
     DeleteBucketTagging = "DeleteBucketTagging"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -60,6 +61,11 @@ class Settings:
     min_free_bytes: int = 256 * 1024**2
     # Seals session tokens and secrets at rest (policy.secret_box); None: kept in data_dir.
     master_key: str | None = field(default=None, repr=False)
+    # Server-side encryption (policy.encryption): the key ids SSE-KMS accepts, a local key
+    # ring standing in for KMS (the first is the default); SSE-C only over TLS unless false
+    # (tests over plain HTTP).
+    kms_key_ids: tuple[str, ...] = ()
+    sse_c_require_tls: bool = True
     # Trusted OIDC issuers ([[oidc.issuers]] tables; PWG_OIDC_ISSUERS, a JSON list of them).
     oidc_issuers: tuple[OidcIssuer, ...] = ()
     # A JSON policy document capping every STS session; None: the token's site roles only.
@@ -166,6 +172,8 @@ _ENV: dict[str, str] = {
     "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
     "PWG_MIN_FREE_BYTES": "min_free_bytes",
     "PWG_MASTER_KEY": "master_key",
+    "PWG_KMS_KEY_IDS": "kms_key_ids",
+    "PWG_SSE_C_REQUIRE_TLS": "sse_c_require_tls",
     "PWG_OIDC_ISSUERS": "oidc_issuers",
     "PWG_STS_ROLE_POLICY": "sts_role_policy",
     "PWG_STS_MAX_SESSION_SECONDS": "sts_max_session_seconds",
@@ -227,6 +235,9 @@ _JOB_INTERVALS = (
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+_KMS_KEY_ID = re.compile(r"[A-Za-z0-9/_:.-]{1,256}")
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names it."""
 
@@ -269,6 +280,13 @@ def _coerce(name: str, value: Any, source: str) -> dict[str, Any]:
             if not math.isfinite(number):
                 raise ValueError(name)
             return {name: number}
+        if kind == "bool":
+            if isinstance(value, bool):
+                return {name: value}
+            word = str(value).strip().lower()
+            if word not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(name)
+            return {name: word in ("true", "1", "yes")}
         if kind == "tuple[str, ...]":
             items = value if isinstance(value, list) else str(value).split(",")
             return {name: tuple(str(i).strip() for i in items if str(i).strip())}
@@ -360,6 +378,11 @@ def load_settings(
             SecretBox.from_key(settings.master_key)
         except ValueError as exc:
             raise SettingsError(f"master_key: {exc}") from None
+    for key_id in settings.kms_key_ids:
+        if not _KMS_KEY_ID.fullmatch(key_id):
+            raise SettingsError(
+                f"kms_key_ids: {key_id!r} is not a key id (letters, digits and / _ : . -)"
+            )
     low, high = STS_SESSION_SECONDS
     if not low <= settings.sts_max_session_seconds <= high:
         raise SettingsError(f"sts_max_session_seconds must be {low}..{high}")

@@ -196,6 +196,11 @@ class SitePolicy:
     site_request_burst: int | None = None
     site_bytes_per_second: int | None = None
     site_byte_burst: int | None = None
+    # Default server-side encryption of new objects (PutBucketEncryption; policy.encryption):
+    # None (none), "AES256" (SSE-S3) or "aws:kms" with a key id of the gateway's key ring
+    # (None: the ring's first).
+    default_encryption: str | None = None
+    default_kms_key_id: str | None = None
 
     def merged(self, overrides: dict[str, Any]) -> SitePolicy:
         known = {f.name for f in fields(SitePolicy)}

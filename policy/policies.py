@@ -98,8 +98,14 @@ def validate_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
                 raise PolicyError(f"policy field {name!r} must not be negative")
             if value > MAXIMUM[name]:
                 raise PolicyError(f"policy field {name!r} must be at most {int(MAXIMUM[name])}")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise PolicyError(f"policy field {name!r} must be one of {sorted(_CHOICES[name])}")
         checked[name] = value
     return checked
+
+
+#: Text fields that take one of a few values.
+_CHOICES: dict[str, frozenset[str]] = {"default_encryption": frozenset({"AES256", "aws:kms"})}
 
 
 def _describe(allowed: tuple[type, ...]) -> str:

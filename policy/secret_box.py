@@ -14,10 +14,13 @@ must be given the same key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from policy.private_files import write_private
 
@@ -33,12 +36,13 @@ class SecretBox:
     """Seals and opens short secrets under one master key. Never logs what it holds."""
 
     _fernet: Fernet
+    _master: bytes = field(default=b"", repr=False)
 
     @classmethod
     def from_key(cls, key: str | bytes) -> SecretBox:
         """A box over ``key``; ``ValueError`` when it is not 32 url-safe base64 bytes."""
         try:
-            return cls(Fernet(key))
+            return cls(Fernet(key), base64.urlsafe_b64decode(key))
         except (ValueError, TypeError) as exc:
             raise ValueError(
                 "the master key must be 32 url-safe base64-encoded bytes "
@@ -56,6 +60,15 @@ class SecretBox:
             return self._fernet.decrypt(sealed.encode("ascii"), ttl=ttl_seconds)
         except (InvalidToken, UnicodeEncodeError, ValueError) as exc:
             raise SealedValueError("the sealed value does not open under this key") from exc
+
+    def subkey(self, purpose: str) -> bytes:
+        """A 32-byte key derived from the master key for ``purpose`` (HKDF-SHA256), so other
+        uses of the master key (server-side encryption, ``policy.sse_crypto``) never share
+        its bytes with the seals. ``ValueError`` for a box not made by :meth:`from_key`."""
+        if not self._master:
+            raise ValueError("this box holds no master key to derive from")
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+        return hkdf.derive(self._master)
 
     def __repr__(self) -> str:
         return "SecretBox(<key hidden>)"

@@ -13,6 +13,11 @@ Order, outermost first (each a Backend wrapping the next):
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
+4b. ``EncryptingBackend`` (policy.encryption): server-side encryption at rest. It sees
+   plaintext above and stores ciphertext below, so everything above it (validation's
+   archive checks and re-hash, the catalog's sizes and checksums, quotas) works on the
+   plaintext a client sent, and everything below (the start gate, the breaker, spans,
+   timing, the translator) only ever handles the stored form.
 5. ``StartingBackend`` (policy.backend_start): a backend that could not start refuses every
    call with 503 while it is started again in the background; the gateway serves meanwhile,
    not ready.
@@ -63,6 +68,7 @@ from policy.circuit_breaker import (
     CircuitBreaker,
     CircuitBreakerBackend,
 )
+from policy.encryption import EncryptingBackend, EncryptionDefaults
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.housekeeping import JobSettings, standard_jobs
 from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
@@ -76,6 +82,7 @@ from policy.rate_limits import RateLimitConfig, RateLimiter, open_store
 from policy.retention import RetentionBackend, RetentionService
 from policy.scrub import Scrubber
 from policy.site_state import SiteStateStore
+from policy.sse_crypto import Keyring
 from policy.validation import ValidationBackend
 from translators.base import Backend, LocalVolume
 
@@ -182,6 +189,7 @@ def build_stack(
     jobs: JobSettings | None = None,
     job_lease_s: float = DEFAULT_JOB_LEASE_S,
     traced: bool = False,
+    keyring: Keyring | None = None,
 ) -> Stack:
     """Wrap ``translator`` in the policy layers, in the order the module docstring states.
 
@@ -193,7 +201,8 @@ def build_stack(
     ``retention_interval_s``, the scrub every ``scrub_interval_s``, the rest at their
     defaults), run under leases of ``job_lease_s`` (policy.jobs); ``traced``: a span per
     translator call (tracing is on); ``breaker_failures`` consecutive failures of a remote
-    translator open its circuit breaker for ``breaker_reset_s`` seconds.
+    translator open its circuit breaker for ``breaker_reset_s`` seconds; ``keyring``: the
+    keys of server-side encryption (None: encrypted writes are refused with 501).
     """
     metrics = metrics or Metrics()
     catalog = SqlCatalog(catalog_url)
@@ -207,7 +216,9 @@ def build_stack(
         breaker = CircuitBreaker(translator.name, breaker_failures, breaker_reset_s)
         guarded = CircuitBreakerBackend(guarded, breaker)
     starting = StartingBackend(guarded)
-    validated = ValidationBackend(starting, policies.for_site, catalog, metrics=metrics)
+    defaults_of = EncryptionDefaults(policies.for_site)
+    encrypted = EncryptingBackend(starting, keyring, defaults_of)
+    validated = ValidationBackend(encrypted, policies.for_site, catalog, metrics=metrics)
     # A remote catalog's outage refuses writes (503) rather than acknowledging unrecorded ones.
     gate = CatalogGate(catalog.check_ready) if catalog.dialect != "sqlite" else None
     indexed = CatalogBackend(validated, catalog, gate)
@@ -218,7 +229,8 @@ def build_stack(
     if min_free_bytes > 0 and isinstance(translator, LocalVolume):
         space = FreeSpaceGuard(translator, min_free_bytes)
         backend = FreeSpaceBackend(backend, space)
-    scrubber = Scrubber(translator, catalog, scrub_rate_bytes, metrics)
+    # The scrub reads plaintext (its hashes are the plaintext's), straight from the translator.
+    scrubber = Scrubber(EncryptingBackend(translator, keyring), catalog, scrub_rate_bytes, metrics)
     leases = LeaseKeeper(catalog, backend, lease_s)
     limits = rate_limits or RateLimitConfig()
     limiter = RateLimiter(limits, open_store(limits), policies.for_site)

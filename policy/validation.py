@@ -67,6 +67,7 @@ from core.streams import PayloadStream
 from core.tracing import SITE, span
 from policy import staging
 from policy.archive import ArchiveValidator
+from policy.encryption import encryption_of
 from policy.forwarding import LIFECYCLE, ForwardingBackend
 from policy.metrics import Metrics
 from policy.model import (
@@ -382,11 +383,16 @@ class ValidationBackend(
             ctx, bucket, inner_key, inner_id, parts, WriteConditions()
         )
         try:
-            source = await self.inner.get_object(ctx, bucket, inner_key, GetOptions())
+            key_given = GetOptions(customer_key=ctx.customer_key)
+            source = await self.inner.get_object(ctx, bucket, inner_key, key_given)
             try:
                 algorithms = [a for a in staged.checksums if a != "SHA256"] or ["CRC64NVME"]
                 copy = HashingPayload(source.body, source.info.size, algorithms)
-                metadata = WriteMetadata(dict(staged.headers), dict(staged.user_metadata))
+                metadata = WriteMetadata(
+                    dict(staged.headers),
+                    dict(staged.user_metadata),
+                    encryption_of(staged.encryption, ctx.customer_key),
+                )
                 return await self._validated_put(ctx, bucket, key, copy, metadata, conditions)
             finally:
                 await source.body.aclose()

@@ -3,8 +3,11 @@
 :func:`verify_artifacts` streams every artifact (``builds/<id>.<ext>``) of the chosen buckets
 through SHA256, never holding one in memory, and yields one :class:`VerifyResult` each:
 ``ok``, ``corrupt`` (hash differs: logged, counted in ``pagewright_artifact_corrupt_total``
-and marked corrupt in the catalog when one is given) or ``missing-hash`` (the artifact has no
-full-object SHA256, e.g. it predates validation or came from a composite multipart upload).
+and marked corrupt in the catalog when one is given), ``missing-hash`` (the artifact has no
+full-object SHA256, e.g. it predates validation or came from a composite multipart upload)
+or ``customer-key`` (stored with SSE-C: only its owner's key reads it). Encrypted artifacts
+are read decrypted when ``backend`` is a :class:`policy.encryption.EncryptingBackend` (the
+``verify`` command and the scrub give one).
 Artifacts deleted while the run lists them are skipped. It reads the translator directly, so
 the reserved areas of :mod:`policy.validation` are not visited. A :class:`Throttle` bounds
 the read rate (the background scrub of :mod:`policy.scrub` uses one).
@@ -28,7 +31,7 @@ from policy.validation_metrics import report_corrupt
 from policy.validation_streams import sha256_hex
 from translators.base import Backend, GetOptions, ListQuery
 
-VerifyStatus = Literal["ok", "corrupt", "missing-hash"]
+VerifyStatus = Literal["ok", "corrupt", "missing-hash", "customer-key"]
 _CTX = RequestContext(request_id="verify", principal="pagewright-verify")
 
 
@@ -57,6 +60,7 @@ class VerifySummary:
     ok: int = 0
     corrupt: int = 0
     missing_hash: int = 0
+    customer_key: int = 0  # SSE-C artifacts: only their owner's key reads them
     corrupt_keys: list[str] = field(default_factory=list)
 
     def add(self, result: VerifyResult) -> None:
@@ -65,15 +69,20 @@ class VerifySummary:
         elif result.status == "corrupt":
             self.corrupt += 1
             self.corrupt_keys.append(f"{result.site}/{result.key}")
+        elif result.status == "customer-key":
+            self.customer_key += 1
         else:
             self.missing_hash += 1
 
     def text(self) -> str:
-        total = self.ok + self.corrupt + self.missing_hash
-        return (
+        total = self.ok + self.corrupt + self.missing_hash + self.customer_key
+        text = (
             f"verified {total} artifacts: {self.ok} ok, {self.corrupt} corrupt, "
             f"{self.missing_hash} without a stored SHA256"
         )
+        if self.customer_key:
+            text += f", {self.customer_key} encrypted with a customer key (not readable)"
+        return text
 
 
 async def verify_artifacts(
@@ -124,6 +133,10 @@ async def verify_artifact(
     except S3Error as error:
         if error.code == "NoSuchKey":
             return None
+        if error.code == "InvalidRequest":  # an SSE-C artifact needs its owner's key
+            info = await backend.head_object(_CTX, site, key)
+            if info.encryption is not None and info.encryption.mode == "SSE-C":
+                return VerifyResult(site, key, info.size, "customer-key", None, None)
         raise
     expected = sha256_hex(opened.info)
     if expected is None:

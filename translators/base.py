@@ -23,6 +23,7 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.ranges import ByteRange, RangeSpec
+from core.sse import CustomerKey, EncryptionInfo, EncryptionRequest
 from core.streams import ObjectBody, PayloadDigest, PayloadStream
 
 #: Headers stored with an object and returned verbatim on GET/HEAD (lower-case names).
@@ -55,6 +56,8 @@ class ObjectInfo:
     the :data:`STORED_HEADERS` the client set; ``user_metadata`` the ``x-amz-meta-*`` pairs
     without their prefix. ``checksums`` maps an algorithm to its base64 value, of type
     ``checksum_type``. ``parts`` is empty unless the object came from a multipart upload.
+    ``encryption`` is set (by ``policy.encryption``, never by a translator) on an object
+    stored encrypted; its ``size``, ``etag`` and ``checksums`` are then the plaintext's.
     """
 
     key: str
@@ -66,6 +69,7 @@ class ObjectInfo:
     checksums: dict[str, str] = field(default_factory=dict)
     checksum_type: ChecksumType | None = None
     parts: tuple[PartInfo, ...] = ()
+    encryption: EncryptionInfo | None = None
 
     @property
     def content_type(self) -> str:
@@ -80,10 +84,16 @@ class BucketInfo:
 
 @dataclass(frozen=True)
 class WriteMetadata:
-    """Metadata a client sets on a new object (PutObject, CopyObject REPLACE, multipart)."""
+    """Metadata a client sets on a new object (PutObject, CopyObject REPLACE, multipart).
+
+    ``encryption`` is what the client asked for (``x-amz-server-side-encryption*``); the
+    encryption wrapper (``policy.encryption``) acts on it and passes it on as None, so a
+    translator never sees one.
+    """
 
     headers: dict[str, str] = field(default_factory=dict)
     user_metadata: dict[str, str] = field(default_factory=dict)
+    encryption: EncryptionRequest | None = None
 
 
 def written_object(key: str, digest: PayloadDigest, metadata: WriteMetadata) -> ObjectInfo:
@@ -125,10 +135,15 @@ class WriteConditions:
 
 @dataclass(frozen=True)
 class GetOptions:
-    """A read: a range or a part number (not both), never both resolved by the caller."""
+    """A read: a range or a part number (not both), never both resolved by the caller.
+
+    ``customer_key``: the SSE-C key the client sent to read an object stored with one
+    (used by ``policy.encryption``; translators ignore it).
+    """
 
     range: RangeSpec | None = None
     part_number: int | None = None
+    customer_key: CustomerKey | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,7 @@ class UploadInfo:
     metadata: WriteMetadata
     checksum_algorithm: ChecksumAlgorithm | None = None
     checksum_type: ChecksumType | None = None
+    encryption: EncryptionInfo | None = None  # set by policy.encryption, as on ObjectInfo
 
 
 @dataclass(frozen=True)

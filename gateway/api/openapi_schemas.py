@@ -60,6 +60,8 @@ _POLICY_PROPERTIES: dict[str, Any] = {
     "site_request_burst": bounded("integer", "site_request_burst"),
     "site_bytes_per_second": bounded("integer", "site_bytes_per_second"),
     "site_byte_burst": bounded("integer", "site_byte_burst"),
+    "default_encryption": {"type": ["string", "null"], "enum": ["AES256", "aws:kms", None]},
+    "default_kms_key_id": nullable("string", pattern="^[A-Za-z0-9/_:.-]+$"),
 }
 _RULES = {
     "keep_last": bounded("integer", "retention_keep_last"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway.handlers import access, buckets, lifecycle, listing, multipart, objects
+from gateway.handlers import access, buckets, encryption, lifecycle, listing, multipart, objects
 from gateway.request import S3Request
 from gateway.responses import Reply
 from gateway.routing import Operation
@@ -53,4 +53,7 @@ HANDLERS: dict[Operation, Handler] = {
     _O.GetBucketLifecycleConfiguration: lifecycle.get_bucket_lifecycle,
     _O.PutBucketLifecycleConfiguration: lifecycle.put_bucket_lifecycle,
     _O.DeleteBucketLifecycle: lifecycle.delete_bucket_lifecycle,
+    _O.GetBucketEncryption: encryption.get_bucket_encryption,
+    _O.PutBucketEncryption: encryption.put_bucket_encryption,
+    _O.DeleteBucketEncryption: encryption.delete_bucket_encryption,
 }

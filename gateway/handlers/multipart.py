@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import cast
 
 from core import checksums
@@ -11,15 +12,17 @@ from core.digest import HashingPayload
 from core.errors import S3Error
 from core.numbers import saturating_decimal
 from core.ranges import RangeSpec
-from gateway import s3xml
+from gateway import s3xml, sse_headers
 from gateway.handlers.access import keep_object_acl, requested_object_acl
 from gateway.handlers.common import int_param, owner_element, part_number
 from gateway.handlers.listing import url_encoder
 from gateway.handlers.objects import (
     check_size,
     checksum_elements,
+    customer_key,
     open_copy_source,
     write_conditions,
+    write_encryption,
 )
 from gateway.headers import write_metadata
 from gateway.request import S3Request
@@ -33,7 +36,7 @@ _COPY_RANGE = re.compile(r"^bytes=([0-9]+)-([0-9]+)$")
 
 
 def _upload_headers(upload: UploadInfo) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
+    headers = sse_headers.response_headers(upload.encryption)
     if upload.checksum_algorithm:
         headers.append(("x-amz-checksum-algorithm", upload.checksum_algorithm))
     if upload.checksum_type:
@@ -49,7 +52,7 @@ async def create_multipart_upload(req: S3Request) -> Reply:
     # The ACL is kept at once: the object it names exists only once the upload completes,
     # and any other write of the key in between sets the ACL again.
     acl = await requested_object_acl(req)
-    metadata = write_metadata(req.headers)
+    metadata = replace(write_metadata(req.headers), encryption=write_encryption(req))
     raw_algorithm = req.headers.get("x-amz-checksum-algorithm")
     raw_type = req.headers.get("x-amz-checksum-type")
     algorithm = checksums.parse_algorithm(raw_algorithm) if raw_algorithm else None
@@ -90,16 +93,24 @@ async def _upload(req: S3Request) -> UploadInfo:
 async def upload_part(req: S3Request) -> Reply:
     number = _part_number(req)
     check_size(req, MAX_PART_SIZE)
+    ctx = replace(req.ctx, customer_key=customer_key(req))
     upload = await _upload(req)
     extra = [upload.checksum_algorithm] if upload.checksum_algorithm else []
     part = await req.backend.upload_part(
-        req.ctx, req.bucket, req.key, upload.upload_id, number, req.payload(extra_algorithms=extra)
+        ctx, req.bucket, req.key, upload.upload_id, number, req.payload(extra_algorithms=extra)
     )
-    return empty_reply(headers=[("ETag", quote_etag(part.etag)), *_part_checksum_headers(part)])
+    return empty_reply(
+        headers=[
+            ("ETag", quote_etag(part.etag)),
+            *_part_checksum_headers(part),
+            *sse_headers.response_headers(upload.encryption),
+        ]
+    )
 
 
 async def upload_part_copy(req: S3Request) -> Reply:
     number = _part_number(req)
+    ctx = replace(req.ctx, customer_key=customer_key(req))
     upload = await _upload(req)
     spec = None
     raw_range = req.headers.get("x-amz-copy-source-range")
@@ -135,7 +146,7 @@ async def upload_part_copy(req: S3Request) -> Reply:
         raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(MAX_PART_SIZE))
     algorithms = [upload.checksum_algorithm] if upload.checksum_algorithm else []
     part = await req.backend.upload_part(
-        req.ctx,
+        ctx,
         req.bucket,
         req.key,
         upload.upload_id,
@@ -148,13 +159,14 @@ async def upload_part_copy(req: S3Request) -> Reply:
         T("LastModified", part.last_modified),
         *[T(s3xml.checksum_tag(a), v) for a, v in part.checksums.items()],
     )
-    return xml_reply(root)
+    return xml_reply(root, headers=sse_headers.response_headers(upload.encryption))
 
 
 async def complete_multipart_upload(req: S3Request) -> Reply:
     parts = s3xml.parse_complete_multipart(await req.read_body())
+    ctx = replace(req.ctx, customer_key=customer_key(req))
     info = await req.backend.complete_multipart_upload(
-        req.ctx, req.bucket, req.key, req.query["uploadId"], parts, write_conditions(req.headers)
+        ctx, req.bucket, req.key, req.query["uploadId"], parts, write_conditions(req.headers)
     )
     root = E(
         "CompleteMultipartUploadResult",
@@ -164,7 +176,7 @@ async def complete_multipart_upload(req: S3Request) -> Reply:
         T("ETag", quote_etag(info.etag)),
         *checksum_elements(info),
     )
-    return xml_reply(root)
+    return xml_reply(root, headers=sse_headers.response_headers(info.encryption))
 
 
 async def abort_multipart_upload(req: S3Request) -> Reply:

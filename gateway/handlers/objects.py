@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from lxml import etree
@@ -14,7 +14,8 @@ from core.digest import HashingPayload
 from core.errors import S3Error
 from core.numbers import int_argument
 from core.ranges import RangeSpec
-from gateway import s3xml
+from core.sse import CustomerKey, EncryptionRequest
+from gateway import s3xml, sse_headers
 from gateway.handlers.access import forget_object_acl, keep_object_acl, requested_object_acl
 from gateway.handlers.common import INT32_MAX
 from gateway.handlers.common import part_number as parse_part_number
@@ -27,6 +28,7 @@ from gateway.headers import (
 )
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, http_date, quote_etag, xml_reply
+from policy.encryption import check_customer_key
 from translators.base import GetOptions, GetResult, ObjectInfo, WriteConditions, WriteMetadata
 from translators.multipart import MAX_PART_NUMBER
 
@@ -106,17 +108,38 @@ def checksum_elements(info: ObjectInfo) -> list[etree._Element | None]:
     return elements
 
 
+def write_encryption(req: S3Request) -> EncryptionRequest | None:
+    """The encryption a write's headers ask for (gateway.sse_headers)."""
+    return sse_headers.write_request(
+        req.headers, secure=req.secure, require_tls=req.settings.sse_c_require_tls
+    )
+
+
+def customer_key(req: S3Request, *, copy_source: bool = False) -> CustomerKey | None:
+    """The request's SSE-C key (the copy source's with ``copy_source``), checked."""
+    prefix = sse_headers.COPY_SOURCE_CUSTOMER if copy_source else sse_headers.CUSTOMER
+    return sse_headers.customer_key(
+        req.headers, secure=req.secure, require_tls=req.settings.sse_c_require_tls, prefix=prefix
+    )
+
+
 async def put_object(req: S3Request) -> Reply:
     check_size(req, req.settings.max_object_size)
     acl = await requested_object_acl(req)
-    metadata = write_metadata(req.headers)
+    metadata = replace(write_metadata(req.headers), encryption=write_encryption(req))
     conditions = write_conditions(req.headers)
     # S3 gives every new object a CRC64NVME checksum when the client sends none.
     extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
     payload = req.payload(extra_algorithms=extra)
     info = await req.backend.put_object(req.ctx, req.bucket, req.key, payload, metadata, conditions)
     await keep_object_acl(req, acl)
-    return empty_reply(headers=[("ETag", quote_etag(info.etag)), *checksum_headers(info)])
+    return empty_reply(
+        headers=[
+            ("ETag", quote_etag(info.etag)),
+            *checksum_headers(info),
+            *sse_headers.response_headers(info.encryption),
+        ]
+    )
 
 
 async def _open(req: S3Request) -> tuple[GetResult, int | None]:
@@ -129,7 +152,7 @@ async def _open(req: S3Request) -> tuple[GetResult, int | None]:
             "InvalidRequest", "Cannot specify both Range header and partNumber query parameter"
         )
     result = await req.backend.get_object(
-        req.ctx, req.bucket, req.key, GetOptions(spec, part_number)
+        req.ctx, req.bucket, req.key, GetOptions(spec, part_number, customer_key(req))
     )
     return result, part_number
 
@@ -149,6 +172,7 @@ async def _read_reply(req: S3Request, *, with_body: bool) -> Reply:
     whole = result.range is None and part_number is None
     enabled = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     headers = object_headers(info, with_checksums=enabled and whole)
+    headers += sse_headers.response_headers(info.encryption)
     status = 200
     length = info.size
     if result.range is not None:
@@ -169,7 +193,9 @@ async def get_object(req: S3Request) -> Reply:
 async def head_object(req: S3Request) -> Reply:
     if "range" not in req.headers and "partNumber" not in req.query:
         check_version_id(req.query)
+        key = customer_key(req)
         info = await req.backend.head_object(req.ctx, req.bucket, req.key)
+        check_customer_key(info.encryption, key)
         outcome = check_preconditions(req.headers, info)
         if outcome == 412:
             raise S3Error("PreconditionFailed", Condition="If-Match")
@@ -179,8 +205,9 @@ async def head_object(req: S3Request) -> Reply:
                 [("ETag", quote_etag(info.etag)), ("Last-Modified", http_date(info.last_modified))],
             )
         enabled = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-        headers = apply_overrides(object_headers(info, with_checksums=enabled), req.query)
-        return Reply(200, headers, b"", info.size)
+        headers = object_headers(info, with_checksums=enabled)
+        headers += sse_headers.response_headers(info.encryption)
+        return Reply(200, apply_overrides(headers, req.query), b"", info.size)
     return await _read_reply(req, with_body=False)
 
 
@@ -258,10 +285,14 @@ def parse_copy_source(value: str) -> CopySource:
 async def open_copy_source(
     req: S3Request, spec: RangeSpec | None = None
 ) -> tuple[CopySource, GetResult]:
-    """Open the copy source and check the ``x-amz-copy-source-if-*`` conditions."""
+    """Open the copy source (with its SSE-C key, ``x-amz-copy-source-server-side-encryption-
+    customer-*``) and check the ``x-amz-copy-source-if-*`` conditions."""
     source = parse_copy_source(req.headers["x-amz-copy-source"])
+    key = customer_key(req, copy_source=True)
     await req.require("s3:GetObject", source.bucket, source.key)
-    result = await req.backend.get_object(req.ctx, source.bucket, source.key, GetOptions(spec))
+    result = await req.backend.get_object(
+        req.ctx, source.bucket, source.key, GetOptions(spec, customer_key=key)
+    )
     if check_preconditions(req.headers, result.info, prefix="x-amz-copy-source-if-") is not None:
         await result.body.aclose()
         raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If")
@@ -280,9 +311,10 @@ async def copy_object(req: S3Request) -> Reply:
             ArgumentValue=directive,
         )
     algorithm = req.headers.get("x-amz-checksum-algorithm")
+    encryption = write_encryption(req)
     source, result = await open_copy_source(req)
     same = (source.bucket, source.key) == (req.bucket, req.key)
-    if same and directive == "COPY" and algorithm is None:
+    if same and directive == "COPY" and algorithm is None and encryption is None:
         await result.body.aclose()
         raise S3Error(
             "InvalidRequest",
@@ -292,9 +324,9 @@ async def copy_object(req: S3Request) -> Reply:
         )
     src = result.info
     if directive == "REPLACE":
-        metadata = write_metadata(req.headers)
+        metadata = replace(write_metadata(req.headers), encryption=encryption)
     else:
-        metadata = WriteMetadata(dict(src.headers), dict(src.user_metadata))
+        metadata = WriteMetadata(dict(src.headers), dict(src.user_metadata), encryption)
     algorithms = (
         [checksums.parse_algorithm(algorithm)]
         if algorithm
@@ -311,7 +343,8 @@ async def copy_object(req: S3Request) -> Reply:
         T("LastModified", info.last_modified),
         *checksum_elements(info),
     )
-    return xml_reply(body, headers=checksum_headers(info))
+    headers = checksum_headers(info) + sse_headers.response_headers(info.encryption)
+    return xml_reply(body, headers=headers)
 
 
 _ATTRIBUTES = frozenset({"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"})
@@ -329,7 +362,9 @@ async def get_object_attributes(req: S3Request) -> Reply:
             ArgumentName="x-amz-object-attributes",
             ArgumentValue=",".join(sorted(wanted)),
         )
+    key = customer_key(req)
     info = await req.backend.head_object(req.ctx, req.bucket, req.key)
+    check_customer_key(info.encryption, key)
     root = E("GetObjectAttributesResponse")
     if "ETag" in wanted:
         root.append(T("ETag", info.etag))

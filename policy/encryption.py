@@ -1,0 +1,617 @@
+"""Server-side encryption at rest: a Backend wrapper that sees plaintext above and stores
+ciphertext below, whatever the translator (filesystem, memory, S3, Azure, GCS alike: the
+gateway encrypts; the storage only ever holds the format of :mod:`policy.sse_crypto`).
+
+**Where it sits** (``policy.stack``): below ``ValidationBackend`` (archive checks and the
+artifact re-hash see plaintext; the catalog and quotas above record the plaintext size,
+ETag and checksums) and above ``StartingBackend`` and the per-call wrappers around the
+translator (what they time and count is the stored form).
+
+**What a write asks** (``WriteMetadata.encryption``, from the request headers) or, when it
+asks nothing, the bucket's default (``default_encryption`` / ``default_kms_key_id`` of the
+site policy, set by PutBucketEncryption) decides the mode: SSE-S3 (``AES256``), SSE-KMS
+(``aws:kms``, a key id of the configured key ring) or SSE-C (the client's key). Without a
+key ring (no master key given to the stack) every encrypted write is refused (501).
+
+**Stored**: each object (each multipart upload) gets a random data key, kept wrapped in the
+reserved user-metadata entry :data:`META_KEY` with its mode, KEK id, KMS key id or SSE-C key
+MD5. That entry never reaches a client: this wrapper strips it from every object, upload and
+listing it returns, and refuses a client's write that tries to set it. The translator stores
+the ciphertext size, and the ETag and checksums of the plaintext (SSE-C: a keyed digest of
+the plaintext MD5 instead of it, as S3 does not reveal it either).
+
+**Reads** give the plaintext view of an object: its plaintext size (and part sizes), ETag,
+checksums (a FULL_OBJECT multipart checksum is recombined with the plaintext part sizes) and
+an :class:`~core.sse.EncryptionInfo`. A whole GET decrypts the stored stream as it flows; a
+ranged or part GET reads only the chunks covering the range (plus the 20-byte header of the
+first stream touched when the range starts far into it), one stored range read of the same
+version. The first chunk is decrypted before the result is returned, so a wrong key or a
+tampered start is an S3 error, not a broken reply; tampering found later cuts the reply
+(never wrong bytes).
+
+**SSE-C**: reads need the key (``GetOptions.customer_key``): none is ``InvalidRequest``
+(400), a different one ``AccessDenied`` (403), a key for an object not stored with one
+``InvalidRequest``. Parts of an SSE-C upload need it too, from ``RequestContext``'s
+``customer_key``. HeadObject returns the view without checking a key: the HEAD handler
+checks it against :attr:`EncryptionInfo.customer_key_md5`.
+
+**Listings** of a bucket that has held an encrypted object (a marker object in the reserved
+area says so) head each listed object to report its plaintext size: a listing of such a
+bucket costs one HEAD per object, done concurrently.
+
+Multipart: each part is its own stream (own salt, its part number in every chunk's
+associated data), sizes of parts are mapped back to plaintext; the translator's check that
+parts but the last reach the minimum size sees the stored (slightly larger) sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Final
+
+from core import checksums
+from core.checksums import ChecksumAlgorithm, ChecksumType
+from core.context import RequestContext
+from core.digest import HashingPayload
+from core.errors import S3Error
+from core.ranges import ByteRange, RangeSpec
+from core.sse import AES256, AWS_KMS, SSE_C, CustomerKey, EncryptionInfo, EncryptionRequest
+from core.streams import PayloadStream
+from policy.forwarding import ForwardingBackend
+from policy.model import SITE_STATE_PREFIX, SitePolicy
+from policy.sse_crypto import (
+    CHUNK,
+    CUSTOMER_KEK_ID,
+    HEADER,
+    DecryptingBody,
+    EncryptingPayload,
+    HeldFirstBody,
+    Keyring,
+    Segment,
+    Stream,
+    TamperedError,
+    mode_of,
+    new_data_key,
+    plain_size,
+    plan_read,
+    unwrap_key,
+    wrap_key,
+)
+from translators import multipart
+from translators.base import (
+    Backend,
+    CompletedPart,
+    GetOptions,
+    GetResult,
+    ListPage,
+    ListQuery,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
+    UploadsQuery,
+    WriteConditions,
+    WriteMetadata,
+)
+
+#: The reserved user-metadata entry holding an encrypted object's sealed data key.
+META_KEY: Final = "pagewright-sse"
+#: The marker object of a bucket that has held an encrypted object (see the docstring).
+MARKER_KEY: Final = SITE_STATE_PREFIX + "encrypted"
+LIST_CONCURRENCY: Final = 32
+_READ_ATTEMPTS: Final = 3
+
+#: The bucket default for a site: what a write asking for nothing is encrypted with.
+DefaultLookup = Callable[[str], Awaitable[EncryptionRequest | None]]
+
+
+async def _no_default(bucket: str) -> EncryptionRequest | None:
+    return None
+
+
+class EncryptionDefaults:
+    """A :data:`DefaultLookup` reading a site's ``default_encryption`` and
+    ``default_kms_key_id`` from its policy (``policy_of``: ``PolicyResolver.for_site``)."""
+
+    def __init__(self, policy_of: Callable[[str], Awaitable[SitePolicy]]) -> None:
+        self._policy_of = policy_of
+
+    async def __call__(self, bucket: str) -> EncryptionRequest | None:
+        policy = await self._policy_of(bucket)
+        if policy.default_encryption == AES256:
+            return EncryptionRequest(AES256)
+        if policy.default_encryption == AWS_KMS:
+            return EncryptionRequest(AWS_KMS, kms_key_id=policy.default_kms_key_id)
+        return None
+
+
+class Sealed:
+    """An object's encryption as stored: the parsed :data:`META_KEY` entry."""
+
+    def __init__(self, raw: str) -> None:
+        try:
+            data = json.loads(raw)
+            self.mode = mode_of(str(data["m"]))
+            self.kek_id = str(data["k"])
+            self.wrapped = base64.b64decode(str(data["w"]), validate=True)
+            self.kms_key_id: str | None = data.get("kms")
+            self.customer_md5: str | None = data.get("c")
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise TamperedError("unreadable encryption metadata") from None
+
+    @staticmethod
+    def dump(
+        mode: str, kek_id: str, wrapped: bytes, kms_key_id: str | None, customer_md5: str | None
+    ) -> str:
+        data: dict[str, str] = {"v": "1", "m": mode, "k": kek_id}
+        data["w"] = base64.b64encode(wrapped).decode()
+        if kms_key_id is not None:
+            data["kms"] = kms_key_id
+        if customer_md5 is not None:
+            data["c"] = customer_md5
+        return json.dumps(data, separators=(",", ":"))
+
+    def info(self) -> EncryptionInfo:
+        return EncryptionInfo(self.mode, self.kms_key_id, self.customer_md5)
+
+
+def _sealed(user_metadata: dict[str, str]) -> Sealed | None:
+    raw = user_metadata.get(META_KEY)
+    return None if raw is None else Sealed(raw)
+
+
+def _without_meta(user_metadata: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in user_metadata.items() if k != META_KEY}
+
+
+def _streams(info: ObjectInfo) -> list[Stream]:
+    """The stored streams of ``info`` (as the translator reports it)."""
+    if info.parts:
+        return [Stream(p.part_number, plain_size(p.size), p.size) for p in info.parts]
+    return [Stream(0, plain_size(info.size), info.size)]
+
+
+def plain_view(info: ObjectInfo) -> ObjectInfo:
+    """``info`` as a client sees it: for an encrypted object the plaintext sizes, the
+    recombined FULL_OBJECT checksum and its encryption; the reserved entry removed."""
+    sealed = _sealed(info.user_metadata)
+    if sealed is None:
+        return info
+    parts = tuple(replace(p, size=plain_size(p.size)) for p in info.parts)
+    size = sum(p.size for p in parts) if parts else plain_size(info.size)
+    sums = info.checksums
+    if parts and info.checksum_type == "FULL_OBJECT" and len(sums) == 1:
+        algorithm = next(iter(sums))
+        if all(algorithm in p.checksums for p in parts):
+            sums = {
+                algorithm: checksums.combine_full_object(
+                    algorithm, [(p.checksums[algorithm], p.size) for p in parts]
+                )
+            }
+    return replace(
+        info,
+        size=size,
+        parts=parts,
+        checksums=dict(sums),
+        user_metadata=_without_meta(info.user_metadata),
+        encryption=sealed.info(),
+    )
+
+
+def _upload_view(upload: UploadInfo) -> UploadInfo:
+    sealed = _sealed(upload.metadata.user_metadata)
+    if sealed is None:
+        return upload
+    metadata = replace(upload.metadata, user_metadata=_without_meta(upload.metadata.user_metadata))
+    return replace(upload, metadata=metadata, encryption=sealed.info())
+
+
+def _part_view(part: PartInfo) -> PartInfo:
+    return replace(part, size=plain_size(part.size))
+
+
+def check_customer_key(info: EncryptionInfo | None, key: CustomerKey | None) -> None:
+    """Whether a read or part upload may use ``key`` on an object or upload encrypted as
+    ``info``: S3's errors when an SSE-C key is missing, wrong, or not applicable."""
+    if info is not None and info.mode == SSE_C:
+        if key is None:
+            raise S3Error(
+                "InvalidRequest",
+                "The object was stored using a form of Server Side Encryption. The correct "
+                "parameters must be provided to retrieve the object.",
+            )
+        if not key.matches(info.customer_key_md5 or ""):
+            raise S3Error(
+                "AccessDenied",
+                "The provided customer key does not match the key the object was stored with.",
+            )
+    elif key is not None:
+        raise S3Error(
+            "InvalidRequest", "The encryption parameters are not applicable to this object."
+        )
+
+
+def encryption_of(info: EncryptionInfo | None, key: CustomerKey | None) -> EncryptionRequest | None:
+    """The request that stores a copy encrypted as ``info`` says (SSE-C: with ``key``)."""
+    if info is None:
+        return None
+    if info.mode == SSE_C:
+        return EncryptionRequest(SSE_C, customer_key=key)
+    return EncryptionRequest(info.mode, kms_key_id=info.kms_key_id)
+
+
+class EncryptingBackend(
+    ForwardingBackend,
+    passes_through={
+        "start",
+        "close",
+        "check_ready",
+        "list_buckets",
+        "create_bucket",
+        "head_bucket",
+        "delete_bucket",
+        "delete_object",
+        "abort_multipart_upload",
+    },
+):
+    """``inner`` storing objects encrypted as the module docstring describes.
+
+    ``keyring``: the KEKs (None: encrypted writes are refused with 501, reads of encrypted
+    objects fail); ``bucket_default``: a site's default encryption.
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        keyring: Keyring | None,
+        bucket_default: DefaultLookup = _no_default,
+    ) -> None:
+        super().__init__(inner)
+        self.keyring = keyring
+        self.bucket_default = bucket_default
+        self._marked: set[str] = set()
+
+    # Keys
+
+    def _keyring(self) -> Keyring:
+        if self.keyring is None:
+            raise S3Error(
+                "NotImplemented",
+                "Server-side encryption is not available: the gateway has no master key.",
+            )
+        return self.keyring
+
+    def _seal(self, request: EncryptionRequest) -> tuple[bytes, str, EncryptionInfo]:
+        """A new data key, its :data:`META_KEY` entry and the encryption reported."""
+        data_key = new_data_key()
+        if request.mode == SSE_C:
+            customer = request.customer_key
+            if customer is None:
+                raise S3Error(
+                    "InvalidRequest",
+                    "The object is stored with a customer-provided key: the request must "
+                    "include the appropriate encryption parameters.",
+                )
+            wrapped = wrap_key(customer.key, CUSTOMER_KEK_ID, data_key)
+            entry = Sealed.dump(SSE_C, CUSTOMER_KEK_ID, wrapped, None, customer.md5)
+            return data_key, entry, EncryptionInfo(SSE_C, customer_key_md5=customer.md5)
+        kek, kms_key_id = self._keyring().current(request.mode, request.kms_key_id)
+        wrapped = wrap_key(kek.key, kek.id, data_key)
+        entry = Sealed.dump(request.mode, kek.id, wrapped, kms_key_id, None)
+        return data_key, entry, EncryptionInfo(request.mode, kms_key_id)
+
+    def _open(self, sealed: Sealed, key: CustomerKey | None) -> bytes:
+        """The data key of an object sealed as ``sealed``, read with SSE-C key ``key``."""
+        check_customer_key(sealed.info(), key)
+        if sealed.mode == SSE_C:
+            assert key is not None
+            data_key = unwrap_key(key.key, CUSTOMER_KEK_ID, sealed.wrapped)
+            if data_key is None:
+                raise S3Error("AccessDenied", "The provided customer key does not open the object.")
+            return data_key
+        kek = self.keyring.find(sealed.kek_id) if self.keyring is not None else None
+        if kek is None:
+            raise S3Error(
+                "InternalError",
+                f"The object is sealed under key {sealed.kek_id}, which this gateway's key "
+                "ring does not hold.",
+            )
+        data_key = unwrap_key(kek.key, kek.id, sealed.wrapped)
+        if data_key is None:
+            raise TamperedError("its data key does not open")
+        return data_key
+
+    async def _request(self, bucket: str, metadata: WriteMetadata) -> EncryptionRequest | None:
+        if META_KEY in metadata.user_metadata:
+            raise S3Error(
+                "InvalidArgument",
+                f"The metadata name x-amz-meta-{META_KEY} is reserved by the gateway.",
+                ArgumentName=f"x-amz-meta-{META_KEY}",
+            )
+        return metadata.encryption or await self.bucket_default(bucket)
+
+    async def _mark(self, ctx: RequestContext, bucket: str) -> None:
+        """Record that ``bucket`` holds encrypted objects (once per process and bucket)."""
+        if bucket in self._marked:
+            return
+        try:
+            await self.inner.head_object(ctx, bucket, MARKER_KEY)
+        except S3Error as error:
+            if error.code != "NoSuchKey":
+                raise
+            await self.inner.put_object(
+                ctx,
+                bucket,
+                MARKER_KEY,
+                HashingPayload(_Empty(), 0),
+                WriteMetadata(),
+                WriteConditions(),
+            )
+        self._marked.add(bucket)
+
+    async def _is_marked(self, ctx: RequestContext, bucket: str) -> bool:
+        if bucket in self._marked:
+            return True
+        try:
+            await self.inner.head_object(ctx, bucket, MARKER_KEY)
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket"):
+                return False
+            raise
+        self._marked.add(bucket)
+        return True
+
+    # Objects
+
+    async def put_object(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        body: PayloadStream,
+        metadata: WriteMetadata,
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """Store ``body`` encrypted as asked (or as the bucket default says), else as is."""
+        request = await self._request(bucket, metadata)
+        if request is None:
+            plain = replace(metadata, encryption=None)
+            return await self.inner.put_object(ctx, bucket, key, body, plain, conditions)
+        data_key, entry, _ = self._seal(request)
+        await self._mark(ctx, bucket)
+        stored = replace(
+            metadata, user_metadata={**metadata.user_metadata, META_KEY: entry}, encryption=None
+        )
+        payload = EncryptingPayload(body, data_key, 0, hide_md5=request.mode == SSE_C)
+        info = await self.inner.put_object(ctx, bucket, key, payload, stored, conditions)
+        return plain_view(info)
+
+    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
+        return plain_view(await self.inner.head_object(ctx, bucket, key))
+
+    async def get_object(
+        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
+    ) -> GetResult:
+        """Open the plaintext of the current version (see the module docstring)."""
+        inner_options = replace(options, customer_key=None)
+        for _ in range(_READ_ATTEMPTS):
+            result = await self.inner.get_object(ctx, bucket, key, inner_options)
+            sealed = _sealed(result.info.user_metadata)
+            if sealed is None:
+                if options.customer_key is not None:
+                    await result.body.aclose()
+                    check_customer_key(None, options.customer_key)
+                return result
+            try:
+                view = plain_view(result.info)
+                data_key = self._open(sealed, options.customer_key)
+            except S3Error:
+                await result.body.aclose()
+                raise
+            if options.range is None and options.part_number is None:
+                return await _decrypted(result, view, None, data_key, _whole(result.info))
+            await result.body.aclose()
+            opened = await self._ranged(ctx, bucket, key, options, result.info, view, data_key)
+            if opened is not None:
+                return opened
+        raise S3Error("ServiceUnavailable", "The object kept changing while it was read.")
+
+    async def _ranged(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        options: GetOptions,
+        stored: ObjectInfo,
+        view: ObjectInfo,
+        data_key: bytes,
+    ) -> GetResult | None:
+        """A range or part of ``view`` (None: the object changed since ``stored``)."""
+        span = multipart.read_span(view, GetOptions(options.range, options.part_number))
+        whole = span is None
+        if span is None:
+            span = ByteRange(0, view.size - 1)
+        if span.length <= 0:  # an empty part of a larger object
+            return GetResult(view, span, _Empty())
+        plan = plan_read(_streams(stored), span.start, span.end)
+        segments = plan.segments
+        if plan.header_at is not None:
+            header = await self._read_bytes(ctx, bucket, key, plan.header_at, HEADER, stored)
+            if header is None:
+                return None
+            segments = [replace(segments[0], header=header), *segments[1:]]
+        result = await self.inner.get_object(
+            ctx, bucket, key, GetOptions(RangeSpec(plan.stored_start, plan.stored_end))
+        )
+        if result.info.etag != stored.etag or result.info.size != stored.size:
+            await result.body.aclose()
+            return None
+        return await _decrypted(result, view, None if whole else span, data_key, segments)
+
+    async def _read_bytes(
+        self, ctx: RequestContext, bucket: str, key: str, at: int, length: int, stored: ObjectInfo
+    ) -> bytes | None:
+        result = await self.inner.get_object(
+            ctx, bucket, key, GetOptions(RangeSpec(at, at + length - 1))
+        )
+        if result.info.etag != stored.etag or result.info.size != stored.size:
+            await result.body.aclose()
+            return None
+        data = b"".join([piece async for piece in result.body])
+        return data if len(data) == length else None
+
+    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
+        """The inner page, with plaintext sizes in a bucket that holds encrypted objects."""
+        page = await self.inner.list_objects(ctx, bucket, query)
+        if not page.objects or not await self._is_marked(ctx, bucket):
+            return page
+        limit = asyncio.Semaphore(LIST_CONCURRENCY)
+
+        async def fix(listed: ObjectInfo) -> ObjectInfo:
+            if listed.key.startswith(SITE_STATE_PREFIX):
+                return listed
+            async with limit:
+                try:
+                    info = await self.inner.head_object(ctx, bucket, listed.key)
+                except S3Error as error:
+                    if error.code == "NoSuchKey":
+                        return listed
+                    raise
+            if info.etag != listed.etag or _sealed(info.user_metadata) is None:
+                return listed
+            view = plain_view(info)
+            return replace(listed, size=view.size, checksums=view.checksums)
+
+        objects = await asyncio.gather(*(fix(o) for o in page.objects))
+        return replace(page, objects=list(objects))
+
+    # Multipart
+
+    async def create_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        metadata: WriteMetadata,
+        checksum_algorithm: ChecksumAlgorithm | None,
+        checksum_type: ChecksumType | None,
+    ) -> UploadInfo:
+        request = await self._request(bucket, metadata)
+        stored = replace(metadata, encryption=None)
+        if request is not None:
+            _, entry, _ = self._seal(request)
+            # The upload's data key is sealed now; each part opens it again.
+            await self._mark(ctx, bucket)
+            stored = replace(stored, user_metadata={**metadata.user_metadata, META_KEY: entry})
+        upload = await self.inner.create_multipart_upload(
+            ctx, bucket, key, stored, checksum_algorithm, checksum_type
+        )
+        return _upload_view(upload)
+
+    async def upload_part(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: PayloadStream,
+    ) -> PartInfo:
+        """Store the part encrypted with its upload's data key, if the upload has one."""
+        upload, _ = await self.inner.list_parts(ctx, bucket, key, upload_id, 0, 0)
+        sealed = _sealed(upload.metadata.user_metadata)
+        if sealed is None:
+            check_customer_key(None, ctx.customer_key)
+            return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
+        if sealed.mode == SSE_C and ctx.customer_key is None:
+            raise S3Error(
+                "InvalidRequest",
+                "The multipart upload initiate requested encryption. Subsequent part requests "
+                "must include the appropriate encryption parameters.",
+            )
+        data_key = self._open(sealed, ctx.customer_key if sealed.mode == SSE_C else None)
+        payload = EncryptingPayload(body, data_key, part_number, hide_md5=sealed.mode == SSE_C)
+        part = await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, payload)
+        return _part_view(part)
+
+    async def list_parts(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int,
+        max_parts: int,
+    ) -> tuple[UploadInfo, PartsPage]:
+        upload, page = await self.inner.list_parts(
+            ctx, bucket, key, upload_id, part_number_marker, max_parts
+        )
+        if _sealed(upload.metadata.user_metadata) is None:
+            return upload, page
+        parts = [_part_view(p) for p in page.parts]
+        return _upload_view(upload), replace(page, parts=parts)
+
+    async def list_multipart_uploads(
+        self, ctx: RequestContext, bucket: str, query: UploadsQuery
+    ) -> UploadsPage:
+        page = await self.inner.list_multipart_uploads(ctx, bucket, query)
+        return replace(page, uploads=[_upload_view(u) for u in page.uploads])
+
+    async def complete_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        info = await self.inner.complete_multipart_upload(
+            ctx, bucket, key, upload_id, parts, conditions
+        )
+        return plain_view(info)
+
+
+def _whole(info: ObjectInfo) -> list[Segment]:
+    """Segments reading every stored stream of ``info`` from its header on."""
+    result = []
+    for stream in _streams(info):
+        if stream.size == 0:
+            result.append(Segment(stream.part_number, 0, 0, 0, 0, 0))
+        else:
+            last = stream.size - 1
+            result.append(
+                Segment(stream.part_number, stream.size, 0, last // CHUNK, 0, stream.size)
+            )
+    return result
+
+
+async def _decrypted(
+    result: GetResult,
+    view: ObjectInfo,
+    span: ByteRange | None,
+    data_key: bytes,
+    segments: list[Segment],
+) -> GetResult:
+    body = DecryptingBody(result.body, data_key, segments)
+    first = await body.first_chunk()
+    return GetResult(view, span, HeldFirstBody(body, first))
+
+
+class _Empty:
+    """An empty body."""
+
+    def __aiter__(self) -> _Empty:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        return None
