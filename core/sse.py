@@ -21,6 +21,10 @@ AWS_KMS: Final = "aws:kms"
 SSE_C: Final = "SSE-C"
 #: The one algorithm SSE-C accepts.
 CUSTOMER_ALGORITHM: Final = "AES256"
+#: The reserved user-metadata entry of an object the gateway stored encrypted
+#: (``policy.encryption``): its stored bytes are ciphertext, while its ETag and checksums
+#: are the plaintext's, so they cannot be checked against the stored bytes.
+STORED_ENCRYPTION_KEY: Final = "pagewright-sse"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,15 @@ from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
 from core.ranges import ByteRange, RangeSpec
-from core.sse import AES256, AWS_KMS, SSE_C, CustomerKey, EncryptionInfo, EncryptionRequest
+from core.sse import (
+    AES256,
+    AWS_KMS,
+    SSE_C,
+    STORED_ENCRYPTION_KEY,
+    CustomerKey,
+    EncryptionInfo,
+    EncryptionRequest,
+)
 from core.streams import PayloadStream
 from policy.forwarding import ForwardingBackend
 from policy.model import SITE_STATE_PREFIX, SitePolicy
@@ -101,9 +109,12 @@ from translators.base import (
 )
 
 #: The reserved user-metadata entry holding an encrypted object's sealed data key.
-META_KEY: Final = "pagewright-sse"
+META_KEY: Final = STORED_ENCRYPTION_KEY
 #: The marker object of a bucket that has held an encrypted object (see the docstring).
 MARKER_KEY: Final = SITE_STATE_PREFIX + "encrypted"
+#: Where an encrypted multipart upload's sealed data key is kept while it is in progress.
+UPLOAD_RECORDS: Final = SITE_STATE_PREFIX + "sse-uploads/"
+_RECORD_CACHE: Final = 4096
 LIST_CONCURRENCY: Final = 32
 _READ_ATTEMPTS: Final = 3
 
@@ -177,10 +188,11 @@ def _streams(info: ObjectInfo) -> list[Stream]:
     return [Stream(0, plain_size(info.size), info.size)]
 
 
-def plain_view(info: ObjectInfo) -> ObjectInfo:
-    """``info`` as a client sees it: for an encrypted object the plaintext sizes, the
+def plain_view(info: ObjectInfo, sealed: Sealed | None = None) -> ObjectInfo:
+    """``info`` as a client sees it: for an encrypted object (its reserved entry, or
+    ``sealed`` when the translator's answer lacks the metadata) the plaintext sizes, the
     recombined FULL_OBJECT checksum and its encryption; the reserved entry removed."""
-    sealed = _sealed(info.user_metadata)
+    sealed = sealed or _sealed(info.user_metadata)
     if sealed is None:
         return info
     parts = tuple(replace(p, size=plain_size(p.size)) for p in info.parts)
@@ -204,8 +216,7 @@ def plain_view(info: ObjectInfo) -> ObjectInfo:
     )
 
 
-def _upload_view(upload: UploadInfo) -> UploadInfo:
-    sealed = _sealed(upload.metadata.user_metadata)
+def _upload_view(upload: UploadInfo, sealed: Sealed | None) -> UploadInfo:
     if sealed is None:
         return upload
     metadata = replace(upload.metadata, user_metadata=_without_meta(upload.metadata.user_metadata))
@@ -257,7 +268,6 @@ class EncryptingBackend(
         "head_bucket",
         "delete_bucket",
         "delete_object",
-        "abort_multipart_upload",
     },
 ):
     """``inner`` storing objects encrypted as the module docstring describes.
@@ -276,6 +286,7 @@ class EncryptingBackend(
         self.keyring = keyring
         self.bucket_default = bucket_default
         self._marked: set[str] = set()
+        self._uploads: dict[tuple[str, str], Sealed | None] = {}
 
     # Keys
 
@@ -492,6 +503,41 @@ class EncryptingBackend(
         return replace(page, objects=list(objects))
 
     # Multipart
+    #
+    # Not every translator returns an upload's create-time metadata from ListParts (the S3
+    # one cannot), so an encrypted upload's sealed entry is also kept in a small record in
+    # the reserved area (UPLOAD_RECORDS + upload id), read by each part (and cached: an
+    # upload's encryption never changes), removed on completion and abort.
+
+    def _record_key(self, upload_id: str) -> str:
+        return UPLOAD_RECORDS + upload_id
+
+    async def _upload_sealed(
+        self, ctx: RequestContext, bucket: str, upload_id: str
+    ) -> Sealed | None:
+        """The sealed entry of upload ``upload_id`` (None: it is not encrypted)."""
+        cache_key = (bucket, upload_id)
+        if cache_key in self._uploads:
+            return self._uploads[cache_key]
+        try:
+            result = await self.inner.get_object(
+                ctx, bucket, self._record_key(upload_id), GetOptions()
+            )
+        except S3Error as error:
+            if error.code not in ("NoSuchKey", "NoSuchBucket"):
+                raise
+            sealed = None
+        else:
+            raw = b"".join([piece async for piece in result.body])
+            sealed = Sealed(raw.decode("utf-8", "replace"))
+        if len(self._uploads) >= _RECORD_CACHE:
+            self._uploads.pop(next(iter(self._uploads)))
+        self._uploads[cache_key] = sealed
+        return sealed
+
+    async def _forget_upload(self, ctx: RequestContext, bucket: str, upload_id: str) -> None:
+        self._uploads.pop((bucket, upload_id), None)
+        await self.inner.delete_object(ctx, bucket, self._record_key(upload_id))
 
     async def create_multipart_upload(
         self,
@@ -502,17 +548,30 @@ class EncryptingBackend(
         checksum_algorithm: ChecksumAlgorithm | None,
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
+        """Start an upload; an encrypted one gets its data key now (sealed in the upload's
+        metadata and in its record), and each part opens it again."""
         request = await self._request(bucket, metadata)
         stored = replace(metadata, encryption=None)
-        if request is not None:
-            _, entry, _ = self._seal(request)
-            # The upload's data key is sealed now; each part opens it again.
-            await self._mark(ctx, bucket)
-            stored = replace(stored, user_metadata={**metadata.user_metadata, META_KEY: entry})
+        if request is None:
+            return await self.inner.create_multipart_upload(
+                ctx, bucket, key, stored, checksum_algorithm, checksum_type
+            )
+        _, entry, _ = self._seal(request)
+        await self._mark(ctx, bucket)
+        stored = replace(stored, user_metadata={**metadata.user_metadata, META_KEY: entry})
         upload = await self.inner.create_multipart_upload(
             ctx, bucket, key, stored, checksum_algorithm, checksum_type
         )
-        return _upload_view(upload)
+        record = entry.encode()
+        await self.inner.put_object(
+            ctx,
+            bucket,
+            self._record_key(upload.upload_id),
+            HashingPayload(_Bytes(record), len(record)),
+            WriteMetadata(),
+            WriteConditions(),
+        )
+        return _upload_view(upload, Sealed(entry))
 
     async def upload_part(
         self,
@@ -524,8 +583,8 @@ class EncryptingBackend(
         body: PayloadStream,
     ) -> PartInfo:
         """Store the part encrypted with its upload's data key, if the upload has one."""
-        upload, _ = await self.inner.list_parts(ctx, bucket, key, upload_id, 0, 0)
-        sealed = _sealed(upload.metadata.user_metadata)
+        await self.inner.list_parts(ctx, bucket, key, upload_id, 0, 0)  # NoSuchUpload
+        sealed = await self._upload_sealed(ctx, bucket, upload_id)
         if sealed is None:
             check_customer_key(None, ctx.customer_key)
             return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
@@ -552,16 +611,20 @@ class EncryptingBackend(
         upload, page = await self.inner.list_parts(
             ctx, bucket, key, upload_id, part_number_marker, max_parts
         )
-        if _sealed(upload.metadata.user_metadata) is None:
+        sealed = await self._upload_sealed(ctx, bucket, upload_id)
+        if sealed is None:
             return upload, page
         parts = [_part_view(p) for p in page.parts]
-        return _upload_view(upload), replace(page, parts=parts)
+        return _upload_view(upload, sealed), replace(page, parts=parts)
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery
     ) -> UploadsPage:
+        """The inner page; uploads show their encryption where the translator returns their
+        metadata (S3's ListMultipartUploads carries none either)."""
         page = await self.inner.list_multipart_uploads(ctx, bucket, query)
-        return replace(page, uploads=[_upload_view(u) for u in page.uploads])
+        uploads = [_upload_view(u, _sealed(u.metadata.user_metadata)) for u in page.uploads]
+        return replace(page, uploads=uploads)
 
     async def complete_multipart_upload(
         self,
@@ -572,10 +635,21 @@ class EncryptingBackend(
         parts: list[CompletedPart],
         conditions: WriteConditions,
     ) -> ObjectInfo:
+        sealed = await self._upload_sealed(ctx, bucket, upload_id)
+        if sealed is not None and sealed.mode == SSE_C and ctx.customer_key is not None:
+            check_customer_key(sealed.info(), ctx.customer_key)
         info = await self.inner.complete_multipart_upload(
             ctx, bucket, key, upload_id, parts, conditions
         )
-        return plain_view(info)
+        if sealed is not None:
+            await self._forget_upload(ctx, bucket, upload_id)
+        return plain_view(info, sealed)
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+        await self._forget_upload(ctx, bucket, upload_id)
 
 
 def _whole(info: ObjectInfo) -> list[Segment]:
@@ -602,6 +676,25 @@ async def _decrypted(
     body = DecryptingBody(result.body, data_key, segments)
     first = await body.first_chunk()
     return GetResult(view, span, HeldFirstBody(body, first))
+
+
+class _Bytes:
+    """A body of a few bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _Bytes:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
+
+    async def aclose(self) -> None:
+        self._data = None
 
 
 class _Empty:

@@ -11,6 +11,10 @@ Contracts shared by all translators:
 * Errors are :class:`core.errors.S3Error`; SDK exceptions never escape a translator.
 * Every method takes a :class:`RequestContext` first, so wrappers see who asks.
 * An operation a translator cannot do raises ``NotImplemented`` (501) naming it.
+* An object stored encrypted by the gateway (``policy.encryption``; its user metadata holds
+  :data:`core.sse.STORED_ENCRYPTION_KEY`) has ciphertext as its bytes and size, but the
+  plaintext's ETag and checksums: a translator stores them as given and never checks the
+  bytes against them (:func:`etag_is_md5_of_bytes`); AES-GCM authenticates those bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
 from core.ranges import ByteRange, RangeSpec
-from core.sse import CustomerKey, EncryptionInfo, EncryptionRequest
+from core.sse import STORED_ENCRYPTION_KEY, CustomerKey, EncryptionInfo, EncryptionRequest
 from core.streams import ObjectBody, PayloadDigest, PayloadStream
 
 #: Headers stored with an object and returned verbatim on GET/HEAD (lower-case names).
@@ -74,6 +78,19 @@ class ObjectInfo:
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "binary/octet-stream")
+
+
+_HEX_MD5 = frozenset("0123456789abcdef")
+
+
+def etag_is_md5_of_bytes(info: ObjectInfo) -> bool:
+    """Whether reading ``info``'s bytes can be checked against its ETag: a single-part
+    object (a 32-hex-digit MD5 ETag) not stored encrypted by the gateway."""
+    return (
+        len(info.etag) == 32
+        and set(info.etag) <= _HEX_MD5
+        and STORED_ENCRYPTION_KEY not in info.user_metadata
+    )
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from translators import multipart
 from translators.base import (
     GetOptions,
     GetResult,
+    etag_is_md5_of_bytes,
 )
 from translators.s3.client import S3Store
 from translators.s3.io import BytesBody, EmptyBody, StreamBody
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _OPEN_ATTEMPTS = 5
-_MD5 = re.compile(r"[0-9a-f]{32}")
 #: Whole objects up to this size are read at once and checked against their MD5 ETag.
 _VERIFIED_READ = 1024 * 1024
 
@@ -75,7 +75,7 @@ class S3Reads:
         for _ in range(_OPEN_ATTEMPTS):
             result = await self._open(bucket, key, None, None)
             size, etag = result.info.size, result.info.etag
-            if size > _VERIFIED_READ or not _MD5.fullmatch(etag):
+            if size > _VERIFIED_READ or not etag_is_md5_of_bytes(result.info):
                 return result
             try:
                 data = b"".join([chunk async for chunk in result.body])
@@ -125,7 +125,7 @@ class S3Reads:
         if length <= 0:
             await self.store.pool.run(stream.close)
             return GetResult(info, resolved, EmptyBody())
-        expected = info.etag if wanted is None and _MD5.fullmatch(info.etag) else None
+        expected = info.etag if wanted is None and etag_is_md5_of_bytes(info) else None
         body = StreamBody(self.store.pool, stream, skip[0], length, self.store.endpoint, expected)
         return GetResult(info, resolved, body)
 
