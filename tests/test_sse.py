@@ -383,3 +383,31 @@ def test_stored_metadata_holds_no_key(gateway: InProcessGateway, s3: Any, bucket
 
 def test_data_dir_key_is_used(gateway: InProcessGateway) -> None:
     assert (Path(gateway.data_dir) / "master.key").is_file()
+
+
+@pytest.mark.server
+def test_filesystem_store_holds_no_plaintext(tmp_path: Path) -> None:
+    """The real server over its default filesystem store, over TLS (SSE-C needs it): no
+    stored file holds the plaintext, and the log (at debug) holds no customer key."""
+    from tests.support.servers import make_tls_files, running_gateway
+
+    marker = b"PLAINTEXT-MARKER-" * 4096
+    with running_gateway(
+        tmp_path / "data", env={"PWG_LOG_LEVEL": "debug"}, tls=make_tls_files(tmp_path)
+    ) as server:
+        client = make_s3_client(server)
+        client.create_bucket(Bucket="site")
+        client.put_object(Bucket="site", Key="s3", Body=marker, ServerSideEncryption="AES256")
+        client.put_object(Bucket="site", Key="c", Body=marker, **sse_c())
+        with pytest.raises(ClientError) as missing:
+            client.get_object(Bucket="site", Key="c")
+        assert error_code(missing) == "InvalidRequest"
+        assert client.get_object(Bucket="site", Key="s3")["Body"].read() == marker
+        assert client.get_object(Bucket="site", Key="c", **sse_c())["Body"].read() == marker
+        stored_files = [p for p in (tmp_path / "data" / "storage").rglob("*") if p.is_file()]
+        assert stored_files
+        for path in stored_files:
+            assert b"PLAINTEXT-MARKER" not in path.read_bytes(), path
+        log = server.log_path.read_text()
+    assert base64.b64encode(KEY).decode() not in log
+    assert KEY.hex() not in log
