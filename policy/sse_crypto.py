@@ -247,22 +247,25 @@ class EncryptingPayload:
         salt = os.urandom(SALT_BYTES)
         aead = AESGCM(_hkdf(self._data_key, b"pagewright-sse-chunks", salt))
         yield MAGIC + salt
-        buffer = bytearray()
+        pending = b""  # at most CHUNK bytes not yet known to be followed by more
         index = 0
         async for piece in self._inner:
-            buffer += piece
-            if len(buffer) <= CHUNK:
+            if not piece:
                 continue
-            out = bytearray()
-            start = 0
-            while len(buffer) - start > CHUNK:
-                chunk = bytes(buffer[start : start + CHUNK])
-                out += aead.encrypt(_nonce(index), chunk, _aad(self._part_number, index, False))
-                start += CHUNK
+            data = pending + piece if pending else piece
+            view = memoryview(data)
+            ready = (len(view) - 1) // CHUNK  # chunks known not to be the last
+            out = []
+            for n in range(ready):
+                chunk = view[n * CHUNK : (n + 1) * CHUNK]
+                out.append(
+                    aead.encrypt(_nonce(index), chunk, _aad(self._part_number, index, False))
+                )
                 index += 1
-            del buffer[:start]
-            yield bytes(out)
-        yield aead.encrypt(_nonce(index), bytes(buffer), _aad(self._part_number, index, True))
+            pending = bytes(view[ready * CHUNK :])
+            if out:
+                yield b"".join(out)
+        yield aead.encrypt(_nonce(index), pending, _aad(self._part_number, index, True))
 
 
 @dataclass(frozen=True)
