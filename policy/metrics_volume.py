@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from translators.base import LocalVolume
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pagewright.metrics")
 
 
 class VolumeSpaceCollector(Collector):
