@@ -63,8 +63,7 @@ class S3Sweeper:
             for digest, (name, written) in notes.items()
             if digest not in native and written < older_than
         )[: limit - removed]
-        await self.multipart.delete_names(stale)
-        removed += len(stale)
+        removed += await self._delete(stale)
         live = set(notes) - {name_hash(self._note_area(), name) for name in stale}
         if removed < limit:
             removed += await self._orphaned_part_notes(live, older_than, limit - removed)
@@ -216,12 +215,35 @@ class S3Sweeper:
         async with contextlib.aclosing(self.store.bookkeeping_pages(prefix)) as pages:
             async for contents in pages:
                 old = [str(i["Key"]) for i in contents if i["LastModified"] < older_than]
-                old = old[: limit - removed]
-                await self.multipart.delete_names(old)
-                removed += len(old)
+                removed += await self._delete(old[: limit - removed])
                 if removed >= limit:
                     break
         return removed
+
+    async def _delete(self, names: list[str]) -> int:
+        """Delete bookkeeping objects, 1,000 per request; how many were deleted."""
+        deleted = 0
+        for start in range(0, len(names), 1000):
+            batch: list[Any] = [{"Key": name} for name in names[start : start + 1000]]
+            answer: Any = await self.store.call(
+                "DeleteObjects",
+                functools.partial(
+                    self.store.client.delete_objects,
+                    Bucket=self.store.namespace.container,
+                    Delete={"Objects": batch, "Quiet": True},
+                ),
+            )
+            failed = answer.get("Errors", [])
+            if failed:
+                log.warning(
+                    "S3 backend %s: %d leftovers not deleted, e.g. %s: %s",
+                    self.store.endpoint,
+                    len(failed),
+                    failed[0].get("Key"),
+                    failed[0].get("Message") or failed[0].get("Code"),
+                )
+            deleted += len(batch) - len(failed)
+        return deleted
 
 
 def name_hash(area: str, name: str) -> str:
