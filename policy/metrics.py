@@ -29,6 +29,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from core.errors import S3Error
+from core.retries import counting
 
 # Every counter and histogram would otherwise get a ``*_created`` series beside it, doubling
 # the series stored; no dashboard or alert uses them. A process-wide switch of the library.
@@ -114,6 +115,12 @@ class Metrics:
             "Duration of a translator call (a streamed GET: until the body is opened).",
             ["backend", "call"],
             buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.backend_retries = Counter(
+            "pagewright_backend_retries_total",
+            "Retries the translator made within its calls (its SDK's or its own), by method.",
+            ["backend", "call"],
             registry=registry,
         )
         self.access_denied = Counter(
@@ -228,20 +235,25 @@ class Metrics:
     @contextmanager
     def timed(self, backend: str, call: str) -> Iterator[None]:
         """Time a translator call and count its outcome: ``ok``, the S3 error code it raised,
-        ``error`` (another exception) or ``cancelled`` (the request went away meanwhile)."""
+        ``error`` (another exception) or ``cancelled`` (the request went away meanwhile); and
+        the retries the translator reported within it (:mod:`core.retries`)."""
         started = time.perf_counter()
         outcome = "ok"
-        try:
-            yield
-        except S3Error as error:
-            outcome = error.code
-            raise
-        except Exception:
-            outcome = "error"
-            raise
-        except BaseException:
-            outcome = "cancelled"
-            raise
-        finally:
-            self.backend_call_duration.labels(backend, call).observe(time.perf_counter() - started)
-            self.backend_calls.labels(backend, call, outcome).inc()
+        with counting() as retries:
+            try:
+                yield
+            except S3Error as error:
+                outcome = error.code
+                raise
+            except Exception:
+                outcome = "error"
+                raise
+            except BaseException:
+                outcome = "cancelled"
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                self.backend_call_duration.labels(backend, call).observe(elapsed)
+                self.backend_calls.labels(backend, call, outcome).inc()
+                if retries.value:
+                    self.backend_retries.labels(backend, call).inc(retries.value)

@@ -42,17 +42,15 @@ range, and downloads with ``If-Match`` on that version (retrying if it was repla
 between). Chunks are at most 1 MiB. A read slower than an overwrite of a blob larger than
 one chunk fails rather than mix versions (Azure keeps no old version to finish from).
 
-Retries: one layer, the SDK's (``retry_total=3``: exponential backoff with jitter on
-connection errors, 408, 429 and 5xx); the translator itself retries no call. The waits are
-about 1.25, 1.6 and 2 s (the SDK's default, 15 s plus 3^n, made a failing call take some 84 s,
-so an outage reached the gateway's circuit breaker only minutes in). The SDK's
-policy covers what a gateway loop could not wrap: listings being iterated and downloads
-being streamed.
+Retries: one layer, the SDK's retry policy (connection errors, 408, 429 and 5xx; listings
+being iterated and downloads being streamed included), with the short full-jitter waits of
+:class:`translators.azure.retries.ShortRetry`; the translator itself retries no call.
 
 The parts: this module (the Backend: lifecycle, buckets, objects), :mod:`~.store` (clients,
 locations, the bucket check, the conditional commit), :mod:`~.multipart`, :mod:`~.listing`,
 :mod:`~.blocks` (staging and downloads), :mod:`~.records` (upload and part records),
-:mod:`~.names`, :mod:`~.errors` (the one ``map_errors()``) and :mod:`~.sweep` (leftovers).
+:mod:`~.names`, :mod:`~.errors` (the one ``map_errors()``), :mod:`~.retries` and
+:mod:`~.sweep` (leftovers).
 """
 
 from __future__ import annotations
@@ -80,6 +78,7 @@ from translators.azure import listing as azure_listing
 from translators.azure.blocks import BlockWriter, DownloadBody
 from translators.azure.errors import map_errors
 from translators.azure.multipart import AzureMultipart
+from translators.azure.retries import ShortRetry
 from translators.azure.store import AzureStore
 from translators.azure.sweep import sweep as sweep_records
 from translators.base import (
@@ -166,12 +165,8 @@ class AzureBackend(DelegatesMultipart):
             "max_chunk_get_size": CHUNK_SIZE,
             "max_single_put_size": block_size,
             "max_block_size": block_size,
-            # The one retry layer: the SDK's exponential retry (3 retries, with jitter) on
-            # connection errors, 408, 429 and 5xx, for every call including streamed ones.
-            "retry_total": 3,
-            "initial_backoff": 0,
-            "increment_base": 1.25,
-            "random_jitter_range": 0.25,
+            # The one retry layer: the SDK's, with short waits (translators.azure.retries).
+            "retry_policy": ShortRetry(),
         }
         credential: Any = None
         connection = environ.get("AZURE_STORAGE_CONNECTION_STRING")

@@ -63,7 +63,7 @@ from translators.base import (
 from translators.composed import DelegatesMultipart
 from translators.config import BackendConfigError, BackendSpec
 from translators.s3 import listing as s3_listing
-from translators.s3.client import PART_SIZE, S3Store
+from translators.s3.client import PART_SIZE, S3Store, count_retries
 from translators.s3.multipart import S3Multipart
 from translators.s3.reads import S3Reads
 from translators.s3.spans import trace_calls
@@ -159,6 +159,7 @@ class S3Backend(DelegatesMultipart):
             raise BackendConfigError(f"s3 backend: {error}") from error
         for traced in (client, stream_client):
             trace_calls(traced)  # a span per call while a request is traced (core.tracing)
+            count_retries(traced)  # pagewright_backend_retries_total (core.retries)
         return cls(
             S3Store(
                 client,
