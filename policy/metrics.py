@@ -160,7 +160,7 @@ class Metrics:
         )
         self.job_last_run = Gauge(
             "pagewright_job_last_run_timestamp_seconds",
-            "When the job's last run ended (Unix time), whatever its outcome.",
+            "When the job's last run ended (Unix time), whatever its outcome, on any replica.",
             ["job_name"],
             registry=registry,
         )

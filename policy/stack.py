@@ -71,6 +71,7 @@ from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
+from policy.metrics_job_runs import CatalogJobRuns
 from policy.metrics_volume import VolumeSpaceCollector
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
@@ -243,6 +244,7 @@ def build_stack(
     for job in scheduler.jobs.values():
         metrics.schedule_job(job.name, job.interval_s)
     scheduler.add_listener(lambda run: metrics.job(run.name)(run.ok, run.duration_s))
+    metrics.before_scrape(CatalogJobRuns(scheduler.statuses, metrics).refresh)
     return Stack(
         backend,
         catalog,

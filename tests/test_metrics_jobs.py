@@ -204,3 +204,51 @@ def test_the_stacks_jobs_export_their_configured_intervals(tmp_path: Path) -> No
         "sweep-staging": 0.0,
         "abort-abandoned-uploads": JobSettings.abort_abandoned_uploads_s,
     }
+
+
+def test_a_run_another_replica_made_is_exported_from_the_catalog(tmp_path: Path) -> None:
+    """The last-run gauge comes from the shared catalog: a process that made no run itself
+    (a replica just restarted) exports the run another replica recorded."""
+    from datetime import UTC, datetime
+
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    stack = build_stack(MemoryBackend(), url, SitePolicy(), 1024)
+    finished = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    async def main() -> None:
+        await stack.catalog.start()
+        try:
+            database = stack.catalog.database
+            await database.run(True, partial(catalog_jobs.ensure, names=["scrub"]))
+            expires = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+            claimed = await database.run(
+                True,
+                partial(
+                    catalog_jobs.claim,
+                    name="scrub",
+                    holder="other-replica",
+                    now=finished,
+                    expires=expires,
+                    due=finished,
+                ),
+            )
+            assert claimed
+            await database.run(
+                True,
+                partial(
+                    catalog_jobs.finish,
+                    name="scrub",
+                    holder="other-replica",
+                    finished=finished,
+                    duration_s=3.0,
+                    outcome="ok",
+                ),
+            )
+            families = parse((await stack.metrics.scrape()).decode())
+        finally:
+            await stack.catalog.close()
+        gauge = "pagewright_job_last_run_timestamp_seconds"
+        assert value(families, gauge, job_name="scrub") == finished.timestamp()
+        assert value(families, "pagewright_job_runs_total", job_name="scrub", outcome="ok") == 0
+
+    anyio.run(main)
