@@ -113,11 +113,21 @@ class CatalogBackend(
     sharing the catalog may call them too).
     """
 
-    def __init__(self, inner: Backend, catalog: Catalog, gate: CatalogGate | None = None) -> None:
-        """``gate``: refuse writes with 503 while the catalog is down (policy.catalog_gate)."""
+    def __init__(
+        self,
+        inner: Backend,
+        catalog: Catalog,
+        gate: CatalogGate | None = None,
+        *,
+        start_catalog: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``gate``: refuse writes with 503 while the catalog is down (policy.catalog_gate);
+        ``start_catalog``: how ``start`` starts the catalog (default ``catalog.start``; a
+        :class:`policy.catalog_start.CatalogStart`'s keeps an outage instead of raising)."""
         super().__init__(inner)
         self.catalog = catalog
         self.gate = gate
+        self._start_catalog = start_catalog or catalog.start
 
     async def _require_catalog(self) -> None:
         if self.gate is not None:
@@ -142,7 +152,7 @@ class CatalogBackend(
     # Lifecycle
 
     async def start(self) -> None:
-        await self.catalog.start()
+        await self._start_catalog()
         await self.inner.start()
 
     async def close(self) -> None:
