@@ -184,8 +184,9 @@ class Stack:
             task_group.start_soon(self.scrubber.run_periodically, self.scrub_interval_s)
 
     async def close(self) -> None:
+        catalog_up = self.catalog_start is None or self.catalog_start.started
         try:
-            if self.leases is not None:
+            if self.leases is not None and catalog_up:  # no lease was taken otherwise
                 await self.leases.close()
             await self.backend.close()
         finally:
