@@ -3,20 +3,23 @@
 :class:`CatalogStart` wraps the start of a PostgreSQL catalog (connect, then migrate:
 ``SqlCatalog.start``). :meth:`CatalogStart.start` tries once, the first time it is called
 (later calls return at once); when the database cannot be reached or refuses the
-connection (a ``DBAPIError`` or ``OSError``) the failure is kept in :attr:`last_error` and
-the gateway serves anyway, not ready, while :meth:`CatalogStart.keep_starting` retries
-with a doubling delay (from ``first_delay_s`` up to ``max_delay_s``) until the catalog
-starts, then awaits ``then`` (the stack takes its reservation lease and starts its
-background passes). Any other failure of that first try (an unusable URL, a migration
-that cannot apply) is raised, so the gateway exits: a fault of the deployment, not an
-outage that ends by itself. In the background every failure is retried.
+connection (``OperationalError``, ``InterfaceError``, ``OSError``) the failure is kept in
+:attr:`last_error` and the gateway serves anyway, not ready, while
+:meth:`CatalogStart.keep_starting` retries with a doubling delay (from ``first_delay_s``
+up to ``max_delay_s``) until the catalog starts, then awaits ``then`` (the stack takes
+its reservation lease and starts its background passes). Any other failure of that
+first try (an unusable URL, a migration that cannot apply) is raised, so the gateway
+exits: a fault of the deployment, not an outage that ends by itself. In the background
+every failure is retried.
 
 Until it has started, every unit of work of the catalog is refused with 503
 ``ServiceUnavailable`` and ``Retry-After`` (``CatalogDatabase.run``), so writes (the
-catalog gate), users' keys, API keys and site settings not yet loaded are all answered
-503, never 500 and never 403. Requests that need no catalog (root's reads of objects
-whose site needs no catalog-held setting) go on. :attr:`state` is ``starting`` or
-``started``, for the readiness report.
+catalog gate), users' keys, API keys and sites' settings are all answered 503, never 500
+and never 403. Only what needs no catalog goes on (probes, root's ``ListBuckets``): a
+site's access settings live in the catalog and none is loaded yet, so even root's reads
+of a site are refused (fail closed: a bucket policy may deny root). :attr:`state` is
+``starting`` or ``started``, for the readiness report; the jobs and the reservation lease
+wait for the start (``policy.stack``).
 
 Used for PostgreSQL only: a SQLite catalog is a local file, and one that cannot be opened
 stops the gateway as before.
@@ -29,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 import anyio
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 log = logging.getLogger("pagewright.catalog_start")
 
@@ -76,7 +79,7 @@ class CatalogStart:
         """Start the catalog; whether it started."""
         try:
             await self.catalog.start()
-        except (DBAPIError, OSError) as error:
+        except (OperationalError, InterfaceError, OSError) as error:
             self.last_error = str(getattr(error, "orig", None) or error).strip()
             return False
         self.started = True
