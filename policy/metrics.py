@@ -29,6 +29,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from core.errors import S3Error
+from core.retries import counting
 
 # Every counter and histogram would otherwise get a ``*_created`` series beside it, doubling
 # the series stored; no dashboard or alert uses them. A process-wide switch of the library.
@@ -116,6 +117,12 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.backend_retries = Counter(
+            "pagewright_backend_retries_total",
+            "Retries the translator made within its calls (its SDK's or its own), by method.",
+            ["backend", "call"],
+            registry=registry,
+        )
         self.access_denied = Counter(
             "pagewright_access_denied_total",
             "Requests refused AccessDenied by an access decision.",
@@ -144,23 +151,30 @@ class Metrics:
             "Artifacts deleted by retention.",
             registry=registry,
         )
+        # job_name, not job: Prometheus gives every scraped series its target's ``job`` label.
         self.job_runs = Counter(
             "pagewright_job_runs_total",
             "Runs of a background job in this process, by outcome (ok, error).",
-            ["job", "outcome"],
+            ["job_name", "outcome"],
             registry=registry,
         )
         self.job_last_run = Gauge(
             "pagewright_job_last_run_timestamp_seconds",
             "When the job's last run ended (Unix time), whatever its outcome.",
-            ["job"],
+            ["job_name"],
             registry=registry,
         )
         self.job_duration = Histogram(
             "pagewright_job_duration_seconds",
             "Duration of a background job's run.",
-            ["job"],
+            ["job_name"],
             buckets=JOB_BUCKETS,
+            registry=registry,
+        )
+        self.job_interval = Gauge(
+            "pagewright_job_interval_seconds",
+            "How often the background job is configured to run (0: off).",
+            ["job_name"],
             registry=registry,
         )
         self.build_info = Gauge(
@@ -215,6 +229,10 @@ class Metrics:
         if error_code is not None:
             self.errors.labels(surface, error_code).inc()
 
+    def schedule_job(self, name: str, interval_s: float) -> None:
+        """Export job ``name``'s configured interval (0: off)."""
+        self.job_interval.labels(name).set(interval_s)
+
     def job(self, name: str) -> Callable[[bool, float], None]:
         """The recorder of job ``name``'s runs: ``record(succeeded, seconds)``."""
 
@@ -228,20 +246,25 @@ class Metrics:
     @contextmanager
     def timed(self, backend: str, call: str) -> Iterator[None]:
         """Time a translator call and count its outcome: ``ok``, the S3 error code it raised,
-        ``error`` (another exception) or ``cancelled`` (the request went away meanwhile)."""
+        ``error`` (another exception) or ``cancelled`` (the request went away meanwhile); and
+        the retries the translator reported within it (:mod:`core.retries`)."""
         started = time.perf_counter()
         outcome = "ok"
-        try:
-            yield
-        except S3Error as error:
-            outcome = error.code
-            raise
-        except Exception:
-            outcome = "error"
-            raise
-        except BaseException:
-            outcome = "cancelled"
-            raise
-        finally:
-            self.backend_call_duration.labels(backend, call).observe(time.perf_counter() - started)
-            self.backend_calls.labels(backend, call, outcome).inc()
+        with counting() as retries:
+            try:
+                yield
+            except S3Error as error:
+                outcome = error.code
+                raise
+            except Exception:
+                outcome = "error"
+                raise
+            except BaseException:
+                outcome = "cancelled"
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                self.backend_call_duration.labels(backend, call).observe(elapsed)
+                self.backend_calls.labels(backend, call, outcome).inc()
+                if retries.value:
+                    self.backend_retries.labels(backend, call).inc(retries.value)

@@ -1,5 +1,6 @@
-"""The background jobs' metrics (``policy.periodic.repeat``'s hook), the per-site snapshot's
-cap and cache, and the backend-call outcomes, without a server."""
+"""The background jobs' metrics (``policy.periodic.repeat``'s hook, the configured
+intervals), the per-site snapshot's cap and cache, and the backend-call outcomes, without a
+server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from core.context import RequestContext
 from core.errors import S3Error
 from policy import catalog_jobs
+from policy.housekeeping import JobSettings
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
 from policy.metrics_sites import OTHER_SITES, SiteUsageCollector, quota_ratio, take_snapshot
@@ -47,10 +49,10 @@ def test_repeat_records_each_run_and_its_outcome() -> None:
     anyio.run(main)
     families = parse(metrics_text(metrics))
     # the third run ends normally; the cancellation comes in the sleep after it
-    assert value(families, "pagewright_job_runs_total", job="retention", outcome="ok") == 2
-    assert value(families, "pagewright_job_runs_total", job="retention", outcome="error") == 1
-    assert value(families, "pagewright_job_duration_seconds_count", job="retention") == 3
-    assert value(families, "pagewright_job_last_run_timestamp_seconds", job="retention") > 0
+    assert value(families, "pagewright_job_runs_total", job_name="retention", outcome="ok") == 2
+    assert value(families, "pagewright_job_runs_total", job_name="retention", outcome="error") == 1
+    assert value(families, "pagewright_job_duration_seconds_count", job_name="retention") == 3
+    assert value(families, "pagewright_job_last_run_timestamp_seconds", job_name="retention") > 0
 
 
 def metrics_text(metrics: Metrics) -> str:
@@ -180,5 +182,25 @@ def test_the_stacks_scheduler_counts_its_runs(tmp_path: Path) -> None:
 
     anyio.run(main)
     families = parse(metrics_text(stack.metrics))
-    assert value(families, "pagewright_job_runs_total", job="retention", outcome="ok") == 1
-    assert value(families, "pagewright_job_duration_seconds_count", job="retention") == 1
+    assert value(families, "pagewright_job_runs_total", job_name="retention", outcome="ok") == 1
+    assert value(families, "pagewright_job_duration_seconds_count", job_name="retention") == 1
+
+
+def test_the_stacks_jobs_export_their_configured_intervals(tmp_path: Path) -> None:
+    """Every job's interval, as configured, from the start: 0 for a job turned off."""
+    jobs = JobSettings(retention_s=120.0, scrub_s=86400.0, sweep_staging_s=0.0)
+    stack = build_stack(
+        MemoryBackend(), f"sqlite:///{tmp_path / 'catalog.sqlite3'}", SitePolicy(), 1024, jobs=jobs
+    )
+    families = parse(metrics_text(stack.metrics))
+    intervals = {
+        sample.labels["job_name"]: sample.value
+        for sample in families["pagewright_job_interval_seconds"].samples
+    }
+    assert intervals == {
+        "retention": 120.0,
+        "scrub": 86400.0,
+        "reclaim-reservations": JobSettings.reclaim_reservations_s,
+        "sweep-staging": 0.0,
+        "abort-abandoned-uploads": JobSettings.abort_abandoned_uploads_s,
+    }

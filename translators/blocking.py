@@ -19,6 +19,8 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from core.retries import retried
+
 T = TypeVar("T")
 
 
@@ -102,12 +104,14 @@ async def retrying(
     base_delay: float = 0.05,
     max_delay: float = 2.0,
 ) -> T:
-    """Await ``call()``, retrying failures ``transient`` accepts, with full-jitter backoff."""
+    """Await ``call()``, retrying failures ``transient`` accepts, with full-jitter backoff;
+    each retry is reported to :func:`core.retries.retried`."""
     for attempt in range(attempts):
         try:
             return await call()
         except Exception as error:
             if attempt == attempts - 1 or not transient(error):
                 raise
+            retried()
             await anyio.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
     raise AssertionError("unreachable")

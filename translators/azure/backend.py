@@ -31,23 +31,26 @@ longer cannot be completed. Every staged block id has one length (see
 :func:`translators.azure.names.block_id`), as Azure requires per blob, and carries a
 per-attempt nonce so a re-uploaded part never overwrites blocks a record still names.
 
+Leftovers: blocks staged by an interrupted write stay uncommitted until the key's next
+commit or Azure's 7-day garbage collection; records a crash or a failed cleanup left (part
+records of ended uploads, records of deleted buckets) are deleted by :meth:`AzureBackend.sweep`
+once old enough (the ``sweep-staging`` job; :mod:`~.sweep`).
+
 Reads: GetObject without a range streams one ``download_blob`` and takes the properties
 from the downloader; with a range or part number it reads the properties, resolves the
 range, and downloads with ``If-Match`` on that version (retrying if it was replaced in
 between). Chunks are at most 1 MiB. A read slower than an overwrite of a blob larger than
 one chunk fails rather than mix versions (Azure keeps no old version to finish from).
 
-Retries: one layer, the SDK's (``retry_total=3``: exponential backoff with jitter on
-connection errors, 408, 429 and 5xx); the translator itself retries no call. The waits are
-about 1.25, 1.6 and 2 s (the SDK's default, 15 s plus 3^n, made a failing call take some 84 s,
-so an outage reached the gateway's circuit breaker only minutes in). The SDK's
-policy covers what a gateway loop could not wrap: listings being iterated and downloads
-being streamed.
+Retries: one layer, the SDK's retry policy (connection errors, 408, 429 and 5xx; listings
+being iterated and downloads being streamed included), with the short full-jitter waits of
+:class:`translators.azure.retries.ShortRetry`; the translator itself retries no call.
 
 The parts: this module (the Backend: lifecycle, buckets, objects), :mod:`~.store` (clients,
 locations, the bucket check, the conditional commit), :mod:`~.multipart`, :mod:`~.listing`,
 :mod:`~.blocks` (staging and downloads), :mod:`~.records` (upload and part records),
-:mod:`~.names` and :mod:`~.errors` (the one ``map_errors()``).
+:mod:`~.names`, :mod:`~.errors` (the one ``map_errors()``), :mod:`~.retries` and
+:mod:`~.sweep` (leftovers).
 """
 
 from __future__ import annotations
@@ -75,7 +78,9 @@ from translators.azure import listing as azure_listing
 from translators.azure.blocks import BlockWriter, DownloadBody
 from translators.azure.errors import map_errors
 from translators.azure.multipart import AzureMultipart
+from translators.azure.retries import ShortRetry
 from translators.azure.store import AzureStore
+from translators.azure.sweep import sweep as sweep_records
 from translators.base import (
     BucketInfo,
     GetOptions,
@@ -160,12 +165,8 @@ class AzureBackend(DelegatesMultipart):
             "max_chunk_get_size": CHUNK_SIZE,
             "max_single_put_size": block_size,
             "max_block_size": block_size,
-            # The one retry layer: the SDK's exponential retry (3 retries, with jitter) on
-            # connection errors, 408, 429 and 5xx, for every call including streamed ones.
-            "retry_total": 3,
-            "initial_backoff": 0,
-            "increment_base": 1.25,
-            "random_jitter_range": 0.25,
+            # The one retry layer: the SDK's, with short waits (translators.azure.retries).
+            "retry_policy": ShortRetry(),
         }
         credential: Any = None
         connection = environ.get("AZURE_STORAGE_CONNECTION_STRING")
@@ -226,6 +227,13 @@ class AzureBackend(DelegatesMultipart):
                 raise error
         with map_errors(), contextlib.suppress(ResourceExistsError):
             await container.create_container()
+
+    async def sweep(self, older_than: datetime, limit: int) -> int:
+        """Part records of ended uploads and records of deleted buckets, last written
+        before ``older_than``, at most ``limit`` of them (see :mod:`translators.azure.sweep`,
+        also for uncommitted blocks, which Azure removes itself, and
+        :class:`translators.base.Sweeper`)."""
+        return await sweep_records(self.store, older_than, limit)
 
     async def close(self) -> None:
         await self.store.service.close()

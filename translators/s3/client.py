@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from core.errors import S3Error
+from core.retries import retried
 from translators import multipart
 from translators.base import ObjectInfo, WriteConditions, WriteMetadata
 from translators.blocking import BlockingPool
@@ -35,6 +36,18 @@ log = logging.getLogger("pagewright.translators.s3")
 #: Default size of the part buffers of a PutObject sent as a native multipart upload;
 #: bodies up to this size are sent in one PutObject.
 PART_SIZE: Final = 8 * 1024 * 1024
+
+
+def count_retries(client: S3Client) -> None:
+    """Report each retry ``client``'s botocore makes to :func:`core.retries.retried` (the
+    ``request-created`` event fires once per attempt; attempts after the first are retries)."""
+
+    def created(request: Any, **_: Any) -> None:
+        context = getattr(request, "context", None) or {}
+        if context.get("retries", {}).get("attempt", 1) > 1:
+            retried()
+
+    client.meta.events.register("request-created.s3", created)
 
 
 @dataclass(frozen=True)
