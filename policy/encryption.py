@@ -17,8 +17,10 @@ key ring (no master key given to the stack) every encrypted write is refused (50
 reserved user-metadata entry :data:`META_KEY` with its mode, KEK id, KMS key id or SSE-C key
 MD5. That entry never reaches a client: this wrapper strips it from every object, upload and
 listing it returns, and refuses a client's write that tries to set it. The translator stores
-the ciphertext size, and the ETag and checksums of the plaintext (SSE-C: a keyed digest of
-the plaintext MD5 instead of it, as S3 does not reveal it either).
+the ciphertext size, and the ETag and checksums of the plaintext. The ETag is the
+plaintext's MD5 for SSE-S3 (as S3 sends it); for SSE-KMS and SSE-C, whose ETags S3 says
+are not an MD5 of the object, a keyed digest of it (:func:`policy.sse_crypto.protected_etag`)
+that does not reveal it.
 
 **Reads** give the plaintext view of an object: its plaintext size (and part sizes), ETag,
 checksums (a FULL_OBJECT multipart checksum is recombined with the plaintext part sizes) and
@@ -399,7 +401,7 @@ class EncryptingBackend(
         stored = replace(
             metadata, user_metadata={**metadata.user_metadata, META_KEY: entry}, encryption=None
         )
-        payload = EncryptingPayload(body, data_key, 0, hide_md5=request.mode == SSE_C)
+        payload = EncryptingPayload(body, data_key, 0, hide_md5=request.mode != AES256)
         info = await self.inner.put_object(ctx, bucket, key, payload, stored, conditions)
         return plain_view(info)
 
@@ -448,8 +450,8 @@ class EncryptingBackend(
         whole = span is None
         if span is None:
             span = ByteRange(0, view.size - 1)
-        if span.length <= 0:  # an empty part of a larger object
-            return GetResult(view, span, _Empty())
+        if span.length <= 0:  # an empty object, or an empty part of a larger one
+            return GetResult(view, None if whole else span, _Empty())
         plan = plan_read(_streams(stored), span.start, span.end)
         segments = plan.segments
         if plan.header_at is not None:
@@ -595,7 +597,7 @@ class EncryptingBackend(
                 "must include the appropriate encryption parameters.",
             )
         data_key = self._open(sealed, ctx.customer_key if sealed.mode == SSE_C else None)
-        payload = EncryptingPayload(body, data_key, part_number, hide_md5=sealed.mode == SSE_C)
+        payload = EncryptingPayload(body, data_key, part_number, hide_md5=sealed.mode != AES256)
         part = await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, payload)
         return _part_view(part)
 

@@ -139,8 +139,8 @@ def unwrap_key(kek: bytes, kek_id: str, wrapped: bytes) -> bytes | None:
 
 
 def protected_etag(data_key: bytes, md5_hex: str) -> str:
-    """The ETag of an SSE-C object or part: not the plaintext's MD5 (S3 does not reveal it
-    either), but a keyed digest of it, stable for this stored object."""
+    """The ETag of an SSE-C or SSE-KMS object or part: not the plaintext's MD5 (S3 does not
+    reveal it either), but a keyed digest of it, stable for this stored object."""
     mac = hmac.new(data_key, b"etag:" + bytes.fromhex(md5_hex), hashlib.sha256)
     return mac.hexdigest()[:32]
 
@@ -217,8 +217,9 @@ class EncryptingPayload:
     """A :class:`PayloadStream` of the stored form of ``inner``'s plaintext (one stream).
 
     Its ``declared_size`` and ``digest().size`` are the stored (ciphertext) size; the
-    digest's MD5 and checksums are the plaintext's (for SSE-C the MD5 is replaced by
-    :func:`protected_etag`), which is what the translator records. Memory stays at one
+    digest's MD5 and checksums are the plaintext's (with ``hide_md5``, for SSE-C and
+    SSE-KMS, the MD5 is replaced by :func:`protected_etag`), which is what the translator
+    records. Memory stays at one
     chunk plus one piece of ``inner``.
     """
 

@@ -216,6 +216,7 @@ def test_sse_kms(s3: Any, gateway: InProcessGateway, bucket: str) -> None:
     )
     assert put["ServerSideEncryption"] == "aws:kms"
     assert put["SSEKMSKeyId"] == "alias/other"
+    assert put["ETag"] != f'"{hashlib.md5(data).hexdigest()}"'  # as S3: not the MD5
     got = s3.get_object(Bucket=bucket, Key="k")
     assert got["Body"].read() == data
     assert got["SSEKMSKeyId"] == "alias/other"
@@ -411,3 +412,21 @@ def test_filesystem_store_holds_no_plaintext(tmp_path: Path) -> None:
         log = server.log_path.read_text()
     assert base64.b64encode(KEY).decode() not in log
     assert KEY.hex() not in log
+
+
+def test_empty_object_by_part_and_range(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="e", Body=b"", ServerSideEncryption="AES256")
+    got = s3.get_object(Bucket=bucket, Key="e", PartNumber=1)
+    assert got["Body"].read() == b""
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ClientError) as empty_range:
+        s3.get_object(Bucket=bucket, Key="e", Range="bytes=0-0")
+    assert error_code(empty_range) == "InvalidRange"
+    data = body_of(100)
+    s3.put_object(Bucket=bucket, Key="one", Body=data, ServerSideEncryption="AES256")
+    whole = s3.get_object(Bucket=bucket, Key="one", PartNumber=1)
+    assert whole["Body"].read() == data
+    assert whole["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ClientError) as beyond:
+        s3.get_object(Bucket=bucket, Key="one", PartNumber=2)
+    assert error_code(beyond) == "InvalidPartNumber"
