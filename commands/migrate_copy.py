@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from commands.migrate_sealed import StoredFormPayload, is_sealed, part_payload
 from commands.migrate_source import CopyPayload, ReadableStore, SourceReader
 from commands.migrate_verify import (
     VerificationError,
@@ -77,6 +78,11 @@ class ObjectCopier:
         if source.etag != listed.etag:
             await reader.close()
             raise VerificationError("the source object changed since it was listed; rerun")
+        if is_sealed(source):
+            try:
+                return await self._copy_sealed(bucket, source, reader)
+            finally:
+                await reader.close()
         if len(source.parts) > 1 and not self.flatten_multipart:
             try:
                 return await self._copy_parts(bucket, source, reader)
@@ -106,6 +112,62 @@ class ObjectCopier:
         stored = await self.target.head_object(self.ctx, bucket, source.key)
         verify_target(stored, source.size, whole.md5_hex, whole.checksums)
         return Copied(whole.size, flattened=whole.md5_hex != source.etag)
+
+    async def _copy_sealed(self, bucket: str, source: ObjectInfo, reader: SourceReader) -> Copied:
+        """An object stored encrypted, copied in its stored form (commands.migrate_sealed):
+        a single object as one, a multipart one part by part under the same part numbers."""
+        if not source.parts:
+            payload = StoredFormPayload(
+                reader, source.size, source.etag, source.checksums, self.on_bytes, last=True
+            )
+            await self.target.put_object(
+                self.ctx, bucket, source.key, payload, _metadata(source), WriteConditions()
+            )
+        else:
+            await self._copy_sealed_parts(bucket, source, reader)
+        stored = await self.target.head_object(self.ctx, bucket, source.key)
+        verify_target(stored, source.size, source.etag, source.checksums)
+        return Copied(source.size, flattened=False)
+
+    async def _copy_sealed_parts(
+        self, bucket: str, source: ObjectInfo, reader: SourceReader
+    ) -> None:
+        algorithms = _algorithms(source)
+        algorithm = checksums.parse_algorithm(algorithms[0]) if algorithms else None
+        upload = await self.target.create_multipart_upload(
+            self.ctx,
+            bucket,
+            source.key,
+            _metadata(source),
+            algorithm,
+            source.checksum_type if algorithm else None,
+        )
+        completed: list[CompletedPart] = []
+        try:
+            for index, part in enumerate(source.parts):
+                payload = part_payload(
+                    reader, part, self.on_bytes, last=index == len(source.parts) - 1
+                )
+                stored_part = await self.target.upload_part(
+                    self.ctx, bucket, source.key, upload.upload_id, part.part_number, payload
+                )
+                if stored_part.etag != part.etag:
+                    raise VerificationError(f"part {part.part_number}: the target changed its ETag")
+                completed.append(CompletedPart(part.part_number, part.etag, dict(part.checksums)))
+            await self.target.complete_multipart_upload(
+                self.ctx, bucket, source.key, upload.upload_id, completed, WriteConditions()
+            )
+        except BaseException as error:
+            with contextlib.suppress(S3Error):
+                await self.target.abort_multipart_upload(
+                    self.ctx, bucket, source.key, upload.upload_id
+                )
+            if isinstance(error, S3Error) and error.code in _LAYOUT_REFUSED:
+                raise VerificationError(
+                    "the target refuses the parts of an encrypted multipart object "
+                    f"({error.code}), and such an object cannot be copied as one"
+                ) from error
+            raise
 
     async def _copy_parts(self, bucket: str, source: ObjectInfo, reader: SourceReader) -> Copied:
         """Copy a multipart source as a multipart upload with the same part sizes, so the

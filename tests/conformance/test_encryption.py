@@ -55,7 +55,9 @@ async def test_encrypted_object(harness: Harness, bucket: str, mode: str) -> Non
     assert "pagewright-sse" not in head.user_metadata
 
 
-async def test_encrypted_multipart(harness: Harness, bucket: str) -> None:
+async def test_encrypted_multipart(
+    harness: Harness, bucket: str, request: pytest.FixtureRequest
+) -> None:
     backend = await harness.relaxed_parts() if harness.relaxed_parts else harness.backend
     if backend is not harness.backend:
         await backend.create_bucket(CTX, bucket)
@@ -66,7 +68,10 @@ async def test_encrypted_multipart(harness: Harness, bucket: str) -> None:
         CTX, bucket, "mp", WriteMetadata(encryption=EncryptionRequest("AES256")), "CRC32", None
     )
     completed = []
-    for number, data in enumerate(parts, 1):
+    # Part numbers with gaps: each part's number is in its chunks' associated data (rclone
+    # serve s3 streams parts into one file, in order, so it takes no gaps).
+    gaps = request.node.callspec.params["harness"] != "s3-rclone"
+    for number, data in zip((1, 3, 7) if gaps else (1, 2, 3), parts, strict=True):
         part = await encrypted.upload_part(
             CTX, bucket, "mp", upload.upload_id, number, MemoryPayload(data)
         )
@@ -87,6 +92,6 @@ async def test_encrypted_multipart(harness: Harness, bucket: str) -> None:
     for first, last in [(edge - 3, edge + 3), (edge + 10, len(whole) - 1)]:
         got = await read(encrypted, bucket, "mp", byte_range=RangeSpec(first, last))
         assert got == whole[first : last + 1]
-    assert await read(encrypted, bucket, "mp", part_number=2) == parts[1]
+    assert await read(encrypted, bucket, "mp", part_number=2) == parts[1]  # by position
     if backend is not harness.backend:
         await backend.delete_object(CTX, bucket, "mp")
