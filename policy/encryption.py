@@ -41,22 +41,24 @@ checks it against :attr:`EncryptionInfo.customer_key_md5`.
 area says so) head each listed object to report its plaintext size: a listing of such a
 bucket costs one HEAD per object, done concurrently.
 
-Multipart: each part is its own stream (own salt, its part number in every chunk's
-associated data), sizes of parts are mapped back to plaintext; the translator's check that
-parts but the last reach the minimum size sees the stored (slightly larger) sizes.
+**Multipart**: each part is its own stream (own salt, its part number in every chunk's
+associated data), encrypted with the upload's data key; part sizes are mapped back to
+plaintext. Not every translator returns an upload's create-time metadata from ListParts
+(the S3 one cannot), so the upload's sealed entry is also kept in a small record in the
+reserved area (:data:`~policy.encryption_meta.UPLOAD_RECORDS` + upload id), read by each
+part, removed on completion and abort. The translator's check that parts but the last
+reach the minimum size sees the stored (slightly larger) sizes.
+
+The metadata side (the sealed entry, the plaintext view, S3's SSE-C key checks, a site's
+default) is :mod:`policy.encryption_meta`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Final
 
-from core import checksums
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.digest import HashingPayload
@@ -64,16 +66,32 @@ from core.errors import S3Error
 from core.ranges import ByteRange, RangeSpec
 from core.sse import (
     AES256,
-    AWS_KMS,
     SSE_C,
-    STORED_ENCRYPTION_KEY,
     CustomerKey,
     EncryptionInfo,
     EncryptionRequest,
 )
 from core.streams import PayloadStream
+from policy.encryption_meta import (
+    MARKER_KEY,
+    META_KEY,
+    UPLOAD_RECORDS,
+    BytesBody,
+    DefaultLookup,
+    EmptyBody,
+    EncryptionDefaults,
+    Sealed,
+    check_customer_key,
+    encryption_of,
+    no_default,
+    part_view,
+    plain_view,
+    sealed_entry,
+    stored_streams,
+    upload_view,
+)
 from policy.forwarding import ForwardingBackend
-from policy.model import SITE_STATE_PREFIX, SitePolicy
+from policy.model import SITE_STATE_PREFIX
 from policy.sse_crypto import (
     CHUNK,
     CUSTOMER_KEK_ID,
@@ -83,11 +101,8 @@ from policy.sse_crypto import (
     HeldFirstBody,
     Keyring,
     Segment,
-    Stream,
     TamperedError,
-    mode_of,
     new_data_key,
-    plain_size,
     plan_read,
     unwrap_key,
     wrap_key,
@@ -110,153 +125,18 @@ from translators.base import (
     WriteMetadata,
 )
 
-#: The reserved user-metadata entry holding an encrypted object's sealed data key.
-META_KEY: Final = STORED_ENCRYPTION_KEY
-#: The marker object of a bucket that has held an encrypted object (see the docstring).
-MARKER_KEY: Final = SITE_STATE_PREFIX + "encrypted"
-#: Where an encrypted multipart upload's sealed data key is kept while it is in progress.
-UPLOAD_RECORDS: Final = SITE_STATE_PREFIX + "sse-uploads/"
+__all__ = [
+    "MARKER_KEY",
+    "META_KEY",
+    "EncryptingBackend",
+    "EncryptionDefaults",
+    "check_customer_key",
+    "encryption_of",
+    "plain_view",
+]
 _RECORD_CACHE: Final = 4096
 LIST_CONCURRENCY: Final = 32
 _READ_ATTEMPTS: Final = 3
-
-#: The bucket default for a site: what a write asking for nothing is encrypted with.
-DefaultLookup = Callable[[str], Awaitable[EncryptionRequest | None]]
-
-
-async def _no_default(bucket: str) -> EncryptionRequest | None:
-    return None
-
-
-class EncryptionDefaults:
-    """A :data:`DefaultLookup` reading a site's ``default_encryption`` and
-    ``default_kms_key_id`` from its policy (``policy_of``: ``PolicyResolver.for_site``)."""
-
-    def __init__(self, policy_of: Callable[[str], Awaitable[SitePolicy]]) -> None:
-        self._policy_of = policy_of
-
-    async def __call__(self, bucket: str) -> EncryptionRequest | None:
-        policy = await self._policy_of(bucket)
-        if policy.default_encryption == AES256:
-            return EncryptionRequest(AES256)
-        if policy.default_encryption == AWS_KMS:
-            return EncryptionRequest(AWS_KMS, kms_key_id=policy.default_kms_key_id)
-        return None
-
-
-class Sealed:
-    """An object's encryption as stored: the parsed :data:`META_KEY` entry."""
-
-    def __init__(self, raw: str) -> None:
-        try:
-            data = json.loads(raw)
-            self.mode = mode_of(str(data["m"]))
-            self.kek_id = str(data["k"])
-            self.wrapped = base64.b64decode(str(data["w"]), validate=True)
-            self.kms_key_id: str | None = data.get("kms")
-            self.customer_md5: str | None = data.get("c")
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise TamperedError("unreadable encryption metadata") from None
-
-    @staticmethod
-    def dump(
-        mode: str, kek_id: str, wrapped: bytes, kms_key_id: str | None, customer_md5: str | None
-    ) -> str:
-        data: dict[str, str] = {"v": "1", "m": mode, "k": kek_id}
-        data["w"] = base64.b64encode(wrapped).decode()
-        if kms_key_id is not None:
-            data["kms"] = kms_key_id
-        if customer_md5 is not None:
-            data["c"] = customer_md5
-        return json.dumps(data, separators=(",", ":"))
-
-    def info(self) -> EncryptionInfo:
-        return EncryptionInfo(self.mode, self.kms_key_id, self.customer_md5)
-
-
-def _sealed(user_metadata: dict[str, str]) -> Sealed | None:
-    raw = user_metadata.get(META_KEY)
-    return None if raw is None else Sealed(raw)
-
-
-def _without_meta(user_metadata: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in user_metadata.items() if k != META_KEY}
-
-
-def _streams(info: ObjectInfo) -> list[Stream]:
-    """The stored streams of ``info`` (as the translator reports it)."""
-    if info.parts:
-        return [Stream(p.part_number, plain_size(p.size), p.size) for p in info.parts]
-    return [Stream(0, plain_size(info.size), info.size)]
-
-
-def plain_view(info: ObjectInfo, sealed: Sealed | None = None) -> ObjectInfo:
-    """``info`` as a client sees it: for an encrypted object (its reserved entry, or
-    ``sealed`` when the translator's answer lacks the metadata) the plaintext sizes, the
-    recombined FULL_OBJECT checksum and its encryption; the reserved entry removed."""
-    sealed = sealed or _sealed(info.user_metadata)
-    if sealed is None:
-        return info
-    parts = tuple(replace(p, size=plain_size(p.size)) for p in info.parts)
-    size = sum(p.size for p in parts) if parts else plain_size(info.size)
-    sums = info.checksums
-    if parts and info.checksum_type == "FULL_OBJECT" and len(sums) == 1:
-        algorithm = next(iter(sums))
-        if all(algorithm in p.checksums for p in parts):
-            sums = {
-                algorithm: checksums.combine_full_object(
-                    algorithm, [(p.checksums[algorithm], p.size) for p in parts]
-                )
-            }
-    return replace(
-        info,
-        size=size,
-        parts=parts,
-        checksums=dict(sums),
-        user_metadata=_without_meta(info.user_metadata),
-        encryption=sealed.info(),
-    )
-
-
-def _upload_view(upload: UploadInfo, sealed: Sealed | None) -> UploadInfo:
-    if sealed is None:
-        return upload
-    metadata = replace(upload.metadata, user_metadata=_without_meta(upload.metadata.user_metadata))
-    return replace(upload, metadata=metadata, encryption=sealed.info())
-
-
-def _part_view(part: PartInfo) -> PartInfo:
-    return replace(part, size=plain_size(part.size))
-
-
-def check_customer_key(info: EncryptionInfo | None, key: CustomerKey | None) -> None:
-    """Whether a read or part upload may use ``key`` on an object or upload encrypted as
-    ``info``: S3's errors when an SSE-C key is missing, wrong, or not applicable."""
-    if info is not None and info.mode == SSE_C:
-        if key is None:
-            raise S3Error(
-                "InvalidRequest",
-                "The object was stored using a form of Server Side Encryption. The correct "
-                "parameters must be provided to retrieve the object.",
-            )
-        if not key.matches(info.customer_key_md5 or ""):
-            raise S3Error(
-                "AccessDenied",
-                "The provided customer key does not match the key the object was stored with.",
-            )
-    elif key is not None:
-        raise S3Error(
-            "InvalidRequest", "The encryption parameters are not applicable to this object."
-        )
-
-
-def encryption_of(info: EncryptionInfo | None, key: CustomerKey | None) -> EncryptionRequest | None:
-    """The request that stores a copy encrypted as ``info`` says (SSE-C: with ``key``)."""
-    if info is None:
-        return None
-    if info.mode == SSE_C:
-        return EncryptionRequest(SSE_C, customer_key=key)
-    return EncryptionRequest(info.mode, kms_key_id=info.kms_key_id)
 
 
 class EncryptingBackend(
@@ -282,7 +162,7 @@ class EncryptingBackend(
         self,
         inner: Backend,
         keyring: Keyring | None,
-        bucket_default: DefaultLookup = _no_default,
+        bucket_default: DefaultLookup = no_default,
     ) -> None:
         super().__init__(inner)
         self.keyring = keyring
@@ -362,7 +242,7 @@ class EncryptingBackend(
                 ctx,
                 bucket,
                 MARKER_KEY,
-                HashingPayload(_Empty(), 0),
+                HashingPayload(EmptyBody(), 0),
                 WriteMetadata(),
                 WriteConditions(),
             )
@@ -415,7 +295,7 @@ class EncryptingBackend(
         inner_options = replace(options, customer_key=None)
         for _ in range(_READ_ATTEMPTS):
             result = await self.inner.get_object(ctx, bucket, key, inner_options)
-            sealed = _sealed(result.info.user_metadata)
+            sealed = sealed_entry(result.info.user_metadata)
             if sealed is None:
                 if options.customer_key is not None:
                     await result.body.aclose()
@@ -451,8 +331,8 @@ class EncryptingBackend(
         if span is None:
             span = ByteRange(0, view.size - 1)
         if span.length <= 0:  # an empty object, or an empty part of a larger one
-            return GetResult(view, None if whole else span, _Empty())
-        plan = plan_read(_streams(stored), span.start, span.end)
+            return GetResult(view, None if whole else span, EmptyBody())
+        plan = plan_read(stored_streams(stored), span.start, span.end)
         segments = plan.segments
         if plan.header_at is not None:
             header = await self._read_bytes(ctx, bucket, key, plan.header_at, HEADER, stored)
@@ -497,7 +377,7 @@ class EncryptingBackend(
                         return listed
                     raise
             # The same stored object (a translator's listing may show another ETag form):
-            if info.size != listed.size or _sealed(info.user_metadata) is None:
+            if info.size != listed.size or sealed_entry(info.user_metadata) is None:
                 return listed
             view = plain_view(info)
             return replace(listed, size=view.size, checksums=view.checksums)
@@ -515,7 +395,7 @@ class EncryptingBackend(
     def _record_key(self, upload_id: str) -> str:
         return UPLOAD_RECORDS + upload_id
 
-    async def _upload_sealed(
+    async def _uploadsealed_entry(
         self, ctx: RequestContext, bucket: str, upload_id: str
     ) -> Sealed | None:
         """The sealed entry of upload ``upload_id`` (None: it is not encrypted)."""
@@ -570,11 +450,11 @@ class EncryptingBackend(
             ctx,
             bucket,
             self._record_key(upload.upload_id),
-            HashingPayload(_Bytes(record), len(record)),
+            HashingPayload(BytesBody(record), len(record)),
             WriteMetadata(),
             WriteConditions(),
         )
-        return _upload_view(upload, Sealed(entry))
+        return upload_view(upload, Sealed(entry))
 
     async def upload_part(
         self,
@@ -587,7 +467,7 @@ class EncryptingBackend(
     ) -> PartInfo:
         """Store the part encrypted with its upload's data key, if the upload has one."""
         await self.inner.list_parts(ctx, bucket, key, upload_id, 0, 0)  # NoSuchUpload
-        sealed = await self._upload_sealed(ctx, bucket, upload_id)
+        sealed = await self._uploadsealed_entry(ctx, bucket, upload_id)
         if sealed is None:
             check_customer_key(None, ctx.customer_key)
             return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
@@ -600,7 +480,7 @@ class EncryptingBackend(
         data_key = self._open(sealed, ctx.customer_key if sealed.mode == SSE_C else None)
         payload = EncryptingPayload(body, data_key, part_number, hide_md5=sealed.mode != AES256)
         part = await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, payload)
-        return _part_view(part)
+        return part_view(part)
 
     async def list_parts(
         self,
@@ -614,11 +494,11 @@ class EncryptingBackend(
         upload, page = await self.inner.list_parts(
             ctx, bucket, key, upload_id, part_number_marker, max_parts
         )
-        sealed = await self._upload_sealed(ctx, bucket, upload_id)
+        sealed = await self._uploadsealed_entry(ctx, bucket, upload_id)
         if sealed is None:
             return upload, page
-        parts = [_part_view(p) for p in page.parts]
-        return _upload_view(upload, sealed), replace(page, parts=parts)
+        parts = [part_view(p) for p in page.parts]
+        return upload_view(upload, sealed), replace(page, parts=parts)
 
     async def list_multipart_uploads(
         self, ctx: RequestContext, bucket: str, query: UploadsQuery
@@ -626,7 +506,7 @@ class EncryptingBackend(
         """The inner page; uploads show their encryption where the translator returns their
         metadata (S3's ListMultipartUploads carries none either)."""
         page = await self.inner.list_multipart_uploads(ctx, bucket, query)
-        uploads = [_upload_view(u, _sealed(u.metadata.user_metadata)) for u in page.uploads]
+        uploads = [upload_view(u, sealed_entry(u.metadata.user_metadata)) for u in page.uploads]
         return replace(page, uploads=uploads)
 
     async def complete_multipart_upload(
@@ -638,7 +518,7 @@ class EncryptingBackend(
         parts: list[CompletedPart],
         conditions: WriteConditions,
     ) -> ObjectInfo:
-        sealed = await self._upload_sealed(ctx, bucket, upload_id)
+        sealed = await self._uploadsealed_entry(ctx, bucket, upload_id)
         if sealed is not None and sealed.mode == SSE_C and ctx.customer_key is not None:
             check_customer_key(sealed.info(), ctx.customer_key)
         info = await self.inner.complete_multipart_upload(
@@ -658,7 +538,7 @@ class EncryptingBackend(
 def _whole(info: ObjectInfo) -> list[Segment]:
     """Segments reading every stored stream of ``info`` from its header on."""
     result = []
-    for stream in _streams(info):
+    for stream in stored_streams(info):
         if stream.size == 0:
             result.append(Segment(stream.part_number, 0, 0, 0, 0, 0))
         else:
@@ -679,35 +559,3 @@ async def _decrypted(
     body = DecryptingBody(result.body, data_key, segments)
     first = await body.first_chunk()
     return GetResult(view, span, HeldFirstBody(body, first))
-
-
-class _Bytes:
-    """A body of a few bytes."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __aiter__(self) -> _Bytes:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._data is None:
-            raise StopAsyncIteration
-        data, self._data = self._data, None
-        return data
-
-    async def aclose(self) -> None:
-        self._data = None
-
-
-class _Empty:
-    """An empty body."""
-
-    def __aiter__(self) -> _Empty:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        return None
