@@ -34,10 +34,13 @@ def s3v4(gateway: InProcessGateway) -> Any:
 
 
 def post(
-    form: dict[str, Any], data: bytes = b"hello form", filename: str = "hello.txt", **extra: str
+    form: dict[str, Any],
+    data: bytes = b"hello form",
+    filename: str = "hello.txt",
+    extra: dict[str, str] | None = None,
 ) -> httpx.Response:
     """Send ``form`` (as generate_presigned_post gives it) with ``extra`` fields and a file."""
-    fields = {**form["fields"], **extra}
+    fields = {**form["fields"], **(extra or {})}
     return httpx.post(form["url"], data=fields, files={"file": (filename, data, "text/plain")})
 
 
@@ -138,7 +141,7 @@ def test_forms_the_policy_or_signature_refuse(
     form = s3v4.generate_presigned_post(
         bucket, "in/${filename}", Conditions=[["starts-with", "$key", "in/"]]
     )
-    status, code, message = error(post(form, **change))
+    status, code, message = error(post(form, extra=change))
     assert (status, code) == expected[:2]
     assert expected[2] in message
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
@@ -153,10 +156,10 @@ def test_an_expired_policy_and_an_unknown_key_are_refused(s3v4: Any, bucket: str
     )
     form = s3v4.generate_presigned_post(bucket, "x.txt")
     scope = form["fields"]["x-amz-credential"].split("/", 1)[1]
-    status, code, _ = error(post(form, **{"x-amz-credential": f"NOSUCHKEY/{scope}"}))
+    status, code, _ = error(post(form, extra={"x-amz-credential": f"NOSUCHKEY/{scope}"}))
     assert (status, code) == (403, "InvalidAccessKeyId")
     region = form["fields"]["x-amz-credential"].replace("us-east-1", "eu-west-3")
-    assert error(post(form, **{"x-amz-credential": region}))[:2] == (400, "InvalidArgument")
+    assert error(post(form, extra={"x-amz-credential": region}))[:2] == (400, "InvalidArgument")
 
 
 def test_content_length_range_is_enforced_while_the_file_streams(
@@ -302,7 +305,7 @@ def test_a_policy_is_checked_by_its_own_rules() -> None:
         with pytest.raises(S3Error) as refused:
             check_form(policy, fields, bucket, now)
         assert refused.value.code == "AccessDenied"
-    for document in (
+    documents: tuple[Any, ...] = (
         {"conditions": []},
         {"expiration": "soon", "conditions": []},
         {"expiration": later},
@@ -310,7 +313,8 @@ def test_a_policy_is_checked_by_its_own_rules() -> None:
         {"expiration": later, "conditions": [{"a": "1", "b": "2"}]},
         {"expiration": later, "conditions": [["content-length-range", -1, 5]]},
         [],
-    ):
+    )
+    for document in documents:
         with pytest.raises(S3Error) as invalid:
             parse_post_policy(encoded(document))
         assert invalid.value.code == "InvalidPolicyDocument"
