@@ -373,6 +373,8 @@ class Gateway:
             reply.headers.append(("Connection", "close"))
         if bucket is not None and method != "OPTIONS" and "origin" in headers:
             reply.headers.extend(await self.cors.reply_headers(bucket, method, headers))
+        if check is not None and operation in _SIGNED_IN_BODY:
+            principal = check.principal.name  # the form's signer, once the handler knew it
         if check is not None:  # before the reply: whoever sees the reply can find its line
             _audit(request_id, check, method, reply.status)
             if check.denied or error_code == "AccessDenied":
