@@ -34,7 +34,9 @@ the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
 reservations and reclaims those of processes gone and of multipart uploads finished
 (policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
 a request reaches the stack (its Redis connections are closed with the stack). The
-:class:`policy.metrics.Metrics` every part counts in is the stack's ``metrics``.
+:class:`policy.metrics.Metrics` every part counts in is the stack's ``metrics``; on it, the
+translator's free space is read at scrape time (policy.metrics_volume) and each job's
+configured interval is exported.
 
 The periodic passes (retention, the scrub, reclaiming reservations, sweeping leftovers,
 aborting abandoned uploads) run as jobs of a :class:`policy.jobs.JobScheduler`, one replica
@@ -69,6 +71,8 @@ from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
+from policy.metrics_job_runs import CatalogJobRuns
+from policy.metrics_volume import VolumeSpaceCollector
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
@@ -214,9 +218,11 @@ def build_stack(
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies, metrics)
     backend: Backend = RetentionBackend(limited, retention)
+    volume = translator if isinstance(translator, LocalVolume) else None
+    metrics.registry.register(VolumeSpaceCollector(volume, min_free_bytes))
     space = None
-    if min_free_bytes > 0 and isinstance(translator, LocalVolume):
-        space = FreeSpaceGuard(translator, min_free_bytes)
+    if min_free_bytes > 0 and volume is not None:
+        space = FreeSpaceGuard(volume, min_free_bytes)
         backend = FreeSpaceBackend(backend, space)
     scrubber = Scrubber(translator, catalog, scrub_rate_bytes, metrics)
     leases = LeaseKeeper(catalog, backend, lease_s)
@@ -235,7 +241,10 @@ def build_stack(
         ),
         lease_s=job_lease_s,
     )
+    for job in scheduler.jobs.values():
+        metrics.schedule_job(job.name, job.interval_s)
     scheduler.add_listener(lambda run: metrics.job(run.name)(run.ok, run.duration_s))
+    metrics.before_scrape(CatalogJobRuns(scheduler.statuses, metrics).refresh)
     return Stack(
         backend,
         catalog,
