@@ -122,10 +122,13 @@ class AccessCheck:
         if not (await self.decide(action, bucket, key)).allowed:
             raise S3Error("AccessDenied")
 
-    def signed_by(self, principal: Principal, signature: str | None) -> None:
+    def signed_by(
+        self, principal: Principal, signature: str | None, keys: Mapping[str, str] | None = None
+    ) -> None:
         """Decide later requests for ``principal``, who signed this request's body rather
         than its headers (a POST Object form): the principal's condition keys and the
-        signature's (``<version>:<authType>``) replace the anonymous ones."""
+        signature's (``<version>:<authType>``) replace the anonymous ones; ``keys`` are
+        condition keys the body carries (a form's ``s3:x-amz-acl``)."""
         context = {
             name: value
             for name, value in self.context.items()
@@ -137,6 +140,7 @@ class AccessCheck:
             version, _, kind = signature.partition(":")
             context["s3:signatureversion"] = version
             context["s3:authType"] = kind
+        context.update(keys or {})
         self.principal = principal
         self.context = context
 

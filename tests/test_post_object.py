@@ -225,12 +225,30 @@ def test_the_signer_needs_put_object_on_the_key(s3v4: Any, s3: Any, bucket: str)
                 "Principal": "*",
                 "Action": "s3:PutObject",
                 "Resource": f"arn:aws:s3:::{bucket}/locked/*",
-            }
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+                "Condition": {"StringEquals": {"s3:x-amz-acl": "public-read"}},
+            },
         ],
     }
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny))
     form = s3v4.generate_presigned_post(bucket, "locked/x.txt")
     assert error(post(form))[:2] == (403, "AccessDenied")
+    public = s3v4.generate_presigned_post(
+        bucket,
+        "open/public.txt",
+        Fields={"acl": "public-read"},
+        Conditions=[{"acl": "public-read"}],
+    )
+    assert error(post(public))[:2] == (403, "AccessDenied")  # the form's acl is a condition key
+    private = s3v4.generate_presigned_post(
+        bucket, "open/private.txt", Fields={"acl": "private"}, Conditions=[{"acl": "private"}]
+    )
+    assert post(private).status_code == 204
     assert post(s3v4.generate_presigned_post(bucket, "open/x.txt")).status_code == 204
     # Unsigned forms are anonymous: refused without a grant to anyone.
     unsigned = {"url": form["url"], "fields": {"key": "open/anon.txt"}}

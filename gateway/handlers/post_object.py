@@ -72,7 +72,8 @@ async def post_object(req: S3Request) -> Reply:
     key = _key(fields, form.file.filename)
     identity = signer.credential.identity
     if req.access is not None:
-        req.access.signed_by(identity, signer.signature)
+        acl = {"s3:x-amz-acl": fields["acl"]} if "acl" in fields else {}
+        req.access.signed_by(identity, signer.signature, acl)
         await req.access.require("s3:PutObject", req.bucket, key)
     headers = _object_headers(fields)
     upload = replace(
