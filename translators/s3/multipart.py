@@ -402,7 +402,7 @@ class S3Multipart:
         )
         info = multipart.completed_object(key, upload, plan)
         native_conditions = await self.store.check_conditions(bucket, key, conditions)
-        await self.store.write_manifest(parsed.token, info)
+        await self.store.write_manifest(parsed.token, bucket, info)
         chosen = [
             {"PartNumber": p.part_number, "ETag": f'"{native_etags[p.part_number]}"'}
             for p in plan.parts

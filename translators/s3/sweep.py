@@ -18,11 +18,17 @@ configured bucket in ``prefix`` mapping, ``<root>/`` of each gateway bucket's ba
 bucket in ``bucket`` mapping), as for DeleteBucket, which aborts them all; so a native
 upload another tool started there and left idle past the cutoff is aborted too.
 
-Not swept: **manifests** (``.pagewright/manifests/<token>``) of deleted or overwritten
-multipart objects and of completions interrupted between the manifest and the native
-completion: only the metadata of every object could tell which are still named, and each
-is a few hundred bytes. The translator writes no temporary objects (a part of unknown
-length is spooled to a local temporary file, gone with the process).
+* **manifests** (``.pagewright/manifests/<token>``) of deleted or overwritten multipart
+  objects, and of completions interrupted between the manifest and the native completion.
+
+A manifest records the gateway bucket and key it was written for
+(:func:`translators.s3.codec.manifest_owner`); it is orphaned when that object is gone or
+names another manifest token. Telling costs a GET of the manifest and a HEAD of its object,
+so each sweep examines at most ``MANIFESTS_PER_SWEEP`` old manifests, resuming where the
+last sweep of this process stopped (a cursor in memory: a restart starts over). Manifests
+written before they recorded their object are left alone. The translator writes no
+temporary objects (a part of unknown length is spooled to a local temporary file, gone with
+the process).
 """
 
 from __future__ import annotations
@@ -31,14 +37,17 @@ import contextlib
 import functools
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from core.errors import S3Error
 from translators.s3.client import S3Store
-from translators.s3.codec import native_upload_hash
+from translators.s3.codec import manifest_owner, native_upload_hash, read_object
 from translators.s3.multipart import S3Multipart
 
 log = logging.getLogger("pagewright.translators.s3")
+
+#: Old manifests a sweep examines (a GET and a HEAD each), at most.
+MANIFESTS_PER_SWEEP: Final = 1000
 
 
 class S3Sweeper:
@@ -47,6 +56,7 @@ class S3Sweeper:
     def __init__(self, store: S3Store, multipart: S3Multipart) -> None:
         self.store = store
         self.multipart = multipart
+        self._manifest_cursor = ""  # the last manifest examined; "" to start over
 
     async def sweep(self, older_than: datetime, limit: int) -> int:
         """Abort noteless native uploads, then delete stale upload notes, then orphaned
@@ -67,6 +77,8 @@ class S3Sweeper:
         live = set(notes) - {name_hash(self._note_area(), name) for name in stale}
         if removed < limit:
             removed += await self._orphaned_part_notes(live, older_than, limit - removed)
+        if removed < limit:
+            removed += await self._orphaned_manifests(older_than, limit - removed)
         if removed:
             log.info("S3 backend %s: swept %d leftovers", self.store.endpoint, removed)
         return removed
@@ -207,6 +219,62 @@ class S3Sweeper:
             if not page.get("IsTruncated") or not token:
                 break
         return removed
+
+    async def _orphaned_manifests(self, older_than: datetime, limit: int) -> int:
+        """Delete up to ``limit`` manifests last written before ``older_than`` whose object
+        no longer names them, examining at most ``MANIFESTS_PER_SWEEP`` from the cursor."""
+        area = self.store.manifest_location("").name
+        examined = 0
+        orphaned: list[str] = []
+        cursor = self._manifest_cursor
+        finished = True  # whether the listing was read to its end
+        async with contextlib.aclosing(self.store.bookkeeping_pages(area, cursor)) as pages:
+            async for contents in pages:
+                for item in contents:
+                    if examined >= MANIFESTS_PER_SWEEP or len(orphaned) >= limit:
+                        finished = False
+                        break
+                    name = str(item["Key"])
+                    cursor = name
+                    if item["LastModified"] < older_than:
+                        examined += 1
+                        if await self._manifest_orphaned(name[len(area) :]):
+                            orphaned.append(name)
+                if not finished:
+                    break
+        self._manifest_cursor = "" if finished else cursor
+        return await self._delete(orphaned)
+
+    async def _manifest_orphaned(self, token: str) -> bool:
+        """Whether manifest ``token``'s object is gone or names another manifest (False for a
+        manifest that does not say whose it is, or that vanished meanwhile)."""
+        manifest = self.store.manifest_location(token)
+        try:
+            body: bytes = await self.store.call(
+                "GetObject",
+                lambda: self.store.client.get_object(Bucket=manifest.container, Key=manifest.name)[
+                    "Body"
+                ].read(),
+            )
+        except S3Error as error:
+            if error.code == "NoSuchKey":
+                return False
+            raise
+        owner = manifest_owner(body)
+        if owner is None:
+            return False
+        bucket, key = owner
+        location = self.store.namespace.object(bucket, key)
+        try:
+            response: Any = await self.store.call(
+                "HeadObject",
+                lambda: self.store.client.head_object(Bucket=location.container, Key=location.name),
+            )
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket"):
+                return True
+            raise
+        return read_object(key, response).manifest != token
 
     async def _delete_old(self, prefix: str, older_than: datetime, limit: int) -> int:
         """Delete up to ``limit`` bookkeeping objects under ``prefix`` last written before
