@@ -148,6 +148,17 @@ class VerifiedPayload(ReadOncePayload):
         self._finish(digester.result())
 
 
+def without_checksum_values(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without the ``x-amz-checksum-<algorithm>`` values: for a request whose
+    checksum headers describe something other than its body (CompleteMultipartUpload's
+    name the whole object), so they are not held against the body."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if not name.startswith(_CHECKSUM_PREFIX) or name[len(_CHECKSUM_PREFIX) :] in _NOT_CHECKSUMS
+    }
+
+
 def _compare(algorithm: str, computed: bytes, expected: bytes) -> None:
     if computed != expected:
         raise S3Error(
