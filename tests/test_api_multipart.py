@@ -352,3 +352,32 @@ def test_complete_checksum_of_another_algorithm_or_malformed(s3: Any, bucket: st
         ChecksumCRC32=checksums.checksum("CRC32", b"only part"),
     )
     assert result["ChecksumCRC32"] == checksums.checksum("CRC32", b"only part")
+
+
+def test_a_repeated_complete_answers_as_the_first(s3: Any, bucket: str) -> None:
+    """An SDK retrying a Complete whose reply was lost gets the same answer, not NoSuchUpload."""
+    parts = [os.urandom(5 * MIB), b"tail"]
+    upload_id, done = _uploaded_parts(s3, bucket, "again", parts, "SHA256", "COMPOSITE")
+    complete = {
+        "Bucket": bucket,
+        "Key": "again",
+        "UploadId": upload_id,
+        "MultipartUpload": {"Parts": done},
+    }
+    first = s3.complete_multipart_upload(**complete)
+    second = s3.complete_multipart_upload(**complete)
+    assert second["ETag"] == first["ETag"] == multipart_etag(parts)
+    assert second["ChecksumSHA256"] == first["ChecksumSHA256"]
+    # Other parts, or another upload id, are still no such upload.
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(**{**complete, "MultipartUpload": {"Parts": done[:1]}})
+    assert error_code(excinfo) == "NoSuchUpload"
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            **{**complete, "UploadId": f"{upload_id[:-1]}{'1' if upload_id[-1] == '0' else '0'}"}
+        )
+    assert error_code(excinfo) == "NoSuchUpload"
+    # The record is not the client's to see, and does not keep the bucket from going.
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["again"]
+    s3.delete_object(Bucket=bucket, Key="again")
+    s3.delete_bucket(Bucket=bucket)

@@ -18,6 +18,7 @@ from core.context import RequestContext
 from policy.backend_start import StartingBackend
 from policy.catalog_backend import CatalogBackend
 from policy.circuit_breaker import CircuitBreakerBackend
+from policy.completed_uploads import CompletedUploadsBackend
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from policy.free_space import FreeSpaceBackend
 from policy.metrics_backend import MeasuredBackend
@@ -36,6 +37,7 @@ WRAPPERS: list[type] = [
     MeasuredBackend,
     StartingBackend,
     CircuitBreakerBackend,
+    CompletedUploadsBackend,
 ]
 
 
