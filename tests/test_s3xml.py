@@ -115,7 +115,7 @@ def test_entities_are_not_expanded() -> None:
         b"<Delete><Object><Key>&x;</Key></Object></Delete>"
     )
     request = s3xml.parse_delete(body)
-    assert "root:" not in request.objects[0][0]
+    assert "root:" not in request.objects[0].key
 
 
 def test_location_constraint() -> None:
