@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import cast
 
 from core import checksums
 from core.checksums import ChecksumType
@@ -24,6 +24,7 @@ from gateway.handlers.objects import (
     write_conditions,
 )
 from gateway.headers import write_metadata
+from gateway.payload import checksum_values
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, quote_etag, xml_reply
 from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo, UploadsQuery
@@ -32,9 +33,6 @@ from translators.multipart import object_checksum, plan_completion, resolve_chec
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 MAX_PART_SIZE = 5 * 1024**3
 _COPY_RANGE = re.compile(r"^bytes=([0-9]+)-([0-9]+)$")
-_CHECKSUM_PREFIX: Final = "x-amz-checksum-"
-#: x-amz-checksum-* headers that name a setting, not a checksum value.
-_SETTINGS: Final = frozenset({"algorithm", "type", "mode"})
 
 
 def _upload_headers(upload: UploadInfo) -> list[tuple[str, str]]:
@@ -196,9 +194,8 @@ def expected_object_checksum(headers: Mapping[str, str]) -> ObjectChecksum | Non
     """The object checksum a CompleteMultipartUpload names, if any; ``InvalidRequest`` for
     several, an unknown algorithm or type, or a malformed value."""
     given = [
-        (checksums.parse_algorithm(name[len(_CHECKSUM_PREFIX) :]), value)
-        for name, value in headers.items()
-        if name.startswith(_CHECKSUM_PREFIX) and name[len(_CHECKSUM_PREFIX) :] not in _SETTINGS
+        (checksums.parse_algorithm(suffix), value)
+        for suffix, value in checksum_values(headers).items()
     ]
     if not given:
         return None
