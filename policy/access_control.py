@@ -150,6 +150,10 @@ class _Ttl(Generic[V]):
             self._entries.pop(key, None)
 
 
+#: The cache of :class:`AccessControl`, shared with ``policy.cors_settings``.
+TtlCache = _Ttl
+
+
 class AccessControl:
     """Decides requests over ``catalog`` (site settings) and ``identities`` (users' policies
     and grants; None: only root and tokens' roles exist)."""

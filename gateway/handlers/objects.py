@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -14,6 +14,7 @@ from core.digest import HashingPayload
 from core.errors import S3Error
 from core.numbers import int_argument
 from core.ranges import RangeSpec
+from core.streams import PayloadStream
 from gateway import s3xml
 from gateway.handlers.access import forget_object_acl, keep_object_acl, requested_object_acl
 from gateway.handlers.common import INT32_MAX
@@ -27,7 +28,13 @@ from gateway.headers import (
 )
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, http_date, quote_etag, xml_reply
-from translators.base import GetOptions, GetResult, ObjectInfo, WriteConditions, WriteMetadata
+from translators.base import (
+    GetOptions,
+    GetResult,
+    ObjectInfo,
+    WriteConditions,
+    WriteMetadata,
+)
 from translators.multipart import MAX_PART_NUMBER
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
@@ -108,15 +115,23 @@ def checksum_elements(info: ObjectInfo) -> list[etree._Element | None]:
 
 async def put_object(req: S3Request) -> Reply:
     check_size(req, req.settings.max_object_size)
+    # S3 gives every new object a CRC64NVME checksum when the client sends none.
+    extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
+    info = await store_object(req, lambda: req.payload(extra_algorithms=extra))
+    return empty_reply(headers=[("ETag", quote_etag(info.etag)), *checksum_headers(info)])
+
+
+async def store_object(req: S3Request, payload: Callable[[], PayloadStream]) -> ObjectInfo:
+    """Store an object as PutObject does, from its headers (ACL, metadata, conditions,
+    checked in that order) and the body ``payload()`` gives, through the policy stack;
+    POST Object (``gateway.handlers.post_object``) comes this way too."""
     acl = await requested_object_acl(req)
     metadata = write_metadata(req.headers)
     conditions = write_conditions(req.headers)
-    # S3 gives every new object a CRC64NVME checksum when the client sends none.
-    extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
-    payload = req.payload(extra_algorithms=extra)
-    info = await req.backend.put_object(req.ctx, req.bucket, req.key, payload, metadata, conditions)
+    body = payload()
+    info = await req.backend.put_object(req.ctx, req.bucket, req.key, body, metadata, conditions)
     await keep_object_acl(req, acl)
-    return empty_reply(headers=[("ETag", quote_etag(info.etag)), *checksum_headers(info)])
+    return info
 
 
 async def _open(req: S3Request) -> tuple[GetResult, int | None]:
