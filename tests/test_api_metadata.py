@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ParamValidationError
 from lxml import etree
 
+from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway
 from tests.support.signing import Signer
 
@@ -93,6 +94,26 @@ def test_botocore_utf8_headers(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="utf8", Body=b"x", ContentDisposition=disposition)
     returned = s3.head_object(Bucket=bucket, Key="utf8")["ContentDisposition"]
     assert returned.encode("latin-1").decode("utf-8") == disposition
+
+
+def test_form_upload_metadata_beyond_latin1(
+    gateway: InProcessGateway, s3: Any, bucket: str
+) -> None:
+    """A POST form's fields are UTF-8 text: stored as text, sent back RFC 2047 encoded
+    (text beyond Latin-1 cannot be a header value as it is)."""
+    signer = make_s3_client(gateway, signature_version="s3v4")
+    form = signer.generate_presigned_post(
+        bucket,
+        "form.txt",
+        Fields={"x-amz-meta-city": "日本"},
+        Conditions=[{"x-amz-meta-city": "日本"}],
+    )
+    fields = {**form["fields"], "x-amz-meta-city": "日本"}
+    answer = httpx.post(form["url"], data=fields, files={"file": ("f.txt", b"x", "text/plain")})
+    assert answer.status_code == 204, answer.text
+    assert s3.head_object(Bucket=bucket, Key="form.txt")["Metadata"] == {
+        "city": encoded_word("日本")
+    }
 
 
 @pytest.mark.parametrize(("date_age", "amz_date_age", "status"), [(2, 0, 200), (0, 2, 403)])
