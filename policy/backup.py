@@ -14,7 +14,8 @@ databases (SQLite to PostgreSQL):
   with the gateway's ``master.key`` / ``master_key``), inline policies and site grants;
 * every site's access settings (``policy.bucket_access``: owner, bucket policy, ACL, public
   access block, object ownership) and every object ACL. A restore without them would lose
-  a bucket policy's Deny statements, so they travel too.
+  a bucket policy's Deny statements, so they travel too;
+* every site's CORS rules (``policy.cors``).
 
 The file is written with mode 0600 all the same.
 
@@ -36,12 +37,13 @@ Format, one JSON object per line::
      "acl": [{"kind", "grantee", "permission", "display"}...],
      "public_access_block": {...} | null, "ownership": ... | null}
     {"type": "object_acl", "site": ..., "key": ..., "acl": [...]}
+    {"type": "site_cors", "site": ..., "rules": [...as policy.cors.rules_to_json...]}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
-     "object_acls": N}
+     "object_acls": N, "site_cors": N}
 
-Identity and access lines were added to version 1 without a new version: files written
-before them (whose end line has no such counts) read as holding none.
+Identity, access and CORS lines were added to version 1 without a new version: files
+written before them (whose end line has no such counts) read as holding none.
 
 The end line makes a truncated file detectable. :func:`restore_backup` first reads the
 whole file to check it (format, version, every line, the counts) and writes nothing unless
@@ -69,6 +71,7 @@ from policy.bucket_access import (
 )
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import ApiKeyRecord
+from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.identities import Identities, export_identities, restore_identities
 from policy.identity_model import AccessKeyInfo, AccessKeyRecord, SiteGrant, User, UserPolicy
 from policy.identity_rules import STATUSES
@@ -89,6 +92,14 @@ class SiteAccessEntry:
     site: str
     access: BucketAccess
     policy: str | None
+
+
+@dataclass(frozen=True)
+class SiteCorsEntry:
+    """A backed-up site's CORS rules."""
+
+    site: str
+    rules: CorsRules
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,7 @@ class BackupCounts:
     site_grants: int = 0
     site_access: int = 0
     object_acls: int = 0
+    site_cors: int = 0
 
     def text(self) -> str:
         return (
@@ -123,7 +135,7 @@ class BackupCounts:
             f"{self.api_keys} API key(s), {self.users} user(s), "
             f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
             f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
-            f"{self.object_acls} object ACL(s)"
+            f"{self.object_acls} object ACL(s), {self.site_cors} CORS configuration(s)"
         )
 
 
@@ -138,10 +150,19 @@ _COUNTED: Final = {
     "site_grant": "site_grants",
     "site_access": "site_access",
     "object_acl": "object_acls",
+    "site_cors": "site_cors",
 }
 #: Counts an end line written before identities were backed up does not carry.
 _LATER_COUNTS: Final = frozenset(
-    {"users", "access_keys", "user_policies", "site_grants", "site_access", "object_acls"}
+    {
+        "users",
+        "access_keys",
+        "user_policies",
+        "site_grants",
+        "site_access",
+        "object_acls",
+        "site_cors",
+    }
 )
 
 
@@ -182,6 +203,9 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     object_acls = await catalog.all_object_acls()
     for site, object_key, acl in object_acls:
         line({"type": "object_acl", "site": site, "key": object_key, "acl": grants_to_json(acl)})
+    cors = await catalog.all_bucket_cors()
+    for site, rules in cors.items():
+        line({"type": "site_cors", "site": site, "rules": rules_to_json(rules)})
     counts = BackupCounts(
         objects,
         len(policies),
@@ -192,6 +216,7 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(grants),
         len(sites),
         len(object_acls),
+        len(cors),
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -262,6 +287,7 @@ Entry = (
     | SiteGrant
     | SiteAccessEntry
     | ObjectAclEntry
+    | SiteCorsEntry
 )
 
 
@@ -310,6 +336,8 @@ def read_backup(path: Path) -> Iterator[Entry]:
                         _text(document, "key"),
                         grants_from_json(document["acl"]),
                     )
+                elif kind == "site_cors":
+                    yield SiteCorsEntry(_text(document, "site"), rules_from_json(document["rules"]))
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -338,6 +366,7 @@ def _kind(entry: Entry) -> str:
         (SiteGrant, "site_grants"),
         (SiteAccessEntry, "site_access"),
         (ObjectAclEntry, "object_acls"),
+        (SiteCorsEntry, "site_cors"),
     )
     for kind, name in kinds:
         if isinstance(entry, kind):
@@ -539,6 +568,8 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await catalog.set_bucket_access(entry.site, entry.access, entry.policy)
         elif isinstance(entry, ObjectAclEntry):
             await catalog.set_object_acl(entry.site, entry.key, entry.acl)
+        elif isinstance(entry, SiteCorsEntry):
+            await catalog.set_bucket_cors(entry.site, entry.rules)
         else:
             await catalog.set_site_overrides(*entry)
     await catalog.upsert_many(batch)

@@ -1,7 +1,8 @@
 """The per-site state record: catalog-only state kept with the data, so ``reindex`` restores it.
 
 Some state lives only in the catalog: a site's policy overrides (retention rules, quotas,
-validation rules, set through the artifact API or PutBucketLifecycleConfiguration) and what
+validation rules, set through the artifact API or PutBucketLifecycleConfiguration), its CORS
+rules (PutBucketCors) and what
 the artifact API changes on an artifact (pins, status and action edits), because a Backend
 cannot rewrite an object's metadata in place. So that neither a lost catalog, nor
 ``reindex``, nor ``migrate`` to another backend loses it, :class:`SiteStateStore` keeps a
@@ -18,7 +19,9 @@ copy in each site's own bucket, in the object :data:`SITE_STATE_KEY`:
   the state meanwhile, so concurrent replicas converge on the latest state.
 
 Format: JSON ``{"format": "pagewright-site-state", "version": 1, "site", "overrides",
-"artifacts": {key: {"etag", "pinned", "status", "action"}}}``. Only artifacts whose state
+"cors": [rule...] | null, "artifacts": {key: {"etag", "pinned", "status", "action"}}}``
+(``cors`` as ``policy.cors.rules_to_json`` writes it; added within version 1: a record
+without it holds no CORS rules). Only artifacts whose state
 differs from what the object itself carries are listed (pinned, or a status/action other
 than its ``x-amz-meta-status``/``-action``); an entry applies only to an object with the
 same ETag (a replaced artifact is a new artifact). Not included: API keys (global, and
@@ -39,6 +42,7 @@ import anyio
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
+from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.model import (
     ACTION,
     SITE_STATE_PREFIX,
@@ -82,6 +86,7 @@ class SiteState:
     site: str
     overrides: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, ArtifactState] = field(default_factory=dict)
+    cors: CorsRules | None = None
 
     def to_json(self) -> bytes:
         document = {
@@ -89,6 +94,7 @@ class SiteState:
             "version": VERSION,
             "site": self.site,
             "overrides": self.overrides,
+            "cors": None if self.cors is None else rules_to_json(self.cors),
             "artifacts": {
                 key: {
                     "etag": a.etag,
@@ -125,7 +131,9 @@ class SiteState:
                 )
                 for key, entry in dict(document["artifacts"]).items()
             }
-            return cls(str(document["site"]), dict(overrides), artifacts)
+            cors = document.get("cors")
+            rules = None if cors is None else rules_from_json(cors)
+            return cls(str(document["site"]), dict(overrides), artifacts, rules)
         except (KeyError, TypeError, ValueError) as error:
             raise SiteStateError(f"malformed record: {error}") from None
 
@@ -154,7 +162,8 @@ async def snapshot(catalog: Catalog, site: str) -> SiteState:
         state = artifact_state(record)
         if state is not None:
             artifacts[record.key] = state
-    return SiteState(site, dict(await catalog.site_overrides(site)), artifacts)
+    overrides = dict(await catalog.site_overrides(site))
+    return SiteState(site, overrides, artifacts, await catalog.bucket_cors(site))
 
 
 async def load_site_state(backend: Backend, site: str) -> SiteState | None:
