@@ -105,7 +105,7 @@ class Gateway:
         self.stack = stack
         self.backend: Backend = stack.backend
         self.access = AccessControl(stack.catalog, identities)
-        self.services = Services(stack.policies, self.access, identities)
+        self.services = Services(stack.policies, self.access, identities, stack.catalog)
         self.credentials = CredentialResolver(credentials, identities)
         self.identities = identities
         self.box = box

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from policy.access_control import AccessControl
 from policy.identities import IdentityStore
+from policy.model import Catalog
 from policy.policies import PolicyResolver
 
 
@@ -14,8 +15,10 @@ class Services:
     """What the wiring built for handlers: ``policies`` resolves and stores site policies;
     ``access`` decides requests and keeps sites' access configuration (bucket policies,
     ACLs, public access blocks, object ownership); ``identities`` holds users and their
-    site roles (None: no identity store, only root and tokens)."""
+    site roles (None: no identity store, only root and tokens); ``catalog`` keeps
+    catalog-only object and bucket state such as tags (None: not wired, tagging is 501)."""
 
     policies: PolicyResolver
     access: AccessControl
     identities: IdentityStore | None = None
+    catalog: Catalog | None = None

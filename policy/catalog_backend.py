@@ -7,6 +7,13 @@ backend first; only after the backend succeeded is the catalog told:
 * ``put_object`` / ``complete_multipart_upload`` upsert the object's :class:`ObjectRecord`,
 * ``delete_object`` deletes its row, ``delete_bucket`` every row of the site.
 
+Tags are catalog state and belong to the object: a ``put_object`` stores the tags of its
+:class:`WriteMetadata` with the new row, in the same statement that replaces the previous
+object's (a new object never inherits tags). A multipart upload's tags are kept in the
+catalog from ``create_multipart_upload`` (a failure to keep them aborts the upload and fails
+the request) and given to the object in the transaction that records the completion;
+``abort_multipart_upload`` forgets them.
+
 A catalog failure after a successful backend write is logged at ERROR and swallowed: the
 backend is the truth and ``pagewright-gateway reindex`` repairs the catalog. With a
 :class:`policy.catalog_gate.CatalogGate`, writes are refused (503) before they start while
@@ -44,8 +51,10 @@ from translators.base import (
 logger = logging.getLogger(__name__)
 
 
-def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord:
-    """The catalog row of ``info`` stored in ``bucket``.
+def object_record(
+    bucket: str, info: ObjectInfo, principal: str, tags: dict[str, str] | None = None
+) -> ObjectRecord:
+    """The catalog row of ``info`` stored in ``bucket``, with ``tags`` (default: none).
 
     ``sha256`` is the object's full-object SHA256 checksum in hex, when it has one (a
     composite multipart checksum is a hash of part hashes, not the object's, so it is not
@@ -69,6 +78,7 @@ def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord
         status=info.user_metadata.get(STATUS),
         action=info.user_metadata.get(ACTION),
         user_metadata=dict(info.user_metadata),
+        tags=dict(tags or {}),
     )
 
 
@@ -103,8 +113,7 @@ def _sha256_hex(info: ObjectInfo) -> str | None:
 
 class CatalogBackend(
     ForwardingBackend,
-    passes_through={"check_ready", "create_bucket", "upload_part", "abort_multipart_upload"}
-    | READS,
+    passes_through={"check_ready", "create_bucket", "upload_part"} | READS,
 ):
     """``inner`` with every successful write recorded in ``catalog``.
 
@@ -168,7 +177,7 @@ class CatalogBackend(
         await self._require_catalog()
         metadata = with_creator(key, metadata, ctx.principal)
         info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
-        record = object_record(bucket, info, ctx.principal)
+        record = object_record(bucket, info, ctx.principal, metadata.tags)
         await self._record(f"put {bucket}/{key}", lambda: self.catalog.upsert(record))
         return info
 
@@ -188,9 +197,26 @@ class CatalogBackend(
     ) -> UploadInfo:
         await self._require_catalog()
         metadata = with_creator(key, metadata, ctx.principal)
-        return await self.inner.create_multipart_upload(
+        upload = await self.inner.create_multipart_upload(
             ctx, bucket, key, metadata, checksum_algorithm, checksum_type
         )
+        if metadata.tags:
+            try:
+                await self.catalog.set_upload_tags(bucket, upload.upload_id, key, metadata.tags)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._abort_quietly(ctx, bucket, key, upload.upload_id)
+                raise
+        return upload
+
+    async def _abort_quietly(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        """Abort an upload whose tags could not be kept (the client never learns its id)."""
+        try:
+            await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+        except Exception:
+            logger.exception("could not abort upload %s of %s/%s", upload_id, bucket, key)
 
     async def complete_multipart_upload(
         self,
@@ -206,5 +232,16 @@ class CatalogBackend(
             ctx, bucket, key, upload_id, parts, conditions
         )
         record = object_record(bucket, info, ctx.principal)
-        await self._record(f"complete {bucket}/{key}", lambda: self.catalog.upsert(record))
+        await self._record(
+            f"complete {bucket}/{key}",
+            lambda: self.catalog.upsert(record, upload_id=upload_id),
+        )
         return info
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+        await self._record(
+            f"abort {bucket}/{key}", lambda: self.catalog.drop_upload_tags(bucket, upload_id)
+        )

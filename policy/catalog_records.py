@@ -38,8 +38,10 @@ class CursorError(ValueError):
 
 
 def upsert(conn: Connection, record: ObjectRecord) -> None:
-    """Insert or replace the row of (site, key) with ``record``, every field included."""
+    """Insert or replace the row of (site, key) with ``record``, every field included (its
+    tags too: a new object never keeps the tags of the one it replaces)."""
     values = asdict(record)
+    values["tags"] = record.tags or None
     statement = dialect_insert(conn)(objects).values(values)
     changed = {k: statement.excluded[k] for k in values if k not in ("site", "key")}
     conn.execute(statement.on_conflict_do_update(index_elements=["site", "key"], set_=changed))
@@ -64,6 +66,7 @@ def record(row: Row[Any]) -> ObjectRecord:
         pinned=bool(m["pinned"]),
         corrupt=bool(m["corrupt"]),
         user_metadata=dict(m["user_metadata"] or {}),
+        tags=dict(m["tags"] or {}),
     )
 
 
@@ -149,6 +152,8 @@ def _filter_conditions(query: ArtifactFilter) -> list[ColumnElement[bool]]:
             conditions.append(column == value)
     for name, value in sorted(query.metadata.items()):
         conditions.append(objects.c.user_metadata[name].as_string() == value)
+    for key, value in sorted(set(query.tags)):
+        conditions.append(objects.c.tags[key].as_string() == value)
     return conditions
 
 

@@ -80,10 +80,16 @@ class BucketInfo:
 
 @dataclass(frozen=True)
 class WriteMetadata:
-    """Metadata a client sets on a new object (PutObject, CopyObject REPLACE, multipart)."""
+    """Metadata a client sets on a new object (PutObject, CopyObject REPLACE, multipart).
+
+    ``tags`` is the new object's tag set (``x-amz-tagging``, or a copy's source tags). Tags
+    are catalog state: the catalog wrapper (``policy.catalog_backend``) keeps them with the
+    object's row, replacing the previous object's; translators neither store nor return them.
+    """
 
     headers: dict[str, str] = field(default_factory=dict)
     user_metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def written_object(key: str, digest: PayloadDigest, metadata: WriteMetadata) -> ObjectInfo:

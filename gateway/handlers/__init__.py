@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway.handlers import access, buckets, lifecycle, listing, multipart, objects
+from gateway.handlers import access, buckets, lifecycle, listing, multipart, objects, tagging
 from gateway.request import S3Request
 from gateway.responses import Reply
 from gateway.routing import Operation
@@ -53,4 +53,10 @@ HANDLERS: dict[Operation, Handler] = {
     _O.GetBucketLifecycleConfiguration: lifecycle.get_bucket_lifecycle,
     _O.PutBucketLifecycleConfiguration: lifecycle.put_bucket_lifecycle,
     _O.DeleteBucketLifecycle: lifecycle.delete_bucket_lifecycle,
+    _O.GetObjectTagging: tagging.get_object_tagging,
+    _O.PutObjectTagging: tagging.put_object_tagging,
+    _O.DeleteObjectTagging: tagging.delete_object_tagging,
+    _O.GetBucketTagging: tagging.get_bucket_tagging,
+    _O.PutBucketTagging: tagging.put_bucket_tagging,
+    _O.DeleteBucketTagging: tagging.delete_bucket_tagging,
 }

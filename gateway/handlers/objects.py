@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from lxml import etree
@@ -18,6 +18,12 @@ from gateway import s3xml
 from gateway.handlers.access import forget_object_acl, keep_object_acl, requested_object_acl
 from gateway.handlers.common import INT32_MAX
 from gateway.handlers.common import part_number as parse_part_number
+from gateway.handlers.object_tags import (
+    copied_tags,
+    copy_tags_requested,
+    tag_count_headers,
+    with_requested_tags,
+)
 from gateway.headers import (
     apply_overrides,
     check_preconditions,
@@ -109,7 +115,7 @@ def checksum_elements(info: ObjectInfo) -> list[etree._Element | None]:
 async def put_object(req: S3Request) -> Reply:
     check_size(req, req.settings.max_object_size)
     acl = await requested_object_acl(req)
-    metadata = write_metadata(req.headers)
+    metadata = await with_requested_tags(req, write_metadata(req.headers))
     conditions = write_conditions(req.headers)
     # S3 gives every new object a CRC64NVME checksum when the client sends none.
     extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
@@ -158,6 +164,7 @@ async def _read_reply(req: S3Request, *, with_body: bool) -> Reply:
             headers.append(
                 ("Content-Range", f"bytes {result.range.start}-{result.range.end}/{info.size}")
             )
+    headers += await tag_count_headers(req, info)
     headers = apply_overrides(headers, req.query)
     return Reply(status, headers, result.body if with_body else b"", length)
 
@@ -179,8 +186,9 @@ async def head_object(req: S3Request) -> Reply:
                 [("ETag", quote_etag(info.etag)), ("Last-Modified", http_date(info.last_modified))],
             )
         enabled = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-        headers = apply_overrides(object_headers(info, with_checksums=enabled), req.query)
-        return Reply(200, headers, b"", info.size)
+        headers = object_headers(info, with_checksums=enabled)
+        headers += await tag_count_headers(req, info)
+        return Reply(200, apply_overrides(headers, req.query), b"", info.size)
     return await _read_reply(req, with_body=False)
 
 
@@ -279,6 +287,7 @@ async def copy_object(req: S3Request) -> Reply:
             ArgumentName="x-amz-metadata-directive",
             ArgumentValue=directive,
         )
+    requested_tags = copy_tags_requested(req)
     algorithm = req.headers.get("x-amz-checksum-algorithm")
     source, result = await open_copy_source(req)
     same = (source.bucket, source.key) == (req.bucket, req.key)
@@ -291,10 +300,15 @@ async def copy_object(req: S3Request) -> Reply:
             "encryption attributes.",
         )
     src = result.info
+    try:
+        tags = await copied_tags(req, requested_tags, (source.bucket, source.key), src.etag)
+    except BaseException:
+        await result.body.aclose()
+        raise
     if directive == "REPLACE":
-        metadata = write_metadata(req.headers)
+        metadata = replace(write_metadata(req.headers), tags=tags)
     else:
-        metadata = WriteMetadata(dict(src.headers), dict(src.user_metadata))
+        metadata = WriteMetadata(dict(src.headers), dict(src.user_metadata), tags)
     algorithms = (
         [checksums.parse_algorithm(algorithm)]
         if algorithm
