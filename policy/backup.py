@@ -14,11 +14,14 @@ databases (SQLite to PostgreSQL):
   with the gateway's ``master.key`` / ``master_key``), inline policies and site grants;
 * every site's access settings (``policy.bucket_access``: owner, bucket policy, ACL, public
   access block, object ownership) and every object ACL. A restore without them would lose
-  a bucket policy's Deny statements, so they travel too.
+  a bucket policy's Deny statements, so they travel too;
+* S3 tags: an object's on its object line (``tags``), every bucket's tag set on a line of
+  its own.
 
 The file is written with mode 0600 all the same.
 
-Quota reservations (transient) are not included.
+Quota reservations and the tags of multipart uploads in progress (transient) are not
+included.
 
 Format, one JSON object per line::
 
@@ -36,12 +39,14 @@ Format, one JSON object per line::
      "acl": [{"kind", "grantee", "permission", "display"}...],
      "public_access_block": {...} | null, "ownership": ... | null}
     {"type": "object_acl", "site": ..., "key": ..., "acl": [...]}
+    {"type": "bucket_tags", "site": ..., "tags": {key: value, ...}}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
-     "object_acls": N}
+     "object_acls": N, "bucket_tags": N}
 
-Identity and access lines were added to version 1 without a new version: files written
-before them (whose end line has no such counts) read as holding none.
+Identity, access and tag lines (and an object line's ``tags``) were added to version 1
+without a new version: files written before them (whose end line has no such counts, whose
+object lines have no tags) read as holding none.
 
 The end line makes a truncated file detectable. :func:`restore_backup` first reads the
 whole file to check it (format, version, every line, the counts) and writes nothing unless
@@ -75,6 +80,7 @@ from policy.identity_rules import STATUSES
 from policy.model import ArtifactFilter, Compression, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
 from policy.principals import Role
+from policy.tags import valid_tags
 
 FORMAT: Final = "pagewright-catalog-backup"
 VERSION: Final = 1
@@ -100,6 +106,14 @@ class ObjectAclEntry:
     acl: tuple[Grant, ...]
 
 
+@dataclass(frozen=True)
+class BucketTagsEntry:
+    """A backed-up bucket tag set."""
+
+    site: str
+    tags: dict[str, str]
+
+
 class BackupError(ValueError):
     """A backup file that cannot be restored: wrong format or version, malformed, truncated;
     or a catalog that is not empty."""
@@ -116,6 +130,7 @@ class BackupCounts:
     site_grants: int = 0
     site_access: int = 0
     object_acls: int = 0
+    bucket_tags: int = 0
 
     def text(self) -> str:
         return (
@@ -123,7 +138,7 @@ class BackupCounts:
             f"{self.api_keys} API key(s), {self.users} user(s), "
             f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
             f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
-            f"{self.object_acls} object ACL(s)"
+            f"{self.object_acls} object ACL(s), {self.bucket_tags} bucket tag set(s)"
         )
 
 
@@ -138,10 +153,19 @@ _COUNTED: Final = {
     "site_grant": "site_grants",
     "site_access": "site_access",
     "object_acl": "object_acls",
+    "bucket_tags": "bucket_tags",
 }
 #: Counts an end line written before identities were backed up does not carry.
 _LATER_COUNTS: Final = frozenset(
-    {"users", "access_keys", "user_policies", "site_grants", "site_access", "object_acls"}
+    {
+        "users",
+        "access_keys",
+        "user_policies",
+        "site_grants",
+        "site_access",
+        "object_acls",
+        "bucket_tags",
+    }
 )
 
 
@@ -182,6 +206,9 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     object_acls = await catalog.all_object_acls()
     for site, object_key, acl in object_acls:
         line({"type": "object_acl", "site": site, "key": object_key, "acl": grants_to_json(acl)})
+    bucket_tags = await catalog.all_bucket_tags()
+    for site, tags in bucket_tags.items():
+        line({"type": "bucket_tags", "site": site, "tags": tags})
     counts = BackupCounts(
         objects,
         len(policies),
@@ -192,6 +219,7 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(grants),
         len(sites),
         len(object_acls),
+        len(bucket_tags),
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -262,6 +290,7 @@ Entry = (
     | SiteGrant
     | SiteAccessEntry
     | ObjectAclEntry
+    | BucketTagsEntry
 )
 
 
@@ -310,6 +339,10 @@ def read_backup(path: Path) -> Iterator[Entry]:
                         _text(document, "key"),
                         grants_from_json(document["acl"]),
                     )
+                elif kind == "bucket_tags":
+                    yield BucketTagsEntry(
+                        _text(document, "site"), valid_tags(document["tags"], "bucket")
+                    )
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -338,6 +371,7 @@ def _kind(entry: Entry) -> str:
         (SiteGrant, "site_grants"),
         (SiteAccessEntry, "site_access"),
         (ObjectAclEntry, "object_acls"),
+        (BucketTagsEntry, "bucket_tags"),
     )
     for kind, name in kinds:
         if isinstance(entry, kind):
@@ -429,6 +463,7 @@ def _object(document: dict[str, Any]) -> ObjectRecord:
         pinned=_flag(document, "pinned"),
         corrupt=_flag(document, "corrupt"),
         user_metadata=dict(metadata),
+        tags=valid_tags(document.get("tags") or {}, "object"),
     )
 
 
@@ -539,6 +574,8 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await catalog.set_bucket_access(entry.site, entry.access, entry.policy)
         elif isinstance(entry, ObjectAclEntry):
             await catalog.set_object_acl(entry.site, entry.key, entry.acl)
+        elif isinstance(entry, BucketTagsEntry):
+            await catalog.set_bucket_tags(entry.site, entry.tags)
         else:
             await catalog.set_site_overrides(*entry)
     await catalog.upsert_many(batch)
