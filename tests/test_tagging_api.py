@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import boto3
@@ -93,7 +93,7 @@ def test_a_site_listing_takes_no_tag_filter(api: ApiClient, bucket: str) -> None
 # Permissions
 
 
-def _client(service: str, gateway: InProcessGateway, key: str, secret: str) -> Any:
+def _client(service: Literal["iam", "s3"], gateway: InProcessGateway, key: str, secret: str) -> Any:
     return boto3.client(
         service,
         endpoint_url=gateway.endpoint,
