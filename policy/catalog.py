@@ -393,13 +393,22 @@ class SqlCatalog:
 
     # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
 
+    def _holds(self, key: str) -> bool:
+        """Whether a row of ``key`` can exist: PostgreSQL text cannot hold a NUL, so an S3
+        key with one has no row there (asking for it would be a database error)."""
+        return "\x00" not in key or self.dialect == "sqlite"
+
     async def object_tags(self, site: str, key: str) -> tuple[str, TagSet] | None:
         """(ETag, tags) of the object's row; None: no such row."""
+        if not self._holds(key):
+            return None
         read = partial(catalog_tags.read_object, site=site, key=key)
         return await self._database.run(False, read)
 
     async def set_object_tags(self, site: str, key: str, tags: TagSet) -> bool:
         """Replace the object's tags ({}: none); False when the catalog has no row of it."""
+        if not self._holds(key):
+            return False
         write = partial(catalog_tags.write_object, site=site, key=key, tags=tags)
         before = await self._database.run(True, write)
         if before is None:

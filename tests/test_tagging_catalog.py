@@ -84,6 +84,9 @@ async def test_tags_go_with_their_row(url: str) -> None:
         assert await catalog.set_object_tags(SITE, "a", {"k": "v"})
         assert (await catalog.get(SITE, "a")) == record("a", tags={"k": "v"})
         assert not await catalog.set_object_tags(SITE, "missing", {"k": "v"})
+        # A key no PostgreSQL row can hold (a NUL) has no tags there; never a database error.
+        assert await catalog.object_tags(SITE, "nul\x00key") is None
+        assert not await catalog.set_object_tags(SITE, "nul\x00key", {"k": "v"})
         assert await catalog.tagged_objects(SITE) == [("a", "0" * 32, {"k": "v"})]
         await catalog.delete(SITE, "a")
         assert await catalog.object_tags(SITE, "a") is None
