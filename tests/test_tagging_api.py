@@ -177,3 +177,25 @@ def test_each_tagging_operation_needs_its_action(
     tagger.put_bucket_tagging(Bucket=bucket, Tagging=TAGS)
     tagger.delete_bucket_tagging(Bucket=bucket)
     assert s3_error(lambda: s3.get_bucket_tagging(Bucket=bucket))[1] == "NoSuchTagSet"
+
+
+def test_a_multipart_artifact_gets_its_tags(api: ApiClient, s3: Any, bucket: str) -> None:
+    """A multipart artifact is staged and validated below the catalog; the tags its upload
+    asked for are its own once it completes, and the search finds it."""
+    key = "builds/mp1.tar.gz"
+    data = artifact_bytes(f"{bucket}/mp1", 0, compress=True)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, Tagging="kind=multipart")
+    part = s3.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=data
+    )
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == [
+        {"Key": "kind", "Value": "multipart"}
+    ]
+    found = api.get("/artifacts/search", params={"tag.kind": "multipart", "site": bucket}).json()
+    assert [i["build_id"] for i in found["items"]] == ["mp1"]
