@@ -6,7 +6,8 @@ Checks, run together, each bounded by :data:`CHECK_TIMEOUT_S`, each with a ``sta
   ``starting`` (it could not start yet, policy.backend_start) or ``unavailable`` (it fails,
   or its circuit breaker is open: then ``breaker`` holds the breaker's state);
 * ``catalog``: the catalog database answers and could take a write
-  (``SqlCatalog.check_ready``): ``ok`` or ``unavailable``;
+  (``SqlCatalog.check_ready``): ``ok``, ``starting`` (a remote catalog that could not
+  start yet, policy.catalog_start) or ``unavailable``;
 * ``redis`` (only with shared rate-limit buckets): ``ok``, or
   ``degraded: per-process limits`` while Redis is out. It never fails readiness: the
   gateway keeps serving with limits of its own (policy.rate_redis);
@@ -62,6 +63,13 @@ async def report(stack: Stack) -> tuple[bool, dict[str, Any]]:
         return {}
 
     async def catalog() -> dict[str, Any]:
+        starting = stack.catalog_start
+        if starting is not None and not starting.started:
+            return {
+                "ok": False,
+                "state": "starting",
+                "error": "The catalog database has not started yet.",
+            }
         await stack.catalog.check_ready()
         return {}
 

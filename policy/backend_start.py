@@ -11,40 +11,24 @@ everything. :attr:`state` is ``starting`` or ``started``, for the readiness repo
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 import anyio
 
-from core.checksums import ChecksumAlgorithm, ChecksumType
-from core.context import RequestContext
 from core.errors import S3Error
-from core.streams import PayloadStream
-from policy.forwarding import ForwardingBackend
-from translators.base import (
-    Backend,
-    BucketInfo,
-    CompletedPart,
-    GetOptions,
-    GetResult,
-    ListPage,
-    ListQuery,
-    ObjectInfo,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
-    WriteConditions,
-    WriteMetadata,
-)
+from policy.around import AroundBackend
+from translators.base import Backend
 
 log = logging.getLogger("pagewright.backend_start")
 
 FIRST_DELAY_S: Final = 0.5
 MAX_DELAY_S: Final = 5.0
 
+T = TypeVar("T")
 
-class StartingBackend(ForwardingBackend, passes_through={"close"}):
+
+class StartingBackend(AroundBackend, passes_through={"close"}):
     """Refuses every call with 503 until the wrapped backend has started."""
 
     def __init__(
@@ -97,118 +81,6 @@ class StartingBackend(ForwardingBackend, passes_through={"close"}):
                 headers={"Retry-After": "1"},
             )
 
-    async def check_ready(self) -> None:
+    async def around(self, call: str, bucket: str | None, invoke: Callable[[], Awaitable[T]]) -> T:
         self._require_started()
-        await self.inner.check_ready()
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        self._require_started()
-        return await self.inner.list_buckets(ctx)
-
-    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        self._require_started()
-        await self.inner.create_bucket(ctx, bucket)
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        self._require_started()
-        return await self.inner.head_bucket(ctx, bucket)
-
-    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        self._require_started()
-        await self.inner.delete_bucket(ctx, bucket)
-
-    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        self._require_started()
-        return await self.inner.head_object(ctx, bucket, key)
-
-    async def get_object(
-        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
-    ) -> GetResult:
-        self._require_started()
-        return await self.inner.get_object(ctx, bucket, key, options)
-
-    async def put_object(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        body: PayloadStream,
-        metadata: WriteMetadata,
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        self._require_started()
-        return await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
-
-    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        self._require_started()
-        await self.inner.delete_object(ctx, bucket, key)
-
-    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        self._require_started()
-        return await self.inner.list_objects(ctx, bucket, query)
-
-    async def create_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        metadata: WriteMetadata,
-        checksum_algorithm: ChecksumAlgorithm | None,
-        checksum_type: ChecksumType | None,
-    ) -> UploadInfo:
-        self._require_started()
-        return await self.inner.create_multipart_upload(
-            ctx, bucket, key, metadata, checksum_algorithm, checksum_type
-        )
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        self._require_started()
-        return await self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        self._require_started()
-        return await self.inner.list_parts(
-            ctx, bucket, key, upload_id, part_number_marker, max_parts
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        self._require_started()
-        return await self.inner.list_multipart_uploads(ctx, bucket, query)
-
-    async def complete_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        self._require_started()
-        return await self.inner.complete_multipart_upload(
-            ctx, bucket, key, upload_id, parts, conditions
-        )
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        self._require_started()
-        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+        return await invoke()

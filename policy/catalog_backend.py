@@ -17,9 +17,13 @@ the request) and given to the object in the transaction that records the complet
 A catalog failure after a successful backend write is logged at ERROR and swallowed: the
 backend is the truth and ``pagewright-gateway reindex`` repairs the catalog. With a
 :class:`policy.catalog_gate.CatalogGate`, writes are refused (503) before they start while
-the catalog is down, so that window stays one write wide. The catalog
-update is shielded from cancellation, so a client hanging up right after the commit does
-not leave the row behind.
+the catalog is down, so that window stays one write wide (per writer in flight when the
+catalog went), and the keys of such writes are kept: before the first write admitted once
+the catalog answers again, each is read back from the backend and its row written (or
+deleted, the object being gone), with the tags its write set, so a short outage needs no
+reindex (a restart in between does, as do sites deleted meanwhile). The catalog update is
+shielded from cancellation, so a client hanging up right after the commit does not leave
+the row behind.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import anyio
 
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
+from core.errors import S3Error
 from core.streams import PayloadStream
 from core.tracing import failed, span
 from policy.catalog_gate import CatalogGate
@@ -49,6 +54,10 @@ from translators.base import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: At most this many missed writes are kept for catching up; beyond, reindex repairs.
+MAX_UNRECORDED = 10_000
+_GONE = frozenset({"NoSuchKey", "NoSuchBucket"})
 
 
 def object_record(
@@ -122,36 +131,98 @@ class CatalogBackend(
     sharing the catalog may call them too).
     """
 
-    def __init__(self, inner: Backend, catalog: Catalog, gate: CatalogGate | None = None) -> None:
-        """``gate``: refuse writes with 503 while the catalog is down (policy.catalog_gate)."""
+    def __init__(
+        self,
+        inner: Backend,
+        catalog: Catalog,
+        gate: CatalogGate | None = None,
+        *,
+        start_catalog: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``gate``: refuse writes with 503 while the catalog is down (policy.catalog_gate);
+        ``start_catalog``: how ``start`` starts the catalog (default ``catalog.start``; a
+        :class:`policy.catalog_start.CatalogStart`'s keeps an outage instead of raising)."""
         super().__init__(inner)
         self.catalog = catalog
         self.gate = gate
+        self._start_catalog = start_catalog or catalog.start
+        # (site, key) -> principal of a write the catalog missed (only with a gate).
+        self.unrecorded: dict[tuple[str, str], str] = {}
+        # (site, key) -> the missed write's tags and the multipart upload it completed.
+        self._unrecorded_tags: dict[tuple[str, str], tuple[dict[str, str], str | None]] = {}
+        self._catching_up = anyio.Lock()
 
     async def _require_catalog(self) -> None:
         if self.gate is not None:
             await self.gate.require()
+            if self.unrecorded:
+                await self._catch_up()
 
-    async def _record(self, what: str, update: Callable[[], Awaitable[None]]) -> None:
+    async def _catch_up(self) -> None:
+        """Write the rows of the writes the catalog missed, as the backend holds them now
+        (see the module docstring); one that fails again stays for the next write."""
+        async with self._catching_up:
+            for (site, key), principal in list(self.unrecorded.items()):
+                ctx = RequestContext("catalog-catch-up", principal)
+                try:
+                    try:
+                        info = await self.inner.head_object(ctx, site, key)
+                    except S3Error as error:
+                        if error.code not in _GONE:
+                            raise
+                        await self.catalog.delete(site, key)
+                    else:
+                        tags, upload_id = self._unrecorded_tags.get((site, key), ({}, None))
+                        record = object_record(site, info, principal, tags)
+                        await self.catalog.upsert(record, upload_id=upload_id)
+                except Exception:
+                    logger.exception("catalog: recording %s/%s after the outage failed", site, key)
+                    return
+                if self.unrecorded.get((site, key)) == principal:
+                    del self.unrecorded[(site, key)]
+                    self._unrecorded_tags.pop((site, key), None)
+            logger.warning("catalog: the writes it missed while it was down are recorded")
+
+    async def _record(
+        self,
+        what: str,
+        update: Callable[[], Awaitable[None]],
+        key: tuple[str, str] | None = None,
+        principal: str = "",
+        tags: tuple[dict[str, str], str | None] = ({}, None),
+    ) -> None:
+        """Run ``update`` (the catalog's side of the write of ``key``, by ``principal``,
+        with ``tags``: the write's own tag set and the multipart upload whose tags it takes,
+        kept with a missed write for the catch-up)."""
         with anyio.CancelScope(shield=True), span("catalog.write") as writing:
             try:
                 await update()
                 if self.gate is not None:
                     self.gate.answered()
+                if key is not None:
+                    self.unrecorded.pop(key, None)
+                    self._unrecorded_tags.pop(key, None)
             except Exception as error:
                 failed(writing, error)
+                kept = False
                 if self.gate is not None:
                     self.gate.failed(error)
+                    if key is not None and len(self.unrecorded) < MAX_UNRECORDED:
+                        self.unrecorded[key] = principal
+                        self._unrecorded_tags[key] = tags
+                        kept = True
                 logger.exception(
-                    "catalog update failed after a successful backend write (%s); the "
-                    "catalog is stale until `pagewright-gateway reindex` runs",
+                    "catalog update failed after a successful backend write (%s); %s",
                     what,
+                    "it is recorded once the catalog answers again"
+                    if kept
+                    else "the catalog is stale until `pagewright-gateway reindex` runs",
                 )
 
     # Lifecycle
 
     async def start(self) -> None:
-        await self.catalog.start()
+        await self._start_catalog()
         await self.inner.start()
 
     async def close(self) -> None:
@@ -178,13 +249,24 @@ class CatalogBackend(
         metadata = with_creator(key, metadata, ctx.principal)
         info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
         record = object_record(bucket, info, ctx.principal, metadata.tags)
-        await self._record(f"put {bucket}/{key}", lambda: self.catalog.upsert(record))
+        await self._record(
+            f"put {bucket}/{key}",
+            lambda: self.catalog.upsert(record),
+            (bucket, key),
+            ctx.principal,
+            (metadata.tags, None),
+        )
         return info
 
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
         await self._require_catalog()
         await self.inner.delete_object(ctx, bucket, key)
-        await self._record(f"delete {bucket}/{key}", lambda: self.catalog.delete(bucket, key))
+        await self._record(
+            f"delete {bucket}/{key}",
+            lambda: self.catalog.delete(bucket, key),
+            (bucket, key),
+            ctx.principal,
+        )
 
     async def create_multipart_upload(
         self,
@@ -235,6 +317,9 @@ class CatalogBackend(
         await self._record(
             f"complete {bucket}/{key}",
             lambda: self.catalog.upsert(record, upload_id=upload_id),
+            (bucket, key),
+            ctx.principal,
+            ({}, upload_id),
         )
         return info
 

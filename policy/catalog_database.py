@@ -10,7 +10,8 @@ event loop never waits on the database.
   transaction-scoped advisory lock on PostgreSQL (the write lock on SQLite), so replicas
   starting together upgrade once.
 * A database failure reaches clients as an :class:`S3Error` (507 on a full volume, else
-  503); its cause is logged, never returned (it may name hosts).
+  503 with ``Retry-After``); its cause is logged, never returned (it may name hosts). So
+  does work asked of a database not started (yet: policy.catalog_start) or closed: 503.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.errors import S3Error
@@ -176,7 +177,12 @@ class CatalogDatabase:
         ``write`` transactions take SQLite's write lock at their start."""
         engine = self._writer if write else self._engine
         if engine is None or self._limiter is None:
-            raise RuntimeError("the catalog is not started")
+            # Not started yet (policy.catalog_start retries it) or closed: the caller waits.
+            raise S3Error(
+                "ServiceUnavailable",
+                "The catalog database is not started.",
+                headers={"Retry-After": "1"},
+            )
 
         def transaction() -> _T:
             with engine.begin() as conn:
@@ -184,7 +190,7 @@ class CatalogDatabase:
 
         try:
             return await anyio.to_thread.run_sync(transaction, limiter=self._limiter)
-        except OperationalError as error:
+        except (OperationalError, InterfaceError) as error:
             raise _database_fault(error) from error
 
 
@@ -209,10 +215,11 @@ def _migrate(writer: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def _database_fault(error: OperationalError) -> S3Error:
+def _database_fault(error: DBAPIError) -> S3Error:
     """What a database failure means to a client: its volume is full (SQLite's SQLITE_FULL,
     PostgreSQL's disk_full) -> 507, anything else operational (unreachable, locked,
-    read-only, I/O) -> 503. The cause is logged, never returned (it may name hosts)."""
+    read-only, I/O, a connection lost) -> 503 with ``Retry-After``. The cause is logged,
+    never returned (it may name hosts)."""
     cause = error.orig
     _log.error("catalog database fault: %s", cause)
     sqlite_code = getattr(cause, "sqlite_errorcode", None)
@@ -221,7 +228,9 @@ def _database_fault(error: OperationalError) -> S3Error:
     ) == _PG_DISK_FULL
     if full:
         return S3Error("InsufficientStorage", "The catalog database's volume is full.")
-    return S3Error("ServiceUnavailable", "The catalog database is unavailable.")
+    return S3Error(
+        "ServiceUnavailable", "The catalog database is unavailable.", headers={"Retry-After": "1"}
+    )
 
 
 def _probe_sqlite_write_lock(engine: Engine) -> None:

@@ -26,28 +26,9 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Final, TypeVar
 
-from core.checksums import ChecksumAlgorithm, ChecksumType
-from core.context import RequestContext
 from core.errors import S3Error
-from core.streams import PayloadStream
-from policy.forwarding import ForwardingBackend
-from translators.base import (
-    Backend,
-    BucketInfo,
-    CompletedPart,
-    GetOptions,
-    GetResult,
-    ListPage,
-    ListQuery,
-    ObjectInfo,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
-    UploadsQuery,
-    WriteConditions,
-    WriteMetadata,
-)
+from policy.around import AroundBackend
+from translators.base import Backend
 
 log = logging.getLogger("pagewright.breaker")
 
@@ -174,7 +155,7 @@ class CircuitBreaker:
         return result
 
 
-class CircuitBreakerBackend(ForwardingBackend, passes_through={"start", "close"}):
+class CircuitBreakerBackend(AroundBackend, passes_through={"start", "close"}):
     """Every call of a remote translator through one :class:`CircuitBreaker`."""
 
     def __init__(self, inner: Backend, breaker: CircuitBreaker) -> None:
@@ -185,116 +166,5 @@ class CircuitBreakerBackend(ForwardingBackend, passes_through={"start", "close"}
     def state(self) -> BreakerState:
         return self.breaker.state
 
-    async def check_ready(self) -> None:
-        await self.breaker.call(self.inner.check_ready)
-
-    async def list_buckets(self, ctx: RequestContext) -> list[BucketInfo]:
-        return await self.breaker.call(lambda: self.inner.list_buckets(ctx))
-
-    async def create_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.breaker.call(lambda: self.inner.create_bucket(ctx, bucket))
-
-    async def head_bucket(self, ctx: RequestContext, bucket: str) -> BucketInfo:
-        return await self.breaker.call(lambda: self.inner.head_bucket(ctx, bucket))
-
-    async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
-        await self.breaker.call(lambda: self.inner.delete_bucket(ctx, bucket))
-
-    async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        return await self.breaker.call(lambda: self.inner.head_object(ctx, bucket, key))
-
-    async def get_object(
-        self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
-    ) -> GetResult:
-        return await self.breaker.call(lambda: self.inner.get_object(ctx, bucket, key, options))
-
-    async def put_object(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        body: PayloadStream,
-        metadata: WriteMetadata,
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        return await self.breaker.call(
-            lambda: self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
-        )
-
-    async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        await self.breaker.call(lambda: self.inner.delete_object(ctx, bucket, key))
-
-    async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
-        return await self.breaker.call(lambda: self.inner.list_objects(ctx, bucket, query))
-
-    async def create_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        metadata: WriteMetadata,
-        checksum_algorithm: ChecksumAlgorithm | None,
-        checksum_type: ChecksumType | None,
-    ) -> UploadInfo:
-        return await self.breaker.call(
-            lambda: self.inner.create_multipart_upload(
-                ctx, bucket, key, metadata, checksum_algorithm, checksum_type
-            )
-        )
-
-    async def upload_part(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        body: PayloadStream,
-    ) -> PartInfo:
-        return await self.breaker.call(
-            lambda: self.inner.upload_part(ctx, bucket, key, upload_id, part_number, body)
-        )
-
-    async def list_parts(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number_marker: int,
-        max_parts: int,
-    ) -> tuple[UploadInfo, PartsPage]:
-        return await self.breaker.call(
-            lambda: self.inner.list_parts(
-                ctx, bucket, key, upload_id, part_number_marker, max_parts
-            )
-        )
-
-    async def list_multipart_uploads(
-        self, ctx: RequestContext, bucket: str, query: UploadsQuery
-    ) -> UploadsPage:
-        return await self.breaker.call(
-            lambda: self.inner.list_multipart_uploads(ctx, bucket, query)
-        )
-
-    async def complete_multipart_upload(
-        self,
-        ctx: RequestContext,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        conditions: WriteConditions,
-    ) -> ObjectInfo:
-        return await self.breaker.call(
-            lambda: self.inner.complete_multipart_upload(
-                ctx, bucket, key, upload_id, parts, conditions
-            )
-        )
-
-    async def abort_multipart_upload(
-        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
-    ) -> None:
-        await self.breaker.call(
-            lambda: self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
-        )
+    async def around(self, call: str, bucket: str | None, invoke: Callable[[], Awaitable[T]]) -> T:
+        return await self.breaker.call(invoke)

@@ -8,7 +8,8 @@ Each pass does bounded work per run: it walks listings page by page and stops af
   staged artifact uploads are aborted under their client ids).
 * :func:`sweep_leftovers`: hidden staging objects a crash left between a multipart
   artifact's completion and the staging object's deletion (policy.validation), then the
-  translator's own leftovers when it can sweep them (:class:`translators.base.Sweeper`).
+  translator's own leftovers when it can sweep them (:class:`translators.base.Sweeper`:
+  the filesystem, GCS, S3 and Azure translators; the in-memory one keeps none).
 """
 
 from __future__ import annotations

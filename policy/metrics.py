@@ -151,23 +151,30 @@ class Metrics:
             "Artifacts deleted by retention.",
             registry=registry,
         )
+        # job_name, not job: Prometheus gives every scraped series its target's ``job`` label.
         self.job_runs = Counter(
             "pagewright_job_runs_total",
             "Runs of a background job in this process, by outcome (ok, error).",
-            ["job", "outcome"],
+            ["job_name", "outcome"],
             registry=registry,
         )
         self.job_last_run = Gauge(
             "pagewright_job_last_run_timestamp_seconds",
-            "When the job's last run ended (Unix time), whatever its outcome.",
-            ["job"],
+            "When the job's last run ended (Unix time), whatever its outcome, on any replica.",
+            ["job_name"],
             registry=registry,
         )
         self.job_duration = Histogram(
             "pagewright_job_duration_seconds",
             "Duration of a background job's run.",
-            ["job"],
+            ["job_name"],
             buckets=JOB_BUCKETS,
+            registry=registry,
+        )
+        self.job_interval = Gauge(
+            "pagewright_job_interval_seconds",
+            "How often the background job is configured to run (0: off).",
+            ["job_name"],
             registry=registry,
         )
         self.build_info = Gauge(
@@ -221,6 +228,10 @@ class Metrics:
         self.sent_bytes.labels(surface, operation).inc(sent)
         if error_code is not None:
             self.errors.labels(surface, error_code).inc()
+
+    def schedule_job(self, name: str, interval_s: float) -> None:
+        """Export job ``name``'s configured interval (0: off)."""
+        self.job_interval.labels(name).set(interval_s)
 
     def job(self, name: str) -> Callable[[bool, float], None]:
         """The recorder of job ``name``'s runs: ``record(succeeded, seconds)``."""

@@ -9,7 +9,8 @@ Order, outermost first (each a Backend wrapping the next):
    released only once the catalog row exists — so it must sit outside ``CatalogBackend``.
 3. ``CatalogBackend``: records every committed write and delete in the catalog; with a
    remote (PostgreSQL) catalog, refuses writes with 503 while it is down
-   (policy.catalog_gate).
+   (policy.catalog_gate), and one that cannot be reached at start is started again in the
+   background while the gateway serves, not ready (policy.catalog_start).
 4. ``ValidationBackend``: archive rules and SHA256 on artifact uploads (its staging writes
    for multipart artifacts stay below the catalog, so they are never indexed or counted),
    and the re-hash of whole artifact downloads.
@@ -34,7 +35,9 @@ the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
 reservations and reclaims those of processes gone and of multipart uploads finished
 (policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
 a request reaches the stack (its Redis connections are closed with the stack). The
-:class:`policy.metrics.Metrics` every part counts in is the stack's ``metrics``.
+:class:`policy.metrics.Metrics` every part counts in is the stack's ``metrics``; on it, the
+translator's free space is read at scrape time (policy.metrics_volume) and each job's
+configured interval is exported.
 
 The periodic passes (retention, the scrub, reclaiming reservations, sweeping leftovers,
 aborting abandoned uploads) run as jobs of a :class:`policy.jobs.JobScheduler`, one replica
@@ -47,6 +50,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 from anyio.abc import TaskGroup
 
@@ -56,6 +60,7 @@ from policy.backend_start import StartingBackend
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
 from policy.catalog_gate import CatalogGate
+from policy.catalog_start import CatalogStart
 from policy.circuit_breaker import (
     DEFAULT_FAILURES,
     DEFAULT_RESET_SECONDS,
@@ -69,6 +74,8 @@ from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
+from policy.metrics_job_runs import CatalogJobRuns
+from policy.metrics_volume import VolumeSpaceCollector
 from policy.model import SitePolicy
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
@@ -121,16 +128,21 @@ class Stack:
     starting: StartingBackend | None = None  # the backend's start, retried until it succeeds
     breaker: CircuitBreaker | None = None  # around a remote translator
     jobs: JobScheduler | None = None  # None: retention and the scrub loop in this process
+    catalog_start: CatalogStart | None = None  # a remote catalog's start, retried until it is up
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
         dead processes left, then start the periodic passes (the lease's renewal, and the
         jobs; without a scheduler: retention, leases and, when configured, the scrub). A part
-        that fails raises :class:`StartupError` naming it, except the backend: one that
-        cannot start is started again in the background while the gateway serves, not ready
-        (policy.backend_start)."""
+        that fails raises :class:`StartupError` naming it, except the backend and a remote
+        catalog that cannot be reached: each is started again in the background while the
+        gateway serves, not ready (policy.backend_start, policy.catalog_start); the lease
+        and the periodic passes wait for the catalog."""
         async with _starting("the catalog"):
-            await self.catalog.start()
+            if self.catalog_start is None:
+                await self.catalog.start()
+            else:
+                await self.catalog_start.start()  # an unreachable database is kept, not raised
         async with _starting(f"the {self.backend.name} backend"):
             await self.backend.start()  # a StartingBackend inside keeps its failure
         if self.starting is not None and not self.starting.started:
@@ -140,9 +152,30 @@ class Stack:
                 self.starting.last_error,
             )
             task_group.start_soon(self.starting.keep_starting)
+        if self.catalog_start is not None and not self.catalog_start.started:
+            log.error(
+                "the catalog database could not start (%s): serving, not ready, until it does",
+                self.catalog_start.last_error,
+            )
+            task_group.start_soon(
+                self.catalog_start.keep_starting, partial(self._start_passes, task_group, True)
+            )
+            return
+        await self._start_passes(task_group, False)
+
+    async def _start_passes(self, task_group: TaskGroup, late: bool) -> None:
+        """Take the reservation lease, then start the periodic passes. ``late``: the catalog
+        started in the background, the gateway already serving, so a lease not taken now is
+        logged (its renewal takes it) rather than raised."""
         if self.leases is not None:
-            async with _starting("the reservation lease"):
-                await self.leases.start()
+            if late:
+                try:
+                    await self.leases.start()
+                except Exception:
+                    log.exception("leases: taking the lease failed; its renewal retries")
+            else:
+                async with _starting("the reservation lease"):
+                    await self.leases.start()
             if self.jobs is None:
                 task_group.start_soon(self.leases.run_periodically)
             else:
@@ -155,8 +188,9 @@ class Stack:
             task_group.start_soon(self.scrubber.run_periodically, self.scrub_interval_s)
 
     async def close(self) -> None:
+        catalog_up = self.catalog_start is None or self.catalog_start.started
         try:
-            if self.leases is not None:
+            if self.leases is not None and catalog_up:  # no lease was taken otherwise
                 await self.leases.close()
             await self.backend.close()
         finally:
@@ -208,15 +242,25 @@ def build_stack(
         guarded = CircuitBreakerBackend(guarded, breaker)
     starting = StartingBackend(guarded)
     validated = ValidationBackend(starting, policies.for_site, catalog, metrics=metrics)
-    # A remote catalog's outage refuses writes (503) rather than acknowledging unrecorded ones.
-    gate = CatalogGate(catalog.check_ready) if catalog.dialect != "sqlite" else None
-    indexed = CatalogBackend(validated, catalog, gate)
+    # A remote catalog's outage refuses writes (503) rather than acknowledging unrecorded
+    # ones; one unreachable at start is started in the background.
+    remote_catalog = catalog.dialect != "sqlite"
+    gate = CatalogGate(catalog.check_ready) if remote_catalog else None
+    catalog_start = CatalogStart(catalog) if remote_catalog else None
+    indexed = CatalogBackend(
+        validated,
+        catalog,
+        gate,
+        start_catalog=None if catalog_start is None else catalog_start.start,
+    )
     limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies, metrics)
     backend: Backend = RetentionBackend(limited, retention)
+    volume = translator if isinstance(translator, LocalVolume) else None
+    metrics.registry.register(VolumeSpaceCollector(volume, min_free_bytes))
     space = None
-    if min_free_bytes > 0 and isinstance(translator, LocalVolume):
-        space = FreeSpaceGuard(translator, min_free_bytes)
+    if min_free_bytes > 0 and volume is not None:
+        space = FreeSpaceGuard(volume, min_free_bytes)
         backend = FreeSpaceBackend(backend, space)
     scrubber = Scrubber(translator, catalog, scrub_rate_bytes, metrics)
     leases = LeaseKeeper(catalog, backend, lease_s)
@@ -235,7 +279,10 @@ def build_stack(
         ),
         lease_s=job_lease_s,
     )
+    for job in scheduler.jobs.values():
+        metrics.schedule_job(job.name, job.interval_s)
     scheduler.add_listener(lambda run: metrics.job(run.name)(run.ok, run.duration_s))
+    metrics.before_scrape(CatalogJobRuns(scheduler.statuses, metrics).refresh)
     return Stack(
         backend,
         catalog,
@@ -252,4 +299,5 @@ def build_stack(
         starting=starting,
         breaker=breaker,
         jobs=scheduler,
+        catalog_start=catalog_start,
     )

@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 import policy
+from core.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import api_key_id
 from policy.catalog_database import normalize_url
@@ -559,8 +560,9 @@ async def test_restart_keeps_rows(url: str) -> None:
     await catalog.upsert(record("site-a", "k"))
     await catalog.close()
     await catalog.close()
-    with pytest.raises(RuntimeError, match="not started"):
+    with pytest.raises(S3Error, match="not started") as refused:  # closed: 503, never a 500
         await catalog.get("site-a", "k")
+    assert refused.value.status == 503
     again = SqlCatalog(url)
     await again.start()
     try:

@@ -15,6 +15,7 @@ from core.context import RequestContext
 from core.errors import S3Error
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend, object_record
+from policy.catalog_gate import CatalogGate
 from tests.conformance.payload import MemoryPayload
 from translators.base import CompletedPart, ObjectInfo, WriteConditions, WriteMetadata
 from translators.filesystem.backend import FilesystemBackend
@@ -155,6 +156,38 @@ async def test_catalog_failure_does_not_fail_the_write(
     stored = await wrapped.inner.head_object(CTX, "site-a", "builds/9.tar")
     assert stored.etag == info.etag
     await wrapped.catalog.start()  # for the fixture's close
+
+
+async def test_writes_the_catalog_missed_are_recorded_once_it_answers_again(
+    tmp_path: Path,
+) -> None:
+    catalog = SqlCatalog(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    gate = CatalogGate(catalog.check_ready, fresh_s=3600)  # admitted unprobed after an answer
+    backend = CatalogBackend(
+        FilesystemBackend(tmp_path / "storage", min_part_size=1, fsync=False), catalog, gate
+    )
+    await backend.start()
+    await backend.create_bucket(CTX, "site-a")
+    await put(backend, "builds/1.tar", b"one")
+    await catalog.close()  # the catalog goes while a delete and a put are under way
+    await backend.delete_object(CTX, "site-a", "builds/1.tar")
+    with pytest.raises(S3Error) as refused:  # the next write is refused: the catalog is down
+        await put(backend, "builds/2.tar", b"two")
+    assert refused.value.status == 503
+    assert backend.unrecorded == {("site-a", "builds/1.tar"): "alice"}
+    await catalog.start()
+    await put(backend, "builds/3.tar", b"three")  # the first write admitted catches up
+    assert await catalog.get("site-a", "builds/1.tar") is None
+    assert backend.unrecorded == {}
+    await catalog.close()
+    missed = await put(backend, "builds/4.tar", b"four")
+    await catalog.start()
+    await backend.delete_object(CTX, "site-a", "builds/3.tar")
+    row = await catalog.get("site-a", "builds/4.tar")
+    assert row is not None
+    assert (row.etag, row.size, row.creator) == (missed.etag, 4, "alice")
+    assert await catalog.get("site-a", "builds/3.tar") is None
+    await backend.close()
 
 
 def test_composite_checksums_are_not_the_object_sha256() -> None:

@@ -272,12 +272,16 @@ def test_unusable_tls_files_are_configuration_errors(problem: str, tmp_path: Pat
 
 @pytest.mark.server
 def test_a_catalog_that_cannot_start_is_named_as_the_catalog(tmp_path: Path) -> None:
+    # A SQLite file that cannot be made (a PostgreSQL catalog unreachable at start does not
+    # stop the gateway: tests/test_catalog_outage.py).
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
     done = _cli(
         "serve",
         "--address",
         f"127.0.0.1:{free_port()}",
         "--catalog-url",
-        f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/test",
+        f"sqlite:///{blocker / 'catalog.sqlite3'}",
         cwd=tmp_path,
     )
     assert done.returncode != 0

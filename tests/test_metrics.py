@@ -137,6 +137,15 @@ def test_sites_build_and_readiness(session: tuple[InProcessGateway, Any]) -> Non
     assert value(families, "pagewright_ready") == 1
 
 
+def test_jobs_and_the_volume(session: tuple[InProcessGateway, Any]) -> None:
+    """Each job's configured interval; no free space on the memory backend (no volume)."""
+    families = families_of(session)
+    assert value(families, "pagewright_job_interval_seconds", job_name="retention") == 3600
+    assert value(families, "pagewright_job_interval_seconds", job_name="scrub") == 86400
+    assert not families["pagewright_free_bytes"].samples
+    assert not families["pagewright_min_free_bytes"].samples
+
+
 def documented_names() -> set[str]:
     """The metric names of docs/metrics.md's table (first column, in backticks)."""
     text = (ROOT / "docs" / "metrics.md").read_text()

@@ -1,5 +1,6 @@
-"""The background jobs' metrics (``policy.periodic.repeat``'s hook), the per-site snapshot's
-cap and cache, and the backend-call outcomes, without a server."""
+"""The background jobs' metrics (``policy.periodic.repeat``'s hook, the configured
+intervals), the per-site snapshot's cap and cache, and the backend-call outcomes, without a
+server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from core.context import RequestContext
 from core.errors import S3Error
 from policy import catalog_jobs
+from policy.housekeeping import JobSettings
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
 from policy.metrics_sites import OTHER_SITES, SiteUsageCollector, quota_ratio, take_snapshot
@@ -47,10 +49,10 @@ def test_repeat_records_each_run_and_its_outcome() -> None:
     anyio.run(main)
     families = parse(metrics_text(metrics))
     # the third run ends normally; the cancellation comes in the sleep after it
-    assert value(families, "pagewright_job_runs_total", job="retention", outcome="ok") == 2
-    assert value(families, "pagewright_job_runs_total", job="retention", outcome="error") == 1
-    assert value(families, "pagewright_job_duration_seconds_count", job="retention") == 3
-    assert value(families, "pagewright_job_last_run_timestamp_seconds", job="retention") > 0
+    assert value(families, "pagewright_job_runs_total", job_name="retention", outcome="ok") == 2
+    assert value(families, "pagewright_job_runs_total", job_name="retention", outcome="error") == 1
+    assert value(families, "pagewright_job_duration_seconds_count", job_name="retention") == 3
+    assert value(families, "pagewright_job_last_run_timestamp_seconds", job_name="retention") > 0
 
 
 def metrics_text(metrics: Metrics) -> str:
@@ -180,5 +182,73 @@ def test_the_stacks_scheduler_counts_its_runs(tmp_path: Path) -> None:
 
     anyio.run(main)
     families = parse(metrics_text(stack.metrics))
-    assert value(families, "pagewright_job_runs_total", job="retention", outcome="ok") == 1
-    assert value(families, "pagewright_job_duration_seconds_count", job="retention") == 1
+    assert value(families, "pagewright_job_runs_total", job_name="retention", outcome="ok") == 1
+    assert value(families, "pagewright_job_duration_seconds_count", job_name="retention") == 1
+
+
+def test_the_stacks_jobs_export_their_configured_intervals(tmp_path: Path) -> None:
+    """Every job's interval, as configured, from the start: 0 for a job turned off."""
+    jobs = JobSettings(retention_s=120.0, scrub_s=86400.0, sweep_staging_s=0.0)
+    stack = build_stack(
+        MemoryBackend(), f"sqlite:///{tmp_path / 'catalog.sqlite3'}", SitePolicy(), 1024, jobs=jobs
+    )
+    families = parse(metrics_text(stack.metrics))
+    intervals = {
+        sample.labels["job_name"]: sample.value
+        for sample in families["pagewright_job_interval_seconds"].samples
+    }
+    assert intervals == {
+        "retention": 120.0,
+        "scrub": 86400.0,
+        "reclaim-reservations": JobSettings.reclaim_reservations_s,
+        "sweep-staging": 0.0,
+        "abort-abandoned-uploads": JobSettings.abort_abandoned_uploads_s,
+    }
+
+
+def test_a_run_another_replica_made_is_exported_from_the_catalog(tmp_path: Path) -> None:
+    """The last-run gauge comes from the shared catalog: a process that made no run itself
+    (a replica just restarted) exports the run another replica recorded."""
+    from datetime import UTC, datetime
+
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    stack = build_stack(MemoryBackend(), url, SitePolicy(), 1024)
+    finished = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    async def main() -> None:
+        await stack.catalog.start()
+        try:
+            database = stack.catalog.database
+            await database.run(True, partial(catalog_jobs.ensure, names=["scrub"]))
+            expires = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+            claimed = await database.run(
+                True,
+                partial(
+                    catalog_jobs.claim,
+                    name="scrub",
+                    holder="other-replica",
+                    now=finished,
+                    expires=expires,
+                    due=finished,
+                ),
+            )
+            assert claimed
+            await database.run(
+                True,
+                partial(
+                    catalog_jobs.finish,
+                    name="scrub",
+                    holder="other-replica",
+                    finished=finished,
+                    duration_s=3.0,
+                    outcome="ok",
+                ),
+            )
+            families = parse((await stack.metrics.scrape()).decode())
+        finally:
+            await stack.catalog.close()
+        gauge = "pagewright_job_last_run_timestamp_seconds"
+        assert value(families, gauge, job_name="scrub") == finished.timestamp()
+        assert value(families, "pagewright_job_runs_total", job_name="scrub", outcome="ok") == 0
+
+    anyio.run(main)

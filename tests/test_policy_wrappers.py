@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.context import RequestContext
+from policy.backend_spans import BackendSpans
 from policy.backend_start import StartingBackend
 from policy.catalog_backend import CatalogBackend
 from policy.circuit_breaker import CircuitBreakerBackend
@@ -36,6 +37,7 @@ WRAPPERS: list[type] = [
     MeasuredBackend,
     StartingBackend,
     CircuitBreakerBackend,
+    BackendSpans,
 ]
 
 
@@ -121,3 +123,43 @@ def test_the_checked_set_is_the_backend_interface() -> None:
 def test_the_base_alone_forwards_nothing(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="subclass it"):
         ForwardingBackend(FilesystemBackend(tmp_path, fsync=False))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_an_around_wrapper_wraps_every_call_but_those_it_passes_through() -> None:
+    from collections.abc import Awaitable, Callable
+    from typing import TypeVar
+
+    from policy.around import AroundBackend
+    from tests.conformance.payload import MemoryPayload
+    from translators.base import WriteConditions, WriteMetadata
+    from translators.memory.backend import MemoryBackend
+
+    T = TypeVar("T")
+    seen: list[tuple[str, str | None]] = []
+
+    class Recording(AroundBackend, passes_through={"start", "close"}):
+        async def around(
+            self, call: str, bucket: str | None, invoke: Callable[[], Awaitable[T]]
+        ) -> T:
+            seen.append((call, bucket))
+            return await invoke()
+
+    assert_defines_every_backend_method(Recording)
+    backend = Recording(MemoryBackend())
+    ctx = RequestContext(request_id="r", principal="test")
+    await backend.start()
+    await backend.create_bucket(ctx, "site")
+
+    info = await backend.put_object(
+        ctx, "site", "k", MemoryPayload(b"hello"), WriteMetadata(), WriteConditions()
+    )
+    assert info.size == 5
+    assert [b.name for b in await backend.list_buckets(ctx)] == ["site"]
+    await backend.close()
+    assert seen == [("create_bucket", "site"), ("put_object", "site"), ("list_buckets", None)]

@@ -4,6 +4,7 @@ site state records keep them (reindex restores them) and backups carry them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -18,6 +19,8 @@ from commands.cli import main
 from core.context import RequestContext
 from policy.backup import BackupError, check_backup
 from policy.catalog import SqlCatalog
+from policy.catalog_backend import CatalogBackend
+from policy.catalog_gate import CatalogGate
 from policy.model import ArtifactFilter, ObjectRecord, SitePolicy
 from policy.reindex import reindex
 from policy.site_state import load_site_state
@@ -44,6 +47,10 @@ def anyio_backend() -> str:
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with catalog_url(request.param, tmp_path / "catalog") as value:
         yield value
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
 
 
 def record(key: str, **changes: Any) -> ObjectRecord:
@@ -294,3 +301,37 @@ def test_backup_and_restore_carry_tags(
     legacy = tmp_path / "legacy.backup"
     legacy.write_text("\n".join(old) + "\n")
     assert check_backup(legacy).bucket_tags == 0
+
+
+@pytest.mark.anyio
+async def test_a_write_the_catalog_missed_keeps_its_tags(tmp_path: Path) -> None:
+    """With a catalog gate, a write acknowledged while the catalog went is recorded once it
+    answers again, with the tags the write set (a completed upload's: those it asked for)."""
+    catalog = SqlCatalog(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    gate = CatalogGate(catalog.check_ready, fresh_s=3600)
+    backend = CatalogBackend(
+        FilesystemBackend(tmp_path / "storage", min_part_size=1, fsync=False), catalog, gate
+    )
+    await backend.start()
+    try:
+        await backend.create_bucket(CTX, SITE)
+        upload = await backend.create_multipart_upload(
+            CTX, SITE, "mp", WriteMetadata(tags={"from": "upload"}), None, None
+        )
+        part = await backend.upload_part(CTX, SITE, "mp", upload.upload_id, 1, MemoryPayload(b"p"))
+        await catalog.close()  # the catalog goes while a put is under way
+        await _put(backend, "put", b"x", {"from": "put"})
+        await catalog.start()
+        await _put(backend, "next", b"y", {})  # the first write admitted catches up
+        assert await catalog.object_tags(SITE, "put") == (md5_hex(b"x"), {"from": "put"})
+        await catalog.close()  # and again while an upload completes
+        await backend.complete_multipart_upload(
+            CTX, SITE, "mp", upload.upload_id, [CompletedPart(1, part.etag)], WriteConditions()
+        )
+        await catalog.start()
+        await _put(backend, "next", b"z", {})
+        stored = await catalog.object_tags(SITE, "mp")
+        assert stored is not None
+        assert stored[1] == {"from": "upload"}
+    finally:
+        await backend.close()

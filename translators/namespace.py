@@ -51,6 +51,11 @@ class Namespace:
     def _root(self) -> str:
         return f"{self.prefix.strip('/')}/" if self.prefix.strip("/") else ""
 
+    def root(self) -> str:
+        """The root prefix with its trailing ``/`` (empty without one): in ``prefix``
+        mapping every gateway bucket and the bookkeeping area are below it."""
+        return self._root()
+
     def container_for(self, bucket: str) -> str:
         """The backend container holding ``bucket``'s objects."""
         return self.container if self.mapping == "prefix" else self.container_prefix + bucket

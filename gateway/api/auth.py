@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from core.errors import S3Error
 from core.tracing import span
 from gateway.access_log import request_id_of
-from gateway.api.errors import ApiError, error_response
+from gateway.api.errors import ApiError, error_response, s3_error_response
 from gateway.api.services import ApiCatalog
 from policy.credentials import ROOT_PRINCIPAL
 from policy.oidc import IssuerUnavailable, TokenError, TokenVerifier, looks_like_jwt
@@ -83,9 +83,7 @@ class BearerAuth:
                 with span("authenticate"):
                     principal = await self._catalog.principal_for_api_key(bearer)
             except S3Error as error:  # the catalog database is unavailable
-                response = error_response(
-                    error.status, error.code, error.message, request_id=request_id_of(scope)
-                )
+                response = s3_error_response(error, request_id=request_id_of(scope))
                 await response(scope, receive, send)
                 return
         if principal is None:

@@ -22,7 +22,7 @@ from core.errors import S3Error
 from gateway.access import AccessCheck, condition_context
 from gateway.access_log import request_id_of
 from gateway.api.auth import identity_of
-from gateway.api.errors import error_response
+from gateway.api.errors import error_response, s3_error_response
 from gateway.audit import READ_METHODS, audit
 from gateway.client_address import source_address
 from policy.access_control import AccessControl
@@ -105,9 +105,7 @@ class ApiAuthorization:
         try:
             decision = await check.decide(ACTION_PREFIX + operation, site, None)
         except S3Error as error:  # the catalog is unavailable
-            response = error_response(
-                error.status, error.code, error.message, request_id=request_id
-            )
+            response = s3_error_response(error, request_id=request_id)
             await response(scope, receive, send)
             return
         if not decision.allowed:

@@ -76,12 +76,20 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def s3_error_response(exc: S3Error, *, request_id: str | None = None) -> JSONResponse:
+    """An ``S3Error`` (from the Backend or the catalog) in the API's shape, keeping its
+    ``Retry-After`` (503 while a dependency is down); its other headers are S3's."""
+    retry_after = exc.headers.get("Retry-After")
+    headers = None if retry_after is None else {"Retry-After": retry_after}
+    return error_response(exc.status, exc.code, exc.message, headers, request_id=request_id)
+
+
 async def _s3_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, S3Error)
     request_id = request_id_of(request.scope)
     if exc.status >= 500:
         log.warning("backend error: %s", exc, extra={"request_id": request_id})
-    return error_response(exc.status, exc.code, exc.message, request_id=request_id)
+    return s3_error_response(exc, request_id=request_id)
 
 
 async def _cursor_error(request: Request, exc: Exception) -> Response:

@@ -36,7 +36,9 @@ class Harness:
     many-part completions stay fast), if the translator can. For local storage: ``restart``
     closes the backend and starts a fresh instance on the same storage, ``stored_files``
     lists every data and temp file, ``outside_root`` every file outside the data directory,
-    ``plant_debris`` leaves what a kill -9 mid-write would (a temp file, an orphaned blob).
+    ``plant_debris`` leaves, beside the given bucket, what a kill -9 mid-write or a failed
+    cleanup would (a temp file, an orphaned blob, a native upload, a stale record), and
+    ``leftovers`` names what of that debris is still stored.
     ``many_parts`` is how many parts the many-parts test uploads, lists and aborts: S3's
     maximum, 10,000, where that is cheap; 2,000 against an emulator, each of which slows
     down with the objects or blocks of one upload (10,000 parts took 19 minutes on Azurite
@@ -49,7 +51,8 @@ class Harness:
     restart: Callable[[], Awaitable[Backend]] | None = None
     stored_files: Callable[[], list[str]] | None = None
     outside_root: Callable[[], list[str]] | None = None
-    plant_debris: Callable[[], None] | None = None
+    plant_debris: Callable[[str], None] | None = None
+    leftovers: Callable[[], list[str]] | None = None
     extra: list[Backend] = field(default_factory=list)
     many_parts: int = 2_000
 
@@ -91,11 +94,14 @@ async def _make_filesystem(request: pytest.FixtureRequest, tmp_path: Path) -> Ha
             and tmp_path / "relaxed" not in p.parents
         )
 
-    def plant_debris() -> None:
-        (root / "tmp" / "interrupted-write").write_bytes(b"partial")
-        (root / "blobs" / "ab" / "ab0rphan").write_bytes(b"renamed, never committed")
+    debris = (root / "tmp" / "interrupted-write", root / "blobs" / "ab" / "ab0rphan")
+
+    def plant_debris(bucket: str) -> None:
+        debris[0].write_bytes(b"partial")
+        debris[1].write_bytes(b"renamed, never committed")
 
     harness.plant_debris = plant_debris
+    harness.leftovers = lambda: [str(path) for path in debris if path.exists()]
     harness.relaxed_parts = relaxed_parts
     harness.restart = restart
     harness.stored_files = stored_files
@@ -152,14 +158,16 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
         harness.extra.append(relaxed)
         return relaxed
 
-    def stored_files() -> list[str]:
-        """Data objects: everything but bucket markers and upload states."""
-        client = storage.Client(
+    def client() -> storage.Client:
+        return storage.Client(
             project="test",
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=emulator.endpoint),
         )
-        names = [blob.name for blob in client.list_blobs(container, retry=None)]
+
+    def stored_files() -> list[str]:
+        """Data objects: everything but bucket markers and upload states."""
+        names = [blob.name for blob in client().list_blobs(container, retry=None)]
         bookkeeping = ("root/.pagewright/buckets/", "root/.pagewright/uploads/")
         return sorted(
             name
@@ -168,20 +176,21 @@ async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
             and not (name.startswith(bookkeeping[1]) and name.count("/") == 3)
         )
 
-    def plant_debris() -> None:
+    debris = ("root/.pagewright/tmp/debris", "root/.pagewright/uploads/gone/1")
+
+    def plant_debris(bucket: str) -> None:
         """A temporary object and a part whose upload's state is gone (a crash's leftovers)."""
-        client = storage.Client(
-            project="test",
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=emulator.endpoint),
-        )
-        bucket = client.bucket(container)
-        for name in ("root/.pagewright/tmp/debris", "root/.pagewright/uploads/gone/1"):
-            bucket.blob(name).upload_from_string(b"debris", retry=None)
+        for name in debris:
+            client().bucket(container).blob(name).upload_from_string(b"debris", retry=None)
+
+    def leftovers() -> list[str]:
+        names = {blob.name for blob in client().list_blobs(container, retry=None)}
+        return [name for name in debris if name in names]
 
     harness.relaxed_parts = relaxed_parts
     harness.stored_files = stored_files
     harness.plant_debris = plant_debris
+    harness.leftovers = leftovers
     await backend.start()
     return harness
 
@@ -207,7 +216,8 @@ async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness
         spec = BackendSpec("azure", container, "root", options={"create": "true", **options})
         return AzureBackend.from_spec(spec, emulator.env)
 
-    harness = Harness(backend=make(), min_part_size=5 * 1024 * 1024)
+    backend = make()
+    harness = Harness(backend=backend, min_part_size=5 * 1024 * 1024)
 
     async def relaxed_parts() -> Backend:
         relaxed = make(min_part_size="1")
@@ -215,7 +225,12 @@ async def _make_azure(request: pytest.FixtureRequest, tmp_path: Path) -> Harness
         harness.extra.append(relaxed)
         return relaxed
 
+    from tests.conformance.debris import azure_debris
+
     harness.relaxed_parts = relaxed_parts
+    harness.plant_debris, harness.leftovers = azure_debris(
+        backend, emulator.env["AZURE_STORAGE_CONNECTION_STRING"]
+    )
     try:
         await harness.backend.start()
     except BaseException:
@@ -248,6 +263,7 @@ def _s3_factory(fixture: str, mapping: str, relaxed: bool) -> Factory:
     rclone accepts parts under 5 MiB natively, so only it gets ``relaxed_parts``."""
 
     async def make_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+        from tests.conformance.debris import s3_debris
         from translators.config import BackendSpec
         from translators.namespace import Mapping
         from translators.s3.backend import S3Backend
@@ -267,16 +283,18 @@ def _s3_factory(fixture: str, mapping: str, relaxed: bool) -> Factory:
             )
             return S3Backend.from_spec(spec, emulator.env)
 
-        harness = Harness(backend=make(), min_part_size=5 * 1024 * 1024)
+        backend = make()
+        harness = Harness(backend=backend, min_part_size=5 * 1024 * 1024)
 
         async def relaxed_parts() -> Backend:
-            backend = make(min_part_size="1")
-            await backend.start()
-            harness.extra.append(backend)
-            return backend
+            small_parts = make(min_part_size="1")
+            await small_parts.start()
+            harness.extra.append(small_parts)
+            return small_parts
 
         if relaxed:
             harness.relaxed_parts = relaxed_parts
+        harness.plant_debris, harness.leftovers = s3_debris(backend)
         await harness.backend.start()
         return harness
 

@@ -14,7 +14,7 @@ from core.streams import PayloadDigest
 from tests.conformance.conftest import CTX, Harness
 from tests.conformance.helpers import put, read
 from tests.conformance.payload import MemoryPayload
-from translators.base import Backend, Sweeper, WriteConditions, WriteMetadata
+from translators.base import Backend, CompletedPart, Sweeper, WriteConditions, WriteMetadata
 
 pytestmark = pytest.mark.anyio
 
@@ -87,35 +87,58 @@ async def test_restart_keeps_data_and_removes_orphans(harness: Harness, bucket: 
     if harness.restart is None or harness.stored_files is None or harness.plant_debris is None:
         pytest.skip("the backend has no local storage to restart")
     await put(harness.backend, bucket, "kept", b"kept")
-    harness.plant_debris()
+    harness.plant_debris(bucket)
     assert len(harness.stored_files()) > 1
     backend = await harness.restart()
     assert await read(backend, bucket, "kept") == b"kept"
     assert len(harness.stored_files()) == 1
 
 
-async def test_a_sweep_keeps_live_objects_and_uploads(harness: Harness, bucket: str) -> None:
-    """A translator with the optional Sweeper capability removes only leftovers: with a
-    cutoff in the future (everything counts as old) live objects and the parts of a live
-    upload survive, and planted debris, where the harness can plant it, goes."""
+async def test_a_sweep_removes_old_leftovers_only(harness: Harness, bucket: str) -> None:
+    """A translator with the optional Sweeper capability removes only leftovers, and only
+    old ones: planted debris survives a cutoff before it was written; with a cutoff in the
+    future (everything counts as old) it goes, ``limit`` removals per call, while a live
+    object and a live upload's part survive and the upload still completes."""
     backend = harness.backend
     if not isinstance(backend, Sweeper):
         pytest.skip("the backend has no leftovers of its own to sweep")
+    assert harness.plant_debris is not None
+    assert harness.leftovers is not None
     await put(backend, bucket, "kept", b"kept")
     upload = await backend.create_multipart_upload(
         CTX, bucket, "pending", WriteMetadata(), None, None
     )
-    await backend.upload_part(CTX, bucket, "pending", upload.upload_id, 1, MemoryPayload(b"p"))
-    if harness.plant_debris is not None:
-        harness.plant_debris()
-        assert harness.stored_files is None or len(harness.stored_files()) > 2
-    await backend.sweep(datetime.now(UTC) + timedelta(minutes=1), limit=1000)
+    part = await backend.upload_part(
+        CTX, bucket, "pending", upload.upload_id, 1, MemoryPayload(b"p")
+    )
+    harness.plant_debris(bucket)
+    planted = len(harness.leftovers())
+    assert planted >= 2
+    assert harness.stored_files is None or len(harness.stored_files()) > 2
+
+    assert await backend.sweep(datetime.now(UTC) - timedelta(hours=1), limit=1000) == 0
+    assert len(harness.leftovers()) == planted
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await backend.sweep(later, limit=1) == 1
+    assert len(harness.leftovers()) == planted - 1
+    assert await backend.sweep(later, limit=1000) == planted - 1
+    assert harness.leftovers() == []
+    assert await backend.sweep(later, limit=1000) == 0
+
     assert await read(backend, bucket, "kept") == b"kept"
     _, parts = await backend.list_parts(CTX, bucket, "pending", upload.upload_id, 0, 10)
-    assert [part.part_number for part in parts.parts] == [1]
+    assert [p.part_number for p in parts.parts] == [1]
     if harness.stored_files is not None:
         assert len(harness.stored_files()) == 2  # the object's blob and the part's
-    await backend.abort_multipart_upload(CTX, bucket, "pending", upload.upload_id)
+    await backend.complete_multipart_upload(
+        CTX,
+        bucket,
+        "pending",
+        upload.upload_id,
+        [CompletedPart(1, part.etag)],
+        WriteConditions(),
+    )
+    assert await read(backend, bucket, "pending") == b"p"
 
 
 class _StallingPayload:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,19 +71,42 @@ def catalog_url(kind: str, directory: Path) -> Iterator[str]:
 
 @dataclass
 class PrivateServer:
-    """A PostgreSQL server of this test's own (so it can be stopped): its URL and process."""
+    """A PostgreSQL cluster of this test's own (so it can be stopped and started again on
+    the same port, as an operator would with ``pg_ctl``): its URL."""
 
     url: str
-    process: subprocess.Popen[bytes]
+    _pg_ctl: list[str | Path]
+    _options: str
+    _log: Path
+    _user: str | None
+    running: bool = False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown: connections are cut
-            self.process.wait(timeout=60)
+        """``pg_ctl stop -m fast``: open connections are cut, the server is gone on return."""
+        if self.running:
+            self._run("stop", "-m", "fast")
+            self.running = False
+
+    def start(self) -> None:
+        """``pg_ctl start``: the same cluster on the same port, answering on return."""
+        if not self.running:
+            self._run("start", "-o", self._options, "-l", self._log)
+            self.running = True
+
+    def _run(self, *args: str | Path) -> None:
+        subprocess.run(
+            [*self._pg_ctl, "-w", "-t", "60", *args],
+            user=self._user,
+            capture_output=True,
+            check=True,
+        )
 
 
 def _postgres_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    on_path = shutil.which("pg_ctl")
+    if not found and on_path is not None:
+        found = [Path(on_path).resolve()]
     if not found:
         message = "PostgreSQL server binaries are not installed"
         if os.environ.get("CI") == "true":
@@ -112,36 +133,15 @@ def private_server() -> Iterator[PrivateServer]:
             check=True,
         )
         port = free_port()
-        process = subprocess.Popen(
-            [
-                binaries / "postgres",
-                "-D",
-                data,
-                "-p",
-                str(port),
-                "-k",
-                directory,
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ],
-            user=user,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        server = PrivateServer(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres",
+            [binaries / "pg_ctl", "-D", data],
+            f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off",
+            directory / "server.log",
+            user,
         )
-        server = PrivateServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", process)
         try:
-            for _ in range(400):
-                ready = subprocess.run(
-                    [binaries / "pg_isready", "-h", "127.0.0.1", "-p", str(port)],
-                    capture_output=True,
-                    check=False,
-                )
-                if ready.returncode == 0 or process.poll() is not None:
-                    break
-                time.sleep(0.05)
-            assert process.poll() is None, "the private PostgreSQL server did not start"
+            server.start()
             yield server
         finally:
             server.stop()

@@ -31,6 +31,11 @@ longer cannot be completed. Every staged block id has one length (see
 :func:`translators.azure.names.block_id`), as Azure requires per blob, and carries a
 per-attempt nonce so a re-uploaded part never overwrites blocks a record still names.
 
+Leftovers: blocks staged by an interrupted write stay uncommitted until the key's next
+commit or Azure's 7-day garbage collection; records a crash or a failed cleanup left (part
+records of ended uploads, records of deleted buckets) are deleted by :meth:`AzureBackend.sweep`
+once old enough (the ``sweep-staging`` job; :mod:`~.sweep`).
+
 Reads: GetObject without a range streams one ``download_blob`` and takes the properties
 from the downloader; with a range or part number it reads the properties, resolves the
 range, and downloads with ``If-Match`` on that version (retrying if it was replaced in
@@ -44,7 +49,8 @@ being iterated and downloads being streamed included), with the short full-jitte
 The parts: this module (the Backend: lifecycle, buckets, objects), :mod:`~.store` (clients,
 locations, the bucket check, the conditional commit), :mod:`~.multipart`, :mod:`~.listing`,
 :mod:`~.blocks` (staging and downloads), :mod:`~.records` (upload and part records),
-:mod:`~.names`, :mod:`~.errors` (the one ``map_errors()``) and :mod:`~.retries`.
+:mod:`~.names`, :mod:`~.errors` (the one ``map_errors()``), :mod:`~.retries` and
+:mod:`~.sweep` (leftovers).
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ from translators.azure.errors import map_errors
 from translators.azure.multipart import AzureMultipart
 from translators.azure.retries import ShortRetry
 from translators.azure.store import AzureStore
+from translators.azure.sweep import sweep as sweep_records
 from translators.base import (
     BucketInfo,
     GetOptions,
@@ -220,6 +227,13 @@ class AzureBackend(DelegatesMultipart):
                 raise error
         with map_errors(), contextlib.suppress(ResourceExistsError):
             await container.create_container()
+
+    async def sweep(self, older_than: datetime, limit: int) -> int:
+        """Part records of ended uploads and records of deleted buckets, last written
+        before ``older_than``, at most ``limit`` of them (see :mod:`translators.azure.sweep`,
+        also for uncommitted blocks, which Azure removes itself, and
+        :class:`translators.base.Sweeper`)."""
+        return await sweep_records(self.store, older_than, limit)
 
     async def close(self) -> None:
         await self.store.service.close()

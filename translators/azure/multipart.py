@@ -274,7 +274,8 @@ class AzureMultipart:
         with map_errors(bucket=bucket), contextlib.suppress(ResourceNotFoundError):
             await container.delete_blob(location.name)
         # The upload is gone once its record is; part records left by a failure here are
-        # unreachable, and deleting the bucket sweeps them.
+        # unreachable, and the sweep (translators.azure.sweep) or deleting the bucket
+        # removes them.
         try:
             await self.store.delete_all(container, [f"{location.name}/{n:05d}" for n in records])
         except S3Error as error:

@@ -22,19 +22,24 @@ Semantics the gateway presents whatever the backend does:
 * **Ranges** are validated against the backend's answer: a 200 with the whole body is
   sliced; a backend refusing a satisfiable range (rclone, on suffixes) is asked again with
   the range resolved against the object's size.
+* **Leftovers** of a crash or a failed cleanup (the native upload of a streamed PutObject,
+  notes of ended uploads) are removed by :meth:`S3Backend.sweep` once old enough (the
+  ``sweep-staging`` job; see :mod:`~.sweep`, also for what it leaves: manifests).
 
 Every boto3 call runs in a :class:`translators.blocking.BlockingPool` inside
 :func:`translators.s3.errors.map_errors`; botocore retries transient failures (see
 :class:`S3Backend`). The parts, composed by :class:`S3Backend`: :mod:`~.client` (the
 client, its pool and the helpers all parts share), :mod:`~.reads`, :mod:`~.writes`,
 :mod:`~.multipart`, :mod:`~.listing`, :mod:`~.codec` (metadata, manifests, upload ids),
-:mod:`~.io`, :mod:`~.errors` and :mod:`~.spans` (a span per boto3 call, when tracing).
+:mod:`~.io`, :mod:`~.errors`, :mod:`~.spans` (a span per boto3 call, when tracing) and
+:mod:`~.sweep` (what a crash leaves behind, and its removal).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -62,6 +67,7 @@ from translators.s3.client import PART_SIZE, S3Store, count_retries
 from translators.s3.multipart import S3Multipart
 from translators.s3.reads import S3Reads
 from translators.s3.spans import trace_calls
+from translators.s3.sweep import S3Sweeper
 from translators.s3.writes import S3Writes
 
 if TYPE_CHECKING:
@@ -95,6 +101,7 @@ class S3Backend(DelegatesMultipart):
         self.multipart: S3Multipart = S3Multipart(self.store)
         self._reads = S3Reads(self.store)
         self._writes = S3Writes(self.store)
+        self._sweeper = S3Sweeper(self.store, self.multipart)
 
     @classmethod
     def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> S3Backend:
@@ -198,6 +205,12 @@ class S3Backend(DelegatesMultipart):
         except S3Error as error:
             if error.code != "BucketAlreadyOwnedByYou":
                 raise
+
+    async def sweep(self, older_than: datetime, limit: int) -> int:
+        """Native uploads no note names, stale upload notes and orphaned part notes, last
+        written before ``older_than``, at most ``limit`` of them (see
+        :mod:`translators.s3.sweep` and :class:`translators.base.Sweeper`)."""
+        return await self._sweeper.sweep(older_than, limit)
 
     async def close(self) -> None:
         await self.store.pool.run(self.store.client.close)

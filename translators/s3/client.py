@@ -209,11 +209,12 @@ class S3Store:
         )
         return token, str(created["UploadId"])
 
-    async def write_manifest(self, token: str, info: ObjectInfo) -> None:
-        """Write the manifest of ``info`` (what a multipart object's native copy cannot
-        carry) under ``token``, before the native upload completes."""
+    async def write_manifest(self, token: str, bucket: str, info: ObjectInfo) -> None:
+        """Write the manifest of ``info``, an object of gateway bucket ``bucket`` (what a
+        multipart object's native copy cannot carry) under ``token``, before the native
+        upload completes."""
         manifest = self.manifest_location(token)
-        document = encode_manifest(info)
+        document = encode_manifest(info, bucket)
         await self.call(
             "PutObject",
             lambda: self.client.put_object(

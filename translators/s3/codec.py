@@ -184,9 +184,11 @@ def unquote(etag: str) -> str:
 # Manifests
 
 
-def encode_manifest(info: ObjectInfo) -> bytes:
-    """The manifest body: ETag, checksums and parts of an object assembled from parts."""
-    document: dict[str, Any] = {"e": info.etag, "s": info.size}
+def encode_manifest(info: ObjectInfo, bucket: str) -> bytes:
+    """The manifest body: ETag, checksums and parts of an object assembled from parts, and
+    the gateway bucket and key it was written for (so a sweep can tell whether that object
+    still names it: :func:`manifest_owner`)."""
+    document: dict[str, Any] = {"e": info.etag, "s": info.size, "b": bucket, "k": info.key}
     if info.checksums:
         document["c"] = info.checksums
         document["t"] = info.checksum_type
@@ -213,6 +215,19 @@ def apply_manifest(info: ObjectInfo, body: bytes) -> ObjectInfo:
         checksum_type=cast(ChecksumType | None, document.get("t")),
         parts=parts,
     )
+
+
+def manifest_owner(body: bytes) -> tuple[str, str] | None:
+    """The (gateway bucket, key) a manifest was written for; None for a manifest written
+    before manifests recorded it, or one that cannot be read."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    bucket, key = document.get("b"), document.get("k")
+    if isinstance(bucket, str) and isinstance(key, str):
+        return bucket, key
+    return None
 
 
 def new_token() -> str:

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import functools
 import tempfile
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -337,6 +338,19 @@ class S3Multipart:
     async def _native_uploads(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         container = self.store.namespace.container_for(bucket)
         found: list[dict[str, Any]] = []
+        async with contextlib.aclosing(
+            self.native_upload_pages(container, prefix, bucket)
+        ) as pages:
+            async for page in pages:
+                found += page
+        return found
+
+    async def native_upload_pages(
+        self, container: str, prefix: str, bucket: str = ""
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The pages (their ``Uploads``) of the backend's multipart uploads under ``prefix``
+        in ``container``; errors name ``bucket``. None at all on a backend that answers
+        NoSuchUpload for an empty listing (rclone)."""
         markers: dict[str, str] = {}
         seen: set[str] = set()
         while True:
@@ -350,12 +364,13 @@ class S3Multipart:
             except S3Error as error:
                 if error.code != "NoSuchUpload":  # rclone's answer when there are none
                     raise
-                return found
+                return
             fresh = [u for u in page.get("Uploads", []) if u["UploadId"] not in seen]
             seen.update(u["UploadId"] for u in fresh)
-            found += fresh
+            if fresh:
+                yield fresh
             if not page.get("IsTruncated") or not fresh:
-                return found
+                return
             markers = {
                 "KeyMarker": page.get("NextKeyMarker") or fresh[-1]["Key"],
                 "UploadIdMarker": page.get("NextUploadIdMarker") or fresh[-1]["UploadId"],
@@ -387,7 +402,7 @@ class S3Multipart:
         )
         info = multipart.completed_object(key, upload, plan)
         native_conditions = await self.store.check_conditions(bucket, key, conditions)
-        await self.store.write_manifest(parsed.token, info)
+        await self.store.write_manifest(parsed.token, bucket, info)
         chosen = [
             {"PartNumber": p.part_number, "ETag": f'"{native_etags[p.part_number]}"'}
             for p in plan.parts

@@ -131,7 +131,7 @@ class S3Writes:
             digest = body.digest()
             info = written_object(key, digest, metadata)
             native_conditions = await self.store.check_conditions(bucket, key, conditions)
-            await self.store.write_manifest(token, info)
+            await self.store.write_manifest(token, bucket, info)
             await self.store.call(
                 "CompleteMultipartUpload",
                 lambda: self.store.client.complete_multipart_upload(
