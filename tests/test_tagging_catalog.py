@@ -14,12 +14,17 @@ from typing import Any
 
 import anyio
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect, text
 
+import policy
 from commands.cli import main
 from core.context import RequestContext
 from policy.backup import BackupError, check_backup
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.catalog_database import normalize_url
 from policy.catalog_gate import CatalogGate
 from policy.model import ArtifactFilter, ObjectRecord, SitePolicy
 from policy.reindex import reindex
@@ -335,3 +340,57 @@ async def test_a_write_the_catalog_missed_keeps_its_tags(tmp_path: Path) -> None
         assert stored[1] == {"from": "upload"}
     finally:
         await backend.close()
+
+
+def _alembic(url: str, action: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(Path(policy.__file__).parent / "migrations"))
+    config.set_main_option("path_separator", "os")
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.anyio
+async def test_upgrade_to_tagging_and_back(url: str) -> None:
+    """Rows written before 0006_tagging read as untagged, take tags after it, and a
+    downgrade to 0005_jobs drops the tag tables and column only."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _alembic(url, "upgrade", "0005_jobs")
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO objects (site, key, size, etag, created_at, creator, "
+                    "content_type, pinned, corrupt, user_metadata) VALUES ('site-a', 'old', 1, "
+                    "'e', :now, 'root', 'text/plain', false, false, '{}')"
+                ),
+                {"now": T0},
+            )
+    finally:
+        engine.dispose()
+    catalog = SqlCatalog(url)
+    await catalog.start()  # migrates to the head
+    try:
+        assert await catalog.object_tags(SITE, "old") == ("e", {})
+        assert await catalog.set_object_tags(SITE, "old", {"k": "v"})
+        await catalog.set_bucket_tags(SITE, {"k": "v"})
+    finally:
+        await catalog.close()
+    _alembic(url, "downgrade", "0005_jobs")
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT key FROM objects")).scalars().all() == ["old"]
+            tables = set(inspect(conn).get_table_names())
+            assert "bucket_tags" not in tables
+            assert "upload_tags" not in tables
+            assert "tags" not in {c["name"] for c in inspect(conn).get_columns("objects")}
+    finally:
+        engine.dispose()
