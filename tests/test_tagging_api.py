@@ -144,6 +144,12 @@ def test_each_tagging_operation_needs_its_action(
     ]
     for call in denied:
         assert s3_error(call)[:2] == (403, "AccessDenied")
+    # The tag count is shown only to callers who may read the tags, as in AWS.
+    assert "TagCount" not in nobody.get_object(Bucket=bucket, Key="o")
+    assert (
+        "x-amz-tagging-count"
+        not in (nobody.head_object(Bucket=bucket, Key="o")["ResponseMetadata"]["HTTPHeaders"])
+    )
     # Writes without tags, and a copy that drops the source's tags, need no tagging action.
     nobody.put_object(Bucket=bucket, Key="n", Body=b"x")
     nobody.copy_object(
@@ -151,7 +157,10 @@ def test_each_tagging_operation_needs_its_action(
     )
     assert s3.get_object_tagging(Bucket=bucket, Key="n2")["TagSet"] == []
 
-    reader = _user_with(gateway, bucket, "s3:GetObjectTagging", "s3:GetBucketTagging")
+    reader = _user_with(
+        gateway, bucket, "s3:GetObject", "s3:GetObjectTagging", "s3:GetBucketTagging"
+    )
+    assert reader.get_object(Bucket=bucket, Key="o")["TagCount"] == 1
     assert reader.get_object_tagging(Bucket=bucket, Key="o")["TagSet"] == TAGS["TagSet"]
     assert reader.get_bucket_tagging(Bucket=bucket)["TagSet"] == TAGS["TagSet"]
     assert s3_error(lambda: reader.delete_object_tagging(Bucket=bucket, Key="o"))[1] == (

@@ -63,9 +63,10 @@ async def copied_tags(
 
 
 async def tag_count_headers(req: S3Request, info: ObjectInfo) -> list[tuple[str, str]]:
-    """``x-amz-tagging-count`` of a GetObject/HeadObject reply when the object has tags.
-    Never raises an S3 error (a GET's body may be open): a catalog that cannot answer
-    leaves the header out rather than fail the read."""
+    """``x-amz-tagging-count`` of a GetObject/HeadObject reply when the object has tags and,
+    as in AWS, the caller may read them (``s3:GetObjectTagging``). Never raises an S3 error
+    (a GET's body may be open): a catalog that cannot answer leaves the header out rather
+    than fail the read."""
     if req.services is None or req.services.catalog is None:
         return []
     try:
@@ -74,5 +75,13 @@ async def tag_count_headers(req: S3Request, info: ObjectInfo) -> list[tuple[str,
         log.warning("tag count left out: the catalog did not answer (%s)", error.code)
         return []
     if stored is None or stored[0] != info.etag or not stored[1]:
+        return []
+    try:
+        if req.access is not None and not await req.access.permits(
+            "s3:GetObjectTagging", req.bucket, req.key
+        ):
+            return []
+    except S3Error as error:
+        log.warning("tag count left out: its permission could not be decided (%s)", error.code)
         return []
     return [(COUNT_HEADER, str(len(stored[1])))]
