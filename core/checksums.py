@@ -133,6 +133,25 @@ def composite(algorithm: str, part_checksums: list[str]) -> str:
     return f"{encode(hasher.digest())}-{len(part_checksums)}"
 
 
+def parse_object_checksum(algorithm: str, given: str) -> tuple[bytes, int | None]:
+    """A client's checksum of a multipart object (CompleteMultipartUpload's
+    ``x-amz-checksum-<algorithm>``): the digest, and the part count of a COMPOSITE value
+    given as ``<base64>-N``. ``InvalidRequest`` when it is not a value of ``algorithm``."""
+    value, dash, count = given.strip().partition("-")
+    if dash and not (count.isascii() and count.isdigit()):
+        raise S3Error("InvalidRequest", f"Value for {header_name(algorithm)} header is invalid.")
+    return decode(algorithm, value), int(count) if dash else None
+
+
+def same_object_checksum(algorithm: str, given: str, computed: str) -> bool:
+    """Whether ``given`` (see :func:`parse_object_checksum`) is the ``computed`` checksum:
+    a FULL_OBJECT value as it is, a COMPOSITE one with or without its ``-N`` (when given,
+    N must be the part count)."""
+    raw, count = parse_object_checksum(algorithm, given)
+    computed_raw, computed_count = parse_object_checksum(algorithm, computed)
+    return raw == computed_raw and (count is None or count == computed_count)
+
+
 def default_type(algorithm: str) -> ChecksumType:
     """S3's default multipart checksum type: FULL_OBJECT for CRC64NVME, else COMPOSITE."""
     return "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"

@@ -13,6 +13,14 @@ from typing import Final
 #: S3 error code -> (HTTP status, default message). Messages follow the AWS S3 API reference.
 ERRORS: Final[dict[str, tuple[int, str]]] = {
     "AccessDenied": (403, "Access Denied"),
+    # A CORS preflight (OPTIONS) that no rule of the bucket allows.
+    "AccessForbidden": (
+        403,
+        "CORSResponse: This CORS request is not allowed. This is usually because the "
+        "evalution of Origin, request method / Access-Control-Request-Method or "
+        "Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+    ),
+    "BadRequest": (400, "Bad Request"),
     "AccessControlListNotSupported": (400, "The bucket does not allow ACLs."),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
     "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
@@ -80,11 +88,23 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "The request contained trailing data that was not well-formed or did not conform to "
         "our published schema.",
     ),
+    "MalformedPOSTRequest": (
+        400,
+        "The body of your POST request is not well-formed multipart/form-data.",
+    ),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
     "MalformedPolicy": (400, "Policies must be valid JSON and follow the policy grammar."),
     "MalformedACLError": (
         400,
         "The XML you provided was not well-formed or did not validate against our "
         "published schema.",
+    ),
+    "MaxPostPreDataLengthExceededError": (
+        400,
+        "Your POST request fields preceding the upload file were too large.",
     ),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),

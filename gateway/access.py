@@ -47,14 +47,9 @@ def condition_context(
         "aws:SecureTransport": "true" if secure else "false",
         "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "aws:EpochTime": str(int(now.timestamp())),
-        "aws:PrincipalType": _PRINCIPAL_TYPES[principal.kind],
         "aws:RequestedRegion": region,
+        **_principal_keys(principal),
     }
-    if principal.kind != "anonymous":
-        context["aws:PrincipalArn"] = principal.arn
-        context["aws:userid"] = principal.name
-    if principal.kind == "user":
-        context["aws:username"] = principal.name
     for header, name in (("user-agent", "aws:UserAgent"), ("referer", "aws:Referer")):
         if header in headers:
             context[name] = headers[header]
@@ -72,6 +67,17 @@ def condition_context(
     if site is not None:
         context["pagewright:site"] = site
     return context
+
+
+def _principal_keys(principal: Principal) -> dict[str, str]:
+    """The condition keys that describe the principal."""
+    keys = {"aws:PrincipalType": _PRINCIPAL_TYPES[principal.kind]}
+    if principal.kind != "anonymous":
+        keys["aws:PrincipalArn"] = principal.arn
+        keys["aws:userid"] = principal.name
+    if principal.kind == "user":
+        keys["aws:username"] = principal.name
+    return keys
 
 
 @dataclass
@@ -115,6 +121,28 @@ class AccessCheck:
         """``AccessDenied`` unless ``action`` on ``bucket``/``key`` is allowed."""
         if not (await self.decide(action, bucket, key)).allowed:
             raise S3Error("AccessDenied")
+
+    def signed_by(
+        self, principal: Principal, signature: str | None, keys: Mapping[str, str] | None = None
+    ) -> None:
+        """Decide later requests for ``principal``, who signed this request's body rather
+        than its headers (a POST Object form): the principal's condition keys and the
+        signature's (``<version>:<authType>``) replace the anonymous ones; ``keys`` are
+        condition keys the body carries (a form's ``s3:x-amz-acl``)."""
+        context = {
+            name: value
+            for name, value in self.context.items()
+            if not name.startswith("aws:Principal")
+            and name not in ("aws:userid", "aws:username", "s3:signatureversion", "s3:authType")
+        }
+        context.update(_principal_keys(principal))
+        if signature is not None:
+            version, _, kind = signature.partition(":")
+            context["s3:signatureversion"] = version
+            context["s3:authType"] = kind
+        context.update(keys or {})
+        self.principal = principal
+        self.context = context
 
     @property
     def denied(self) -> bool:

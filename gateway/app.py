@@ -33,6 +33,7 @@ from gateway.audit import (
 )
 from gateway.auth import anonymous_auth, authenticate_request, is_anonymous, signature_kind
 from gateway.client_address import source_address
+from gateway.cors import Cors
 from gateway.credentials import CredentialResolver
 from gateway.handlers import HANDLERS
 from gateway.metrics_endpoint import (
@@ -41,6 +42,7 @@ from gateway.metrics_endpoint import (
     metrics_reply,
     served_elsewhere,
 )
+from gateway.post_auth import FormAuthenticator
 from gateway.query.dispatch import QueryDispatcher
 from gateway.query.endpoint import QueryEndpoint, is_query_request
 from gateway.query.iam import register_iam
@@ -62,6 +64,7 @@ from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from gateway.tracing import ServerSpans, Tracing, describe_request
 from policy.access_control import AccessControl
+from policy.cors_settings import CorsSettings
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
 from policy.metrics_sites import SiteUsageCollector
@@ -105,8 +108,16 @@ class Gateway:
         self.stack = stack
         self.backend: Backend = stack.backend
         self.access = AccessControl(stack.catalog, identities)
-        self.services = Services(stack.policies, self.access, identities, stack.catalog)
         self.credentials = CredentialResolver(credentials, identities)
+        self.cors = Cors(CorsSettings(stack.catalog))
+        self.services = Services(
+            stack.policies,
+            self.access,
+            identities,
+            self.cors.settings,
+            FormAuthenticator(self.credentials, box, settings.region),
+            stack.catalog,
+        )
         self.identities = identities
         self.box = box
         self._max_skew = timedelta(seconds=settings.max_clock_skew_seconds)
@@ -254,6 +265,10 @@ class Gateway:
                     authentication_failed=lambda: self.limiter.auth_failed(source_ip),
                 )
                 reply, principal, query_action = outcome.reply, outcome.principal, outcome.action
+            elif method == "OPTIONS":  # a browser's CORS preflight: never authenticated
+                address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
+                resource, bucket = address.resource, address.bucket
+                reply = await self.cors.preflight(bucket, address.target.upper(), headers)
             else:
                 address = parse_address(raw_path, headers.get("host", ""), self.settings.domains)
                 resource = address.resource
@@ -357,6 +372,10 @@ class Gateway:
         elif not source.finished and _has_body(headers) and not await source.drain(_DRAIN_LIMIT):
             # A rejected body left unread would be parsed as the next request: close instead.
             reply.headers.append(("Connection", "close"))
+        if bucket is not None and method != "OPTIONS" and "origin" in headers:
+            reply.headers.extend(await self.cors.reply_headers(bucket, method, headers))
+        if check is not None and operation in _SIGNED_IN_BODY:
+            principal = check.principal.name  # the form's signer, once the handler knew it
         if check is not None:  # before the reply: whoever sees the reply can find its line
             _audit(request_id, check, method, reply.status)
             if check.denied or error_code == "AccessDenied":
@@ -405,8 +424,13 @@ class Gateway:
 
 
 #: Operations whose decision a handler makes: per key (DeleteObjects), or by filtering what
-#: it returns (ListBuckets, which needs only an authenticated principal).
-_DECIDED_BY_HANDLER = frozenset({Operation.DeleteObjects, Operation.ListBuckets})
+#: it returns (ListBuckets, which needs only an authenticated principal), or once the form
+#: names the key and its signer (PostObject, unsigned at the door: see _SIGNED_IN_BODY).
+_DECIDED_BY_HANDLER = frozenset(
+    {Operation.DeleteObjects, Operation.ListBuckets, Operation.PostObject}
+)
+#: Operations whose signature is in the body (a POST form), so anonymous at the door.
+_SIGNED_IN_BODY = frozenset({Operation.PostObject})
 
 
 async def _authorize(
@@ -415,7 +439,7 @@ async def _authorize(
     """``AccessDenied`` unless the request's principal may do ``operation`` there."""
     if operation not in _DECIDED_BY_HANDLER:
         await check.require(operation.action, bucket, key)
-    elif check.principal.kind == "anonymous":
+    elif check.principal.kind == "anonymous" and operation not in _SIGNED_IN_BODY:
         raise S3Error("AccessDenied")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import re
 from collections.abc import Mapping
@@ -21,9 +22,32 @@ MAX_USER_METADATA_BYTES = 2048
 _RANGE = re.compile(r"^[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$")
 
 
+def metadata_text(value: str) -> str:
+    """A user-metadata value as the text it stands for. Header bytes arrive decoded as
+    Latin-1: non-ASCII bytes that are UTF-8 (what most SDKs send) are read as UTF-8, other
+    bytes stay Latin-1 text. ASCII values, RFC 2047 encoded words included, are kept as sent
+    (S3 presents an ASCII value as it is)."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+def metadata_header(value: str) -> str:
+    """How a stored user-metadata value is sent in a GET/HEAD reply: as it is when ASCII,
+    else as one RFC 2047 encoded word (``=?UTF-8?B?...?=``), as S3 does, since header
+    bytes beyond ASCII have no agreed encoding (and no text beyond Latin-1 fits them)."""
+    if value.isascii():
+        return value
+    return f"=?UTF-8?B?{base64.b64encode(value.encode()).decode('ascii')}?="
+
+
 def write_metadata(headers: Mapping[str, str]) -> WriteMetadata:
     """The stored headers and ``x-amz-meta-*`` pairs of a write; ``MetadataTooLarge`` past 2 KB
-    (S3 counts the UTF-8 bytes of every user-metadata name and value)."""
+    (S3 counts the UTF-8 bytes of every user-metadata name and value). Values are read as
+    :func:`metadata_text` says."""
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
     if "content-encoding" in stored:
         # aws-chunked describes the transfer, not the object: S3 drops it.
@@ -34,7 +58,7 @@ def write_metadata(headers: Mapping[str, str]) -> WriteMetadata:
         else:
             del stored["content-encoding"]
     user = {
-        name[len(META_PREFIX) :]: value
+        name[len(META_PREFIX) :]: metadata_text(value)
         for name, value in headers.items()
         if name.startswith(META_PREFIX)
     }
@@ -62,7 +86,9 @@ def object_headers(info: ObjectInfo, *, with_checksums: bool) -> list[tuple[str,
         for name, value in info.headers.items()
         if name != "content-type" and name in _TITLE
     )
-    result.extend((META_PREFIX + name, value) for name, value in info.user_metadata.items())
+    result.extend(
+        (META_PREFIX + name, metadata_header(value)) for name, value in info.user_metadata.items()
+    )
     if info.parts:
         result.append(("x-amz-mp-parts-count", str(len(info.parts))))
     if with_checksums and info.checksums:

@@ -148,6 +148,24 @@ class VerifiedPayload(ReadOncePayload):
         self._finish(digester.result())
 
 
+def checksum_values(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-amz-checksum-<algorithm>`` values of ``headers`` by ``<algorithm>`` as sent
+    (not the headers naming a setting: ``-algorithm``, ``-type``, ``-mode``)."""
+    return {
+        name[len(_CHECKSUM_PREFIX) :]: value
+        for name, value in headers.items()
+        if name.startswith(_CHECKSUM_PREFIX) and name[len(_CHECKSUM_PREFIX) :] not in _NOT_CHECKSUMS
+    }
+
+
+def without_checksum_values(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without the :func:`checksum_values`: for a request whose checksum
+    headers describe something other than its body (CompleteMultipartUpload's name the
+    whole object), so they are not held against the body."""
+    values = {_CHECKSUM_PREFIX + suffix for suffix in checksum_values(headers)}
+    return {name: value for name, value in headers.items() if name not in values}
+
+
 def _compare(algorithm: str, computed: bytes, expected: bytes) -> None:
     if computed != expected:
         raise S3Error(

@@ -13,7 +13,7 @@ from core.context import RequestContext
 from core.errors import S3Error
 from core.numbers import is_decimal, saturating_decimal
 from gateway.access import AccessCheck
-from gateway.payload import VerifiedPayload
+from gateway.payload import VerifiedPayload, without_checksum_values
 from gateway.routing import Operation, Target
 from gateway.services import Services
 from gateway.settings import Settings
@@ -245,17 +245,22 @@ class S3Request:
         if self.access is not None:
             await self.access.require(action, bucket, key)
 
-    def payload(self, extra_algorithms: Iterable[str] = ()) -> VerifiedPayload:
-        """The body as a verified stream (signatures, Content-MD5 and checksums checked)."""
+    def payload(
+        self, extra_algorithms: Iterable[str] = (), *, body_checksums: bool = True
+    ) -> VerifiedPayload:
+        """The body as a verified stream (signatures, Content-MD5 and checksums checked).
+        ``body_checksums=False``: the ``x-amz-checksum-<algorithm>`` headers are not the
+        body's (see :func:`gateway.payload.without_checksum_values`)."""
         return VerifiedPayload(
             aiter(self.source),
             auth=self.auth,
-            headers=self.headers,
+            headers=self.headers if body_checksums else without_checksum_values(self.headers),
             extra_algorithms=extra_algorithms,
         )
 
-    async def read_body(self, limit: int = MAX_XML_BODY) -> bytes:
-        """The whole (small) body, verified; ``MalformedXML``-sized guard against floods."""
+    async def read_body(self, limit: int = MAX_XML_BODY, *, body_checksums: bool = True) -> bytes:
+        """The whole (small) body, verified; ``MalformedXML``-sized guard against floods.
+        ``body_checksums`` as for :meth:`payload`."""
         length = self.headers.get("content-length")
         if length is None and "transfer-encoding" not in self.headers:
             return b""
@@ -267,7 +272,7 @@ class S3Request:
             return b""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in self.payload():
+        async for chunk in self.payload(body_checksums=body_checksums):
             size += len(chunk)
             if size > limit:
                 raise S3Error("MalformedXML", "The request body is too large.")

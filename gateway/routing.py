@@ -46,6 +46,7 @@ class Operation(StrEnum):
     GetBucketAcl = "GetBucketAcl"
     PutBucketAcl = "PutBucketAcl"
     PutObject = "PutObject"
+    PostObject = "PostObject"
     CopyObject = "CopyObject"
     GetObject = "GetObject"
     HeadObject = "HeadObject"
@@ -123,6 +124,7 @@ _ACTIONS: Mapping[Operation, str] = {
     Operation.DeleteObjects: "s3:DeleteObject",
     Operation.HeadObject: "s3:GetObject",
     Operation.CopyObject: "s3:PutObject",
+    Operation.PostObject: "s3:PutObject",
     Operation.CreateMultipartUpload: "s3:PutObject",
     Operation.UploadPart: "s3:PutObject",
     Operation.UploadPartCopy: "s3:PutObject",
@@ -221,6 +223,7 @@ ROUTES: tuple[Route, ...] = (
     # Plain bucket operations
     Route("GET", "bucket", None, _O.ListObjects),
     Route("PUT", "bucket", None, _O.CreateBucket),
+    Route("POST", "bucket", None, _O.PostObject),
     Route("HEAD", "bucket", None, _O.HeadBucket),
     Route("DELETE", "bucket", None, _O.DeleteBucket),
     # Object sub-resources

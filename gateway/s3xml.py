@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import overload
 from urllib.parse import quote
 
@@ -169,26 +170,73 @@ def parse_location_constraint(body: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class DeleteTarget:
+    """One ``<Object>`` of a DeleteObjects document: the key, its version id, and the
+    conditions it is deleted under (``ETag``, ``LastModifiedTime``, ``Size``; None: none)."""
+
+    key: str
+    version_id: str | None = None
+    etag: str | None = None  # unquoted; "*": any existing object
+    last_modified_time: datetime | None = None
+    size: int | None = None
+
+    @property
+    def conditional(self) -> bool:
+        return (self.etag, self.last_modified_time, self.size) != (None, None, None)
+
+
+@dataclass(frozen=True)
 class DeleteRequest:
     quiet: bool
-    objects: list[tuple[str, str | None]]  # (key, version id)
+    objects: list[DeleteTarget]
 
 
 def parse_delete(body: bytes, limit: int = 1000) -> DeleteRequest:
-    """DeleteObjects' ``<Delete>`` document: 1 to ``limit`` objects."""
+    """DeleteObjects' ``<Delete>`` document: 1 to ``limit`` objects. A ``LastModifiedTime``
+    that is no ISO 8601 time or a ``Size`` that is no byte count is ``MalformedXML``."""
     root = parse(body)
     if local_name(root) != "Delete":
         raise S3Error("MalformedXML")
     quiet = (child_text(root, "Quiet") or "false").strip().lower() == "true"
-    objects: list[tuple[str, str | None]] = []
+    objects: list[DeleteTarget] = []
     for node in children(root, "Object"):
         key = child_text(node, "Key")
         if key is None:
             raise S3Error("MalformedXML")
-        objects.append((key, child_text(node, "VersionId")))
+        etag = child_text(node, "ETag")
+        size = child_text(node, "Size")
+        modified = child_text(node, "LastModifiedTime")
+        if size is not None and not is_decimal(size.strip()):
+            raise S3Error("MalformedXML", "The Size of an Object to delete is a byte count.")
+        objects.append(
+            DeleteTarget(
+                key,
+                child_text(node, "VersionId"),
+                etag.strip().strip('"') if etag is not None else None,
+                _timestamp(modified) if modified is not None else None,
+                int(size.strip()) if size is not None else None,
+            )
+        )
     if not objects or len(objects) > limit:
         raise S3Error("MalformedXML", f"A Delete request names 1 to {limit} objects.")
     return DeleteRequest(quiet, objects)
+
+
+def _timestamp(text: str) -> datetime:
+    """A time as SDKs write ``LastModifiedTime``: an HTTP date (``Mon, 30 Nov 2026 21:23:55
+    GMT``, what botocore sends) or ISO 8601 (``2026-11-30T21:23:55.000Z``); UTC when no zone
+    is given."""
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            raise S3Error(
+                "MalformedXML", "The LastModifiedTime of an Object to delete is not a time."
+            ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 _PART_CHECKSUM_TAGS = {

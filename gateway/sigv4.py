@@ -211,12 +211,15 @@ def authenticate(
         )
     )
     scope = f"{signed.date}/{signed.region}/{signed.service}/{TERMINATOR}"
-    to_sign = "\n".join(
-        (ALGORITHM, signed.amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest())
-    )
     key = signing_key(credential.secret_key, signed.date, signed.region, signed.service)
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signed.signature):
+    for encoded in _signed_forms(canonical):
+        to_sign = "\n".join(
+            (ALGORITHM, signed.amz_date, scope, hashlib.sha256(encoded).hexdigest())
+        )
+        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, signed.signature):
+            break
+    else:
         raise S3Error(
             "SignatureDoesNotMatch",
             AWSAccessKeyId=signed.access_key,
@@ -298,6 +301,25 @@ def _first(params: list[tuple[bytes, bytes]], name: str) -> str | None:
         if key == wanted:
             return value.decode("utf-8", "replace")
     return None
+
+
+def _signed_forms(canonical: str) -> list[bytes]:
+    """The bytes a client may have hashed as ``canonical``, most likely first.
+
+    Header values reach the gateway as bytes decoded as Latin-1, so encoding them back gives
+    the bytes sent, which is what SDKs sign (botocore, Go, Java and JavaScript send and sign
+    UTF-8 header values). When a value holds non-ASCII bytes, the UTF-8 of their Latin-1
+    text is tried too: the form the gateway checked before, kept for a client that sends
+    Latin-1 bytes and signs their text's UTF-8. Either form binds the very bytes received,
+    so accepting both admits nothing the key did not sign.
+    """
+    if canonical.isascii():
+        return [canonical.encode("ascii")]
+    try:
+        sent = canonical.encode("latin-1")
+    except UnicodeEncodeError:  # text not decoded from the wire (a direct caller's)
+        return [canonical.encode()]
+    return [sent, canonical.encode()]
 
 
 def _canonical_headers(names: tuple[str, ...], headers: Mapping[str, str]) -> str:

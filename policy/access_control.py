@@ -111,9 +111,11 @@ def resource_arn(bucket: str | None, key: str | None) -> str:
     return f"arn:aws:s3:::{bucket}" + ("" if key is None else f"/{key}")
 
 
-class _Ttl(Generic[V]):
-    """A small time-bounded cache of async loads; a load failing for want of the catalog
-    (5xx) falls back on a value up to ``stale_seconds`` older than ``seconds``."""
+class TtlCache(Generic[V]):
+    """A small time-bounded cache of async loads (:class:`AccessControl`'s, and
+    ``policy.cors_settings``'); at most 10,000 keys, all dropped when full. A load failing
+    for want of the catalog (5xx) falls back on a value up to ``stale_seconds`` older than
+    ``seconds``."""
 
     def __init__(
         self, seconds: float, clock: Callable[[], float], stale_seconds: float = 0.0
@@ -165,8 +167,10 @@ class AccessControl:
     ) -> None:
         self._catalog = catalog
         self._identities = identities
-        self._sites: _Ttl[SiteAccess] = _Ttl(cache_seconds, clock, stale_seconds)
-        self._users: _Ttl[tuple[NamedPolicy, ...]] = _Ttl(cache_seconds, clock, stale_seconds)
+        self._sites: TtlCache[SiteAccess] = TtlCache(cache_seconds, clock, stale_seconds)
+        self._users: TtlCache[tuple[NamedPolicy, ...]] = TtlCache(
+            cache_seconds, clock, stale_seconds
+        )
 
     def forget(self, *, site: str | None = None, user: str | None = None) -> None:
         """Drop cached state of ``site`` and/or ``user`` (after this process changed it)."""

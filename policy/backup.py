@@ -15,6 +15,7 @@ databases (SQLite to PostgreSQL):
 * every site's access settings (``policy.bucket_access``: owner, bucket policy, ACL, public
   access block, object ownership) and every object ACL. A restore without them would lose
   a bucket policy's Deny statements, so they travel too;
+* every site's CORS rules (``policy.cors``);
 * S3 tags: an object's on its object line (``tags``), every bucket's tag set on a line of
   its own.
 
@@ -39,12 +40,13 @@ Format, one JSON object per line::
      "acl": [{"kind", "grantee", "permission", "display"}...],
      "public_access_block": {...} | null, "ownership": ... | null}
     {"type": "object_acl", "site": ..., "key": ..., "acl": [...]}
+    {"type": "site_cors", "site": ..., "rules": [...as policy.cors.rules_to_json...]}
     {"type": "bucket_tags", "site": ..., "tags": {key: value, ...}}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
-     "object_acls": N, "bucket_tags": N}
+     "object_acls": N, "site_cors": N, "bucket_tags": N}
 
-Identity, access and tag lines (and an object line's ``tags``) were added to version 1
+Identity, access, CORS and tag lines (and an object line's ``tags``) were added to version 1
 without a new version: files written before them (whose end line has no such counts, whose
 object lines have no tags) read as holding none.
 
@@ -74,6 +76,7 @@ from policy.bucket_access import (
 )
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import ApiKeyRecord
+from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.identities import Identities, export_identities, restore_identities
 from policy.identity_model import AccessKeyInfo, AccessKeyRecord, SiteGrant, User, UserPolicy
 from policy.identity_rules import STATUSES
@@ -95,6 +98,14 @@ class SiteAccessEntry:
     site: str
     access: BucketAccess
     policy: str | None
+
+
+@dataclass(frozen=True)
+class SiteCorsEntry:
+    """A backed-up site's CORS rules."""
+
+    site: str
+    rules: CorsRules
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,7 @@ class BackupCounts:
     site_grants: int = 0
     site_access: int = 0
     object_acls: int = 0
+    site_cors: int = 0
     bucket_tags: int = 0
 
     def text(self) -> str:
@@ -138,7 +150,8 @@ class BackupCounts:
             f"{self.api_keys} API key(s), {self.users} user(s), "
             f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
             f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
-            f"{self.object_acls} object ACL(s), {self.bucket_tags} bucket tag set(s)"
+            f"{self.object_acls} object ACL(s), {self.site_cors} CORS configuration(s), "
+            f"{self.bucket_tags} bucket tag set(s)"
         )
 
 
@@ -153,6 +166,7 @@ _COUNTED: Final = {
     "site_grant": "site_grants",
     "site_access": "site_access",
     "object_acl": "object_acls",
+    "site_cors": "site_cors",
     "bucket_tags": "bucket_tags",
 }
 #: Counts an end line written before identities were backed up does not carry.
@@ -164,6 +178,7 @@ _LATER_COUNTS: Final = frozenset(
         "site_grants",
         "site_access",
         "object_acls",
+        "site_cors",
         "bucket_tags",
     }
 )
@@ -206,6 +221,9 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     object_acls = await catalog.all_object_acls()
     for site, object_key, acl in object_acls:
         line({"type": "object_acl", "site": site, "key": object_key, "acl": grants_to_json(acl)})
+    cors = await catalog.all_bucket_cors()
+    for site, rules in cors.items():
+        line({"type": "site_cors", "site": site, "rules": rules_to_json(rules)})
     bucket_tags = await catalog.all_bucket_tags()
     for site, tags in bucket_tags.items():
         line({"type": "bucket_tags", "site": site, "tags": tags})
@@ -219,6 +237,7 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(grants),
         len(sites),
         len(object_acls),
+        len(cors),
         len(bucket_tags),
     )
     line({"type": "end", **asdict(counts)})
@@ -290,6 +309,7 @@ Entry = (
     | SiteGrant
     | SiteAccessEntry
     | ObjectAclEntry
+    | SiteCorsEntry
     | BucketTagsEntry
 )
 
@@ -339,6 +359,8 @@ def read_backup(path: Path) -> Iterator[Entry]:
                         _text(document, "key"),
                         grants_from_json(document["acl"]),
                     )
+                elif kind == "site_cors":
+                    yield SiteCorsEntry(_text(document, "site"), rules_from_json(document["rules"]))
                 elif kind == "bucket_tags":
                     yield BucketTagsEntry(
                         _text(document, "site"), valid_tags(document["tags"], "bucket")
@@ -371,6 +393,7 @@ def _kind(entry: Entry) -> str:
         (SiteGrant, "site_grants"),
         (SiteAccessEntry, "site_access"),
         (ObjectAclEntry, "object_acls"),
+        (SiteCorsEntry, "site_cors"),
         (BucketTagsEntry, "bucket_tags"),
     )
     for kind, name in kinds:
@@ -574,6 +597,8 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await catalog.set_bucket_access(entry.site, entry.access, entry.policy)
         elif isinstance(entry, ObjectAclEntry):
             await catalog.set_object_acl(entry.site, entry.key, entry.acl)
+        elif isinstance(entry, SiteCorsEntry):
+            await catalog.set_bucket_cors(entry.site, entry.rules)
         elif isinstance(entry, BucketTagsEntry):
             await catalog.set_bucket_tags(entry.site, entry.tags)
         else:

@@ -44,6 +44,7 @@ from core.errors import S3Error
 from policy import (
     catalog_api_keys,
     catalog_bucket_access,
+    catalog_cors,
     catalog_leases,
     catalog_overrides,
     catalog_records,
@@ -58,6 +59,7 @@ from policy.catalog_schema import (
     access_keys,
     api_keys,
     bucket_access,
+    bucket_cors,
     bucket_tags,
     object_acls,
     objects,
@@ -68,6 +70,7 @@ from policy.catalog_schema import (
     user_policies,
     users,
 )
+from policy.cors import CorsRules
 from policy.model import (
     ArtifactFilter,
     Lease,
@@ -99,9 +102,9 @@ class SqlCatalog:
 
     def add_state_listener(self, listener: StateListener) -> None:
         """Await ``listener(site)`` after every committed change of ``site``'s catalog-only
-        state: its policy overrides, an artifact's pin, status or action, an object's tags
-        or the bucket's (``policy.site_state`` keeps a copy of that state with the data).
-        Shielded from cancellation; a listener must not raise."""
+        state: its policy overrides, an artifact's pin, status or action, its CORS
+        configuration, an object's tags or the bucket's (``policy.site_state`` keeps a copy
+        of that state with the data). Shielded from cancellation; a listener must not raise."""
         self._state_listeners.append(listener)
 
     async def _state_changed(self, site: str) -> None:
@@ -370,8 +373,14 @@ class SqlCatalog:
         await self._database.run(True, write)
 
     async def remove_bucket_access(self, site: str) -> None:
-        """Forget ``site``'s access configuration and object ACLs (the site was deleted)."""
-        await self._database.run(True, partial(catalog_bucket_access.remove_site, site=site))
+        """Forget ``site``'s access configuration, object ACLs and CORS configuration (the
+        site was deleted)."""
+
+        def work(conn: Connection) -> None:
+            catalog_bucket_access.remove_site(conn, site)
+            catalog_cors.write(conn, site, None)
+
+        await self._database.run(True, work)
 
     async def all_bucket_access(self) -> dict[str, tuple[BucketAccess, str | None]]:
         """Every site's stored access configuration and bucket policy, by site."""
@@ -390,6 +399,21 @@ class SqlCatalog:
         """Store the object's ACL; None returns it to the owner-private default."""
         write = partial(catalog_bucket_access.write_object, site=site, key=key, acl=acl)
         await self._database.run(True, write)
+
+    # CORS configurations (policy.cors)
+
+    async def bucket_cors(self, site: str) -> CorsRules | None:
+        """``site``'s CORS rules; None: it has no CORS configuration."""
+        return await self._database.run(False, partial(catalog_cors.read, site=site))
+
+    async def set_bucket_cors(self, site: str, rules: CorsRules | None) -> None:
+        """Replace ``site``'s CORS rules (checked by the caller; None: remove them)."""
+        await self._database.run(True, partial(catalog_cors.write, site=site, rules=rules))
+        await self._state_changed(site)
+
+    async def all_bucket_cors(self) -> dict[str, CorsRules]:
+        """Every site's CORS rules, by site."""
+        return await self._database.run(False, catalog_cors.read_all)
 
     # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
 
@@ -485,12 +509,20 @@ class SqlCatalog:
 
     async def is_empty(self) -> bool:
         """Whether the catalog holds no object row, policy override, API key, identity,
-        site access setting or bucket tag set."""
+        site access setting, CORS configuration or bucket tag set."""
 
         def work(conn: Connection) -> bool:
             return all(
                 conn.execute(select(table).limit(1)).first() is None
-                for table in (objects, site_policies, api_keys, users, bucket_access, bucket_tags)
+                for table in (
+                    objects,
+                    site_policies,
+                    api_keys,
+                    users,
+                    bucket_access,
+                    bucket_cors,
+                    bucket_tags,
+                )
             )
 
         return await self._database.run(False, work)
@@ -498,7 +530,7 @@ class SqlCatalog:
     async def clear(self) -> None:
         """Delete every row: objects, reservations, policy overrides, API keys,
         identities (users, their keys, policies and site grants), sites' access settings
-        (bucket policies, ACLs, public access blocks, ownership; object ACLs) and bucket
+        (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS) and bucket
         and upload tags."""
 
         def work(conn: Connection) -> None:
@@ -506,7 +538,7 @@ class SqlCatalog:
                 conn.execute(delete(table))
             for table in (site_grants, user_policies, access_keys, users):
                 conn.execute(delete(table))
-            for table in (bucket_access, object_acls, bucket_tags, upload_tags):
+            for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
 
         await self._database.run(True, work)

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -72,6 +72,17 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: libpq's connection settings unless the catalog URL sets them (see ``_start``).
+CONNECT_TIMEOUT_S: Final = 5
+_PG_CONNECT: Final[dict[str, int]] = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
 class CatalogDatabase:
     """The database at ``url`` (normalised by :func:`normalize_url`); see the module
     docstring. ``start()`` and ``close()`` are idempotent."""
@@ -112,6 +123,13 @@ class CatalogDatabase:
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         elif url.get_backend_name() == "postgresql":
+            # A database host that drops packets instead of refusing them must not hold a
+            # request (or the start) until the kernel's TCP timeout: libpq gives up connecting
+            # after CONNECT_TIMEOUT_S, and keepalives notice a silent peer on an open
+            # connection within about a minute. The URL's own settings win.
+            options["connect_args"] = {
+                name: value for name, value in _PG_CONNECT.items() if name not in url.query
+            }
             engine = create_engine(url, **options)
         else:
             raise ValueError(f"unsupported catalog database {url.get_backend_name()!r}")

@@ -227,6 +227,14 @@ object_acls = Table(
     Column("acl", json_column_type(), nullable=False),
 )
 
+#: A site's CORS configuration (policy.cors): its rules in order; no row: none.
+bucket_cors = Table(
+    "bucket_cors",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("rules", json_column_type(), nullable=False),
+)
+
 #: One row per background job (policy.jobs): who holds it until when (the lease that keeps
 #: it to one replica at a time; ``holder`` NULL: nobody) and how its last run went.
 jobs = Table(

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from policy.cors import CorsRules
+
 Compression = Literal["gzip", "zstd", "none"]
 SortField = Literal["created_at", "size", "build_id", "key"]
 
@@ -327,6 +329,12 @@ class Catalog(Protocol):
     async def site_overrides(self, site: str) -> dict[str, Any]: ...
 
     async def set_site_overrides(self, site: str, overrides: dict[str, Any]) -> None: ...
+
+    async def bucket_cors(self, site: str) -> CorsRules | None:
+        """``site``'s CORS rules (policy.cors); None: no CORS configuration."""
+        ...
+
+    async def set_bucket_cors(self, site: str, rules: CorsRules | None) -> None: ...
 
     # S3 tags (catalog-only state; policy.tags holds the rules)
 

@@ -193,6 +193,8 @@ async def _reindex_site(
             report.unreadable_records.append(f"{site}: policy overrides: {error}")
         else:
             report.restored_policies += 1
+    if saved is not None and saved.cors is not None and await catalog.bucket_cors(site) is None:
+        await catalog.set_bucket_cors(site, saved.cors)
 
 
 async def _site_record(backend: Backend, site: str, report: ReindexReport) -> SiteState | None:

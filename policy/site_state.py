@@ -1,9 +1,10 @@
 """The per-site state record: catalog-only state kept with the data, so ``reindex`` restores it.
 
 Some state lives only in the catalog: a site's policy overrides (retention rules, quotas,
-validation rules, set through the artifact API or PutBucketLifecycleConfiguration), what
-the artifact API changes on an artifact (pins, status and action edits), because a Backend
-cannot rewrite an object's metadata in place, and S3 tags of objects and of the bucket.
+validation rules, set through the artifact API or PutBucketLifecycleConfiguration), its CORS
+rules (PutBucketCors), what the artifact API changes on an artifact (pins, status and action
+edits), because a Backend cannot rewrite an object's metadata in place, and S3 tags of
+objects and of the bucket.
 So that neither a lost catalog, nor ``reindex``, nor ``migrate`` to another backend loses
 it, :class:`SiteStateStore` keeps a copy in each site's own bucket, in the object
 :data:`SITE_STATE_KEY`:
@@ -19,16 +20,17 @@ it, :class:`SiteStateStore` keeps a copy in each site's own bucket, in the objec
   the state meanwhile, so concurrent replicas converge on the latest state.
 
 Format: JSON ``{"format": "pagewright-site-state", "version": 1, "site", "overrides",
-"artifacts": {key: {"etag", "pinned", "status", "action"}}, "object_tags": {key: {"etag",
-"tags"}}, "bucket_tags": {...} | null}``. Only artifacts whose state differs from what the
+"cors": [rule...] | null, "artifacts": {key: {"etag", "pinned", "status", "action"}},
+"object_tags": {key: {"etag", "tags"}}, "bucket_tags": {...} | null}`` (``cors`` as
+``policy.cors.rules_to_json`` writes it). Only artifacts whose state differs from what the
 object itself carries are listed (pinned, or a status/action other than its
 ``x-amz-meta-status``/``-action``), and only objects (any key) that have S3 tags; an entry
 applies only to an object with the same ETag (a replaced artifact is a new artifact).
-``object_tags`` and ``bucket_tags`` were added to version 1 without a new version: a record
-written before them reads as holding none, and an older gateway ignores them.
-Not included: API keys (global, and secrets: only ``pagewright-gateway backup`` carries
-them), the corrupt mark (``verify`` and the scrub find it again from the bytes), quota
-reservations (transient).
+``cors``, ``object_tags`` and ``bucket_tags`` were added to version 1 without a new
+version: a record written before them reads as holding none, and an older gateway ignores
+them. Not included: API keys (global, and secrets: only ``pagewright-gateway backup``
+carries them), the corrupt mark (``verify`` and the scrub find it again from the bytes),
+quota reservations (transient).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import anyio
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
+from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.model import (
     ACTION,
     SITE_STATE_PREFIX,
@@ -96,6 +99,7 @@ class SiteState:
     site: str
     overrides: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, ArtifactState] = field(default_factory=dict)
+    cors: CorsRules | None = None
     object_tags: dict[str, TaggedObject] = field(default_factory=dict)
     bucket_tags: dict[str, str] | None = None
 
@@ -105,6 +109,7 @@ class SiteState:
             "version": VERSION,
             "site": self.site,
             "overrides": self.overrides,
+            "cors": None if self.cors is None else rules_to_json(self.cors),
             "artifacts": {
                 key: {
                     "etag": a.etag,
@@ -145,13 +150,22 @@ class SiteState:
                 )
                 for key, entry in dict(document["artifacts"]).items()
             }
+            cors = document.get("cors")
+            rules = None if cors is None else rules_from_json(cors)
             object_tags = {
                 str(key): TaggedObject(str(entry["etag"]), valid_tags(entry["tags"], "object"))
                 for key, entry in dict(document.get("object_tags") or {}).items()
             }
             bucket = document.get("bucket_tags")
             bucket_tags = None if bucket is None else valid_tags(bucket, "bucket")
-            return cls(str(document["site"]), dict(overrides), artifacts, object_tags, bucket_tags)
+            return cls(
+                str(document["site"]),
+                dict(overrides),
+                artifacts,
+                rules,
+                object_tags=object_tags,
+                bucket_tags=bucket_tags,
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise SiteStateError(f"malformed record: {error}") from None
 
@@ -184,12 +198,14 @@ async def snapshot(catalog: Catalog, site: str) -> SiteState:
         key: TaggedObject(etag, dict(tags))
         for key, etag, tags in await catalog.tagged_objects(site)
     }
+    overrides = dict(await catalog.site_overrides(site))
     return SiteState(
         site,
-        dict(await catalog.site_overrides(site)),
+        overrides,
         artifacts,
-        tagged,
-        await catalog.bucket_tags(site),
+        await catalog.bucket_cors(site),
+        object_tags=tagged,
+        bucket_tags=await catalog.bucket_tags(site),
     )
 
 

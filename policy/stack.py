@@ -26,6 +26,10 @@ Order, outermost first (each a Backend wrapping the next):
 8. ``MeasuredBackend``: times and counts every translator call (policy.metrics_backend).
 9. the translator (filesystem, S3, Azure, GCS).
 
+Around all of them, ``CompletedUploadsBackend`` (policy.completed_uploads) answers a
+CompleteMultipartUpload repeated after it succeeded from a record it keeps in the bare
+translator, before any wrapper inside sees the repeat.
+
 Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and quotas follow.
 
 Beside the stack: on the bare translator, :class:`policy.site_state.SiteStateStore`, which
@@ -68,6 +72,7 @@ from policy.circuit_breaker import (
     CircuitBreaker,
     CircuitBreakerBackend,
 )
+from policy.completed_uploads import CompletedUploadsBackend
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.housekeeping import JobSettings, standard_jobs
 from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
@@ -262,6 +267,7 @@ def build_stack(
     if min_free_bytes > 0 and volume is not None:
         space = FreeSpaceGuard(volume, min_free_bytes)
         backend = FreeSpaceBackend(backend, space)
+    backend = CompletedUploadsBackend(backend, translator)
     scrubber = Scrubber(translator, catalog, scrub_rate_bytes, metrics)
     leases = LeaseKeeper(catalog, backend, lease_s)
     limits = rate_limits or RateLimitConfig()

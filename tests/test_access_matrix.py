@@ -40,9 +40,24 @@ READ = {
     "api:GetPolicy",
 }
 DEPLOY = {"api:PinArtifact", "api:UpdateArtifact"}
-WRITE = {"PutObject", "CopyObject", "CreateMultipartUpload", "DeleteObject", "DeleteObjects"}
+WRITE = {
+    "PutObject",
+    "PostObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "DeleteObject",
+    "DeleteObjects",
+}
 WRITE_API = {"api:DeleteArtifacts"}
-OWN = {"GetBucketPolicy", "PutBucketAcl", "GetBucketAcl", "PutPublicAccessBlock", "api:PutPolicy"}
+OWN = {
+    "GetBucketPolicy",
+    "PutBucketAcl",
+    "GetBucketAcl",
+    "PutPublicAccessBlock",
+    "PutBucketCors",
+    "GetBucketCors",
+    "api:PutPolicy",
+}
 
 #: What each role may do on its own site: the oracle, written apart from policy/roles.py.
 EXPECTED = {
@@ -164,6 +179,25 @@ def _delete_objects(s3: Any, site: str) -> None:
         raise ClientError({"Error": {"Code": result["Errors"][0]["Code"]}}, "DeleteObjects")
 
 
+def _post_object(s3: Any, site: str) -> None:
+    form = s3.generate_presigned_post(site, "posted.txt")
+    answer = httpx.post(form["url"], data=form["fields"], files={"file": ("f", b"posted")})
+    if answer.status_code != 204:
+        code = "AccessDenied" if b"<Code>AccessDenied</Code>" in answer.content else "Other"
+        raise ClientError({"Error": {"Code": code}}, "PostObject")
+
+
+def _get_cors(s3: Any, site: str) -> None:
+    try:
+        s3.get_bucket_cors(Bucket=site)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "NoSuchCORSConfiguration":
+            raise
+
+
+_ANY_ORIGIN_RULES = {"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]}
+
+
 def _multipart(s3: Any, site: str) -> None:
     upload_id = s3.create_multipart_upload(Bucket=site, Key="mp")["UploadId"]
     s3.abort_multipart_upload(Bucket=site, Key="mp", UploadId=upload_id)
@@ -176,6 +210,11 @@ CASES: dict[str, Case] = {
     "GetBucketLocation": _s3_case(lambda s3, site: s3.get_bucket_location(Bucket=site)),
     "ListMultipartUploads": _s3_case(lambda s3, site: s3.list_multipart_uploads(Bucket=site)),
     "PutObject": _s3_case(lambda s3, site: s3.put_object(Bucket=site, Key="w", Body=b"w")),
+    "PostObject": _s3_case(_post_object),
+    "PutBucketCors": _s3_case(
+        lambda s3, site: s3.put_bucket_cors(Bucket=site, CORSConfiguration=_ANY_ORIGIN_RULES)
+    ),
+    "GetBucketCors": _s3_case(_get_cors),
     "CopyObject": _s3_case(
         lambda s3, site: s3.copy_object(
             Bucket=site, Key="copy", CopySource={"Bucket": site, "Key": "index.html"}

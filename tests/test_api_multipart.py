@@ -241,3 +241,143 @@ def test_upload_part_wrong_checksum_rejected(s3: Any, bucket: str) -> None:
         )
     assert error_code(excinfo) == "BadDigest"
     assert s3.list_parts(Bucket=bucket, Key="bad", UploadId=upload_id).get("Parts", []) == []
+
+
+def _uploaded_parts(
+    s3: Any, bucket: str, key: str, parts: list[bytes], algorithm: str, checksum_type: str
+) -> tuple[str, list[dict[str, Any]]]:
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm=algorithm, ChecksumType=checksum_type
+    )["UploadId"]
+    done = []
+    for number, body in enumerate(parts, 1):
+        result = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumAlgorithm=algorithm,
+        )
+        field = f"Checksum{algorithm}"
+        done.append({"PartNumber": number, "ETag": result["ETag"], field: result[field]})
+    return upload_id, done
+
+
+def test_complete_checks_the_full_object_checksum(s3: Any, bucket: str) -> None:
+    """x-amz-checksum-<algorithm> on Complete is the whole object's checksum, not the body's."""
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), b"tail"]
+    whole = checksums.checksum("CRC64NVME", b"".join(parts))
+    upload_id, done = _uploaded_parts(s3, bucket, "full", parts, "CRC64NVME", "FULL_OBJECT")
+
+    wrong = checksums.checksum("CRC64NVME", b"something else")
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="full",
+            UploadId=upload_id,
+            MultipartUpload={"Parts": done},
+            ChecksumCRC64NVME=wrong,
+            ChecksumType="FULL_OBJECT",
+        )
+    assert error_code(excinfo) == "BadDigest"
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="full")
+    # The upload is still there: nothing was committed.
+    assert len(s3.list_parts(Bucket=bucket, Key="full", UploadId=upload_id)["Parts"]) == 3
+
+    result = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="full",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": done},
+        ChecksumCRC64NVME=whole,
+        ChecksumType="FULL_OBJECT",
+    )
+    assert result["ChecksumCRC64NVME"] == whole
+    assert result["ChecksumType"] == "FULL_OBJECT"
+
+
+@pytest.mark.parametrize("suffixed", [True, False])
+def test_complete_checks_the_composite_checksum(s3: Any, bucket: str, suffixed: bool) -> None:
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), b"tail"]
+    composite = checksums.composite("SHA256", [checksums.checksum("SHA256", p) for p in parts])
+    assert composite.endswith("-3")
+    upload_id, done = _uploaded_parts(s3, bucket, "comp", parts, "SHA256", "COMPOSITE")
+
+    for wrong in (composite.replace("-3", "-4"), checksums.checksum("SHA256", b"x") + "-3"):
+        with pytest.raises(ClientError) as excinfo:
+            s3.complete_multipart_upload(
+                Bucket=bucket,
+                Key="comp",
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
+                ChecksumSHA256=wrong,
+            )
+        assert error_code(excinfo) == "BadDigest"
+
+    given = composite if suffixed else composite.rpartition("-")[0]
+    result = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="comp",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": done},
+        ChecksumSHA256=given,
+    )
+    assert result["ChecksumSHA256"] == composite
+
+
+def test_complete_checksum_of_another_algorithm_or_malformed(s3: Any, bucket: str) -> None:
+    parts = [b"only part"]
+    upload_id, done = _uploaded_parts(s3, bucket, "other", parts, "CRC32", "FULL_OBJECT")
+    for extra in (
+        {"ChecksumSHA256": checksums.checksum("SHA256", b"only part")},
+        {"ChecksumCRC32": "not base64!"},
+        {"ChecksumCRC32": checksums.checksum("CRC32", b"only part"), "ChecksumType": "COMPOSITE"},
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            s3.complete_multipart_upload(
+                Bucket=bucket,
+                Key="other",
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
+                **extra,
+            )
+        assert error_code(excinfo) == "InvalidRequest", extra
+    result = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="other",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": done},
+        ChecksumCRC32=checksums.checksum("CRC32", b"only part"),
+    )
+    assert result["ChecksumCRC32"] == checksums.checksum("CRC32", b"only part")
+
+
+def test_a_repeated_complete_answers_as_the_first(s3: Any, bucket: str) -> None:
+    """An SDK retrying a Complete whose reply was lost gets the same answer, not NoSuchUpload."""
+    parts = [os.urandom(5 * MIB), b"tail"]
+    upload_id, done = _uploaded_parts(s3, bucket, "again", parts, "SHA256", "COMPOSITE")
+    complete = {
+        "Bucket": bucket,
+        "Key": "again",
+        "UploadId": upload_id,
+        "MultipartUpload": {"Parts": done},
+    }
+    first = s3.complete_multipart_upload(**complete)
+    second = s3.complete_multipart_upload(**complete)
+    assert second["ETag"] == first["ETag"] == multipart_etag(parts)
+    assert second["ChecksumSHA256"] == first["ChecksumSHA256"]
+    # Other parts, or another upload id, are still no such upload.
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(**{**complete, "MultipartUpload": {"Parts": done[:1]}})
+    assert error_code(excinfo) == "NoSuchUpload"
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(
+            **{**complete, "UploadId": f"{upload_id[:-1]}{'1' if upload_id[-1] == '0' else '0'}"}
+        )
+    assert error_code(excinfo) == "NoSuchUpload"
+    # The record is not the client's to see, and does not keep the bucket from going.
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["again"]
+    s3.delete_object(Bucket=bucket, Key="again")
+    s3.delete_bucket(Bucket=bucket)

@@ -255,6 +255,40 @@ def test_delete_objects(s3: Any, bucket: str) -> None:
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
+def test_delete_objects_conditions(s3: Any, bucket: str) -> None:
+    """Per-object ETag, LastModifiedTime and Size: a condition that does not hold is that
+    key's PreconditionFailed, a missing key its NoSuchKey; the others are deleted."""
+    for key in ("etag", "etag-bad", "any", "time", "time-bad", "size", "size-bad"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"12345")
+    head = s3.head_object(Bucket=bucket, Key="time")
+    etag, modified = s3.head_object(Bucket=bucket, Key="etag")["ETag"], head["LastModified"]
+    result = s3.delete_objects(
+        Bucket=bucket,
+        Delete={
+            "Objects": [
+                {"Key": "etag", "ETag": etag},
+                {"Key": "etag-bad", "ETag": '"0123456789abcdef0123456789abcdef"'},
+                {"Key": "any", "ETag": "*"},
+                {"Key": "time", "LastModifiedTime": modified},
+                {"Key": "time-bad", "LastModifiedTime": modified - timedelta(days=1)},
+                {"Key": "size", "Size": 5, "ETag": etag},
+                {"Key": "size-bad", "Size": 4},
+                {"Key": "missing", "ETag": etag},
+            ]
+        },
+    )
+    assert sorted(d["Key"] for d in result["Deleted"]) == ["any", "etag", "size", "time"]
+    errors = {e["Key"]: e["Code"] for e in result["Errors"]}
+    assert errors == {
+        "etag-bad": "PreconditionFailed",
+        "time-bad": "PreconditionFailed",
+        "size-bad": "PreconditionFailed",
+        "missing": "NoSuchKey",
+    }
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert left == ["etag-bad", "size-bad", "time-bad"]
+
+
 def test_object_acl(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="a", Body=b"x")
     acl = s3.get_object_acl(Bucket=bucket, Key="a")

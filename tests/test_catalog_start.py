@@ -125,3 +125,39 @@ async def test_a_sqlite_catalog_that_cannot_open_still_stops_the_start(tmp_path:
         with pytest.raises(StartupError, match="the catalog could not start"):
             await stack.run(background)
     await stack.close()
+
+
+def test_a_postgresql_host_that_never_answers_fails_the_connection_instead_of_hanging() -> None:
+    """A listener that accepts and then says nothing (a host dropping packets behind a
+    load balancer, say): libpq gives up after the catalog's default connect timeout, where
+    it would otherwise wait for the kernel's TCP timeout (minutes to hours)."""
+    import socket
+    import threading
+    import time
+
+    from policy.catalog_database import CONNECT_TIMEOUT_S, CatalogDatabase
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    database = CatalogDatabase(f"postgresql://pw@127.0.0.1:{port}/test")
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            anyio.run(database.start)
+        except BaseException as error:
+            failures.append(error)
+
+    started = time.monotonic()
+    attempt = threading.Thread(target=start, daemon=True)
+    attempt.start()
+    attempt.join(CONNECT_TIMEOUT_S * 6)  # bounded, unlike a connection without the timeout
+    gave_up_after = time.monotonic() - started
+    silent.close()
+    assert not attempt.is_alive(), "the connection attempt is still waiting"
+    print(f"\nthe connection gave up after {gave_up_after:.1f} s")
+    assert len(failures) == 1
+    assert isinstance(failures[0], OperationalError)
+    assert "timeout" in str(failures[0])

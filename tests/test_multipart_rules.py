@@ -148,6 +148,27 @@ def test_composite_checksum() -> None:
     assert plan.checksum_type == "COMPOSITE"
 
 
+def test_object_checksum_comparison() -> None:
+    """CompleteMultipartUpload's object checksum: FULL_OBJECT as it is, COMPOSITE with or
+    without its -N (a -N given must be the part count)."""
+    full = checksums.checksum("CRC32", b"abc")
+    assert checksums.same_object_checksum("CRC32", full, full)
+    assert not checksums.same_object_checksum("CRC32", checksums.checksum("CRC32", b"x"), full)
+    composite = checksums.composite("SHA256", [checksums.checksum("SHA256", b"a")] * 3)
+    bare = composite.rpartition("-")[0]
+    assert checksums.same_object_checksum("SHA256", composite, composite)
+    assert checksums.same_object_checksum("SHA256", bare, composite)
+    assert not checksums.same_object_checksum("SHA256", f"{bare}-2", composite)
+    assert checksums.parse_object_checksum("SHA256", f" {composite} ")[1] == 3
+
+
+@pytest.mark.parametrize("value", ["", "!!!", "AAAA", "AAAAAA==-", "AAAAAA==-x", "AAAAAA==-٣"])
+def test_malformed_object_checksum(value: str) -> None:
+    with pytest.raises(S3Error) as excinfo:
+        checksums.parse_object_checksum("CRC32", value)
+    assert excinfo.value.code == "InvalidRequest"
+
+
 def test_default_checksum_type() -> None:
     parts = {1: stored_part(1, b"x")}
     plan = plan_completion(upload("CRC32"), parts, [CompletedPart(1, parts[1].etag)])

@@ -19,6 +19,7 @@ from policy.backend_spans import BackendSpans
 from policy.backend_start import StartingBackend
 from policy.catalog_backend import CatalogBackend
 from policy.circuit_breaker import CircuitBreakerBackend
+from policy.completed_uploads import CompletedUploadsBackend
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from policy.free_space import FreeSpaceBackend
 from policy.metrics_backend import MeasuredBackend
@@ -38,6 +39,7 @@ WRAPPERS: list[type] = [
     StartingBackend,
     CircuitBreakerBackend,
     BackendSpans,
+    CompletedUploadsBackend,
 ]
 
 

@@ -87,6 +87,22 @@ def test_two_replicas_serve_one_store(tmp_path: Path) -> None:
             s3_b.put_object(Bucket="site", Key="b.bin", Body=b"b" * 2000)
         assert caught.value.response["Error"]["Code"] == "QuotaExceeded"
 
+        # A Complete repeated through B after it succeeded through A (an SDK retrying a lost
+        # reply, its retry landing on the other replica) answers as the first did.
+        upload_id = s3_a.create_multipart_upload(Bucket="site", Key="mp.bin")["UploadId"]
+        part = s3_a.upload_part(
+            Bucket="site", Key="mp.bin", UploadId=upload_id, PartNumber=1, Body=b"m" * 100
+        )
+        complete = {
+            "Bucket": "site",
+            "Key": "mp.bin",
+            "UploadId": upload_id,
+            "MultipartUpload": {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        }
+        first = s3_a.complete_multipart_upload(**complete)
+        assert s3_b.complete_multipart_upload(**complete)["ETag"] == first["ETag"]
+        s3_b.delete_object(Bucket="site", Key="mp.bin")
+
         # A user made through A (its secret sealed with the shared master key) works on B.
         iam_a = boto3.client(
             "iam",

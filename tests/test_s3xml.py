@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from lxml import etree
 
@@ -44,7 +46,7 @@ def test_parse_delete_with_and_without_namespace() -> None:
         ).encode()
         request = s3xml.parse_delete(body)
         assert request.quiet
-        assert request.objects == [("a", None), ("b", "null")]
+        assert request.objects == [s3xml.DeleteTarget("a"), s3xml.DeleteTarget("b", "null")]
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,41 @@ def test_parse_delete_with_and_without_namespace() -> None:
     [b"", b"<Delete/>", b"<Nope/>", b"<Delete><Object></Object></Delete>", b"<Delete>"],
 )
 def test_parse_delete_malformed(body: bytes) -> None:
+    with pytest.raises(S3Error) as excinfo:
+        s3xml.parse_delete(body)
+    assert excinfo.value.code == "MalformedXML"
+
+
+def test_parse_delete_conditions() -> None:
+    body = (
+        b'<Delete><Object><Key>a</Key><ETag>"abc"</ETag><Size>5</Size>'
+        b"<LastModifiedTime>2026-12-01T10:00:00.000Z</LastModifiedTime></Object>"
+        b"<Object><Key>b</Key><LastModifiedTime>Tue, 01 Dec 2026 10:00:00 GMT</LastModifiedTime>"
+        b"</Object><Object><Key>c</Key><LastModifiedTime>2026-12-01T10:00:00</LastModifiedTime>"
+        b"</Object>"
+        b"</Delete>"
+    )
+    first, second, third = s3xml.parse_delete(body).objects
+    moment = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert first == s3xml.DeleteTarget("a", None, "abc", moment, 5)
+    assert second == s3xml.DeleteTarget("b", last_modified_time=moment)
+    assert third == s3xml.DeleteTarget("c", last_modified_time=moment)
+    assert first.conditional
+    assert second.conditional
+    assert not s3xml.DeleteTarget("c").conditional
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "<Size>-1</Size>",
+        "<Size>lots</Size>",
+        "<LastModifiedTime>x</LastModifiedTime>",
+        "<LastModifiedTime>Mon, 99 Nov 2026</LastModifiedTime>",
+    ],
+)
+def test_parse_delete_malformed_condition(element: str) -> None:
+    body = f"<Delete><Object><Key>k</Key>{element}</Object></Delete>".encode()
     with pytest.raises(S3Error) as excinfo:
         s3xml.parse_delete(body)
     assert excinfo.value.code == "MalformedXML"
@@ -78,7 +115,7 @@ def test_entities_are_not_expanded() -> None:
         b"<Delete><Object><Key>&x;</Key></Object></Delete>"
     )
     request = s3xml.parse_delete(body)
-    assert "root:" not in request.objects[0][0]
+    assert "root:" not in request.objects[0].key
 
 
 def test_location_constraint() -> None:

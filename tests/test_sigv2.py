@@ -384,3 +384,15 @@ def test_presigned_url_lifetime_is_at_most_seven_days() -> None:
         assert "604800" in caught.value.message
     far = _replace(longest, query_string=longest.query_string.replace("Expires=", "Expires=9"))
     assert code_of(far) == "AccessDenied"
+
+
+def test_utf8_header_values_are_checked_as_the_bytes_sent() -> None:
+    """SigV2 signs the header bytes as sent (the app decodes them as Latin-1)."""
+    stamp = now().strftime("%a, %d %b %Y %H:%M:%S GMT")
+    signed = _hand_signed({"x-amz-date": stamp, "x-amz-meta-city": "Zürich 日本"}, "")
+    received = dict(signed.headers, **{"x-amz-meta-city": "Zürich 日本".encode().decode("latin-1")})
+    assert authenticate_v2(_replace(signed, headers=received), lookup, now()).credential == (
+        CREDENTIAL
+    )
+    altered = dict(received, **{"x-amz-meta-city": "Zurich 日本".encode().decode("latin-1")})
+    assert code_of(_replace(signed, headers=altered)) == "SignatureDoesNotMatch"

@@ -531,3 +531,26 @@ def test_content_sha256_is_bound_without_being_listed() -> None:
     assert check("GET", "/test.txt", "", headers).content_sha256 == EMPTY
     headers["x-amz-content-sha256"] = hashlib.sha256(b"other").hexdigest()
     assert code_of("GET", "/test.txt", "", headers) == "SignatureDoesNotMatch"
+
+
+@pytest.mark.parametrize(
+    ("signed_text", "sent"),
+    [
+        ("Zürich · 日本", "Zürich · 日本".encode()),  # UTF-8 sent and signed (most SDKs)
+        ("café", "café".encode("latin-1")),  # Latin-1 sent, its text's UTF-8 signed
+    ],
+)
+def test_non_ascii_header_values_are_checked_as_the_bytes_sent(
+    signed_text: str, sent: bytes
+) -> None:
+    """The canonical request is hashed over the header bytes received (the app decodes
+    them as Latin-1), or over that text's UTF-8; any other value fails."""
+    good = botocore_signed("PUT", "k", body=b"x", headers={"x-amz-meta-a": signed_text})
+    received = dict(good.headers, **{"x-amz-meta-a": sent.decode("latin-1")})
+    view = HttpRequestView(good.method, good.raw_path, good.query_string, received)
+    assert authenticate(view, lookup, REGION, now()).payload_mode is PayloadMode.SIGNED
+    altered = dict(received, **{"x-amz-meta-a": (sent + b"!").decode("latin-1")})
+    view = HttpRequestView(good.method, good.raw_path, good.query_string, altered)
+    with pytest.raises(S3Error) as caught:
+        authenticate(view, lookup, REGION, now())
+    assert caught.value.code == "SignatureDoesNotMatch"

@@ -16,6 +16,7 @@ import anyio
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 import policy
@@ -342,10 +343,19 @@ async def test_a_write_the_catalog_missed_keeps_its_tags(tmp_path: Path) -> None
         await backend.close()
 
 
-def _alembic(url: str, action: str, revision: str) -> None:
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(policy.__file__).parent / "migrations"))
     config.set_main_option("path_separator", "os")
+    return config
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def _alembic(url: str, action: str, revision: str) -> None:
+    config = _config()
     engine = create_engine(normalize_url(url))
     try:
         with engine.begin() as conn:
@@ -358,10 +368,12 @@ def _alembic(url: str, action: str, revision: str) -> None:
 @pytest.mark.anyio
 async def test_upgrade_to_tagging_and_back(url: str) -> None:
     """Rows written before 0006_tagging read as untagged, take tags after it, and a
-    downgrade to 0005_jobs drops the tag tables and column only."""
+    downgrade to the revision before it drops the tag tables and column only."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    _alembic(url, "upgrade", "0005_jobs")
+    before = _script().get_revision("0006_tagging").down_revision
+    assert isinstance(before, str)
+    _alembic(url, "upgrade", before)
     engine = create_engine(normalize_url(url))
     try:
         with engine.begin() as conn:
@@ -383,7 +395,7 @@ async def test_upgrade_to_tagging_and_back(url: str) -> None:
         await catalog.set_bucket_tags(SITE, {"k": "v"})
     finally:
         await catalog.close()
-    _alembic(url, "downgrade", "0005_jobs")
+    _alembic(url, "downgrade", before)
     engine = create_engine(normalize_url(url))
     try:
         with engine.begin() as conn:

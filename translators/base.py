@@ -327,7 +327,9 @@ class Backend(Protocol):
         parts: list[CompletedPart],
         conditions: WriteConditions,
     ) -> ObjectInfo:
-        """Assemble the named parts atomically (see ``translators.multipart`` for the rules)."""
+        """Assemble the named parts atomically (see ``translators.multipart`` for the rules).
+        Once completed, the upload is gone: a repeat is ``NoSuchUpload`` here, and the policy
+        stack answers it from its record of the completion (policy.completed_uploads)."""
         ...
 
     async def abort_multipart_upload(

@@ -159,7 +159,7 @@ def plan_completion(
                 MinSizeAllowed=str(min_part_size),
             )
 
-    object_checksums, checksum_type = _object_checksum(upload, chosen)
+    object_checksums, checksum_type = object_checksum(upload, chosen)
     return CompletionPlan(
         parts=tuple(chosen),
         etag=multipart_etag(part.etag for part in chosen),
@@ -169,9 +169,12 @@ def plan_completion(
     )
 
 
-def _object_checksum(
+def object_checksum(
     upload: UploadInfo, parts: Sequence[PartInfo]
 ) -> tuple[dict[str, str], ChecksumType | None]:
+    """The checksum (algorithm -> value) and its type of the object ``upload`` becomes when
+    completed with ``parts``; none when the upload has no algorithm. ``InvalidPart`` for a
+    part without the upload's checksum."""
     algorithm = upload.checksum_algorithm
     if algorithm is None:
         return {}, None

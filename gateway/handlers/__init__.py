@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway.handlers import access, buckets, lifecycle, listing, multipart, objects, tagging
+from gateway.handlers import (
+    access,
+    buckets,
+    cors,
+    lifecycle,
+    listing,
+    multipart,
+    objects,
+    post_object,
+    tagging,
+)
 from gateway.request import S3Request
 from gateway.responses import Reply
 from gateway.routing import Operation
@@ -37,6 +47,7 @@ HANDLERS: dict[Operation, Handler] = {
     _O.ListObjectsV2: listing.list_objects_v2,
     _O.ListObjectVersions: listing.list_object_versions,
     _O.PutObject: objects.put_object,
+    _O.PostObject: post_object.post_object,
     _O.GetObject: objects.get_object,
     _O.HeadObject: objects.head_object,
     _O.DeleteObject: objects.delete_object,
@@ -53,6 +64,9 @@ HANDLERS: dict[Operation, Handler] = {
     _O.GetBucketLifecycleConfiguration: lifecycle.get_bucket_lifecycle,
     _O.PutBucketLifecycleConfiguration: lifecycle.put_bucket_lifecycle,
     _O.DeleteBucketLifecycle: lifecycle.delete_bucket_lifecycle,
+    _O.PutBucketCors: cors.put_bucket_cors,
+    _O.GetBucketCors: cors.get_bucket_cors,
+    _O.DeleteBucketCors: cors.delete_bucket_cors,
     _O.GetObjectTagging: tagging.get_object_tagging,
     _O.PutObjectTagging: tagging.put_object_tagging,
     _O.DeleteObjectTagging: tagging.delete_object_tagging,

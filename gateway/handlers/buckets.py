@@ -91,7 +91,9 @@ async def head_bucket(req: S3Request) -> Reply:
 async def delete_bucket(req: S3Request) -> Reply:
     await req.backend.delete_bucket(req.ctx, req.bucket)
     assert req.services is not None
-    await req.services.access.remove_site(req.bucket)
+    await req.services.access.remove_site(req.bucket)  # its CORS rules too
+    if req.services.cors is not None:
+        req.services.cors.forget(req.bucket)
     return empty_reply(204)
 
 

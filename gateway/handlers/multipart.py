@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import cast
 
 from core import checksums
@@ -23,10 +25,11 @@ from gateway.handlers.objects import (
     write_conditions,
 )
 from gateway.headers import write_metadata
+from gateway.payload import checksum_values
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, quote_etag, xml_reply
-from translators.base import PartInfo, UploadInfo, UploadsQuery
-from translators.multipart import resolve_checksum_type
+from translators.base import CompletedPart, ObjectInfo, PartInfo, UploadInfo, UploadsQuery
+from translators.multipart import object_checksum, plan_completion, resolve_checksum_type
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 MAX_PART_SIZE = 5 * 1024**3
@@ -153,11 +156,105 @@ async def upload_part_copy(req: S3Request) -> Reply:
     return xml_reply(root)
 
 
+@dataclass(frozen=True)
+class ObjectChecksum:
+    """CompleteMultipartUpload's ``x-amz-checksum-<algorithm>`` (and ``-type``): the
+    checksum the client expects of the whole object, not of the request body."""
+
+    algorithm: str
+    value: str
+    checksum_type: str | None
+
+    def check_upload(self, upload: UploadInfo) -> None:
+        """``InvalidRequest`` unless the upload was created with this algorithm (and type)."""
+        if upload.checksum_algorithm != self.algorithm:
+            raise S3Error(
+                "InvalidRequest",
+                f"The upload was created using the {upload.checksum_algorithm or 'null'} "
+                "checksum algorithm. The complete request must use the same checksum "
+                "algorithm.",
+            )
+        if self.checksum_type is not None and self.checksum_type != upload.checksum_type:
+            raise S3Error(
+                "InvalidRequest",
+                f"The upload was created using the {upload.checksum_type} checksum type. "
+                "The complete request must use the same checksum type.",
+            )
+
+    def check(self, computed: Mapping[str, str]) -> None:
+        """``BadDigest`` unless ``computed`` (the object's checksums) holds this value."""
+        value = computed.get(self.algorithm)
+        if value is None or not checksums.same_object_checksum(self.algorithm, self.value, value):
+            raise S3Error(
+                "BadDigest",
+                f"The {checksums.header_name(self.algorithm)} you specified did not match the "
+                "calculated checksum.",
+            )
+
+
+def expected_object_checksum(headers: Mapping[str, str]) -> ObjectChecksum | None:
+    """The object checksum a CompleteMultipartUpload names, if any; ``InvalidRequest`` for
+    several, an unknown algorithm or type, or a malformed value."""
+    given = [
+        (checksums.parse_algorithm(suffix), value)
+        for suffix, value in checksum_values(headers).items()
+    ]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise S3Error(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        )
+    algorithm, value = given[0]
+    checksums.parse_object_checksum(algorithm, value)
+    raw_type = headers.get("x-amz-checksum-type")
+    kind = raw_type.strip().upper() if raw_type is not None else None
+    if kind is not None and kind not in ("FULL_OBJECT", "COMPOSITE"):
+        raise S3Error(
+            "InvalidRequest", "The x-amz-checksum-type header is FULL_OBJECT or COMPOSITE."
+        )
+    return ObjectChecksum(algorithm, value, kind)
+
+
+async def _check_object_checksum(
+    req: S3Request, parts: list[CompletedPart], expected: ObjectChecksum
+) -> None:
+    """Compare ``expected`` with the checksum the completion will give the object, before it
+    commits. The parts are matched by ETag, so a part replaced meanwhile fails the
+    completion itself (``InvalidPart``). An upload gone is left to the completion (a repeat
+    of one that succeeded is answered from its record, and checked by the caller)."""
+    upload_id = req.query["uploadId"]
+    stored: dict[int, PartInfo] = {}
+    marker = 0
+    try:
+        while True:
+            upload, page = await req.backend.list_parts(
+                req.ctx, req.bucket, req.key, upload_id, marker, 1000
+            )
+            stored.update((part.part_number, part) for part in page.parts)
+            if page.next_part_number_marker is None:
+                break
+            marker = page.next_part_number_marker
+    except S3Error as error:
+        if error.code == "NoSuchUpload":
+            return
+        raise
+    expected.check_upload(upload)
+    plan = plan_completion(upload, stored, parts, min_part_size=0)
+    expected.check(object_checksum(upload, plan.parts)[0])
+
+
 async def complete_multipart_upload(req: S3Request) -> Reply:
-    parts = s3xml.parse_complete_multipart(await req.read_body())
-    info = await req.backend.complete_multipart_upload(
+    parts = s3xml.parse_complete_multipart(await req.read_body(body_checksums=False))
+    expected = expected_object_checksum(req.headers)
+    if expected is not None:
+        await _check_object_checksum(req, parts, expected)
+    info: ObjectInfo = await req.backend.complete_multipart_upload(
         req.ctx, req.bucket, req.key, req.query["uploadId"], parts, write_conditions(req.headers)
     )
+    if expected is not None:
+        expected.check(info.checksums)
     root = E(
         "CompleteMultipartUploadResult",
         T("Location", f"/{req.bucket}/{req.key}"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
@@ -14,6 +14,7 @@ from core.digest import HashingPayload
 from core.errors import S3Error
 from core.numbers import int_argument
 from core.ranges import RangeSpec
+from core.streams import PayloadStream
 from gateway import s3xml
 from gateway.handlers.access import forget_object_acl, keep_object_acl, requested_object_acl
 from gateway.handlers.common import INT32_MAX
@@ -33,7 +34,13 @@ from gateway.headers import (
 )
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, http_date, quote_etag, xml_reply
-from translators.base import GetOptions, GetResult, ObjectInfo, WriteConditions, WriteMetadata
+from translators.base import (
+    GetOptions,
+    GetResult,
+    ObjectInfo,
+    WriteConditions,
+    WriteMetadata,
+)
 from translators.multipart import MAX_PART_NUMBER
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
@@ -114,15 +121,23 @@ def checksum_elements(info: ObjectInfo) -> list[etree._Element | None]:
 
 async def put_object(req: S3Request) -> Reply:
     check_size(req, req.settings.max_object_size)
+    # S3 gives every new object a CRC64NVME checksum when the client sends none.
+    extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
+    info = await store_object(req, lambda: req.payload(extra_algorithms=extra))
+    return empty_reply(headers=[("ETag", quote_etag(info.etag)), *checksum_headers(info)])
+
+
+async def store_object(req: S3Request, payload: Callable[[], PayloadStream]) -> ObjectInfo:
+    """Store an object as PutObject does, from its headers (ACL, metadata, conditions,
+    checked in that order) and the body ``payload()`` gives, through the policy stack;
+    POST Object (``gateway.handlers.post_object``) comes this way too."""
     acl = await requested_object_acl(req)
     metadata = await with_requested_tags(req, write_metadata(req.headers))
     conditions = write_conditions(req.headers)
-    # S3 gives every new object a CRC64NVME checksum when the client sends none.
-    extra = () if has_client_checksum(req.headers) else ("CRC64NVME",)
-    payload = req.payload(extra_algorithms=extra)
-    info = await req.backend.put_object(req.ctx, req.bucket, req.key, payload, metadata, conditions)
+    body = payload()
+    info = await req.backend.put_object(req.ctx, req.bucket, req.key, body, metadata, conditions)
     await keep_object_acl(req, acl)
-    return empty_reply(headers=[("ETag", quote_etag(info.etag)), *checksum_headers(info)])
+    return info
 
 
 async def _open(req: S3Request) -> tuple[GetResult, int | None]:
@@ -208,12 +223,18 @@ async def delete_objects(req: S3Request) -> Reply:
     await req.backend.head_bucket(req.ctx, req.bucket)
     limit = asyncio.Semaphore(DELETE_CONCURRENCY)
 
-    async def delete(key: str, version: str | None) -> etree._Element | None:
+    async def delete(target: s3xml.DeleteTarget) -> etree._Element | None:
+        key, version = target.key, target.version_id
         try:
             if version not in (None, "null"):
                 raise S3Error("NoSuchVersion", "The specified version does not exist.")
             await req.require("s3:DeleteObject", req.bucket, key)
+            if target.conditional:
+                # S3 asks for s3:GetObject too: the conditions tell what the object is.
+                await req.require("s3:GetObject", req.bucket, key)
             async with limit:
+                if target.conditional:
+                    await _check_delete_conditions(req, target)
                 await req.backend.delete_object(req.ctx, req.bucket, key)
                 await forget_object_acl(req, key)
         except S3Error as error:
@@ -221,10 +242,26 @@ async def delete_objects(req: S3Request) -> Reply:
             return G("Error", [*fields, T("Message", error.message)])
         return None if request.quiet else G("Deleted", [T("Key", key), T("VersionId", version)])
 
-    results = await asyncio.gather(*(delete(k, v) for k, v in request.objects))
+    results = await asyncio.gather(*(delete(target) for target in request.objects))
     root = E("DeleteResult")
     root.extend(r for r in results if r is not None)
     return xml_reply(root)
+
+
+async def _check_delete_conditions(req: S3Request, target: s3xml.DeleteTarget) -> None:
+    """A conditional delete's preconditions against the current object: ``NoSuchKey`` when
+    there is none, ``PreconditionFailed`` when its ETag (``*``: any), its last-modified time
+    (to the second, as S3 reports it in headers) or its size differ. Checked just before the
+    delete, not atomically with it: a write in between goes unnoticed."""
+    info = await req.backend.head_object(req.ctx, req.bucket, target.key)
+    if target.etag is not None and target.etag not in ("*", info.etag):
+        raise S3Error("PreconditionFailed", Condition="ETag")
+    if target.last_modified_time is not None and int(target.last_modified_time.timestamp()) != int(
+        info.last_modified.timestamp()
+    ):
+        raise S3Error("PreconditionFailed", Condition="LastModifiedTime")
+    if target.size is not None and target.size != info.size:
+        raise S3Error("PreconditionFailed", Condition="Size")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from awscrt import checksums as crt
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from lxml import etree
@@ -199,3 +200,78 @@ def test_ranged_get_with_checksum_mode(client_bucket: tuple[Any, str]) -> None:
         Bucket=bucket, Key="ranged.bin", Range="bytes=-16", ChecksumMode="ENABLED"
     )
     assert suffix["Body"].read() == body[-16:]
+
+
+def test_upload_file_with_a_full_object_checksum(s3: Any, bucket: str, tmp_path: Path) -> None:
+    """s3transfer sends a full-object checksum it was given on CompleteMultipartUpload (as
+    FULL_OBJECT): the gateway checks it against the object, not against the XML body."""
+    body = write_file(tmp_path / "full.bin", 12 * MiB, seed=60)
+    config = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    whole = expected_checksum("CRC64NVME", body)
+    s3.upload_file(
+        str(tmp_path / "full.bin"),
+        bucket,
+        "full/crc64.bin",
+        Config=config,
+        ExtraArgs={"ChecksumCRC64NVME": whole},
+    )
+    head = s3.head_object(Bucket=bucket, Key="full/crc64.bin", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (whole, "FULL_OBJECT")
+    assert head["ETag"].strip('"') == multipart_etag(body, 5 * MiB)
+
+    wrong = expected_checksum("CRC64NVME", body[:-1])
+    with pytest.raises(S3UploadFailedError, match=r"\(BadDigest\).*CompleteMultipartUpload"):
+        s3.upload_file(
+            str(tmp_path / "full.bin"),
+            bucket,
+            "full/wrong.bin",
+            Config=config,
+            ExtraArgs={"ChecksumCRC64NVME": wrong},
+        )
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="full/wrong")
+
+
+def test_composite_checksum_and_a_repeated_complete(s3: Any, bucket: str) -> None:
+    """A COMPOSITE SHA256 given with its -N is checked; a Complete repeated after it succeeded
+    (an SDK retrying a lost reply) answers 200 with the same ETag."""
+    parts = [data(5 * MiB, seed=61), data(5 * MiB, seed=62), data(1000, seed=63)]
+    key = "composite/sha256.bin"
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", ChecksumType="COMPOSITE"
+    )["UploadId"]
+    done = []
+    for number, part in enumerate(parts, 1):
+        result = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=part,
+            ChecksumAlgorithm="SHA256",
+        )
+        done.append(
+            {
+                "PartNumber": number,
+                "ETag": result["ETag"],
+                "ChecksumSHA256": result["ChecksumSHA256"],
+            }
+        )
+    digests = b"".join(hashlib.sha256(part).digest() for part in parts)
+    composite = f"{_b64(hashlib.sha256(digests).digest())}-3"
+    complete = {
+        "Bucket": bucket,
+        "Key": key,
+        "UploadId": upload_id,
+        "MultipartUpload": {"Parts": done},
+    }
+
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(**complete, ChecksumSHA256=composite.replace("-3", "-2"))
+    assert excinfo.value.response["Error"]["Code"] == "BadDigest"
+    first = s3.complete_multipart_upload(**complete, ChecksumSHA256=composite)
+    assert first["ChecksumSHA256"] == composite
+    second = s3.complete_multipart_upload(**complete, ChecksumSHA256=composite)
+    assert (second["ETag"], second["ChecksumSHA256"]) == (first["ETag"], composite)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(parts)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="")
+    assert all(not o["Key"].startswith(".pagewright") for o in listed.get("Contents", []))

@@ -2,7 +2,7 @@
 multipart uploads in progress.
 
 Revision ID: 0006_tagging
-Revises: 0005_jobs
+Revises: 0006_cors
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006_tagging"
-down_revision: str | None = "0005_jobs"
+down_revision: str | None = "0006_cors"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -1,0 +1,39 @@
+"""Sites' CORS configurations (PutBucketCors): one row of ordered rules per site.
+
+Revision ID: 0006_cors
+Revises: 0005_jobs
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0006_cors"
+down_revision: str | None = "0005_jobs"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def _byte_text() -> Any:
+    return sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+
+def _json() -> Any:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "bucket_cors",
+        sa.Column("site", _byte_text(), primary_key=True),
+        sa.Column("rules", _json(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("bucket_cors")
