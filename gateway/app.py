@@ -116,6 +116,7 @@ class Gateway:
             identities,
             self.cors.settings,
             FormAuthenticator(self.credentials, box, settings.region),
+            stack.catalog,
         )
         self.identities = identities
         self.box = box

@@ -8,6 +8,7 @@ from gateway.post_auth import FormAuthenticator
 from policy.access_control import AccessControl
 from policy.cors_settings import CorsSettings
 from policy.identities import IdentityStore
+from policy.model import Catalog
 from policy.policies import PolicyResolver
 
 
@@ -17,11 +18,13 @@ class Services:
     ``access`` decides requests and keeps sites' access configuration (bucket policies,
     ACLs, public access blocks, object ownership); ``identities`` holds users and their
     site roles (None: no identity store, only root and tokens); ``cors`` holds sites' CORS
-    rules and ``forms`` checks POST Object forms' signatures (None: not wired, as in tests
-    that call handlers directly)."""
+    rules and ``forms`` checks POST Object forms' signatures; ``catalog`` keeps catalog-only
+    object and bucket state such as tags (None: not wired, as in tests that call handlers
+    directly; tagging is then 501)."""
 
     policies: PolicyResolver
     access: AccessControl
     identities: IdentityStore | None = None
     cors: CorsSettings | None = None
     forms: FormAuthenticator | None = None
+    catalog: Catalog | None = None

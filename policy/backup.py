@@ -15,11 +15,14 @@ databases (SQLite to PostgreSQL):
 * every site's access settings (``policy.bucket_access``: owner, bucket policy, ACL, public
   access block, object ownership) and every object ACL. A restore without them would lose
   a bucket policy's Deny statements, so they travel too;
-* every site's CORS rules (``policy.cors``).
+* every site's CORS rules (``policy.cors``);
+* S3 tags: an object's on its object line (``tags``), every bucket's tag set on a line of
+  its own.
 
 The file is written with mode 0600 all the same.
 
-Quota reservations (transient) are not included.
+Quota reservations and the tags of multipart uploads in progress (transient) are not
+included.
 
 Format, one JSON object per line::
 
@@ -38,12 +41,14 @@ Format, one JSON object per line::
      "public_access_block": {...} | null, "ownership": ... | null}
     {"type": "object_acl", "site": ..., "key": ..., "acl": [...]}
     {"type": "site_cors", "site": ..., "rules": [...as policy.cors.rules_to_json...]}
+    {"type": "bucket_tags", "site": ..., "tags": {key: value, ...}}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
-     "object_acls": N, "site_cors": N}
+     "object_acls": N, "site_cors": N, "bucket_tags": N}
 
-Identity, access and CORS lines were added to version 1 without a new version: files
-written before them (whose end line has no such counts) read as holding none.
+Identity, access, CORS and tag lines (and an object line's ``tags``) were added to version 1
+without a new version: files written before them (whose end line has no such counts, whose
+object lines have no tags) read as holding none.
 
 The end line makes a truncated file detectable. :func:`restore_backup` first reads the
 whole file to check it (format, version, every line, the counts) and writes nothing unless
@@ -78,6 +83,7 @@ from policy.identity_rules import STATUSES
 from policy.model import ArtifactFilter, Compression, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
 from policy.principals import Role
+from policy.tags import valid_tags
 
 FORMAT: Final = "pagewright-catalog-backup"
 VERSION: Final = 1
@@ -111,6 +117,14 @@ class ObjectAclEntry:
     acl: tuple[Grant, ...]
 
 
+@dataclass(frozen=True)
+class BucketTagsEntry:
+    """A backed-up bucket tag set."""
+
+    site: str
+    tags: dict[str, str]
+
+
 class BackupError(ValueError):
     """A backup file that cannot be restored: wrong format or version, malformed, truncated;
     or a catalog that is not empty."""
@@ -128,6 +142,7 @@ class BackupCounts:
     site_access: int = 0
     object_acls: int = 0
     site_cors: int = 0
+    bucket_tags: int = 0
 
     def text(self) -> str:
         return (
@@ -135,7 +150,8 @@ class BackupCounts:
             f"{self.api_keys} API key(s), {self.users} user(s), "
             f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
             f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
-            f"{self.object_acls} object ACL(s), {self.site_cors} CORS configuration(s)"
+            f"{self.object_acls} object ACL(s), {self.site_cors} CORS configuration(s), "
+            f"{self.bucket_tags} bucket tag set(s)"
         )
 
 
@@ -151,6 +167,7 @@ _COUNTED: Final = {
     "site_access": "site_access",
     "object_acl": "object_acls",
     "site_cors": "site_cors",
+    "bucket_tags": "bucket_tags",
 }
 #: Counts an end line written before identities were backed up does not carry.
 _LATER_COUNTS: Final = frozenset(
@@ -162,6 +179,7 @@ _LATER_COUNTS: Final = frozenset(
         "site_access",
         "object_acls",
         "site_cors",
+        "bucket_tags",
     }
 )
 
@@ -206,6 +224,9 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     cors = await catalog.all_bucket_cors()
     for site, rules in cors.items():
         line({"type": "site_cors", "site": site, "rules": rules_to_json(rules)})
+    bucket_tags = await catalog.all_bucket_tags()
+    for site, tags in bucket_tags.items():
+        line({"type": "bucket_tags", "site": site, "tags": tags})
     counts = BackupCounts(
         objects,
         len(policies),
@@ -217,6 +238,7 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(sites),
         len(object_acls),
         len(cors),
+        len(bucket_tags),
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -288,6 +310,7 @@ Entry = (
     | SiteAccessEntry
     | ObjectAclEntry
     | SiteCorsEntry
+    | BucketTagsEntry
 )
 
 
@@ -338,6 +361,10 @@ def read_backup(path: Path) -> Iterator[Entry]:
                     )
                 elif kind == "site_cors":
                     yield SiteCorsEntry(_text(document, "site"), rules_from_json(document["rules"]))
+                elif kind == "bucket_tags":
+                    yield BucketTagsEntry(
+                        _text(document, "site"), valid_tags(document["tags"], "bucket")
+                    )
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -367,6 +394,7 @@ def _kind(entry: Entry) -> str:
         (SiteAccessEntry, "site_access"),
         (ObjectAclEntry, "object_acls"),
         (SiteCorsEntry, "site_cors"),
+        (BucketTagsEntry, "bucket_tags"),
     )
     for kind, name in kinds:
         if isinstance(entry, kind):
@@ -458,6 +486,7 @@ def _object(document: dict[str, Any]) -> ObjectRecord:
         pinned=_flag(document, "pinned"),
         corrupt=_flag(document, "corrupt"),
         user_metadata=dict(metadata),
+        tags=valid_tags(document.get("tags") or {}, "object"),
     )
 
 
@@ -570,6 +599,8 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await catalog.set_object_acl(entry.site, entry.key, entry.acl)
         elif isinstance(entry, SiteCorsEntry):
             await catalog.set_bucket_cors(entry.site, entry.rules)
+        elif isinstance(entry, BucketTagsEntry):
+            await catalog.set_bucket_tags(entry.site, entry.tags)
         else:
             await catalog.set_site_overrides(*entry)
     await catalog.upsert_many(batch)

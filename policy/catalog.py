@@ -49,6 +49,7 @@ from policy import (
     catalog_overrides,
     catalog_records,
     catalog_reservations,
+    catalog_tags,
 )
 from policy.bucket_access import BucketAccess, Grant
 from policy.catalog_api_keys import ApiKeyInfo, ApiKeyRecord
@@ -59,11 +60,13 @@ from policy.catalog_schema import (
     api_keys,
     bucket_access,
     bucket_cors,
+    bucket_tags,
     object_acls,
     objects,
     reservations,
     site_grants,
     site_policies,
+    upload_tags,
     user_policies,
     users,
 )
@@ -78,6 +81,7 @@ from policy.model import (
     UploadReservation,
     Usage,
 )
+from policy.tags import TagSet
 
 #: Told the site whose catalog-only state changed (see SqlCatalog.add_state_listener).
 StateListener = Callable[[str], Awaitable[None]]
@@ -98,10 +102,9 @@ class SqlCatalog:
 
     def add_state_listener(self, listener: StateListener) -> None:
         """Await ``listener(site)`` after every committed change of ``site``'s catalog-only
-        state: its policy overrides, or an artifact's pin, status or action
-        or its CORS configuration (``policy.site_state`` keeps a copy of that state with the
-        data). Shielded from
-        cancellation; a listener must not raise."""
+        state: its policy overrides, an artifact's pin, status or action, its CORS
+        configuration, an object's tags or the bucket's (``policy.site_state`` keeps a copy
+        of that state with the data). Shielded from cancellation; a listener must not raise."""
         self._state_listeners.append(listener)
 
     async def _state_changed(self, site: str) -> None:
@@ -142,27 +145,32 @@ class SqlCatalog:
 
     # Objects
 
-    async def upsert(self, record: ObjectRecord) -> None:
+    async def upsert(self, record: ObjectRecord, *, upload_id: str | None = None) -> None:
         """Insert or replace the row of (site, key) with ``record``, every field included
-        (``pinned``/``corrupt`` too: a new upload is a new artifact)."""
-        await self._database.run(True, partial(catalog_records.upsert, record=record))
+        (``pinned``/``corrupt`` too: a new upload is a new artifact; its ``tags`` replace the
+        previous object's). With ``upload_id`` the record is the object that multipart
+        upload completed: it takes the tags the upload asked for (:meth:`set_upload_tags`),
+        in the same transaction."""
+        work = partial(catalog_tags.upsert_object, record=record, upload_id=upload_id)
+        if await self._database.run(True, work):
+            await self._state_changed(record.site)
 
     async def delete(self, site: str, key: str) -> None:
-        """Remove the row of (site, key); absent rows are fine."""
-        await self._database.run(
-            True,
-            lambda conn: conn.execute(
-                delete(objects).where(objects.c.site == site, objects.c.key == key)
-            ),
-        )
+        """Remove the row of (site, key), and with it the object's tags; absent rows are
+        fine."""
+        work = partial(catalog_tags.delete_object, site=site, key=key)
+        if await self._database.run(True, work):
+            await self._state_changed(site)
 
     async def delete_site(self, site: str) -> None:
-        """Remove every object row and reservation of ``site``; its policy overrides stay
-        (they are configuration, and apply again if the site is recreated)."""
+        """Remove every object row (with its tags) and reservation of ``site``, its bucket
+        tags and the tags of its uploads in progress; its policy overrides stay (they are
+        configuration, and apply again if the site is recreated)."""
 
         def work(conn: Connection) -> None:
             conn.execute(delete(objects).where(objects.c.site == site))
             conn.execute(delete(reservations).where(reservations.c.site == site))
+            catalog_tags.remove_site(conn, site)
 
         await self._database.run(True, work)
 
@@ -407,6 +415,63 @@ class SqlCatalog:
         """Every site's CORS rules, by site."""
         return await self._database.run(False, catalog_cors.read_all)
 
+    # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
+
+    def _holds(self, key: str) -> bool:
+        """Whether a row of ``key`` can exist: PostgreSQL text cannot hold a NUL, so an S3
+        key with one has no row there (asking for it would be a database error)."""
+        return "\x00" not in key or self.dialect == "sqlite"
+
+    async def object_tags(self, site: str, key: str) -> tuple[str, TagSet] | None:
+        """(ETag, tags) of the object's row; None: no such row."""
+        if not self._holds(key):
+            return None
+        read = partial(catalog_tags.read_object, site=site, key=key)
+        return await self._database.run(False, read)
+
+    async def set_object_tags(self, site: str, key: str, tags: TagSet) -> bool:
+        """Replace the object's tags ({}: none); False when the catalog has no row of it."""
+        if not self._holds(key):
+            return False
+        write = partial(catalog_tags.write_object, site=site, key=key, tags=tags)
+        before = await self._database.run(True, write)
+        if before is None:
+            return False
+        if before != tags:
+            await self._state_changed(site)
+        return True
+
+    async def tagged_objects(self, site: str) -> builtins.list[tuple[str, str, TagSet]]:
+        """(key, ETag, tags) of every object of ``site`` that has tags, by key."""
+        return await self._database.run(False, partial(catalog_tags.tagged_objects, site=site))
+
+    async def bucket_tags(self, site: str) -> TagSet | None:
+        """``site``'s bucket tag set; None: it has none."""
+        return await self._database.run(False, partial(catalog_tags.read_bucket, site=site))
+
+    async def set_bucket_tags(self, site: str, tags: TagSet | None) -> None:
+        """Replace ``site``'s bucket tag set; None removes it."""
+        await self._database.run(True, partial(catalog_tags.write_bucket, site=site, tags=tags))
+        await self._state_changed(site)
+
+    async def all_bucket_tags(self) -> dict[str, TagSet]:
+        """Every bucket tag set, by site."""
+        return await self._database.run(False, catalog_tags.read_all_buckets)
+
+    async def set_upload_tags(self, site: str, upload_id: str, key: str, tags: TagSet) -> None:
+        """Keep the tags multipart upload ``upload_id`` (of ``key``) asked for, until
+        :meth:`upsert` with that ``upload_id`` gives them to its object or
+        :meth:`drop_upload_tags` forgets them."""
+        write = partial(
+            catalog_tags.write_upload, site=site, upload_id=upload_id, key=key, tags=tags
+        )
+        await self._database.run(True, write)
+
+    async def drop_upload_tags(self, site: str, upload_id: str) -> None:
+        """Forget the tags of an upload that ended without an object (aborted)."""
+        remove = partial(catalog_tags.remove_upload, site=site, upload_id=upload_id)
+        await self._database.run(True, remove)
+
     # API keys
 
     async def create_api_key(self, principal: str, expires_at: datetime | None = None) -> str:
@@ -444,27 +509,36 @@ class SqlCatalog:
 
     async def is_empty(self) -> bool:
         """Whether the catalog holds no object row, policy override, API key, identity,
-        site access setting or CORS configuration."""
+        site access setting, CORS configuration or bucket tag set."""
 
         def work(conn: Connection) -> bool:
             return all(
                 conn.execute(select(table).limit(1)).first() is None
-                for table in (objects, site_policies, api_keys, users, bucket_access, bucket_cors)
+                for table in (
+                    objects,
+                    site_policies,
+                    api_keys,
+                    users,
+                    bucket_access,
+                    bucket_cors,
+                    bucket_tags,
+                )
             )
 
         return await self._database.run(False, work)
 
     async def clear(self) -> None:
         """Delete every row: objects, reservations, policy overrides, API keys,
-        identities (users, their keys, policies and site grants) and sites' access settings
-        (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS)."""
+        identities (users, their keys, policies and site grants), sites' access settings
+        (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS) and bucket
+        and upload tags."""
 
         def work(conn: Connection) -> None:
             for table in (objects, reservations, site_policies, api_keys):
                 conn.execute(delete(table))
             for table in (site_grants, user_policies, access_keys, users):
                 conn.execute(delete(table))
-            for table in (bucket_access, object_acls, bucket_cors):
+            for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
 
         await self._database.run(True, work)

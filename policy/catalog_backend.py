@@ -7,15 +7,23 @@ backend first; only after the backend succeeded is the catalog told:
 * ``put_object`` / ``complete_multipart_upload`` upsert the object's :class:`ObjectRecord`,
 * ``delete_object`` deletes its row, ``delete_bucket`` every row of the site.
 
+Tags are catalog state and belong to the object: a ``put_object`` stores the tags of its
+:class:`WriteMetadata` with the new row, in the same statement that replaces the previous
+object's (a new object never inherits tags). A multipart upload's tags are kept in the
+catalog from ``create_multipart_upload`` (a failure to keep them aborts the upload and fails
+the request) and given to the object in the transaction that records the completion;
+``abort_multipart_upload`` forgets them.
+
 A catalog failure after a successful backend write is logged at ERROR and swallowed: the
 backend is the truth and ``pagewright-gateway reindex`` repairs the catalog. With a
 :class:`policy.catalog_gate.CatalogGate`, writes are refused (503) before they start while
 the catalog is down, so that window stays one write wide (per writer in flight when the
 catalog went), and the keys of such writes are kept: before the first write admitted once
 the catalog answers again, each is read back from the backend and its row written (or
-deleted, the object being gone), so a short outage needs no reindex (a restart in between
-does, as do sites deleted meanwhile). The catalog update is shielded from cancellation, so
-a client hanging up right after the commit does not leave the row behind.
+deleted, the object being gone), with the tags its write set, so a short outage needs no
+reindex (a restart in between does, as do sites deleted meanwhile). The catalog update is
+shielded from cancellation, so a client hanging up right after the commit does not leave
+the row behind.
 """
 
 from __future__ import annotations
@@ -52,8 +60,10 @@ MAX_UNRECORDED = 10_000
 _GONE = frozenset({"NoSuchKey", "NoSuchBucket"})
 
 
-def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord:
-    """The catalog row of ``info`` stored in ``bucket``.
+def object_record(
+    bucket: str, info: ObjectInfo, principal: str, tags: dict[str, str] | None = None
+) -> ObjectRecord:
+    """The catalog row of ``info`` stored in ``bucket``, with ``tags`` (default: none).
 
     ``sha256`` is the object's full-object SHA256 checksum in hex, when it has one (a
     composite multipart checksum is a hash of part hashes, not the object's, so it is not
@@ -77,6 +87,7 @@ def object_record(bucket: str, info: ObjectInfo, principal: str) -> ObjectRecord
         status=info.user_metadata.get(STATUS),
         action=info.user_metadata.get(ACTION),
         user_metadata=dict(info.user_metadata),
+        tags=dict(tags or {}),
     )
 
 
@@ -111,8 +122,7 @@ def _sha256_hex(info: ObjectInfo) -> str | None:
 
 class CatalogBackend(
     ForwardingBackend,
-    passes_through={"check_ready", "create_bucket", "upload_part", "abort_multipart_upload"}
-    | READS,
+    passes_through={"check_ready", "create_bucket", "upload_part"} | READS,
 ):
     """``inner`` with every successful write recorded in ``catalog``.
 
@@ -138,6 +148,8 @@ class CatalogBackend(
         self._start_catalog = start_catalog or catalog.start
         # (site, key) -> principal of a write the catalog missed (only with a gate).
         self.unrecorded: dict[tuple[str, str], str] = {}
+        # (site, key) -> the missed write's tags and the multipart upload it completed.
+        self._unrecorded_tags: dict[tuple[str, str], tuple[dict[str, str], str | None]] = {}
         self._catching_up = anyio.Lock()
 
     async def _require_catalog(self) -> None:
@@ -160,12 +172,15 @@ class CatalogBackend(
                             raise
                         await self.catalog.delete(site, key)
                     else:
-                        await self.catalog.upsert(object_record(site, info, principal))
+                        tags, upload_id = self._unrecorded_tags.get((site, key), ({}, None))
+                        record = object_record(site, info, principal, tags)
+                        await self.catalog.upsert(record, upload_id=upload_id)
                 except Exception:
                     logger.exception("catalog: recording %s/%s after the outage failed", site, key)
                     return
                 if self.unrecorded.get((site, key)) == principal:
                     del self.unrecorded[(site, key)]
+                    self._unrecorded_tags.pop((site, key), None)
             logger.warning("catalog: the writes it missed while it was down are recorded")
 
     async def _record(
@@ -174,8 +189,11 @@ class CatalogBackend(
         update: Callable[[], Awaitable[None]],
         key: tuple[str, str] | None = None,
         principal: str = "",
+        tags: tuple[dict[str, str], str | None] = ({}, None),
     ) -> None:
-        """Run ``update`` (the catalog's side of the write of ``key``, by ``principal``)."""
+        """Run ``update`` (the catalog's side of the write of ``key``, by ``principal``,
+        with ``tags``: the write's own tag set and the multipart upload whose tags it takes,
+        kept with a missed write for the catch-up)."""
         with anyio.CancelScope(shield=True), span("catalog.write") as writing:
             try:
                 await update()
@@ -183,6 +201,7 @@ class CatalogBackend(
                     self.gate.answered()
                 if key is not None:
                     self.unrecorded.pop(key, None)
+                    self._unrecorded_tags.pop(key, None)
             except Exception as error:
                 failed(writing, error)
                 kept = False
@@ -190,6 +209,7 @@ class CatalogBackend(
                     self.gate.failed(error)
                     if key is not None and len(self.unrecorded) < MAX_UNRECORDED:
                         self.unrecorded[key] = principal
+                        self._unrecorded_tags[key] = tags
                         kept = True
                 logger.exception(
                     "catalog update failed after a successful backend write (%s); %s",
@@ -228,9 +248,13 @@ class CatalogBackend(
         await self._require_catalog()
         metadata = with_creator(key, metadata, ctx.principal)
         info = await self.inner.put_object(ctx, bucket, key, body, metadata, conditions)
-        record = object_record(bucket, info, ctx.principal)
+        record = object_record(bucket, info, ctx.principal, metadata.tags)
         await self._record(
-            f"put {bucket}/{key}", lambda: self.catalog.upsert(record), (bucket, key), ctx.principal
+            f"put {bucket}/{key}",
+            lambda: self.catalog.upsert(record),
+            (bucket, key),
+            ctx.principal,
+            (metadata.tags, None),
         )
         return info
 
@@ -255,9 +279,26 @@ class CatalogBackend(
     ) -> UploadInfo:
         await self._require_catalog()
         metadata = with_creator(key, metadata, ctx.principal)
-        return await self.inner.create_multipart_upload(
+        upload = await self.inner.create_multipart_upload(
             ctx, bucket, key, metadata, checksum_algorithm, checksum_type
         )
+        if metadata.tags:
+            try:
+                await self.catalog.set_upload_tags(bucket, upload.upload_id, key, metadata.tags)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._abort_quietly(ctx, bucket, key, upload.upload_id)
+                raise
+        return upload
+
+    async def _abort_quietly(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        """Abort an upload whose tags could not be kept (the client never learns its id)."""
+        try:
+            await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+        except Exception:
+            logger.exception("could not abort upload %s of %s/%s", upload_id, bucket, key)
 
     async def complete_multipart_upload(
         self,
@@ -275,8 +316,17 @@ class CatalogBackend(
         record = object_record(bucket, info, ctx.principal)
         await self._record(
             f"complete {bucket}/{key}",
-            lambda: self.catalog.upsert(record),
+            lambda: self.catalog.upsert(record, upload_id=upload_id),
             (bucket, key),
             ctx.principal,
+            ({}, upload_id),
         )
         return info
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+        await self._record(
+            f"abort {bucket}/{key}", lambda: self.catalog.drop_upload_tags(bucket, upload_id)
+        )

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, exists, func, or_, select
 
 from policy.catalog_database import dialect_insert
 from policy.catalog_schema import objects
@@ -38,8 +38,10 @@ class CursorError(ValueError):
 
 
 def upsert(conn: Connection, record: ObjectRecord) -> None:
-    """Insert or replace the row of (site, key) with ``record``, every field included."""
+    """Insert or replace the row of (site, key) with ``record``, every field included (its
+    tags too: a new object never keeps the tags of the one it replaces)."""
     values = asdict(record)
+    values["tags"] = record.tags or None
     statement = dialect_insert(conn)(objects).values(values)
     changed = {k: statement.excluded[k] for k in values if k not in ("site", "key")}
     conn.execute(statement.on_conflict_do_update(index_elements=["site", "key"], set_=changed))
@@ -64,6 +66,7 @@ def record(row: Row[Any]) -> ObjectRecord:
         pinned=bool(m["pinned"]),
         corrupt=bool(m["corrupt"]),
         user_metadata=dict(m["user_metadata"] or {}),
+        tags=dict(m["tags"] or {}),
     )
 
 
@@ -80,7 +83,7 @@ def list_page(
     """Up to ``limit`` records matching ``query`` strictly after the sort values ``after``
     (from :func:`decode_cursor`), and the cursor of the next page if there is one."""
     columns = _order_columns(sort, artifacts_only)
-    conditions = _filter_conditions(query)
+    conditions = _filter_conditions(query, conn.dialect.name)
     if artifacts_only:
         conditions.append(objects.c.build_id.is_not(None))
     if after is not None:
@@ -130,7 +133,7 @@ def decode_cursor(cursor: str, sort: SortField, descending: bool) -> list[Any]:
     return values
 
 
-def _filter_conditions(query: ArtifactFilter) -> list[ColumnElement[bool]]:
+def _filter_conditions(query: ArtifactFilter, dialect: str) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.site is not None:
         conditions.append(objects.c.site == query.site)
@@ -149,7 +152,20 @@ def _filter_conditions(query: ArtifactFilter) -> list[ColumnElement[bool]]:
             conditions.append(column == value)
     for name, value in sorted(query.metadata.items()):
         conditions.append(objects.c.user_metadata[name].as_string() == value)
+    for key, value in sorted(set(query.tags)):
+        conditions.append(_has_tag(key, value, dialect))
     return conditions
+
+
+def _has_tag(key: str, value: str, dialect: str) -> ColumnElement[bool]:
+    """The row's tags hold ``key`` with ``value``. SQLite matches a JSON path against keys
+    as stored, escapes and all (``json.dumps`` escapes non-ASCII), so there the pairs are
+    read with ``json_each``, which decodes them; PostgreSQL's ``->>`` compares decoded keys."""
+    if dialect != "sqlite":
+        matches: ColumnElement[bool] = objects.c.tags[key].as_string() == value
+        return matches
+    pairs = func.json_each(objects.c.tags).table_valued("key", "value")
+    return exists(select(1).select_from(pairs).where(pairs.c.key == key, pairs.c.value == value))
 
 
 def _order_columns(sort: SortField, artifacts_only: bool = False) -> list[ColumnElement[Any]]:

@@ -83,6 +83,12 @@ objects = Table(
     Column("pinned", Boolean, nullable=False),
     Column("corrupt", Boolean, nullable=False),
     Column("user_metadata", json_column_type(), nullable=False),
+    # The object's S3 tag set (policy.tags); NULL: none.
+    Column(
+        "tags",
+        JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql"),
+        nullable=True,
+    ),
     Index("ix_objects_site_created", "site", "created_at", "key"),
     Index("ix_objects_site_build", "site", "build_id", "key"),
     Index("ix_objects_site_size", "site", "size", "key"),
@@ -243,4 +249,24 @@ jobs = Table(
     Column("last_outcome", Text, nullable=True),
     Column("runs", BigInteger, nullable=False),
     Column("failures", BigInteger, nullable=False),
+)
+
+#: A bucket's S3 tag set (PutBucketTagging); no row: none.
+bucket_tags = Table(
+    "bucket_tags",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("tags", json_column_type(), nullable=False),
+)
+
+#: The tag set a multipart upload asked for (x-amz-tagging on CreateMultipartUpload), kept
+#: until the upload completes (it becomes the object's) or is aborted.
+upload_tags = Table(
+    "upload_tags",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("upload_id", Text, primary_key=True),
+    Column("key", byte_text(), nullable=False),
+    Column("tags", json_column_type(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )

@@ -108,6 +108,9 @@ class ObjectRecord:
     pinned: bool = False
     corrupt: bool = False
     user_metadata: dict[str, str] = field(default_factory=dict)
+    #: The object's S3 tag set (catalog-only state: it goes with the object, see
+    #: policy.catalog_backend); {} when it has none.
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_artifact(self) -> bool:
@@ -118,7 +121,8 @@ class ObjectRecord:
 class ArtifactFilter:
     """Filters for listing a site's artifacts, or searching across sites (``site`` None).
 
-    ``metadata`` matches user-metadata fields exactly (all must match).
+    ``metadata`` matches user-metadata fields exactly (all must match); ``tags`` the
+    object's S3 tags, as (key, value) pairs that must all be among them.
     """
 
     site: str | None = None
@@ -130,6 +134,7 @@ class ArtifactFilter:
     pinned: bool | None = None
     corrupt: bool | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,12 +240,16 @@ class Catalog(Protocol):
 
     async def close(self) -> None: ...
 
-    async def upsert(self, record: ObjectRecord) -> None:
+    async def upsert(self, record: ObjectRecord, *, upload_id: str | None = None) -> None:
         """Insert or replace the record of (site, key); keeps ``pinned``/``corrupt`` of an
-        existing row only if the new record says so (a new upload is a new artifact)."""
+        existing row only if the new record says so (a new upload is a new artifact), and
+        tags only those of ``record`` (with ``upload_id``: those that multipart upload asked
+        for, see :meth:`set_upload_tags`)."""
         ...
 
-    async def delete(self, site: str, key: str) -> None: ...
+    async def delete(self, site: str, key: str) -> None:
+        """Remove the row of (site, key) with its tags; absent rows are fine."""
+        ...
 
     async def delete_site(self, site: str) -> None: ...
 
@@ -331,6 +340,38 @@ class Catalog(Protocol):
         ...
 
     async def set_bucket_cors(self, site: str, rules: CorsRules | None) -> None: ...
+
+    # S3 tags (catalog-only state; policy.tags holds the rules)
+
+    async def object_tags(self, site: str, key: str) -> tuple[str, dict[str, str]] | None:
+        """(ETag, tags) of the object's row; None: no such row."""
+        ...
+
+    async def set_object_tags(self, site: str, key: str, tags: dict[str, str]) -> bool:
+        """Replace the object's tags ({}: none); False when there is no row of it."""
+        ...
+
+    async def tagged_objects(self, site: str) -> Sequence[tuple[str, str, dict[str, str]]]:
+        """(key, ETag, tags) of every object of ``site`` that has tags, by key."""
+        ...
+
+    async def bucket_tags(self, site: str) -> dict[str, str] | None:
+        """``site``'s bucket tag set; None: it has none."""
+        ...
+
+    async def set_bucket_tags(self, site: str, tags: dict[str, str] | None) -> None:
+        """Replace ``site``'s bucket tag set; None removes it."""
+        ...
+
+    async def set_upload_tags(
+        self, site: str, upload_id: str, key: str, tags: dict[str, str]
+    ) -> None:
+        """Keep the tags a multipart upload asked for until it completes or is aborted."""
+        ...
+
+    async def drop_upload_tags(self, site: str, upload_id: str) -> None:
+        """Forget the tags of an upload that was aborted."""
+        ...
 
 
 async def every_record(

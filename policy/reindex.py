@@ -8,12 +8,13 @@ whose bucket is gone (when reindexing everything).
 It is safe while gateways keep serving: a row created after the reindex started is never
 deleted (its object may have been written after the listing passed its key), and when an
 existing row still describes the same object (same ETag) its catalog-only state (pinned,
-corrupt, status, action) is kept. Memory grows with the rows of the largest site.
+corrupt, status, action, tags) is kept. Memory grows with the rows of the largest site.
 
 Catalog-only state the catalog lacks (after a lost catalog, or on a ``migrate`` target) is
 restored from each site's state record (:mod:`policy.site_state`): the site's policy
-overrides when the catalog has none, and the pin, status and action of every artifact the
-record lists with the ETag the backend holds. Keys in the reserved areas (the record, the
+overrides and bucket tags when the catalog has none, the pin, status and action of every
+artifact the record lists, and the tags of every object it lists, with the ETag the backend
+holds. Keys in the reserved areas (the record, the
 staging area) are never indexed. A record that cannot be read is reported and skipped.
 """
 
@@ -51,6 +52,8 @@ class ReindexReport:
     vanished: int = 0
     restored_artifacts: int = 0
     restored_policies: int = 0
+    restored_tags: int = 0
+    restored_bucket_tags: int = 0
     unreadable_records: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -62,6 +65,11 @@ class ReindexReport:
             f"{self.restored_artifacts} artifact(s) and the policy of "
             f"{self.restored_policies} site(s) from site records"
         )
+        if self.restored_tags or self.restored_bucket_tags:
+            text += (
+                f"; restored the tags of {self.restored_tags} object(s) and of "
+                f"{self.restored_bucket_tags} bucket(s)"
+            )
         for problem in self.unreadable_records:
             text += f"\nunreadable site record: {problem}"
         return text
@@ -175,6 +183,9 @@ async def _reindex_site(
         if record.created_at < started:
             await catalog.delete(site, key)
             report.removed += 1
+    if saved is not None and saved.bucket_tags and await catalog.bucket_tags(site) is None:
+        await catalog.set_bucket_tags(site, saved.bucket_tags)
+        report.restored_bucket_tags += 1
     if saved is not None and saved.overrides and not await catalog.site_overrides(site):
         try:
             await catalog.set_site_overrides(site, validate_overrides(saved.overrides))
@@ -196,9 +207,15 @@ async def _site_record(backend: Backend, site: str, report: ReindexReport) -> Si
 
 
 def _restored(found: ObjectRecord, saved: SiteState | None, report: ReindexReport) -> ObjectRecord:
-    """``found`` with the pin, status and action the site record keeps for that very
-    object (same ETag), if any."""
-    state = None if saved is None else saved.artifacts.get(found.key)
+    """``found`` with the pin, status and action, and the tags, the site record keeps for
+    that very object (same ETag), if any."""
+    if saved is None:
+        return found
+    tagged = saved.object_tags.get(found.key)
+    if tagged is not None and tagged.etag == found.etag:
+        found = replace(found, tags=dict(tagged.tags))
+        report.restored_tags += 1
+    state = saved.artifacts.get(found.key)
     if state is None or state.etag != found.etag or not found.is_artifact:
         return found
     report.restored_artifacts += 1
@@ -222,6 +239,7 @@ def _merged(found: ObjectRecord, existing: dict[str, ObjectRecord]) -> ObjectRec
         corrupt=old.corrupt,
         status=old.status,
         action=old.action,
+        tags=old.tags,
     )
 
 

@@ -5,10 +5,11 @@ token gives the principal :func:`role_policy` of that site and role, evaluated w
 policy by the one engine (``policy.access``), so an explicit Deny in a bucket or user policy
 still wins over a role.
 
-* ``reader``: read objects and list the site; read its artifacts, usage, retention and policy.
+* ``reader``: read objects (and their tags) and list the site; read its bucket tags, its
+  artifacts, usage, retention and policy.
 * ``deployer``: a reader that also pins, unpins and sets an artifact's status and action.
-* ``writer``: a reader that also writes and deletes objects (uploads, multipart, deletes) and
-  deletes artifacts.
+* ``writer``: a reader that also writes and deletes objects (uploads, multipart, deletes,
+  object tags) and deletes artifacts.
 * ``owner``: every S3 and artifact API action on the site: its bucket policy, ACLs, lifecycle
   and retention, deleting the site itself.
 """
@@ -26,12 +27,14 @@ from policy.principals import Role
 _READ_S3: Final = (
     "s3:GetObject",
     "s3:GetObjectAttributes",
+    "s3:GetObjectTagging",
     "s3:ListBucket",
     "s3:ListBucketVersions",
     "s3:ListBucketMultipartUploads",
     "s3:ListMultipartUploadParts",
     "s3:GetBucketLocation",
     "s3:GetBucketVersioning",
+    "s3:GetBucketTagging",
 )
 _READ_API: Final = (
     "pagewright:ListArtifacts",
@@ -45,7 +48,9 @@ _READ_API: Final = (
 _DEPLOY: Final = ("pagewright:PinArtifact", "pagewright:UnpinArtifact", "pagewright:UpdateArtifact")
 _WRITE: Final = (
     "s3:PutObject",
+    "s3:PutObjectTagging",
     "s3:DeleteObject",
+    "s3:DeleteObjectTagging",
     "s3:AbortMultipartUpload",
     "pagewright:DeleteArtifacts",
 )

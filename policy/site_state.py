@@ -2,11 +2,12 @@
 
 Some state lives only in the catalog: a site's policy overrides (retention rules, quotas,
 validation rules, set through the artifact API or PutBucketLifecycleConfiguration), its CORS
-rules (PutBucketCors) and what
-the artifact API changes on an artifact (pins, status and action edits), because a Backend
-cannot rewrite an object's metadata in place. So that neither a lost catalog, nor
-``reindex``, nor ``migrate`` to another backend loses it, :class:`SiteStateStore` keeps a
-copy in each site's own bucket, in the object :data:`SITE_STATE_KEY`:
+rules (PutBucketCors), what the artifact API changes on an artifact (pins, status and action
+edits), because a Backend cannot rewrite an object's metadata in place, and S3 tags of
+objects and of the bucket.
+So that neither a lost catalog, nor ``reindex``, nor ``migrate`` to another backend loses
+it, :class:`SiteStateStore` keeps a copy in each site's own bucket, in the object
+:data:`SITE_STATE_KEY`:
 
 * it is rewritten from a catalog snapshot after every change of that state (the catalog
   calls :meth:`SiteStateStore.save` as a state listener), and read back by
@@ -19,14 +20,17 @@ copy in each site's own bucket, in the object :data:`SITE_STATE_KEY`:
   the state meanwhile, so concurrent replicas converge on the latest state.
 
 Format: JSON ``{"format": "pagewright-site-state", "version": 1, "site", "overrides",
-"cors": [rule...] | null, "artifacts": {key: {"etag", "pinned", "status", "action"}}}``
-(``cors`` as ``policy.cors.rules_to_json`` writes it; added within version 1: a record
-without it holds no CORS rules). Only artifacts whose state
-differs from what the object itself carries are listed (pinned, or a status/action other
-than its ``x-amz-meta-status``/``-action``); an entry applies only to an object with the
-same ETag (a replaced artifact is a new artifact). Not included: API keys (global, and
-secrets: only ``pagewright-gateway backup`` carries them), the corrupt mark (``verify`` and
-the scrub find it again from the bytes), quota reservations (transient).
+"cors": [rule...] | null, "artifacts": {key: {"etag", "pinned", "status", "action"}},
+"object_tags": {key: {"etag", "tags"}}, "bucket_tags": {...} | null}`` (``cors`` as
+``policy.cors.rules_to_json`` writes it). Only artifacts whose state differs from what the
+object itself carries are listed (pinned, or a status/action other than its
+``x-amz-meta-status``/``-action``), and only objects (any key) that have S3 tags; an entry
+applies only to an object with the same ETag (a replaced artifact is a new artifact).
+``cors``, ``object_tags`` and ``bucket_tags`` were added to version 1 without a new
+version: a record written before them reads as holding none, and an older gateway ignores
+them. Not included: API keys (global, and secrets: only ``pagewright-gateway backup``
+carries them), the corrupt mark (``verify`` and the scrub find it again from the bytes),
+quota reservations (transient).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from policy.model import (
     ObjectRecord,
     every_record,
 )
+from policy.tags import valid_tags
 from translators.base import Backend, GetOptions, WriteConditions, WriteMetadata
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,14 @@ class ArtifactState:
 
 
 @dataclass(frozen=True)
+class TaggedObject:
+    """The S3 tags of one object, for the object with ``etag``."""
+
+    etag: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
 class SiteState:
     """A site's catalog-only state (see the module docstring)."""
 
@@ -87,6 +100,8 @@ class SiteState:
     overrides: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, ArtifactState] = field(default_factory=dict)
     cors: CorsRules | None = None
+    object_tags: dict[str, TaggedObject] = field(default_factory=dict)
+    bucket_tags: dict[str, str] | None = None
 
     def to_json(self) -> bytes:
         document = {
@@ -104,6 +119,10 @@ class SiteState:
                 }
                 for key, a in sorted(self.artifacts.items())
             },
+            "object_tags": {
+                key: {"etag": t.etag, "tags": t.tags} for key, t in sorted(self.object_tags.items())
+            },
+            "bucket_tags": self.bucket_tags,
         }
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
@@ -133,7 +152,20 @@ class SiteState:
             }
             cors = document.get("cors")
             rules = None if cors is None else rules_from_json(cors)
-            return cls(str(document["site"]), dict(overrides), artifacts, rules)
+            object_tags = {
+                str(key): TaggedObject(str(entry["etag"]), valid_tags(entry["tags"], "object"))
+                for key, entry in dict(document.get("object_tags") or {}).items()
+            }
+            bucket = document.get("bucket_tags")
+            bucket_tags = None if bucket is None else valid_tags(bucket, "bucket")
+            return cls(
+                str(document["site"]),
+                dict(overrides),
+                artifacts,
+                rules,
+                object_tags=object_tags,
+                bucket_tags=bucket_tags,
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise SiteStateError(f"malformed record: {error}") from None
 
@@ -162,8 +194,19 @@ async def snapshot(catalog: Catalog, site: str) -> SiteState:
         state = artifact_state(record)
         if state is not None:
             artifacts[record.key] = state
+    tagged = {
+        key: TaggedObject(etag, dict(tags))
+        for key, etag, tags in await catalog.tagged_objects(site)
+    }
     overrides = dict(await catalog.site_overrides(site))
-    return SiteState(site, overrides, artifacts, await catalog.bucket_cors(site))
+    return SiteState(
+        site,
+        overrides,
+        artifacts,
+        await catalog.bucket_cors(site),
+        object_tags=tagged,
+        bucket_tags=await catalog.bucket_tags(site),
+    )
 
 
 async def load_site_state(backend: Backend, site: str) -> SiteState | None:

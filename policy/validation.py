@@ -391,7 +391,7 @@ class ValidationBackend(
                 metadata = WriteMetadata(
                     dict(staged.headers),
                     dict(staged.user_metadata),
-                    encryption_of(staged.encryption, ctx.customer_key),
+                    encryption=encryption_of(staged.encryption, ctx.customer_key),
                 )
                 return await self._validated_put(ctx, bucket, key, copy, metadata, conditions)
             finally:

@@ -303,10 +303,10 @@ def test_object_acl(s3: Any, bucket: str) -> None:
 
 def test_not_implemented_names_operation(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as excinfo:
-        s3.get_bucket_tagging(Bucket=bucket)
+        s3.get_bucket_logging(Bucket=bucket)
     assert error_code(excinfo) == "NotImplemented"
     assert status(excinfo) == 501
-    assert "GetBucketTagging" in excinfo.value.response["Error"]["Message"]
+    assert "GetBucketLogging" in excinfo.value.response["Error"]["Message"]
 
 
 def test_unknown_version_id(s3: Any, bucket: str) -> None:

@@ -103,6 +103,9 @@ class BucketInfo:
 class WriteMetadata:
     """Metadata a client sets on a new object (PutObject, CopyObject REPLACE, multipart).
 
+    ``tags`` is the new object's tag set (``x-amz-tagging``, or a copy's source tags). Tags
+    are catalog state: the catalog wrapper (``policy.catalog_backend``) keeps them with the
+    object's row, replacing the previous object's; translators neither store nor return them.
     ``encryption`` is what the client asked for (``x-amz-server-side-encryption*``); the
     encryption wrapper (``policy.encryption``) acts on it and passes it on as None, so a
     translator never sees one.
@@ -110,6 +113,7 @@ class WriteMetadata:
 
     headers: dict[str, str] = field(default_factory=dict)
     user_metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
     encryption: EncryptionRequest | None = None
 
 

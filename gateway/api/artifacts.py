@@ -93,7 +93,8 @@ class ArtifactHandlers:
         return await self._listing(request, site)
 
     async def search_artifacts(self, request: Request) -> Response:
-        """GET /artifacts/search: artifacts across sites matching metadata and filters."""
+        """GET /artifacts/search: artifacts across sites matching metadata, tags and
+        filters."""
         return await self._listing(request, None)
 
     async def _listing(self, request: Request, site: str | None) -> Response:

@@ -33,6 +33,7 @@ from gateway.api.params import (
     SITE_PATTERN,
 )
 from policy.catalog_records import MAX_CURSOR_LENGTH
+from policy.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH
 
 _SITE_ID = {"type": "string", "pattern": SITE_PATTERN}
 _DATE = {"type": "string", "pattern": DATE_PATTERN}
@@ -109,6 +110,23 @@ _SEARCH = [
             "additionalProperties": TEXT,
         },
     },
+    {
+        "name": "tag",
+        "in": "query",
+        "required": False,
+        "style": "deepObject",
+        "explode": True,
+        "description": "tag.<key>=<value>: the artifact's S3 tag <key> (PutObjectTagging, "
+        "x-amz-tagging) must equal the value; several tags must all match. Keys and values "
+        "are matched exactly and hold what an S3 tag holds: letters, digits and spaces of "
+        f"any script and _ . : / = + - @; a key 1 to {MAX_KEY_LENGTH} characters, a value at "
+        f"most {MAX_VALUE_LENGTH}. Anything else is 400 InvalidArgument.",
+        "schema": {
+            "type": "object",
+            "propertyNames": {"minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            "additionalProperties": {"type": "string", "maxLength": MAX_VALUE_LENGTH},
+        },
+    },
 ]
 
 
@@ -128,7 +146,7 @@ _PATHS: dict[str, Any] = {
     "/artifacts/search": {
         "get": listing_operation(
             "SearchArtifacts",
-            "Search artifacts across sites by metadata fields and filters.",
+            "Search artifacts across sites by metadata fields, S3 tags and filters.",
             [*_SEARCH, *_FILTERS],
         )
     },

@@ -38,6 +38,11 @@ _ARTIFACT_PROPERTIES: dict[str, Any] = {
         "additionalProperties": {"type": "string"},
         "description": "User metadata (x-amz-meta-*) without the prefix.",
     },
+    "tags": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "The artifact's S3 tags (PutObjectTagging, x-amz-tagging), by key.",
+    },
 }
 
 

@@ -27,6 +27,7 @@ from core.numbers import NumberError, decimal
 from gateway.api.errors import ApiError
 from policy.catalog_records import MAX_CURSOR_LENGTH
 from policy.model import SITE_ID, ArtifactFilter, SortField, is_site_id
+from policy.tags import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, allowed_text
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -37,6 +38,7 @@ MAX_JSON_DEPTH: Final = 16
 #: The longest filter value, status or action (S3 user metadata holds at most 2 KB).
 MAX_TEXT_LENGTH: Final = 1024
 META_PREFIX = "meta."
+TAG_PREFIX = "tag."
 #: Patterns the document states (JSON Schema / ECMA-262 syntax, also valid for ``re``).
 SITE_PATTERN: Final = SITE_ID.pattern
 BUILD_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -114,11 +116,16 @@ def query_of(request: Request) -> QueryParams:
 
 def listing_query(query: QueryParams, site: str | None) -> tuple[ArtifactFilter, Paging]:
     """Filters and paging of a listing (``site`` given) or a search (``site`` None: it may
-    come from the query, and ``meta.<field>=value`` parameters match user metadata)."""
+    come from the query, ``meta.<field>=value`` parameters match user metadata and
+    ``tag.<key>=value`` parameters S3 tags)."""
     allowed = LIST_PARAMS if site is not None else SEARCH_PARAMS
     metadata: dict[str, str] = {}
+    tags: dict[str, str] = {}
     for name in query:
-        if site is None and name.startswith(META_PREFIX) and len(name) > len(META_PREFIX):
+        if site is None and name.startswith(TAG_PREFIX) and len(name) > len(TAG_PREFIX):
+            key = name[len(TAG_PREFIX) :]
+            tags[key] = _tag_value(query, name, key)
+        elif site is None and name.startswith(META_PREFIX) and len(name) > len(META_PREFIX):
             field = name[len(META_PREFIX) :]
             if not _META_FIELD.fullmatch(field):
                 raise ApiError(
@@ -149,8 +156,28 @@ def listing_query(query: QueryParams, site: str | None) -> tuple[ArtifactFilter,
         creator=_optional_text(query, "creator"),
         pinned=None if pinned is None else pinned == "true",
         metadata=metadata,
+        tags=tuple(sorted(tags.items())),
     )
     return filters, _paging(query)
+
+
+def _tag_value(query: QueryParams, name: str, key: str) -> str:
+    """The value of a ``tag.<key>`` filter; ``InvalidArgument`` unless key and value are
+    ones an S3 tag can hold (policy.tags), so a filter no tag could match is an error."""
+    value = _single(query, name)
+    if len(key) > MAX_KEY_LENGTH or not allowed_text(key):
+        raise ApiError(
+            "InvalidArgument",
+            f"{name!r}: a tag key is 1 to {MAX_KEY_LENGTH} letters, digits, spaces and "
+            "_ . : / = + - @",
+        )
+    if len(value) > MAX_VALUE_LENGTH or not allowed_text(value):
+        raise ApiError(
+            "InvalidArgument",
+            f"{name}: a tag value is at most {MAX_VALUE_LENGTH} letters, digits, spaces and "
+            "_ . : / = + - @",
+        )
+    return value
 
 
 def _paging(query: QueryParams) -> Paging:

@@ -43,6 +43,7 @@ def artifact(record: ObjectRecord) -> dict[str, Any]:
         "pinned": record.pinned,
         "corrupt": record.corrupt,
         "metadata": dict(record.user_metadata),
+        "tags": dict(sorted(record.tags.items())),
     }
 
 

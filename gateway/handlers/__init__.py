@@ -14,6 +14,7 @@ from gateway.handlers import (
     multipart,
     objects,
     post_object,
+    tagging,
 )
 from gateway.request import S3Request
 from gateway.responses import Reply
@@ -67,6 +68,12 @@ HANDLERS: dict[Operation, Handler] = {
     _O.PutBucketCors: cors.put_bucket_cors,
     _O.GetBucketCors: cors.get_bucket_cors,
     _O.DeleteBucketCors: cors.delete_bucket_cors,
+    _O.GetObjectTagging: tagging.get_object_tagging,
+    _O.PutObjectTagging: tagging.put_object_tagging,
+    _O.DeleteObjectTagging: tagging.delete_object_tagging,
+    _O.GetBucketTagging: tagging.get_bucket_tagging,
+    _O.PutBucketTagging: tagging.put_bucket_tagging,
+    _O.DeleteBucketTagging: tagging.delete_bucket_tagging,
     _O.GetBucketEncryption: encryption.get_bucket_encryption,
     _O.PutBucketEncryption: encryption.put_bucket_encryption,
     _O.DeleteBucketEncryption: encryption.delete_bucket_encryption,

@@ -20,6 +20,12 @@ from gateway import s3xml, sse_headers
 from gateway.handlers.access import forget_object_acl, keep_object_acl, requested_object_acl
 from gateway.handlers.common import INT32_MAX
 from gateway.handlers.common import part_number as parse_part_number
+from gateway.handlers.object_tags import (
+    copied_tags,
+    copy_tags_requested,
+    tag_count_headers,
+    with_requested_tags,
+)
 from gateway.headers import (
     apply_overrides,
     check_preconditions,
@@ -149,7 +155,8 @@ async def store_object(req: S3Request, payload: Callable[[], PayloadStream]) -> 
     checked in that order) and the body ``payload()`` gives, through the policy stack;
     POST Object (``gateway.handlers.post_object``) comes this way too."""
     acl = await requested_object_acl(req)
-    metadata = replace(write_metadata(req.headers), encryption=write_encryption(req))
+    metadata = await with_requested_tags(req, write_metadata(req.headers))
+    metadata = replace(metadata, encryption=write_encryption(req))
     conditions = write_conditions(req.headers)
     body = payload()
     info = await req.backend.put_object(req.ctx, req.bucket, req.key, body, metadata, conditions)
@@ -197,6 +204,7 @@ async def _read_reply(req: S3Request, *, with_body: bool) -> Reply:
             headers.append(
                 ("Content-Range", f"bytes {result.range.start}-{result.range.end}/{info.size}")
             )
+    headers += await tag_count_headers(req, info)
     headers = apply_overrides(headers, req.query)
     return Reply(status, headers, result.body if with_body else b"", length)
 
@@ -221,6 +229,7 @@ async def head_object(req: S3Request) -> Reply:
             )
         enabled = req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
         headers = object_headers(info, with_checksums=enabled)
+        headers += await tag_count_headers(req, info)
         headers += sse_headers.response_headers(info.encryption)
         return Reply(200, apply_overrides(headers, req.query), b"", info.size)
     return await _read_reply(req, with_body=False)
@@ -347,6 +356,7 @@ async def copy_object(req: S3Request) -> Reply:
             ArgumentName="x-amz-metadata-directive",
             ArgumentValue=directive,
         )
+    requested_tags = copy_tags_requested(req)
     algorithm = req.headers.get("x-amz-checksum-algorithm")
     encryption = write_encryption(req)
     source, result = await open_copy_source(req)
@@ -360,10 +370,17 @@ async def copy_object(req: S3Request) -> Reply:
             "encryption attributes.",
         )
     src = result.info
+    try:
+        tags = await copied_tags(req, requested_tags, (source.bucket, source.key), src.etag)
+    except BaseException:
+        await result.body.aclose()
+        raise
     if directive == "REPLACE":
-        metadata = replace(write_metadata(req.headers), encryption=encryption)
+        metadata = replace(write_metadata(req.headers), tags=tags, encryption=encryption)
     else:
-        metadata = WriteMetadata(dict(src.headers), dict(src.user_metadata), encryption)
+        metadata = WriteMetadata(
+            dict(src.headers), dict(src.user_metadata), tags, encryption=encryption
+        )
     algorithms = (
         [checksums.parse_algorithm(algorithm)]
         if algorithm
