@@ -367,11 +367,11 @@ def _alembic(url: str, action: str, revision: str) -> None:
 
 @pytest.mark.anyio
 async def test_upgrade_to_tagging_and_back(url: str) -> None:
-    """Rows written before 0006_tagging read as untagged, take tags after it, and a
+    """Rows written before 0007_tagging read as untagged, take tags after it, and a
     downgrade to the revision before it drops the tag tables and column only."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    before = _script().get_revision("0006_tagging").down_revision
+    before = _script().get_revision("0007_tagging").down_revision
     assert isinstance(before, str)
     _alembic(url, "upgrade", before)
     engine = create_engine(normalize_url(url))

@@ -1,7 +1,7 @@
 """S3 tagging: an object's tag set on its row, bucket tag sets, and the tag sets of
 multipart uploads in progress.
 
-Revision ID: 0006_tagging
+Revision ID: 0007_tagging
 Revises: 0006_cors
 Create Date: 2026-12-01
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006_tagging"
+revision: str = "0007_tagging"
 down_revision: str | None = "0006_cors"
 branch_labels: str | None = None
 depends_on: str | None = None
