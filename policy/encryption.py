@@ -39,7 +39,10 @@ checks it against :attr:`EncryptionInfo.customer_key_md5`.
 
 **Listings** of a bucket that has held an encrypted object (a marker object in the reserved
 area says so) head each listed object to report its plaintext size: a listing of such a
-bucket costs one HEAD per object, done concurrently.
+bucket costs one HEAD per object, done concurrently. Whether a bucket is marked is
+remembered for good once it is, and its absence for :data:`UNMARKED_RECHECK_S`: a listing
+on another replica within that time of a bucket's first encrypted write may show that
+object's stored (slightly larger) size.
 
 **Multipart**: each part is its own stream (own salt, its part number in every chunk's
 associated data), encrypted with the upload's data key; part sizes are mapped back to
@@ -56,6 +59,7 @@ default) is :mod:`policy.encryption_meta`.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import Final
 
@@ -136,6 +140,8 @@ __all__ = [
 ]
 _RECORD_CACHE: Final = 4096
 LIST_CONCURRENCY: Final = 32
+#: How long a bucket found without the marker is believed unmarked (see Listings).
+UNMARKED_RECHECK_S: Final = 2.0
 _READ_ATTEMPTS: Final = 3
 
 
@@ -168,6 +174,7 @@ class EncryptingBackend(
         self.keyring = keyring
         self.bucket_default = bucket_default
         self._marked: set[str] = set()
+        self._unmarked: dict[str, float] = {}  # bucket -> when it was found unmarked
         self._uploads: dict[tuple[str, str], Sealed | None] = {}
 
     # Keys
@@ -247,14 +254,22 @@ class EncryptingBackend(
                 WriteConditions(),
             )
         self._marked.add(bucket)
+        self._unmarked.pop(bucket, None)
 
     async def _is_marked(self, ctx: RequestContext, bucket: str) -> bool:
         if bucket in self._marked:
             return True
+        checked = self._unmarked.get(bucket)
+        now = time.monotonic()
+        if checked is not None and now - checked < UNMARKED_RECHECK_S:
+            return False
         try:
             await self.inner.head_object(ctx, bucket, MARKER_KEY)
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchBucket"):
+                if len(self._unmarked) >= _RECORD_CACHE:
+                    self._unmarked.clear()
+                self._unmarked[bucket] = now
                 return False
             raise
         self._marked.add(bucket)
