@@ -72,6 +72,7 @@ from policy.oidc import TokenVerifier
 from policy.rate_limits import RateLimiter, unlimited
 from policy.secret_box import SecretBox
 from policy.stack import Stack, StartupError
+from policy.tag_presence import TaggedSites
 from translators.base import Backend
 
 Scope = MutableMapping[str, Any]
@@ -110,6 +111,8 @@ class Gateway:
         self.access = AccessControl(stack.catalog, identities)
         self.credentials = CredentialResolver(credentials, identities)
         self.cors = Cors(CorsSettings(stack.catalog))
+        tagged = TaggedSites(stack.catalog)
+        stack.catalog.add_state_listener(tagged.changed)
         self.services = Services(
             stack.policies,
             self.access,
@@ -117,6 +120,7 @@ class Gateway:
             self.cors.settings,
             FormAuthenticator(self.credentials, box, settings.region),
             stack.catalog,
+            tagged,
         )
         self.identities = identities
         self.box = box

@@ -10,6 +10,7 @@ from policy.cors_settings import CorsSettings
 from policy.identities import IdentityStore
 from policy.model import Catalog
 from policy.policies import PolicyResolver
+from policy.tag_presence import TaggedSites
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class Services:
     site roles (None: no identity store, only root and tokens); ``cors`` holds sites' CORS
     rules and ``forms`` checks POST Object forms' signatures; ``catalog`` keeps catalog-only
     object and bucket state such as tags (None: not wired, as in tests that call handlers
-    directly; tagging is then 501)."""
+    directly; tagging is then 501); ``tagged`` tells whether a site has any tagged object
+    (cached; None: ask the catalog for each read's tag count)."""
 
     policies: PolicyResolver
     access: AccessControl
@@ -28,3 +30,4 @@ class Services:
     cors: CorsSettings | None = None
     forms: FormAuthenticator | None = None
     catalog: Catalog | None = None
+    tagged: TaggedSites | None = None

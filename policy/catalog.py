@@ -441,6 +441,10 @@ class SqlCatalog:
             await self._state_changed(site)
         return True
 
+    async def any_object_tags(self, site: str) -> bool:
+        """Whether any object of ``site`` has tags."""
+        return await self._database.run(False, partial(catalog_tags.any_tagged, site=site))
+
     async def tagged_objects(self, site: str) -> builtins.list[tuple[str, str, TagSet]]:
         """(key, ETag, tags) of every object of ``site`` that has tags, by key."""
         return await self._database.run(False, partial(catalog_tags.tagged_objects, site=site))

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 
@@ -96,6 +97,13 @@ objects = Table(
     Index("ix_objects_site_action", "site", "action"),
     Index("ix_objects_site_creator", "site", "creator"),
     Index("ix_objects_created", "created_at"),
+    # Whether a site has any tagged object, at once (policy.tag_presence).
+    Index(
+        "ix_objects_site_tagged",
+        "site",
+        sqlite_where=text("tags IS NOT NULL"),
+        postgresql_where=text("tags IS NOT NULL"),
+    ),
 )
 
 reservations = Table(

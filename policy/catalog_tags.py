@@ -66,6 +66,14 @@ def write_object(conn: Connection, site: str, key: str, tags: TagSet) -> TagSet 
     return dict(row[0] or {})
 
 
+def any_tagged(conn: Connection, site: str) -> bool:
+    """Whether any object of ``site`` has tags (one probe of ``ix_objects_site_tagged``)."""
+    found = conn.execute(
+        select(objects.c.key).where(objects.c.site == site, objects.c.tags.is_not(None)).limit(1)
+    ).first()
+    return found is not None
+
+
 def tagged_objects(conn: Connection, site: str) -> list[tuple[str, str, TagSet]]:
     """(key, ETag, tags) of every object of ``site`` that has tags, by key."""
     rows = conn.execute(

@@ -70,6 +70,9 @@ async def tag_count_headers(req: S3Request, info: ObjectInfo) -> list[tuple[str,
     if req.services is None or req.services.catalog is None:
         return []
     try:
+        tagged = req.services.tagged
+        if tagged is not None and not await tagged.any(req.bucket):
+            return []  # the common case: a site that tags nothing costs no catalog read
         stored = await req.services.catalog.object_tags(req.bucket, req.key)
     except S3Error as error:
         log.warning("tag count left out: the catalog did not answer (%s)", error.code)

@@ -30,6 +30,13 @@ def _json() -> Any:
 
 def upgrade() -> None:
     op.add_column("objects", sa.Column("tags", _json(), nullable=True))
+    op.create_index(
+        "ix_objects_site_tagged",
+        "objects",
+        ["site"],
+        sqlite_where=sa.text("tags IS NOT NULL"),
+        postgresql_where=sa.text("tags IS NOT NULL"),
+    )
     op.create_table(
         "bucket_tags",
         sa.Column("site", _byte_text(), primary_key=True),
@@ -46,6 +53,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_objects_site_tagged", table_name="objects")
     op.drop_table("upload_tags")
     op.drop_table("bucket_tags")
     with op.batch_alter_table("objects") as batch:
