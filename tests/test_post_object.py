@@ -344,3 +344,33 @@ def test_form_files_are_streamed_not_buffered(s3v4: Any, s3: Any, bucket: str) -
     form = s3v4.generate_presigned_post(bucket, "large.bin")
     assert post(form, data).status_code == 204
     assert read(s3, bucket, "large.bin") == data
+
+
+def test_a_form_tags_and_encrypts_its_object(s3v4: Any, s3: Any, bucket: str) -> None:
+    """The form's ``tagging`` field (a Tagging document) tags the object, and an encrypted
+    upload's answer names its encryption as PutObject's does."""
+    tagging = (
+        "<Tagging><TagSet><Tag><Key>team</Key><Value>web ops</Value></Tag>"
+        "<Tag><Key>stage</Key><Value>2</Value></Tag></TagSet></Tagging>"
+    )
+    form = s3v4.generate_presigned_post(
+        bucket,
+        "tagged.txt",
+        Fields={"tagging": tagging, "x-amz-server-side-encryption": "AES256"},
+        Conditions=[{"tagging": tagging}, {"x-amz-server-side-encryption": "AES256"}],
+    )
+    answer = post(form, b"tagged and sealed")
+    assert answer.status_code == 204, answer.text
+    assert answer.headers["x-amz-server-side-encryption"] == "AES256"
+    tags = s3.get_object_tagging(Bucket=bucket, Key="tagged.txt")["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"team": "web ops", "stage": "2"}
+    assert read(s3, bucket, "tagged.txt") == b"tagged and sealed"
+    assert s3.head_object(Bucket=bucket, Key="tagged.txt")["ServerSideEncryption"] == "AES256"
+
+    bad = "<Tagging><TagSet><Tag><Key>aws:x</Key><Value>1</Value></Tag></TagSet></Tagging>"
+    form = s3v4.generate_presigned_post(
+        bucket, "badly-tagged.txt", Fields={"tagging": bad}, Conditions=[{"tagging": bad}]
+    )
+    status, code, _ = error(post(form))
+    assert (status, code) == (400, "InvalidTag")
+    assert absent(s3, bucket, "badly-tagged.txt")

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from core.context import RequestContext
 from core.errors import S3Error
-from gateway import s3xml
+from gateway import s3xml, sse_headers
 from gateway.handlers.objects import store_object
 from gateway.post_auth import FormAuthenticator
 from gateway.post_form import FormFilePayload, FormReader, boundary_of
@@ -37,6 +37,8 @@ from gateway.post_policy import check_form, parse_post_policy
 from gateway.request import MAX_KEY_BYTES, Address, S3Request
 from gateway.responses import Reply, empty_reply, quote_etag, xml_reply
 from gateway.sigv4 import AuthResult, PayloadMode
+from gateway.tagging import TAGGING_HEADER, parse_tagging
+from translators.base import ObjectInfo
 
 E, T = s3xml.element, s3xml.text
 #: Form fields that become the object's headers, as PutObject would receive them.
@@ -91,7 +93,7 @@ async def post_object(req: S3Request) -> Reply:
         )
 
     info = await store_object(upload, payload)
-    return _answer(req, fields, key, info.etag)
+    return _answer(req, fields, key, info)
 
 
 def _key(fields: dict[str, str], filename: str) -> str:
@@ -115,10 +117,14 @@ def _key(fields: dict[str, str], filename: str) -> str:
 
 def _object_headers(fields: dict[str, str]) -> dict[str, str]:
     """The form's fields PutObject reads as headers: standard ones, ``acl`` as
-    ``x-amz-acl`` and every ``x-amz-*`` field but the signature's."""
+    ``x-amz-acl``, ``tagging`` (a ``Tagging`` XML document, as S3's form takes it) as
+    ``x-amz-tagging``, and every ``x-amz-*`` field but the signature's."""
     headers: dict[str, str] = {n: fields[n] for n in _HEADER_FIELDS if n in fields}
     if "acl" in fields:
         headers["x-amz-acl"] = fields["acl"]
+    if "tagging" in fields:
+        tags = parse_tagging(fields["tagging"].encode("utf-8"), "object")
+        headers[TAGGING_HEADER] = urlencode(tags, quote_via=quote)
     for name, value in fields.items():
         if not name.startswith("x-amz-") or name in _SIGNATURE_FIELDS:
             continue
@@ -128,9 +134,14 @@ def _object_headers(fields: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-def _answer(req: S3Request, fields: dict[str, str], key: str, etag: str) -> Reply:
+def _answer(req: S3Request, fields: dict[str, str], key: str, info: ObjectInfo) -> Reply:
     location = _object_url(req, key)
-    headers = [("ETag", quote_etag(etag)), ("Location", location)]
+    etag = info.etag
+    headers = [
+        ("ETag", quote_etag(etag)),
+        ("Location", location),
+        *sse_headers.response_headers(info.encryption),
+    ]
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
     if redirect:
         target = urlsplit(redirect)
@@ -138,7 +149,7 @@ def _answer(req: S3Request, fields: dict[str, str], key: str, etag: str) -> Repl
             added = urlencode({"bucket": req.bucket, "key": key, "etag": quote_etag(etag)})
             query = f"{target.query}&{added}" if target.query else added
             url = urlunsplit((target.scheme, target.netloc, target.path, query, target.fragment))
-            return empty_reply(303, [*headers[:1], ("Location", url)])
+            return empty_reply(303, [headers[0], ("Location", url), *headers[2:]])
     status = fields.get("success_action_status", "").strip()
     if status == "201":
         document = E(
