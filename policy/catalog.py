@@ -35,7 +35,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import anyio
 from sqlalchemy import Connection, delete, select, update
@@ -87,6 +87,11 @@ from policy.tags import TagSet
 StateListener = Callable[[str], Awaitable[None]]
 
 
+#: Reservations remembered for :meth:`SqlCatalog.release_pending`, at most (beyond, the
+#: lease reclaims them when this process ends).
+MAX_UNRELEASED: Final = 100_000
+
+
 class SqlCatalog:
     """The catalog on the database at ``url`` (``sqlite:///path`` or a PostgreSQL URL).
 
@@ -99,6 +104,7 @@ class SqlCatalog:
         self.url = self._database.url
         self._state_listeners: builtins.list[StateListener] = []
         self._lease_id = secrets.token_hex(12)
+        self._unreleased: dict[str, None] = {}  # reservations to drop (release_pending)
 
     def add_state_listener(self, listener: StateListener) -> None:
         """Await ``listener(site)`` after every committed change of ``site``'s catalog-only
@@ -308,10 +314,35 @@ class SqlCatalog:
         await self._database.run(True, work)
 
     async def release(self, reservation_id: str) -> None:
-        """Drop a reservation; unknown ids are ignored."""
-        await self._database.run(
-            True, partial(catalog_reservations.release, reservation_id=reservation_id)
-        )
+        """Drop a reservation; unknown ids are ignored. One that cannot be dropped for want
+        of the database (a 5xx ``S3Error``, raised) is remembered, and dropped by
+        :meth:`release_pending` once the database answers again, so an outage does not
+        leave quota held until this process ends."""
+        try:
+            await self._database.run(
+                True, partial(catalog_reservations.release, reservation_id=reservation_id)
+            )
+        except S3Error as error:
+            if error.status >= 500 and len(self._unreleased) < MAX_UNRELEASED:
+                self._unreleased[reservation_id] = None
+            raise
+
+    async def release_pending(self) -> int:
+        """Drop the reservations :meth:`release` could not (oldest first, until one fails
+        again); how many were dropped."""
+        released = 0
+        for reservation_id in list(self._unreleased):
+            try:
+                await self._database.run(
+                    True, partial(catalog_reservations.release, reservation_id=reservation_id)
+                )
+            except S3Error as error:
+                if error.status >= 500:
+                    break
+                raise
+            del self._unreleased[reservation_id]
+            released += 1
+        return released
 
     # Reservation owners (policy.leases keeps them)
 

@@ -103,9 +103,13 @@ class LeaseKeeper:
         await self._catalog.renew_lease(self._node, self._process, now + self._lease)
 
     async def reclaim(self, now: datetime | None = None) -> int:
-        """Drop single-write reservations of expired leases and of processes of this node
-        that are gone; returns how many were dropped."""
+        """Drop the reservations this process could not release during a catalog outage,
+        and single-write reservations of expired leases and of processes of this node that
+        are gone; returns how many were dropped."""
         now = now or datetime.now(UTC)
+        pending = await self._catalog.release_pending()
+        if pending:
+            log.info("released %d quota reservations held over a catalog outage", pending)
         own = self._catalog.lease_id
         dead = {
             lease.id
@@ -119,7 +123,7 @@ class LeaseKeeper:
         dropped = await self._catalog.reclaim_reservations(now, dead)
         if dropped:
             log.info("reclaimed %d quota reservations of gateway processes gone", dropped)
-        return dropped
+        return dropped + pending
 
     async def reclaim_uploads(self) -> int:
         """Release the reservations of multipart uploads that no longer exist."""

@@ -303,6 +303,11 @@ class Catalog(Protocol):
         """Drop a reservation (the upload committed or failed). Unknown ids are ignored."""
         ...
 
+    async def release_pending(self) -> int:
+        """Drop the reservations :meth:`release` could not drop during a catalog outage;
+        how many."""
+        ...
+
     @property
     def lease_id(self) -> str:
         """This process's lease: the owner of the single-write reservations it takes."""

@@ -394,6 +394,29 @@ async def test_reserve_enforces_quotas(catalog: SqlCatalog) -> None:
         await catalog.reserve("site-a", "up-6", -1, 0, policy)
 
 
+async def test_a_release_the_outage_refused_is_made_when_the_catalog_is_back(url: str) -> None:
+    """A write's reservation that could not be released while the database was gone is
+    released by ``release_pending`` (the reclaim job) once it answers again."""
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        await catalog.reserve("site-a", "write-1", 30, 1, SitePolicy())
+        await catalog.reserve("site-a", "write-2", 5, 0, SitePolicy())
+        await catalog.close()  # the database is gone for this process
+        with pytest.raises(S3Error) as refused:
+            await catalog.release("write-1")
+        assert refused.value.code == "ServiceUnavailable"
+        assert await catalog.release_pending() == 0  # still gone: kept for later
+        await catalog.start()
+        assert (await catalog.usage("site-a")).reserved_bytes == 35
+        assert await catalog.release_pending() == 1
+        assert await catalog.release_pending() == 0  # made once
+        usage = await catalog.usage("site-a")
+        assert (usage.reserved_bytes, usage.reserved_artifacts) == (5, 0)
+    finally:
+        await catalog.close()
+
+
 async def test_concurrent_reservations_on_two_catalogs(url: str) -> None:
     """Two engines (as two gateway processes) race for the last room: exactly one wins."""
     first, second = SqlCatalog(url), SqlCatalog(url)
