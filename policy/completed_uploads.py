@@ -30,14 +30,15 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final, cast, get_args
 
 from core.checksums import ChecksumType
 from core.context import RequestContext
 from core.digest import HashingPayload, multipart_etag
 from core.errors import S3Error
+from core.sse import EncryptionInfo, SseMode
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from policy.model import STAGING_PREFIX
 from translators.base import (
@@ -75,6 +76,7 @@ class CompletedUpload:
     checksums: dict[str, str]
     checksum_type: ChecksumType | None
     completed_at: datetime
+    encryption: EncryptionInfo | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -86,6 +88,7 @@ class CompletedUpload:
                 "checksums": self.checksums,
                 "checksum_type": self.checksum_type,
                 "completed_at": self.completed_at.isoformat(),
+                "encryption": None if self.encryption is None else asdict(self.encryption),
             }
         ).encode()
 
@@ -97,6 +100,17 @@ class CompletedUpload:
         completed_at = datetime.fromisoformat(str(raw["completed_at"]))
         if completed_at.tzinfo is None:
             raise ValueError("completed_at has no time zone")
+        sealed = raw.get("encryption")
+        encryption = None
+        if sealed is not None:
+            mode = str(sealed["mode"])
+            if mode not in get_args(SseMode):
+                raise ValueError(f"unknown encryption mode {mode!r}")
+            encryption = EncryptionInfo(
+                cast(SseMode, mode),
+                _optional(sealed.get("kms_key_id")),
+                _optional(sealed.get("customer_key_md5")),
+            )
         return cls(
             key=str(raw["key"]),
             upload_id=str(raw["upload_id"]),
@@ -105,6 +119,7 @@ class CompletedUpload:
             checksums={str(a): str(v) for a, v in dict(raw["checksums"]).items()},
             checksum_type=cast(ChecksumType | None, raw["checksum_type"]),
             completed_at=completed_at,
+            encryption=encryption,
         )
 
     def info(self) -> ObjectInfo:
@@ -116,7 +131,12 @@ class CompletedUpload:
             last_modified=self.completed_at,
             checksums=dict(self.checksums),
             checksum_type=self.checksum_type,
+            encryption=self.encryption,
         )
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 class _Bytes:
@@ -197,6 +217,7 @@ class CompletedUploadsBackend(
             checksums=dict(info.checksums),
             checksum_type=info.checksum_type,
             completed_at=datetime.now(UTC),
+            encryption=info.encryption,
         )
         data = record.to_json()
         try:

@@ -161,3 +161,35 @@ async def test_records_live_in_the_staging_area_and_are_swept() -> None:
             CTX, "site", "k", upload_id, parts, WriteConditions()
         )
     assert excinfo.value.code == "NoSuchUpload"
+
+
+@pytest.mark.anyio
+async def test_a_repeat_of_an_encrypted_upload_names_its_encryption() -> None:
+    """The record keeps how the object was encrypted, so the repeated Complete's answer
+    carries the same SSE headers as the first (the handler writes them from it)."""
+    import os
+
+    from core.sse import EncryptionInfo, EncryptionRequest
+    from policy.encryption import EncryptingBackend
+    from policy.sse_crypto import Keyring
+
+    storage = await _storage()
+    sealed = EncryptingBackend(storage, Keyring([os.urandom(32)], ("site-key",)))
+    backend = CompletedUploadsBackend(sealed, storage)
+    metadata = WriteMetadata(encryption=EncryptionRequest("aws:kms", kms_key_id="site-key"))
+    upload = await backend.create_multipart_upload(CTX, "site", "k", metadata, None, None)
+    part = await backend.upload_part(
+        CTX, "site", "k", upload.upload_id, 1, HashingPayload(_Bytes(b"sealed"), 6)
+    )
+    parts = [CompletedPart(1, part.etag)]
+    done = await backend.complete_multipart_upload(
+        CTX, "site", "k", upload.upload_id, parts, WriteConditions()
+    )
+    assert done.encryption == EncryptionInfo("aws:kms", kms_key_id="site-key")
+    again = await backend.complete_multipart_upload(
+        CTX, "site", "k", upload.upload_id, parts, WriteConditions()
+    )
+    assert (again.etag, again.encryption) == (done.etag, done.encryption)
+    customer = EncryptionInfo("SSE-C", customer_key_md5="bWQ1IG9mIHRoZSBrZXk=")
+    record = CompletedUpload("k", "u", "e-1", 1, {}, None, datetime.now(UTC), customer)
+    assert CompletedUpload.from_json(record.to_json()) == record
