@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from policy.access_control import TtlCache
+
 DEFAULT_TTL_S: Final = 2.0
-#: Sites remembered at most; all are forgotten when there are more.
-MAX_SITES: Final = 10_000
 
 
 class TagCatalog(Protocol):
@@ -27,7 +27,8 @@ class TagCatalog(Protocol):
 
 
 class TaggedSites:
-    """Cached "has any tagged object" per site over ``catalog`` (module docstring)."""
+    """Cached "has any tagged object" per site over ``catalog`` (module docstring), in the
+    access settings' :class:`~policy.access_control.TtlCache`."""
 
     def __init__(
         self,
@@ -37,23 +38,13 @@ class TaggedSites:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._catalog = catalog
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._known: dict[str, tuple[float, bool]] = {}
+        self._known: TtlCache[bool] = TtlCache(ttl_s, clock)
 
     async def any(self, site: str) -> bool:
         """Whether ``site`` has a tagged object (at most ``ttl_s`` old); a catalog error
         propagates (``S3Error``)."""
-        now = self._clock()
-        known = self._known.get(site)
-        if known is not None and now - known[0] < self._ttl_s:
-            return known[1]
-        tagged = await self._catalog.any_object_tags(site)
-        if len(self._known) >= MAX_SITES:
-            self._known.clear()
-        self._known[site] = (now, tagged)
-        return tagged
+        return await self._known.get(site, lambda: self._catalog.any_object_tags(site))
 
     async def changed(self, site: str) -> None:
         """A state listener: ``site``'s state changed through this process."""
-        self._known.pop(site, None)
+        self._known.forget(site)
