@@ -19,9 +19,10 @@ from lxml import etree
 from core.errors import S3Error
 from core.numbers import NumberError, decimal
 from gateway import s3xml
+from gateway.handlers.common import site_policies
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
-from policy.policies import MAX_RETENTION_DAYS, PolicyResolver
+from policy.policies import MAX_RETENTION_DAYS
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 #: The prefix under which build artifacts live; the one non-empty filter accepted.
@@ -157,19 +158,9 @@ def render_lifecycle(rule: ExpirationRule) -> etree._Element:
     )
 
 
-def _policies(req: S3Request) -> PolicyResolver:
-    if req.services is None:
-        raise S3Error(
-            "NotImplemented",
-            f"{req.operation.value} needs the site policy store, which is not configured.",
-        )
-    return req.services.policies
-
-
 async def get_bucket_lifecycle(req: S3Request) -> Reply:
     """GetBucketLifecycleConfiguration: the stored rule, or NoSuchLifecycleConfiguration."""
-    policies = _policies(req)
-    await req.backend.head_bucket(req.ctx, req.bucket)
+    policies = await site_policies(req)
     days = (await policies.overrides(req.bucket)).get("retention_days")
     if days is None:
         raise S3Error("NoSuchLifecycleConfiguration", BucketName=req.bucket)
@@ -178,8 +169,7 @@ async def get_bucket_lifecycle(req: S3Request) -> Reply:
 
 async def put_bucket_lifecycle(req: S3Request) -> Reply:
     """PutBucketLifecycleConfiguration: store Expiration Days as ``retention_days``."""
-    policies = _policies(req)
-    await req.backend.head_bucket(req.ctx, req.bucket)
+    policies = await site_policies(req)
     rule = parse_lifecycle(await req.read_body())
     overrides = await policies.overrides(req.bucket)
     overrides["retention_days"] = rule.days
@@ -189,8 +179,7 @@ async def put_bucket_lifecycle(req: S3Request) -> Reply:
 
 async def delete_bucket_lifecycle(req: S3Request) -> Reply:
     """DeleteBucketLifecycle: drop the ``retention_days`` override (204 even if none)."""
-    policies = _policies(req)
-    await req.backend.head_bucket(req.ctx, req.bucket)
+    policies = await site_policies(req)
     overrides = await policies.overrides(req.bucket)
     if overrides.pop("retention_days", None) is not None:
         await policies.set_overrides(req.bucket, overrides)
