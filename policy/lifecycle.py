@@ -167,7 +167,10 @@ def _check_rule(rule: LifecycleRule) -> None:
             )
         _check_positive(expiration.days, "Days' for Expiration")
         date = expiration.date
-        if date is not None and (date.utcoffset() != timedelta(0) or date.timetz() != time(0, 0)):
+        if date is not None and (
+            date.utcoffset() != timedelta(0)
+            or (date.hour, date.minute, date.second, date.microsecond) != (0, 0, 0, 0)
+        ):
             raise _invalid("'Date' must be at midnight GMT")
         if expiration.expired_object_delete_marker is not None and flt.tags:
             raise _invalid("ExpiredObjectDeleteMarker cannot be specified with tags")

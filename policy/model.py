@@ -358,6 +358,10 @@ class Catalog(Protocol):
         """Replace ``site``'s stored lifecycle rules only (None: remove them)."""
         ...
 
+    async def all_bucket_lifecycle(self) -> dict[str, LifecycleRules]:
+        """Every site's stored lifecycle rules, by site."""
+        ...
+
     async def replace_lifecycle(
         self, site: str, rules: LifecycleRules | None, retention_days: int | None
     ) -> None:
