@@ -97,7 +97,8 @@ def test_without_namespace_disabled_date_marker_and_abort() -> None:
 
 def test_an_id_is_generated_when_absent_and_kept_when_given() -> None:
     rules = parse_lifecycle(doc(ANY + ON + DAYS, "<ID>mine</ID>" + ANY + ON + DAYS))
-    assert rules[0].rule_id and len(rules[0].rule_id) <= 255
+    assert rules[0].rule_id is not None
+    assert 0 < len(rules[0].rule_id) <= 255
     assert rules[1].rule_id == "mine"
 
 
