@@ -23,12 +23,14 @@ retention job does.
 
 Work is bounded: a pass stops after ``limit`` deletions and aborts in all, leaving the rest
 to the next run (they are found again: nothing needs a cursor). ``NoncurrentVersionExpiration``
-and ``ExpiredObjectDeleteMarker`` are stored but have nothing to act on here
-(:meth:`LifecycleJob.apply_version_rules`).
+and ``ExpiredObjectDeleteMarker`` act on versioned buckets' histories
+(:meth:`LifecycleJob.apply_version_rules`); on a bucket never versioned there is nothing
+for them to do.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -43,6 +45,7 @@ from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.policies import PolicyResolver
 from policy.retention import protected_artifacts
 from translators.base import Backend, UploadsQuery
+from translators.versioning import Version, VersionsQuery
 
 log = logging.getLogger("pagewright.lifecycle")
 
@@ -60,10 +63,11 @@ class LifecyclePass:
     expired: int = 0
     aborted: int = 0
     protected: int = 0
+    versions: int = 0  # noncurrent versions and delete markers removed
 
     @property
     def actions(self) -> int:
-        return self.expired + self.aborted
+        return self.expired + self.aborted + self.versions
 
 
 class LifecycleJob:
@@ -99,7 +103,7 @@ class LifecycleJob:
             try:
                 await self._expire(ctx, site, enabled, done)
                 await self._abort_uploads(ctx, site, enabled, done)
-                await self.apply_version_rules(ctx, site, enabled)
+                await self.apply_version_rules(ctx, site, enabled, done)
             except S3Error as error:
                 if error.code == "NoSuchBucket":
                     continue
@@ -108,9 +112,10 @@ class LifecycleJob:
                 log.exception("lifecycle: pass over site %s failed", site, extra={"site": site})
         if done.actions:
             log.info(
-                "lifecycle: %d object(s) expired, %d upload(s) aborted",
+                "lifecycle: %d object(s) expired, %d upload(s) aborted, %d version(s) removed",
                 done.expired,
                 done.aborted,
+                done.versions,
                 extra={"request_id": ctx.request_id},
             )
         return done
@@ -203,17 +208,105 @@ class LifecycleJob:
                 )
 
     async def apply_version_rules(
-        self, ctx: RequestContext, site: str, rules: Sequence[LifecycleRule]
+        self,
+        ctx: RequestContext,
+        site: str,
+        rules: Sequence[LifecycleRule],
+        done: LifecyclePass | None = None,
     ) -> int:
-        """Where ``NoncurrentVersionExpiration`` (``NoncurrentDays``,
-        ``NewerNoncurrentVersions``) and ``Expiration`` ``ExpiredObjectDeleteMarker`` are to
-        be applied: expire noncurrent versions and remove delete markers that no longer
-        hide any version. Sites are unversioned today, so there are no noncurrent versions
-        and no delete markers: nothing to act on, and this does nothing (0 actions). When
-        versioning lands, this is the one place its rules are executed, within the same
-        ``limit``. How many actions were taken."""
-        del ctx, site, rules
-        return 0
+        """The rules on versions, within the pass's ``limit``; how many entries went.
+
+        * ``NoncurrentVersionExpiration``: a noncurrent entry (an older version, or a delete
+          marker no longer the latest) goes ``NoncurrentDays`` after it became noncurrent
+          (when its successor was written, rounded up to midnight UTC as S3 does), except the
+          ``NewerNoncurrentVersions`` newest noncurrent ones of its key, which stay;
+        * ``ExpiredObjectDeleteMarker``: a delete marker that is all its key has left goes.
+
+        Versions carry no tags here (tags are the latest object's), so a rule filtering on
+        tags never matches one; prefix and size filters apply as to current objects.
+        Entries are read with ``list_versions`` and deleted by id through the stack."""
+        done = done if done is not None else LifecyclePass()
+        before = done.versions
+        for rule in rules:
+            if rule.noncurrent_expiration is None and not _removes_markers(rule):
+                continue
+            query = VersionsQuery(prefix=rule.filter.prefix, max_keys=_PAGE)
+            key: str | None = None
+            history: list[Version] = []
+            while done.actions < self._limit:
+                page = await self._backend.list_versions(ctx, site, query)
+                for entry in page.versions:
+                    if entry.key != key:
+                        await self._expire_versions(ctx, site, rule, history, done)
+                        key, history = entry.key, []
+                    history.append(entry)
+                if page.next_key_marker is None:
+                    break
+                query = replace(
+                    query,
+                    key_marker=page.next_key_marker,
+                    version_id_marker=page.next_version_id_marker or "",
+                )
+            else:
+                continue
+            await self._expire_versions(ctx, site, rule, history, done)
+        return done.versions - before
+
+    async def _expire_versions(
+        self,
+        ctx: RequestContext,
+        site: str,
+        rule: LifecycleRule,
+        history: list[Version],
+        done: LifecyclePass,
+    ) -> None:
+        """Apply ``rule``'s version actions to one key's whole ``history`` (newest first,
+        gathered across listing pages)."""
+        now = self._clock()
+        doomed: list[Version] = []
+        noncurrent = rule.noncurrent_expiration
+        if noncurrent is not None:
+            kept = noncurrent.newer_noncurrent_versions or 0
+            older = list(itertools.pairwise(history))
+            for index, (newer, entry) in enumerate(e for e in older if not e[1].is_latest):
+                size = entry.info.size if entry.info is not None else 0
+                if index < kept or not rule.filter.matches(entry.key, size, {}):
+                    continue
+                due = expiry_of(newer.last_modified, noncurrent.noncurrent_days)
+                if due is not None and now >= due:
+                    doomed.append(entry)
+        if (
+            _removes_markers(rule)
+            and len(history) == 1
+            and history[0].is_latest
+            and history[0].is_delete_marker
+            and rule.filter.matches(history[0].key, 0, {})
+        ):
+            doomed.append(history[0])
+        for entry in doomed:
+            if done.actions >= self._limit:
+                return
+            try:
+                await self._backend.delete_version(ctx, site, entry.key, entry.version_id)
+            except S3Error as error:
+                if error.code in _GONE:
+                    continue
+                raise
+            done.versions += 1
+            log.info(
+                "lifecycle: expired a %s",
+                "delete marker" if entry.is_delete_marker else "noncurrent version",
+                extra={
+                    "request_id": ctx.request_id,
+                    "site": site,
+                    "key": entry.key,
+                    "version_id": entry.version_id,
+                },
+            )
+
+
+def _removes_markers(rule: LifecycleRule) -> bool:
+    return bool(rule.expiration and rule.expiration.expired_object_delete_marker)
 
 
 def _due(rules: Sequence[LifecycleRule], record: ObjectRecord, now: datetime) -> bool:

@@ -17,6 +17,7 @@ from policy.lifecycle import (
     Expiration,
     LifecycleFilter,
     LifecycleRule,
+    NoncurrentExpiration,
     check_rules,
     retention_rule,
 )
@@ -27,6 +28,7 @@ from policy.stack import Stack, build_stack
 from tests.conformance.payload import MemoryPayload
 from translators.base import ListQuery, UploadsQuery, WriteConditions, WriteMetadata
 from translators.memory.backend import MemoryBackend
+from translators.versioning import VersionsQuery
 
 pytestmark = pytest.mark.anyio
 CTX = RequestContext(request_id="test-lifecycle-job", principal="root")
@@ -169,15 +171,68 @@ async def test_work_per_run_is_bounded(stack: Stack) -> None:
     assert await stored(stack) == []
 
 
-async def test_version_rules_have_nothing_to_act_on(stack: Stack) -> None:
+async def versions(stack: Stack) -> list[tuple[str, bool, bool]]:
+    """(key, is latest, is delete marker) of every entry of the site."""
+    page = await stack.backend.list_versions(CTX, SITE, VersionsQuery())
+    return [(v.key, v.is_latest, v.is_delete_marker) for v in page.versions]
+
+
+async def test_version_rules_on_an_unversioned_site_find_nothing(stack: Stack) -> None:
     marker = LifecycleRule(
         "markers", True, LifecycleFilter(), Expiration(expired_object_delete_marker=True)
     )
     await put(stack, "a")
     await configure(stack, marker)
     assert (await job(stack).run()).actions == 0
-    assert await job(stack).apply_version_rules(CTX, SITE, [marker]) == 0
     assert await stored(stack) == ["a"]
+
+
+async def test_noncurrent_versions_expire_but_the_newest_kept(stack: Stack) -> None:
+    """NoncurrentDays counts from when a version became noncurrent; NewerNoncurrentVersions
+    keeps that many of the newest noncurrent ones; the latest is never touched, nor what
+    the prefix leaves out."""
+    await stack.backend.put_bucket_versioning(CTX, SITE, "Enabled")
+    for _ in range(4):
+        await put(stack, "logs/a")
+        await put(stack, "keep/b")
+    rule = LifecycleRule(
+        "old", True, LifecycleFilter("logs/"), noncurrent_expiration=NoncurrentExpiration(1, 1)
+    )
+    await configure(stack, rule)
+    assert (await job(stack, now=datetime.now(UTC)).run()).versions == 0
+    assert (await job(stack).run()).versions == 2
+    assert [(k, latest) for k, latest, _ in await versions(stack)] == [
+        ("keep/b", True),
+        ("keep/b", False),
+        ("keep/b", False),
+        ("keep/b", False),
+        ("logs/a", True),
+        ("logs/a", False),
+    ]
+    assert await stored(stack) == ["keep/b", "logs/a"]
+
+
+async def test_expired_delete_markers_go_when_nothing_is_left_behind(stack: Stack) -> None:
+    await stack.backend.put_bucket_versioning(CTX, SITE, "Enabled")
+    await put(stack, "gone")
+    await put(stack, "hidden")
+    for key in ("gone", "hidden"):
+        await stack.backend.delete_object(CTX, SITE, key)
+    rules = [
+        LifecycleRule(
+            "markers", True, LifecycleFilter(), Expiration(expired_object_delete_marker=True)
+        ),
+        LifecycleRule(
+            "old", True, LifecycleFilter("gone"), noncurrent_expiration=NoncurrentExpiration(1)
+        ),
+    ]
+    await configure(stack, *rules)
+    done = await job(stack).run()
+    # "gone": its version expires (noncurrent), then its marker is all that is left; the
+    # marker of "hidden" still hides a version and stays.
+    assert done.versions >= 1
+    await job(stack).run()
+    assert await versions(stack) == [("hidden", True, True), ("hidden", False, False)]
 
 
 async def test_the_job_is_scheduled(stack: Stack) -> None:
