@@ -51,6 +51,7 @@ from policy import (
     catalog_records,
     catalog_reservations,
     catalog_tags,
+    catalog_versions,
 )
 from policy.bucket_access import BucketAccess, Grant
 from policy.catalog_api_keys import ApiKeyInfo, ApiKeyRecord
@@ -63,11 +64,13 @@ from policy.catalog_schema import (
     bucket_cors,
     bucket_lifecycle,
     bucket_tags,
+    noncurrent_versions,
     object_acls,
     objects,
     reservations,
     site_grants,
     site_policies,
+    site_versioning,
     upload_tags,
     user_policies,
     users,
@@ -180,6 +183,7 @@ class SqlCatalog:
             conn.execute(delete(objects).where(objects.c.site == site))
             conn.execute(delete(reservations).where(reservations.c.site == site))
             catalog_tags.remove_site(conn, site)
+            catalog_versions.remove_site(conn, site)
 
         await self._database.run(True, work)
 
@@ -476,6 +480,24 @@ class SqlCatalog:
         """Every site's stored lifecycle rules, by site."""
         return await self._database.run(False, catalog_lifecycle.read_all)
 
+    # Versioned sites (policy.catalog_versions)
+
+    async def versioning_status(self, site: str) -> str | None:
+        """``Enabled`` / ``Suspended`` as last set through the gateway; None: never."""
+        return await self._database.run(False, partial(catalog_versions.status, site=site))
+
+    async def set_versioning_status(self, site: str, status: str) -> None:
+        await self._database.run(
+            True, partial(catalog_versions.set_status, site=site, value=status)
+        )
+
+    async def set_noncurrent(self, site: str, key: str, size: int, versions: int) -> None:
+        """Record what ``key``'s noncurrent versions hold (counted in usage)."""
+        await self._database.run(
+            True,
+            partial(catalog_versions.set_noncurrent, site=site, key=key, size=size, count=versions),
+        )
+
     # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
 
     def _holds(self, key: str) -> bool:
@@ -607,6 +629,8 @@ class SqlCatalog:
             for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
             conn.execute(delete(bucket_lifecycle))
+            for table in (site_versioning, noncurrent_versions):
+                conn.execute(delete(table))
 
         await self._database.run(True, work)
 

@@ -287,3 +287,22 @@ bucket_lifecycle = Table(
     Column("site", byte_text(), primary_key=True),
     Column("rules", json_column_type(), nullable=False),
 )
+
+#: A site's versioning state (``Enabled`` / ``Suspended``; no row: never versioned), as
+#: the catalog backend saw it set (policy.catalog_versions).
+site_versioning = Table(
+    "site_versioning",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("status", String(16), nullable=False),
+)
+
+#: Per key of a versioned site, what its noncurrent versions hold: counted in usage.
+noncurrent_versions = Table(
+    "noncurrent_versions",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("key", byte_text(), primary_key=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("versions", Integer, nullable=False),
+)
