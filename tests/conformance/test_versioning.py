@@ -28,7 +28,6 @@ _NOT_YET = "the translator does not keep versions yet (issue 11: on the backend'
 WITHOUT_VERSIONING = {
     "azure": _NOT_YET.format("blob versioning"),
     "gcs": _NOT_YET.format("object generations"),
-    "s3-moto": _NOT_YET.format("bucket versioning"),
     "s3-rclone": "rclone serve s3 keeps no versions of its files",
 }
 

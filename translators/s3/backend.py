@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -52,6 +53,7 @@ from core.streams import PayloadStream
 from translators import multipart
 from translators.base import (
     BucketInfo,
+    CompletedPart,
     GetOptions,
     GetResult,
     ListPage,
@@ -68,8 +70,16 @@ from translators.s3.multipart import S3Multipart
 from translators.s3.reads import S3Reads
 from translators.s3.spans import trace_calls
 from translators.s3.sweep import S3Sweeper
+from translators.s3.versions import S3Versions
 from translators.s3.writes import S3Writes
 from translators.unversioned import Unversioned
+from translators.versioning import (
+    DeleteOutcome,
+    Version,
+    VersioningStatus,
+    VersionsPage,
+    VersionsQuery,
+)
 
 if TYPE_CHECKING:
     pass
@@ -103,6 +113,7 @@ class S3Backend(DelegatesMultipart, Unversioned):
         self._reads = S3Reads(self.store)
         self._writes = S3Writes(self.store)
         self._sweeper = S3Sweeper(self.store, self.multipart)
+        self._versions = S3Versions(self.store, self._reads, self.name)
 
     @classmethod
     def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> S3Backend:
@@ -293,7 +304,10 @@ class S3Backend(DelegatesMultipart, Unversioned):
             lambda: self.store.client.list_objects_v2(Bucket=container, Prefix=base, MaxKeys=1),
             BucketName=bucket,
         )
-        if page.get("Contents"):
+        if page.get("Contents") or (
+            await self._versions.status(bucket) is not None
+            and not await self._versions.is_empty(bucket)
+        ):
             raise S3Error("BucketNotEmpty", BucketName=bucket)
         for upload in await self.multipart._native_uploads(bucket, base):
             key, native = str(upload["Key"]), str(upload["UploadId"])
@@ -322,41 +336,24 @@ class S3Backend(DelegatesMultipart, Unversioned):
             except S3Error as error:
                 if error.code != "NoSuchBucket":
                     raise
-        marker = self.store.namespace.bucket_marker(bucket)
-        await self.store.call(
-            "DeleteObject",
-            lambda: self.store.client.delete_object(Bucket=marker.container, Key=marker.name),
-        )
+        await self._versions.remove(self.store.namespace.bucket_marker(bucket))
 
     async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
-        return (await self.store.find(bucket, key)).info
+        info = (await self.store.find(bucket, key)).info
+        return await self._versions.client_info(bucket, key, info)
 
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        """Remove ``key`` (absent is fine). A manifest of a removed multipart object stays
-        behind (a few hundred bytes, never read again)."""
-        await self.store.require_bucket_for_writes(bucket)
-        location = self.store.namespace.object(bucket, key)
-        try:
-            await self.store.call(
-                "DeleteObject",
-                lambda: self.store.client.delete_object(
-                    Bucket=location.container, Key=location.name
-                ),
-                BucketName=bucket,
-                Key=key,
-            )
-        except S3Error as error:
-            if error.code == "NoSuchKey":
-                return
-            if error.code == "NoSuchBucket":
-                raise S3Error("NoSuchBucket", BucketName=bucket) from None
-            raise
+        """Remove ``key`` (absent is fine) by the bucket's versioning. A manifest of a
+        removed multipart object stays behind (a few hundred bytes, never read again)."""
+        await self._versions.delete(bucket, key, None)
 
     async def get_object(
         self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
     ) -> GetResult:
         """See :meth:`translators.s3.reads.S3Reads.get_object`."""
-        return await self._reads.get_object(bucket, key, options)
+        result = await self._reads.get_object(bucket, key, options)
+        info = await self._versions.client_info(bucket, key, result.info)
+        return result if info is result.info else replace(result, info=info)
 
     async def put_object(
         self,
@@ -368,8 +365,63 @@ class S3Backend(DelegatesMultipart, Unversioned):
         conditions: WriteConditions,
     ) -> ObjectInfo:
         """See :meth:`translators.s3.writes.S3Writes.put_object`."""
-        return await self._writes.put_object(bucket, key, body, metadata, conditions)
+        info = await self._writes.put_object(bucket, key, body, metadata, conditions)
+        return await self._versions.after_write(bucket, key, info)
 
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
         """See :func:`translators.s3.listing.list_objects`."""
         return await s3_listing.list_objects(self.store, bucket, query)
+
+    async def complete_multipart_upload(
+        self,
+        ctx: RequestContext,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        conditions: WriteConditions,
+    ) -> ObjectInfo:
+        """See :meth:`translators.s3.multipart.S3Multipart.complete_multipart_upload`."""
+        info = await self.multipart.complete_multipart_upload(
+            ctx, bucket, key, upload_id, parts, conditions
+        )
+        return await self._versions.after_write(bucket, key, info)
+
+    # Versioning (see translators.s3.versions); a never-versioned bucket answers as
+    # translators.unversioned does.
+
+    async def get_bucket_versioning(
+        self, ctx: RequestContext, bucket: str
+    ) -> VersioningStatus | None:
+        return await self._versions.status(bucket)
+
+    async def put_bucket_versioning(
+        self, ctx: RequestContext, bucket: str, status: VersioningStatus
+    ) -> None:
+        await self._versions.set_status(bucket, status)
+
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        if await self._versions.status_of(bucket, key) is None:
+            return await super().head_version(ctx, bucket, key, version_id)
+        return await self._versions.head(bucket, key, version_id)
+
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        if await self._versions.status_of(bucket, key) is None:
+            return await super().get_version(ctx, bucket, key, version_id, options)
+        return await self._versions.get(bucket, key, version_id, options)
+
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        return await self._versions.delete(bucket, key, version_id)
+
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        if await self._versions.status(bucket) is None:
+            return await super().list_versions(ctx, bucket, query)
+        return await self._versions.list(bucket, query)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from core.errors import S3Error
@@ -124,13 +124,17 @@ class S3Store:
 
     # Objects
 
-    async def stat(self, bucket: str, key: str) -> Found | None:
-        """The current object at ``key`` (manifest applied), None if absent; NoSuchBucket."""
+    async def stat(self, bucket: str, key: str, version_id: str | None = None) -> Found | None:
+        """The current object at ``key`` (or its backend version ``version_id``; manifest
+        applied, ``version_id`` the backend's), None if absent; NoSuchBucket."""
         location = self.namespace.object(bucket, key)
+        params: dict[str, Any] = {"Bucket": location.container, "Key": location.name}
+        if version_id is not None:
+            params["VersionId"] = version_id
         try:
             response: Any = await self.call(
                 "HeadObject",
-                lambda: self.client.head_object(Bucket=location.container, Key=location.name),
+                functools.partial(self.client.head_object, **params),
                 BucketName=bucket,
                 Key=key,
             )
@@ -141,8 +145,8 @@ class S3Store:
             return None
         return Found(await self.view(key, response), unquote(str(response.get("ETag", ""))))
 
-    async def find(self, bucket: str, key: str) -> Found:
-        found = await self.stat(bucket, key)
+    async def find(self, bucket: str, key: str, version_id: str | None = None) -> Found:
+        found = await self.stat(bucket, key, version_id)
         if found is None:
             raise S3Error("NoSuchKey", Key=key)
         return found
@@ -150,6 +154,9 @@ class S3Store:
     async def view(self, key: str, response: Any) -> ObjectInfo:
         """The gateway's ObjectInfo of a HEAD/GET response, with its manifest if it has one."""
         stored = read_object(key, response)
+        version = response.get("VersionId")
+        if version is not None:
+            stored = replace(stored, info=replace(stored.info, version_id=str(version)))
         if stored.manifest is None:
             return stored.info
         manifest = self.manifest_location(stored.manifest)

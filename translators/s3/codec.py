@@ -214,6 +214,7 @@ def apply_manifest(info: ObjectInfo, body: bytes) -> ObjectInfo:
         checksums=dict(document.get("c", {})),
         checksum_type=cast(ChecksumType | None, document.get("t")),
         parts=parts,
+        version_id=info.version_id,
     )
 
 

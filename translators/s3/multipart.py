@@ -16,6 +16,7 @@ import contextlib
 import functools
 import tempfile
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -407,7 +408,7 @@ class S3Multipart:
             {"PartNumber": p.part_number, "ETag": f'"{native_etags[p.part_number]}"'}
             for p in plan.parts
         ]
-        await self._native(
+        response = await self._native(
             bucket,
             "CompleteMultipartUpload",
             lambda: self.store.client.complete_multipart_upload(
@@ -420,7 +421,8 @@ class S3Multipart:
             upload_id,
         )
         await self._forget_upload(bucket, parsed)
-        return info
+        version = response.get("VersionId")  # the backend's; see translators.s3.versions
+        return info if version is None else replace(info, version_id=str(version))
 
     async def abort_multipart_upload(
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str

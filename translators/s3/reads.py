@@ -32,48 +32,53 @@ class S3Reads:
     def __init__(self, store: S3Store) -> None:
         self.store = store
 
-    async def get_object(self, bucket: str, key: str, options: GetOptions) -> GetResult:
-        """One GET streams one version. A part number is resolved on a HEAD first, then read
-        with If-Match on that version's backend ETag (retried if it changed meanwhile)."""
+    async def get_object(
+        self, bucket: str, key: str, options: GetOptions, version_id: str | None = None
+    ) -> GetResult:
+        """One GET streams one version (the backend's ``version_id``, else the current one).
+        A part number is resolved on a HEAD first, then read with If-Match on that version's
+        backend ETag (retried if it changed meanwhile)."""
         if options.part_number is not None:
             for _ in range(_OPEN_ATTEMPTS):
-                found = await self.store.find(bucket, key)
+                found = await self.store.find(bucket, key, version_id)
                 span = multipart.part_range(found.info.size, found.info.parts, options.part_number)
                 if span is not None and span.length <= 0:
                     return GetResult(found.info, span, EmptyBody())
                 try:
-                    return await self._open(bucket, key, span, found.backend_etag)
+                    return await self._open(bucket, key, span, found.backend_etag, version_id)
                 except S3Error as error:
                     if error.code not in ("PreconditionFailed", "NoSuchKey"):
                         raise
             raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
         spec = options.range
         if spec is None:
-            return await self._open_whole(bucket, key)
+            return await self._open_whole(bucket, key, version_id)
         if spec.first is None and not spec.last:
-            spec.resolve((await self.store.find(bucket, key)).info.size)  # raises InvalidRange
+            spec.resolve(
+                (await self.store.find(bucket, key, version_id)).info.size
+            )  # raises InvalidRange
         try:
-            return await self._open(bucket, key, spec, None)
+            return await self._open(bucket, key, spec, None, version_id)
         except S3Error as error:
             if error.code != "InvalidRange" or spec is None:
                 raise
         # The backend refused the range: resolve it ourselves (InvalidRange with the right
         # Content-Range if it is unsatisfiable) and ask for that exact version and range.
         for _ in range(_OPEN_ATTEMPTS):
-            found = await self.store.find(bucket, key)
+            found = await self.store.find(bucket, key, version_id)
             span = spec.resolve(found.info.size)
             try:
-                return await self._open(bucket, key, span, found.backend_etag)
+                return await self._open(bucket, key, span, found.backend_etag, version_id)
             except S3Error as error:
                 if error.code not in ("PreconditionFailed", "InvalidRange", "NoSuchKey"):
                     raise
         raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
 
-    async def _open_whole(self, bucket: str, key: str) -> GetResult:
+    async def _open_whole(self, bucket: str, key: str, version_id: str | None) -> GetResult:
         """The whole object. A small one whose ETag is its MD5 is read at once and verified
         (retried if a non-atomic backend tore it); a larger one is verified as it streams."""
         for _ in range(_OPEN_ATTEMPTS):
-            result = await self._open(bucket, key, None, None)
+            result = await self._open(bucket, key, None, None, version_id)
             size, etag = result.info.size, result.info.etag
             if size > _VERIFIED_READ or not etag_is_md5_of_bytes(result.info):
                 return result
@@ -88,10 +93,17 @@ class S3Reads:
         raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
 
     async def _open(
-        self, bucket: str, key: str, wanted: RangeSpec | ByteRange | None, if_match: str | None
+        self,
+        bucket: str,
+        key: str,
+        wanted: RangeSpec | ByteRange | None,
+        if_match: str | None,
+        version_id: str | None = None,
     ) -> GetResult:
         location = self.store.namespace.object(bucket, key)
         params: dict[str, Any] = {"Bucket": location.container, "Key": location.name}
+        if version_id is not None:
+            params["VersionId"] = version_id
         if isinstance(wanted, ByteRange):
             params["Range"] = f"bytes={wanted.start}-{wanted.end}"
         elif wanted is not None:

@@ -5,6 +5,7 @@ upload beyond, committed only after the body verified (see
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -84,13 +85,13 @@ class S3Writes:
             **native_headers(info.headers),
             **native_conditions,
         }
-        await self.store.call(
+        response: Any = await self.store.call(
             "PutObject",
             lambda: self.store.client.put_object(**params),
             BucketName=bucket,
             Key=key,
         )
-        return info
+        return backend_version(info, response)
 
     async def _put_parts(
         self,
@@ -132,7 +133,7 @@ class S3Writes:
             info = written_object(key, digest, metadata)
             native_conditions = await self.store.check_conditions(bucket, key, conditions)
             await self.store.write_manifest(token, bucket, info)
-            await self.store.call(
+            response: Any = await self.store.call(
                 "CompleteMultipartUpload",
                 lambda: self.store.client.complete_multipart_upload(
                     Bucket=location.container,
@@ -159,4 +160,11 @@ class S3Writes:
                     ),
                 )
             raise
-        return info
+        return backend_version(info, response)
+
+
+def backend_version(info: ObjectInfo, response: Any) -> ObjectInfo:
+    """``info`` with the backend's version id of the write that answered ``response``
+    (:mod:`translators.s3.versions` turns it into the client's)."""
+    version = response.get("VersionId")
+    return info if version is None else replace(info, version_id=str(version))

@@ -1,0 +1,436 @@
+"""Versioning for the S3 translator, on the backend bucket's own S3 versioning.
+
+* **State.** A gateway bucket's state (None, ``Enabled``, ``Suspended``) is the metadata
+  entry ``pagewright-versioning`` of its marker (``.pagewright/buckets/<bucket>``). Enabling
+  or suspending first makes sure the backend bucket holding the gateway bucket's objects
+  (its own in ``bucket`` mapping, the shared one in ``prefix`` mapping) has versioning
+  ``Enabled``: the translator never suspends a backend bucket, it applies S3's ``null`` rules
+  itself. A backend refusing PutBucketVersioning, or accepting it without turning it on
+  (rclone serve s3), makes enabling ``NotImplemented`` (501) naming the backend.
+* **Version ids** are the backend's, opaque, except the ``null`` entry of a key: the one
+  the backend itself calls ``null`` (written before its bucket was versioned) or the one
+  whose backend id the key's *null mapping* names: ``.pagewright/nulls/<bucket>/<key>``,
+  an empty object whose metadata ``null-version`` is that id. A write (PutObject,
+  completion) or delete on a never-versioned or Suspended gateway bucket in a versioned
+  backend bucket records its new entry there once committed, then deletes the previous
+  null entry (never-versioned: every other entry of the key), so no noncurrent version is
+  left behind. A crash between the commit and that cleanup leaves the old entry listed
+  under its backend id.
+* **Bookkeeping** (markers, null mappings) in a versioned backend bucket is rewritten in
+  place: older backend versions and delete markers of those names are deleted.
+* Reserved keys (:mod:`core.reserved`) are never versioned (:func:`status_for`).
+* ListObjectVersions pages natively; the order of versions and delete markers of a key is
+  taken from the backend's XML (boto3 splits them in two lists).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+from xml.etree import ElementTree
+
+from core.errors import S3Error
+from translators.base import GetOptions, GetResult, ObjectInfo
+from translators.namespace import Location
+from translators.s3.client import S3Store
+from translators.s3.codec import unquote
+from translators.s3.reads import S3Reads
+from translators.versioning import (
+    NULL_VERSION,
+    DeleteOutcome,
+    Version,
+    VersioningStatus,
+    VersionsPage,
+    VersionsQuery,
+    find_version,
+    marker_position,
+    readable,
+    status_for,
+)
+
+STATE_KEY = "pagewright-versioning"
+NULL_KEY = "null-version"
+_ORDER = "PagewrightOrder"
+_REFUSED = ("NotImplemented", "InvalidRequest", "MethodNotAllowed", "InvalidArgument")
+
+
+def _keep_order(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """botocore ``before-parse`` hook: the (key, version id) order of a ListObjectVersions
+    answer, versions and delete markers together, as the backend sent them."""
+    body = response_dict.get("body")
+    if response_dict.get("status_code") != 200 or not body:
+        return
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return
+    encoded = any(el.tag.endswith("EncodingType") and el.text == "url" for el in root)
+    order: list[tuple[str, str]] = []
+    for element in root:
+        if element.tag.rsplit("}", 1)[-1] not in ("Version", "DeleteMarker"):
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in element}
+        key = fields.get("Key", "")
+        order.append((unquote_plus(key) if encoded else key, fields.get("VersionId", "")))
+    customized_response_dict[_ORDER] = order
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One backend entry of a listed name."""
+
+    name: str
+    backend_id: str
+    is_marker: bool
+    is_latest: bool
+    last_modified: datetime
+    size: int
+    etag: str
+
+
+def _entries(response: Any) -> list[Entry]:
+    entries = [
+        Entry(
+            str(item["Key"]),
+            str(item.get("VersionId") or NULL_VERSION),
+            marker,
+            bool(item.get("IsLatest")),
+            item["LastModified"],
+            int(item.get("Size", 0)),
+            unquote(str(item.get("ETag", ""))),
+        )
+        for field, marker in (("Versions", False), ("DeleteMarkers", True))
+        for item in response.get(field, [])
+    ]
+    rank = {pair: index for index, pair in enumerate(response.get(_ORDER, []))}
+    return sorted(entries, key=lambda e: rank.get((e.name, e.backend_id), len(rank)))
+
+
+class S3Versions:
+    """The versioning methods of :class:`translators.s3.backend.S3Backend` for gateway
+    buckets that have a state (see the module docstring)."""
+
+    def __init__(self, store: S3Store, reads: S3Reads, name: str) -> None:
+        self.store = store
+        self.reads = reads
+        self.name = name
+        store.client.meta.events.register("before-parse.s3.ListObjectVersions", _keep_order)
+
+    # State
+
+    async def status(self, bucket: str) -> VersioningStatus | None:
+        """The gateway bucket's state; ``NoSuchBucket``."""
+        marker = self.store.namespace.bucket_marker(bucket)
+        try:
+            response: Any = await self.store.call(
+                "HeadObject",
+                lambda: self.store.client.head_object(Bucket=marker.container, Key=marker.name),
+            )
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket"):
+                raise S3Error("NoSuchBucket", BucketName=bucket) from None
+            raise
+        value = (response.get("Metadata") or {}).get(STATE_KEY)
+        return value if value in ("Enabled", "Suspended") else None
+
+    async def status_of(self, bucket: str, key: str) -> VersioningStatus | None:
+        return status_for(key, await self.status(bucket))
+
+    async def set_status(self, bucket: str, status: VersioningStatus) -> None:
+        await self.status(bucket)
+        await self._version_backend(self.store.namespace.container_for(bucket))
+        marker = self.store.namespace.bucket_marker(bucket)
+        await self._rewrite(marker, {STATE_KEY: status})
+
+    async def _version_backend(self, container: str) -> None:
+        """Turn on the backend bucket's versioning; ``NotImplemented`` if it cannot."""
+
+        async def state() -> str:
+            answer: Any = await self.store.call(
+                "GetBucketVersioning",
+                lambda: self.store.client.get_bucket_versioning(Bucket=container),
+            )
+            return str(answer.get("Status") or "")
+
+        unsupported = S3Error(
+            "NotImplemented",
+            f"Bucket versioning is not supported by the {self.name} backend "
+            f"at {self.store.endpoint}.",
+        )
+        try:
+            if await state() == "Enabled":
+                return
+            await self.store.call(
+                "PutBucketVersioning",
+                lambda: self.store.client.put_bucket_versioning(
+                    Bucket=container, VersioningConfiguration={"Status": "Enabled"}
+                ),
+            )
+            enabled = await state() == "Enabled"
+        except S3Error as error:
+            if error.code in _REFUSED:
+                raise unsupported from error
+            raise
+        if not enabled:
+            raise unsupported
+
+    # Backend names: their entries, rewritten and removed in place
+
+    async def entries(self, location: Location) -> list[Entry]:
+        """Every backend entry of ``location``'s name, newest first."""
+        found: list[Entry] = []
+        params: dict[str, Any] = {"Bucket": location.container, "Prefix": location.name}
+        while True:
+            response: Any = await self.store.call(
+                "ListObjectVersions",
+                functools.partial(self.store.client.list_object_versions, **params),
+            )
+            listed = _entries(response)
+            found += [e for e in listed if e.name == location.name]
+            if not response.get("IsTruncated") or any(e.name > location.name for e in listed):
+                return found
+            params["KeyMarker"] = response.get("NextKeyMarker", "")
+            params["VersionIdMarker"] = response.get("NextVersionIdMarker", "")
+
+    async def _delete_ids(self, location: Location, ids: list[str]) -> None:
+        for backend_id in ids:
+            await self.store.call(
+                "DeleteObject",
+                functools.partial(
+                    self.store.client.delete_object,
+                    Bucket=location.container,
+                    Key=location.name,
+                    VersionId=backend_id,
+                ),
+            )
+
+    async def _purge(self, location: Location, keep: str | None) -> None:
+        """Delete every entry of ``location`` but ``keep``."""
+        entries = await self.entries(location)
+        await self._delete_ids(location, [e.backend_id for e in entries if e.backend_id != keep])
+
+    async def _rewrite(self, location: Location, metadata: dict[str, str]) -> None:
+        """Write an empty bookkeeping object, keeping no older version of it."""
+        response: Any = await self.store.call(
+            "PutObject",
+            lambda: self.store.client.put_object(
+                Bucket=location.container, Key=location.name, Body=b"", Metadata=metadata
+            ),
+        )
+        if response.get("VersionId") not in (None, NULL_VERSION):
+            await self._purge(location, str(response["VersionId"]))
+
+    async def remove(self, location: Location) -> None:
+        """Delete a name for good (every backend entry, when its bucket is versioned)."""
+        try:
+            response: Any = await self.store.call(
+                "DeleteObject",
+                lambda: self.store.client.delete_object(
+                    Bucket=location.container, Key=location.name
+                ),
+            )
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket"):
+                return
+            raise
+        if response.get("VersionId") not in (None, NULL_VERSION):
+            await self._purge(location, None)
+
+    # The null mapping
+
+    def _nulls(self, bucket: str, key: str) -> Location:
+        return self.store.namespace.system("nulls", bucket, key)
+
+    async def null_id(self, bucket: str, key: str) -> str | None:
+        """The backend id of ``key``'s null entry, as its null mapping names it."""
+        mapping = self._nulls(bucket, key)
+        try:
+            response: Any = await self.store.call(
+                "HeadObject",
+                lambda: self.store.client.head_object(Bucket=mapping.container, Key=mapping.name),
+            )
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket"):
+                return None
+            raise
+        value = (response.get("Metadata") or {}).get(NULL_KEY)
+        return str(value) if value else None
+
+    async def history(self, bucket: str, key: str) -> list[tuple[Version, str]]:
+        """``key``'s entries newest first, with client ids, each with its backend id."""
+        location = self.store.namespace.object(bucket, key)
+        entries = await self.entries(location)
+        null = await self.null_id(bucket, key) if entries else None
+        return [
+            (self._version(key, entry, null, position), entry.backend_id)
+            for position, entry in enumerate(entries)
+        ]
+
+    def _version(self, key: str, entry: Entry, null: str | None, position: int) -> Version:
+        client = NULL_VERSION if entry.backend_id in (NULL_VERSION, null) else entry.backend_id
+        info = None
+        if not entry.is_marker:
+            info = ObjectInfo(key, entry.size, entry.etag, entry.last_modified, version_id=client)
+        return Version(key, client, entry.last_modified, info, position)
+
+    async def client_info(self, bucket: str, key: str, info: ObjectInfo) -> ObjectInfo:
+        """``info`` read from the backend (its version id the backend's) as clients see it."""
+        backend_id = info.version_id
+        if backend_id is None:
+            return info
+        status = await self.status_of(bucket, key)
+        if status is None:
+            return replace(info, version_id=None)
+        if backend_id != NULL_VERSION and backend_id != await self.null_id(bucket, key):
+            return info
+        return replace(info, version_id=NULL_VERSION)
+
+    # Writes and deletes
+
+    async def after_write(self, bucket: str, key: str, info: ObjectInfo) -> ObjectInfo:
+        """Apply S3's rules once a write committed; ``info.version_id`` is the backend's."""
+        backend_id = info.version_id
+        status = await self.status_of(bucket, key)
+        if status == "Enabled" and backend_id is not None:
+            return info
+        if backend_id is None or backend_id == NULL_VERSION:
+            return replace(info, version_id=None if status is None else NULL_VERSION)
+        await self._make_null(bucket, key, backend_id, everything=status is None)
+        return replace(info, version_id=None if status is None else NULL_VERSION)
+
+    async def _make_null(self, bucket: str, key: str, backend_id: str, everything: bool) -> None:
+        """Record ``backend_id`` as ``key``'s null entry, then delete the previous null entry
+        (``everything``: every other entry)."""
+        previous = await self.null_id(bucket, key)
+        await self._rewrite(self._nulls(bucket, key), {NULL_KEY: backend_id})
+        location = self.store.namespace.object(bucket, key)
+        entries = await self.entries(location)
+        dropped = [
+            e.backend_id
+            for e in entries
+            if e.backend_id != backend_id
+            and (everything or e.backend_id in (NULL_VERSION, previous))
+        ]
+        await self._delete_ids(location, dropped)
+
+    async def delete(self, bucket: str, key: str, version_id: str | None) -> DeleteOutcome:
+        """Delete ``key`` or its entry ``version_id`` by the gateway bucket's state."""
+        status = await self.status_of(bucket, key)
+        location = self.store.namespace.object(bucket, key)
+        if status is None and version_id not in (None, NULL_VERSION):
+            return DeleteOutcome(version_id, False)
+        if version_id is not None and status is not None:
+            for entry, backend_id in await self.history(bucket, key):
+                if entry.version_id == version_id:
+                    await self._delete_ids(location, [backend_id])
+                    if version_id == NULL_VERSION:
+                        await self.remove(self._nulls(bucket, key))
+                    return DeleteOutcome(version_id, entry.is_delete_marker)
+            return DeleteOutcome(version_id, False)
+        try:
+            response: Any = await self.store.call(
+                "DeleteObject",
+                lambda: self.store.client.delete_object(
+                    Bucket=location.container, Key=location.name
+                ),
+                BucketName=bucket,
+                Key=key,
+            )
+        except S3Error as error:
+            if error.code == "NoSuchBucket":
+                raise S3Error("NoSuchBucket", BucketName=bucket) from None
+            if error.code != "NoSuchKey":
+                raise
+            response = {}
+        marker = response.get("VersionId")
+        if status == "Enabled" and marker is not None:
+            return DeleteOutcome(str(marker), True)
+        if marker is None or marker == NULL_VERSION:
+            if status is None:
+                return DeleteOutcome(version_id, False)
+            return DeleteOutcome(NULL_VERSION, True)
+        if status is None:
+            await self._purge(location, None)
+            await self.remove(self._nulls(bucket, key))
+            return DeleteOutcome(version_id, False)
+        await self._make_null(bucket, key, str(marker), everything=False)
+        return DeleteOutcome(NULL_VERSION, True)
+
+    # Reads
+
+    async def head(self, bucket: str, key: str, version_id: str) -> Version:
+        entry, backend_id = await self._find(bucket, key, version_id)
+        if entry.info is None:
+            return entry
+        found = await self.store.find(bucket, key, backend_id)
+        return replace(entry, info=replace(found.info, version_id=entry.version_id))
+
+    async def get(self, bucket: str, key: str, version_id: str, options: GetOptions) -> GetResult:
+        entry, backend_id = await self._find(bucket, key, version_id)
+        readable(entry)
+        result = await self.reads.get_object(bucket, key, options, backend_id)
+        return replace(result, info=replace(result.info, version_id=entry.version_id))
+
+    async def _find(self, bucket: str, key: str, version_id: str) -> tuple[Version, str]:
+        history = await self.history(bucket, key)
+        entry = find_version([v for v, _ in history], key, version_id)
+        return entry, next(b for v, b in history if v is entry)
+
+    async def is_empty(self, bucket: str) -> bool:
+        """Whether the gateway bucket holds no entry at all (delete markers count)."""
+        container = self.store.namespace.container_for(bucket)
+        base = self.store.namespace.bucket_prefix(bucket)
+        response: Any = await self.store.call(
+            "ListObjectVersions",
+            lambda: self.store.client.list_object_versions(
+                Bucket=container, Prefix=base, MaxKeys=1
+            ),
+            BucketName=bucket,
+        )
+        return not (response.get("Versions") or response.get("DeleteMarkers"))
+
+    async def list(self, bucket: str, query: VersionsQuery) -> VersionsPage:
+        """ListObjectVersions of a versioned gateway bucket, paged by the backend."""
+        namespace = self.store.namespace
+        container, base = namespace.container_for(bucket), namespace.bucket_prefix(bucket)
+        params: dict[str, Any] = {"Bucket": container, "Prefix": base + query.prefix}
+        if query.delimiter:
+            params["Delimiter"] = query.delimiter
+        if query.key_marker:
+            params["KeyMarker"] = base + query.key_marker
+        if query.version_id_marker:
+            history = await self.history(bucket, query.key_marker)
+            position = marker_position([v for v, _ in history], query)
+            params["VersionIdMarker"] = history[position or 0][1]
+        if query.max_keys <= 0:
+            return VersionsPage([], [], None, None)
+        params["MaxKeys"] = query.max_keys
+        response: Any = await self.store.call(
+            "ListObjectVersions",
+            functools.partial(self.store.client.list_object_versions, **params),
+            BucketName=bucket,
+        )
+        nulls: dict[str, str | None] = {}
+        versions: list[Version] = []
+        for entry in _entries(response):
+            key = namespace.key_of(bucket, entry.name)
+            if key not in nulls:
+                nulls[key] = await self.null_id(bucket, key)
+            position = 0 if entry.is_latest else 1
+            versions.append(self._version(key, entry, nulls[key], position))
+        prefixes = [
+            namespace.key_of(bucket, str(p["Prefix"])) for p in response.get("CommonPrefixes", [])
+        ]
+        if not response.get("IsTruncated"):
+            return VersionsPage(versions, prefixes, None, None)
+        next_key = namespace.key_of(bucket, str(response.get("NextKeyMarker", "")))
+        next_id = response.get("NextVersionIdMarker")
+        if next_id:
+            null = nulls[next_key] if next_key in nulls else await self.null_id(bucket, next_key)
+            next_id = NULL_VERSION if next_id in (NULL_VERSION, null) else str(next_id)
+        return VersionsPage(versions, prefixes, next_key, next_id or None)
