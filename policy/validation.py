@@ -67,7 +67,7 @@ from core.streams import PayloadStream
 from core.tracing import SITE, span
 from policy import staging
 from policy.archive import ArchiveValidator
-from policy.encryption import encryption_of
+from policy.encryption_meta import encryption_of
 from policy.forwarding import LIFECYCLE, ForwardingBackend
 from policy.metrics import Metrics
 from policy.model import (

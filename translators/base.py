@@ -62,6 +62,9 @@ class ObjectInfo:
     ``checksum_type``. ``parts`` is empty unless the object came from a multipart upload.
     ``encryption`` is set (by ``policy.encryption``, never by a translator) on an object
     stored encrypted; its ``size``, ``etag`` and ``checksums`` are then the plaintext's.
+    ``version_id`` is set by a translator with the ``translators.versioning.Versioning``
+    capability on a bucket whose versioning was ever enabled (``null`` for a version written
+    while it was suspended), else None.
     """
 
     key: str
@@ -74,6 +77,7 @@ class ObjectInfo:
     checksum_type: ChecksumType | None = None
     parts: tuple[PartInfo, ...] = ()
     encryption: EncryptionInfo | None = None
+    version_id: str | None = None
 
     @property
     def content_type(self) -> str:
