@@ -16,6 +16,8 @@ databases (SQLite to PostgreSQL):
   access block, object ownership) and every object ACL. A restore without them would lose
   a bucket policy's Deny statements, so they travel too;
 * every site's CORS rules (``policy.cors``);
+* every site's lifecycle rules (``policy.lifecycle``; the retention rule travels as the
+  site's ``retention_days`` override);
 * S3 tags: an object's on its object line (``tags``), every bucket's tag set on a line of
   its own.
 
@@ -42,13 +44,14 @@ Format, one JSON object per line::
     {"type": "object_acl", "site": ..., "key": ..., "acl": [...]}
     {"type": "site_cors", "site": ..., "rules": [...as policy.cors.rules_to_json...]}
     {"type": "bucket_tags", "site": ..., "tags": {key: value, ...}}
+    {"type": "site_lifecycle", "site": ..., "rules": [...as policy.lifecycle.rules_to_json...]}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
-     "object_acls": N, "site_cors": N, "bucket_tags": N}
+     "object_acls": N, "site_cors": N, "bucket_tags": N, "site_lifecycle": N}
 
-Identity, access, CORS and tag lines (and an object line's ``tags``) were added to version 1
-without a new version: files written before them (whose end line has no such counts, whose
-object lines have no tags) read as holding none.
+Identity, access, CORS, tag and lifecycle lines (and an object line's ``tags``) were added
+to version 1 without a new version: files written before them (whose end line has no such
+counts, whose object lines have no tags) read as holding none.
 
 The end line makes a truncated file detectable. :func:`restore_backup` first reads the
 whole file to check it (format, version, every line, the counts) and writes nothing unless
@@ -80,6 +83,9 @@ from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.identities import Identities, export_identities, restore_identities
 from policy.identity_model import AccessKeyInfo, AccessKeyRecord, SiteGrant, User, UserPolicy
 from policy.identity_rules import STATUSES
+from policy.lifecycle import LifecycleRules
+from policy.lifecycle import rules_from_json as lifecycle_from_json
+from policy.lifecycle import rules_to_json as lifecycle_to_json
 from policy.model import ArtifactFilter, Compression, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
 from policy.principals import Role
@@ -125,6 +131,14 @@ class BucketTagsEntry:
     tags: dict[str, str]
 
 
+@dataclass(frozen=True)
+class SiteLifecycleEntry:
+    """A backed-up site's stored lifecycle rules."""
+
+    site: str
+    rules: LifecycleRules
+
+
 class BackupError(ValueError):
     """A backup file that cannot be restored: wrong format or version, malformed, truncated;
     or a catalog that is not empty."""
@@ -143,6 +157,7 @@ class BackupCounts:
     object_acls: int = 0
     site_cors: int = 0
     bucket_tags: int = 0
+    site_lifecycle: int = 0
 
     def text(self) -> str:
         return (
@@ -151,7 +166,8 @@ class BackupCounts:
             f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
             f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
             f"{self.object_acls} object ACL(s), {self.site_cors} CORS configuration(s), "
-            f"{self.bucket_tags} bucket tag set(s)"
+            f"{self.bucket_tags} bucket tag set(s), "
+            f"{self.site_lifecycle} lifecycle configuration(s)"
         )
 
 
@@ -168,6 +184,7 @@ _COUNTED: Final = {
     "object_acl": "object_acls",
     "site_cors": "site_cors",
     "bucket_tags": "bucket_tags",
+    "site_lifecycle": "site_lifecycle",
 }
 #: Counts an end line written before identities were backed up does not carry.
 _LATER_COUNTS: Final = frozenset(
@@ -180,6 +197,7 @@ _LATER_COUNTS: Final = frozenset(
         "object_acls",
         "site_cors",
         "bucket_tags",
+        "site_lifecycle",
     }
 )
 
@@ -227,6 +245,9 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     bucket_tags = await catalog.all_bucket_tags()
     for site, tags in bucket_tags.items():
         line({"type": "bucket_tags", "site": site, "tags": tags})
+    lifecycles = await catalog.all_bucket_lifecycle()
+    for site, lifecycle in lifecycles.items():
+        line({"type": "site_lifecycle", "site": site, "rules": lifecycle_to_json(lifecycle)})
     counts = BackupCounts(
         objects,
         len(policies),
@@ -239,6 +260,7 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(object_acls),
         len(cors),
         len(bucket_tags),
+        len(lifecycles),
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -311,6 +333,7 @@ Entry = (
     | ObjectAclEntry
     | SiteCorsEntry
     | BucketTagsEntry
+    | SiteLifecycleEntry
 )
 
 
@@ -365,6 +388,10 @@ def read_backup(path: Path) -> Iterator[Entry]:
                     yield BucketTagsEntry(
                         _text(document, "site"), valid_tags(document["tags"], "bucket")
                     )
+                elif kind == "site_lifecycle":
+                    yield SiteLifecycleEntry(
+                        _text(document, "site"), lifecycle_from_json(document["rules"])
+                    )
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -395,6 +422,7 @@ def _kind(entry: Entry) -> str:
         (ObjectAclEntry, "object_acls"),
         (SiteCorsEntry, "site_cors"),
         (BucketTagsEntry, "bucket_tags"),
+        (SiteLifecycleEntry, "site_lifecycle"),
     )
     for kind, name in kinds:
         if isinstance(entry, kind):
@@ -601,6 +629,8 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await catalog.set_bucket_cors(entry.site, entry.rules)
         elif isinstance(entry, BucketTagsEntry):
             await catalog.set_bucket_tags(entry.site, entry.tags)
+        elif isinstance(entry, SiteLifecycleEntry):
+            await catalog.set_bucket_lifecycle(entry.site, entry.rules)
         else:
             await catalog.set_site_overrides(*entry)
     await catalog.upsert_many(batch)

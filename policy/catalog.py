@@ -46,6 +46,7 @@ from policy import (
     catalog_bucket_access,
     catalog_cors,
     catalog_leases,
+    catalog_lifecycle,
     catalog_overrides,
     catalog_records,
     catalog_reservations,
@@ -60,6 +61,7 @@ from policy.catalog_schema import (
     api_keys,
     bucket_access,
     bucket_cors,
+    bucket_lifecycle,
     bucket_tags,
     object_acls,
     objects,
@@ -71,6 +73,7 @@ from policy.catalog_schema import (
     users,
 )
 from policy.cors import CorsRules
+from policy.lifecycle import LifecycleRules
 from policy.model import (
     ArtifactFilter,
     Lease,
@@ -410,6 +413,7 @@ class SqlCatalog:
         def work(conn: Connection) -> None:
             catalog_bucket_access.remove_site(conn, site)
             catalog_cors.write(conn, site, None)
+            catalog_lifecycle.write(conn, site, None)
 
         await self._database.run(True, work)
 
@@ -445,6 +449,32 @@ class SqlCatalog:
     async def all_bucket_cors(self) -> dict[str, CorsRules]:
         """Every site's CORS rules, by site."""
         return await self._database.run(False, catalog_cors.read_all)
+
+    # Lifecycle rules (policy.lifecycle; the retention rule is the retention_days override)
+
+    async def bucket_lifecycle(self, site: str) -> LifecycleRules | None:
+        """``site``'s stored lifecycle rules (not the retention rule); None: none."""
+        return await self._database.run(False, partial(catalog_lifecycle.read, site=site))
+
+    async def set_bucket_lifecycle(self, site: str, rules: LifecycleRules | None) -> None:
+        """Replace ``site``'s stored lifecycle rules only (restores; None: remove them)."""
+        await self._database.run(True, partial(catalog_lifecycle.write, site=site, rules=rules))
+        await self._state_changed(site)
+
+    async def replace_lifecycle(
+        self, site: str, rules: LifecycleRules | None, retention_days: int | None
+    ) -> None:
+        """Replace ``site``'s whole lifecycle configuration in one transaction: its stored
+        rules and its ``retention_days`` override (None: cleared)."""
+        work = partial(
+            catalog_lifecycle.replace, site=site, rules=rules, retention_days=retention_days
+        )
+        await self._database.run(True, work)
+        await self._state_changed(site)
+
+    async def all_bucket_lifecycle(self) -> dict[str, LifecycleRules]:
+        """Every site's stored lifecycle rules, by site."""
+        return await self._database.run(False, catalog_lifecycle.read_all)
 
     # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
 
@@ -557,6 +587,7 @@ class SqlCatalog:
                     bucket_access,
                     bucket_cors,
                     bucket_tags,
+                    bucket_lifecycle,
                 )
             )
 
@@ -575,6 +606,7 @@ class SqlCatalog:
                 conn.execute(delete(table))
             for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
+            conn.execute(delete(bucket_lifecycle))
 
         await self._database.run(True, work)
 

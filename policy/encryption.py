@@ -60,7 +60,7 @@ from core.errors import S3Error
 from core.sse import AES256, SSE_C, EncryptionRequest
 from core.streams import PayloadStream
 from policy.encryption_keys import DataKeys
-from policy.encryption_listing import EncryptedBuckets, plaintext_sizes
+from policy.encryption_listing import EncryptedBuckets, plaintext_sizes, plaintext_version_sizes
 from policy.encryption_meta import (
     META_KEY,
     DefaultLookup,
@@ -72,7 +72,7 @@ from policy.encryption_meta import (
     sealed_entry,
     upload_view,
 )
-from policy.encryption_reads import open_ranged, open_whole
+from policy.encryption_reads import StoredRead, open_ranged, open_whole
 from policy.encryption_uploads import UploadRecords
 from policy.forwarding import ForwardingBackend
 from policy.sse_crypto import EncryptingPayload, Keyring
@@ -92,6 +92,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
+from translators.versioning import Version, VersionsPage, VersionsQuery
 
 #: How often a GET reads an object again that was replaced while it was being read.
 _READ_ATTEMPTS: Final = 3
@@ -108,6 +109,9 @@ class EncryptingBackend(
         "head_bucket",
         "delete_bucket",
         "delete_object",
+        "get_bucket_versioning",
+        "put_bucket_versioning",
+        "delete_version",
     },
 ):
     """``inner`` storing objects encrypted as the module docstring describes.
@@ -174,9 +178,16 @@ class EncryptingBackend(
         self, ctx: RequestContext, bucket: str, key: str, options: GetOptions
     ) -> GetResult:
         """Open the plaintext of the current version (see the module docstring)."""
+        return await self._open(
+            lambda read_options: self.inner.get_object(ctx, bucket, key, read_options), options
+        )
+
+    async def _open(self, read: StoredRead, options: GetOptions) -> GetResult:
+        """The plaintext ``options`` asks of the object ``read`` opens (decrypted when it is
+        stored encrypted; read again when it is replaced between two reads)."""
         inner_options = replace(options, customer_key=None)
         for _ in range(_READ_ATTEMPTS):
-            result = await self.inner.get_object(ctx, bucket, key, inner_options)
+            result = await read(inner_options)
             sealed = sealed_entry(result.info.user_metadata)
             if sealed is None:
                 if options.customer_key is not None:
@@ -192,9 +203,7 @@ class EncryptingBackend(
             if options.range is None and options.part_number is None:
                 return await open_whole(result, view, data_key)
             await result.body.aclose()
-            opened = await open_ranged(
-                self.inner, ctx, bucket, key, options, result.info, view, data_key
-            )
+            opened = await open_ranged(read, options, result.info, view, data_key)
             if opened is not None:
                 return opened
         raise S3Error("ServiceUnavailable", "The object kept changing while it was read.")
@@ -311,3 +320,29 @@ class EncryptingBackend(
     ) -> None:
         await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
         await self._uploads.forget(ctx, bucket, upload_id)
+
+    # Versions: read as the current object is; deletes and the bucket's state pass.
+
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        found = await self.inner.head_version(ctx, bucket, key, version_id)
+        return found if found.info is None else replace(found, info=plain_view(found.info))
+
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        """Open the plaintext of version ``version_id`` (as :meth:`get_object`)."""
+        return await self._open(
+            lambda read_options: self.inner.get_version(ctx, bucket, key, version_id, read_options),
+            options,
+        )
+
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        """The inner page, with plaintext sizes in a bucket that holds encrypted objects."""
+        page = await self.inner.list_versions(ctx, bucket, query)
+        if not page.versions or not await self._buckets.is_marked(ctx, bucket):
+            return page
+        return await plaintext_version_sizes(self.inner, ctx, bucket, page)

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Final
 
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
+from core.reserved import SITE_STATE_PREFIX
 from policy.encryption_meta import MARKER_KEY, EmptyBody, plain_view, sealed_entry
-from policy.model import SITE_STATE_PREFIX
 from translators.base import Backend, ListPage, ObjectInfo, WriteConditions, WriteMetadata
+from translators.versioning import VersionsPage
 
 LIST_CONCURRENCY: Final = 32
 #: How long a bucket found without the marker is believed unmarked.
@@ -90,6 +92,35 @@ async def plaintext_sizes(
     An object gone since it was listed, or replaced by one of another stored size, keeps
     its listed entry; reserved objects are not headed.
     """
+
+    async def head(listed: ObjectInfo) -> ObjectInfo:
+        return await inner.head_object(ctx, bucket, listed.key)
+
+    return replace(page, objects=await _plaintext(page.objects, head))
+
+
+async def plaintext_version_sizes(
+    inner: Backend, ctx: RequestContext, bucket: str, page: VersionsPage
+) -> VersionsPage:
+    """:func:`plaintext_sizes` for a page of versions (delete markers stay as they are)."""
+
+    async def head(listed: ObjectInfo) -> ObjectInfo:
+        found = await inner.head_version(ctx, bucket, listed.key, listed.version_id or "")
+        if found.info is None:
+            raise S3Error("NoSuchKey", Key=listed.key)
+        return found.info
+
+    listed = [v.info for v in page.versions if v.info is not None]
+    fixed = iter(await _plaintext(listed, head))
+    versions = [v if v.info is None else replace(v, info=next(fixed)) for v in page.versions]
+    return replace(page, versions=versions)
+
+
+async def _plaintext(
+    objects: list[ObjectInfo], head: Callable[[ObjectInfo], Awaitable[ObjectInfo]]
+) -> list[ObjectInfo]:
+    """``objects`` with each encrypted one's plaintext size and checksums, read by
+    ``head`` (at most :data:`LIST_CONCURRENCY` at once)."""
     limit = asyncio.Semaphore(LIST_CONCURRENCY)
 
     async def fix(listed: ObjectInfo) -> ObjectInfo:
@@ -97,9 +128,9 @@ async def plaintext_sizes(
             return listed
         async with limit:
             try:
-                info = await inner.head_object(ctx, bucket, listed.key)
+                info = await head(listed)
             except S3Error as error:
-                if error.code == "NoSuchKey":
+                if error.code in ("NoSuchKey", "NoSuchVersion"):
                     return listed
                 raise
         # The same stored object (a translator's listing may show another ETag form):
@@ -108,5 +139,4 @@ async def plaintext_sizes(
         view = plain_view(info)
         return replace(listed, size=view.size, checksums=view.checksums)
 
-    objects = await asyncio.gather(*(fix(o) for o in page.objects))
-    return replace(page, objects=list(objects))
+    return list(await asyncio.gather(*(fix(o) for o in objects)))

@@ -14,6 +14,7 @@ from typing import Final
 
 from core import checksums
 from core.errors import S3Error
+from core.reserved import SITE_STATE_PREFIX
 from core.sse import (
     AES256,
     AWS_KMS,
@@ -23,7 +24,7 @@ from core.sse import (
     EncryptionInfo,
     EncryptionRequest,
 )
-from policy.model import SITE_STATE_PREFIX, SitePolicy
+from policy.model import SitePolicy
 from policy.sse_crypto import Stream, TamperedError, mode_of, plain_size
 from translators.base import ObjectInfo, PartInfo, UploadInfo
 

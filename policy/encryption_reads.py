@@ -11,9 +11,9 @@ bytes).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from core.context import RequestContext
 from core.ranges import ByteRange, RangeSpec
 from policy.encryption_meta import EmptyBody, stored_streams
 from policy.sse_crypto import (
@@ -25,7 +25,7 @@ from policy.sse_crypto import (
     plan_read,
 )
 from translators import multipart
-from translators.base import Backend, GetOptions, GetResult, ObjectInfo
+from translators.base import GetOptions, GetResult, ObjectInfo
 
 
 async def open_whole(result: GetResult, view: ObjectInfo, data_key: bytes) -> GetResult:
@@ -33,17 +33,19 @@ async def open_whole(result: GetResult, view: ObjectInfo, data_key: bytes) -> Ge
     return await _decrypted(result, view, None, data_key, _whole(result.info))
 
 
+#: Opens the stored object being read (the current one of a key, or one version) with the
+#: given options.
+StoredRead = Callable[[GetOptions], Awaitable[GetResult]]
+
+
 async def open_ranged(
-    inner: Backend,
-    ctx: RequestContext,
-    bucket: str,
-    key: str,
+    read: StoredRead,
     options: GetOptions,
     stored: ObjectInfo,
     view: ObjectInfo,
     data_key: bytes,
 ) -> GetResult | None:
-    """The range or part ``options`` asks of ``view``, read from ``inner`` (None: the
+    """The range or part ``options`` asks of ``view``, read with ``read`` (None: the
     object changed since ``stored`` was read; the caller reads it again)."""
     span = multipart.read_span(view, GetOptions(options.range, options.part_number))
     whole = span is None
@@ -54,30 +56,20 @@ async def open_ranged(
     plan = plan_read(stored_streams(stored), span.start, span.end)
     segments = plan.segments
     if plan.header_at is not None:
-        header = await _read_bytes(inner, ctx, bucket, key, plan.header_at, HEADER, stored)
+        header = await _read_bytes(read, plan.header_at, HEADER, stored)
         if header is None:
             return None
         segments = [replace(segments[0], header=header), *segments[1:]]
-    result = await inner.get_object(
-        ctx, bucket, key, GetOptions(RangeSpec(plan.stored_start, plan.stored_end))
-    )
+    result = await read(GetOptions(RangeSpec(plan.stored_start, plan.stored_end)))
     if result.info.etag != stored.etag or result.info.size != stored.size:
         await result.body.aclose()
         return None
     return await _decrypted(result, view, None if whole else span, data_key, segments)
 
 
-async def _read_bytes(
-    inner: Backend,
-    ctx: RequestContext,
-    bucket: str,
-    key: str,
-    at: int,
-    length: int,
-    stored: ObjectInfo,
-) -> bytes | None:
+async def _read_bytes(read: StoredRead, at: int, length: int, stored: ObjectInfo) -> bytes | None:
     """``length`` stored bytes from ``at`` (None: the object is no longer ``stored``)."""
-    result = await inner.get_object(ctx, bucket, key, GetOptions(RangeSpec(at, at + length - 1)))
+    result = await read(GetOptions(RangeSpec(at, at + length - 1)))
     if result.info.etag != stored.etag or result.info.size != stored.size:
         await result.body.aclose()
         return None

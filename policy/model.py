@@ -12,9 +12,12 @@ import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from policy.cors import CorsRules
+
+if TYPE_CHECKING:  # policy.lifecycle imports policy.policies, which imports this module
+    from policy.lifecycle import LifecycleRules
 
 Compression = Literal["gzip", "zstd", "none"]
 SortField = Literal["created_at", "size", "build_id", "key"]
@@ -29,12 +32,6 @@ _COMPRESSION: dict[str, Compression] = {
     "tar.zst": "zstd",
     "tar": "none",
 }
-#: Key prefixes the gateway keeps for itself in every bucket: hidden from S3 listings and
-#: refused to S3 clients (``InvalidObjectName``). The staging area of multipart artifacts
-#: (policy.validation) and the per-site state record (policy.site_state).
-STAGING_PREFIX = ".pagewright-staging/"
-SITE_STATE_PREFIX = ".pagewright-site/"
-RESERVED_PREFIXES = (STAGING_PREFIX, SITE_STATE_PREFIX)
 ARTIFACT_PREFIX = "builds/"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.zst", ".tar")
 #: User-metadata names (x-amz-meta-*) that are artifact attributes.
@@ -78,11 +75,6 @@ def artifact_key_problem(key: str) -> str | None:
         "a build id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' or '-', "
         "starting with a letter or digit"
     )
-
-
-def is_reserved_key(key: str) -> bool:
-    """Whether ``key`` lies in an area the gateway reserves (:data:`RESERVED_PREFIXES`)."""
-    return key.startswith(RESERVED_PREFIXES)
 
 
 def is_site_id(name: str) -> bool:
@@ -345,6 +337,26 @@ class Catalog(Protocol):
         ...
 
     async def set_bucket_cors(self, site: str, rules: CorsRules | None) -> None: ...
+
+    async def bucket_lifecycle(self, site: str) -> LifecycleRules | None:
+        """``site``'s stored lifecycle rules (policy.lifecycle; not the retention rule,
+        which is the ``retention_days`` override); None: none."""
+        ...
+
+    async def set_bucket_lifecycle(self, site: str, rules: LifecycleRules | None) -> None:
+        """Replace ``site``'s stored lifecycle rules only (None: remove them)."""
+        ...
+
+    async def all_bucket_lifecycle(self) -> dict[str, LifecycleRules]:
+        """Every site's stored lifecycle rules, by site."""
+        ...
+
+    async def replace_lifecycle(
+        self, site: str, rules: LifecycleRules | None, retention_days: int | None
+    ) -> None:
+        """Replace ``site``'s stored lifecycle rules and set its ``retention_days`` override
+        (None: cleared) in one transaction."""
+        ...
 
     # S3 tags (catalog-only state; policy.tags holds the rules)
 

@@ -1,4 +1,8 @@
-"""Object versioning: the optional :class:`Versioning` capability and its rules, written once.
+"""Object versioning: its values and S3's rules, written once for every translator.
+
+The Backend methods are ``translators.base.Backend``'s versioning methods; a translator that
+keeps versions implements them with the rules below, one that does not takes
+:class:`translators.unversioned.Unversioned`'s.
 
 A bucket's versioning state is None (never enabled: every write replaces the key's one
 object), ``Enabled`` or ``Suspended``; once enabled it can only be suspended, never unset.
@@ -17,7 +21,8 @@ The rules (S3's) that every translator with the capability applies through
   a Suspended bucket it replaces the ``null`` entry with a ``null`` delete marker; on a
   never-versioned bucket it removes the ``null`` object;
 * a delete with a version id removes that entry for good (object or marker); the next
-  newest, if any, becomes the latest. An id the key does not have removes nothing.
+  newest, if any, becomes the latest. An id the key does not have removes nothing;
+* the gateway's reserved keys (:mod:`core.reserved`) are never versioned (:func:`status_for`).
 
 Version ids are opaque: order comes from the history, never from comparing ids.
 """
@@ -28,12 +33,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
-from core.context import RequestContext
 from core.errors import S3Error
+from core.reserved import is_reserved_key
 from translators import listing
-from translators.base import GetOptions, GetResult, ObjectInfo
+from translators.base import ObjectInfo
 
 VersioningStatus = Literal["Enabled", "Suspended"]
 #: The version id of what was written while versioning was off or suspended.
@@ -106,54 +111,6 @@ class VersionsPage:
     next_version_id_marker: str | None
 
 
-@runtime_checkable
-class Versioning(Protocol):
-    """Optional capability: a translator that keeps the versions of its objects.
-
-    With it, ``put_object``, ``complete_multipart_upload`` and copies return the new
-    object's ``version_id`` (None on a never-versioned bucket), ``head_object`` and
-    ``get_object`` read the latest entry (``NoSuchKey`` when it is a delete marker),
-    ``delete_object`` acts as :meth:`delete_version` without an id, ``list_objects`` lists
-    latest objects only, and ``delete_bucket`` is ``BucketNotEmpty`` while any entry is left.
-    """
-
-    async def get_bucket_versioning(
-        self, ctx: RequestContext, bucket: str
-    ) -> VersioningStatus | None:
-        """The bucket's state; ``NoSuchBucket`` if absent."""
-        ...
-
-    async def put_bucket_versioning(
-        self, ctx: RequestContext, bucket: str, status: VersioningStatus
-    ) -> None:
-        """Enable or suspend; entries already written keep their ids."""
-        ...
-
-    async def head_version(
-        self, ctx: RequestContext, bucket: str, key: str, version_id: str
-    ) -> Version:
-        """The entry ``version_id`` of ``key`` (a delete marker too); ``NoSuchVersion``."""
-        ...
-
-    async def get_version(
-        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
-    ) -> GetResult:
-        """Open object version ``version_id``; ``NoSuchVersion``, or ``MethodNotAllowed``
-        when it is a delete marker. The body reads that version whatever happens next."""
-        ...
-
-    async def delete_version(
-        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
-    ) -> DeleteOutcome:
-        """Delete per the module's rules: without an id, the key's latest reading; with
-        one, that entry for good."""
-        ...
-
-    async def list_versions(
-        self, ctx: RequestContext, bucket: str, query: VersionsQuery
-    ) -> VersionsPage: ...
-
-
 # The rules, over a key's history (newest first).
 
 
@@ -177,6 +134,12 @@ def _numbered(history: Sequence[Version]) -> list[Version]:
 def _without_null(history: Sequence[Version]) -> tuple[list[Version], list[Version]]:
     kept = [entry for entry in history if entry.version_id != NULL_VERSION]
     return kept, [entry for entry in history if entry.version_id == NULL_VERSION]
+
+
+def status_for(key: str, status: VersioningStatus | None) -> VersioningStatus | None:
+    """The versioning that applies to ``key``: none for the gateway's reserved keys
+    (:mod:`core.reserved`: bookkeeping is rewritten in place), else the bucket's."""
+    return None if is_reserved_key(key) else status
 
 
 def version_id_for_write(status: VersioningStatus | None) -> str:

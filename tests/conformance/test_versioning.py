@@ -1,6 +1,7 @@
-"""The optional Versioning capability (``translators.versioning``) on every translator that
-declares it; the translators without it are named in :data:`WITHOUT_VERSIONING` with the
-reason, and a test holds each translator to its declaration."""
+"""Backend (``translators.versioning``) on every translator that keeps versions; the
+translators without it (``translators.unversioned``: enabling is ``NotImplemented``) are
+named in :data:`WITHOUT_VERSIONING` with the reason, and a test holds each translator to
+its declaration and checks what every one answers for its ``null`` versions."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.versioning import NULL_VERSION, Versioning, VersionsQuery
+from translators.versioning import NULL_VERSION, VersionsQuery
 
 pytestmark = pytest.mark.anyio
 
 _NOT_YET = "the translator does not keep versions yet (issue 11: on the backend's own {})"
-#: Harness -> why its translator has no Versioning capability.
+#: Harness -> why its translator has no Backend capability.
 WITHOUT_VERSIONING = {
     "azure": _NOT_YET.format("blob versioning"),
     "gcs": _NOT_YET.format("object generations"),
@@ -39,35 +40,63 @@ def target(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def backend(harness: Harness, target: str) -> Versioning:
-    """The translator under test as a Versioning one; a declared exception skips."""
+def backend(harness: Harness, target: str) -> Backend:
+    """The translator under test when it keeps versions; a declared exception skips."""
     if target in WITHOUT_VERSIONING:
         pytest.skip(f"{target}: {WITHOUT_VERSIONING[target]}")
-    assert isinstance(harness.backend, Versioning)
     return harness.backend
 
 
-async def read_version(backend: Versioning, bucket: str, key: str, version_id: str) -> bytes:
+async def read_version(backend: Backend, bucket: str, key: str, version_id: str) -> bytes:
     result = await backend.get_version(CTX, bucket, key, version_id, GetOptions())
     data = b"".join([chunk async for chunk in result.body])
     await result.body.aclose()
     return data
 
 
-async def history(backend: Versioning, bucket: str, key: str) -> list[tuple[str, bool]]:
+async def history(backend: Backend, bucket: str, key: str) -> list[tuple[str, bool]]:
     """(version id, is delete marker) of ``key``'s entries, newest first."""
     page = await backend.list_versions(CTX, bucket, VersionsQuery(prefix=key))
     return [(v.version_id, v.is_delete_marker) for v in page.versions if v.key == key]
 
 
-async def test_capability_matches_its_declaration(harness: Harness, target: str) -> None:
-    declared = target not in WITHOUT_VERSIONING
-    assert isinstance(harness.backend, Versioning) is declared
-
-
-async def test_a_new_bucket_is_unversioned(
-    harness: Harness, backend: Versioning, bucket: str
+async def test_capability_matches_its_declaration(
+    harness: Harness, target: str, bucket: str
 ) -> None:
+    """A translator keeps versions exactly when it is not declared without; every one
+    answers for the ``null`` version of a never-versioned bucket's objects."""
+    plain = harness.backend
+    assert await plain.get_bucket_versioning(CTX, bucket) is None
+    info = await put(plain, bucket, "k", b"data")
+    found = await plain.head_version(CTX, bucket, "k", NULL_VERSION)
+    assert found.info is not None
+    assert found.info.etag == info.etag
+    assert found.is_latest
+    assert await read_version(plain, bucket, "k", NULL_VERSION) == b"data"
+    page = await plain.list_versions(CTX, bucket, VersionsQuery())
+    assert [(v.key, v.version_id, v.is_latest) for v in page.versions] == [
+        ("k", NULL_VERSION, True)
+    ]
+    with pytest.raises(S3Error) as caught:
+        await plain.head_version(CTX, bucket, "k", "no-such-version")
+    assert caught.value.code == "NoSuchVersion"
+    if target in WITHOUT_VERSIONING:
+        with pytest.raises(S3Error) as caught:
+            await plain.put_bucket_versioning(CTX, bucket, "Enabled")
+        assert caught.value.code == "NotImplemented"
+        assert plain.name in caught.value.message
+        assert await plain.get_bucket_versioning(CTX, bucket) is None
+    else:
+        await plain.put_bucket_versioning(CTX, bucket, "Enabled")
+        assert await plain.get_bucket_versioning(CTX, bucket) == "Enabled"
+    outcome = await plain.delete_version(CTX, bucket, "k", NULL_VERSION)
+    assert not outcome.delete_marker
+    with pytest.raises(S3Error) as caught:
+        await plain.head_object(CTX, bucket, "k")
+    assert caught.value.code == "NoSuchKey"
+
+
+async def test_a_new_bucket_is_unversioned(harness: Harness, backend: Backend, bucket: str) -> None:
     assert await backend.get_bucket_versioning(CTX, bucket) is None
     info = await put(harness.backend, bucket, "k", b"one")
     assert info.version_id is None
@@ -77,7 +106,7 @@ async def test_a_new_bucket_is_unversioned(
 
 
 async def test_enabled_bucket_keeps_every_version(
-    harness: Harness, backend: Versioning, bucket: str
+    harness: Harness, backend: Backend, bucket: str
 ) -> None:
     plain: Backend = harness.backend
     before = await put(plain, bucket, "k", b"before")
@@ -107,9 +136,7 @@ async def test_enabled_bucket_keeps_every_version(
     assert [(o.key, o.size) for o in listed.objects] == [("k", 6)]
 
 
-async def test_delete_marker_hides_the_key(
-    harness: Harness, backend: Versioning, bucket: str
-) -> None:
+async def test_delete_marker_hides_the_key(harness: Harness, backend: Backend, bucket: str) -> None:
     plain: Backend = harness.backend
     await backend.put_bucket_versioning(CTX, bucket, "Enabled")
     kept = await put(plain, bucket, "k", b"kept")
@@ -141,7 +168,7 @@ async def test_delete_marker_hides_the_key(
     assert (await plain.head_object(CTX, bucket, "k")).version_id == kept.version_id
 
 
-async def test_deleting_versions_by_id(harness: Harness, backend: Versioning, bucket: str) -> None:
+async def test_deleting_versions_by_id(harness: Harness, backend: Backend, bucket: str) -> None:
     plain: Backend = harness.backend
     await backend.put_bucket_versioning(CTX, bucket, "Enabled")
     first = await put(plain, bucket, "k", b"first")
@@ -163,7 +190,7 @@ async def test_deleting_versions_by_id(harness: Harness, backend: Versioning, bu
 
 
 async def test_suspended_bucket_replaces_the_null_version(
-    harness: Harness, backend: Versioning, bucket: str
+    harness: Harness, backend: Backend, bucket: str
 ) -> None:
     plain: Backend = harness.backend
     await backend.put_bucket_versioning(CTX, bucket, "Enabled")
@@ -184,7 +211,7 @@ async def test_suspended_bucket_replaces_the_null_version(
 
 
 async def test_multipart_completion_is_a_version(
-    harness: Harness, backend: Versioning, bucket: str
+    harness: Harness, backend: Backend, bucket: str
 ) -> None:
     plain: Backend = harness.backend
     await backend.put_bucket_versioning(CTX, bucket, "Enabled")
@@ -205,7 +232,7 @@ async def test_multipart_completion_is_a_version(
 
 
 async def test_listing_versions_pages_and_rolls_up(
-    harness: Harness, backend: Versioning, bucket: str
+    harness: Harness, backend: Backend, bucket: str
 ) -> None:
     plain: Backend = harness.backend
     await backend.put_bucket_versioning(CTX, bucket, "Enabled")
@@ -250,9 +277,7 @@ async def test_listing_versions_pages_and_rolls_up(
     assert caught.value.code == "InvalidArgument"
 
 
-async def test_versions_survive_a_restart(
-    harness: Harness, backend: Versioning, bucket: str
-) -> None:
+async def test_versions_survive_a_restart(harness: Harness, backend: Backend, bucket: str) -> None:
     """Older versions' bytes are live data: a restart's orphan removal keeps them, and the
     bucket's state and every entry are as before; a version deleted by id frees its bytes."""
     if harness.restart is None or harness.stored_files is None:
@@ -263,7 +288,6 @@ async def test_versions_survive_a_restart(
     marker = await backend.delete_version(CTX, bucket, "k", None)
     assert len(harness.stored_files()) == 2
     restarted = await harness.restart()
-    assert isinstance(restarted, Versioning)
     assert await restarted.get_bucket_versioning(CTX, bucket) == "Enabled"
     assert len(harness.stored_files()) == 2
     assert await read_version(restarted, bucket, "k", first.version_id or "") == b"first"

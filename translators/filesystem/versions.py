@@ -150,7 +150,7 @@ def replace_object(
     """Inside a write transaction: :func:`translators.filesystem.db.replace_object` on a
     never-versioned bucket, else a new entry of the key's history per its versioning.
     The object as stored (with its version id) and the blobs to free after commit."""
-    bucket_status = status(conn, bucket)
+    bucket_status = versioning.status_for(info.key, status(conn, bucket))
     if bucket_status is None:
         old = fs_db.replace_object(conn, bucket, info, blob, conditions)
         return info, [] if old is None else [old]
@@ -177,7 +177,7 @@ def delete(
     """Inside a write transaction: delete per the bucket's versioning (see
     :mod:`translators.versioning`); the outcome and the blobs to free after commit."""
     fs_db.require_bucket(conn, bucket)
-    bucket_status = status(conn, bucket)
+    bucket_status = versioning.status_for(key, status(conn, bucket))
     if bucket_status is None and version_id is None:
         row = conn.execute(
             "DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING blob", (bucket, key)

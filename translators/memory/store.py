@@ -58,16 +58,18 @@ class Bucket:
             if error.code == "NoSuchKey":
                 error.fields["Key"] = key
             raise
-        version_id = versioning.version_id_for_write(self.status)
-        info = replace(stored.info, version_id=version_id if self.status else None)
+        status = versioning.status_for(key, self.status)
+        version_id = versioning.version_id_for_write(status)
+        info = replace(stored.info, version_id=version_id if status else None)
         new = Version(key, version_id, info.last_modified, info)
-        change = versioning.after_write(self.entries(key), self.status, new)
+        change = versioning.after_write(self.entries(key), status, new)
         self._apply(key, change, (version_id, stored.data))
         return info
 
     def delete(self, key: str, version_id: str | None) -> versioning.DeleteOutcome:
         """Delete ``key`` (or its entry ``version_id``) per the bucket's versioning."""
-        change = versioning.after_delete(self.entries(key), self.status, key, version_id)
+        status = versioning.status_for(key, self.status)
+        change = versioning.after_delete(self.entries(key), status, key, version_id)
         self._apply(key, change, None)
         return change.outcome
 
