@@ -19,8 +19,11 @@
 * **Bookkeeping** (markers, null mappings) in a versioned backend bucket is rewritten in
   place: older backend versions and delete markers of those names are deleted.
 * Reserved keys (:mod:`core.reserved`) are never versioned (:func:`status_for`).
-* ListObjectVersions pages natively; the order of versions and delete markers of a key is
-  taken from the backend's XML (boto3 splits them in two lists).
+* ListObjectVersions pages natively. boto3 splits its versions and delete markers in two
+  lists: a key's entries are put back in order by the latest first, then last-modified
+  time, then the order of the backend's XML (S3 interleaves them newest first; moto lists
+  every delete marker after the versions, so there a delete marker that is neither the
+  latest nor a second apart from the versions around it may be listed out of place).
 """
 
 from __future__ import annotations
@@ -108,7 +111,15 @@ def _entries(response: Any) -> list[Entry]:
         for item in response.get(field, [])
     ]
     rank = {pair: index for index, pair in enumerate(response.get(_ORDER, []))}
-    return sorted(entries, key=lambda e: rank.get((e.name, e.backend_id), len(rank)))
+    return sorted(
+        entries,
+        key=lambda e: (
+            e.name.encode(),
+            not e.is_latest,
+            -e.last_modified.timestamp(),
+            rank.get((e.name, e.backend_id), len(rank)),
+        ),
+    )
 
 
 class S3Versions:
@@ -281,12 +292,10 @@ class S3Versions:
     async def client_info(self, bucket: str, key: str, info: ObjectInfo) -> ObjectInfo:
         """``info`` read from the backend (its version id the backend's) as clients see it."""
         backend_id = info.version_id
-        if backend_id is None:
-            return info
         status = await self.status_of(bucket, key)
         if status is None:
-            return replace(info, version_id=None)
-        if backend_id != NULL_VERSION and backend_id != await self.null_id(bucket, key):
+            return info if backend_id is None else replace(info, version_id=None)
+        if backend_id not in (None, NULL_VERSION) and backend_id != await self.null_id(bucket, key):
             return info
         return replace(info, version_id=NULL_VERSION)
 
