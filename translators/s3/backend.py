@@ -112,8 +112,8 @@ class S3Backend(DelegatesMultipart, Unversioned):
         self.multipart: S3Multipart = S3Multipart(self.store)
         self._reads = S3Reads(self.store)
         self._writes = S3Writes(self.store)
-        self._sweeper = S3Sweeper(self.store, self.multipart)
         self._versions = S3Versions(self.store, self._reads, self.name)
+        self._sweeper = S3Sweeper(self.store, self.multipart, self._versions)
 
     @classmethod
     def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> S3Backend:
@@ -336,7 +336,7 @@ class S3Backend(DelegatesMultipart, Unversioned):
             except S3Error as error:
                 if error.code != "NoSuchBucket":
                     raise
-        await self._versions.remove(self.store.namespace.bucket_marker(bucket))
+        await self._versions.names.remove(self.store.namespace.bucket_marker(bucket))
 
     async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
         info = (await self.store.find(bucket, key)).info

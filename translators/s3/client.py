@@ -194,6 +194,60 @@ class S3Store:
             if not page.get("IsTruncated") or not token:
                 return
 
+    async def delete_names(self, names: list[str]) -> int:
+        """Delete bookkeeping objects, 1,000 per request; how many were deleted (failures
+        are logged). Bookkeeping keeps no history: in a versioned backend bucket the delete
+        markers this adds and the older versions of those names are deleted too."""
+        deleted = 0
+        for start in range(0, len(names), 1000):
+            batch: list[Any] = [{"Key": name} for name in names[start : start + 1000]]
+            answer: Any = await self.call(
+                "DeleteObjects",
+                functools.partial(
+                    self.client.delete_objects,
+                    Bucket=self.namespace.container,
+                    Delete={"Objects": batch, "Quiet": False},
+                ),
+            )
+            failed = answer.get("Errors", [])
+            if failed:
+                log.warning(
+                    "S3 backend %s: %d bookkeeping objects not deleted, e.g. %s: %s",
+                    self.endpoint,
+                    len(failed),
+                    failed[0].get("Key"),
+                    failed[0].get("Message") or failed[0].get("Code"),
+                )
+            deleted += len(batch) - len(failed)
+            for item in answer.get("Deleted", []):
+                if item.get("DeleteMarker"):
+                    await self._delete_history(str(item["Key"]))
+        return deleted
+
+    async def _delete_history(self, name: str) -> None:
+        """Delete every version and delete marker of bookkeeping object ``name``."""
+        listing: Any = await self.call(
+            "ListObjectVersions",
+            functools.partial(
+                self.client.list_object_versions, Bucket=self.namespace.container, Prefix=name
+            ),
+        )
+        entries: list[Any] = [
+            {"Key": name, "VersionId": str(item["VersionId"])}
+            for field in ("Versions", "DeleteMarkers")
+            for item in listing.get(field, [])
+            if item["Key"] == name
+        ]
+        if entries:
+            await self.call(
+                "DeleteObjects",
+                functools.partial(
+                    self.client.delete_objects,
+                    Bucket=self.namespace.container,
+                    Delete={"Objects": entries, "Quiet": True},
+                ),
+            )
+
     def manifest_location(self, token: str) -> Location:
         return self.namespace.system("manifests", token)
 

@@ -41,7 +41,7 @@ from translators.base import (
 )
 from translators.namespace import Location
 from translators.s3 import listing as s3_listing
-from translators.s3.client import S3Store
+from translators.s3.client import S3Store, log
 from translators.s3.codec import (
     UploadId,
     key_tag,
@@ -449,17 +449,11 @@ class S3Multipart:
             await self.delete_names(names)
 
     async def delete_names(self, names: list[str]) -> None:
-        """Delete bookkeeping objects, 1,000 per request, best effort."""
-        for start in range(0, len(names), 1000):
-            batch: list[Any] = [{"Key": name} for name in names[start : start + 1000]]
-            await self.store.quietly(
-                "DeleteObjects",
-                functools.partial(
-                    self.store.client.delete_objects,
-                    Bucket=self.store.namespace.container,
-                    Delete={"Objects": batch, "Quiet": True},
-                ),
-            )
+        """Delete bookkeeping objects (:meth:`S3Store.delete_names`), best effort."""
+        try:
+            await self.store.delete_names(names)
+        except S3Error as error:
+            log.warning("S3 backend %s: cleanup failed: %s", self.store.endpoint, error)
 
 
 def content_md5(data: bytes) -> str:

@@ -43,6 +43,7 @@ from core.errors import S3Error
 from translators.s3.client import S3Store
 from translators.s3.codec import manifest_owner, native_upload_hash, read_object
 from translators.s3.multipart import S3Multipart
+from translators.s3.versions import S3Versions
 
 log = logging.getLogger("pagewright.translators.s3")
 
@@ -53,9 +54,12 @@ MANIFESTS_PER_SWEEP: Final = 1000
 class S3Sweeper:
     """The sweep of an :class:`~translators.s3.client.S3Store` (see the module docs)."""
 
-    def __init__(self, store: S3Store, multipart: S3Multipart) -> None:
+    def __init__(
+        self, store: S3Store, multipart: S3Multipart, versions: S3Versions | None = None
+    ) -> None:
         self.store = store
         self.multipart = multipart
+        self.versions = versions
         self._manifest_cursor = ""  # the last manifest examined; "" to start over
 
     async def sweep(self, older_than: datetime, limit: int) -> int:
@@ -246,8 +250,9 @@ class S3Sweeper:
         return await self._delete(orphaned)
 
     async def _manifest_orphaned(self, token: str) -> bool:
-        """Whether manifest ``token``'s object is gone or names another manifest (False for a
-        manifest that does not say whose it is, or that vanished meanwhile)."""
+        """Whether manifest ``token``'s object is gone or names another manifest, in its
+        current version and, in a versioned bucket, every other (False for a manifest that
+        does not say whose it is, or that vanished meanwhile)."""
         manifest = self.store.manifest_location(token)
         try:
             body: bytes = await self.store.call(
@@ -271,10 +276,12 @@ class S3Sweeper:
                 lambda: self.store.client.head_object(Bucket=location.container, Key=location.name),
             )
         except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchBucket"):
-                return True
-            raise
-        return read_object(key, response).manifest != token
+            if error.code not in ("NoSuchKey", "NoSuchBucket"):
+                raise
+            response = None
+        if response is not None and read_object(key, response).manifest == token:
+            return False
+        return self.versions is None or not await self.versions.keeps_manifest(bucket, key, token)
 
     async def _delete_old(self, prefix: str, older_than: datetime, limit: int) -> int:
         """Delete up to ``limit`` bookkeeping objects under ``prefix`` last written before
@@ -289,29 +296,8 @@ class S3Sweeper:
         return removed
 
     async def _delete(self, names: list[str]) -> int:
-        """Delete bookkeeping objects, 1,000 per request; how many were deleted."""
-        deleted = 0
-        for start in range(0, len(names), 1000):
-            batch: list[Any] = [{"Key": name} for name in names[start : start + 1000]]
-            answer: Any = await self.store.call(
-                "DeleteObjects",
-                functools.partial(
-                    self.store.client.delete_objects,
-                    Bucket=self.store.namespace.container,
-                    Delete={"Objects": batch, "Quiet": True},
-                ),
-            )
-            failed = answer.get("Errors", [])
-            if failed:
-                log.warning(
-                    "S3 backend %s: %d leftovers not deleted, e.g. %s: %s",
-                    self.store.endpoint,
-                    len(failed),
-                    failed[0].get("Key"),
-                    failed[0].get("Message") or failed[0].get("Code"),
-                )
-            deleted += len(batch) - len(failed)
-        return deleted
+        """Delete bookkeeping objects; how many were deleted (:meth:`S3Store.delete_names`)."""
+        return await self.store.delete_names(names)
 
 
 def name_hash(area: str, name: str) -> str:

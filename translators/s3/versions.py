@@ -19,27 +19,21 @@
 * **Bookkeeping** (markers, null mappings) in a versioned backend bucket is rewritten in
   place: older backend versions and delete markers of those names are deleted.
 * Reserved keys (:mod:`core.reserved`) are never versioned (:func:`status_for`).
-* ListObjectVersions pages natively. boto3 splits its versions and delete markers in two
-  lists: a key's entries are put back in order by the latest first, then last-modified
-  time, then the order of the backend's XML (S3 interleaves them newest first; moto lists
-  every delete marker after the versions, so there a delete marker that is neither the
-  latest nor a second apart from the versions around it may be listed out of place).
+* ListObjectVersions pages natively; :mod:`~.entries` puts a key's entries in order.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
-from urllib.parse import unquote_plus
-from xml.etree import ElementTree
 
 from core.errors import S3Error
 from translators.base import GetOptions, GetResult, ObjectInfo
 from translators.namespace import Location
 from translators.s3.client import S3Store
-from translators.s3.codec import unquote
+from translators.s3.codec import read_object
+from translators.s3.entries import BackendEntries, Entry, listed
 from translators.s3.reads import S3Reads
 from translators.versioning import (
     NULL_VERSION,
@@ -56,70 +50,7 @@ from translators.versioning import (
 
 STATE_KEY = "pagewright-versioning"
 NULL_KEY = "null-version"
-_ORDER = "PagewrightOrder"
 _REFUSED = ("NotImplemented", "InvalidRequest", "MethodNotAllowed", "InvalidArgument")
-
-
-def _keep_order(
-    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
-) -> None:
-    """botocore ``before-parse`` hook: the (key, version id) order of a ListObjectVersions
-    answer, versions and delete markers together, as the backend sent them."""
-    body = response_dict.get("body")
-    if response_dict.get("status_code") != 200 or not body:
-        return
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        return
-    encoded = any(el.tag.endswith("EncodingType") and el.text == "url" for el in root)
-    order: list[tuple[str, str]] = []
-    for element in root:
-        if element.tag.rsplit("}", 1)[-1] not in ("Version", "DeleteMarker"):
-            continue
-        fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in element}
-        key = fields.get("Key", "")
-        order.append((unquote_plus(key) if encoded else key, fields.get("VersionId", "")))
-    customized_response_dict[_ORDER] = order
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One backend entry of a listed name."""
-
-    name: str
-    backend_id: str
-    is_marker: bool
-    is_latest: bool
-    last_modified: datetime
-    size: int
-    etag: str
-
-
-def _entries(response: Any) -> list[Entry]:
-    entries = [
-        Entry(
-            str(item["Key"]),
-            str(item.get("VersionId") or NULL_VERSION),
-            marker,
-            bool(item.get("IsLatest")),
-            item["LastModified"],
-            int(item.get("Size", 0)),
-            unquote(str(item.get("ETag", ""))),
-        )
-        for field, marker in (("Versions", False), ("DeleteMarkers", True))
-        for item in response.get(field, [])
-    ]
-    rank = {pair: index for index, pair in enumerate(response.get(_ORDER, []))}
-    return sorted(
-        entries,
-        key=lambda e: (
-            e.name.encode(),
-            not e.is_latest,
-            -e.last_modified.timestamp(),
-            rank.get((e.name, e.backend_id), len(rank)),
-        ),
-    )
 
 
 class S3Versions:
@@ -130,7 +61,7 @@ class S3Versions:
         self.store = store
         self.reads = reads
         self.name = name
-        store.client.meta.events.register("before-parse.s3.ListObjectVersions", _keep_order)
+        self.names = BackendEntries(store)
 
     # State
 
@@ -156,7 +87,7 @@ class S3Versions:
         await self.status(bucket)
         await self._version_backend(self.store.namespace.container_for(bucket))
         marker = self.store.namespace.bucket_marker(bucket)
-        await self._rewrite(marker, {STATE_KEY: status})
+        await self.names.rewrite(marker, {STATE_KEY: status})
 
     async def _version_backend(self, container: str) -> None:
         """Turn on the backend bucket's versioning; ``NotImplemented`` if it cannot."""
@@ -190,68 +121,6 @@ class S3Versions:
         if not enabled:
             raise unsupported
 
-    # Backend names: their entries, rewritten and removed in place
-
-    async def entries(self, location: Location) -> list[Entry]:
-        """Every backend entry of ``location``'s name, newest first."""
-        found: list[Entry] = []
-        params: dict[str, Any] = {"Bucket": location.container, "Prefix": location.name}
-        while True:
-            response: Any = await self.store.call(
-                "ListObjectVersions",
-                functools.partial(self.store.client.list_object_versions, **params),
-            )
-            listed = _entries(response)
-            found += [e for e in listed if e.name == location.name]
-            if not response.get("IsTruncated") or any(e.name > location.name for e in listed):
-                return found
-            params["KeyMarker"] = response.get("NextKeyMarker", "")
-            params["VersionIdMarker"] = response.get("NextVersionIdMarker", "")
-
-    async def _delete_ids(self, location: Location, ids: list[str]) -> None:
-        for backend_id in ids:
-            await self.store.call(
-                "DeleteObject",
-                functools.partial(
-                    self.store.client.delete_object,
-                    Bucket=location.container,
-                    Key=location.name,
-                    VersionId=backend_id,
-                ),
-            )
-
-    async def _purge(self, location: Location, keep: str | None) -> None:
-        """Delete every entry of ``location`` but ``keep``."""
-        entries = await self.entries(location)
-        await self._delete_ids(location, [e.backend_id for e in entries if e.backend_id != keep])
-
-    async def _rewrite(self, location: Location, metadata: dict[str, str]) -> None:
-        """Write an empty bookkeeping object, keeping no older version of it."""
-        response: Any = await self.store.call(
-            "PutObject",
-            lambda: self.store.client.put_object(
-                Bucket=location.container, Key=location.name, Body=b"", Metadata=metadata
-            ),
-        )
-        if response.get("VersionId") not in (None, NULL_VERSION):
-            await self._purge(location, str(response["VersionId"]))
-
-    async def remove(self, location: Location) -> None:
-        """Delete a name for good (every backend entry, when its bucket is versioned)."""
-        try:
-            response: Any = await self.store.call(
-                "DeleteObject",
-                lambda: self.store.client.delete_object(
-                    Bucket=location.container, Key=location.name
-                ),
-            )
-        except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchBucket"):
-                return
-            raise
-        if response.get("VersionId") not in (None, NULL_VERSION):
-            await self._purge(location, None)
-
     # The null mapping
 
     def _nulls(self, bucket: str, key: str) -> Location:
@@ -275,7 +144,7 @@ class S3Versions:
     async def history(self, bucket: str, key: str) -> list[tuple[Version, str]]:
         """``key``'s entries newest first, with client ids, each with its backend id."""
         location = self.store.namespace.object(bucket, key)
-        entries = await self.entries(location)
+        entries = await self.names.entries(location)
         null = await self.null_id(bucket, key) if entries else None
         return [
             (self._version(key, entry, null, position), entry.backend_id)
@@ -316,16 +185,16 @@ class S3Versions:
         """Record ``backend_id`` as ``key``'s null entry, then delete the previous null entry
         (``everything``: every other entry)."""
         previous = await self.null_id(bucket, key)
-        await self._rewrite(self._nulls(bucket, key), {NULL_KEY: backend_id})
+        await self.names.rewrite(self._nulls(bucket, key), {NULL_KEY: backend_id})
         location = self.store.namespace.object(bucket, key)
-        entries = await self.entries(location)
+        entries = await self.names.entries(location)
         dropped = [
             e.backend_id
             for e in entries
             if e.backend_id != backend_id
             and (everything or e.backend_id in (NULL_VERSION, previous))
         ]
-        await self._delete_ids(location, dropped)
+        await self.names.delete_ids(location, dropped)
 
     async def delete(self, bucket: str, key: str, version_id: str | None) -> DeleteOutcome:
         """Delete ``key`` or its entry ``version_id`` by the gateway bucket's state."""
@@ -336,9 +205,9 @@ class S3Versions:
         if version_id is not None and status is not None:
             for entry, backend_id in await self.history(bucket, key):
                 if entry.version_id == version_id:
-                    await self._delete_ids(location, [backend_id])
+                    await self.names.delete_ids(location, [backend_id])
                     if version_id == NULL_VERSION:
-                        await self.remove(self._nulls(bucket, key))
+                        await self.names.remove(self._nulls(bucket, key))
                     return DeleteOutcome(version_id, entry.is_delete_marker)
             return DeleteOutcome(version_id, False)
         try:
@@ -364,8 +233,8 @@ class S3Versions:
                 return DeleteOutcome(version_id, False)
             return DeleteOutcome(NULL_VERSION, True)
         if status is None:
-            await self._purge(location, None)
-            await self.remove(self._nulls(bucket, key))
+            await self.names.purge(location, None)
+            await self.names.remove(self._nulls(bucket, key))
             return DeleteOutcome(version_id, False)
         await self._make_null(bucket, key, str(marker), everything=False)
         return DeleteOutcome(NULL_VERSION, True)
@@ -389,6 +258,38 @@ class S3Versions:
         history = await self.history(bucket, key)
         entry = find_version([v for v, _ in history], key, version_id)
         return entry, next(b for v, b in history if v is entry)
+
+    async def keeps_manifest(self, bucket: str, key: str, token: str) -> bool:
+        """Whether an entry of ``key`` in a versioned gateway ``bucket`` names manifest
+        ``token`` (a HEAD per object version; False for a never-versioned bucket)."""
+        try:
+            if await self.status_of(bucket, key) is None:
+                return False
+        except S3Error as error:
+            if error.code == "NoSuchBucket":
+                return False
+            raise
+        location = self.store.namespace.object(bucket, key)
+        for entry in await self.names.entries(location):
+            if entry.is_marker:
+                continue
+            try:
+                response: Any = await self.store.call(
+                    "HeadObject",
+                    functools.partial(
+                        self.store.client.head_object,
+                        Bucket=location.container,
+                        Key=location.name,
+                        VersionId=entry.backend_id,
+                    ),
+                )
+            except S3Error as error:
+                if error.code in ("NoSuchKey", "NoSuchVersion"):
+                    continue
+                raise
+            if read_object(key, response).manifest == token:
+                return True
+        return False
 
     async def is_empty(self, bucket: str) -> bool:
         """Whether the gateway bucket holds no entry at all (delete markers count)."""
@@ -426,7 +327,7 @@ class S3Versions:
         )
         nulls: dict[str, str | None] = {}
         versions: list[Version] = []
-        for entry in _entries(response):
+        for entry in listed(response):
             key = namespace.key_of(bucket, entry.name)
             if key not in nulls:
                 nulls[key] = await self.null_id(bucket, key)

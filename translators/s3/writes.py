@@ -4,12 +4,14 @@ upload beyond, committed only after the body verified (see
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import replace
 from typing import Any
 
 import anyio
 
+from core.errors import S3Error
 from core.streams import PayloadStream
 from translators.base import (
     ObjectInfo,
@@ -153,12 +155,8 @@ class S3Writes:
                         Bucket=location.container, Key=location.name, UploadId=native
                     ),
                 )
-                await self.store.quietly(
-                    "DeleteObject",
-                    lambda: self.store.client.delete_object(
-                        Bucket=manifest.container, Key=manifest.name
-                    ),
-                )
+                with contextlib.suppress(S3Error):  # best effort: the sweep removes it later
+                    await self.store.delete_names([manifest.name])
             raise
         return backend_version(info, response)
 
