@@ -1,4 +1,4 @@
-"""The versioning methods of a translator that keeps no versions (S3, Azure, GCS today).
+"""The versioning methods of a translator that keeps no versions (Azure, GCS today).
 
 Its buckets are never versioned: each key has one entry, its object, whose version id is
 ``null``, so the versioned reads S3 clients send for it (``versionId=null``) and
