@@ -34,6 +34,7 @@ from translators.namespace import Location
 from translators.s3.client import S3Store
 from translators.s3.codec import read_object
 from translators.s3.entries import BackendEntries, Entry, listed
+from translators.s3.errors import error_code
 from translators.s3.reads import S3Reads
 from translators.versioning import (
     NULL_VERSION,
@@ -50,6 +51,7 @@ from translators.versioning import (
 
 STATE_KEY = "pagewright-versioning"
 NULL_KEY = "null-version"
+#: Backend codes refusing PutBucketVersioning (map_errors makes them InternalError).
 _REFUSED = ("NotImplemented", "InvalidRequest", "MethodNotAllowed", "InvalidArgument")
 
 
@@ -115,7 +117,8 @@ class S3Versions:
             )
             enabled = await state() == "Enabled"
         except S3Error as error:
-            if error.code in _REFUSED:
+            cause = error.__cause__
+            if error.code in _REFUSED or (cause is not None and error_code(cause) in _REFUSED):
                 raise unsupported from error
             raise
         if not enabled:
@@ -171,12 +174,15 @@ class S3Versions:
     # Writes and deletes
 
     async def after_write(self, bucket: str, key: str, info: ObjectInfo) -> ObjectInfo:
-        """Apply S3's rules once a write committed; ``info.version_id`` is the backend's."""
+        """Apply S3's rules once a write committed; ``info.version_id`` is the backend's
+        (None: the backend bucket is not versioned, so neither is the gateway bucket)."""
         backend_id = info.version_id
-        status = await self.status_of(bucket, key)
-        if status == "Enabled" and backend_id is not None:
+        if backend_id is None:
             return info
-        if backend_id is None or backend_id == NULL_VERSION:
+        status = await self.status_of(bucket, key)
+        if status == "Enabled":
+            return info
+        if backend_id == NULL_VERSION:
             return replace(info, version_id=None if status is None else NULL_VERSION)
         await self._make_null(bucket, key, backend_id, everything=status is None)
         return replace(info, version_id=None if status is None else NULL_VERSION)
