@@ -14,8 +14,8 @@
   completion) or delete on a never-versioned or Suspended gateway bucket in a versioned
   backend bucket records its new entry there once committed, then deletes the previous
   null entry (never-versioned: every other entry of the key), so no noncurrent version is
-  left behind. A crash between the commit and that cleanup leaves the old entry listed
-  under its backend id.
+  left behind. A crash between the commit and that cleanup, or concurrent writes to one
+  key, may leave an entry listed under its backend id (never a newer entry deleted).
 * **Bookkeeping** (markers, null mappings) in a versioned backend bucket is rewritten in
   place: older backend versions and delete markers of those names are deleted.
 * Reserved keys (:mod:`core.reserved`) are never versioned (:func:`status_for`).
@@ -189,17 +189,14 @@ class S3Versions:
 
     async def _make_null(self, bucket: str, key: str, backend_id: str, everything: bool) -> None:
         """Record ``backend_id`` as ``key``'s null entry, then delete the previous null entry
-        (``everything``: every other entry)."""
+        (``everything``: every other entry) among the entries older than it, so a concurrent
+        newer write is never removed (it may be left listed under its backend id)."""
         previous = await self.null_id(bucket, key)
         await self.names.rewrite(self._nulls(bucket, key), {NULL_KEY: backend_id})
         location = self.store.namespace.object(bucket, key)
-        entries = await self.names.entries(location)
-        dropped = [
-            e.backend_id
-            for e in entries
-            if e.backend_id != backend_id
-            and (everything or e.backend_id in (NULL_VERSION, previous))
-        ]
+        entries = [e.backend_id for e in await self.names.entries(location)]
+        older = entries[entries.index(backend_id) + 1 :] if backend_id in entries else []
+        dropped = [e for e in older if everything or e in (NULL_VERSION, previous)]
         await self.names.delete_ids(location, dropped)
 
     async def delete(self, bucket: str, key: str, version_id: str | None) -> DeleteOutcome:
