@@ -64,6 +64,8 @@ from gateway.settings import Settings
 from gateway.sigv4 import HttpRequestView
 from gateway.tracing import ServerSpans, Tracing, describe_request
 from policy.access_control import AccessControl
+from policy.access_store import AccessStore
+from policy.api_keys import ApiKeyStore
 from policy.cors_settings import CorsSettings
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
@@ -108,7 +110,7 @@ class Gateway:
         )
         self.stack = stack
         self.backend: Backend = stack.backend
-        self.access = AccessControl(stack.catalog, identities)
+        self.access = AccessControl(AccessStore(stack.catalog), identities)
         self.credentials = CredentialResolver(credentials, identities)
         self.cors = Cors(CorsSettings(stack.catalog))
         tagged = TaggedSites(stack.catalog)
@@ -169,6 +171,7 @@ class Gateway:
                 stack.retention,
                 settings,
                 self.access,
+                ApiKeyStore(stack.catalog),
                 limiter=self.limiter,
                 token_verifier=self.token_verifier,
                 metrics=self.metrics,

@@ -16,8 +16,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from commands.cli import main
+from policy.access_store import AccessStore
+from policy.api_keys import ApiKeyStore
 from policy.bucket_access import canned_acl, default_access
 from policy.catalog import SqlCatalog
+from policy.catalog_contents import CatalogContents
 from policy.identities import IdentityStore, export_identities
 from policy.model import ArtifactFilter, ObjectRecord
 from policy.principals import Role
@@ -74,9 +77,10 @@ async def populate(url: str) -> str:
         await catalog.set_site_overrides(
             "site-c", {"quota_bytes": 1000, "validate_archives": False}
         )
-        secret = await catalog.create_api_key("root")
-        await catalog.create_api_key("ci")
-        assert await catalog.principal_for_api_key(secret) == "root"
+        keys = ApiKeyStore(catalog)
+        secret = await keys.create_api_key("root")
+        await keys.create_api_key("ci")
+        assert await keys.principal_for_api_key(secret) == "root"
         return secret
     finally:
         await catalog.close()
@@ -88,11 +92,12 @@ async def contents(url: str, secret: str | None = None) -> dict[str, Any]:
     await catalog.start()
     try:
         page = await catalog.list(ArtifactFilter(), artifacts_only=False, sort="key", limit=1000)
+        keys = ApiKeyStore(catalog)
         return {
             "rows": sorted(page.items, key=lambda r: (r.site, r.key)),
-            "policies": await catalog.all_site_overrides(),
-            "keys": await catalog.api_key_records(),
-            "principal": None if secret is None else await catalog.principal_for_api_key(secret),
+            "policies": await CatalogContents(catalog).all_site_overrides(),
+            "keys": await keys.api_key_records(),
+            "principal": None if secret is None else await keys.principal_for_api_key(secret),
         }
     finally:
         await catalog.close()
@@ -199,7 +204,7 @@ async def populate_identities(url: str, box: SecretBox) -> tuple[str, str]:
         await store.put_user_policy("alice", "read", '{"Version": "2012-10-17"}')
         await store.grant("site-a", "alice", Role.deployer)
         await store.grant("site-b", "bob", Role.reader)
-        await catalog.create_api_key("alice", expires_at=T0 + timedelta(days=3650))
+        await ApiKeyStore(catalog).create_api_key("alice", expires_at=T0 + timedelta(days=3650))
         return key.access_key_id, key.secret_access_key
     finally:
         await catalog.close()
@@ -212,12 +217,13 @@ async def identities_of(url: str, box: SecretBox, key_id: str) -> dict[str, Any]
         store = IdentityStore(catalog, box)
         credential = await store.credential(key_id)
         users, keys, policies, grants = await export_identities(catalog)
+        api_keys = ApiKeyStore(catalog)
         return {
             "users": users,
             "keys": [replace(k, info=replace(k.info, last_used_at=None)) for k in keys],
             "policies": policies,
             "grants": grants,
-            "api_keys": [(k.principal, k.expires_at) for k in await catalog.api_key_records()],
+            "api_keys": [(k.principal, k.expires_at) for k in await api_keys.api_key_records()],
             "secret": None if credential is None else credential.secret_key,
         }
     finally:
@@ -293,10 +299,11 @@ async def populate_access(url: str) -> dict[str, Any]:
             public_access_block=None,
             ownership="ObjectWriter",
         )
-        await catalog.set_bucket_access("site-a", access, policy)
-        await catalog.set_bucket_access("site-b", default_access("root"), None)
-        await catalog.set_object_acl("site-a", "page.html", canned_acl("public-read", "alice"))
-        return await catalog.all_bucket_access()
+        store = AccessStore(catalog)
+        await store.set_bucket_access("site-a", access, policy)
+        await store.set_bucket_access("site-b", default_access("root"), None)
+        await store.set_object_acl("site-a", "page.html", canned_acl("public-read", "alice"))
+        return await CatalogContents(catalog).all_bucket_access()
     finally:
         await catalog.close()
 
@@ -305,9 +312,10 @@ async def access_of(url: str) -> dict[str, Any]:
     catalog = SqlCatalog(url)
     await catalog.start()
     try:
+        stored = CatalogContents(catalog)
         return {
-            "sites": await catalog.all_bucket_access(),
-            "objects": await catalog.all_object_acls(),
+            "sites": await stored.all_bucket_access(),
+            "objects": await stored.all_object_acls(),
         }
     finally:
         await catalog.close()
