@@ -75,14 +75,12 @@ from core.sse import (
     EncryptionInfo,
     EncryptionRequest,
 )
-from core.streams import PayloadStream
+from core.streams import BytesBody, EmptyBody, PayloadStream
 from policy.encryption_meta import (
     MARKER_KEY,
     META_KEY,
     UPLOAD_RECORDS,
-    BytesBody,
     DefaultLookup,
-    EmptyBody,
     EncryptionDefaults,
     Sealed,
     check_customer_key,
