@@ -28,7 +28,8 @@ import re
 from typing import Final
 
 from core.errors import S3Error
-from gateway.sigv4 import EMPTY_SHA256, ChunkSigningContext
+from gateway.sigv4 import ChunkSigningContext
+from gateway.sigv4_signing import EMPTY_SHA256
 
 TRAILER_SIGNATURE: Final = "x-amz-trailer-signature"
 MAX_LINE: Final = 4096

@@ -23,7 +23,8 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 from gateway.auth import authenticate_request
-from gateway.sigv4 import SERVICE, AuthResult, CredentialLookup, HttpRequestView, authenticate
+from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, authenticate
+from gateway.sigv4_signing import SERVICE
 from policy.credentials import Credential, CredentialStore
 from policy.identities import IdentityStore
 

@@ -30,7 +30,7 @@ from typing import Final
 from core.errors import S3Error
 from gateway.credentials import CredentialResolver
 from gateway.session_auth import session_lookup
-from gateway.sigv4 import ALGORITHM, SERVICE, TERMINATOR, signing_key
+from gateway.sigv4_signing import ALGORITHM, SERVICE, TERMINATOR, signing_key
 from policy.credentials import Credential
 from policy.principals import ANONYMOUS
 from policy.secret_box import SecretBox

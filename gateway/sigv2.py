@@ -28,13 +28,8 @@ from urllib.parse import unquote_to_bytes
 
 from core.errors import S3Error
 from core.numbers import NumberError, decimal
-from gateway.sigv4 import (
-    MAX_PRESIGNED_EXPIRES,
-    AuthResult,
-    CredentialLookup,
-    HttpRequestView,
-    PayloadMode,
-)
+from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, PayloadMode
+from gateway.sigv4_presigned import MAX_PRESIGNED_EXPIRES
 
 #: Query parameters that are part of the SigV2 CanonicalizedResource: the sub-resources of
 #: the AWS documentation, those that SDK signers (botocore's ``HmacV1Auth``) add, and every
@@ -114,7 +109,7 @@ def authenticate_v2(
 
     ``bucket_in_host`` is the bucket of a virtual-hosted request (None for path style).
     A presigned URL lives at most as long as a SigV4 one: its ``Expires`` may lie at most
-    :data:`~gateway.sigv4.MAX_PRESIGNED_EXPIRES` seconds (plus ``max_skew``, for the
+    :data:`~gateway.sigv4_presigned.MAX_PRESIGNED_EXPIRES` seconds (plus ``max_skew``, for the
     signer's clock) ahead of ``now``.
     Raises ``S3Error``: ``InvalidArgument`` for a malformed ``Authorization`` header,
     ``AccessDenied`` for a missing date or query parameter and for an expired URL or one

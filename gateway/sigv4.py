@@ -6,38 +6,42 @@ body is to be verified (:class:`PayloadMode`). It never reads the body: a hex
 ``x-amz-content-sha256`` is compared by :mod:`gateway.payload` once the body has streamed,
 and aws-chunked signatures by :mod:`gateway.chunked`, using :class:`ChunkSigningContext`.
 
-Canonicalisation follows S3, not the generic SigV4 rules: the path is not normalised
-(``a//b``, ``../x`` and a trailing ``/`` are signed as sent), it is only percent-decoded and
-strictly re-encoded, and so is every query parameter.
+The parts: the two forms of a claim are parsed by :mod:`gateway.sigv4_header` and
+:mod:`gateway.sigv4_presigned` (their shared fields by :mod:`gateway.sigv4_claim`); the
+canonical request and the signing key are :mod:`gateway.sigv4_signing`'s. This module holds
+what a caller sees (the request view, the result, the payload modes) and the checks that
+bind them: one auth mechanism, clock skew, signed ``x-amz-*`` headers, the payload hash and
+the signature itself.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
-import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
-from urllib.parse import quote, unquote_to_bytes
 
 from core.errors import S3Error
-from core.numbers import NumberError, decimal, is_decimal
+from gateway.sigv4_claim import SignatureClaim
+from gateway.sigv4_header import claim_from_header
+from gateway.sigv4_presigned import claim_from_query
+from gateway.sigv4_signing import (
+    SERVICE,
+    canonical_request,
+    credential_scope,
+    first,
+    parse_query,
+    signature,
+    signed_forms,
+    signing_key,
+    string_to_sign,
+)
 from policy.credentials import Credential
 
-ALGORITHM: Final = "AWS4-HMAC-SHA256"
-SERVICE: Final = "s3"
-TERMINATOR: Final = "aws4_request"
-EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
-MAX_PRESIGNED_EXPIRES: Final = 604800  # one week, S3's limit
-
 _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
-_SIGNATURE: Final = re.compile(r"[0-9a-f]{64}")
-_AMZ_DATE: Final = re.compile(r"[0-9]{8}T[0-9]{6}Z")
-_HEADER_MALFORMED: Final = "The authorization header is malformed"
 _AMZ_PREFIX: Final = "x-amz-"
 #: ``x-amz-*`` headers a signature need not list, because listing them adds nothing:
 #: ``x-amz-content-sha256`` is the last line of every header-signed canonical request, and
@@ -113,20 +117,6 @@ class AuthResult:
     service: str = SERVICE  # the service the request was signed for (its credential scope)
 
 
-@dataclass(frozen=True)
-class _Signed:
-    """The signature claim of a request, whichever form carried it."""
-
-    access_key: str
-    date: str  # credential scope date, YYYYMMDD
-    region: str
-    service: str
-    signed_headers: tuple[str, ...]
-    signature: str
-    amz_date: str
-    timestamp: datetime
-
-
 def authenticate(
     req: HttpRequestView,
     lookup: CredentialLookup,
@@ -158,9 +148,9 @@ def authenticate(
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    params = _parse_query(req.query_string)
+    params = parse_query(req.query_string)
     authorization = req.headers.get("authorization")
-    query_auth = _first(params, "X-Amz-Algorithm")
+    query_auth = first(params, "X-Amz-Algorithm")
     if authorization is not None and query_auth is not None:
         raise S3Error(
             "InvalidArgument",
@@ -170,7 +160,7 @@ def authenticate(
             ArgumentValue=authorization,
         )
     if authorization is not None:
-        signed = _from_header(authorization, req.headers, region, services)
+        signed = claim_from_header(authorization, req.headers, region, services)
         _check_skew(signed, now, max_skew)
         content_hash = req.headers.get("x-amz-content-sha256", body_sha256)
         if content_hash is None:
@@ -180,10 +170,10 @@ def authenticate(
             )
         presigned = False
     elif query_auth is not None:
-        signed = _from_query(params, query_auth, region, now, max_skew, services)
+        signed = claim_from_query(params, query_auth, region, now, max_skew, services)
         # A presigned URL binds no body unless it carries a hash, as a parameter or as a
         # signed header; an unsigned header is a later addition and cannot count.
-        content_hash = _first(params, "X-Amz-Content-Sha256")
+        content_hash = first(params, "X-Amz-Content-Sha256")
         if content_hash is None and "x-amz-content-sha256" in signed.signed_headers:
             content_hash = req.headers.get("x-amz-content-sha256")
         if content_hash is None:
@@ -200,24 +190,20 @@ def authenticate(
     if credential is None:
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=signed.access_key)
 
-    canonical = "\n".join(
-        (
-            req.method,
-            canonical_uri(req.raw_path),
-            canonical_query(params, drop_signature=presigned),
-            _canonical_headers(signed.signed_headers, req.headers),
-            ";".join(signed.signed_headers),
-            content_hash,
-        )
+    canonical = canonical_request(
+        req.method,
+        req.raw_path,
+        params,
+        req.headers,
+        signed.signed_headers,
+        content_hash,
+        presigned=presigned,
     )
-    scope = f"{signed.date}/{signed.region}/{signed.service}/{TERMINATOR}"
+    scope = credential_scope(signed.date, signed.region, signed.service)
     key = signing_key(credential.secret_key, signed.date, signed.region, signed.service)
-    for encoded in _signed_forms(canonical):
-        to_sign = "\n".join(
-            (ALGORITHM, signed.amz_date, scope, hashlib.sha256(encoded).hexdigest())
-        )
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        if hmac.compare_digest(expected, signed.signature):
+    for encoded in signed_forms(canonical):
+        to_sign = string_to_sign(signed.amz_date, scope, encoded)
+        if hmac.compare_digest(signature(key, to_sign), signed.signature):
             break
     else:
         raise S3Error(
@@ -253,79 +239,6 @@ def _check_read_body(mode: PayloadMode, content_hash: str, body_sha256: str) -> 
         )
 
 
-@functools.lru_cache(maxsize=1024)
-def signing_key(secret_key: str, date: str, region: str, service: str = SERVICE) -> bytes:
-    """The SigV4 signing key for one secret, day, region and service (cached)."""
-    key = _hmac(("AWS4" + secret_key).encode(), date)
-    key = _hmac(key, region)
-    key = _hmac(key, service)
-    return _hmac(key, TERMINATOR)
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-
-
-def canonical_uri(raw_path: str) -> str:
-    """The raw path percent-decoded and strictly re-encoded, ``/`` kept, never normalised."""
-    if not raw_path:
-        return "/"
-    return quote(unquote_to_bytes(raw_path), safe="/")
-
-
-def canonical_query(params: list[tuple[bytes, bytes]], *, drop_signature: bool = False) -> str:
-    """Decoded query pairs strictly re-encoded and sorted by name, then value."""
-    pairs = sorted(
-        (quote(name, safe=""), quote(value, safe=""))
-        for name, value in params
-        if not (drop_signature and name == b"X-Amz-Signature")
-    )
-    return "&".join(f"{name}={value}" for name, value in pairs)
-
-
-def _parse_query(query_string: str) -> list[tuple[bytes, bytes]]:
-    # A literal "+" is a space, as S3 reads query strings (and as form-encoding clients send
-    # it while signing %20); a real plus arrives as %2B.
-    pairs = []
-    for part in query_string.replace("+", " ").split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        pairs.append((unquote_to_bytes(name), unquote_to_bytes(value)))
-    return pairs
-
-
-def _first(params: list[tuple[bytes, bytes]], name: str) -> str | None:
-    wanted = name.encode()
-    for key, value in params:
-        if key == wanted:
-            return value.decode("utf-8", "replace")
-    return None
-
-
-def _signed_forms(canonical: str) -> list[bytes]:
-    """The bytes a client may have hashed as ``canonical``, most likely first.
-
-    Header values reach the gateway as bytes decoded as Latin-1, so encoding them back gives
-    the bytes sent, which is what SDKs sign (botocore, Go, Java and JavaScript send and sign
-    UTF-8 header values). When a value holds non-ASCII bytes, the UTF-8 of their Latin-1
-    text is tried too: the form the gateway checked before, kept for a client that sends
-    Latin-1 bytes and signs their text's UTF-8. Either form binds the very bytes received,
-    so accepting both admits nothing the key did not sign.
-    """
-    if canonical.isascii():
-        return [canonical.encode("ascii")]
-    try:
-        sent = canonical.encode("latin-1")
-    except UnicodeEncodeError:  # text not decoded from the wire (a direct caller's)
-        return [canonical.encode()]
-    return [sent, canonical.encode()]
-
-
-def _canonical_headers(names: tuple[str, ...], headers: Mapping[str, str]) -> str:
-    return "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in names)
-
-
 def _check_amz_headers_signed(headers: Mapping[str, str], signed: tuple[str, ...]) -> None:
     """``AccessDenied`` naming every ``x-amz-*`` header the signature does not cover."""
     unsigned = sorted(
@@ -353,208 +266,7 @@ def _payload_mode(value: str) -> PayloadMode:
     )
 
 
-def _from_header(
-    authorization: str, headers: Mapping[str, str], region: str, services: frozenset[str]
-) -> _Signed:
-    algorithm, _, rest = authorization.strip().partition(" ")
-    if algorithm != ALGORITHM:
-        raise S3Error(
-            "InvalidRequest",
-            f"The authorization mechanism you have provided is not supported. "
-            f"Please use {ALGORITHM}.",
-        )
-
-    def malformed(detail: str = "") -> S3Error:
-        message = _HEADER_MALFORMED + (f"; {detail}" if detail else ".")
-        return S3Error("AuthorizationHeaderMalformed", message)
-
-    fields: dict[str, str] = {}
-    for part in rest.split(","):
-        name, sep, value = part.strip().partition("=")
-        if not sep or name in fields:
-            raise malformed()
-        fields[name] = value.strip()
-    if set(fields) != {"Credential", "SignedHeaders", "Signature"}:
-        raise malformed()
-
-    access_key, date, cred_region, service = _parse_credential(
-        fields["Credential"], malformed, services
-    )
-    if cred_region != region:
-        raise S3Error(
-            "AuthorizationHeaderMalformed",
-            f"{_HEADER_MALFORMED}; the region '{cred_region}' is wrong; expecting '{region}'",
-            Region=region,
-        )
-    signed_headers = _parse_signed_headers(fields["SignedHeaders"], malformed)
-    signature = fields["Signature"]
-    if not _SIGNATURE.fullmatch(signature):
-        raise malformed("the signature is not 64 lower-case hex characters")
-
-    amz_date = headers.get("x-amz-date") or headers.get("date")
-    if amz_date is None:
-        raise S3Error(
-            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-        )
-    amz_date = amz_date.strip()
-    timestamp = _parse_amz_date(amz_date)
-    if timestamp is None:
-        raise S3Error(
-            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-        )
-    if amz_date[:8] != date:
-        raise malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
-    return _Signed(
-        access_key, date, cred_region, service, signed_headers, signature, amz_date, timestamp
-    )
-
-
-_QUERY_REQUIRED: Final = (
-    "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
-    "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
-)
-
-
-def _from_query(
-    params: list[tuple[bytes, bytes]],
-    algorithm: str,
-    region: str,
-    now: datetime,
-    max_skew: timedelta,
-    services: frozenset[str],
-) -> _Signed:
-    def malformed(detail: str = "") -> S3Error:
-        message = "Error parsing the X-Amz-Credential parameter" + (
-            f"; {detail}" if detail else "."
-        )
-        return S3Error("AuthorizationQueryParametersError", message)
-
-    if algorithm != ALGORITHM:
-        raise S3Error(
-            "AuthorizationQueryParametersError",
-            f'X-Amz-Algorithm only supports "{ALGORITHM}"',
-        )
-    values = {
-        name: _first(params, name)
-        for name in (
-            "X-Amz-Credential",
-            "X-Amz-Date",
-            "X-Amz-Expires",
-            "X-Amz-SignedHeaders",
-            "X-Amz-Signature",
-        )
-    }
-    present = {name: value for name, value in values.items() if value is not None}
-    if len(present) != len(values):
-        raise S3Error("AuthorizationQueryParametersError", _QUERY_REQUIRED)
-
-    access_key, date, cred_region, service = _parse_credential(
-        present["X-Amz-Credential"], malformed, services
-    )
-    if cred_region != region:
-        raise S3Error(
-            "AuthorizationQueryParametersError",
-            f"Error parsing the X-Amz-Credential parameter; the region '{cred_region}' is "
-            f"wrong; expecting '{region}'",
-            Region=region,
-        )
-    amz_date = present["X-Amz-Date"]
-    timestamp = _parse_amz_date(amz_date)
-    if timestamp is None:
-        raise S3Error(
-            "AuthorizationQueryParametersError",
-            "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"",
-        )
-    if amz_date[:8] != date:
-        raise malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
-    expires_text = present["X-Amz-Expires"]
-    try:
-        expires = decimal(expires_text, high=MAX_PRESIGNED_EXPIRES)
-    except NumberError as error:
-        if not error.out_of_range:
-            raise S3Error(
-                "AuthorizationQueryParametersError", "X-Amz-Expires should be a number"
-            ) from None
-        raise S3Error(
-            "AuthorizationQueryParametersError",
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
-        ) from None
-    if expires < 1:
-        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
-    if timestamp - max_skew > now:
-        raise S3Error("AccessDenied", "Request is not yet valid")
-    if now > timestamp + timedelta(seconds=expires):
-        raise S3Error(
-            "AccessDenied",
-            "Request has expired",
-            XAmzExpires=expires_text,
-            Expires=(timestamp + timedelta(seconds=expires)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-    signed_headers = _parse_signed_headers(present["X-Amz-SignedHeaders"], malformed)
-    signature = present["X-Amz-Signature"]
-    if not _SIGNATURE.fullmatch(signature):
-        raise S3Error(
-            "AuthorizationQueryParametersError",
-            "X-Amz-Signature must be 64 lower-case hex characters",
-        )
-    return _Signed(
-        access_key, date, cred_region, service, signed_headers, signature, amz_date, timestamp
-    )
-
-
-def _parse_credential(
-    value: str, malformed: Callable[[str], S3Error], services: frozenset[str]
-) -> tuple[str, str, str, str]:
-    # Split from the right: only the scope's four parts are fixed, not the key's characters.
-    parts = value.strip().rsplit("/", 4)
-    if len(parts) != 5 or not parts[0]:
-        raise malformed(
-            "the Credential is mal-formed; "
-            'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
-        )
-    access_key, date, region, service, terminator = parts
-    if not (len(date) == 8 and is_decimal(date)):
-        raise malformed(
-            f'incorrect date format "{date}". '
-            'This date in the credential must be in the format "yyyyMMdd".'
-        )
-    if service not in services:
-        expected = SERVICE if SERVICE in services else "/".join(sorted(services))
-        raise malformed(f'incorrect service "{service}". This endpoint belongs to "{expected}".')
-    if terminator != TERMINATOR:
-        raise malformed(f'incorrect terminal "{terminator}". This endpoint uses "{TERMINATOR}".')
-    return access_key, date, region, service
-
-
-def _parse_signed_headers(value: str, malformed: Callable[[str], S3Error]) -> tuple[str, ...]:
-    names = tuple(value.strip().split(";"))
-    if not all(names) or any(name != name.lower() for name in names):
-        raise malformed("SignedHeaders must be lower-case names separated by ';'")
-    if "host" not in names:
-        raise malformed("the host header must be signed")
-    # Kept in the client's order: that is the order its canonical request listed them in.
-    return names
-
-
-def _parse_amz_date(value: str) -> datetime | None:
-    if not _AMZ_DATE.fullmatch(value):
-        return None
-    try:  # slicing is several times faster than strptime on this per-request path
-        return datetime(
-            int(value[0:4]),
-            int(value[4:6]),
-            int(value[6:8]),
-            int(value[9:11]),
-            int(value[11:13]),
-            int(value[13:15]),
-            tzinfo=UTC,
-        )
-    except ValueError:
-        return None
-
-
-def _check_skew(signed: _Signed, now: datetime, max_skew: timedelta) -> None:
+def _check_skew(signed: SignatureClaim, now: datetime, max_skew: timedelta) -> None:
     if abs(now - signed.timestamp) > max_skew:
         raise S3Error(
             "RequestTimeTooSkewed",

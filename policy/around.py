@@ -46,6 +46,13 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
+from translators.versioning import (
+    DeleteOutcome,
+    Version,
+    VersioningStatus,
+    VersionsPage,
+    VersionsQuery,
+)
 
 T = TypeVar("T")
 
@@ -204,4 +211,52 @@ class AroundBackend(ForwardingBackend):
             "abort_multipart_upload",
             bucket,
             lambda: self.inner.abort_multipart_upload(ctx, bucket, key, upload_id),
+        )
+
+    async def get_bucket_versioning(
+        self, ctx: RequestContext, bucket: str
+    ) -> VersioningStatus | None:
+        return await self.around(
+            "get_bucket_versioning", bucket, lambda: self.inner.get_bucket_versioning(ctx, bucket)
+        )
+
+    async def put_bucket_versioning(
+        self, ctx: RequestContext, bucket: str, status: VersioningStatus
+    ) -> None:
+        await self.around(
+            "put_bucket_versioning",
+            bucket,
+            lambda: self.inner.put_bucket_versioning(ctx, bucket, status),
+        )
+
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        return await self.around(
+            "head_version", bucket, lambda: self.inner.head_version(ctx, bucket, key, version_id)
+        )
+
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        return await self.around(
+            "get_version",
+            bucket,
+            lambda: self.inner.get_version(ctx, bucket, key, version_id, options),
+        )
+
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        return await self.around(
+            "delete_version",
+            bucket,
+            lambda: self.inner.delete_version(ctx, bucket, key, version_id),
+        )
+
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        return await self.around(
+            "list_versions", bucket, lambda: self.inner.list_versions(ctx, bucket, query)
         )

@@ -52,6 +52,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
+from translators.versioning import DeleteOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def _sha256_hex(info: ObjectInfo) -> str | None:
 
 class CatalogBackend(
     ForwardingBackend,
-    passes_through={"check_ready", "create_bucket", "upload_part"} | READS,
+    passes_through={"check_ready", "create_bucket", "upload_part", "put_bucket_versioning"} | READS,
 ):
     """``inner`` with every successful write recorded in ``catalog``.
 
@@ -267,6 +268,50 @@ class CatalogBackend(
             (bucket, key),
             ctx.principal,
         )
+
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        """Without an id the key reads as absent afterwards (a delete marker, or nothing
+        left): its row goes, as with ``delete_object``. With one, the row follows the key's
+        latest object when the entry deleted was the latest (an older version, if any,
+        becomes the latest); deleting an older version leaves the row as it is."""
+        await self._require_catalog()
+        if version_id is None:
+            outcome = await self.inner.delete_version(ctx, bucket, key, None)
+            await self._record(
+                f"delete {bucket}/{key}",
+                lambda: self.catalog.delete(bucket, key),
+                (bucket, key),
+                ctx.principal,
+            )
+            return outcome
+        try:
+            latest: str | None = (await self.inner.head_object(ctx, bucket, key)).version_id
+        except S3Error as error:
+            if error.code not in _GONE:
+                raise
+            latest = None
+        outcome = await self.inner.delete_version(ctx, bucket, key, version_id)
+        if latest is None or latest == version_id:
+            await self._record(
+                f"delete {bucket}/{key} version {version_id}",
+                lambda: self._follow_latest(ctx, bucket, key),
+                (bucket, key),
+                ctx.principal,
+            )
+        return outcome
+
+    async def _follow_latest(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        """Set ``key``'s row from the backend's latest object, or delete it (none left)."""
+        try:
+            info = await self.inner.head_object(ctx, bucket, key)
+        except S3Error as error:
+            if error.code not in _GONE:
+                raise
+            await self.catalog.delete(bucket, key)
+        else:
+            await self.catalog.upsert(object_record(bucket, info, ctx.principal, {}))
 
     async def create_multipart_upload(
         self,

@@ -37,10 +37,10 @@ from core.checksums import ChecksumType
 from core.context import RequestContext
 from core.digest import HashingPayload, multipart_etag
 from core.errors import S3Error
+from core.reserved import STAGING_PREFIX
 from core.sse import EncryptionInfo, SseMode
 from core.streams import BytesBody
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
-from policy.model import STAGING_PREFIX
 from translators.base import (
     Backend,
     CompletedPart,

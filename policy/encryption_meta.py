@@ -14,6 +14,7 @@ from typing import Final
 
 from core import checksums
 from core.errors import S3Error
+from core.reserved import SITE_STATE_PREFIX
 from core.sse import (
     AES256,
     AWS_KMS,
@@ -23,16 +24,17 @@ from core.sse import (
     EncryptionInfo,
     EncryptionRequest,
 )
-from policy.model import SITE_STATE_PREFIX, SitePolicy
+from policy.model import SitePolicy
 from policy.sse_crypto import Stream, TamperedError, mode_of, plain_size
 from translators.base import ObjectInfo, PartInfo, UploadInfo
 
 #: The reserved user-metadata entry holding an encrypted object's sealed data key.
 META_KEY: Final = STORED_ENCRYPTION_KEY
 #: The marker object of a bucket that has held an encrypted object (its listings then show
-#: plaintext sizes: policy.encryption).
+#: plaintext sizes: policy.encryption_listing).
 MARKER_KEY: Final = SITE_STATE_PREFIX + "encrypted"
-#: Where an encrypted multipart upload's sealed data key is kept while it is in progress.
+#: Where an encrypted multipart upload's sealed data key is kept while it is in progress
+#: (policy.encryption_uploads).
 UPLOAD_RECORDS: Final = SITE_STATE_PREFIX + "sse-uploads/"
 
 #: The bucket default for a site: what a write asking for nothing is encrypted with.

@@ -42,6 +42,13 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
+from translators.versioning import (
+    DeleteOutcome,
+    Version,
+    VersioningStatus,
+    VersionsPage,
+    VersionsQuery,
+)
 
 #: Every method of the Backend protocol, by name.
 BACKEND_METHODS: frozenset[str] = frozenset(
@@ -53,10 +60,18 @@ BACKEND_METHODS: frozenset[str] = frozenset(
 #: The lifecycle methods: a wrapper holding no resources of its own passes them through.
 LIFECYCLE: frozenset[str] = frozenset({"start", "close", "check_ready"})
 
+#: The reads of versions (translators.versioning) and of a bucket's versioning state.
+VERSION_READS: frozenset[str] = frozenset(
+    {"get_bucket_versioning", "head_version", "get_version", "list_versions"}
+)
+
 #: The methods that change nothing stored.
-READS: frozenset[str] = frozenset(
-    {"list_buckets", "head_bucket", "head_object", "get_object", "list_objects"}
-    | {"list_parts", "list_multipart_uploads"}
+READS: frozenset[str] = (
+    frozenset(
+        {"list_buckets", "head_bucket", "head_object", "get_object", "list_objects"}
+        | {"list_parts", "list_multipart_uploads"}
+    )
+    | VERSION_READS
 )
 
 
@@ -206,3 +221,33 @@ class ForwardingBackend:
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str
     ) -> None:
         await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+
+    async def get_bucket_versioning(
+        self, ctx: RequestContext, bucket: str
+    ) -> VersioningStatus | None:
+        return await self.inner.get_bucket_versioning(ctx, bucket)
+
+    async def put_bucket_versioning(
+        self, ctx: RequestContext, bucket: str, status: VersioningStatus
+    ) -> None:
+        await self.inner.put_bucket_versioning(ctx, bucket, status)
+
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        return await self.inner.head_version(ctx, bucket, key, version_id)
+
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        return await self.inner.get_version(ctx, bucket, key, version_id, options)
+
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        return await self.inner.delete_version(ctx, bucket, key, version_id)
+
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        return await self.inner.list_versions(ctx, bucket, query)

@@ -99,7 +99,15 @@ class FloorPayload(PassThroughPayload):
 
 class FreeSpaceBackend(
     ForwardingBackend,
-    passes_through=LIFECYCLE | READS | {"delete_bucket", "delete_object", "abort_multipart_upload"},
+    passes_through=LIFECYCLE
+    | READS
+    | {
+        "delete_bucket",
+        "delete_object",
+        "abort_multipart_upload",
+        "put_bucket_versioning",
+        "delete_version",
+    },
 ):
     """Backend wrapper refusing writes under the free-space floor (module docstring).
 

@@ -21,9 +21,9 @@ from typing import Final
 
 from core.context import RequestContext
 from core.errors import S3Error
+from core.reserved import STAGING_PREFIX
 from policy.jobs import Job
 from policy.leases import LeaseKeeper
-from policy.model import STAGING_PREFIX
 from policy.retention import RetentionService
 from policy.scrub import Scrubber
 from translators.base import Backend, ListQuery, Sweeper, UploadsQuery

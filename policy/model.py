@@ -29,12 +29,6 @@ _COMPRESSION: dict[str, Compression] = {
     "tar.zst": "zstd",
     "tar": "none",
 }
-#: Key prefixes the gateway keeps for itself in every bucket: hidden from S3 listings and
-#: refused to S3 clients (``InvalidObjectName``). The staging area of multipart artifacts
-#: (policy.validation) and the per-site state record (policy.site_state).
-STAGING_PREFIX = ".pagewright-staging/"
-SITE_STATE_PREFIX = ".pagewright-site/"
-RESERVED_PREFIXES = (STAGING_PREFIX, SITE_STATE_PREFIX)
 ARTIFACT_PREFIX = "builds/"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.zst", ".tar")
 #: User-metadata names (x-amz-meta-*) that are artifact attributes.
@@ -78,11 +72,6 @@ def artifact_key_problem(key: str) -> str | None:
         "a build id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' or '-', "
         "starting with a letter or digit"
     )
-
-
-def is_reserved_key(key: str) -> bool:
-    """Whether ``key`` lies in an area the gateway reserves (:data:`RESERVED_PREFIXES`)."""
-    return key.startswith(RESERVED_PREFIXES)
 
 
 def is_site_id(name: str) -> bool:

@@ -81,7 +81,15 @@ RELEASE = "quota.release"
 
 class QuotaBackend(
     ForwardingBackend,
-    passes_through=LIFECYCLE | READS | {"create_bucket", "delete_bucket", "delete_object"},
+    passes_through=LIFECYCLE
+    | READS
+    | {
+        "create_bucket",
+        "delete_bucket",
+        "delete_object",
+        "put_bucket_versioning",
+        "delete_version",
+    },
 ):
     """Backend wrapper enforcing ``max_object_size`` and per-site quotas (module docstring).
 

@@ -28,8 +28,9 @@ import anyio
 
 from core.context import RequestContext
 from core.errors import S3Error
+from core.reserved import is_reserved_key
 from policy.catalog_backend import object_record, stored_creator
-from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record, is_reserved_key
+from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
 from policy.site_state import SiteState, SiteStateError, load_site_state
 from translators.base import Backend, ListQuery, ObjectInfo

@@ -212,7 +212,7 @@ class RetentionBackend(
     ForwardingBackend,
     passes_through=LIFECYCLE
     | READS
-    | {"create_bucket", "delete_bucket", "delete_object"}
+    | {"create_bucket", "delete_bucket", "delete_object", "put_bucket_versioning", "delete_version"}
     | {"create_multipart_upload", "upload_part", "abort_multipart_upload"},
 ):
     """Backend wrapper running ``service.apply(site, dry_run=False)`` after every successful

@@ -45,17 +45,10 @@ import anyio
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
+from core.reserved import SITE_STATE_PREFIX
 from core.streams import BytesBody
 from policy.cors import CorsRules, rules_from_json, rules_to_json
-from policy.model import (
-    ACTION,
-    SITE_STATE_PREFIX,
-    STATUS,
-    ArtifactFilter,
-    Catalog,
-    ObjectRecord,
-    every_record,
-)
+from policy.model import ACTION, STATUS, ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.tags import valid_tags
 from translators.base import Backend, GetOptions, WriteConditions, WriteMetadata
 

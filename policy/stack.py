@@ -78,7 +78,8 @@ from policy.circuit_breaker import (
     CircuitBreakerBackend,
 )
 from policy.completed_uploads import CompletedUploadsBackend
-from policy.encryption import EncryptingBackend, EncryptionDefaults
+from policy.encryption import EncryptingBackend
+from policy.encryption_meta import EncryptionDefaults
 from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.housekeeping import JobSettings, standard_jobs
 from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler

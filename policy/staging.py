@@ -17,7 +17,7 @@ from typing import Final
 
 from core.context import RequestContext
 from core.errors import S3Error
-from policy.model import STAGING_PREFIX, is_reserved_key
+from core.reserved import STAGING_PREFIX, is_reserved_key
 from translators.base import Backend, UploadInfo, UploadsPage, UploadsQuery
 
 _NONCE: Final = re.compile(r"^[0-9a-f]{32}$")

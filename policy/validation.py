@@ -63,21 +63,15 @@ from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
+from core.reserved import RESERVED_PREFIXES, is_reserved_key
 from core.streams import PayloadStream
 from core.tracing import SITE, span
 from policy import staging
 from policy.archive import ArchiveValidator
-from policy.encryption import encryption_of
+from policy.encryption_meta import encryption_of
 from policy.forwarding import LIFECYCLE, ForwardingBackend
 from policy.metrics import Metrics
-from policy.model import (
-    RESERVED_PREFIXES,
-    Catalog,
-    SitePolicy,
-    artifact_key_problem,
-    is_reserved_key,
-    parse_artifact_key,
-)
+from policy.model import Catalog, SitePolicy, artifact_key_problem, parse_artifact_key
 from policy.validation_metrics import report_corrupt
 from policy.validation_streams import RehashingBody, ValidatingPayload, sha256_hex
 from translators.base import (
@@ -96,6 +90,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
+from translators.versioning import DeleteOutcome, Version, VersionsPage, VersionsQuery
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +117,9 @@ def check_writable_key(key: str) -> None:
 
 class ValidationBackend(
     ForwardingBackend,
-    passes_through=LIFECYCLE | {"list_buckets", "create_bucket", "head_bucket"},
+    passes_through=LIFECYCLE
+    | {"list_buckets", "create_bucket", "head_bucket"}
+    | {"get_bucket_versioning", "put_bucket_versioning"},
 ):
     """Backend wrapper validating artifacts on write and re-hashing them on read.
 
@@ -189,6 +186,13 @@ class ValidationBackend(
         if is_reserved_key(key):
             raise _reserved(key)
         result = await self.inner.get_object(ctx, bucket, key, options)
+        return self._rehashing(bucket, key, options, result, mark=True)
+
+    def _rehashing(
+        self, bucket: str, key: str, options: GetOptions, result: GetResult, *, mark: bool
+    ) -> GetResult:
+        """``result`` with a re-hashing body when it reads a whole artifact with a stored
+        SHA256; a mismatch is reported (and marked in the catalog if ``mark``)."""
         if options.range is not None or options.part_number is not None:
             return result
         if parse_artifact_key(key) is None:
@@ -198,18 +202,62 @@ class ValidationBackend(
             return result
 
         async def corrupt(actual: str) -> None:
-            await self.report_corrupt(bucket, key, expected, actual)
+            await self.report_corrupt(bucket, key, expected, actual, mark=mark)
 
         body = RehashingBody(
             result.body, site=bucket, key=key, expected_hex=expected, on_corrupt=corrupt
         )
         return replace(result, body=body)
 
-    async def report_corrupt(self, site: str, key: str, expected: str, actual: str) -> None:
-        """Log, count and mark an artifact whose bytes do not match its SHA256."""
+    # Versions: reserved keys stay out of reach; a whole artifact version is re-hashed too
+    # (a corrupt older version is logged and counted, not marked: the catalog's row is the
+    # latest version's).
+
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        if is_reserved_key(key):
+            raise _reserved(key)
+        return await self.inner.head_version(ctx, bucket, key, version_id)
+
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        if is_reserved_key(key):
+            raise _reserved(key)
+        result = await self.inner.get_version(ctx, bucket, key, version_id, options)
+        return self._rehashing(bucket, key, options, result, mark=False)
+
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        if is_reserved_key(key):
+            raise _reserved(key)
+        return await self.inner.delete_version(ctx, bucket, key, version_id)
+
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        """The inner page without the reserved areas (a page may come back short for them)."""
+        if is_reserved_key(query.prefix):
+            await self.inner.head_bucket(ctx, bucket)
+            return VersionsPage([], [], None, None)
+        page = await self.inner.list_versions(ctx, bucket, query)
+        return replace(
+            page,
+            versions=[v for v in page.versions if not is_reserved_key(v.key)],
+            common_prefixes=[p for p in page.common_prefixes if not is_reserved_key(p)],
+        )
+
+    async def report_corrupt(
+        self, site: str, key: str, expected: str, actual: str, *, mark: bool = True
+    ) -> None:
+        """Log, count and (if ``mark``) mark an artifact whose bytes do not match its
+        SHA256."""
         if self._on_corrupt_hook is not None:
             self._on_corrupt_hook(site, key)
-        await report_corrupt(self._catalog, site, key, expected, actual, self._metrics)
+        catalog = self._catalog if mark else None
+        await report_corrupt(catalog, site, key, expected, actual, self._metrics)
 
     async def put_object(
         self,

@@ -25,8 +25,9 @@ import anyio
 
 from core.context import RequestContext
 from core.errors import S3Error
+from core.reserved import is_reserved_key
 from policy.metrics import Metrics
-from policy.model import Catalog, is_reserved_key, parse_artifact_key
+from policy.model import Catalog, parse_artifact_key
 from policy.validation_metrics import report_corrupt
 from policy.validation_streams import sha256_hex
 from translators.base import Backend, GetOptions, ListQuery

@@ -21,7 +21,7 @@ from core.errors import S3Error
 from gateway.post_form import MAX_FIELD_BYTES
 from gateway.post_policy import check_form, parse_post_policy
 from gateway.settings import Settings
-from gateway.sigv4 import signing_key
+from gateway.sigv4_signing import signing_key
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway, in_process_gateway
 

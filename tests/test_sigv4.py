@@ -20,9 +20,8 @@ from gateway.sigv4 import (
     HttpRequestView,
     PayloadMode,
     authenticate,
-    canonical_query,
-    canonical_uri,
 )
+from gateway.sigv4_signing import canonical_query, canonical_uri
 from tests.support.sigv4_example import (
     AK,
     CHUNKED_HEADERS,

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, IncompleteReadError, ResponseStream
 from urllib3.exceptions import ProtocolError
 
 from gateway.settings import Settings
-from policy.encryption import META_KEY
+from policy.encryption_meta import META_KEY
 from policy.sse_crypto import CHUNK, HEADER, TAG, cipher_size
 from tests.support.clients import make_s3_client
 from tests.support.gateway import InProcessGateway, in_process_gateway

@@ -12,7 +12,7 @@ import pytest
 
 from core.context import RequestContext
 from core.sse import EncryptionRequest
-from policy import encryption
+from policy import encryption_listing
 from policy.around import AroundBackend
 from policy.encryption import EncryptingBackend
 from policy.sse_crypto import Keyring
@@ -58,7 +58,7 @@ async def test_an_unencrypted_bucket_is_listed_without_extra_calls(
     # one HEAD of the marker, then the remembered answer
     assert counting.calls == {"list_objects": 5, "head_object": 1}
 
-    monkeypatch.setattr(encryption, "UNMARKED_RECHECK_S", 0.0)
+    monkeypatch.setattr(encryption_listing, "UNMARKED_RECHECK_S", 0.0)
     await backend.list_objects(CTX, "plain", ListQuery())
     assert counting.calls["head_object"] == 2  # rechecked once the time is up
 
@@ -66,7 +66,7 @@ async def test_an_unencrypted_bucket_is_listed_without_extra_calls(
     await backend.put_object(
         CTX, "plain", "b.html", MemoryPayload(b"secret"), secret, WriteConditions()
     )
-    monkeypatch.setattr(encryption, "UNMARKED_RECHECK_S", 3600.0)
+    monkeypatch.setattr(encryption_listing, "UNMARKED_RECHECK_S", 3600.0)
     page = await backend.list_objects(CTX, "plain", ListQuery())
     # (the marker, a reserved key, is hidden from clients by the layers above)
     sizes = {o.key: o.size for o in page.objects if not o.key.startswith(".pagewright")}

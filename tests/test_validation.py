@@ -16,10 +16,11 @@ from core import checksums
 from core.context import RequestContext
 from core.errors import S3Error
 from core.ranges import RangeSpec
+from core.reserved import STAGING_PREFIX
 from core.streams import ObjectBody, PayloadDigest
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import object_record
-from policy.model import STAGING_PREFIX, SitePolicy
+from policy.model import SitePolicy
 from policy.validation import ValidationBackend
 from policy.validation_streams import CorruptArtifactError
 from policy.verify import VerifySummary, verify_artifacts

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
@@ -29,6 +29,15 @@ from core.errors import S3Error
 from core.ranges import ByteRange, RangeSpec
 from core.sse import STORED_ENCRYPTION_KEY, CustomerKey, EncryptionInfo, EncryptionRequest
 from core.streams import ObjectBody, PayloadDigest, PayloadStream
+
+if TYPE_CHECKING:
+    from translators.versioning import (
+        DeleteOutcome,
+        Version,
+        VersioningStatus,
+        VersionsPage,
+        VersionsQuery,
+    )
 
 #: Headers stored with an object and returned verbatim on GET/HEAD (lower-case names).
 STORED_HEADERS: tuple[str, ...] = (
@@ -62,6 +71,9 @@ class ObjectInfo:
     ``checksum_type``. ``parts`` is empty unless the object came from a multipart upload.
     ``encryption`` is set (by ``policy.encryption``, never by a translator) on an object
     stored encrypted; its ``size``, ``etag`` and ``checksums`` are then the plaintext's.
+    ``version_id`` is set by a translator with the ``translators.versioning.Versioning``
+    capability on a bucket whose versioning was ever enabled (``null`` for a version written
+    while it was suspended), else None.
     """
 
     key: str
@@ -74,6 +86,7 @@ class ObjectInfo:
     checksum_type: ChecksumType | None = None
     parts: tuple[PartInfo, ...] = ()
     encryption: EncryptionInfo | None = None
+    version_id: str | None = None
 
     @property
     def content_type(self) -> str:
@@ -366,6 +379,47 @@ class Backend(Protocol):
     async def abort_multipart_upload(
         self, ctx: RequestContext, bucket: str, key: str, upload_id: str
     ) -> None: ...
+
+    # Versioning: the rules are translators.versioning's. A translator that keeps no versions
+    # takes translators.unversioned's methods: never-versioned buckets, whose objects are
+    # their ``null`` versions, and ``NotImplemented`` for enabling versioning.
+    async def get_bucket_versioning(
+        self, ctx: RequestContext, bucket: str
+    ) -> VersioningStatus | None:
+        """The bucket's state (None: never enabled); ``NoSuchBucket`` if absent."""
+        ...
+
+    async def put_bucket_versioning(
+        self, ctx: RequestContext, bucket: str, status: VersioningStatus
+    ) -> None:
+        """Enable or suspend; entries already written keep their ids."""
+        ...
+
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        """The entry ``version_id`` of ``key`` (a delete marker too); ``NoSuchVersion``."""
+        ...
+
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        """Open object version ``version_id``; ``NoSuchVersion``, or ``MethodNotAllowed``
+        when it is a delete marker. The body reads that version whatever happens next."""
+        ...
+
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        """Without an id: ``delete_object`` per the bucket's versioning (a delete marker on
+        an Enabled bucket); with one, that entry for good."""
+        ...
+
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        """Every entry of the keys under the query's prefix, keys in order, newest first."""
+        ...
 
 
 @dataclass(frozen=True)

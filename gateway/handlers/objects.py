@@ -35,7 +35,7 @@ from gateway.headers import (
 )
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, http_date, quote_etag, xml_reply
-from policy.encryption import check_customer_key
+from policy.encryption_meta import check_customer_key
 from translators.base import (
     GetOptions,
     GetResult,

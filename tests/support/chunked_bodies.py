@@ -14,7 +14,8 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from gateway.sigv4 import EMPTY_SHA256, ChunkSigningContext, signing_key
+from gateway.sigv4 import ChunkSigningContext
+from gateway.sigv4_signing import EMPTY_SHA256, signing_key
 from tests.support.sigv4_example import SECRET
 
 EXAMPLE_CONTEXT = ChunkSigningContext(

@@ -95,6 +95,7 @@ from translators.base import (
 from translators.composed import DelegatesMultipart
 from translators.config import BackendConfigError, BackendSpec
 from translators.namespace import Namespace
+from translators.unversioned import Unversioned
 
 log = logging.getLogger("pagewright.translators.azure")
 
@@ -108,7 +109,7 @@ _OPEN_ATTEMPTS: Final = 5
 _CONTAINER_NAME: Final = r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 
 
-class AzureBackend(DelegatesMultipart):
+class AzureBackend(DelegatesMultipart, Unversioned):
     """A :class:`translators.base.Backend` over Azure Blob Storage (see the module docs).
 
     ``service`` is the process's one client (closed by :meth:`close`, with ``credential``

@@ -28,7 +28,7 @@ import anyio.to_thread
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import EmptyBody, PayloadStream
-from translators import multipart
+from translators import multipart, versioning
 from translators.base import (
     BucketInfo,
     GetOptions,
@@ -44,10 +44,18 @@ from translators.base import (
 from translators.composed import DelegatesMultipart
 from translators.filesystem import db as fs_db
 from translators.filesystem import listing as fs_listing
+from translators.filesystem import versions as fs_versions
 from translators.filesystem.blobs import BlobBody, BlobWriter
 from translators.filesystem.errors import mapped
 from translators.filesystem.multipart import FilesystemMultipart
 from translators.filesystem.store import Store
+from translators.versioning import (
+    DeleteOutcome,
+    Version,
+    VersioningStatus,
+    VersionsPage,
+    VersionsQuery,
+)
 
 #: A GET retries when the row it read was replaced and its blob unlinked before it opened it.
 _OPEN_ATTEMPTS: Final = 5
@@ -147,13 +155,18 @@ class FilesystemBackend(DelegatesMultipart):
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         def work(conn: sqlite3.Connection) -> list[str]:
             fs_db.require_bucket(conn, bucket)
-            if conn.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (bucket,)).fetchone():
+            if conn.execute(
+                "SELECT 1 FROM objects WHERE bucket = ?"
+                " UNION ALL SELECT 1 FROM versions WHERE bucket = ? LIMIT 1",
+                (bucket, bucket),
+            ).fetchone():
                 raise S3Error("BucketNotEmpty", BucketName=bucket)
             freed: list[str] = []
             uploads = conn.execute("SELECT upload_id FROM uploads WHERE bucket = ?", (bucket,))
             for (upload_id,) in uploads.fetchall():
                 freed += fs_db.drop_upload(conn, upload_id)
             conn.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
+            conn.execute("DELETE FROM versioning WHERE bucket = ?", (bucket,))
             return freed
 
         freed = await self.store.write(work)
@@ -216,36 +229,29 @@ class FilesystemBackend(DelegatesMultipart):
         try:
             digest = await writer.receive(body)
             info = written_object(key, digest, metadata)
-            await anyio.to_thread.run_sync(self._commit_object, bucket, info, writer, conditions)
+            return await anyio.to_thread.run_sync(
+                self._commit_object, bucket, info, writer, conditions
+            )
         finally:
             writer.discard()
-        return info
 
     def _commit_object(
         self, bucket: str, info: ObjectInfo, writer: BlobWriter, conditions: WriteConditions
-    ) -> None:
+    ) -> ObjectInfo:
         name = writer.publish()
         try:
-            old = self.store.transaction(
-                lambda conn: fs_db.replace_object(conn, bucket, info, name, conditions)
+            stored, freed = self.store.transaction(
+                lambda conn: fs_versions.replace_object(conn, bucket, info, name, conditions)
             )
         except BaseException:
             self.store.blobs.remove([name])
             raise
-        if old is not None:
-            self.store.blobs.remove([old])
+        self.store.blobs.remove(freed)
+        return stored
 
     @mapped
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        def work(conn: sqlite3.Connection) -> list[str]:
-            fs_db.require_bucket(conn, bucket)
-            row = conn.execute(
-                "DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING blob", (bucket, key)
-            ).fetchone()
-            return [row[0]] if row else []
-
-        freed = await self.store.write(work)
-        await anyio.to_thread.run_sync(self.store.blobs.remove, freed)
+        await self.delete_version(ctx, bucket, key, None)
 
     @mapped
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
@@ -256,3 +262,74 @@ class FilesystemBackend(DelegatesMultipart):
 
     def _list_objects(self, bucket: str, query: ListQuery) -> ListPage:
         return fs_listing.list_objects(self.store.reader(), bucket, query)
+
+    # Versioning (translators.versioning; the rows: translators.filesystem.versions)
+
+    @mapped
+    async def get_bucket_versioning(
+        self, ctx: RequestContext, bucket: str
+    ) -> VersioningStatus | None:
+        conn = self.store.reader()
+        fs_db.require_bucket(conn, bucket)
+        return fs_versions.status(conn, bucket)
+
+    @mapped
+    async def put_bucket_versioning(
+        self, ctx: RequestContext, bucket: str, status: VersioningStatus
+    ) -> None:
+        await self.store.write(lambda conn: fs_versions.set_status(conn, bucket, status))
+
+    @mapped
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        conn = self.store.reader()
+        fs_db.require_bucket(conn, bucket)
+        found = [v for v, _ in fs_versions.history(conn, bucket, key)]
+        return versioning.find_version(found, key, version_id)
+
+    @mapped
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        """Open version ``version_id``: its blob is never replaced, only removed when the
+        version is deleted (a reader that opened it keeps reading)."""
+        conn = self.store.reader()
+        fs_db.require_bucket(conn, bucket)
+        found = fs_versions.history(conn, bucket, key)
+        entry = versioning.find_version([v for v, _ in found], key, version_id)
+        info = versioning.readable(entry)
+        blob = next(b for v, b in found if v.version_id == version_id)
+        assert blob is not None
+        try:
+            fd = self.store.blobs.open(blob)
+        except FileNotFoundError:
+            raise S3Error("NoSuchVersion", Key=key, VersionId=version_id) from None
+        try:
+            span = multipart.read_span(info, options)
+        except BaseException:
+            os.close(fd)
+            raise
+        start, length = (0, info.size) if span is None else (span.start, span.length)
+        if length <= 0:
+            os.close(fd)
+            return GetResult(info, span, EmptyBody())
+        return GetResult(info, span, BlobBody(fd, start, length))
+
+    @mapped
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        outcome, freed = await self.store.write(
+            lambda conn: fs_versions.delete(conn, bucket, key, version_id)
+        )
+        await anyio.to_thread.run_sync(self.store.blobs.remove, freed)
+        return outcome
+
+    @mapped
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        return await anyio.to_thread.run_sync(
+            lambda: fs_versions.list_versions(self.store.reader(), bucket, query)
+        )

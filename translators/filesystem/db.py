@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, cast
@@ -155,14 +156,17 @@ def require_bucket(conn: sqlite3.Connection, bucket: str) -> None:
 
 
 def find_object(conn: sqlite3.Connection, bucket: str, key: str) -> tuple[ObjectInfo, str] | None:
-    """The current object and its blob name, or None."""
+    """The current object (with its version id once the bucket was ever versioned, see
+    :mod:`translators.filesystem.versions`) and its blob name, or None."""
     row = conn.execute(
-        f"SELECT {OBJECT_COLUMNS}, parts, blob FROM objects WHERE bucket = ? AND key = ?",
+        f"SELECT {OBJECT_COLUMNS}, parts, blob, version_id FROM objects"
+        " WHERE bucket = ? AND key = ?",
         (bucket, key),
     ).fetchone()
     if row is None:
         return None
-    return object_info(row[:5], row[5]), row[6]
+    info = object_info(row[:5], row[5])
+    return (info if row[7] is None else replace(info, version_id=row[7])), row[6]
 
 
 def replace_object(

@@ -28,6 +28,7 @@ from translators.base import (
 )
 from translators.filesystem import db as fs_db
 from translators.filesystem import listing as fs_listing
+from translators.filesystem import versions as fs_versions
 from translators.filesystem.blobs import BlobWriter
 from translators.filesystem.errors import mapped
 from translators.filesystem.store import Store
@@ -219,7 +220,7 @@ class FilesystemMultipart:
         finally:
             writer.discard()
 
-        def work(conn: sqlite3.Connection) -> list[str]:
+        def work(conn: sqlite3.Connection) -> tuple[ObjectInfo, list[str]]:
             fs_db.find_upload(conn, bucket, key, upload_id)
             current = {
                 number: blob for number, (_, blob) in fs_db.stored_parts(conn, upload_id).items()
@@ -229,17 +230,16 @@ class FilesystemMultipart:
                 for p, src in zip(plan.parts, sources, strict=True)
             ):
                 raise S3Error("InvalidPart", "A part was replaced while the upload completed.")
-            old = fs_db.replace_object(conn, bucket, info, name, conditions)
-            freed = fs_db.drop_upload(conn, upload_id)
-            return [*freed, old] if old is not None else freed
+            written, old = fs_versions.replace_object(conn, bucket, info, name, conditions)
+            return written, [*fs_db.drop_upload(conn, upload_id), *old]
 
         try:
-            freed = self.store.transaction(work)
+            written, freed = self.store.transaction(work)
         except BaseException:
             self.store.blobs.remove([name])
             raise
         self.store.blobs.remove(freed)
-        return info
+        return written
 
     @mapped
     async def abort_multipart_upload(

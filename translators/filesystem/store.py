@@ -22,11 +22,17 @@ from core.errors import S3Error
 from translators.base import VolumeSpace
 from translators.filesystem import db as fs_db
 from translators.filesystem import errors as fs_errors
+from translators.filesystem import versions as fs_versions
 from translators.filesystem.blobs import BlobStore
 from translators.filesystem.commit import Committer
 
 _T = TypeVar("_T")
 _DATABASE: Final = "catalogue.sqlite3"
+#: Every blob a row names: latest objects, older versions (delete markers have none), parts.
+_REFERENCED_BLOBS: Final = (
+    "SELECT blob FROM objects UNION ALL SELECT blob FROM versions WHERE blob IS NOT NULL"
+    " UNION ALL SELECT blob FROM parts"
+)
 
 
 def holds_store(root: Path) -> bool:
@@ -56,14 +62,14 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         if self._housekeeping:
             self.blobs.prepare()
-        self._committer = Committer(
-            fs_db.connect(self.root / _DATABASE, writer=True, synchronous=self._fsync)
-        )
+        conn = fs_db.connect(self.root / _DATABASE, writer=True, synchronous=self._fsync)
+        fs_versions.migrate(conn)
+        self._committer = Committer(conn)
         found = os.stat(self.root / _DATABASE)
         self._identity = (found.st_dev, found.st_ino)
         if not self._housekeeping:
             return
-        rows = self._committer.read("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")
+        rows = self._committer.read(_REFERENCED_BLOBS)
         self.blobs.remove_orphans({row[0] for row in rows})
 
     def sweep(self, older_than: float, limit: int) -> int:
@@ -75,7 +81,7 @@ class Store:
         committer = self._committer
 
         def referenced() -> set[str]:
-            rows = committer.read("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")
+            rows = committer.read(_REFERENCED_BLOBS)
             return {row[0] for row in rows}
 
         return self.blobs.sweep(referenced, older_than, limit)

@@ -56,6 +56,7 @@ from translators.gcs.listing import list_objects
 from translators.gcs.multipart import Multipart
 from translators.gcs.store import Store, last_modified, object_info
 from translators.namespace import Namespace
+from translators.unversioned import Unversioned
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ _OPEN_ATTEMPTS: Final = 12
 _STALE_TEMP: Final = timedelta(hours=6)
 
 
-class GCSBackend(DelegatesMultipart):
+class GCSBackend(DelegatesMultipart, Unversioned):
     """A :class:`translators.base.Backend` over Google Cloud Storage.
 
     ``min_part_size`` is the smallest part but the last that CompleteMultipartUpload

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from core.context import RequestContext
 from core.errors import S3Error
 from core.streams import PayloadStream
-from translators import listing, multipart
+from translators import listing, multipart, versioning
 from translators.base import (
     BucketInfo,
     GetOptions,
@@ -38,6 +38,13 @@ from translators.config import BackendConfigError, BackendSpec
 from translators.memory.body import BytesBody
 from translators.memory.multipart import MemoryMultipart
 from translators.memory.store import Bucket, MemoryStore, Stored, receive
+from translators.versioning import (
+    DeleteOutcome,
+    Version,
+    VersioningStatus,
+    VersionsPage,
+    VersionsQuery,
+)
 
 
 class MemoryBackend(DelegatesMultipart):
@@ -111,7 +118,7 @@ class MemoryBackend(DelegatesMultipart):
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """``BucketNotEmpty`` if it holds objects; its pending uploads go with it."""
         with self.store.bucket(bucket) as found:
-            if found.objects:
+            if found.history:
                 raise S3Error("BucketNotEmpty", BucketName=bucket)
             del self.store.buckets[bucket]
 
@@ -152,12 +159,10 @@ class MemoryBackend(DelegatesMultipart):
         data, digest = await receive(body)
         info = written_object(key, digest, metadata)
         with self.store.bucket(bucket) as found:
-            found.store(key, Stored(info, data), conditions)
-        return info
+            return found.store(key, Stored(info, data), conditions)
 
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        with self.store.bucket(bucket) as found:
-            found.remove(key)
+        await self.delete_version(ctx, bucket, key, None)
 
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
         """A page of keys; see :class:`translators.base.ListQuery`. Objects carry no parts."""
@@ -166,6 +171,62 @@ class MemoryBackend(DelegatesMultipart):
                 listing.objects_page(query), _scanner(found, query.prefix), seek_past_prefixes=True
             )
         return listing.list_page(page)
+
+    # Versioning (translators.versioning)
+
+    async def get_bucket_versioning(
+        self, ctx: RequestContext, bucket: str
+    ) -> VersioningStatus | None:
+        with self.store.bucket(bucket) as found:
+            return found.status
+
+    async def put_bucket_versioning(
+        self, ctx: RequestContext, bucket: str, status: VersioningStatus
+    ) -> None:
+        with self.store.bucket(bucket) as found:
+            found.set_status(status)
+
+    async def head_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str
+    ) -> Version:
+        with self.store.bucket(bucket) as found:
+            return versioning.find_version(found.entries(key), key, version_id)
+
+    async def get_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str, options: GetOptions
+    ) -> GetResult:
+        with self.store.bucket(bucket) as found:
+            entry = versioning.find_version(found.entries(key), key, version_id)
+            info = versioning.readable(entry)
+            data = found.data(key, version_id)
+        span = multipart.read_span(info, options)
+        start, length = (0, info.size) if span is None else (span.start, span.length)
+        return GetResult(info, span, BytesBody(data, start, max(length, 0)))
+
+    async def delete_version(
+        self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
+    ) -> DeleteOutcome:
+        with self.store.bucket(bucket) as found:
+            return found.delete(key, version_id)
+
+    async def list_versions(
+        self, ctx: RequestContext, bucket: str, query: VersionsQuery
+    ) -> VersionsPage:
+        """A page of every key's history; see :class:`translators.versioning.VersionsQuery`."""
+        with self.store.bucket(bucket) as found:
+            position = versioning.marker_position(found.entries(query.key_marker), query)
+            entries = [
+                (key, replace(v, info=None if v.info is None else replace(v.info, parts=())))
+                for key in sorted(found.history)
+                if key.startswith(query.prefix)
+                for v in found.entries(key)
+            ]
+        page = listing.collect_sync(
+            versioning.versions_page(query, position),
+            lambda _, __: iter(entries),
+            seek_past_prefixes=False,
+        )
+        return versioning.to_versions_page(page)
 
 
 def _scanner(bucket: Bucket, prefix: str) -> listing.SyncScan[ObjectInfo]:

@@ -118,7 +118,7 @@ class MemoryMultipart:
             )
             info = multipart.completed_object(key, upload.info, plan)
             data = b"".join(stored[part.part_number][1] for part in plan.parts)
-            found.store(key, Stored(info, data), conditions)
+            info = found.store(key, Stored(info, data), conditions)
             del found.uploads[upload_id]
         return info
 

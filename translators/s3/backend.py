@@ -69,6 +69,7 @@ from translators.s3.reads import S3Reads
 from translators.s3.spans import trace_calls
 from translators.s3.sweep import S3Sweeper
 from translators.s3.writes import S3Writes
+from translators.unversioned import Unversioned
 
 if TYPE_CHECKING:
     pass
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
 _OPTIONS = frozenset({"addressing", "pool", "create", "part_size", "min_part_size", "conditions"})
 
 
-class S3Backend(DelegatesMultipart):
+class S3Backend(DelegatesMultipart, Unversioned):
     """A :class:`translators.base.Backend` over an S3-compatible service.
 
     Options (backend URL query): ``addressing=path|virtual|auto`` (default ``path`` with an
