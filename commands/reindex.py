@@ -12,18 +12,10 @@ import asyncio
 from collections.abc import Mapping
 
 from commands.progress import ReindexBar
-from commands.store import (
-    add_storage_arguments,
-    failed,
-    open_storage,
-    plaintext_view,
-    started_catalog,
-)
-from core.errors import S3Error
+from commands.store import add_storage_arguments, run_on_store, started_backend, started_catalog
 from gateway.settings import Settings
 from policy.reindex import ReindexProgress, ReindexReport, reindex
 from translators.base import Backend
-from translators.config import BackendConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,26 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run ``reindex`` from parsed arguments; the exit status."""
-    storage = open_storage("reindex", args, environ)
-    if storage is None:
-        return 2
-    settings, stored = storage
-    try:
-        backend = plaintext_view(settings, stored)
+
+    def work(settings: Settings, backend: Backend) -> int:
         with ReindexBar(enabled=not args.no_progress) as progress:
             report = asyncio.run(_reindex(settings, backend, args.bucket, progress))
-    except (BackendConfigError, S3Error) as error:
-        return failed("reindex", error)
-    print(report.summary())
-    return 0
+        print(report.summary())
+        return 0
+
+    return run_on_store("reindex", args, environ, work)
 
 
 async def _reindex(
     settings: Settings, backend: Backend, bucket: str | None, progress: ReindexProgress
 ) -> ReindexReport:
-    async with started_catalog(settings) as catalog:
-        await backend.start()
-        try:
-            return await reindex(backend, catalog, bucket=bucket, progress=progress)
-        finally:
-            await backend.close()
+    async with started_catalog(settings) as catalog, started_backend(backend):
+        return await reindex(backend, catalog, bucket=bucket, progress=progress)

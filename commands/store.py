@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -95,6 +95,37 @@ def plaintext_view(settings: Settings, backend: Backend) -> Backend:
         return backend
     box = master_key(settings)
     return EncryptingBackend(backend, Keyring([box.subkey(SSE_PURPOSE)], settings.kms_key_ids))
+
+
+def run_on_store(
+    command: str,
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    work: Callable[[Settings, Backend], int],
+    *,
+    need_catalog: bool = False,
+) -> int:
+    """Open the store (:func:`open_storage`) and run ``work`` on its settings and
+    :func:`plaintext_view`; the exit status: ``work``'s, 2 when the store is unusable, or
+    :func:`failed`'s when the backend refuses its options or the storage fails."""
+    storage = open_storage(command, args, environ, need_catalog=need_catalog)
+    if storage is None:
+        return 2
+    settings, stored = storage
+    try:
+        return work(settings, plaintext_view(settings, stored))
+    except (BackendConfigError, S3Error) as error:
+        return failed(command, error)
+
+
+@asynccontextmanager
+async def started_backend(backend: Backend) -> AsyncIterator[Backend]:
+    """``backend``, started for the block and closed after it."""
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.close()
 
 
 def open_catalog_settings(

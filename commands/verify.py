@@ -14,18 +14,10 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 
-from commands.store import (
-    add_storage_arguments,
-    failed,
-    open_storage,
-    plaintext_view,
-    started_catalog,
-)
-from core.errors import S3Error
+from commands.store import add_storage_arguments, run_on_store, started_backend, started_catalog
 from gateway.settings import Settings
 from policy.verify import VerifySummary, verify_artifacts
 from translators.base import Backend
-from translators.config import BackendConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,17 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run ``verify`` from parsed arguments; the exit status."""
-    storage = open_storage("verify", args, environ, need_catalog=not args.no_catalog)
-    if storage is None:
-        return 2
-    settings, stored = storage
-    try:
-        backend = plaintext_view(settings, stored)
+
+    def work(settings: Settings, backend: Backend) -> int:
         summary = asyncio.run(_verify(settings, backend, args.bucket, not args.no_catalog))
-    except (BackendConfigError, S3Error) as error:
-        return failed("verify", error)
-    print(summary.text())
-    return 1 if summary.corrupt else 0
+        print(summary.text())
+        return 1 if summary.corrupt else 0
+
+    return run_on_store("verify", args, environ, work, need_catalog=not args.no_catalog)
 
 
 async def _verify(
@@ -58,11 +46,8 @@ async def _verify(
         catalog = (
             await opened.enter_async_context(started_catalog(settings)) if use_catalog else None
         )
-        await backend.start()
-        try:
-            async for result in verify_artifacts(backend, bucket=bucket, catalog=catalog):
-                summary.add(result)
-                print(result.line(), flush=True)
-        finally:
-            await backend.close()
+        await opened.enter_async_context(started_backend(backend))
+        async for result in verify_artifacts(backend, bucket=bucket, catalog=catalog):
+            summary.add(result)
+            print(result.line(), flush=True)
     return summary

@@ -91,6 +91,8 @@ def object_headers(info: ObjectInfo, *, with_checksums: bool) -> list[tuple[str,
     )
     if info.parts:
         result.append(("x-amz-mp-parts-count", str(len(info.parts))))
+    if info.version_id is not None:
+        result.append(("x-amz-version-id", info.version_id))
     if with_checksums and info.checksums:
         result.extend(
             (checksums.header_name(algorithm), value) for algorithm, value in info.checksums.items()

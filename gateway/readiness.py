@@ -22,7 +22,7 @@ Messages name the fault, never a path, host or credential (those go to the log).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 
@@ -48,34 +48,38 @@ async def _run(check: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]
         }
 
 
+class _Starting(Protocol):
+    """A start retried in the background (policy.background_start)."""
+
+    @property
+    def started(self) -> bool: ...
+
+
+def _once_started(
+    starting: _Starting | None, what: str, check_ready: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The check of a part that may still be starting: ``starting`` while ``starting`` has
+    not started (``what`` names the part), else ``check_ready``."""
+
+    async def check() -> dict[str, Any]:
+        if starting is not None and not starting.started:
+            return {"ok": False, "state": "starting", "error": f"{what} has not started yet."}
+        await check_ready()
+        return {}
+
+    return check
+
+
 async def report(stack: Stack) -> tuple[bool, dict[str, Any]]:
     """Run every check of ``stack``; (all passed, the JSON document)."""
 
-    async def backend() -> dict[str, Any]:
-        starting = stack.starting
-        if starting is not None and not starting.started:
-            return {
-                "ok": False,
-                "state": "starting",
-                "error": f"The {stack.backend.name} backend has not started yet.",
-            }
-        await stack.backend.check_ready()
-        return {}
-
-    async def catalog() -> dict[str, Any]:
-        starting = stack.catalog_start
-        if starting is not None and not starting.started:
-            return {
-                "ok": False,
-                "state": "starting",
-                "error": "The catalog database has not started yet.",
-            }
-        await stack.catalog.check_ready()
-        return {}
-
     checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
-        "backend": backend,
-        "catalog": catalog,
+        "backend": _once_started(
+            stack.starting, f"The {stack.backend.name} backend", stack.backend.check_ready
+        ),
+        "catalog": _once_started(
+            stack.catalog_start, "The catalog database", stack.catalog.check_ready
+        ),
     }
     guard = stack.space
     if guard is not None:

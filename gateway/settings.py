@@ -100,6 +100,7 @@ class Settings:
     sweep_interval_seconds: float = 3600.0  # staging and translator leftovers
     abandoned_upload_interval_seconds: float = 3600.0
     abandoned_upload_seconds: float = 7 * 86400.0  # a multipart upload older is aborted
+    lifecycle_interval_seconds: float = 3600.0  # sites' lifecycle rules (policy.lifecycle_job)
     job_lease_seconds: float = 60.0  # a dead replica's job is taken over after this
 
     @property
@@ -131,6 +132,7 @@ class Settings:
             sweep_staging_s=self.sweep_interval_seconds,
             abort_abandoned_uploads_s=self.abandoned_upload_interval_seconds,
             abandoned_upload_s=self.abandoned_upload_seconds,
+            lifecycle_s=self.lifecycle_interval_seconds,
         )
 
     @property
@@ -196,6 +198,7 @@ _ENV: dict[str, str] = {
     "PWG_SWEEP_INTERVAL_SECONDS": "sweep_interval_seconds",
     "PWG_ABANDONED_UPLOAD_INTERVAL_SECONDS": "abandoned_upload_interval_seconds",
     "PWG_ABANDONED_UPLOAD_SECONDS": "abandoned_upload_seconds",
+    "PWG_LIFECYCLE_INTERVAL_SECONDS": "lifecycle_interval_seconds",
     "PWG_JOB_LEASE_SECONDS": "job_lease_seconds",
 }
 
@@ -229,6 +232,7 @@ _JOB_INTERVALS = (
     "reclaim_interval_seconds",
     "sweep_interval_seconds",
     "abandoned_upload_interval_seconds",
+    "lifecycle_interval_seconds",
 )
 
 

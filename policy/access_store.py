@@ -13,7 +13,7 @@ from functools import partial
 
 from sqlalchemy import Connection
 
-from policy import catalog_bucket_access, catalog_cors
+from policy import catalog_bucket_access, catalog_cors, catalog_lifecycle
 from policy.bucket_access import BucketAccess, Grant
 from policy.catalog import SqlCatalog
 
@@ -34,12 +34,13 @@ class AccessStore:
         await self._database.run(True, write)
 
     async def remove_bucket_access(self, site: str) -> None:
-        """Forget ``site``'s access configuration, object ACLs and CORS configuration (the
-        site was deleted)."""
+        """Forget ``site``'s access configuration, object ACLs, CORS configuration and
+        lifecycle rules (the site was deleted)."""
 
         def work(conn: Connection) -> None:
             catalog_bucket_access.remove_site(conn, site)
             catalog_cors.write(conn, site, None)
+            catalog_lifecycle.write(conn, site, None)
 
         await self._database.run(True, work)
 

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
-
-import anyio
+from typing import TypeVar
 
 from core.errors import S3Error
 from policy.around import AroundBackend
+from policy.background_start import FIRST_DELAY_S, MAX_DELAY_S, BackgroundStart
 from translators.base import Backend
 
 log = logging.getLogger("pagewright.backend_start")
-
-FIRST_DELAY_S: Final = 0.5
-MAX_DELAY_S: Final = 5.0
 
 T = TypeVar("T")
 
@@ -39,39 +35,36 @@ class StartingBackend(AroundBackend, passes_through={"close"}):
         max_delay_s: float = MAX_DELAY_S,
     ) -> None:
         super().__init__(inner)
-        self.started = False
-        self.last_error = ""
-        self._first_delay_s = first_delay_s
-        self._max_delay_s = max_delay_s
+        self.starts = BackgroundStart(
+            inner.start,
+            _message,
+            what=f"the {inner.name} backend",
+            log=log,
+            first_delay_s=first_delay_s,
+            max_delay_s=max_delay_s,
+        )
+
+    @property
+    def started(self) -> bool:
+        return self.starts.started
+
+    @property
+    def last_error(self) -> str:
+        return self.starts.last_error
 
     @property
     def state(self) -> str:
-        return "started" if self.started else "starting"
+        return self.starts.state
 
     async def start(self) -> None:
         """Try to start the backend once; a failure is kept in :attr:`last_error`."""
-        await self.try_start()
-
-    async def try_start(self) -> bool:
-        """Start the backend; whether it started."""
-        try:
-            await self.inner.start()
-        except Exception as error:
-            self.last_error = error.message if isinstance(error, S3Error) else str(error)
-            return False
-        self.started = True
-        self.last_error = ""
-        return True
+        await self.starts.try_start()
 
     async def keep_starting(self) -> None:
-        """Retry :meth:`try_start` with a doubling delay until it succeeds."""
-        delay = self._first_delay_s
-        while not self.started:
-            await anyio.sleep(delay)
-            if await self.try_start():
-                log.warning("the %s backend started: the gateway is ready", self.name)
-                return
-            delay = min(delay * 2, self._max_delay_s)
+        """Retry the start with a doubling delay until it succeeds."""
+        if not self.started:
+            await self.starts.keep_starting()
+            log.warning("the %s backend started: the gateway is ready", self.name)
 
     def _require_started(self) -> None:
         if not self.started:
@@ -84,3 +77,8 @@ class StartingBackend(AroundBackend, passes_through={"close"}):
     async def around(self, call: str, bucket: str | None, invoke: Callable[[], Awaitable[T]]) -> T:
         self._require_started()
         return await invoke()
+
+
+def _message(error: Exception) -> str:
+    """Every failure to start is an outage, kept as its message."""
+    return error.message if isinstance(error, S3Error) else str(error)

@@ -32,6 +32,7 @@ from policy.backup_format import (
     ObjectAclEntry,
     SiteAccessEntry,
     SiteCorsEntry,
+    SiteLifecycleEntry,
     optional_time_text,
     time_text,
 )
@@ -43,6 +44,7 @@ from policy.catalog_contents import CatalogContents
 from policy.cors import rules_to_json
 from policy.identities import Identities, export_identities, restore_identities
 from policy.identity_model import AccessKeyRecord, SiteGrant, User, UserPolicy
+from policy.lifecycle import rules_to_json as lifecycle_to_json
 from policy.model import ArtifactFilter, ObjectRecord, every_record
 
 _BATCH: Final = 500
@@ -92,6 +94,9 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     bucket_tags = await contents.all_bucket_tags()
     for site, tags in bucket_tags.items():
         line({"type": "bucket_tags", "site": site, "tags": tags})
+    lifecycles = await catalog.all_bucket_lifecycle()
+    for site, lifecycle in lifecycles.items():
+        line({"type": "site_lifecycle", "site": site, "rules": lifecycle_to_json(lifecycle)})
     counts = BackupCounts(
         objects,
         len(policies),
@@ -104,6 +109,7 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(object_acls),
         len(cors),
         len(bucket_tags),
+        len(lifecycles),
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -202,6 +208,8 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await catalog.set_bucket_cors(entry.site, entry.rules)
         elif isinstance(entry, BucketTagsEntry):
             await catalog.set_bucket_tags(entry.site, entry.tags)
+        elif isinstance(entry, SiteLifecycleEntry):
+            await catalog.set_bucket_lifecycle(entry.site, entry.rules)
         else:
             await catalog.set_site_overrides(*entry)
     await contents.upsert_many(batch)

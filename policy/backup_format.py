@@ -14,6 +14,8 @@ and checks one. A backup holds the catalog's own state:
   access block, object ownership) and every object ACL. A restore without them would lose
   a bucket policy's Deny statements, so they travel too;
 * every site's CORS rules (``policy.cors``);
+* every site's lifecycle rules (``policy.lifecycle``; the retention rule travels as the
+  site's ``retention_days`` override);
 * S3 tags: an object's on its object line (``tags``), every bucket's tag set on a line of
   its own.
 
@@ -40,13 +42,14 @@ Format, one JSON object per line::
     {"type": "object_acl", "site": ..., "key": ..., "acl": [...]}
     {"type": "site_cors", "site": ..., "rules": [...as policy.cors.rules_to_json...]}
     {"type": "bucket_tags", "site": ..., "tags": {key: value, ...}}
+    {"type": "site_lifecycle", "site": ..., "rules": [...as policy.lifecycle.rules_to_json...]}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
-     "object_acls": N, "site_cors": N, "bucket_tags": N}
+     "object_acls": N, "site_cors": N, "bucket_tags": N, "site_lifecycle": N}
 
-Identity, access, CORS and tag lines (and an object line's ``tags``) were added to version 1
-without a new version: files written before them (whose end line has no such counts, whose
-object lines have no tags) read as holding none.
+Identity, access, CORS, tag and lifecycle lines (and an object line's ``tags``) were added
+to version 1 without a new version: files written before them (whose end line has no such
+counts, whose object lines have no tags) read as holding none.
 
 The end line makes a truncated file detectable.
 """
@@ -61,6 +64,7 @@ from policy.bucket_access import BucketAccess, Grant
 from policy.catalog_api_keys import ApiKeyRecord
 from policy.cors import CorsRules
 from policy.identity_model import AccessKeyRecord, SiteGrant, User, UserPolicy
+from policy.lifecycle import LifecycleRules
 from policy.model import ObjectRecord
 
 FORMAT: Final = "pagewright-catalog-backup"
@@ -101,6 +105,14 @@ class BucketTagsEntry:
     tags: dict[str, str]
 
 
+@dataclass(frozen=True)
+class SiteLifecycleEntry:
+    """A backed-up site's stored lifecycle rules."""
+
+    site: str
+    rules: LifecycleRules
+
+
 class BackupError(ValueError):
     """A backup file that cannot be restored: wrong format or version, malformed, truncated;
     or a catalog that is not empty."""
@@ -119,6 +131,7 @@ class BackupCounts:
     object_acls: int = 0
     site_cors: int = 0
     bucket_tags: int = 0
+    site_lifecycle: int = 0
 
     def text(self) -> str:
         return (
@@ -127,7 +140,8 @@ class BackupCounts:
             f"{self.access_keys} access key(s), {self.user_policies} user polic(ies), "
             f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
             f"{self.object_acls} object ACL(s), {self.site_cors} CORS configuration(s), "
-            f"{self.bucket_tags} bucket tag set(s)"
+            f"{self.bucket_tags} bucket tag set(s), "
+            f"{self.site_lifecycle} lifecycle configuration(s)"
         )
 
 
@@ -144,6 +158,7 @@ COUNTED: Final = {
     "object_acl": "object_acls",
     "site_cors": "site_cors",
     "bucket_tags": "bucket_tags",
+    "site_lifecycle": "site_lifecycle",
 }
 #: Counts an end line written before identities were backed up does not carry.
 LATER_COUNTS: Final = frozenset(
@@ -156,6 +171,7 @@ LATER_COUNTS: Final = frozenset(
         "object_acls",
         "site_cors",
         "bucket_tags",
+        "site_lifecycle",
     }
 )
 
@@ -172,6 +188,7 @@ Entry = (
     | ObjectAclEntry
     | SiteCorsEntry
     | BucketTagsEntry
+    | SiteLifecycleEntry
 )
 """A backup line's value: an object row, a site's overrides (site, overrides), an API key,
 an identity row, or one of the entries above."""

@@ -29,12 +29,14 @@ from policy.backup_format import (
     ObjectAclEntry,
     SiteAccessEntry,
     SiteCorsEntry,
+    SiteLifecycleEntry,
 )
 from policy.bucket_access import access_from_json, grants_from_json
 from policy.catalog_api_keys import ApiKeyRecord
 from policy.cors import rules_from_json
 from policy.identity_model import AccessKeyInfo, AccessKeyRecord, SiteGrant, User, UserPolicy
 from policy.identity_rules import STATUSES
+from policy.lifecycle import rules_from_json as lifecycle_from_json
 from policy.model import Compression, ObjectRecord
 from policy.policies import PolicyError, validate_overrides
 from policy.principals import Role
@@ -94,6 +96,10 @@ def read_backup(path: Path) -> Iterator[Entry]:
                     yield BucketTagsEntry(
                         _text(document, "site"), valid_tags(document["tags"], "bucket")
                     )
+                elif kind == "site_lifecycle":
+                    yield SiteLifecycleEntry(
+                        _text(document, "site"), lifecycle_from_json(document["rules"])
+                    )
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -124,6 +130,7 @@ def _kind(entry: Entry) -> str:
         (ObjectAclEntry, "object_acls"),
         (SiteCorsEntry, "site_cors"),
         (BucketTagsEntry, "bucket_tags"),
+        (SiteLifecycleEntry, "site_lifecycle"),
     )
     for kind, name in kinds:
         if isinstance(entry, kind):

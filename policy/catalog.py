@@ -10,7 +10,8 @@ catalog starts. Every public method is one transaction, run in a worker thread (
 ``policy.catalog_reservations`` (usage and quota reservations), ``policy.catalog_leases``
 (reservation owners), ``policy.catalog_jobs`` (background jobs' leases and last runs, used
 by ``policy.jobs`` through :attr:`SqlCatalog.database`), ``policy.catalog_overrides`` (site
-policy overrides), ``policy.catalog_cors`` and ``policy.catalog_tags``. Stores of their own
+policy overrides), ``policy.catalog_cors``, ``policy.catalog_lifecycle`` and
+``policy.catalog_tags``. Stores of their own
 work in the same database (:attr:`SqlCatalog.database`): ``policy.identities`` (IAM users
 and their keys), ``policy.access_store`` (sites' access settings and object ACLs),
 ``policy.api_keys`` (API keys, stored as hashes) and ``policy.catalog_contents`` (the whole
@@ -48,6 +49,7 @@ from core.errors import S3Error
 from policy import (
     catalog_cors,
     catalog_leases,
+    catalog_lifecycle,
     catalog_overrides,
     catalog_records,
     catalog_reservations,
@@ -57,6 +59,7 @@ from policy.catalog_database import CatalogDatabase
 from policy.catalog_records import MAX_LIMIT, SORTS, decode_cursor
 from policy.catalog_schema import objects, reservations
 from policy.cors import CorsRules
+from policy.lifecycle import LifecycleRules
 from policy.model import (
     ArtifactFilter,
     Lease,
@@ -388,6 +391,32 @@ class SqlCatalog:
         """Replace ``site``'s CORS rules (checked by the caller; None: remove them)."""
         await self._database.run(True, partial(catalog_cors.write, site=site, rules=rules))
         await self._state_changed(site)
+
+    # Lifecycle rules (policy.lifecycle; the retention rule is the retention_days override)
+
+    async def bucket_lifecycle(self, site: str) -> LifecycleRules | None:
+        """``site``'s stored lifecycle rules (not the retention rule); None: none."""
+        return await self._database.run(False, partial(catalog_lifecycle.read, site=site))
+
+    async def set_bucket_lifecycle(self, site: str, rules: LifecycleRules | None) -> None:
+        """Replace ``site``'s stored lifecycle rules only (restores; None: remove them)."""
+        await self._database.run(True, partial(catalog_lifecycle.write, site=site, rules=rules))
+        await self._state_changed(site)
+
+    async def replace_lifecycle(
+        self, site: str, rules: LifecycleRules | None, retention_days: int | None
+    ) -> None:
+        """Replace ``site``'s whole lifecycle configuration in one transaction: its stored
+        rules and its ``retention_days`` override (None: cleared)."""
+        work = partial(
+            catalog_lifecycle.replace, site=site, rules=rules, retention_days=retention_days
+        )
+        await self._database.run(True, work)
+        await self._state_changed(site)
+
+    async def all_bucket_lifecycle(self) -> dict[str, LifecycleRules]:
+        """Every site's stored lifecycle rules, by site."""
+        return await self._database.run(False, catalog_lifecycle.read_all)
 
     # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
 

@@ -29,6 +29,7 @@ from policy.catalog_schema import (
     api_keys,
     bucket_access,
     bucket_cors,
+    bucket_lifecycle,
     bucket_tags,
     object_acls,
     objects,
@@ -52,7 +53,7 @@ class CatalogContents:
 
     async def is_empty(self) -> bool:
         """Whether the catalog holds no object row, policy override, API key, identity,
-        site access setting, CORS configuration or bucket tag set."""
+        site access setting, CORS configuration, bucket tag set or lifecycle configuration."""
 
         def work(conn: Connection) -> bool:
             return all(
@@ -65,6 +66,7 @@ class CatalogContents:
                     bucket_access,
                     bucket_cors,
                     bucket_tags,
+                    bucket_lifecycle,
                 )
             )
 
@@ -73,8 +75,8 @@ class CatalogContents:
     async def clear(self) -> None:
         """Delete every row: objects, reservations, policy overrides, API keys,
         identities (users, their keys, policies and site grants), sites' access settings
-        (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS) and bucket
-        and upload tags."""
+        (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS), bucket
+        and upload tags and lifecycle rules."""
 
         def work(conn: Connection) -> None:
             for table in (objects, reservations, site_policies, api_keys):
@@ -83,6 +85,7 @@ class CatalogContents:
                 conn.execute(delete(table))
             for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
+            conn.execute(delete(bucket_lifecycle))
 
         await self._database.run(True, work)
 

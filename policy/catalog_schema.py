@@ -278,3 +278,12 @@ upload_tags = Table(
     Column("tags", json_column_type(), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+#: A site's lifecycle rules (PutBucketLifecycleConfiguration), as policy.lifecycle's
+#: ``rules_to_json`` writes them, without the rule that is ``retention_days``; no row: none.
+bucket_lifecycle = Table(
+    "bucket_lifecycle",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("rules", json_column_type(), nullable=False),
+)

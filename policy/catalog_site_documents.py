@@ -1,12 +1,13 @@
 """The catalog's SQL for tables of one JSON document per site: CORS rules
-(``bucket_cors.rules``), bucket tag sets (``bucket_tags.tags``) and policy overrides
-(``site_policies.overrides``).
+(``bucket_cors.rules``), bucket tag sets (``bucket_tags.tags``), policy overrides
+(``site_policies.overrides``) and lifecycle rules (``bucket_lifecycle.rules``).
 
 Functions on one open connection, run inside :class:`policy.catalog.SqlCatalog`'s
 transactions, each given the document column of a table keyed by ``site`` alone. A site
 has a document or none (no row); documents are stored as given and read back as stored,
 by site. The modules of each table (:mod:`policy.catalog_cors`, :mod:`policy.catalog_tags`,
-:mod:`policy.catalog_overrides`) turn them into their values.
+:mod:`policy.catalog_overrides`, :mod:`policy.catalog_lifecycle`) turn them into their
+values.
 """
 
 from __future__ import annotations

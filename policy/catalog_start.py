@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from typing import Protocol
 
-import anyio
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-log = logging.getLogger("pagewright.catalog_start")
+from policy.background_start import FIRST_DELAY_S, MAX_DELAY_S, BackgroundStart
 
-FIRST_DELAY_S: Final = 0.5
-MAX_DELAY_S: Final = 5.0
+log = logging.getLogger("pagewright.catalog_start")
 
 
 class Startable(Protocol):
@@ -46,7 +44,7 @@ class Startable(Protocol):
     async def start(self) -> None: ...
 
 
-class CatalogStart:
+class CatalogStart(BackgroundStart):
     """Starts ``catalog`` once, then in the background until it starts (see the module
     docstring)."""
 
@@ -57,16 +55,16 @@ class CatalogStart:
         first_delay_s: float = FIRST_DELAY_S,
         max_delay_s: float = MAX_DELAY_S,
     ) -> None:
+        super().__init__(
+            catalog.start,
+            _outage,
+            what="the catalog database",
+            log=log,
+            first_delay_s=first_delay_s,
+            max_delay_s=max_delay_s,
+        )
         self.catalog = catalog
-        self.started = False
         self.tried = False
-        self.last_error = ""
-        self._first_delay_s = first_delay_s
-        self._max_delay_s = max_delay_s
-
-    @property
-    def state(self) -> str:
-        return "started" if self.started else "starting"
 
     async def start(self) -> None:
         """Try to start the catalog, the first time only; an outage is kept in
@@ -75,29 +73,18 @@ class CatalogStart:
             self.tried = True
             await self.try_start()
 
-    async def try_start(self) -> bool:
-        """Start the catalog; whether it started."""
-        try:
-            await self.catalog.start()
-        except (OperationalError, InterfaceError, OSError) as error:
-            self.last_error = str(getattr(error, "orig", None) or error).strip()
-            return False
-        self.started = True
-        self.last_error = ""
-        return True
-
     async def keep_starting(self, then: Callable[[], Awaitable[None]] | None = None) -> None:
         """Retry :meth:`try_start` with a doubling delay until it succeeds, then await
         ``then``. Here every failure is retried (one that is not an outage is logged)."""
-        delay = self._first_delay_s
-        while not self.started:
-            await anyio.sleep(delay)
-            try:
-                await self.try_start()
-            except Exception as error:  # a half-started database: logged, retried all the same
-                self.last_error = str(error)
-                log.exception("the catalog database could not start; retrying")
-            delay = min(delay * 2, self._max_delay_s)
+        await super().keep_starting()
         log.warning("the catalog database started: the gateway can take writes")
         if then is not None:
             await then()
+
+
+def _outage(error: Exception) -> str | None:
+    """The message of a database that cannot be reached or refuses the connection; None
+    for any other failure."""
+    if isinstance(error, (OperationalError, InterfaceError, OSError)):
+        return str(getattr(error, "orig", None) or error).strip()
+    return None

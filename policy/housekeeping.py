@@ -24,6 +24,7 @@ from core.errors import S3Error
 from core.reserved import STAGING_PREFIX
 from policy.jobs import Job
 from policy.leases import LeaseKeeper
+from policy.lifecycle_job import LifecycleJob
 from policy.retention import RetentionService
 from policy.scrub import Scrubber
 from translators.base import Backend, ListQuery, Sweeper, UploadsQuery
@@ -127,6 +128,7 @@ class JobSettings:
     sweep_staging_s: float = 3600.0
     abort_abandoned_uploads_s: float = 3600.0
     abandoned_upload_s: float = 7 * 86400.0
+    lifecycle_s: float = 3600.0
 
 
 def standard_jobs(
@@ -137,10 +139,12 @@ def standard_jobs(
     retention: RetentionService,
     scrubber: Scrubber,
     leases: LeaseKeeper,
+    lifecycle: LifecycleJob | None = None,
 ) -> list[Job]:
     """The gateway's jobs: ``retention``, ``scrub``, ``reclaim-reservations``,
-    ``sweep-staging`` and ``abort-abandoned-uploads``. ``backend`` is the wrapped stack,
-    ``translator`` the bare translator under it."""
+    ``sweep-staging``, ``abort-abandoned-uploads`` and (given ``lifecycle``) ``lifecycle``,
+    which applies sites' lifecycle rules (policy.lifecycle_job). ``backend`` is the wrapped
+    stack, ``translator`` the bare translator under it."""
     abandoned = timedelta(seconds=settings.abandoned_upload_s)
 
     async def abort_uploads() -> int:
@@ -149,10 +153,13 @@ def standard_jobs(
     async def sweep() -> int:
         return await sweep_leftovers(translator)
 
-    return [
+    jobs = [
         Job("retention", settings.retention_s, retention.apply_all),
         Job("scrub", settings.scrub_s, scrubber.scrub_all),
         Job("reclaim-reservations", settings.reclaim_reservations_s, leases.reclaim_all),
         Job("sweep-staging", settings.sweep_staging_s, sweep),
         Job("abort-abandoned-uploads", settings.abort_abandoned_uploads_s, abort_uploads),
     ]
+    if lifecycle is not None:
+        jobs.append(Job("lifecycle", settings.lifecycle_s, lifecycle.run))
+    return jobs

@@ -17,10 +17,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-import anyio
-
 from policy.jobs import JobStatus
 from policy.metrics import Metrics
+from policy.throttled_refresh import ThrottledRefresh
 
 log = logging.getLogger("pagewright.metrics")
 
@@ -40,24 +39,19 @@ class CatalogJobRuns:
     ) -> None:
         self._statuses = statuses
         self._metrics = metrics
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._lock = anyio.Lock()
-        self._read_at: float | None = None
+        self._refresh = ThrottledRefresh(self._read, ttl_s=ttl_s, clock=clock)
 
     async def refresh(self) -> None:
         """Re-read the job rows unless they were read less than ``ttl_s`` ago."""
-        async with self._lock:
-            now = self._clock()
-            if self._read_at is not None and now - self._read_at < self._ttl_s:
-                return
-            self._read_at = now  # a failing catalog is not asked more often either
-            try:
-                statuses = await self._statuses()
-            except Exception:
-                log.warning("metrics: reading the jobs' last runs from the catalog failed")
-                return
-            for status in statuses:
-                finished = status.record.last_finished_at
-                if finished is not None:
-                    self._metrics.job_last_run.labels(status.name).set(finished.timestamp())
+        await self._refresh()
+
+    async def _read(self) -> None:
+        try:
+            statuses = await self._statuses()
+        except Exception:
+            log.warning("metrics: reading the jobs' last runs from the catalog failed")
+            return
+        for status in statuses:
+            finished = status.record.last_finished_at
+            if finished is not None:
+                self._metrics.job_last_run.labels(status.name).set(finished.timestamp())

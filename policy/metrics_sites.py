@@ -21,11 +21,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-import anyio
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from policy.model import SitePolicy, Usage
+from policy.throttled_refresh import ThrottledRefresh
 
 log = logging.getLogger(__name__)
 
@@ -91,25 +91,20 @@ class SiteUsageCollector(Collector):
         self._usage = usage
         self._policies = policies
         self._max_sites = max_sites
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._lock = anyio.Lock()
-        self._read_at: float | None = None
+        self._refresh = ThrottledRefresh(self._read, ttl_s=ttl_s, clock=clock)
         self.snapshot = SiteSnapshot()
 
     async def refresh(self) -> None:
         """Re-read the catalog unless the snapshot is younger than ``ttl_s``. Concurrent
         scrapes wait for one read rather than each making their own."""
-        async with self._lock:
-            now = self._clock()
-            if self._read_at is not None and now - self._read_at < self._ttl_s:
-                return
-            self._read_at = now  # a failing catalog is not asked more often either
-            try:
-                usage = await self._usage()
-                self.snapshot = await take_snapshot(usage, self._policies, self._max_sites)
-            except Exception:
-                log.warning("metrics: reading site usage from the catalog failed", exc_info=True)
+        await self._refresh()
+
+    async def _read(self) -> None:
+        try:
+            usage = await self._usage()
+            self.snapshot = await take_snapshot(usage, self._policies, self._max_sites)
+        except Exception:
+            log.warning("metrics: reading site usage from the catalog failed", exc_info=True)
 
     def describe(self) -> Iterable[Metric]:
         return self._families(SiteSnapshot())

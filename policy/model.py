@@ -12,9 +12,12 @@ import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from policy.cors import CorsRules
+
+if TYPE_CHECKING:  # policy.lifecycle imports policy.policies, which imports this module
+    from policy.lifecycle import LifecycleRules
 
 Compression = Literal["gzip", "zstd", "none"]
 SortField = Literal["created_at", "size", "build_id", "key"]
@@ -334,6 +337,26 @@ class Catalog(Protocol):
         ...
 
     async def set_bucket_cors(self, site: str, rules: CorsRules | None) -> None: ...
+
+    async def bucket_lifecycle(self, site: str) -> LifecycleRules | None:
+        """``site``'s stored lifecycle rules (policy.lifecycle; not the retention rule,
+        which is the ``retention_days`` override); None: none."""
+        ...
+
+    async def set_bucket_lifecycle(self, site: str, rules: LifecycleRules | None) -> None:
+        """Replace ``site``'s stored lifecycle rules only (None: remove them)."""
+        ...
+
+    async def all_bucket_lifecycle(self) -> dict[str, LifecycleRules]:
+        """Every site's stored lifecycle rules, by site."""
+        ...
+
+    async def replace_lifecycle(
+        self, site: str, rules: LifecycleRules | None, retention_days: int | None
+    ) -> None:
+        """Replace ``site``'s stored lifecycle rules and set its ``retention_days`` override
+        (None: cleared) in one transaction."""
+        ...
 
     # S3 tags (catalog-only state; policy.tags holds the rules)
 

@@ -12,10 +12,10 @@ corrupt, status, action, tags) is kept. Memory grows with the rows of the larges
 
 Catalog-only state the catalog lacks (after a lost catalog, or on a ``migrate`` target) is
 restored from each site's state record (:mod:`policy.site_state`): the site's policy
-overrides and bucket tags when the catalog has none, the pin, status and action of every
-artifact the record lists, and the tags of every object it lists, with the ETag the backend
-holds. Keys in the reserved areas (the record, the
-staging area) are never indexed. A record that cannot be read is reported and skipped.
+overrides, bucket tags, CORS and lifecycle rules when the catalog has none, the pin, status
+and action of every artifact the record lists, and the tags of every object it lists, with
+the ETag the backend holds. Keys in the reserved areas (the record, the staging area) are
+never indexed. A record that cannot be read is reported and skipped.
 """
 
 from __future__ import annotations
@@ -196,6 +196,8 @@ async def _reindex_site(
             report.restored_policies += 1
     if saved is not None and saved.cors is not None and await catalog.bucket_cors(site) is None:
         await catalog.set_bucket_cors(site, saved.cors)
+    if saved is not None and saved.lifecycle and await catalog.bucket_lifecycle(site) is None:
+        await catalog.set_bucket_lifecycle(site, saved.lifecycle)
 
 
 async def _site_record(backend: Backend, site: str, report: ReindexReport) -> SiteState | None:

@@ -109,6 +109,22 @@ def plan_retention(
     return RetentionPlan(keep=keep, delete=delete, reasons={r.key: reasons[r.key] for r in keep})
 
 
+def protected_artifacts(artifacts: list[ObjectRecord], policy: SitePolicy) -> set[str]:
+    """The keys of the artifacts retention keeps whatever their age: pinned ones, the
+    ``retention_keep_last`` newest and the newest successful one. No lifecycle expiration
+    rule deletes them (``policy.lifecycle_job``). Pure."""
+    ordered = _newest_first([r for r in artifacts if r.is_artifact])
+    keep_last = policy.retention_keep_last
+    newest_successful = next((r for r in ordered if is_successful(r)), None)
+    return {
+        record.key
+        for index, record in enumerate(ordered)
+        if record.pinned
+        or (keep_last is not None and index < keep_last)
+        or record is newest_successful
+    }
+
+
 class RetentionService:
     """Applies retention to sites through ``backend`` (deletes) and ``catalog`` (listing).
 

@@ -26,6 +26,7 @@ from policy.principals import Role
 
 _READ_S3: Final = (
     "s3:GetObject",
+    "s3:GetObjectVersion",
     "s3:GetObjectAttributes",
     "s3:GetObjectTagging",
     "s3:ListBucket",
@@ -50,6 +51,7 @@ _WRITE: Final = (
     "s3:PutObject",
     "s3:PutObjectTagging",
     "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
     "s3:DeleteObjectTagging",
     "s3:AbortMultipartUpload",
     "pagewright:DeleteArtifacts",

@@ -2,9 +2,10 @@
 
 Some state lives only in the catalog: a site's policy overrides (retention rules, quotas,
 validation rules, set through the artifact API or PutBucketLifecycleConfiguration), its CORS
-rules (PutBucketCors), what the artifact API changes on an artifact (pins, status and action
-edits), because a Backend cannot rewrite an object's metadata in place, and S3 tags of
-objects and of the bucket.
+rules (PutBucketCors), its lifecycle rules (PutBucketLifecycleConfiguration; the retention
+rule among them is the ``retention_days`` override), what the artifact API changes on an
+artifact (pins, status and action edits), because a Backend cannot rewrite an object's
+metadata in place, and S3 tags of objects and of the bucket.
 So that neither a lost catalog, nor ``reindex``, nor ``migrate`` to another backend loses
 it, :class:`SiteStateStore` keeps a copy in each site's own bucket, in the object
 :data:`SITE_STATE_KEY`:
@@ -12,7 +13,7 @@ it, :class:`SiteStateStore` keeps a copy in each site's own bucket, in the objec
 * it is rewritten from a catalog snapshot after every change of that state (the catalog
   calls :meth:`SiteStateStore.save` as a state listener), and read back by
   :func:`policy.reindex.reindex`; ``migrate`` copies it like any other object;
-* it lives in a reserved area (:data:`policy.model.SITE_STATE_PREFIX`): S3 clients can
+* it lives in a reserved area (:data:`core.reserved.SITE_STATE_PREFIX`): S3 clients can
   neither list, read, write nor delete it (``policy.validation``); it is written through
   the translator, below the catalog and quota wrappers, so it is never indexed or counted;
 * a failed write is logged, never fails the change (the catalog stays the live state);
@@ -21,12 +22,13 @@ it, :class:`SiteStateStore` keeps a copy in each site's own bucket, in the objec
 
 Format: JSON ``{"format": "pagewright-site-state", "version": 1, "site", "overrides",
 "cors": [rule...] | null, "artifacts": {key: {"etag", "pinned", "status", "action"}},
-"object_tags": {key: {"etag", "tags"}}, "bucket_tags": {...} | null}`` (``cors`` as
-``policy.cors.rules_to_json`` writes it). Only artifacts whose state differs from what the
-object itself carries are listed (pinned, or a status/action other than its
+"object_tags": {key: {"etag", "tags"}}, "bucket_tags": {...} | null,
+"lifecycle": [rule...] | null}`` (``cors`` as ``policy.cors.rules_to_json`` writes it,
+``lifecycle`` as ``policy.lifecycle.rules_to_json``). Only artifacts whose state differs
+from what the object itself carries are listed (pinned, or a status/action other than its
 ``x-amz-meta-status``/``-action``), and only objects (any key) that have S3 tags; an entry
 applies only to an object with the same ETag (a replaced artifact is a new artifact).
-``cors``, ``object_tags`` and ``bucket_tags`` were added to version 1 without a new
+``cors``, ``object_tags``, ``bucket_tags`` and ``lifecycle`` were added to version 1 without a new
 version: a record written before them reads as holding none, and an older gateway ignores
 them. Not included: API keys (global, and secrets: only ``pagewright-gateway backup``
 carries them), the corrupt mark (``verify`` and the scrub find it again from the bytes),
@@ -47,6 +49,7 @@ from core.digest import HashingPayload
 from core.errors import S3Error
 from core.reserved import SITE_STATE_PREFIX
 from core.streams import BytesBody
+from policy import lifecycle
 from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.model import ACTION, STATUS, ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.tags import valid_tags
@@ -95,6 +98,7 @@ class SiteState:
     cors: CorsRules | None = None
     object_tags: dict[str, TaggedObject] = field(default_factory=dict)
     bucket_tags: dict[str, str] | None = None
+    lifecycle: lifecycle.LifecycleRules | None = None
 
     def to_json(self) -> bytes:
         document = {
@@ -116,6 +120,9 @@ class SiteState:
                 key: {"etag": t.etag, "tags": t.tags} for key, t in sorted(self.object_tags.items())
             },
             "bucket_tags": self.bucket_tags,
+            "lifecycle": None
+            if self.lifecycle is None
+            else lifecycle.rules_to_json(self.lifecycle),
         }
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
@@ -151,6 +158,10 @@ class SiteState:
             }
             bucket = document.get("bucket_tags")
             bucket_tags = None if bucket is None else valid_tags(bucket, "bucket")
+            rules_document = document.get("lifecycle")
+            lifecycle_rules = (
+                None if rules_document is None else lifecycle.rules_from_json(rules_document)
+            )
             return cls(
                 str(document["site"]),
                 dict(overrides),
@@ -158,6 +169,7 @@ class SiteState:
                 rules,
                 object_tags=object_tags,
                 bucket_tags=bucket_tags,
+                lifecycle=lifecycle_rules,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise SiteStateError(f"malformed record: {error}") from None
@@ -199,6 +211,7 @@ async def snapshot(catalog: Catalog, site: str) -> SiteState:
         await catalog.bucket_cors(site),
         object_tags=tagged,
         bucket_tags=await catalog.bucket_tags(site),
+        lifecycle=await catalog.bucket_lifecycle(site),
     )
 
 

@@ -49,8 +49,9 @@ translator's free space is read at scrape time (policy.metrics_volume) and each 
 configured interval is exported.
 
 The periodic passes (retention, the scrub, reclaiming reservations, sweeping leftovers,
-aborting abandoned uploads) run as jobs of a :class:`policy.jobs.JobScheduler`, one replica
-at a time across replicas sharing the catalog (policy.housekeeping builds the job set).
+aborting abandoned uploads, applying sites' lifecycle rules) run as jobs of a
+:class:`policy.jobs.JobScheduler`, one replica at a time across replicas sharing the catalog
+(policy.housekeeping builds the job set).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ from policy.free_space import FreeSpaceBackend, FreeSpaceGuard
 from policy.housekeeping import JobSettings, standard_jobs
 from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
+from policy.lifecycle_job import LifecycleJob
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
 from policy.metrics_job_runs import CatalogJobRuns
@@ -295,6 +297,7 @@ def build_stack(
             retention=retention,
             scrubber=scrubber,
             leases=leases,
+            lifecycle=LifecycleJob(backend, catalog, policies),
         ),
         lease_s=job_lease_s,
     )

@@ -27,7 +27,7 @@ adds, for artifact keys only (:func:`policy.model.parse_artifact_key`):
   ListMultipartUploads reads every staged upload of the bucket (only artifact uploads in
   flight). A crash between the staging completion and its deletion leaves a hidden staging
   object behind (no client can see or address it).
-* The reserved areas (:data:`policy.model.RESERVED_PREFIXES`: the staging area and the
+* The reserved areas (:data:`core.reserved.RESERVED_PREFIXES`: the staging area and the
   per-site state record of :mod:`policy.site_state`) are hidden from ListObjects and
   ListMultipartUploads; a client key under them is refused with ``InvalidObjectName``, and
   DeleteBucket removes what they hold once nothing else is left.

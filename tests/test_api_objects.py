@@ -314,7 +314,7 @@ def test_unknown_version_id(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="v", VersionId="null")["Body"].read() == b"x"
     with pytest.raises(ClientError) as excinfo:
         s3.get_object(Bucket=bucket, Key="v", VersionId="3HL4kqtJlcpXroDTDmJ")
-    assert error_code(excinfo) == "InvalidArgument"
+    assert error_code(excinfo) == "NoSuchVersion"
 
 
 def test_aws_chunked_is_not_stored_as_content_encoding(s3: Any, bucket: str) -> None:

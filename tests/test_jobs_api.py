@@ -19,6 +19,7 @@ from tests.support.waiting import wait_until
 
 JOBS = {
     "abort-abandoned-uploads",
+    "lifecycle",
     "reclaim-reservations",
     "retention",
     "scrub",

@@ -1,109 +1,120 @@
-"""Lifecycle XML: what PutBucketLifecycleConfiguration accepts, refuses, and Get renders."""
+"""Lifecycle rules (policy.lifecycle): filters, when expirations fall due, the retention
+rule as the ``retention_days`` override, and the stored form."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from core.errors import S3Error
-from gateway import s3xml
-from gateway.handlers.lifecycle import ExpirationRule, parse_lifecycle, render_lifecycle
-
-NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
-
-
-def doc(rule_body: str, *, ns: str = NS) -> bytes:
-    return (
-        f"<LifecycleConfiguration {ns}><Rule>{rule_body}</Rule></LifecycleConfiguration>".encode()
-    )
-
-
-EXPIRE = "<Status>Enabled</Status><Expiration><Days>30</Days></Expiration>"
-DAYS_3 = "<Expiration><Days>3</Days></Expiration>"
-DAYS_0 = "<Expiration><Days>0</Days></Expiration>"
+from policy.lifecycle import (
+    ARTIFACT_PREFIX,
+    RETENTION_RULE_ID,
+    Expiration,
+    LifecycleFilter,
+    LifecycleRule,
+    NoncurrentExpiration,
+    check_rules,
+    expiry_of,
+    is_expired,
+    retention_rule,
+    rules_from_json,
+    rules_to_json,
+    split_retention,
+    with_retention,
+)
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("flt", "key", "size", "tags", "matches"),
     [
-        doc("<ID>r</ID><Filter><Prefix>builds/</Prefix></Filter>" + EXPIRE),
-        doc("<Filter/>" + EXPIRE, ns=""),
-        doc("<Filter><Prefix></Prefix></Filter>" + EXPIRE),
-        doc("<Prefix>builds/</Prefix>" + EXPIRE),
-        doc(EXPIRE),
+        (LifecycleFilter(), "anything", 0, {}, True),
+        (LifecycleFilter("logs/"), "logs/a", 1, {}, True),
+        (LifecycleFilter("logs/"), "log/a", 1, {}, False),
+        (LifecycleFilter(tags=(("k", "v"),)), "a", 1, {"k": "v", "x": "y"}, True),
+        (LifecycleFilter(tags=(("k", "v"),)), "a", 1, {"k": "w"}, False),
+        (LifecycleFilter(tags=(("k", ""),)), "a", 1, {}, False),
+        (LifecycleFilter(size_greater_than=10), "a", 10, {}, False),
+        (LifecycleFilter(size_greater_than=10), "a", 11, {}, True),
+        (LifecycleFilter(size_less_than=10), "a", 10, {}, False),
+        (LifecycleFilter(size_less_than=10), "a", 9, {}, True),
+        (LifecycleFilter("a", (("k", "v"),), 1, 5, "and"), "ab", 3, {"k": "v"}, True),
+        (LifecycleFilter("a", (("k", "v"),), 1, 5, "and"), "ab", 5, {"k": "v"}, False),
     ],
 )
-def test_accepts_expiration_days(body: bytes) -> None:
-    assert parse_lifecycle(body).days == 30
+def test_filter_matching(
+    flt: LifecycleFilter, key: str, size: int, tags: dict[str, str], matches: bool
+) -> None:
+    assert flt.matches(key, size, tags) is matches
 
 
-def test_keeps_the_rule_id() -> None:
-    assert parse_lifecycle(doc("<ID>keep-a-month</ID>" + EXPIRE)).rule_id == "keep-a-month"
+def test_days_expire_at_the_next_midnight_utc_after_creation_plus_days() -> None:
+    created = datetime(2026, 1, 1, 10, 30, tzinfo=UTC)
+    assert expiry_of(created, 1) == datetime(2026, 1, 3, tzinfo=UTC)
+    assert expiry_of(datetime(2026, 1, 1, tzinfo=UTC), 1) == datetime(2026, 1, 2, tzinfo=UTC)
+    assert expiry_of(created, 2**31 - 1) is None
+    rule = LifecycleRule("r", True, expiration=Expiration(days=1))
+    assert not is_expired(rule, created, datetime(2026, 1, 2, 23, 59, tzinfo=UTC))
+    assert is_expired(rule, created, datetime(2026, 1, 3, tzinfo=UTC))
+
+
+def test_a_date_expires_everything_from_that_midnight() -> None:
+    rule = LifecycleRule("r", True, expiration=Expiration(date=datetime(2026, 6, 1, tzinfo=UTC)))
+    created = datetime(2026, 5, 31, 23, tzinfo=UTC)
+    assert not is_expired(rule, created, datetime(2026, 5, 31, 23, 59, tzinfo=UTC))
+    assert is_expired(rule, created, datetime(2026, 6, 1, tzinfo=UTC))
+    marker = LifecycleRule("m", True, expiration=Expiration(expired_object_delete_marker=True))
+    assert not marker.expires_current
+    assert not is_expired(marker, created, datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def test_the_retention_rule_is_retention_days() -> None:
+    other = LifecycleRule("logs", True, LifecycleFilter("logs/"), Expiration(days=3))
+    assert split_retention((retention_rule(14), other)) == ((other,), 14)
+    assert split_retention((other,)) == ((other,), None)
+    assert with_retention((other,), 14) == (retention_rule(14), other)
+    assert with_retention(None, 14) == (retention_rule(14),)
+    assert with_retention((other,), None) == (other,)
+    assert with_retention(None, None) is None
+    assert with_retention((), None) is None
+    rule = retention_rule(7)
+    assert (rule.rule_id, rule.filter.prefix) == (RETENTION_RULE_ID, ARTIFACT_PREFIX)
+
+
+RULES = check_rules(
+    [
+        LifecycleRule(
+            "all",
+            False,
+            LifecycleFilter("p/", (("k", "v"),), 1, 9, "and"),
+            Expiration(date=datetime(2031, 1, 1, tzinfo=UTC)),
+            NoncurrentExpiration(3, 2),
+        ),
+        LifecycleRule(None, True, LifecycleFilter("x", form="legacy"), abort_after_days=4),
+    ]
+)
+
+
+def test_stored_form_round_trips() -> None:
+    assert RULES[1].rule_id is not None
+    assert rules_from_json(rules_to_json(RULES)) == RULES
 
 
 @pytest.mark.parametrize(
-    ("body", "code", "says"),
+    "damage",
     [
-        (doc("<Filter><Prefix>logs/</Prefix></Filter>" + EXPIRE), "NotImplemented", "logs/"),
-        (
-            doc("<Filter><Tag><Key>a</Key><Value>b</Value></Tag></Filter>" + EXPIRE),
-            "NotImplemented",
-            "tag",
-        ),
-        (
-            doc(
-                EXPIRE
-                + "<Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>"
-            ),
-            "NotImplemented",
-            "transitions",
-        ),
-        (
-            doc(
-                EXPIRE + "<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
-                "</NoncurrentVersionExpiration>"
-            ),
-            "NotImplemented",
-            "noncurrent",
-        ),
-        (
-            doc(
-                "<Status>Enabled</Status><Expiration><Date>2030-01-01T00:00:00Z</Date></Expiration>"
-            ),
-            "NotImplemented",
-            "Date",
-        ),
-        (
-            doc("<Status>Disabled</Status><Expiration><Days>3</Days></Expiration>"),
-            "InvalidRequest",
-            "Enabled",
-        ),
-        (
-            doc("<Status>Enabled</Status><Expiration><Days>0</Days></Expiration>"),
-            "InvalidRequest",
-            "Days",
-        ),
-        (doc("<Expiration><Days>3</Days></Expiration>"), "MalformedXML", "Status"),
-        (b"<LifecycleConfiguration/>", "MalformedXML", "Rule"),
-        (
-            b"<LifecycleConfiguration><Rule><Status>Enabled</Status><Expiration><Days>1</Days>"
-            b"</Expiration></Rule><Rule><Status>Enabled</Status><Expiration><Days>2</Days>"
-            b"</Expiration></Rule></LifecycleConfiguration>",
-            "InvalidRequest",
-            "one lifecycle rule",
-        ),
-        (b"<Other/>", "MalformedXML", ""),
+        lambda d: {"not": "a list"},
+        lambda d: [*d, "not an object"],
+        lambda d: [{**d[0], "id": None}],
+        lambda d: [{**d[0], "enabled": "yes"}],
+        lambda d: [{**d[0], "filter": {**d[0]["filter"], "form": "odd"}}],
+        lambda d: [{**d[0], "filter": {**d[0]["filter"], "tags": [["k"]]}}],
+        lambda d: [{**d[0], "abort_after_days": 0}],
+        lambda d: [{**d[0], "expiration": {"days": None, "date": "2031-01-01T00:00:00"}}],
+        lambda d: [d[0], d[0]],
     ],
 )
-def test_refuses_what_it_cannot_honour(body: bytes, code: str, says: str) -> None:
-    with pytest.raises(S3Error) as info:
-        parse_lifecycle(body)
-    assert info.value.code == code
-    assert says in info.value.message
-
-
-def test_render_round_trips() -> None:
-    rendered = s3xml.serialize(render_lifecycle(ExpirationRule(days=14, prefix="builds/")))
-    assert b"<Days>14</Days>" in rendered
-    assert b"<Prefix>builds/</Prefix>" in rendered
-    again = parse_lifecycle(rendered)
-    assert (again.days, again.prefix) == (14, "builds/")
+def test_damaged_stored_rules_are_refused(damage: object) -> None:
+    assert callable(damage)
+    with pytest.raises((TypeError, ValueError, KeyError)):
+        rules_from_json(damage(rules_to_json(RULES)))

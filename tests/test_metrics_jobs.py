@@ -203,6 +203,7 @@ def test_the_stacks_jobs_export_their_configured_intervals(tmp_path: Path) -> No
         "reclaim-reservations": JobSettings.reclaim_reservations_s,
         "sweep-staging": 0.0,
         "abort-abandoned-uploads": JobSettings.abort_abandoned_uploads_s,
+        "lifecycle": JobSettings.lifecycle_s,
     }
 
 

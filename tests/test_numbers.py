@@ -153,17 +153,29 @@ def test_sigv2_expires(gateway: InProcessGateway, small: str, value: str) -> Non
     assert (reply.status, reply.error_code()) == (403, "AccessDenied")
 
 
-def _lifecycle(days: str) -> bytes:
+def _lifecycle(days: str, rule_id: str = "r") -> bytes:
     return (
-        "<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>builds/</Prefix></Filter>"
-        f"<Status>Enabled</Status><Expiration><Days>{days}</Days></Expiration></Rule>"
+        f"<LifecycleConfiguration><Rule><ID>{rule_id}</ID><Filter><Prefix>builds/</Prefix>"
+        f"</Filter><Status>Enabled</Status><Expiration><Days>{days}</Days></Expiration></Rule>"
         "</LifecycleConfiguration>"
     ).encode()
 
 
-@pytest.mark.parametrize("days", [SUPERSCRIPT_TWO, HUGE, "0", "1000000", "36501"])
-def test_lifecycle_days(gateway: InProcessGateway, s3: Any, bucket: str, days: str) -> None:
-    body = _lifecycle(days)
+@pytest.mark.parametrize(
+    ("days", "rule_id", "code"),
+    [
+        (SUPERSCRIPT_TWO, "r", "MalformedXML"),
+        ("\u0663", "r", "MalformedXML"),
+        (HUGE, "r", "InvalidArgument"),
+        ("0", "r", "InvalidArgument"),
+        ("2147483648", "r", "InvalidArgument"),
+        ("36501", "pagewright-retention", "InvalidArgument"),
+    ],
+)
+def test_lifecycle_days(
+    gateway: InProcessGateway, s3: Any, bucket: str, days: str, rule_id: str, code: str
+) -> None:
+    body = _lifecycle(days, rule_id)
     reply = send(
         gateway,
         "PUT",
@@ -172,7 +184,7 @@ def test_lifecycle_days(gateway: InProcessGateway, s3: Any, bucket: str, days: s
         headers={"Content-MD5": _md5(body)},
         body=body,
     )
-    assert (reply.status, reply.error_code()) == (400, "InvalidRequest")
+    assert (reply.status, reply.error_code()) == (400, code)
     with pytest.raises(ClientError):
         s3.get_bucket_lifecycle_configuration(Bucket=bucket)
 

@@ -65,8 +65,8 @@ def test_object_tagging_of_missing_objects(s3: Any, bucket: str) -> None:
     )
     s3.put_object(Bucket=bucket, Key="v", Body=b"x")
     assert s3_error(lambda: s3.get_object_tagging(Bucket=bucket, Key="v", VersionId="123"))[:2] == (
-        400,
-        "InvalidArgument",
+        404,
+        "NoSuchVersion",
     )
 
 

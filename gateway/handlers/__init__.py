@@ -15,6 +15,7 @@ from gateway.handlers import (
     objects,
     post_object,
     tagging,
+    versions,
 )
 from gateway.request import S3Request
 from gateway.responses import Reply
@@ -29,7 +30,8 @@ HANDLERS: dict[Operation, Handler] = {
     _O.HeadBucket: buckets.head_bucket,
     _O.DeleteBucket: buckets.delete_bucket,
     _O.GetBucketLocation: buckets.get_bucket_location,
-    _O.GetBucketVersioning: buckets.get_bucket_versioning,
+    _O.GetBucketVersioning: versions.get_bucket_versioning,
+    _O.PutBucketVersioning: versions.put_bucket_versioning,
     _O.GetBucketAcl: access.get_bucket_acl,
     _O.PutBucketAcl: access.put_bucket_acl,
     _O.GetObjectAcl: access.get_object_acl,
@@ -46,7 +48,7 @@ HANDLERS: dict[Operation, Handler] = {
     _O.DeleteBucketOwnershipControls: access.delete_bucket_ownership_controls,
     _O.ListObjects: listing.list_objects_v1,
     _O.ListObjectsV2: listing.list_objects_v2,
-    _O.ListObjectVersions: listing.list_object_versions,
+    _O.ListObjectVersions: versions.list_object_versions,
     _O.PutObject: objects.put_object,
     _O.PostObject: post_object.post_object,
     _O.GetObject: objects.get_object,

@@ -1,4 +1,4 @@
-"""Bucket operations: list, create, head, delete, location, versioning."""
+"""Bucket operations: list, create, head, delete, location (versioning: handlers.versions)."""
 
 from __future__ import annotations
 
@@ -104,8 +104,3 @@ async def get_bucket_location(req: S3Request) -> Reply:
     node = E("LocationConstraint")
     node.text = None if region == "us-east-1" else region
     return xml_reply(node)
-
-
-async def get_bucket_versioning(req: S3Request) -> Reply:
-    await req.backend.head_bucket(req.ctx, req.bucket)
-    return xml_reply(E("VersioningConfiguration"))

@@ -1,4 +1,4 @@
-"""Small pieces the handlers share: the owner identity and bucket-name rules."""
+"""Small pieces the handlers share: the owner identity, bucket-name rules, the site policy store."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from core.numbers import int_argument
 from gateway import s3xml
 from gateway.request import S3Request
 from policy.bucket_access import canonical_id
+from policy.policies import PolicyResolver
 from translators.multipart import MAX_PART_NUMBER
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -31,6 +32,18 @@ def owner_element(req: S3Request, tag: str = "Owner") -> etree._Element:
     return s3xml.group(
         tag, [s3xml.text("ID", owner_id(principal)), s3xml.text("DisplayName", principal)]
     )
+
+
+async def site_policies(req: S3Request) -> PolicyResolver:
+    """The site policy store, for a bucket that exists (``NoSuchBucket`` otherwise);
+    ``NotImplemented`` when the gateway was wired without one."""
+    if req.services is None:
+        raise S3Error(
+            "NotImplemented",
+            f"{req.operation.value} needs the site policy store, which is not configured.",
+        )
+    await req.backend.head_bucket(req.ctx, req.bucket)
+    return req.services.policies
 
 
 def validate_bucket_name(name: str) -> None:

@@ -18,9 +18,9 @@ from lxml import etree
 from core.errors import S3Error
 from core.sse import AES256, AWS_KMS
 from gateway import s3xml
+from gateway.handlers.common import site_policies
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
-from policy.policies import PolicyResolver
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 _FIELDS = ("default_encryption", "default_kms_key_id")
@@ -119,19 +119,9 @@ def render_encryption(default: DefaultEncryption) -> etree._Element:
     )
 
 
-def _policies(req: S3Request) -> PolicyResolver:
-    if req.services is None:
-        raise S3Error(
-            "NotImplemented",
-            f"{req.operation.value} needs the site policy store, which is not configured.",
-        )
-    return req.services.policies
-
-
 async def get_bucket_encryption(req: S3Request) -> Reply:
     """GetBucketEncryption: the default, or ServerSideEncryptionConfigurationNotFoundError."""
-    policies = _policies(req)
-    await req.backend.head_bucket(req.ctx, req.bucket)
+    policies = await site_policies(req)
     overrides = await policies.overrides(req.bucket)
     algorithm = overrides.get("default_encryption")
     if algorithm is None:
@@ -143,8 +133,7 @@ async def get_bucket_encryption(req: S3Request) -> Reply:
 
 async def put_bucket_encryption(req: S3Request) -> Reply:
     """PutBucketEncryption: store the default (it applies to objects written from now on)."""
-    policies = _policies(req)
-    await req.backend.head_bucket(req.ctx, req.bucket)
+    policies = await site_policies(req)
     default = parse_encryption(await req.read_body(), req.settings.kms_key_ids)
     overrides = await policies.overrides(req.bucket)
     overrides["default_encryption"] = default.algorithm
@@ -155,8 +144,7 @@ async def put_bucket_encryption(req: S3Request) -> Reply:
 
 async def delete_bucket_encryption(req: S3Request) -> Reply:
     """DeleteBucketEncryption: drop the default (204 even if none); objects stay as stored."""
-    policies = _policies(req)
-    await req.backend.head_bucket(req.ctx, req.bucket)
+    policies = await site_policies(req)
     overrides = await policies.overrides(req.bucket)
     if any(overrides.pop(name, None) is not None for name in _FIELDS):
         await policies.set_overrides(req.bucket, overrides)

@@ -1,4 +1,4 @@
-"""ListObjectsV2, ListObjects (V1) and ListObjectVersions (unversioned buckets)."""
+"""ListObjectsV2 and ListObjects (V1); ListObjectVersions is gateway.handlers.versions'."""
 
 from __future__ import annotations
 
@@ -75,11 +75,9 @@ def _entries(
     *,
     owner: bool,
     tag: str = "Contents",
-    versions: bool = False,
 ) -> None:
     """The objects and then the common prefixes of a page."""
     owner_xml = _owner(req) if owner else ""
-    version = "<VersionId>null</VersionId><IsLatest>true</IsLatest>" if versions else ""
     for info in page.objects:
         algorithm = next(iter(info.checksums), None)
         checksum = (
@@ -91,7 +89,7 @@ def _entries(
             else ""
         )
         out.raw(
-            f"<{tag}><Key>{escape(encode(info.key))}</Key>{version}"
+            f"<{tag}><Key>{escape(encode(info.key))}</Key>"
             f"<LastModified>{iso8601(info.last_modified)}</LastModified>"
             f"<ETag>&quot;{escape(info.etag)}&quot;</ETag>{checksum}"
             f"<Size>{info.size}</Size><StorageClass>STANDARD</StorageClass>{owner_xml}</{tag}>"
@@ -151,29 +149,4 @@ async def list_objects_v1(req: S3Request) -> Reply:
         out.leaf("NextMarker", encode(page.next_start_after))
     _tail(out, req, query, page, encode)
     _entries(out, req, page, encode, owner=True)
-    return _reply(out)
-
-
-async def list_object_versions(req: S3Request) -> Reply:
-    """Every object is its only version, with VersionId ``null``."""
-    encode = url_encoder(req)
-    key_marker = req.query.get("key-marker", "")
-    version_marker = req.query.get("version-id-marker")
-    if version_marker and not key_marker:
-        raise S3Error(
-            "InvalidArgument",
-            "A version-id marker cannot be specified without a key marker.",
-            ArgumentName="version-id-marker",
-            ArgumentValue=version_marker,
-        )
-    query, page = await _page(req, key_marker)
-    out = XmlWriter("ListVersionsResult")
-    _head(out, req, query, encode)
-    out.leaf("KeyMarker", encode(key_marker))
-    out.leaf("VersionIdMarker", version_marker or "")
-    if page.next_start_after is not None:
-        out.leaf("NextKeyMarker", encode(page.next_start_after))
-        out.leaf("NextVersionIdMarker", "null")
-    _tail(out, req, query, page, encode)
-    _entries(out, req, page, encode, owner=True, tag="Version", versions=True)
     return _reply(out)

@@ -21,11 +21,13 @@ from gateway.handlers.object_tags import with_requested_tags
 from gateway.handlers.objects import (
     check_size,
     checksum_elements,
+    copy_source_version_headers,
     customer_key,
     open_copy_source,
     write_conditions,
     write_encryption,
 )
+from gateway.handlers.versions import version_headers
 from gateway.headers import write_metadata
 from gateway.payload import checksum_values
 from gateway.request import S3Request
@@ -164,7 +166,8 @@ async def upload_part_copy(req: S3Request) -> Reply:
         T("LastModified", part.last_modified),
         *[T(s3xml.checksum_tag(a), v) for a, v in part.checksums.items()],
     )
-    return xml_reply(root, headers=sse_headers.response_headers(upload.encryption))
+    headers = sse_headers.response_headers(upload.encryption)
+    return xml_reply(root, headers=headers + copy_source_version_headers(result.info))
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,8 @@ async def complete_multipart_upload(req: S3Request) -> Reply:
         T("ETag", quote_etag(info.etag)),
         *checksum_elements(info),
     )
-    return xml_reply(root, headers=sse_headers.response_headers(info.encryption))
+    headers = sse_headers.response_headers(info.encryption) + version_headers(info)
+    return xml_reply(root, headers=headers)
 
 
 async def abort_multipart_upload(req: S3Request) -> Reply:

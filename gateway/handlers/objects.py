@@ -26,6 +26,14 @@ from gateway.handlers.object_tags import (
     tag_count_headers,
     with_requested_tags,
 )
+from gateway.handlers.versions import (
+    MAX_VERSION_ID,
+    delete_headers,
+    marker_error,
+    requested_version,
+    require_latest,
+    version_headers,
+)
 from gateway.headers import (
     apply_overrides,
     check_preconditions,
@@ -47,18 +55,6 @@ from translators.multipart import MAX_PART_NUMBER
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 _CHECKSUM_HEADER_PREFIX = "x-amz-checksum-"
-
-
-def check_version_id(query: Mapping[str, str]) -> None:
-    """Buckets are unversioned: only the version id ``null`` names an object."""
-    version = query.get("versionId")
-    if version is not None and version != "null":
-        raise S3Error(
-            "InvalidArgument",
-            "Invalid version id specified",
-            ArgumentName="versionId",
-            ArgumentValue=version,
-        )
 
 
 def declared_length(req: S3Request) -> int | None:
@@ -146,6 +142,7 @@ async def put_object(req: S3Request) -> Reply:
             ("ETag", quote_etag(info.etag)),
             *checksum_headers(info),
             *sse_headers.response_headers(info.encryption),
+            *version_headers(info),
         ]
     )
 
@@ -165,7 +162,7 @@ async def store_object(req: S3Request, payload: Callable[[], PayloadStream]) -> 
 
 
 async def _open(req: S3Request) -> tuple[GetResult, int | None]:
-    check_version_id(req.query)
+    version = requested_version(req)
     part = req.query.get("partNumber")
     part_number = None if part is None else parse_part_number(part)
     spec = parse_range(req.headers.get("range"))
@@ -173,9 +170,11 @@ async def _open(req: S3Request) -> tuple[GetResult, int | None]:
         raise S3Error(
             "InvalidRequest", "Cannot specify both Range header and partNumber query parameter"
         )
-    result = await req.backend.get_object(
-        req.ctx, req.bucket, req.key, GetOptions(spec, part_number, customer_key(req))
-    )
+    options = GetOptions(spec, part_number, customer_key(req))
+    if version is None:
+        return await req.backend.get_object(req.ctx, req.bucket, req.key, options), part_number
+    await req.require("s3:GetObjectVersion", req.bucket, req.key)
+    result = await req.backend.get_version(req.ctx, req.bucket, req.key, version, options)
     return result, part_number
 
 
@@ -215,9 +214,8 @@ async def get_object(req: S3Request) -> Reply:
 
 async def head_object(req: S3Request) -> Reply:
     if "range" not in req.headers and "partNumber" not in req.query:
-        check_version_id(req.query)
         key = customer_key(req)
-        info = await req.backend.head_object(req.ctx, req.bucket, req.key)
+        info = await _head(req)
         check_customer_key(info.encryption, key)
         outcome = check_preconditions(req.headers, info)
         if outcome == 412:
@@ -235,11 +233,29 @@ async def head_object(req: S3Request) -> Reply:
     return await _read_reply(req, with_body=False)
 
 
+async def _head(req: S3Request) -> ObjectInfo:
+    """The object a HEAD names: the latest, or the version ``versionId`` names (a delete
+    marker is S3's 405)."""
+    version = requested_version(req)
+    if version is None:
+        return await req.backend.head_object(req.ctx, req.bucket, req.key)
+    await req.require("s3:GetObjectVersion", req.bucket, req.key)
+    found = await req.backend.head_version(req.ctx, req.bucket, req.key, version)
+    if found.info is None:
+        raise marker_error(found, "HEAD")
+    return found.info
+
+
 async def delete_object(req: S3Request) -> Reply:
-    check_version_id(req.query)
-    await req.backend.delete_object(req.ctx, req.bucket, req.key)
-    await forget_object_acl(req, req.key)
-    return empty_reply(204)
+    """Delete the key (a delete marker on a versioned bucket) or, with ``versionId``, that
+    version for good. The object's ACL goes with the key of a never-versioned bucket."""
+    version = requested_version(req)
+    if version is not None:
+        await req.require("s3:DeleteObjectVersion", req.bucket, req.key)
+    outcome = await req.backend.delete_version(req.ctx, req.bucket, req.key, version)
+    if outcome.version_id is None:
+        await forget_object_acl(req, req.key)
+    return empty_reply(204, delete_headers(outcome))
 
 
 #: DeleteObjects removes this many keys at once, so the backend can batch their commits.
@@ -254,21 +270,30 @@ async def delete_objects(req: S3Request) -> Reply:
     async def delete(target: s3xml.DeleteTarget) -> etree._Element | None:
         key, version = target.key, target.version_id
         try:
-            if version not in (None, "null"):
-                raise S3Error("NoSuchVersion", "The specified version does not exist.")
+            version = requested_version(req, version)
             await req.require("s3:DeleteObject", req.bucket, key)
+            if version is not None:
+                await req.require("s3:DeleteObjectVersion", req.bucket, key)
             if target.conditional:
                 # S3 asks for s3:GetObject too: the conditions tell what the object is.
                 await req.require("s3:GetObject", req.bucket, key)
             async with limit:
                 if target.conditional:
                     await _check_delete_conditions(req, target)
-                await req.backend.delete_object(req.ctx, req.bucket, key)
-                await forget_object_acl(req, key)
+                outcome = await req.backend.delete_version(req.ctx, req.bucket, key, version)
+                if outcome.version_id is None:
+                    await forget_object_acl(req, key)
         except S3Error as error:
-            fields = [T("Key", key), T("VersionId", version), T("Code", error.code)]
+            fields = [T("Key", key), T("VersionId", target.version_id), T("Code", error.code)]
             return G("Error", [*fields, T("Message", error.message)])
-        return None if request.quiet else G("Deleted", [T("Key", key), T("VersionId", version)])
+        if request.quiet:
+            return None
+        deleted = [T("Key", key), T("VersionId", version)]
+        if outcome.delete_marker:
+            deleted.append(T("DeleteMarker", True))
+            if version is None:
+                deleted.append(T("DeleteMarkerVersionId", outcome.version_id))
+        return G("Deleted", deleted)
 
     results = await asyncio.gather(*(delete(target) for target in request.objects))
     root = E("DeleteResult")
@@ -296,18 +321,23 @@ async def _check_delete_conditions(req: S3Request, target: s3xml.DeleteTarget) -
 class CopySource:
     bucket: str
     key: str
+    version_id: str | None = None
 
 
 def parse_copy_source(value: str) -> CopySource:
-    """``x-amz-copy-source``: ``[/]bucket/key[?versionId=null]``, URL-encoded."""
+    """``x-amz-copy-source``: ``[/]bucket/key[?versionId=<id>]``, URL-encoded."""
     path, _, query = value.partition("?")
-    if query and query not in ("versionId=null",):
-        raise S3Error(
-            "InvalidArgument",
-            "Invalid version id specified",
-            ArgumentName="x-amz-copy-source",
-            ArgumentValue=value,
-        )
+    version: str | None = None
+    if query:
+        name, equals, version = query.partition("=")
+        if name != "versionId" or not equals or not version or len(version) > MAX_VERSION_ID:
+            raise S3Error(
+                "InvalidArgument",
+                "Invalid version id specified",
+                ArgumentName="x-amz-copy-source",
+                ArgumentValue=value,
+            )
+        version = unquote(version)
     try:
         decoded = unquote(path, errors="strict")
     except UnicodeDecodeError:
@@ -325,7 +355,7 @@ def parse_copy_source(value: str) -> CopySource:
             ArgumentName="x-amz-copy-source",
             ArgumentValue=value,
         )
-    return CopySource(bucket, key)
+    return CopySource(bucket, key, version)
 
 
 async def open_copy_source(
@@ -336,9 +366,14 @@ async def open_copy_source(
     source = parse_copy_source(req.headers["x-amz-copy-source"])
     key = customer_key(req, copy_source=True)
     await req.require("s3:GetObject", source.bucket, source.key)
-    result = await req.backend.get_object(
-        req.ctx, source.bucket, source.key, GetOptions(spec, customer_key=key)
-    )
+    options = GetOptions(spec, customer_key=key)
+    if source.version_id is None:
+        result = await req.backend.get_object(req.ctx, source.bucket, source.key, options)
+    else:
+        await req.require("s3:GetObjectVersion", source.bucket, source.key)
+        result = await req.backend.get_version(
+            req.ctx, source.bucket, source.key, source.version_id, options
+        )
     if check_preconditions(req.headers, result.info, prefix="x-amz-copy-source-if-") is not None:
         await result.body.aclose()
         raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If")
@@ -346,7 +381,6 @@ async def open_copy_source(
 
 
 async def copy_object(req: S3Request) -> Reply:
-    check_version_id(req.query)
     acl = await requested_object_acl(req)
     directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
@@ -398,14 +432,22 @@ async def copy_object(req: S3Request) -> Reply:
         *checksum_elements(info),
     )
     headers = checksum_headers(info) + sse_headers.response_headers(info.encryption)
+    headers += version_headers(info) + copy_source_version_headers(src)
     return xml_reply(body, headers=headers)
+
+
+def copy_source_version_headers(source: ObjectInfo) -> list[tuple[str, str]]:
+    """``x-amz-copy-source-version-id`` of a copy's source in a bucket ever versioned."""
+    if source.version_id is None:
+        return []
+    return [("x-amz-copy-source-version-id", source.version_id)]
 
 
 _ATTRIBUTES = frozenset({"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"})
 
 
 async def get_object_attributes(req: S3Request) -> Reply:
-    check_version_id(req.query)
+    await require_latest(req)
     wanted = {
         a.strip() for a in req.headers.get("x-amz-object-attributes", "").split(",") if a.strip()
     }

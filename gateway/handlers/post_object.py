@@ -31,6 +31,7 @@ from core.context import RequestContext
 from core.errors import S3Error
 from gateway import s3xml, sse_headers
 from gateway.handlers.objects import store_object
+from gateway.handlers.versions import version_headers
 from gateway.post_auth import FormAuthenticator
 from gateway.post_form import FormFilePayload, FormReader, boundary_of
 from gateway.post_policy import check_form, parse_post_policy
@@ -141,6 +142,7 @@ def _answer(req: S3Request, fields: dict[str, str], key: str, info: ObjectInfo) 
         ("ETag", quote_etag(etag)),
         ("Location", location),
         *sse_headers.response_headers(info.encryption),
+        *version_headers(info),
     ]
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
     if redirect:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from core.errors import S3Error
 from gateway.handlers.object_tags import catalog_of as _catalog
-from gateway.handlers.objects import check_version_id
+from gateway.handlers.versions import require_latest
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
 from gateway.tagging import MAX_TAGGING_BODY, parse_tagging, tagging_document
@@ -25,7 +25,7 @@ from gateway.tagging import MAX_TAGGING_BODY, parse_tagging, tagging_document
 
 
 async def get_object_tagging(req: S3Request) -> Reply:
-    check_version_id(req.query)
+    await require_latest(req)
     info = await req.backend.head_object(req.ctx, req.bucket, req.key)
     stored = await _catalog(req).object_tags(req.bucket, req.key)
     tags = stored[1] if stored is not None and stored[0] == info.etag else {}
@@ -33,14 +33,14 @@ async def get_object_tagging(req: S3Request) -> Reply:
 
 
 async def put_object_tagging(req: S3Request) -> Reply:
-    check_version_id(req.query)
+    await require_latest(req)
     tags = parse_tagging(await req.read_body(MAX_TAGGING_BODY), "object")
     await _set_object_tags(req, tags)
     return empty_reply()
 
 
 async def delete_object_tagging(req: S3Request) -> Reply:
-    check_version_id(req.query)
+    await require_latest(req)
     await _set_object_tags(req, {})
     return empty_reply(204)
 
