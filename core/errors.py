@@ -128,6 +128,14 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "multipart upload might have been aborted or completed.",
     ),
     "NoSuchVersion": (404, "The specified version does not exist."),
+    "NoSuchObjectLockConfiguration": (
+        404,
+        "The specified object does not have a ObjectLock configuration.",
+    ),
+    "ObjectLockConfigurationNotFoundError": (
+        404,
+        "Object Lock configuration does not exist for this bucket.",
+    ),
     "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist."),
     "NoSuchTagSet": (404, "The TagSet does not exist."),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist."),

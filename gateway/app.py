@@ -105,6 +105,7 @@ class Gateway:
             FormAuthenticator(self.credentials, box, settings.region),
             stack.catalog,
             tagged,
+            stack.locks,
         )
         self.identities = identities
         self.box = box

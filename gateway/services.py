@@ -9,6 +9,7 @@ from policy.access_control import AccessControl
 from policy.cors_settings import CorsSettings
 from policy.identities import IdentityStore
 from policy.model import Catalog
+from policy.object_lock import ObjectLocks
 from policy.policies import PolicyResolver
 from policy.tag_presence import TaggedSites
 
@@ -22,7 +23,8 @@ class Services:
     rules and ``forms`` checks POST Object forms' signatures; ``catalog`` keeps catalog-only
     object and bucket state such as tags (None: not wired, as in tests that call handlers
     directly; tagging is then 501); ``tagged`` tells whether a site has any tagged object
-    (cached; None: ask the catalog for each read's tag count)."""
+    (cached; None: ask the catalog for each read's tag count); ``locks`` holds sites' object
+    lock configuration and versions' locks (None: object lock is 501)."""
 
     policies: PolicyResolver
     access: AccessControl
@@ -31,3 +33,4 @@ class Services:
     forms: FormAuthenticator | None = None
     catalog: Catalog | None = None
     tagged: TaggedSites | None = None
+    locks: ObjectLocks | None = None

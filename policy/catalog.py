@@ -43,7 +43,7 @@ from functools import partial
 from typing import Any, Final
 
 import anyio
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete
 
 from core.errors import S3Error
 from policy import (
@@ -54,6 +54,7 @@ from policy import (
     catalog_records,
     catalog_reservations,
     catalog_tags,
+    catalog_versions,
 )
 from policy.catalog_database import CatalogDatabase
 from policy.catalog_records import MAX_LIMIT, SORTS, decode_cursor
@@ -166,26 +167,16 @@ class SqlCatalog:
             conn.execute(delete(objects).where(objects.c.site == site))
             conn.execute(delete(reservations).where(reservations.c.site == site))
             catalog_tags.remove_site(conn, site)
+            catalog_versions.remove_site(conn, site)
 
         await self._database.run(True, work)
 
     async def get(self, site: str, key: str) -> ObjectRecord | None:
-        def work(conn: Connection) -> ObjectRecord | None:
-            row = conn.execute(
-                select(objects).where(objects.c.site == site, objects.c.key == key)
-            ).first()
-            return None if row is None else catalog_records.record(row)
-
-        return await self._database.run(False, work)
+        return await self._database.run(False, partial(catalog_records.read, site=site, key=key))
 
     async def sites(self) -> builtins.list[str]:
         """Every site that has at least one object row, sorted."""
-
-        def work(conn: Connection) -> builtins.list[str]:
-            query = select(objects.c.site).distinct().order_by(objects.c.site)
-            return [row[0] for row in conn.execute(query)]
-
-        return await self._database.run(False, work)
+        return await self._database.run(False, catalog_records.sites)
 
     async def list(
         self,
@@ -243,16 +234,7 @@ class SqlCatalog:
             )
             if value is not None
         }
-
-        def work(conn: Connection) -> ObjectRecord:
-            where = (objects.c.site == site, objects.c.key == key)
-            if changes:
-                conn.execute(update(objects).where(*where).values(changes))
-            row = conn.execute(select(objects).where(*where)).first()
-            if row is None:
-                raise KeyError((site, key))
-            return catalog_records.record(row)
-
+        work = partial(catalog_records.update_flags, site=site, key=key, changes=changes)
         record = await self._database.run(True, work)
         if changes.keys() - {"corrupt"}:
             await self._state_changed(site)
@@ -417,6 +399,24 @@ class SqlCatalog:
     async def all_bucket_lifecycle(self) -> dict[str, LifecycleRules]:
         """Every site's stored lifecycle rules, by site."""
         return await self._database.run(False, catalog_lifecycle.read_all)
+
+    # Versioned sites (policy.catalog_versions)
+
+    async def versioning_status(self, site: str) -> str | None:
+        """``Enabled`` / ``Suspended`` as last set through the gateway; None: never."""
+        return await self._database.run(False, partial(catalog_versions.status, site=site))
+
+    async def set_versioning_status(self, site: str, status: str) -> None:
+        await self._database.run(
+            True, partial(catalog_versions.set_status, site=site, value=status)
+        )
+
+    async def set_noncurrent(self, site: str, key: str, size: int, versions: int) -> None:
+        """Record what ``key``'s noncurrent versions hold (counted in usage)."""
+        await self._database.run(
+            True,
+            partial(catalog_versions.set_noncurrent, site=site, key=key, size=size, count=versions),
+        )
 
     # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
 

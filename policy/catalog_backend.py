@@ -52,7 +52,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.versioning import DeleteOutcome
+from translators.versioning import DeleteOutcome, VersioningStatus, noncurrent_of
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _sha256_hex(info: ObjectInfo) -> str | None:
 
 class CatalogBackend(
     ForwardingBackend,
-    passes_through={"check_ready", "create_bucket", "upload_part", "put_bucket_versioning"} | READS,
+    passes_through={"check_ready", "create_bucket", "upload_part"} | READS,
 ):
     """``inner`` with every successful write recorded in ``catalog``.
 
@@ -257,17 +257,12 @@ class CatalogBackend(
             ctx.principal,
             (metadata.tags, None),
         )
+        if info.version_id is not None:
+            await self._count_versions(ctx, bucket, key)
         return info
 
     async def delete_object(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        await self._require_catalog()
-        await self.inner.delete_object(ctx, bucket, key)
-        await self._record(
-            f"delete {bucket}/{key}",
-            lambda: self.catalog.delete(bucket, key),
-            (bucket, key),
-            ctx.principal,
-        )
+        await self.delete_version(ctx, bucket, key, None)
 
     async def delete_version(
         self, ctx: RequestContext, bucket: str, key: str, version_id: str | None
@@ -285,6 +280,8 @@ class CatalogBackend(
                 (bucket, key),
                 ctx.principal,
             )
+            if outcome.version_id is not None:
+                await self._count_versions(ctx, bucket, key)
             return outcome
         try:
             latest: str | None = (await self.inner.head_object(ctx, bucket, key)).version_id
@@ -300,7 +297,29 @@ class CatalogBackend(
                 (bucket, key),
                 ctx.principal,
             )
+        await self._count_versions(ctx, bucket, key)
         return outcome
+
+    async def put_bucket_versioning(
+        self, ctx: RequestContext, bucket: str, status: VersioningStatus
+    ) -> None:
+        """Set it, then tell the catalog (quotas stop crediting overwrites)."""
+        await self._require_catalog()
+        await self.inner.put_bucket_versioning(ctx, bucket, status)
+        await self._record(
+            f"versioning {bucket} {status}",
+            lambda: self.catalog.set_versioning_status(bucket, status),
+        )
+
+    async def _count_versions(self, ctx: RequestContext, bucket: str, key: str) -> None:
+        """Record what ``key``'s noncurrent versions hold, as the backend lists them now
+        (after a write or delete on a versioned bucket)."""
+
+        async def count() -> None:
+            size, versions = await noncurrent_of(self.inner, ctx, bucket, key)
+            await self.catalog.set_noncurrent(bucket, key, size, versions)
+
+        await self._record(f"count versions of {bucket}/{key}", count)
 
     async def _follow_latest(self, ctx: RequestContext, bucket: str, key: str) -> None:
         """Set ``key``'s row from the backend's latest object, or delete it (none left)."""
@@ -366,6 +385,8 @@ class CatalogBackend(
             ctx.principal,
             ({}, upload_id),
         )
+        if info.version_id is not None:
+            await self._count_versions(ctx, bucket, key)
         return info
 
     async def abort_multipart_upload(

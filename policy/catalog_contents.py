@@ -31,11 +31,13 @@ from policy.catalog_schema import (
     bucket_cors,
     bucket_lifecycle,
     bucket_tags,
+    noncurrent_versions,
     object_acls,
     objects,
     reservations,
     site_grants,
     site_policies,
+    site_versioning,
     upload_tags,
     user_policies,
     users,
@@ -86,6 +88,8 @@ class CatalogContents:
             for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
             conn.execute(delete(bucket_lifecycle))
+            for table in (site_versioning, noncurrent_versions):
+                conn.execute(delete(table))
 
         await self._database.run(True, work)
 

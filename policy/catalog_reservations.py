@@ -12,13 +12,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, true, update
 
+from policy import catalog_versions
 from policy.catalog_database import LOCK_SITE, lock_key
 from policy.catalog_schema import objects, reservations
 from policy.model import QuotaExceeded, SitePolicy, Usage
 
 
 def usage(conn: Connection, site: str) -> Usage:
-    """Committed objects and bytes of ``site`` plus its reservations, in one statement."""
+    """Committed objects and bytes of ``site`` (its noncurrent versions' bytes included:
+    policy.catalog_versions) plus its reservations."""
     committed = (
         select(
             func.coalesce(func.sum(objects.c.size), 0).label("bytes"),
@@ -38,7 +40,9 @@ def usage(conn: Connection, site: str) -> Usage:
     )
     both = committed.join(reserved, true())
     row = conn.execute(select(committed, reserved).select_from(both)).one()._mapping
-    return Usage(**{name: int(value) for name, value in row.items()})
+    values = {name: int(value) for name, value in row.items()}
+    values["bytes"] += catalog_versions.noncurrent_bytes(conn, site)
+    return Usage(**values)
 
 
 def usage_by_site(conn: Connection) -> dict[str, Usage]:
@@ -62,6 +66,8 @@ def usage_by_site(conn: Connection) -> dict[str, Usage]:
         entry = found.setdefault(site, {"bytes": 0, "objects": 0, "artifacts": 0})
         entry["reserved_bytes"] = int(size)
         entry["reserved_artifacts"] = int(artifacts)
+    for site, size in catalog_versions.noncurrent_bytes_by_site(conn).items():
+        found.setdefault(site, {"bytes": 0, "objects": 0, "artifacts": 0})["bytes"] += size
     return {site: Usage(**values) for site, values in found.items()}
 
 

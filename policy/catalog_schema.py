@@ -287,3 +287,45 @@ bucket_lifecycle = Table(
     Column("site", byte_text(), primary_key=True),
     Column("rules", json_column_type(), nullable=False),
 )
+
+#: A site's versioning state (``Enabled`` / ``Suspended``; no row: never versioned), as
+#: the catalog backend saw it set (policy.catalog_versions).
+site_versioning = Table(
+    "site_versioning",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("status", String(16), nullable=False),
+)
+
+#: Per key of a versioned site, what its noncurrent versions hold: counted in usage.
+noncurrent_versions = Table(
+    "noncurrent_versions",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("key", byte_text(), primary_key=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("versions", Integer, nullable=False),
+)
+
+#: Sites with object lock enabled (a row each) and their default retention (policy.object_lock).
+bucket_object_lock = Table(
+    "bucket_object_lock",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("mode", String(16), nullable=True),
+    Column("days", Integer, nullable=True),
+    Column("years", Integer, nullable=True),
+)
+
+#: Each locked version's retention and legal hold (the latest version's legal hold is its
+#: object row's ``pinned``: policy.object_lock).
+object_locks = Table(
+    "object_locks",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("key", byte_text(), primary_key=True),
+    Column("version_id", byte_text(), primary_key=True),
+    Column("mode", String(16), nullable=True),
+    Column("retain_until", UtcDateTime, nullable=True),
+    Column("legal_hold", Boolean, nullable=False),
+)

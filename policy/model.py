@@ -351,6 +351,17 @@ class Catalog(Protocol):
         """Every site's stored lifecycle rules, by site."""
         ...
 
+    async def versioning_status(self, site: str) -> str | None:
+        """``site``'s versioning as last set through the gateway (policy.catalog_versions);
+        None: never versioned."""
+        ...
+
+    async def set_versioning_status(self, site: str, status: str) -> None: ...
+
+    async def set_noncurrent(self, site: str, key: str, size: int, versions: int) -> None:
+        """Record the bytes and count of ``key``'s noncurrent versions (counted in usage)."""
+        ...
+
     async def replace_lifecycle(
         self, site: str, rules: LifecycleRules | None, retention_days: int | None
     ) -> None:

@@ -134,6 +134,9 @@ class Reservation:
 
     async def _add(self, size: int, artifacts: int) -> None:
         upload = self.upload
+        if self.credit_key is not None and await self.catalog.versioning_status(self.site):
+            # On a versioned site the replaced object stays as a noncurrent version: no credit.
+            self.credit_key = None
         if self.credit_key is None or not self._quota_on:
             await self.catalog.reserve(
                 self.site, self.id, size, artifacts, self.policy, upload=upload

@@ -34,6 +34,7 @@ from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
 from policy.site_state import SiteState, SiteStateError, load_site_state
 from translators.base import Backend, ListQuery, ObjectInfo
+from translators.versioning import VersionsQuery
 
 REINDEX_CONTEXT = RequestContext(request_id="reindex", principal="reindex")
 _PAGE = 1000
@@ -196,8 +197,37 @@ async def _reindex_site(
             report.restored_policies += 1
     if saved is not None and saved.cors is not None and await catalog.bucket_cors(site) is None:
         await catalog.set_bucket_cors(site, saved.cors)
+    await _reindex_versions(backend, catalog, site)
     if saved is not None and saved.lifecycle and await catalog.bucket_lifecycle(site) is None:
         await catalog.set_bucket_lifecycle(site, saved.lifecycle)
+
+
+async def _reindex_versions(backend: Backend, catalog: Catalog, site: str) -> None:
+    """A versioned site's state and each key's noncurrent versions, from the backend."""
+    status = await backend.get_bucket_versioning(REINDEX_CONTEXT, site)
+    if status is None:
+        return
+    await catalog.set_versioning_status(site, status)
+    key, size, count = "", 0, 0  # versions come in key order: one key counted at a time
+    query = VersionsQuery(max_keys=_PAGE)
+    while True:
+        page = await backend.list_versions(REINDEX_CONTEXT, site, query)
+        for version in page.versions:
+            if version.key != key:
+                if key and not is_reserved_key(key):
+                    await catalog.set_noncurrent(site, key, size, count)
+                key, size, count = version.key, 0, 0
+            if not version.is_latest and version.info is not None:
+                size, count = size + version.info.size, count + 1
+        if page.next_key_marker is None:
+            break
+        query = VersionsQuery(
+            key_marker=page.next_key_marker,
+            version_id_marker=page.next_version_id_marker or "",
+            max_keys=_PAGE,
+        )
+    if key and not is_reserved_key(key):
+        await catalog.set_noncurrent(site, key, size, count)
 
 
 async def _site_record(backend: Backend, site: str, report: ReindexReport) -> SiteState | None:

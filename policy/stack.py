@@ -7,6 +7,10 @@ Order, outermost first (each a Backend wrapping the next):
 1. ``RetentionBackend``: after an artifact upload commits, applies the site's retention.
 2. ``QuotaBackend``: size limits, and quota reservations taken before a body is read and
    released only once the catalog row exists — so it must sit outside ``CatalogBackend``.
+2b. ``ObjectLockBackend`` (policy.object_lock): refuses deleting a locked version and gives
+   new versions their lock; it reads and keeps the catalog row's pin (the latest version's
+   legal hold), so it sits outside ``CatalogBackend``, and inside ``QuotaBackend`` so that
+   retention's deletes meet it too.
 3. ``CatalogBackend``: records every committed write and delete in the catalog; with a
    remote (PostgreSQL) catalog, refuses writes with 503 while it is down
    (policy.catalog_gate), and one that cannot be reached at start is started again in the
@@ -91,6 +95,7 @@ from policy.metrics_backend import MeasuredBackend
 from policy.metrics_job_runs import CatalogJobRuns
 from policy.metrics_volume import VolumeSpaceCollector
 from policy.model import SitePolicy
+from policy.object_lock import ObjectLockBackend, ObjectLocks
 from policy.policies import PolicyResolver
 from policy.quota import QuotaBackend
 from policy.rate_limits import RateLimitConfig, RateLimiter, open_store
@@ -144,6 +149,7 @@ class Stack:
     breaker: CircuitBreaker | None = None  # around a remote translator
     jobs: JobScheduler | None = None  # None: retention and the scrub loop in this process
     catalog_start: CatalogStart | None = None  # a remote catalog's start, retried until it is up
+    locks: ObjectLocks | None = None  # sites' object lock configuration and versions' locks
 
     async def run(self, task_group: TaskGroup) -> None:
         """Start the catalog, then the backend, take the reservation lease and reclaim what
@@ -272,7 +278,9 @@ def build_stack(
         gate,
         start_catalog=None if catalog_start is None else catalog_start.start,
     )
-    limited = QuotaBackend(indexed, catalog, policies, max_object_size=max_object_size)
+    locks = ObjectLocks(catalog)
+    locked = ObjectLockBackend(indexed, locks)
+    limited = QuotaBackend(locked, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies, metrics)
     backend: Backend = RetentionBackend(limited, retention)
     volume = translator if isinstance(translator, LocalVolume) else None
@@ -322,4 +330,5 @@ def build_stack(
         breaker=breaker,
         jobs=scheduler,
         catalog_start=catalog_start,
+        locks=locks,
     )

@@ -1,5 +1,7 @@
 """Interrupted uploads: a client that disconnects midway, and a server killed with SIGKILL
-midway, leave the previous version intact and nothing partial visible or on disk."""
+midway, leave the previous version intact and nothing partial visible or on disk; the quota
+reservation a killed gateway held is reclaimed when it starts again, and by a replica still
+running (its periodic reclaim job), without any restart."""
 
 from __future__ import annotations
 
@@ -7,15 +9,20 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.fernet import Fernet
 
+from tests.support.artifact_api import ApiClient, create_api_key
 from tests.support.clients import make_s3_client
-from tests.support.postgres import catalog_url
-from tests.support.servers import GatewayServer, start_gateway
+from tests.support.emulators import running, start_moto
+from tests.support.postgres import catalog_url, fresh_schema
+from tests.support.servers import GatewayServer, running_gateway, start_gateway
 from tests.support.signing import Signer
 from tests.support.waiting import files_under, wait_until
 
@@ -125,3 +132,61 @@ def test_kill_9_mid_upload_leaves_no_reservation_behind(
             s3.put_object(Bucket=bucket, Key="one-more.bin", Body=b"1" * 1024)
         finally:
             restarted.stop()
+
+
+def test_a_running_replica_reclaims_a_killed_replicas_reservation(tmp_path: Path) -> None:
+    """Reclaiming is periodic, not only at start-up: replica B is killed mid-upload while A
+    keeps running, and A's reclaim job frees B's reservation without any restart, so an
+    upload that fits the quota only without it then succeeds through A."""
+    mib = 1024 * 1024
+    with (
+        fresh_schema() as url,
+        running(start_moto, tmp_path) as moto,
+        ExitStack() as stack,
+    ):
+        boto3.client(
+            "s3",
+            endpoint_url=moto.env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=moto.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=moto.env["AWS_SECRET_ACCESS_KEY"],
+            region_name=moto.env["AWS_DEFAULT_REGION"],
+        ).create_bucket(Bucket="shared")
+        env = {
+            **moto.env,
+            "PWG_CATALOG_URL": url,
+            "PWG_MASTER_KEY": Fernet.generate_key().decode(),
+            "PWG_SCRUB_INTERVAL_SECONDS": "0",
+            "PWG_RECLAIM_INTERVAL_SECONDS": "1",
+            "PWG_JOB_LEASE_SECONDS": "2",  # B may have held the reclaim job when it died
+        }
+        replicas = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            data_dir = tmp_path / name / "data"
+            replicas.append(
+                stack.enter_context(
+                    running_gateway(data_dir, "--backend", "s3://shared/gw", env=env)
+                )
+            )
+        a, b = replicas
+        s3_a = make_s3_client(a)
+        s3_a.create_bucket(Bucket="site")
+        with ApiClient(a, create_api_key(a)) as api:
+            policy = {"overrides": {"quota_bytes": 12 * mib}}
+            assert api.put("/sites/site/policy", json=policy).status_code == 200
+
+            def reserved() -> int:
+                usage = api.get("/sites/site/usage").json()["usage"]
+                return int(usage["reserved_bytes"])
+
+            connection = start_partial_put(b, "site", "stalled.bin", mib)
+            assert wait_until(lambda: reserved() == SIZE)
+            b.stop(signal.SIGKILL)
+            connection.close()
+            with pytest.raises(ClientError) as full:  # B's 8 MiB still count for now
+                s3_a.put_object(Bucket="site", Key="early.bin", Body=b"e" * SIZE)
+            assert full.value.response["Error"]["Code"] == "QuotaExceeded"
+            assert wait_until(lambda: reserved() == 0)
+        # 8 MiB fit the 12 MiB quota only without the dead replica's 8 MiB.
+        s3_a.put_object(Bucket="site", Key="fits.bin", Body=b"f" * SIZE)
+        assert [o["Key"] for o in s3_a.list_objects_v2(Bucket="site")["Contents"]] == ["fits.bin"]

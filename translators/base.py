@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from core.checksums import ChecksumAlgorithm, ChecksumType
 from core.context import RequestContext
 from core.errors import S3Error
+from core.object_lock import ObjectLock
 from core.ranges import ByteRange, RangeSpec
 from core.sse import STORED_ENCRYPTION_KEY, CustomerKey, EncryptionInfo, EncryptionRequest
 from core.streams import ObjectBody, PayloadDigest, PayloadStream
@@ -121,13 +122,15 @@ class WriteMetadata:
     object's row, replacing the previous object's; translators neither store nor return them.
     ``encryption`` is what the client asked for (``x-amz-server-side-encryption*``); the
     encryption wrapper (``policy.encryption``) acts on it and passes it on as None, so a
-    translator never sees one.
+    translator never sees one. ``object_lock`` likewise (``x-amz-object-lock-*``), for the
+    object lock wrapper (``policy.object_lock``).
     """
 
     headers: dict[str, str] = field(default_factory=dict)
     user_metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     encryption: EncryptionRequest | None = None
+    object_lock: ObjectLock | None = None
 
 
 def written_object(key: str, digest: PayloadDigest, metadata: WriteMetadata) -> ObjectInfo:

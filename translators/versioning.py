@@ -35,10 +35,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from core.context import RequestContext
 from core.errors import S3Error
 from core.reserved import is_reserved_key
 from translators import listing
-from translators.base import ObjectInfo
+from translators.base import Backend, ObjectInfo
 
 VersioningStatus = Literal["Enabled", "Suspended"]
 #: The version id of what was written while versioning was off or suspended.
@@ -251,3 +252,27 @@ def to_versions_page(page: listing.Page[Version]) -> VersionsPage:
     return VersionsPage(
         page.items, page.prefixes, key, None if version is None else version.version_id
     )
+
+
+async def noncurrent_of(
+    backend: Backend, ctx: RequestContext, bucket: str, key: str
+) -> tuple[int, int]:
+    """The bytes and the number of ``key``'s noncurrent object versions (delete markers hold
+    nothing), read from ``backend``'s listing of its versions."""
+    size = count = 0
+    query = VersionsQuery(prefix=key)
+    while True:
+        page = await backend.list_versions(ctx, bucket, query)
+        for version in page.versions:
+            if version.key != key:
+                return size, count
+            if not version.is_latest and version.info is not None:
+                size += version.info.size
+                count += 1
+        if page.next_key_marker is None:
+            return size, count
+        query = VersionsQuery(
+            prefix=key,
+            key_marker=page.next_key_marker,
+            version_id_marker=page.next_version_id_marker or "",
+        )

@@ -7,6 +7,7 @@ from gateway import s3xml
 from gateway.acl_xml import requested_acl
 from gateway.handlers.access import checked_acl
 from gateway.handlers.common import owner_element, validate_bucket_name
+from gateway.handlers.object_lock import enable_at_creation
 from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
 from policy.bucket_access import (
@@ -54,6 +55,7 @@ async def create_bucket(req: S3Request) -> Reply:
     await req.backend.create_bucket(req.ctx, req.bucket)
     assert req.services is not None
     await req.services.access.store_site(req.bucket, access, None)
+    await enable_at_creation(req)
     identities = req.services.identities
     if identities is not None and req.access is not None and req.access.principal.kind == "user":
         # A user who creates a site owns it (its policy, ACLs, deleting it).

@@ -17,6 +17,7 @@ from gateway import s3xml, sse_headers
 from gateway.handlers.access import keep_object_acl, requested_object_acl
 from gateway.handlers.common import int_param, owner_element, part_number
 from gateway.handlers.listing import url_encoder
+from gateway.handlers.object_lock import requested_lock
 from gateway.handlers.object_tags import with_requested_tags
 from gateway.handlers.objects import (
     check_size,
@@ -59,7 +60,7 @@ async def create_multipart_upload(req: S3Request) -> Reply:
     acl = await requested_object_acl(req)
     # The tags are the catalog's until the upload completes (policy.catalog_backend).
     metadata = await with_requested_tags(req, write_metadata(req.headers))
-    metadata = replace(metadata, encryption=write_encryption(req))
+    metadata = replace(metadata, encryption=write_encryption(req), object_lock=requested_lock(req))
     raw_algorithm = req.headers.get("x-amz-checksum-algorithm")
     raw_type = req.headers.get("x-amz-checksum-type")
     algorithm = checksums.parse_algorithm(raw_algorithm) if raw_algorithm else None

@@ -20,6 +20,7 @@ from gateway import s3xml, sse_headers
 from gateway.handlers.access import forget_object_acl, keep_object_acl, requested_object_acl
 from gateway.handlers.common import INT32_MAX
 from gateway.handlers.common import part_number as parse_part_number
+from gateway.handlers.object_lock import lock_headers, requested_lock, with_bypass
 from gateway.handlers.object_tags import (
     copied_tags,
     copy_tags_requested,
@@ -153,7 +154,7 @@ async def store_object(req: S3Request, payload: Callable[[], PayloadStream]) -> 
     POST Object (``gateway.handlers.post_object``) comes this way too."""
     acl = await requested_object_acl(req)
     metadata = await with_requested_tags(req, write_metadata(req.headers))
-    metadata = replace(metadata, encryption=write_encryption(req))
+    metadata = replace(metadata, encryption=write_encryption(req), object_lock=requested_lock(req))
     conditions = write_conditions(req.headers)
     body = payload()
     info = await req.backend.put_object(req.ctx, req.bucket, req.key, body, metadata, conditions)
@@ -204,6 +205,7 @@ async def _read_reply(req: S3Request, *, with_body: bool) -> Reply:
                 ("Content-Range", f"bytes {result.range.start}-{result.range.end}/{info.size}")
             )
     headers += await tag_count_headers(req, info)
+    headers += await lock_headers(req, info)
     headers = apply_overrides(headers, req.query)
     return Reply(status, headers, result.body if with_body else b"", length)
 
@@ -229,6 +231,7 @@ async def head_object(req: S3Request) -> Reply:
         headers = object_headers(info, with_checksums=enabled)
         headers += await tag_count_headers(req, info)
         headers += sse_headers.response_headers(info.encryption)
+        headers += await lock_headers(req, info)
         return Reply(200, apply_overrides(headers, req.query), b"", info.size)
     return await _read_reply(req, with_body=False)
 
@@ -252,6 +255,7 @@ async def delete_object(req: S3Request) -> Reply:
     version = requested_version(req)
     if version is not None:
         await req.require("s3:DeleteObjectVersion", req.bucket, req.key)
+    req = await with_bypass(req)
     outcome = await req.backend.delete_version(req.ctx, req.bucket, req.key, version)
     if outcome.version_id is None:
         await forget_object_acl(req, req.key)
@@ -265,6 +269,7 @@ DELETE_CONCURRENCY = 32
 async def delete_objects(req: S3Request) -> Reply:
     request = s3xml.parse_delete(await req.read_body())
     await req.backend.head_bucket(req.ctx, req.bucket)
+    req = await with_bypass(req)
     limit = asyncio.Semaphore(DELETE_CONCURRENCY)
 
     async def delete(target: s3xml.DeleteTarget) -> etree._Element | None:
@@ -393,6 +398,7 @@ async def copy_object(req: S3Request) -> Reply:
     requested_tags = copy_tags_requested(req)
     algorithm = req.headers.get("x-amz-checksum-algorithm")
     encryption = write_encryption(req)
+    lock = requested_lock(req)
     source, result = await open_copy_source(req)
     same = (source.bucket, source.key) == (req.bucket, req.key)
     if same and directive == "COPY" and algorithm is None and encryption is None:
@@ -410,10 +416,16 @@ async def copy_object(req: S3Request) -> Reply:
         await result.body.aclose()
         raise
     if directive == "REPLACE":
-        metadata = replace(write_metadata(req.headers), tags=tags, encryption=encryption)
+        metadata = replace(
+            write_metadata(req.headers), tags=tags, encryption=encryption, object_lock=lock
+        )
     else:
         metadata = WriteMetadata(
-            dict(src.headers), dict(src.user_metadata), tags, encryption=encryption
+            dict(src.headers),
+            dict(src.user_metadata),
+            tags,
+            encryption=encryption,
+            object_lock=lock,
         )
     algorithms = (
         [checksums.parse_algorithm(algorithm)]
