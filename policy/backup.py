@@ -33,6 +33,8 @@ from policy.backup_format import (
     SiteAccessEntry,
     SiteCorsEntry,
     SiteLifecycleEntry,
+    SiteObjectLockEntry,
+    VersionLockEntry,
     optional_time_text,
     time_text,
 )
@@ -46,6 +48,7 @@ from policy.identities import Identities, export_identities, restore_identities
 from policy.identity_model import AccessKeyRecord, SiteGrant, User, UserPolicy
 from policy.lifecycle import rules_to_json as lifecycle_to_json
 from policy.model import ArtifactFilter, ObjectRecord, every_record
+from policy.object_lock import ObjectLocks
 
 _BATCH: Final = 500
 
@@ -97,6 +100,32 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
     lifecycles = await catalog.all_bucket_lifecycle()
     for site, lifecycle in lifecycles.items():
         line({"type": "site_lifecycle", "site": site, "rules": lifecycle_to_json(lifecycle)})
+    locks = ObjectLocks(catalog)
+    bucket_locks = await locks.all_buckets()
+    for site, bucket_lock in bucket_locks.items():
+        rule = bucket_lock.default
+        line(
+            {
+                "type": "site_object_lock",
+                "site": site,
+                "mode": None if rule is None else rule.mode,
+                "days": None if rule is None else rule.days,
+                "years": None if rule is None else rule.years,
+            }
+        )
+    version_locks = await locks.all_versions()
+    for site, object_key, version_id, lock in version_locks:
+        line(
+            {
+                "type": "version_lock",
+                "site": site,
+                "key": object_key,
+                "version_id": version_id,
+                "mode": lock.mode,
+                "retain_until": optional_time_text(lock.retain_until),
+                "legal_hold": bool(lock.legal_hold),
+            }
+        )
     counts = BackupCounts(
         objects,
         len(policies),
@@ -110,6 +139,8 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(cors),
         len(bucket_tags),
         len(lifecycles),
+        len(bucket_locks),
+        len(version_locks),
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -174,6 +205,7 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
     contents = CatalogContents(catalog)
     api_keys = ApiKeyStore(catalog)
     access = AccessStore(catalog)
+    locks = ObjectLocks(catalog)
     if not await contents.is_empty():
         if not replace:
             raise BackupError("the catalog is not empty; restore replaces it only when asked to")
@@ -210,6 +242,10 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await catalog.set_bucket_tags(entry.site, entry.tags)
         elif isinstance(entry, SiteLifecycleEntry):
             await catalog.set_bucket_lifecycle(entry.site, entry.rules)
+        elif isinstance(entry, SiteObjectLockEntry):
+            await locks.set_bucket(entry.site, entry.lock)
+        elif isinstance(entry, VersionLockEntry):
+            await locks.store(entry.site, entry.key, entry.version_id, entry.lock)
         else:
             await catalog.set_site_overrides(*entry)
     await contents.upsert_many(batch)

@@ -43,13 +43,18 @@ Format, one JSON object per line::
     {"type": "site_cors", "site": ..., "rules": [...as policy.cors.rules_to_json...]}
     {"type": "bucket_tags", "site": ..., "tags": {key: value, ...}}
     {"type": "site_lifecycle", "site": ..., "rules": [...as policy.lifecycle.rules_to_json...]}
+    {"type": "site_object_lock", "site": ..., "mode": ... | null, "days": N | null,
+     "years": N | null}
+    {"type": "version_lock", "site": ..., "key": ..., "version_id": ..., "mode": ... | null,
+     "retain_until": "..." | null, "legal_hold": true | false}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
-     "object_acls": N, "site_cors": N, "bucket_tags": N, "site_lifecycle": N}
+     "object_acls": N, "site_cors": N, "bucket_tags": N, "site_lifecycle": N,
+     "site_object_lock": N, "version_locks": N}
 
-Identity, access, CORS, tag and lifecycle lines (and an object line's ``tags``) were added
-to version 1 without a new version: files written before them (whose end line has no such
-counts, whose object lines have no tags) read as holding none.
+Identity, access, CORS, tag, lifecycle and object lock lines (and an object line's
+``tags``) were added to version 1 without a new version: files written before them (whose
+end line has no such counts, whose object lines have no tags) read as holding none.
 
 The end line makes a truncated file detectable.
 """
@@ -60,6 +65,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from core.object_lock import BucketLock, ObjectLock
 from policy.bucket_access import BucketAccess, Grant
 from policy.catalog_api_keys import ApiKeyRecord
 from policy.cors import CorsRules
@@ -113,6 +119,24 @@ class SiteLifecycleEntry:
     rules: LifecycleRules
 
 
+@dataclass(frozen=True)
+class SiteObjectLockEntry:
+    """A backed-up site's object lock configuration."""
+
+    site: str
+    lock: BucketLock
+
+
+@dataclass(frozen=True)
+class VersionLockEntry:
+    """A backed-up version's lock (retention, and a noncurrent version's legal hold)."""
+
+    site: str
+    key: str
+    version_id: str
+    lock: ObjectLock
+
+
 class BackupError(ValueError):
     """A backup file that cannot be restored: wrong format or version, malformed, truncated;
     or a catalog that is not empty."""
@@ -132,6 +156,8 @@ class BackupCounts:
     site_cors: int = 0
     bucket_tags: int = 0
     site_lifecycle: int = 0
+    site_object_lock: int = 0
+    version_locks: int = 0
 
     def text(self) -> str:
         return (
@@ -141,7 +167,9 @@ class BackupCounts:
             f"{self.site_grants} site grant(s), {self.site_access} site access setting(s), "
             f"{self.object_acls} object ACL(s), {self.site_cors} CORS configuration(s), "
             f"{self.bucket_tags} bucket tag set(s), "
-            f"{self.site_lifecycle} lifecycle configuration(s)"
+            f"{self.site_lifecycle} lifecycle configuration(s), "
+            f"{self.site_object_lock} object lock configuration(s), "
+            f"{self.version_locks} version lock(s)"
         )
 
 
@@ -159,6 +187,8 @@ COUNTED: Final = {
     "site_cors": "site_cors",
     "bucket_tags": "bucket_tags",
     "site_lifecycle": "site_lifecycle",
+    "site_object_lock": "site_object_lock",
+    "version_lock": "version_locks",
 }
 #: Counts an end line written before identities were backed up does not carry.
 LATER_COUNTS: Final = frozenset(
@@ -172,6 +202,8 @@ LATER_COUNTS: Final = frozenset(
         "site_cors",
         "bucket_tags",
         "site_lifecycle",
+        "site_object_lock",
+        "version_locks",
     }
 )
 
@@ -189,6 +221,8 @@ Entry = (
     | SiteCorsEntry
     | BucketTagsEntry
     | SiteLifecycleEntry
+    | SiteObjectLockEntry
+    | VersionLockEntry
 )
 """A backup line's value: an object row, a site's overrides (site, overrides), an API key,
 an identity row, or one of the entries above."""

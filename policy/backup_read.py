@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, cast
 
+from core.object_lock import MODES, BucketLock, DefaultRetention, LockMode, ObjectLock
 from policy.backup_format import (
     COUNTED,
     FORMAT,
@@ -30,6 +31,8 @@ from policy.backup_format import (
     SiteAccessEntry,
     SiteCorsEntry,
     SiteLifecycleEntry,
+    SiteObjectLockEntry,
+    VersionLockEntry,
 )
 from policy.bucket_access import access_from_json, grants_from_json
 from policy.catalog_api_keys import ApiKeyRecord
@@ -100,6 +103,10 @@ def read_backup(path: Path) -> Iterator[Entry]:
                     yield SiteLifecycleEntry(
                         _text(document, "site"), lifecycle_from_json(document["rules"])
                     )
+                elif kind == "site_object_lock":
+                    yield _site_object_lock(document)
+                elif kind == "version_lock":
+                    yield _version_lock(document)
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -131,6 +138,8 @@ def _kind(entry: Entry) -> str:
         (SiteCorsEntry, "site_cors"),
         (BucketTagsEntry, "bucket_tags"),
         (SiteLifecycleEntry, "site_lifecycle"),
+        (SiteObjectLockEntry, "site_object_lock"),
+        (VersionLockEntry, "version_locks"),
     )
     for kind, name in kinds:
         if isinstance(entry, kind):
@@ -167,6 +176,39 @@ def _check_end(document: dict[str, Any], counts: dict[str, int]) -> None:
     found = {name: document.get(name, 0 if name in LATER_COUNTS else None) for name in expected}
     if found != expected:
         raise BackupError(f"the end line counts {found}, the file holds {expected}")
+
+
+def _lock_mode(document: dict[str, Any]) -> LockMode | None:
+    mode = _optional_text(document, "mode")
+    if mode is not None and mode not in MODES:
+        raise BackupError(f"unknown object lock mode {mode!r}")
+    return mode
+
+
+def _site_object_lock(document: dict[str, Any]) -> SiteObjectLockEntry:
+    mode = _lock_mode(document)
+    if mode is None:
+        return SiteObjectLockEntry(_text(document, "site"), BucketLock())
+    days, years = document.get("days"), document.get("years")
+    if not all(v is None or (isinstance(v, int) and v > 0) for v in (days, years)):
+        raise BackupError("a default retention's days and years are positive whole numbers")
+    return SiteObjectLockEntry(
+        _text(document, "site"), BucketLock(DefaultRetention(mode, days, years))
+    )
+
+
+def _version_lock(document: dict[str, Any]) -> VersionLockEntry:
+    until = _optional_text(document, "retain_until")
+    if not isinstance(document.get("legal_hold"), bool):
+        raise BackupError("legal_hold is true or false")
+    lock = ObjectLock(
+        _lock_mode(document),
+        None if until is None else _timestamp(until),
+        document["legal_hold"],
+    )
+    return VersionLockEntry(
+        _text(document, "site"), _text(document, "key"), _text(document, "version_id"), lock
+    )
 
 
 def _text(document: dict[str, Any], name: str) -> str:

@@ -30,9 +30,11 @@ from policy.catalog_schema import (
     bucket_access,
     bucket_cors,
     bucket_lifecycle,
+    bucket_object_lock,
     bucket_tags,
     noncurrent_versions,
     object_acls,
+    object_locks,
     objects,
     reservations,
     site_grants,
@@ -55,7 +57,8 @@ class CatalogContents:
 
     async def is_empty(self) -> bool:
         """Whether the catalog holds no object row, policy override, API key, identity,
-        site access setting, CORS configuration, bucket tag set or lifecycle configuration."""
+        site access setting, CORS configuration, bucket tag set, lifecycle configuration or
+        object lock state."""
 
         def work(conn: Connection) -> bool:
             return all(
@@ -69,6 +72,8 @@ class CatalogContents:
                     bucket_cors,
                     bucket_tags,
                     bucket_lifecycle,
+                    bucket_object_lock,
+                    object_locks,
                 )
             )
 
@@ -88,7 +93,7 @@ class CatalogContents:
             for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
             conn.execute(delete(bucket_lifecycle))
-            for table in (site_versioning, noncurrent_versions):
+            for table in (site_versioning, noncurrent_versions, bucket_object_lock, object_locks):
                 conn.execute(delete(table))
 
         await self._database.run(True, work)

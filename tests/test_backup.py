@@ -16,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from commands.cli import main
+from core.object_lock import BucketLock, DefaultRetention, ObjectLock
 from policy.access_store import AccessStore
 from policy.api_keys import ApiKeyStore
 from policy.bucket_access import canned_acl, default_access
@@ -23,6 +24,7 @@ from policy.catalog import SqlCatalog
 from policy.catalog_contents import CatalogContents
 from policy.identities import IdentityStore, export_identities
 from policy.model import ArtifactFilter, ObjectRecord
+from policy.object_lock import ObjectLocks
 from policy.principals import Role
 from policy.secret_box import SecretBox
 from tests.support.postgres import catalog_url
@@ -342,3 +344,45 @@ def test_site_access_settings_survive_backup_and_restore(
     empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     assert main(["restore", str(file), "--catalog-url", empty]) == 1
     assert "Everyone" in capsys.readouterr().err
+
+
+LOCKED_UNTIL = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+async def populate_locks(url: str) -> None:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        locks = ObjectLocks(catalog)
+        await locks.set_bucket("locked", BucketLock(DefaultRetention("GOVERNANCE", days=3)))
+        await locks.set_bucket("plain-lock", BucketLock())
+        await locks.store("locked", "k", "v1", ObjectLock("COMPLIANCE", LOCKED_UNTIL, True))
+        await locks.store("locked", "k", "v2", ObjectLock(None, None, True))
+    finally:
+        await catalog.close()
+
+
+async def locks_of(url: str) -> tuple[dict[str, BucketLock], list[Any]]:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        locks = ObjectLocks(catalog)
+        return await locks.all_buckets(), await locks.all_versions()
+    finally:
+        await catalog.close()
+
+
+def test_object_lock_state_survives_backup_and_restore(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sites' object lock configuration and versions' locks are catalog-only state: a
+    backup carries them, and a restore brings them back exactly."""
+    source = f"sqlite:///{tmp_path / 'source' / 'catalog.sqlite3'}"
+    anyio.run(populate_locks, source)
+    before = anyio.run(locks_of, source)
+    assert len(before[1]) == 2
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    assert "2 object lock configuration(s), 2 version lock(s)" in capsys.readouterr().out
+    assert main(["restore", str(file), "--catalog-url", target]) == 0
+    assert anyio.run(locks_of, target) == before
