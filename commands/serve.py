@@ -124,8 +124,10 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> Gateway:
             flush=True,
         )
     translator = open_backend(parse_backend_url(settings.backend_url), environ, must_exist=False)
-    master_key = load_master_key(settings.data_dir, settings.master_key)
-    keyring = Keyring([master_key.subkey(SSE_PURPOSE)], settings.kms_key_ids)
+    master_key = load_master_key(
+        settings.data_dir, settings.master_key, settings.retired_master_keys
+    )
+    keyring = Keyring(master_key.subkeys(SSE_PURPOSE), settings.kms_key_ids)
     stack = build_stack(
         translator,
         settings.catalog,

@@ -94,7 +94,7 @@ def plaintext_view(settings: Settings, backend: Backend) -> Backend:
     if not settings.master_key and not (settings.data_dir / MASTER_KEY_FILE).is_file():
         return backend
     box = master_key(settings)
-    return EncryptingBackend(backend, Keyring([box.subkey(SSE_PURPOSE)], settings.kms_key_ids))
+    return EncryptingBackend(backend, Keyring(box.subkeys(SSE_PURPOSE), settings.kms_key_ids))
 
 
 def run_on_store(
@@ -181,7 +181,7 @@ def master_key(settings: Settings) -> SecretBox:
             "point --data-dir or --config at the gateway's"
         )
     try:
-        return load_master_key(settings.data_dir, settings.master_key)
+        return load_master_key(settings.data_dir, settings.master_key, settings.retired_master_keys)
     except ValueError as error:
         raise SettingsError(f"master key: {error}") from error
 

@@ -23,6 +23,7 @@ from typing import Final
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from core import checksums
 from core.digest import Digester
 from core.errors import S3Error
 from core.streams import ReadOncePayload
@@ -177,9 +178,11 @@ class FormReader:
 class FormFilePayload(ReadOncePayload):
     """The file part as a ``PayloadStream`` (see the module docstring): ``minimum`` and
     ``maximum`` bytes (inclusive) from the policy's content-length-range, ``limit`` the
-    gateway's largest object."""
+    gateway's largest object. ``expected``: the form's ``x-amz-checksum-<algorithm>`` field
+    (algorithm, base64 value), checked against the file once it is read (``BadDigest``
+    before anything is stored); that algorithm is then the object's checksum."""
 
-    __slots__ = ("_algorithms", "_chunks", "_limit", "_maximum", "_minimum")
+    __slots__ = ("_algorithms", "_chunks", "_expected", "_limit", "_maximum", "_minimum")
 
     def __init__(
         self,
@@ -189,13 +192,15 @@ class FormFilePayload(ReadOncePayload):
         maximum: int | None = None,
         limit: int,
         algorithms: Iterable[str] = ("CRC64NVME",),
+        expected: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
         self._chunks = chunks
         self._minimum = minimum
         self._maximum = maximum
         self._limit = limit
-        self._algorithms = tuple(algorithms)
+        self._expected = expected
+        self._algorithms = (expected[0],) if expected is not None else tuple(algorithms)
 
     @property
     def declared_size(self) -> int | None:
@@ -226,4 +231,15 @@ class FormFilePayload(ReadOncePayload):
                 ProposedSize=str(digester.size),
                 MinSizeAllowed=str(self._minimum),
             )
-        self._finish(digester.result())
+        result = digester.result()
+        if self._expected is not None:
+            algorithm, value = self._expected
+            if checksums.decode(algorithm, result.checksums[algorithm]) != checksums.decode(
+                algorithm, value
+            ):
+                raise S3Error(
+                    "BadDigest",
+                    f"The {checksums.header_name(algorithm)} you specified did not match the "
+                    "calculated checksum.",
+                )
+        self._finish(result)

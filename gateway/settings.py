@@ -61,6 +61,8 @@ class Settings:
     min_free_bytes: int = 256 * 1024**2
     # Seals session tokens and secrets at rest (policy.secret_box); None: kept in data_dir.
     master_key: str | None = field(default=None, repr=False)
+    # Master keys rotated out (policy.secret_box): what they sealed or encrypted still opens.
+    retired_master_keys: tuple[str, ...] = field(default=(), repr=False)
     # Server-side encryption (policy.encryption): the key ids SSE-KMS accepts, a local key
     # ring standing in for KMS (the first is the default); SSE-C only over TLS unless false
     # (tests over plain HTTP).
@@ -174,6 +176,7 @@ _ENV: dict[str, str] = {
     "PWG_RESERVATION_LEASE_SECONDS": "reservation_lease_seconds",
     "PWG_MIN_FREE_BYTES": "min_free_bytes",
     "PWG_MASTER_KEY": "master_key",
+    "PWG_RETIRED_MASTER_KEYS": "retired_master_keys",
     "PWG_KMS_KEY_IDS": "kms_key_ids",
     "PWG_SSE_C_REQUIRE_TLS": "sse_c_require_tls",
     "PWG_OIDC_ISSUERS": "oidc_issuers",
@@ -382,6 +385,11 @@ def load_settings(
             SecretBox.from_key(settings.master_key)
         except ValueError as exc:
             raise SettingsError(f"master_key: {exc}") from None
+    for number, retired in enumerate(settings.retired_master_keys, 1):
+        try:
+            SecretBox.from_key(retired)
+        except ValueError as exc:
+            raise SettingsError(f"retired_master_keys (key {number}): {exc}") from None
     for key_id in settings.kms_key_ids:
         if not _KMS_KEY_ID.fullmatch(key_id):
             raise SettingsError(

@@ -289,8 +289,8 @@ class LifecycleJob:
             try:
                 await self._backend.delete_version(ctx, site, entry.key, entry.version_id)
             except S3Error as error:
-                if error.code in _GONE:
-                    continue
+                if error.code in _GONE or error.code == "AccessDenied":
+                    continue  # gone meanwhile, or kept by object lock (policy.object_lock)
                 raise
             done.versions += 1
             log.info(

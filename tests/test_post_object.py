@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -374,3 +375,34 @@ def test_a_form_tags_and_encrypts_its_object(s3v4: Any, s3: Any, bucket: str) ->
     status, code, _ = error(post(form))
     assert (status, code) == (400, "InvalidTag")
     assert absent(s3, bucket, "badly-tagged.txt")
+
+
+def test_a_form_checksum_is_checked_and_kept(s3v4: Any, s3: Any, bucket: str) -> None:
+    """A form's ``x-amz-checksum-<algorithm>`` field is the file's: a match stores the object
+    with that checksum, a mismatch is ``BadDigest`` with nothing stored, and a malformed or
+    doubled one is ``InvalidRequest``."""
+    data = b"checked form"
+    good = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    bad = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+
+    def form_with(key: str, fields: dict[str, str]) -> dict[str, Any]:
+        return dict(
+            s3v4.generate_presigned_post(
+                bucket, key, Fields=fields, Conditions=[{n: v} for n, v in fields.items()]
+            )
+        )
+
+    ok = post(form_with("sum.txt", {"x-amz-checksum-sha256": good}), data)
+    assert ok.status_code == 204, ok.text
+    head = s3.head_object(Bucket=bucket, Key="sum.txt", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == good
+    assert read(s3, bucket, "sum.txt") == data
+
+    wrong = post(form_with("wrong.txt", {"x-amz-checksum-sha256": bad}), data)
+    assert error(wrong)[:2] == (400, "BadDigest")
+    assert absent(s3, bucket, "wrong.txt")
+    garbled = post(form_with("garbled.txt", {"x-amz-checksum-crc32": "nope"}), data)
+    assert error(garbled)[:2] == (400, "InvalidRequest")
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    both = {"x-amz-checksum-sha256": good, "x-amz-checksum-crc32": crc}
+    assert error(post(form_with("both.txt", both), data))[:2] == (400, "InvalidRequest")

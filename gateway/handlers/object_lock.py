@@ -86,7 +86,7 @@ async def with_bypass(req: S3Request) -> S3Request:
     ``s3:BypassGovernanceRetention`` lets the request's deletes pass GOVERNANCE retention."""
     if req.headers.get(BYPASS_HEADER, "").strip().lower() != "true":
         return req
-    await req.require("s3:BypassGovernanceRetention", req.bucket, req.key or None)
+    await req.require("s3:BypassGovernanceRetention", req.bucket, req.address.key)
     return replace(req, ctx=replace(req.ctx, bypass_governance=True))
 
 

@@ -27,11 +27,13 @@ from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
+from core import checksums
 from core.context import RequestContext
 from core.errors import S3Error
 from gateway import s3xml, sse_headers
 from gateway.handlers.objects import store_object
 from gateway.handlers.versions import version_headers
+from gateway.payload import checksum_values
 from gateway.post_auth import FormAuthenticator
 from gateway.post_form import FormFilePayload, FormReader, boundary_of
 from gateway.post_policy import check_form, parse_post_policy
@@ -88,13 +90,46 @@ async def post_object(req: S3Request) -> Reply:
     )
     low, high = policy.length_range if policy and policy.length_range else (0, None)
 
+    expected = form_checksum(fields)
+
     def payload() -> FormFilePayload:
         return FormFilePayload(
-            form.file_chunks(), minimum=low, maximum=high, limit=req.settings.max_object_size
+            form.file_chunks(),
+            minimum=low,
+            maximum=high,
+            limit=req.settings.max_object_size,
+            expected=expected,
         )
 
     info = await store_object(upload, payload)
     return _answer(req, fields, key, info)
+
+
+def form_checksum(fields: dict[str, str]) -> tuple[str, str] | None:
+    """The form's ``x-amz-checksum-<algorithm>`` field as (algorithm, value), checked to be
+    one well-formed value (and to match ``x-amz-checksum-algorithm`` when that is given)."""
+    values = checksum_values(fields)
+    if not values:
+        if "x-amz-checksum-algorithm" in fields:
+            raise S3Error(
+                "InvalidRequest", "x-amz-checksum-algorithm needs its x-amz-checksum- field."
+            )
+        return None
+    if len(values) > 1:
+        raise S3Error(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        )
+    name, value = next(iter(values.items()))
+    algorithm = checksums.parse_algorithm(name)
+    named = fields.get("x-amz-checksum-algorithm")
+    if named is not None and checksums.parse_algorithm(named) != algorithm:
+        raise S3Error(
+            "InvalidRequest",
+            f"x-amz-checksum-algorithm {named!r} does not name the form's checksum field.",
+        )
+    checksums.decode(algorithm, value)
+    return algorithm, value
 
 
 def _key(fields: dict[str, str], filename: str) -> str:
@@ -130,7 +165,7 @@ def _object_headers(fields: dict[str, str]) -> dict[str, str]:
         if not name.startswith("x-amz-") or name in _SIGNATURE_FIELDS:
             continue
         if name.startswith("x-amz-checksum-"):
-            raise S3Error("NotImplemented", "Checksums in a POST form are not supported.")
+            continue  # the file's checksum: form_checksum
         headers[name] = value
     return headers
 

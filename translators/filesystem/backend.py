@@ -27,7 +27,7 @@ import anyio.to_thread
 
 from core.context import RequestContext
 from core.errors import S3Error
-from core.streams import PayloadStream
+from core.streams import EmptyBody, PayloadStream
 from translators import multipart, versioning
 from translators.base import (
     BucketInfo,
@@ -45,7 +45,7 @@ from translators.composed import DelegatesMultipart
 from translators.filesystem import db as fs_db
 from translators.filesystem import listing as fs_listing
 from translators.filesystem import versions as fs_versions
-from translators.filesystem.blobs import BlobBody, BlobWriter, EmptyBody
+from translators.filesystem.blobs import BlobBody, BlobWriter
 from translators.filesystem.errors import mapped
 from translators.filesystem.multipart import FilesystemMultipart
 from translators.filesystem.store import Store
@@ -201,16 +201,7 @@ class FilesystemBackend(DelegatesMultipart):
                     raise  # the row still names it: the blob is gone from the store
                 missing = blob
                 continue  # replaced between the read and the open: read the new row
-            try:
-                span = multipart.read_span(info, options)
-            except BaseException:
-                os.close(fd)
-                raise
-            start, length = (0, info.size) if span is None else (span.start, span.length)
-            if length <= 0:
-                os.close(fd)
-                return GetResult(info, span, EmptyBody())
-            return GetResult(info, span, BlobBody(fd, start, length))
+            return _opened(fd, info, options)
         raise S3Error("SlowDown", "The object is being overwritten too often to be read.")
 
     @mapped
@@ -305,16 +296,7 @@ class FilesystemBackend(DelegatesMultipart):
             fd = self.store.blobs.open(blob)
         except FileNotFoundError:
             raise S3Error("NoSuchVersion", Key=key, VersionId=version_id) from None
-        try:
-            span = multipart.read_span(info, options)
-        except BaseException:
-            os.close(fd)
-            raise
-        start, length = (0, info.size) if span is None else (span.start, span.length)
-        if length <= 0:
-            os.close(fd)
-            return GetResult(info, span, EmptyBody())
-        return GetResult(info, span, BlobBody(fd, start, length))
+        return _opened(fd, info, options)
 
     @mapped
     async def delete_version(
@@ -333,3 +315,18 @@ class FilesystemBackend(DelegatesMultipart):
         return await anyio.to_thread.run_sync(
             lambda: fs_versions.list_versions(self.store.reader(), bucket, query)
         )
+
+
+def _opened(fd: int, info: ObjectInfo, options: GetOptions) -> GetResult:
+    """The read ``options`` asks of ``info``, from its open blob ``fd`` (closed on an error
+    or an empty read, else by the body)."""
+    try:
+        span = multipart.read_span(info, options)
+    except BaseException:
+        os.close(fd)
+        raise
+    start, length = (0, info.size) if span is None else (span.start, span.length)
+    if length <= 0:
+        os.close(fd)
+        return GetResult(info, span, EmptyBody())
+    return GetResult(info, span, BlobBody(fd, start, length))
