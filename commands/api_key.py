@@ -19,6 +19,7 @@ from commands.identity_output import future_time
 from commands.parser import add_command, add_commands
 from commands.store import add_catalog_arguments, open_catalog_settings, started_catalog
 from gateway.settings import Settings
+from policy.api_keys import ApiKeyStore
 from policy.catalog_api_keys import ApiKeyInfo
 from policy.credentials import ROOT_PRINCIPAL
 from policy.identities import find_user
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with started_catalog(settings) as catalog:
+        keys = ApiKeyStore(catalog)
         if args.action == "create":
             if args.owner and args.principal and args.owner != args.principal:
                 print(
@@ -69,13 +71,13 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             if owner != ROOT_PRINCIPAL and await find_user(catalog, owner) is None:
                 print(f"pagewright-gateway api-key: no user {owner!r}", file=sys.stderr)
                 return 1
-            print(await catalog.create_api_key(owner, args.expires))
+            print(await keys.create_api_key(owner, args.expires))
             return 0
         if args.action == "list":
-            for key in await catalog.list_api_keys(args.principal):
+            for key in await keys.list_api_keys(args.principal):
                 print(_describe(key))
             return 0
-        if await catalog.revoke_api_key(args.key_id):
+        if await keys.revoke_api_key(args.key_id):
             return 0
         print(f"pagewright-gateway api-key: no key {args.key_id!r}", file=sys.stderr)
         return 1

@@ -1,6 +1,8 @@
 """The stream types of object bodies: an upload's :class:`PayloadStream` and its
-:class:`PayloadDigest`, and the :class:`ObjectBody` a read returns; and the two bases
-payload implementations share (:class:`PassThroughPayload`, :class:`ReadOncePayload`)."""
+:class:`PayloadDigest`, and the :class:`ObjectBody` a read returns; the two bases payload
+implementations share (:class:`PassThroughPayload`, :class:`ReadOncePayload`); and bodies
+of bytes already in memory (:class:`BytesBody`, :class:`EmptyBody`), the source of a
+``core.digest.HashingPayload`` when the gateway writes a small record of its own."""
 
 from __future__ import annotations
 
@@ -94,3 +96,36 @@ class ReadOncePayload:
 
     def _stream(self) -> AsyncIterator[bytes]:
         raise NotImplementedError
+
+
+class BytesBody:
+    """An :class:`ObjectBody` of a few bytes in memory, yielded as one chunk, once (after
+    :meth:`aclose`, nothing)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> BytesBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
+
+    async def aclose(self) -> None:
+        self._data = None
+
+
+class EmptyBody:
+    """An :class:`ObjectBody` that yields nothing."""
+
+    def __aiter__(self) -> EmptyBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        return None

@@ -46,6 +46,8 @@ from gateway.services import Services
 from gateway.settings import Settings
 from gateway.tracing import ServerSpans, Tracing, describe_request
 from policy.access_control import AccessControl
+from policy.access_store import AccessStore
+from policy.api_keys import ApiKeyStore
 from policy.cors_settings import CorsSettings
 from policy.credentials import CredentialStore
 from policy.identities import IdentityStore
@@ -90,7 +92,7 @@ class Gateway:
         )
         self.stack = stack
         self.backend: Backend = stack.backend
-        self.access = AccessControl(stack.catalog, identities)
+        self.access = AccessControl(AccessStore(stack.catalog), identities)
         self.credentials = CredentialResolver(credentials, identities)
         self.cors = Cors(CorsSettings(stack.catalog))
         tagged = TaggedSites(stack.catalog)
@@ -162,6 +164,7 @@ class Gateway:
                 stack.retention,
                 settings,
                 self.access,
+                ApiKeyStore(stack.catalog),
                 limiter=self.limiter,
                 token_verifier=self.token_verifier,
                 metrics=self.metrics,

@@ -56,7 +56,7 @@ Context = Mapping[str, str | Sequence[str]]
 
 
 class AccessCatalog(Protocol):
-    """What the decision reads of the catalog (``policy.catalog.SqlCatalog``)."""
+    """What the decision reads of the catalog (``policy.access_store.AccessStore``)."""
 
     async def bucket_access(self, site: str) -> tuple[BucketAccess, str | None] | None: ...
 

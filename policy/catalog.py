@@ -10,7 +10,12 @@ catalog starts. Every public method is one transaction, run in a worker thread (
 ``policy.catalog_reservations`` (usage and quota reservations), ``policy.catalog_leases``
 (reservation owners), ``policy.catalog_jobs`` (background jobs' leases and last runs, used
 by ``policy.jobs`` through :attr:`SqlCatalog.database`), ``policy.catalog_overrides`` (site
-policy overrides) and ``policy.catalog_api_keys`` (API keys, stored as hashes).
+policy overrides), ``policy.catalog_cors``, ``policy.catalog_lifecycle`` and
+``policy.catalog_tags``. Stores of their own
+work in the same database (:attr:`SqlCatalog.database`): ``policy.identities`` (IAM users
+and their keys), ``policy.access_store`` (sites' access settings and object ACLs),
+``policy.api_keys`` (API keys, stored as hashes) and ``policy.catalog_contents`` (the whole
+contents at once, for ``policy.backup``).
 
 Concurrency contracts:
 
@@ -32,18 +37,16 @@ from __future__ import annotations
 
 import builtins
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from functools import partial
 from typing import Any, Final
 
 import anyio
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete
 
 from core.errors import S3Error
 from policy import (
-    catalog_api_keys,
-    catalog_bucket_access,
     catalog_cors,
     catalog_leases,
     catalog_lifecycle,
@@ -53,28 +56,9 @@ from policy import (
     catalog_tags,
     catalog_versions,
 )
-from policy.bucket_access import BucketAccess, Grant
-from policy.catalog_api_keys import ApiKeyInfo, ApiKeyRecord
 from policy.catalog_database import CatalogDatabase
 from policy.catalog_records import MAX_LIMIT, SORTS, decode_cursor
-from policy.catalog_schema import (
-    access_keys,
-    api_keys,
-    bucket_access,
-    bucket_cors,
-    bucket_lifecycle,
-    bucket_tags,
-    noncurrent_versions,
-    object_acls,
-    objects,
-    reservations,
-    site_grants,
-    site_policies,
-    site_versioning,
-    upload_tags,
-    user_policies,
-    users,
-)
+from policy.catalog_schema import objects, reservations
 from policy.cors import CorsRules
 from policy.lifecycle import LifecycleRules
 from policy.model import (
@@ -188,22 +172,11 @@ class SqlCatalog:
         await self._database.run(True, work)
 
     async def get(self, site: str, key: str) -> ObjectRecord | None:
-        def work(conn: Connection) -> ObjectRecord | None:
-            row = conn.execute(
-                select(objects).where(objects.c.site == site, objects.c.key == key)
-            ).first()
-            return None if row is None else catalog_records.record(row)
-
-        return await self._database.run(False, work)
+        return await self._database.run(False, partial(catalog_records.read, site=site, key=key))
 
     async def sites(self) -> builtins.list[str]:
         """Every site that has at least one object row, sorted."""
-
-        def work(conn: Connection) -> builtins.list[str]:
-            query = select(objects.c.site).distinct().order_by(objects.c.site)
-            return [row[0] for row in conn.execute(query)]
-
-        return await self._database.run(False, work)
+        return await self._database.run(False, catalog_records.sites)
 
     async def list(
         self,
@@ -261,16 +234,7 @@ class SqlCatalog:
             )
             if value is not None
         }
-
-        def work(conn: Connection) -> ObjectRecord:
-            where = (objects.c.site == site, objects.c.key == key)
-            if changes:
-                conn.execute(update(objects).where(*where).values(changes))
-            row = conn.execute(select(objects).where(*where)).first()
-            if row is None:
-                raise KeyError((site, key))
-            return catalog_records.record(row)
-
+        work = partial(catalog_records.update_flags, site=site, key=key, changes=changes)
         record = await self._database.run(True, work)
         if changes.keys() - {"corrupt"}:
             await self._state_changed(site)
@@ -399,46 +363,6 @@ class SqlCatalog:
         await self._database.run(True, write)
         await self._state_changed(site)
 
-    # Site access configuration (policy.bucket_access) and object ACLs
-
-    async def bucket_access(self, site: str) -> tuple[BucketAccess, str | None] | None:
-        """``site``'s stored access configuration and bucket policy; None: never stored."""
-        return await self._database.run(False, partial(catalog_bucket_access.read, site=site))
-
-    async def set_bucket_access(self, site: str, access: BucketAccess, policy: str | None) -> None:
-        """Replace ``site``'s access configuration and bucket policy (None: none)."""
-        write = partial(catalog_bucket_access.write, site=site, access=access, policy=policy)
-        await self._database.run(True, write)
-
-    async def remove_bucket_access(self, site: str) -> None:
-        """Forget ``site``'s access configuration, object ACLs and CORS configuration (the
-        site was deleted)."""
-
-        def work(conn: Connection) -> None:
-            catalog_bucket_access.remove_site(conn, site)
-            catalog_cors.write(conn, site, None)
-            catalog_lifecycle.write(conn, site, None)
-
-        await self._database.run(True, work)
-
-    async def all_bucket_access(self) -> dict[str, tuple[BucketAccess, str | None]]:
-        """Every site's stored access configuration and bucket policy, by site."""
-        return await self._database.run(False, catalog_bucket_access.read_all)
-
-    async def all_object_acls(self) -> builtins.list[tuple[str, str, tuple[Grant, ...]]]:
-        """Every stored object ACL as (site, key, grants)."""
-        return await self._database.run(False, catalog_bucket_access.read_all_objects)
-
-    async def object_acl(self, site: str, key: str) -> tuple[Grant, ...] | None:
-        """The object's stored ACL; None: the owner-private default."""
-        read = partial(catalog_bucket_access.read_object, site=site, key=key)
-        return await self._database.run(False, read)
-
-    async def set_object_acl(self, site: str, key: str, acl: tuple[Grant, ...] | None) -> None:
-        """Store the object's ACL; None returns it to the owner-private default."""
-        write = partial(catalog_bucket_access.write_object, site=site, key=key, acl=acl)
-        await self._database.run(True, write)
-
     # CORS configurations (policy.cors)
 
     async def bucket_cors(self, site: str) -> CorsRules | None:
@@ -449,10 +373,6 @@ class SqlCatalog:
         """Replace ``site``'s CORS rules (checked by the caller; None: remove them)."""
         await self._database.run(True, partial(catalog_cors.write, site=site, rules=rules))
         await self._state_changed(site)
-
-    async def all_bucket_cors(self) -> dict[str, CorsRules]:
-        """Every site's CORS rules, by site."""
-        return await self._database.run(False, catalog_cors.read_all)
 
     # Lifecycle rules (policy.lifecycle; the retention rule is the retention_days override)
 
@@ -541,10 +461,6 @@ class SqlCatalog:
         await self._database.run(True, partial(catalog_tags.write_bucket, site=site, tags=tags))
         await self._state_changed(site)
 
-    async def all_bucket_tags(self) -> dict[str, TagSet]:
-        """Every bucket tag set, by site."""
-        return await self._database.run(False, catalog_tags.read_all_buckets)
-
     async def set_upload_tags(self, site: str, upload_id: str, key: str, tags: TagSet) -> None:
         """Keep the tags multipart upload ``upload_id`` (of ``key``) asked for, until
         :meth:`upsert` with that ``upload_id`` gives them to its object or
@@ -558,99 +474,3 @@ class SqlCatalog:
         """Forget the tags of an upload that ended without an object (aborted)."""
         remove = partial(catalog_tags.remove_upload, site=site, upload_id=upload_id)
         await self._database.run(True, remove)
-
-    # API keys
-
-    async def create_api_key(self, principal: str, expires_at: datetime | None = None) -> str:
-        """A new API key for ``principal``, live until ``expires_at`` (None: until revoked).
-        The secret (``pwg_<id>_<random>``) is returned once; only its SHA-256 is stored.
-        :func:`policy.catalog_api_keys.api_key_id` extracts the id."""
-        secret, record = catalog_api_keys.new_key(principal, expires_at)
-        await self._database.run(True, partial(catalog_api_keys.insert_key, record=record))
-        return secret
-
-    async def principal_for_api_key(self, secret: str) -> str | None:
-        """The principal of a live (known, unexpired) API key (recording its use), or None.
-        When the use cannot
-        be recorded (a full or read-only database) the key still authenticates, so the API
-        keeps working on a full disk, e.g. to delete artifacts."""
-        digest = catalog_api_keys.hash_secret(secret)
-        try:
-            return await self._database.run(
-                True, partial(catalog_api_keys.record_use, key_hash=digest)
-            )
-        except S3Error:
-            return await self._database.run(
-                False, partial(catalog_api_keys.principal, key_hash=digest)
-            )
-
-    async def revoke_api_key(self, key_id: str) -> bool:
-        """Delete the API key ``key_id``; False if there was none."""
-        return await self._database.run(True, partial(catalog_api_keys.revoke, key_id=key_id))
-
-    async def list_api_keys(self, principal: str | None = None) -> builtins.list[ApiKeyInfo]:
-        """API keys (without secrets), of one principal or all, oldest first."""
-        return await self._database.run(False, partial(catalog_api_keys.infos, principal=principal))
-
-    # Backup and restore (policy.backup)
-
-    async def is_empty(self) -> bool:
-        """Whether the catalog holds no object row, policy override, API key, identity,
-        site access setting, CORS configuration or bucket tag set."""
-
-        def work(conn: Connection) -> bool:
-            return all(
-                conn.execute(select(table).limit(1)).first() is None
-                for table in (
-                    objects,
-                    site_policies,
-                    api_keys,
-                    users,
-                    bucket_access,
-                    bucket_cors,
-                    bucket_tags,
-                    bucket_lifecycle,
-                )
-            )
-
-        return await self._database.run(False, work)
-
-    async def clear(self) -> None:
-        """Delete every row: objects, reservations, policy overrides, API keys,
-        identities (users, their keys, policies and site grants), sites' access settings
-        (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS) and bucket
-        and upload tags."""
-
-        def work(conn: Connection) -> None:
-            for table in (objects, reservations, site_policies, api_keys):
-                conn.execute(delete(table))
-            for table in (site_grants, user_policies, access_keys, users):
-                conn.execute(delete(table))
-            for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
-                conn.execute(delete(table))
-            conn.execute(delete(bucket_lifecycle))
-            for table in (site_versioning, noncurrent_versions):
-                conn.execute(delete(table))
-
-        await self._database.run(True, work)
-
-    async def upsert_many(self, records: Sequence[ObjectRecord]) -> None:
-        """:meth:`upsert` of every record, in one transaction."""
-
-        def work(conn: Connection) -> None:
-            for record in records:
-                catalog_records.upsert(conn, record)
-
-        await self._database.run(True, work)
-
-    async def all_site_overrides(self) -> dict[str, dict[str, Any]]:
-        """Every site's stored overrides, by site."""
-        return await self._database.run(False, catalog_overrides.read_all)
-
-    async def api_key_records(self) -> builtins.list[ApiKeyRecord]:
-        """Every API key as stored (hashes, never secrets), oldest first."""
-        return await self._database.run(False, catalog_api_keys.records)
-
-    async def restore_api_keys(self, records: Sequence[ApiKeyRecord]) -> None:
-        """Insert (or replace, by id) API keys as stored, in one transaction."""
-        await self._database.run(True, partial(catalog_api_keys.restore, keys=list(records)))

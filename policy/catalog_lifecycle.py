@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection
 
 from policy import catalog_overrides
-from policy.catalog_database import dialect_insert
+from policy import catalog_site_documents as documents
 from policy.catalog_schema import bucket_lifecycle
 from policy.lifecycle import LifecycleRules, rules_from_json, rules_to_json
 from policy.model import SitePolicy
@@ -22,29 +22,19 @@ from policy.model import SitePolicy
 
 def read(conn: Connection, site: str) -> LifecycleRules | None:
     """``site``'s stored rules, or None when it has none."""
-    row = conn.execute(
-        select(bucket_lifecycle.c.rules).where(bucket_lifecycle.c.site == site)
-    ).first()
-    return None if row is None else rules_from_json(row[0])
+    rules = documents.read(conn, bucket_lifecycle.c.rules, site)
+    return None if rules is None else rules_from_json(rules)
 
 
 def read_all(conn: Connection) -> dict[str, LifecycleRules]:
     """Every site's stored rules, by site."""
-    rows = conn.execute(select(bucket_lifecycle).order_by(bucket_lifecycle.c.site))
-    return {row.site: rules_from_json(row.rules) for row in rows}
+    stored = documents.read_all(conn, bucket_lifecycle.c.rules)
+    return {site: rules_from_json(rules) for site, rules in stored.items()}
 
 
 def write(conn: Connection, site: str, rules: LifecycleRules | None) -> None:
     """Store ``rules`` as ``site``'s rules; None (or none) removes them."""
-    if not rules:
-        conn.execute(delete(bucket_lifecycle).where(bucket_lifecycle.c.site == site))
-        return
-    statement = dialect_insert(conn)(bucket_lifecycle).values(site=site, rules=rules_to_json(rules))
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["site"], set_={"rules": statement.excluded.rules}
-        )
-    )
+    documents.write(conn, bucket_lifecycle.c.rules, site, rules_to_json(rules) if rules else None)
 
 
 def replace(

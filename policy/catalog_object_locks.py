@@ -77,3 +77,28 @@ def set_version_lock(
 def remove_site(conn: Connection, site: str) -> None:
     conn.execute(delete(object_locks).where(object_locks.c.site == site))
     conn.execute(delete(bucket_object_lock).where(bucket_object_lock.c.site == site))
+
+
+def all_bucket_locks(conn: Connection) -> dict[str, BucketLock]:
+    """Every site with object lock enabled, and its configuration (for backups)."""
+    rows = conn.execute(select(bucket_object_lock.c.site)).scalars().all()
+    found = {site: bucket_lock(conn, site) for site in rows}
+    return {site: lock for site, lock in found.items() if lock is not None}
+
+
+def all_version_locks(conn: Connection) -> list[tuple[str, str, str, ObjectLock]]:
+    """Every stored version lock as (site, key, version id, lock) (for backups)."""
+    rows = conn.execute(
+        select(object_locks).order_by(
+            object_locks.c.site, object_locks.c.key, object_locks.c.version_id
+        )
+    )
+    return [
+        (
+            row.site,
+            row.key,
+            row.version_id,
+            ObjectLock(cast("LockMode | None", row.mode), row.retain_until, bool(row.legal_hold)),
+        )
+        for row in rows
+    ]

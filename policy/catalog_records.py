@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, exists, func, or_, select, update
 
 from policy.catalog_database import dialect_insert
 from policy.catalog_schema import objects
@@ -45,6 +45,30 @@ def upsert(conn: Connection, record: ObjectRecord) -> None:
     statement = dialect_insert(conn)(objects).values(values)
     changed = {k: statement.excluded[k] for k in values if k not in ("site", "key")}
     conn.execute(statement.on_conflict_do_update(index_elements=["site", "key"], set_=changed))
+
+
+def read(conn: Connection, site: str, key: str) -> ObjectRecord | None:
+    """The record of (site, key), or None."""
+    row = conn.execute(select(objects).where(objects.c.site == site, objects.c.key == key)).first()
+    return None if row is None else record(row)
+
+
+def sites(conn: Connection) -> list[str]:
+    """Every site that has at least one object row, sorted."""
+    query = select(objects.c.site).distinct().order_by(objects.c.site)
+    return [row[0] for row in conn.execute(query)]
+
+
+def update_flags(conn: Connection, site: str, key: str, changes: dict[str, Any]) -> ObjectRecord:
+    """Set the columns in ``changes`` of (site, key)'s row; the record as it now is.
+    KeyError if there is no such row."""
+    where = (objects.c.site == site, objects.c.key == key)
+    if changes:
+        conn.execute(update(objects).where(*where).values(changes))
+    row = conn.execute(select(objects).where(*where)).first()
+    if row is None:
+        raise KeyError((site, key))
+    return record(row)
 
 
 def record(row: Row[Any]) -> ObjectRecord:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, delete, select, update
 
 from policy import catalog_records
+from policy import catalog_site_documents as documents
 from policy.catalog_database import dialect_insert
 from policy.catalog_schema import bucket_tags, objects, upload_tags
 from policy.model import ObjectRecord
@@ -86,27 +87,19 @@ def tagged_objects(conn: Connection, site: str) -> list[tuple[str, str, TagSet]]
 
 def read_bucket(conn: Connection, site: str) -> TagSet | None:
     """``site``'s bucket tag set, or None when it has none."""
-    row = conn.execute(select(bucket_tags.c.tags).where(bucket_tags.c.site == site)).first()
-    return None if row is None else dict(row[0])
+    tags = documents.read(conn, bucket_tags.c.tags, site)
+    return None if tags is None else dict(tags)
 
 
 def read_all_buckets(conn: Connection) -> dict[str, TagSet]:
     """Every bucket tag set, by site."""
-    rows = conn.execute(select(bucket_tags).order_by(bucket_tags.c.site))
-    return {row.site: dict(row.tags) for row in rows}
+    stored = documents.read_all(conn, bucket_tags.c.tags)
+    return {site: dict(tags) for site, tags in stored.items()}
 
 
 def write_bucket(conn: Connection, site: str, tags: TagSet | None) -> None:
     """Store ``tags`` as ``site``'s bucket tag set; None removes it."""
-    if tags is None:
-        conn.execute(delete(bucket_tags).where(bucket_tags.c.site == site))
-        return
-    statement = dialect_insert(conn)(bucket_tags).values(site=site, tags=tags)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["site"], set_={"tags": statement.excluded.tags}
-        )
-    )
+    documents.write(conn, bucket_tags.c.tags, site, tags)
 
 
 def write_upload(conn: Connection, site: str, upload_id: str, key: str, tags: TagSet) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast, get_args
@@ -40,6 +39,7 @@ from core.digest import HashingPayload, multipart_etag
 from core.errors import S3Error
 from core.reserved import STAGING_PREFIX
 from core.sse import EncryptionInfo, SseMode
+from core.streams import BytesBody
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from translators.base import (
     Backend,
@@ -139,22 +139,6 @@ def _optional(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-class _Bytes:
-    """A record's bytes as a one-chunk body."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        yield self._data
-
-    async def aclose(self) -> None:
-        pass
-
-
 class CompletedUploadsBackend(
     ForwardingBackend, passes_through=BACKEND_METHODS - {"complete_multipart_upload"}
 ):
@@ -225,7 +209,7 @@ class CompletedUploadsBackend(
                 ctx,
                 bucket,
                 record_key(upload_id),
-                HashingPayload(_Bytes(data), len(data), ()),
+                HashingPayload(BytesBody(data), len(data), ()),
                 WriteMetadata({"content-type": "application/json"}),
                 WriteConditions(),
             )

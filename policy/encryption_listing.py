@@ -24,7 +24,8 @@ from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
 from core.reserved import SITE_STATE_PREFIX
-from policy.encryption_meta import MARKER_KEY, EmptyBody, plain_view, sealed_entry
+from core.streams import EmptyBody
+from policy.encryption_meta import MARKER_KEY, plain_view, sealed_entry
 from translators.base import Backend, ListPage, ObjectInfo, WriteConditions, WriteMetadata
 from translators.versioning import VersionsPage
 

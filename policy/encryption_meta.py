@@ -174,35 +174,3 @@ def encryption_of(info: EncryptionInfo | None, key: CustomerKey | None) -> Encry
     if info.mode == SSE_C:
         return EncryptionRequest(SSE_C, customer_key=key)
     return EncryptionRequest(info.mode, kms_key_id=info.kms_key_id)
-
-
-class BytesBody:
-    """A body of a few bytes."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __aiter__(self) -> BytesBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._data is None:
-            raise StopAsyncIteration
-        data, self._data = self._data, None
-        return data
-
-    async def aclose(self) -> None:
-        self._data = None
-
-
-class EmptyBody:
-    """An empty body."""
-
-    def __aiter__(self) -> EmptyBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        return None

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from core.ranges import ByteRange, RangeSpec
-from policy.encryption_meta import EmptyBody, stored_streams
+from core.streams import EmptyBody
+from policy.encryption_meta import stored_streams
 from policy.sse_crypto import (
     CHUNK,
     HEADER,

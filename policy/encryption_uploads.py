@@ -14,7 +14,8 @@ from typing import Final
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
-from policy.encryption_meta import UPLOAD_RECORDS, BytesBody, Sealed
+from core.streams import BytesBody
+from policy.encryption_meta import UPLOAD_RECORDS, Sealed
 from translators.base import Backend, GetOptions, WriteConditions, WriteMetadata
 
 #: How many uploads' entries are cached (the oldest is dropped past it).

@@ -83,6 +83,12 @@ class ObjectLocks:
         await self._database.run(True, partial(sql.set_bucket_lock, site=site, lock=lock))
         self._buckets.forget(site)
 
+    async def all_buckets(self) -> dict[str, BucketLock]:
+        return await self._database.run(False, sql.all_bucket_locks)
+
+    async def all_versions(self) -> list[tuple[str, str, str, ObjectLock]]:
+        return await self._database.run(False, sql.all_version_locks)
+
     async def forget_site(self, site: str) -> None:
         """The site is deleted: its configuration and locks go."""
         await self._database.run(True, partial(sql.remove_site, site=site))

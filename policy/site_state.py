@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -49,6 +48,7 @@ from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
 from core.reserved import SITE_STATE_PREFIX
+from core.streams import BytesBody
 from policy import lifecycle
 from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.model import ACTION, STATUS, ArtifactFilter, Catalog, ObjectRecord, every_record
@@ -241,22 +241,6 @@ async def load_site_state(backend: Backend, site: str) -> SiteState | None:
     return state
 
 
-class _Bytes:
-    """An ObjectBody over bytes in memory (a record is small)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        yield self._data
-
-    async def aclose(self) -> None:
-        pass
-
-
 class SiteStateStore:
     """Writes each site's record into ``backend`` (the translator, below every wrapper)
     from snapshots of ``catalog``. Register :meth:`save` as the catalog's state listener."""
@@ -299,7 +283,7 @@ class SiteStateStore:
             _CONTEXT,
             state.site,
             SITE_STATE_KEY,
-            HashingPayload(_Bytes(data), len(data), ("SHA256",)),
+            HashingPayload(BytesBody(data), len(data), ("SHA256",)),
             WriteMetadata({"content-type": "application/json"}),
             WriteConditions(),
         )

@@ -17,6 +17,8 @@ from gateway.api import API_PREFIX, ApiServices, create_api_app
 from gateway.api.openapi import OPENAPI
 from gateway.settings import Settings
 from policy.access_control import AccessControl
+from policy.access_store import AccessStore
+from policy.api_keys import ApiKeyStore
 from policy.stack import build_stack
 from tests.support.artifact_api import ApiClient, create_api_key, tar_members, upload
 from tests.support.gateway import InProcessGateway
@@ -71,7 +73,8 @@ def _route_table(tmp_path: Path) -> list[Route]:
             stack.policies,
             stack.retention,
             settings,
-            AccessControl(stack.catalog, None),
+            AccessControl(AccessStore(stack.catalog), None),
+            ApiKeyStore(stack.catalog),
         )
     )
     (mount,) = app.routes

@@ -16,10 +16,15 @@ import pytest
 from cryptography.fernet import Fernet
 
 from commands.cli import main
+from core.object_lock import BucketLock, DefaultRetention, ObjectLock
+from policy.access_store import AccessStore
+from policy.api_keys import ApiKeyStore
 from policy.bucket_access import canned_acl, default_access
 from policy.catalog import SqlCatalog
+from policy.catalog_contents import CatalogContents
 from policy.identities import IdentityStore, export_identities
 from policy.model import ArtifactFilter, ObjectRecord
+from policy.object_lock import ObjectLocks
 from policy.principals import Role
 from policy.secret_box import SecretBox
 from tests.support.postgres import catalog_url
@@ -74,9 +79,10 @@ async def populate(url: str) -> str:
         await catalog.set_site_overrides(
             "site-c", {"quota_bytes": 1000, "validate_archives": False}
         )
-        secret = await catalog.create_api_key("root")
-        await catalog.create_api_key("ci")
-        assert await catalog.principal_for_api_key(secret) == "root"
+        keys = ApiKeyStore(catalog)
+        secret = await keys.create_api_key("root")
+        await keys.create_api_key("ci")
+        assert await keys.principal_for_api_key(secret) == "root"
         return secret
     finally:
         await catalog.close()
@@ -88,11 +94,12 @@ async def contents(url: str, secret: str | None = None) -> dict[str, Any]:
     await catalog.start()
     try:
         page = await catalog.list(ArtifactFilter(), artifacts_only=False, sort="key", limit=1000)
+        keys = ApiKeyStore(catalog)
         return {
             "rows": sorted(page.items, key=lambda r: (r.site, r.key)),
-            "policies": await catalog.all_site_overrides(),
-            "keys": await catalog.api_key_records(),
-            "principal": None if secret is None else await catalog.principal_for_api_key(secret),
+            "policies": await CatalogContents(catalog).all_site_overrides(),
+            "keys": await keys.api_key_records(),
+            "principal": None if secret is None else await keys.principal_for_api_key(secret),
         }
     finally:
         await catalog.close()
@@ -199,7 +206,7 @@ async def populate_identities(url: str, box: SecretBox) -> tuple[str, str]:
         await store.put_user_policy("alice", "read", '{"Version": "2012-10-17"}')
         await store.grant("site-a", "alice", Role.deployer)
         await store.grant("site-b", "bob", Role.reader)
-        await catalog.create_api_key("alice", expires_at=T0 + timedelta(days=3650))
+        await ApiKeyStore(catalog).create_api_key("alice", expires_at=T0 + timedelta(days=3650))
         return key.access_key_id, key.secret_access_key
     finally:
         await catalog.close()
@@ -212,12 +219,13 @@ async def identities_of(url: str, box: SecretBox, key_id: str) -> dict[str, Any]
         store = IdentityStore(catalog, box)
         credential = await store.credential(key_id)
         users, keys, policies, grants = await export_identities(catalog)
+        api_keys = ApiKeyStore(catalog)
         return {
             "users": users,
             "keys": [replace(k, info=replace(k.info, last_used_at=None)) for k in keys],
             "policies": policies,
             "grants": grants,
-            "api_keys": [(k.principal, k.expires_at) for k in await catalog.api_key_records()],
+            "api_keys": [(k.principal, k.expires_at) for k in await api_keys.api_key_records()],
             "secret": None if credential is None else credential.secret_key,
         }
     finally:
@@ -293,10 +301,11 @@ async def populate_access(url: str) -> dict[str, Any]:
             public_access_block=None,
             ownership="ObjectWriter",
         )
-        await catalog.set_bucket_access("site-a", access, policy)
-        await catalog.set_bucket_access("site-b", default_access("root"), None)
-        await catalog.set_object_acl("site-a", "page.html", canned_acl("public-read", "alice"))
-        return await catalog.all_bucket_access()
+        store = AccessStore(catalog)
+        await store.set_bucket_access("site-a", access, policy)
+        await store.set_bucket_access("site-b", default_access("root"), None)
+        await store.set_object_acl("site-a", "page.html", canned_acl("public-read", "alice"))
+        return await CatalogContents(catalog).all_bucket_access()
     finally:
         await catalog.close()
 
@@ -305,9 +314,10 @@ async def access_of(url: str) -> dict[str, Any]:
     catalog = SqlCatalog(url)
     await catalog.start()
     try:
+        stored = CatalogContents(catalog)
         return {
-            "sites": await catalog.all_bucket_access(),
-            "objects": await catalog.all_object_acls(),
+            "sites": await stored.all_bucket_access(),
+            "objects": await stored.all_object_acls(),
         }
     finally:
         await catalog.close()
@@ -334,3 +344,45 @@ def test_site_access_settings_survive_backup_and_restore(
     empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     assert main(["restore", str(file), "--catalog-url", empty]) == 1
     assert "Everyone" in capsys.readouterr().err
+
+
+LOCKED_UNTIL = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+async def populate_locks(url: str) -> None:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        locks = ObjectLocks(catalog)
+        await locks.set_bucket("locked", BucketLock(DefaultRetention("GOVERNANCE", days=3)))
+        await locks.set_bucket("plain-lock", BucketLock())
+        await locks.store("locked", "k", "v1", ObjectLock("COMPLIANCE", LOCKED_UNTIL, True))
+        await locks.store("locked", "k", "v2", ObjectLock(None, None, True))
+    finally:
+        await catalog.close()
+
+
+async def locks_of(url: str) -> tuple[dict[str, BucketLock], list[Any]]:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        locks = ObjectLocks(catalog)
+        return await locks.all_buckets(), await locks.all_versions()
+    finally:
+        await catalog.close()
+
+
+def test_object_lock_state_survives_backup_and_restore(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sites' object lock configuration and versions' locks are catalog-only state: a
+    backup carries them, and a restore brings them back exactly."""
+    source = f"sqlite:///{tmp_path / 'source' / 'catalog.sqlite3'}"
+    anyio.run(populate_locks, source)
+    before = anyio.run(locks_of, source)
+    assert len(before[1]) == 2
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    assert "2 object lock configuration(s), 2 version lock(s)" in capsys.readouterr().out
+    assert main(["restore", str(file), "--catalog-url", target]) == 0
+    assert anyio.run(locks_of, target) == before

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 
 import policy
 from core.errors import S3Error
+from policy.api_keys import ApiKeyStore
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import api_key_id
 from policy.catalog_database import normalize_url
@@ -509,31 +510,32 @@ async def test_site_overrides(catalog: SqlCatalog) -> None:
 
 
 async def test_api_keys(catalog: SqlCatalog) -> None:
-    secret = await catalog.create_api_key("ci-bot")
-    other = await catalog.create_api_key("alice")
+    keys = ApiKeyStore(catalog)
+    secret = await keys.create_api_key("ci-bot")
+    other = await keys.create_api_key("alice")
     assert secret != other
     key_id = api_key_id(secret)
     assert key_id is not None
-    [info] = await catalog.list_api_keys("ci-bot")
+    [info] = await keys.list_api_keys("ci-bot")
     assert (info.id, info.principal, info.last_used_at) == (key_id, "ci-bot", None)
 
-    assert await catalog.principal_for_api_key(secret) == "ci-bot"
-    assert await catalog.principal_for_api_key(other) == "alice"
-    assert await catalog.principal_for_api_key(secret + "x") is None
-    assert await catalog.principal_for_api_key("") is None
-    [used] = await catalog.list_api_keys("ci-bot")
+    assert await keys.principal_for_api_key(secret) == "ci-bot"
+    assert await keys.principal_for_api_key(other) == "alice"
+    assert await keys.principal_for_api_key(secret + "x") is None
+    assert await keys.principal_for_api_key("") is None
+    [used] = await keys.list_api_keys("ci-bot")
     assert used.last_used_at is not None
-    assert len(await catalog.list_api_keys()) == 2
+    assert len(await keys.list_api_keys()) == 2
 
-    assert await catalog.revoke_api_key(key_id) is True
-    assert await catalog.revoke_api_key(key_id) is False
-    assert await catalog.principal_for_api_key(secret) is None
-    assert await catalog.principal_for_api_key(other) == "alice"
+    assert await keys.revoke_api_key(key_id) is True
+    assert await keys.revoke_api_key(key_id) is False
+    assert await keys.principal_for_api_key(secret) is None
+    assert await keys.principal_for_api_key(other) == "alice"
     assert api_key_id("not-a-key") is None
 
 
 async def test_api_key_secrets_are_not_stored(url: str, catalog: SqlCatalog) -> None:
-    secret = await catalog.create_api_key("ci-bot")
+    secret = await ApiKeyStore(catalog).create_api_key("ci-bot")
     engine = create_engine(normalize_url(url))
     try:
         with engine.connect() as conn:

@@ -11,11 +11,11 @@ import pytest
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
+from core.streams import BytesBody
 from policy.completed_uploads import (
     RECORD_PREFIX,
     CompletedUpload,
     CompletedUploadsBackend,
-    _Bytes,
     record_key,
 )
 from policy.housekeeping import sweep_leftovers
@@ -44,7 +44,7 @@ async def _upload(
     parts = []
     for number, body in ((1, b"first"), (2, b"second")):
         part = await backend.upload_part(
-            CTX, "site", "k", upload.upload_id, number, HashingPayload(_Bytes(body), len(body))
+            CTX, "site", "k", upload.upload_id, number, HashingPayload(BytesBody(body), len(body))
         )
         parts.append(CompletedPart(number, part.etag))
     return upload.upload_id, parts
@@ -113,7 +113,7 @@ async def test_the_record_expires() -> None:
         CTX,
         "site",
         record_key(upload_id),
-        HashingPayload(_Bytes(old), len(old)),
+        HashingPayload(BytesBody(old), len(old)),
         WriteMetadata(),
         WriteConditions(),
     )
@@ -135,7 +135,7 @@ async def test_an_unreadable_record_is_ignored() -> None:
         CTX,
         "site",
         record_key(upload_id),
-        HashingPayload(_Bytes(junk), len(junk)),
+        HashingPayload(BytesBody(junk), len(junk)),
         WriteMetadata(),
         WriteConditions(),
     )
@@ -179,7 +179,7 @@ async def test_a_repeat_of_an_encrypted_upload_names_its_encryption() -> None:
     metadata = WriteMetadata(encryption=EncryptionRequest("aws:kms", kms_key_id="site-key"))
     upload = await backend.create_multipart_upload(CTX, "site", "k", metadata, None, None)
     part = await backend.upload_part(
-        CTX, "site", "k", upload.upload_id, 1, HashingPayload(_Bytes(b"sealed"), 6)
+        CTX, "site", "k", upload.upload_id, 1, HashingPayload(BytesBody(b"sealed"), 6)
     )
     parts = [CompletedPart(1, part.etag)]
     done = await backend.complete_multipart_upload(

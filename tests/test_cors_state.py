@@ -12,6 +12,7 @@ from commands.cli import main
 from core.context import RequestContext
 from core.errors import S3Error
 from policy.catalog import SqlCatalog
+from policy.catalog_contents import CatalogContents
 from policy.cors import CorsRule, CorsRules
 from policy.cors_settings import CorsSettings
 from policy.model import SitePolicy
@@ -84,7 +85,7 @@ async def _cors_of(url: str) -> dict[str, CorsRules]:
     catalog = SqlCatalog(url)
     await catalog.start()
     try:
-        return await catalog.all_bucket_cors()
+        return await CatalogContents(catalog).all_bucket_cors()
     finally:
         await catalog.close()
 

@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, inspect, text
 
 import policy
+from policy.api_keys import ApiKeyStore
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import api_key_id, new_key
 from policy.catalog_database import normalize_url
@@ -221,9 +222,9 @@ async def test_delete_user_conflicts_while_it_holds_keys_or_policies(
     await store.put_user_policy("alice", "read", '{"Version": "2012-10-17", "Statement": []}')
     await refused("DeleteConflict", store.delete_user("alice"))
     await store.delete_user_policy("alice", "read")
-    api_key = await catalog.create_api_key("alice")
+    api_key = await ApiKeyStore(catalog).create_api_key("alice")
     await refused("DeleteConflict", store.delete_user("alice"))
-    assert await catalog.revoke_api_key(api_key_id(api_key) or "")
+    assert await ApiKeyStore(catalog).revoke_api_key(api_key_id(api_key) or "")
     await store.grant("site-a", "alice", Role.writer)
     await store.delete_user("alice")
     assert await store.grants() == []
@@ -284,14 +285,15 @@ async def test_site_grants(store: IdentityStore) -> None:
 
 
 async def test_api_keys_can_expire(catalog: SqlCatalog) -> None:
+    keys = ApiKeyStore(catalog)
     past = datetime.now(UTC) - timedelta(seconds=1)
-    expired = await catalog.create_api_key("root", expires_at=past)
-    live = await catalog.create_api_key("root", expires_at=datetime.now(UTC) + timedelta(1))
-    forever = await catalog.create_api_key("root")
-    assert await catalog.principal_for_api_key(expired) is None
-    assert await catalog.principal_for_api_key(live) == "root"
-    assert await catalog.principal_for_api_key(forever) == "root"
-    infos = await catalog.list_api_keys()
+    expired = await keys.create_api_key("root", expires_at=past)
+    live = await keys.create_api_key("root", expires_at=datetime.now(UTC) + timedelta(1))
+    forever = await keys.create_api_key("root")
+    assert await keys.principal_for_api_key(expired) is None
+    assert await keys.principal_for_api_key(live) == "root"
+    assert await keys.principal_for_api_key(forever) == "root"
+    infos = await keys.list_api_keys()
     assert sum(info.expires_at is not None for info in infos) == 2
 
 
@@ -334,9 +336,10 @@ async def test_upgrade_keeps_api_keys_and_downgrade_removes_identities(url: str)
         engine.dispose()
     catalog = SqlCatalog(url)
     await catalog.start()
+    keys = ApiKeyStore(catalog)
     try:
-        assert await catalog.principal_for_api_key(old_secret) == "root"
-        assert (await catalog.list_api_keys())[0].expires_at is None
+        assert await keys.principal_for_api_key(old_secret) == "root"
+        assert (await keys.list_api_keys())[0].expires_at is None
     finally:
         await catalog.close()
     engine = create_engine(normalize_url(url))

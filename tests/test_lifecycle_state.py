@@ -17,7 +17,9 @@ from sqlalchemy import create_engine, inspect
 import policy
 from commands.cli import main
 from core.context import RequestContext
+from policy.access_store import AccessStore
 from policy.catalog import SqlCatalog
+from policy.catalog_contents import CatalogContents
 from policy.catalog_database import normalize_url
 from policy.lifecycle import (
     Expiration,
@@ -87,8 +89,8 @@ async def test_rules_and_the_retention_window_are_stored_together(url: str) -> N
         assert await catalog.bucket_lifecycle(SITE) is None
         assert await catalog.all_bucket_lifecycle() == {}
         await catalog.set_bucket_lifecycle(SITE, RULES)
-        assert not await catalog.is_empty()
-        await catalog.remove_bucket_access(SITE)  # the site was deleted
+        assert not await CatalogContents(catalog).is_empty()
+        await AccessStore(catalog).remove_bucket_access(SITE)  # the site was deleted
         assert await catalog.bucket_lifecycle(SITE) is None
     finally:
         await catalog.close()

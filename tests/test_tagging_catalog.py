@@ -22,9 +22,11 @@ from sqlalchemy import create_engine, inspect, text
 import policy
 from commands.cli import main
 from core.context import RequestContext
-from policy.backup import BackupError, check_backup
+from policy.backup_format import BackupError
+from policy.backup_read import check_backup
 from policy.catalog import SqlCatalog
 from policy.catalog_backend import CatalogBackend
+from policy.catalog_contents import CatalogContents
 from policy.catalog_database import normalize_url
 from policy.catalog_gate import CatalogGate
 from policy.model import ArtifactFilter, ObjectRecord, SitePolicy
@@ -120,7 +122,7 @@ async def test_tags_go_with_their_row(url: str) -> None:
 
         await catalog.set_bucket_tags(SITE, {"cost": "web"})
         assert await catalog.bucket_tags(SITE) == {"cost": "web"}
-        assert await catalog.all_bucket_tags() == {SITE: {"cost": "web"}}
+        assert await CatalogContents(catalog).all_bucket_tags() == {SITE: {"cost": "web"}}
         await catalog.set_upload_tags(SITE, "up-3", "n", {"k": "v"})
         await catalog.upsert(record("z", tags={"k": "v"}))
         await catalog.delete_site(SITE)
@@ -262,7 +264,7 @@ async def _tag_state(url: str) -> dict[str, Any]:
         page = await catalog.list(ArtifactFilter(), artifacts_only=False, sort="key")
         return {
             "objects": {r.key: r.tags for r in page.items},
-            "buckets": await catalog.all_bucket_tags(),
+            "buckets": await CatalogContents(catalog).all_bucket_tags(),
         }
     finally:
         await catalog.close()

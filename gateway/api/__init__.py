@@ -7,6 +7,6 @@ request under :data:`API_PREFIX`. Its dependencies arrive in one :class:`ApiServ
 from __future__ import annotations
 
 from gateway.api.app import API_PREFIX, create_api_app
-from gateway.api.services import ApiCatalog, ApiServices
+from gateway.api.services import ApiKeyLookup, ApiServices
 
-__all__ = ["API_PREFIX", "ApiCatalog", "ApiServices", "create_api_app"]
+__all__ = ["API_PREFIX", "ApiKeyLookup", "ApiServices", "create_api_app"]

@@ -150,7 +150,7 @@ def create_api_app(services: ApiServices) -> Starlette:
             ),
             Middleware(
                 BearerAuth,
-                catalog=services.catalog,
+                api_keys=services.api_keys,
                 public_paths=[API_PREFIX + OPENAPI_PATH],
                 token_verifier=services.token_verifier,
             ),

@@ -1,6 +1,6 @@
 """Bearer API keys and OIDC tokens -> principal, and what a principal may do.
 
-API keys (``policy.catalog.SqlCatalog.create_api_key``) belong to the same principals as
+API keys (``policy.api_keys.ApiKeyStore.create_api_key``) belong to the same principals as
 the S3 credentials; OIDC tokens (JWTs from a configured issuer, :mod:`policy.oidc`) stand
 for a session principal carrying the token's site roles. :class:`BearerAuth` authenticates
 every request except the public paths; :func:`identity_of` gives the Principal it found, which
@@ -19,7 +19,7 @@ from core.errors import S3Error
 from core.tracing import span
 from gateway.access_log import request_id_of
 from gateway.api.errors import ApiError, error_response, s3_error_response
-from gateway.api.services import ApiCatalog
+from gateway.api.services import ApiKeyLookup
 from policy.credentials import ROOT_PRINCIPAL
 from policy.oidc import IssuerUnavailable, TokenError, TokenVerifier, looks_like_jwt
 from policy.principals import ANONYMOUS, ROOT, Principal
@@ -45,12 +45,12 @@ class BearerAuth:
     def __init__(
         self,
         app: ASGIApp,
-        catalog: ApiCatalog,
+        api_keys: ApiKeyLookup,
         public_paths: Collection[str],
         token_verifier: TokenVerifier | None = None,
     ) -> None:
         self.app = app
-        self._catalog = catalog
+        self._api_keys = api_keys
         self._public = frozenset(public_paths)
         self._verifier = token_verifier if token_verifier and token_verifier.configured else None
 
@@ -81,7 +81,7 @@ class BearerAuth:
         elif bearer:
             try:
                 with span("authenticate"):
-                    principal = await self._catalog.principal_for_api_key(bearer)
+                    principal = await self._api_keys.principal_for_api_key(bearer)
             except S3Error as error:  # the catalog database is unavailable
                 response = s3_error_response(error, request_id=request_id_of(scope))
                 await response(scope, receive, send)

@@ -17,8 +17,8 @@ from policy.retention import RetentionService
 from translators.base import Backend
 
 
-class ApiCatalog(Catalog, Protocol):
-    """The catalog plus API-key lookup (``policy.catalog.SqlCatalog`` implements both)."""
+class ApiKeyLookup(Protocol):
+    """API-key lookup (``policy.api_keys.ApiKeyStore`` implements it)."""
 
     async def principal_for_api_key(self, secret: str) -> str | None:
         """The principal of a live API key (recording its use), or None."""
@@ -31,7 +31,7 @@ class ApiServices:
 
     ``backend`` must be the fully wrapped stack (catalog, validation, quota, retention
     wrappers around the translator): deletes and downloads go through it so the catalog and
-    quotas follow and reads are verified. ``catalog`` answers listings and API keys;
+    quotas follow and reads are verified. ``catalog`` answers listings; ``api_keys`` API keys;
     ``policies`` resolves and stores per-site overrides; ``retention`` plans and applies
     retention; ``access`` decides every request; ``limiter`` (when given) applies the rate
     limits (gateway.api.limits). The API starts and closes none of them: the wiring owns
@@ -39,12 +39,13 @@ class ApiServices:
     keys only). ``metrics``: where requests, denials and refusals are counted (None: not).
     """
 
-    catalog: ApiCatalog
+    catalog: Catalog
     backend: Backend
     policies: PolicyResolver
     retention: RetentionService
     settings: Settings
     access: AccessControl
+    api_keys: ApiKeyLookup
     limiter: RateLimiter | None = None
     token_verifier: TokenVerifier | None = None
     metrics: Metrics | None = None

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from gateway.handlers import (
     access,
     buckets,
+    copy,
     cors,
     encryption,
     lifecycle,
@@ -56,7 +57,7 @@ HANDLERS: dict[Operation, Handler] = {
     _O.HeadObject: objects.head_object,
     _O.DeleteObject: objects.delete_object,
     _O.DeleteObjects: objects.delete_objects,
-    _O.CopyObject: objects.copy_object,
+    _O.CopyObject: copy.copy_object,
     _O.GetObjectAttributes: objects.get_object_attributes,
     _O.CreateMultipartUpload: multipart.create_multipart_upload,
     _O.UploadPart: multipart.upload_part,

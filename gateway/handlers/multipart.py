@@ -16,15 +16,14 @@ from core.ranges import RangeSpec
 from gateway import s3xml, sse_headers
 from gateway.handlers.access import keep_object_acl, requested_object_acl
 from gateway.handlers.common import int_param, owner_element, part_number
+from gateway.handlers.copy import copy_source_version_headers, open_copy_source
 from gateway.handlers.listing import url_encoder
 from gateway.handlers.object_lock import requested_lock
 from gateway.handlers.object_tags import with_requested_tags
 from gateway.handlers.objects import (
     check_size,
     checksum_elements,
-    copy_source_version_headers,
     customer_key,
-    open_copy_source,
     write_conditions,
     write_encryption,
 )

@@ -27,7 +27,7 @@ import anyio.to_thread
 
 from core.context import RequestContext
 from core.errors import S3Error
-from core.streams import PayloadStream
+from core.streams import EmptyBody, PayloadStream
 from translators import multipart, versioning
 from translators.base import (
     BucketInfo,
@@ -45,7 +45,7 @@ from translators.composed import DelegatesMultipart
 from translators.filesystem import db as fs_db
 from translators.filesystem import listing as fs_listing
 from translators.filesystem import versions as fs_versions
-from translators.filesystem.blobs import BlobBody, BlobWriter, EmptyBody
+from translators.filesystem.blobs import BlobBody, BlobWriter
 from translators.filesystem.errors import mapped
 from translators.filesystem.multipart import FilesystemMultipart
 from translators.filesystem.store import Store

@@ -267,16 +267,3 @@ class BlobBody:
 
     def __del__(self) -> None:
         self._close()
-
-
-class EmptyBody:
-    """The body of a zero-length read."""
-
-    def __aiter__(self) -> EmptyBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        return None
