@@ -44,10 +44,29 @@ def metadata_header(value: str) -> str:
     return f"=?UTF-8?B?{base64.b64encode(value.encode()).decode('ascii')}?="
 
 
+def check_write_options(headers: Mapping[str, str]) -> None:
+    """Refuse the write options this gateway does not have, rather than ignore them: a
+    storage class other than ``STANDARD`` (``InvalidStorageClass``; there is one class) and
+    a website redirect (``NotImplemented``; no website hosting)."""
+    storage_class = headers.get("x-amz-storage-class")
+    if storage_class is not None and storage_class.strip() != "STANDARD":
+        raise S3Error(
+            "InvalidStorageClass",
+            f"The storage class {storage_class.strip()!r} is not available: this gateway "
+            "stores every object as STANDARD.",
+            StorageClassRequested=storage_class.strip(),
+        )
+    if "x-amz-website-redirect-location" in headers:
+        raise S3Error(
+            "NotImplemented", "x-amz-website-redirect-location: website hosting is not implemented."
+        )
+
+
 def write_metadata(headers: Mapping[str, str]) -> WriteMetadata:
-    """The stored headers and ``x-amz-meta-*`` pairs of a write; ``MetadataTooLarge`` past 2 KB
-    (S3 counts the UTF-8 bytes of every user-metadata name and value). Values are read as
-    :func:`metadata_text` says."""
+    """The stored headers and ``x-amz-meta-*`` pairs of a write (after
+    :func:`check_write_options`); ``MetadataTooLarge`` past 2 KB (S3 counts the UTF-8 bytes of
+    every user-metadata name and value). Values are read as :func:`metadata_text` says."""
+    check_write_options(headers)
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
     if "content-encoding" in stored:
         # aws-chunked describes the transfer, not the object: S3 drops it.

@@ -323,3 +323,24 @@ def test_aws_chunked_is_not_stored_as_content_encoding(s3: Any, bucket: str) -> 
     assert s3.head_object(Bucket=bucket, Key="gz")["ContentEncoding"] == "gzip"
     s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
     assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key="plain")
+
+
+def test_write_options_the_gateway_lacks_are_refused(s3: Any, bucket: str) -> None:
+    """One storage class, no website hosting: asking for another class or a redirect is an
+    error, never silently ignored; STANDARD is fine."""
+    s3.put_object(Bucket=bucket, Key="std", Body=b"x", StorageClass="STANDARD")
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="cold", Body=b"x", StorageClass="GLACIER")
+    assert (error_code(excinfo), status(excinfo)) == ("InvalidStorageClass", 400)
+    with pytest.raises(ClientError) as excinfo:
+        s3.copy_object(
+            Bucket=bucket, Key="cold", CopySource=f"{bucket}/std", StorageClass="STANDARD_IA"
+        )
+    assert error_code(excinfo) == "InvalidStorageClass"
+    with pytest.raises(ClientError) as excinfo:
+        s3.create_multipart_upload(Bucket=bucket, Key="cold", StorageClass="DEEP_ARCHIVE")
+    assert error_code(excinfo) == "InvalidStorageClass"
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=bucket, Key="r", Body=b"x", WebsiteRedirectLocation="/other")
+    assert (error_code(excinfo), status(excinfo)) == ("NotImplemented", 501)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["std"]

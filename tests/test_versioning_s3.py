@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.support.s3_errors import s3_error
 
@@ -84,6 +85,10 @@ def test_delete_markers(s3: Any, bucket: str) -> None:
     marker = deleted["VersionId"]
     assert marker != kept
     assert s3_error(lambda: s3.get_object(Bucket=bucket, Key="k"))[:2] == (404, "NoSuchKey")
+    with pytest.raises(ClientError) as caught:
+        s3.head_object(Bucket=bucket, Key="k")
+    headers = caught.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert (headers["x-amz-delete-marker"], headers["x-amz-version-id"]) == ("true", marker)
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     assert s3_error(lambda: s3.get_object(Bucket=bucket, Key="k", VersionId=marker))[:2] == (
         405,

@@ -185,6 +185,15 @@ def find_version(history: Sequence[Version], key: str, version_id: str) -> Versi
     raise S3Error("NoSuchVersion", Key=key, VersionId=version_id)
 
 
+def absent(key: str, latest: Version | None) -> S3Error:
+    """``NoSuchKey`` for a key read without a version id; when its latest entry is a delete
+    marker, naming it as S3 does (``x-amz-delete-marker``, ``x-amz-version-id``)."""
+    if latest is None or not latest.is_delete_marker:
+        return S3Error("NoSuchKey", Key=key)
+    headers = {"x-amz-delete-marker": "true", "x-amz-version-id": latest.version_id}
+    return S3Error("NoSuchKey", headers=headers, Key=key)
+
+
 def readable(entry: Version) -> ObjectInfo:
     """The object of an entry to be read by id; ``MethodNotAllowed`` for a delete marker."""
     if entry.info is None:

@@ -22,7 +22,7 @@ from gateway.handlers.objects import (
     write_encryption,
 )
 from gateway.handlers.versions import MAX_VERSION_ID, version_headers
-from gateway.headers import check_preconditions, write_metadata
+from gateway.headers import check_preconditions, check_write_options, write_metadata
 from gateway.request import S3Request
 from gateway.responses import Reply, quote_etag, xml_reply
 from translators.base import GetOptions, GetResult, ObjectInfo, WriteMetadata
@@ -103,6 +103,7 @@ async def copy_object(req: S3Request) -> Reply:
             ArgumentName="x-amz-metadata-directive",
             ArgumentValue=directive,
         )
+    check_write_options(req.headers)
     requested_tags = copy_tags_requested(req)
     algorithm = req.headers.get("x-amz-checksum-algorithm")
     encryption = write_encryption(req)

@@ -183,7 +183,7 @@ class FilesystemBackend(DelegatesMultipart):
         found = fs_db.find_object(conn, bucket, key)
         if found is None:
             fs_db.require_bucket(conn, bucket)
-            raise S3Error("NoSuchKey", Key=key)
+            raise versioning.absent(key, fs_versions.latest_marker(conn, bucket, key))
         return found
 
     @mapped

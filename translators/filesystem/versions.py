@@ -100,6 +100,17 @@ def history(conn: sqlite3.Connection, bucket: str, key: str) -> list[tuple[Versi
     return [_entry(row, position) for position, row in enumerate(rows)]
 
 
+def latest_marker(conn: sqlite3.Connection, bucket: str, key: str) -> Version | None:
+    """The delete marker that is ``key``'s latest entry, if it has no latest object."""
+    row = conn.execute(
+        f"SELECT {_ROW} FROM versions WHERE bucket = ? AND key = ? ORDER BY seq DESC LIMIT 1",
+        (bucket, key),
+    ).fetchone()
+    if row is None or row[6] is not None:
+        return None
+    return _entry(row, 0)[0]
+
+
 def _store(
     conn: sqlite3.Connection,
     bucket: str,

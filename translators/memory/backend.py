@@ -128,7 +128,7 @@ class MemoryBackend(DelegatesMultipart):
         with self.store.bucket(bucket) as found:
             stored = found.objects.get(key)
             if stored is None:
-                raise S3Error("NoSuchKey", Key=key)
+                raise versioning.absent(key, next(iter(found.entries(key)), None))
             return stored
 
     async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
