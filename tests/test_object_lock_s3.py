@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from core.errors import S3Error
 from tests.support.artifact_api import ApiClient, create_api_key, upload
 from tests.support.gateway import InProcessGateway
 from tests.support.s3_errors import s3_error
+from translators.memory.backend import MemoryBackend
 
 DENIED = (403, "AccessDenied")
 
@@ -180,3 +182,21 @@ def test_the_legal_hold_is_the_artifact_pin(s3: Any, locked: str, api: ApiClient
     assert (
         s3_error(lambda: s3.delete_object(Bucket=locked, Key=key, VersionId=version))[:2] == DENIED
     )
+
+
+def test_object_lock_on_a_backend_without_versions_creates_no_bucket(
+    s3: Any, bucket_name: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the backend cannot keep versions (``put_bucket_versioning`` is 501, as on Azure
+    or GCS), CreateBucket with object lock is that 501 and leaves no bucket behind."""
+
+    async def refuse(*_: object) -> None:
+        raise S3Error("NotImplemented", "Bucket versioning is not supported by the x backend.")
+
+    monkeypatch.setattr(MemoryBackend, "put_bucket_versioning", refuse)
+    name = bucket_name()
+    assert s3_error(lambda: s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True))[:2] == (
+        501,
+        "NotImplemented",
+    )
+    assert s3_error(lambda: s3.head_bucket(Bucket=name))[0] == 404

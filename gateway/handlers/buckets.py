@@ -53,9 +53,14 @@ async def create_bucket(req: S3Request) -> Reply:
             LocationConstraint=constraint,
         )
     await req.backend.create_bucket(req.ctx, req.bucket)
+    try:
+        await enable_at_creation(req)
+    except S3Error:
+        # Object lock asked for on a backend without versions (501): no bucket either.
+        await req.backend.delete_bucket(req.ctx, req.bucket)
+        raise
     assert req.services is not None
     await req.services.access.store_site(req.bucket, access, None)
-    await enable_at_creation(req)
     identities = req.services.identities
     if identities is not None and req.access is not None and req.access.principal.kind == "user":
         # A user who creates a site owns it (its policy, ACLs, deleting it).
