@@ -4,6 +4,7 @@ what the backend sent (see :class:`translators.s3.backend.S3Backend`)."""
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from typing import Any
 
@@ -26,6 +27,14 @@ _OPEN_ATTEMPTS = 5
 _VERIFIED_READ = 1024 * 1024
 
 
+async def _back_off(attempt: int) -> None:
+    """Before a read's retry (the object changed, or a non-atomic backend tore it, while it
+    was read): a jittered wait doubling from 10 ms, so readers racing busy writers spread out
+    instead of failing every attempt in the same instant. Nothing before the first try."""
+    if attempt:
+        await anyio.sleep(random.uniform(0, 0.01 * 2**attempt))
+
+
 class S3Reads:
     """Opens objects of an :class:`~translators.s3.client.S3Store`."""
 
@@ -39,7 +48,8 @@ class S3Reads:
         A part number is resolved on a HEAD first, then read with If-Match on that version's
         backend ETag (retried if it changed meanwhile)."""
         if options.part_number is not None:
-            for _ in range(_OPEN_ATTEMPTS):
+            for attempt in range(_OPEN_ATTEMPTS):
+                await _back_off(attempt)
                 found = await self.store.find(bucket, key, version_id)
                 span = multipart.part_range(found.info.size, found.info.parts, options.part_number)
                 if span is not None and span.length <= 0:
@@ -64,7 +74,8 @@ class S3Reads:
                 raise
         # The backend refused the range: resolve it ourselves (InvalidRange with the right
         # Content-Range if it is unsatisfiable) and ask for that exact version and range.
-        for _ in range(_OPEN_ATTEMPTS):
+        for attempt in range(_OPEN_ATTEMPTS):
+            await _back_off(attempt)
             found = await self.store.find(bucket, key, version_id)
             span = spec.resolve(found.info.size)
             try:
@@ -77,7 +88,8 @@ class S3Reads:
     async def _open_whole(self, bucket: str, key: str, version_id: str | None) -> GetResult:
         """The whole object. A small one whose ETag is its MD5 is read at once and verified
         (retried if a non-atomic backend tore it); a larger one is verified as it streams."""
-        for _ in range(_OPEN_ATTEMPTS):
+        for attempt in range(_OPEN_ATTEMPTS):
+            await _back_off(attempt)
             result = await self._open(bucket, key, None, None, version_id)
             size, etag = result.info.size, result.info.etag
             if size > _VERIFIED_READ or not etag_is_md5_of_bytes(result.info):
