@@ -103,6 +103,13 @@ async def test_unversioned_bucket_in_a_versioned_backend_bucket(backend: S3Backe
     page = await backend.list_versions(CTX, "plain", VersionsQuery())
     assert [v.version_id for v in page.versions] == [NULL_VERSION, after.version_id]
     assert len(_backend_entries(backend, "plain/")) == 2
+    assert _backend_entries(backend, ".pagewright/nulls/plain/")
+
+    # Deleting the bucket takes its null mappings along.
+    for version in await _history(backend, "plain"):
+        await backend.delete_version(CTX, "plain", "k", version)
+    await backend.delete_bucket(CTX, "plain")
+    assert _backend_entries(backend, ".pagewright/nulls/plain/") == []
 
 
 async def test_bookkeeping_keeps_no_history(backend: S3Backend) -> None:

@@ -326,6 +326,9 @@ class S3Backend(DelegatesMultipart, Unversioned):
         await self.multipart.delete_names(
             await self.multipart.list_names(self.multipart.upload_note_prefix(bucket))
         )
+        await self.multipart.delete_names(
+            await self.multipart.list_names(self._versions.nulls_prefix(bucket))
+        )
         if self.store.namespace.mapping == "bucket":
             try:
                 await self.store.call(

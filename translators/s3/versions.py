@@ -129,6 +129,10 @@ class S3Versions:
     def _nulls(self, bucket: str, key: str) -> Location:
         return self.store.namespace.system("nulls", bucket, key)
 
+    def nulls_prefix(self, bucket: str) -> str:
+        """The name prefix of ``bucket``'s null mappings (removed with the bucket)."""
+        return self.store.namespace.system("nulls", bucket).name + "/"
+
     async def null_id(self, bucket: str, key: str) -> str | None:
         """The backend id of ``key``'s null entry, as its null mapping names it."""
         mapping = self._nulls(bucket, key)
