@@ -89,7 +89,9 @@ def test_a_put_over_the_floor_is_refused_before_its_body_is_read(
     assert b"<Code>InsufficientStorage</Code>" in rest
     assert b"connection: close" in rest.lower()
     assert files_under(server.data_dir / "storage" / "tmp") == []
-    assert free_bytes(server.data_dir) == free
+    # Nothing of the body was written (the catalog and background jobs may write a page or
+    # two meanwhile; the body was the whole free space).
+    assert free_bytes(server.data_dir) > free - MiB
 
     # Just under the floor's limit is accepted.
     s3.put_object(Bucket=bucket, Key="fits", Body=b"f" * (4 * MiB))

@@ -183,9 +183,9 @@ def test_a_running_replica_reclaims_a_killed_replicas_reservation(tmp_path: Path
             assert wait_until(lambda: reserved() == SIZE)
             b.stop(signal.SIGKILL)
             connection.close()
-            with pytest.raises(ClientError) as full:  # B's 8 MiB still count for now
-                s3_a.put_object(Bucket="site", Key="early.bin", Body=b"e" * SIZE)
-            assert full.value.response["Error"]["Code"] == "QuotaExceeded"
+            # Only A's periodic reclaim job can free the dead B's reservation (nothing
+            # restarts); whether a PUT through A still meets it first depends on when that
+            # job next runs, so the test does not race it.
             assert wait_until(lambda: reserved() == 0)
         # 8 MiB fit the 12 MiB quota only without the dead replica's 8 MiB.
         s3_a.put_object(Bucket="site", Key="fits.bin", Body=b"f" * SIZE)
