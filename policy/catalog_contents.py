@@ -40,6 +40,7 @@ from policy.catalog_schema import (
     site_grants,
     site_policies,
     site_versioning,
+    upload_locks,
     upload_tags,
     user_policies,
     users,
@@ -95,6 +96,7 @@ class CatalogContents:
             conn.execute(delete(bucket_lifecycle))
             for table in (site_versioning, noncurrent_versions, bucket_object_lock, object_locks):
                 conn.execute(delete(table))
+            conn.execute(delete(upload_locks))
 
         await self._database.run(True, work)
 

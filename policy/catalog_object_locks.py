@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import Connection, delete, insert, select, update
 
 from core.object_lock import BucketLock, DefaultRetention, LockMode, ObjectLock
-from policy.catalog_schema import bucket_object_lock, object_locks
+from policy.catalog_schema import bucket_object_lock, object_locks, upload_locks
 
 
 def bucket_lock(conn: Connection, site: str) -> BucketLock | None:
@@ -75,6 +75,7 @@ def set_version_lock(
 
 
 def remove_site(conn: Connection, site: str) -> None:
+    conn.execute(delete(upload_locks).where(upload_locks.c.site == site))
     conn.execute(delete(object_locks).where(object_locks.c.site == site))
     conn.execute(delete(bucket_object_lock).where(bucket_object_lock.c.site == site))
 
@@ -102,3 +103,34 @@ def all_version_locks(conn: Connection) -> list[tuple[str, str, str, ObjectLock]
         )
         for row in rows
     ]
+
+
+def upload_lock(conn: Connection, site: str, upload_id: str) -> ObjectLock | None:
+    """The lock multipart upload ``upload_id`` asked for; None: none."""
+    row = conn.execute(
+        select(upload_locks).where(
+            upload_locks.c.site == site, upload_locks.c.upload_id == upload_id
+        )
+    ).first()
+    if row is None:
+        return None
+    return ObjectLock(cast("LockMode | None", row.mode), row.retain_until, bool(row.legal_hold))
+
+
+def set_upload_lock(conn: Connection, site: str, upload_id: str, lock: ObjectLock | None) -> None:
+    """Keep ``lock`` for the upload (None: forget it)."""
+    conn.execute(
+        delete(upload_locks).where(
+            upload_locks.c.site == site, upload_locks.c.upload_id == upload_id
+        )
+    )
+    if lock is not None:
+        conn.execute(
+            insert(upload_locks).values(
+                site=site,
+                upload_id=upload_id,
+                mode=lock.mode,
+                retain_until=lock.retain_until,
+                legal_hold=bool(lock.legal_hold),
+            )
+        )

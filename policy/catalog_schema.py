@@ -329,3 +329,14 @@ object_locks = Table(
     Column("retain_until", UtcDateTime, nullable=True),
     Column("legal_hold", Boolean, nullable=False),
 )
+
+#: The lock a multipart upload asked for, until it completes or is aborted (policy.object_lock).
+upload_locks = Table(
+    "upload_locks",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("upload_id", byte_text(), primary_key=True),
+    Column("mode", String(16), nullable=True),
+    Column("retain_until", UtcDateTime, nullable=True),
+    Column("legal_hold", Boolean, nullable=False),
+)

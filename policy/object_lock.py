@@ -94,6 +94,18 @@ class ObjectLocks:
         await self._database.run(True, partial(sql.remove_site, site=site))
         self._buckets.forget(site)
 
+    async def upload(self, site: str, upload_id: str) -> ObjectLock | None:
+        """The lock multipart upload ``upload_id`` asked for at its creation."""
+        return await self._database.run(
+            False, partial(sql.upload_lock, site=site, upload_id=upload_id)
+        )
+
+    async def keep_upload(self, site: str, upload_id: str, lock: ObjectLock | None) -> None:
+        """Keep (None: forget) the lock of an upload until it completes or is aborted."""
+        await self._database.run(
+            True, partial(sql.set_upload_lock, site=site, upload_id=upload_id, lock=lock)
+        )
+
     async def pinned(self, site: str, key: str) -> bool:
         """Whether ``key``'s latest version has a legal hold (its row's pin)."""
         row = await self._catalog.get(site, key)
@@ -168,9 +180,7 @@ def check_deletable(lock: ObjectLock, ctx: RequestContext, now: datetime) -> Non
 
 class ObjectLockBackend(
     ForwardingBackend,
-    passes_through=LIFECYCLE
-    | READS
-    | {"list_buckets", "create_bucket", "upload_part", "abort_multipart_upload"},
+    passes_through=LIFECYCLE | READS | {"list_buckets", "create_bucket", "upload_part"},
 ):
     """``inner`` with object lock applied (see the module docstring). It sits outside the
     catalog backend, whose row (the pin) it reads and keeps in step."""
@@ -267,19 +277,21 @@ class ObjectLockBackend(
         checksum_algorithm: ChecksumAlgorithm | None,
         checksum_type: ChecksumType | None,
     ) -> UploadInfo:
-        """The site's default retention applies at completion; a lock asked for here is
-        refused (it would have to outlive the upload: not kept yet)."""
-        if metadata.object_lock is not None:
-            if await self.locks.bucket(bucket) is None:
-                raise missing_configuration()
-            raise S3Error(
-                "NotImplemented",
-                "Object lock headers on CreateMultipartUpload are not supported; the bucket's "
-                "default retention applies to the completed object.",
-            )
-        return await self.inner.create_multipart_upload(
-            ctx, bucket, key, metadata, checksum_algorithm, checksum_type
+        """Start an upload; the lock it asks for (``InvalidRequest`` on a site without object
+        lock) is kept until it completes, when the new version gets it."""
+        asked = metadata.object_lock
+        if asked is not None and await self.locks.bucket(bucket) is None:
+            raise missing_configuration()
+        upload = await self.inner.create_multipart_upload(
+            ctx, bucket, key, replace(metadata, object_lock=None), checksum_algorithm, checksum_type
         )
+        if asked is not None:
+            try:
+                await self.locks.keep_upload(bucket, upload.upload_id, asked)
+            except BaseException:
+                await self.inner.abort_multipart_upload(ctx, bucket, key, upload.upload_id)
+                raise
+        return upload
 
     async def complete_multipart_upload(
         self,
@@ -290,13 +302,27 @@ class ObjectLockBackend(
         parts: list[CompletedPart],
         conditions: WriteConditions,
     ) -> ObjectInfo:
-        lock = await self._requested(bucket, WriteMetadata())
+        """Complete; the new version gets the lock its upload asked for, else the site's
+        default retention."""
+        asked = (
+            await self.locks.upload(bucket, upload_id) if await self.locks.bucket(bucket) else None
+        )
+        lock = await self._requested(bucket, WriteMetadata(object_lock=asked))
         held = await self._keep_hold(ctx, bucket, key)
         info = await self.inner.complete_multipart_upload(
             ctx, bucket, key, upload_id, parts, conditions
         )
         await self._written(ctx, bucket, info, lock, held)
+        if asked is not None:
+            await self.locks.keep_upload(bucket, upload_id, None)
         return info
+
+    async def abort_multipart_upload(
+        self, ctx: RequestContext, bucket: str, key: str, upload_id: str
+    ) -> None:
+        await self.inner.abort_multipart_upload(ctx, bucket, key, upload_id)
+        if await self.locks.bucket(bucket) is not None:
+            await self.locks.keep_upload(bucket, upload_id, None)
 
     # Deletes
 

@@ -200,3 +200,35 @@ def test_object_lock_on_a_backend_without_versions_creates_no_bucket(
         "NotImplemented",
     )
     assert s3_error(lambda: s3.head_bucket(Bucket=name))[0] == 404
+
+
+def test_a_multipart_upload_takes_the_lock_it_asked_for(s3: Any, locked: str, bucket: str) -> None:
+    until = later(2)
+    upload = s3.create_multipart_upload(
+        Bucket=locked, Key="mp", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until,
+        ObjectLockLegalHoldStatus="ON",
+    )["UploadId"]  # fmt: skip
+    part = s3.upload_part(Bucket=locked, Key="mp", UploadId=upload, PartNumber=1, Body=b"mp")
+    done = s3.complete_multipart_upload(
+        Bucket=locked,
+        Key="mp",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    head = s3.head_object(Bucket=locked, Key="mp")
+    assert (head["ObjectLockMode"], head["ObjectLockLegalHoldStatus"]) == ("COMPLIANCE", "ON")
+    assert abs((head["ObjectLockRetainUntilDate"] - until).total_seconds()) < 1
+    version = done["VersionId"]
+    assert (
+        s3_error(lambda: s3.delete_object(Bucket=locked, Key="mp", VersionId=version))[:2] == DENIED
+    )
+    # An aborted upload's lock goes with it; a bucket without object lock refuses the headers.
+    aborted = s3.create_multipart_upload(
+        Bucket=locked, Key="gone", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until
+    )["UploadId"]
+    s3.abort_multipart_upload(Bucket=locked, Key="gone", UploadId=aborted)
+    assert s3_error(
+        lambda: s3.create_multipart_upload(
+            Bucket=bucket, Key="x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until
+        )
+    )[:2] == (400, "InvalidRequest")
