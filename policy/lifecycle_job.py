@@ -34,6 +34,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
@@ -45,7 +46,7 @@ from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.policies import PolicyResolver
 from policy.retention import protected_artifacts
 from translators.base import Backend, UploadsQuery
-from translators.versioning import Version, VersionsQuery
+from translators.versioning import Version, key_histories
 
 log = logging.getLogger("pagewright.lifecycle")
 
@@ -224,32 +225,21 @@ class LifecycleJob:
 
         Versions carry no tags here (tags are the latest object's), so a rule filtering on
         tags never matches one; prefix and size filters apply as to current objects.
-        Entries are read with ``list_versions`` and deleted by id through the stack."""
+        Histories are read with :func:`translators.versioning.key_histories` and entries
+        deleted by id through the stack."""
         done = done if done is not None else LifecyclePass()
         before = done.versions
         for rule in rules:
             if rule.noncurrent_expiration is None and not _removes_markers(rule):
                 continue
-            query = VersionsQuery(prefix=rule.filter.prefix, max_keys=_PAGE)
-            key: str | None = None
-            history: list[Version] = []
-            while done.actions < self._limit:
-                page = await self._backend.list_versions(ctx, site, query)
-                for entry in page.versions:
-                    if entry.key != key:
-                        await self._expire_versions(ctx, site, rule, history, done)
-                        key, history = entry.key, []
-                    history.append(entry)
-                if page.next_key_marker is None:
-                    break
-                query = replace(
-                    query,
-                    key_marker=page.next_key_marker,
-                    version_id_marker=page.next_version_id_marker or "",
-                )
-            else:
-                continue
-            await self._expire_versions(ctx, site, rule, history, done)
+            histories = key_histories(
+                self._backend, ctx, site, prefix=rule.filter.prefix, page_size=_PAGE
+            )
+            async with aclosing(histories):
+                async for history in histories:
+                    if done.actions >= self._limit:
+                        break
+                    await self._expire_versions(ctx, site, rule, history, done)
         return done.versions - before
 
     async def _expire_versions(

@@ -20,6 +20,7 @@ never indexed. A record that cannot be read is reported and skipped.
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -34,7 +35,7 @@ from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
 from policy.site_state import SiteState, SiteStateError, load_site_state
 from translators.base import Backend, ListQuery, ObjectInfo
-from translators.versioning import VersionsQuery
+from translators.versioning import key_histories, noncurrent_size
 
 REINDEX_CONTEXT = RequestContext(request_id="reindex", principal="reindex")
 _PAGE = 1000
@@ -208,26 +209,10 @@ async def _reindex_versions(backend: Backend, catalog: Catalog, site: str) -> No
     if status is None:
         return
     await catalog.set_versioning_status(site, status)
-    key, size, count = "", 0, 0  # versions come in key order: one key counted at a time
-    query = VersionsQuery(max_keys=_PAGE)
-    while True:
-        page = await backend.list_versions(REINDEX_CONTEXT, site, query)
-        for version in page.versions:
-            if version.key != key:
-                if key and not is_reserved_key(key):
-                    await catalog.set_noncurrent(site, key, size, count)
-                key, size, count = version.key, 0, 0
-            if not version.is_latest and version.info is not None:
-                size, count = size + version.info.size, count + 1
-        if page.next_key_marker is None:
-            break
-        query = VersionsQuery(
-            key_marker=page.next_key_marker,
-            version_id_marker=page.next_version_id_marker or "",
-            max_keys=_PAGE,
-        )
-    if key and not is_reserved_key(key):
-        await catalog.set_noncurrent(site, key, size, count)
+    async with aclosing(key_histories(backend, REINDEX_CONTEXT, site, page_size=_PAGE)) as found:
+        async for history in found:
+            if not is_reserved_key(history[0].key):
+                await catalog.set_noncurrent(site, history[0].key, *noncurrent_size(history))
 
 
 async def _site_record(backend: Backend, site: str, report: ReindexReport) -> SiteState | None:

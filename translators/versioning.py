@@ -30,9 +30,11 @@ Version ids are opaque: order comes from the history, never from comparing ids.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Literal
 
 from core.context import RequestContext
@@ -194,15 +196,25 @@ def absent(key: str, latest: Version | None) -> S3Error:
     return S3Error("NoSuchKey", headers=headers, Key=key)
 
 
+def marker_read(entry: Version, method: str) -> S3Error:
+    """S3's answer to reading delete marker ``entry`` by its version id: 405 naming it."""
+    return S3Error(
+        "MethodNotAllowed",
+        "The specified method is not allowed against this resource.",
+        headers={
+            "x-amz-delete-marker": "true",
+            "x-amz-version-id": entry.version_id,
+            "Last-Modified": format_datetime(entry.last_modified.astimezone(UTC), usegmt=True),
+        },
+        Method=method,
+        ResourceType="DeleteMarker",
+    )
+
+
 def readable(entry: Version) -> ObjectInfo:
-    """The object of an entry to be read by id; ``MethodNotAllowed`` for a delete marker."""
+    """The object of an entry to be read by id (GET); :func:`marker_read` for a marker."""
     if entry.info is None:
-        raise S3Error(
-            "MethodNotAllowed",
-            "The specified method is not allowed against this resource.",
-            Method="GET",
-            ResourceType="DeleteMarker",
-        )
+        raise marker_read(entry, "GET")
     return entry.info
 
 
@@ -263,25 +275,44 @@ def to_versions_page(page: listing.Page[Version]) -> VersionsPage:
     )
 
 
-async def noncurrent_of(
-    backend: Backend, ctx: RequestContext, bucket: str, key: str
-) -> tuple[int, int]:
-    """The bytes and the number of ``key``'s noncurrent object versions (delete markers hold
-    nothing), read from ``backend``'s listing of its versions."""
-    size = count = 0
-    query = VersionsQuery(prefix=key)
+async def key_histories(
+    backend: Backend, ctx: RequestContext, bucket: str, prefix: str = "", page_size: int = 1000
+) -> AsyncGenerator[list[Version], None]:
+    """Each key's whole history under ``prefix`` (newest first), one key at a time in key
+    order, gathered across the pages of ``backend.list_versions``."""
+    query = VersionsQuery(prefix=prefix, max_keys=page_size)
+    history: list[Version] = []
     while True:
         page = await backend.list_versions(ctx, bucket, query)
         for version in page.versions:
-            if version.key != key:
-                return size, count
-            if not version.is_latest and version.info is not None:
-                size += version.info.size
-                count += 1
+            if history and version.key != history[0].key:
+                yield history
+                history = []
+            history.append(version)
         if page.next_key_marker is None:
-            return size, count
-        query = VersionsQuery(
-            prefix=key,
+            break
+        query = replace(
+            query,
             key_marker=page.next_key_marker,
             version_id_marker=page.next_version_id_marker or "",
         )
+    if history:
+        yield history
+
+
+def noncurrent_size(history: Sequence[Version]) -> tuple[int, int]:
+    """The bytes and the number of a history's noncurrent object versions (delete markers
+    hold nothing)."""
+    sizes = [v.info.size for v in history if not v.is_latest and v.info is not None]
+    return sum(sizes), len(sizes)
+
+
+async def noncurrent_of(
+    backend: Backend, ctx: RequestContext, bucket: str, key: str
+) -> tuple[int, int]:
+    """:func:`noncurrent_size` of ``key``'s history in ``backend`` (its key sorts first
+    among those it prefixes)."""
+    async with aclosing(key_histories(backend, ctx, bucket, prefix=key)) as histories:
+        async for history in histories:
+            return noncurrent_size(history) if history[0].key == key else (0, 0)
+    return 0, 0

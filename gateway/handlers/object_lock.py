@@ -18,7 +18,7 @@ from gateway.request import S3Request
 from gateway.responses import Reply, empty_reply, xml_reply
 from policy.object_lock import ObjectLocks, missing_configuration
 from translators.base import ObjectInfo
-from translators.versioning import NULL_VERSION
+from translators.versioning import NULL_VERSION, marker_read
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 MODE_HEADER = "x-amz-object-lock-mode"
@@ -207,7 +207,7 @@ async def _target(req: S3Request) -> tuple[ObjectLocks, str]:
         return locks, info.version_id or NULL_VERSION
     found = await req.backend.head_version(req.ctx, req.bucket, req.key, version)
     if found.info is None:
-        raise S3Error("MethodNotAllowed", Method=req.method, ResourceType="DeleteMarker")
+        raise marker_read(found, req.method)
     return locks, version
 
 

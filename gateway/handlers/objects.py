@@ -24,7 +24,6 @@ from gateway.handlers.object_tags import (
 )
 from gateway.handlers.versions import (
     delete_headers,
-    marker_error,
     requested_version,
     require_latest,
     version_headers,
@@ -46,6 +45,7 @@ from translators.base import (
     WriteConditions,
 )
 from translators.multipart import MAX_PART_NUMBER
+from translators.versioning import marker_read
 
 E, T, G = s3xml.element, s3xml.text, s3xml.group
 _CHECKSUM_HEADER_PREFIX = "x-amz-checksum-"
@@ -238,7 +238,7 @@ async def _head(req: S3Request) -> ObjectInfo:
     await req.require("s3:GetObjectVersion", req.bucket, req.key)
     found = await req.backend.head_version(req.ctx, req.bucket, req.key, version)
     if found.info is None:
-        raise marker_error(found, "HEAD")
+        raise marker_read(found, "HEAD")
     return found.info
 
 

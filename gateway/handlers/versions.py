@@ -16,7 +16,7 @@ from gateway import s3xml
 from gateway.handlers.common import int_param, owner_id
 from gateway.handlers.listing import MAX_KEYS, url_encoder
 from gateway.request import S3Request
-from gateway.responses import Reply, empty_reply, http_date, xml_reply
+from gateway.responses import Reply, empty_reply, xml_reply
 from gateway.s3xml import iso8601
 from gateway.xmlwriter import XmlWriter, escape
 from translators.base import ObjectInfo
@@ -55,21 +55,6 @@ def delete_headers(outcome: DeleteOutcome) -> list[tuple[str, str]]:
     if outcome.delete_marker:
         headers.append(("x-amz-delete-marker", "true"))
     return headers
-
-
-def marker_error(found: Version, method: str) -> S3Error:
-    """S3's answer to reading a delete marker by its version id: 405 naming it."""
-    return S3Error(
-        "MethodNotAllowed",
-        "The specified method is not allowed against this resource.",
-        headers={
-            "x-amz-delete-marker": "true",
-            "x-amz-version-id": found.version_id,
-            "Last-Modified": http_date(found.last_modified),
-        },
-        Method=method,
-        ResourceType="DeleteMarker",
-    )
 
 
 async def require_latest(req: S3Request) -> None:
