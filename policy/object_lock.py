@@ -123,12 +123,22 @@ class ObjectLocks:
         )
 
     async def lock_of(
-        self, backend: Backend, ctx: RequestContext, site: str, key: str, version_id: str
+        self,
+        backend: Backend,
+        ctx: RequestContext,
+        site: str,
+        key: str,
+        version_id: str,
+        *,
+        latest: bool | None = None,
     ) -> ObjectLock:
         """Version ``version_id``'s whole lock: its retention, and its legal hold (the row's
-        pin when it is the latest version)."""
+        pin when it is the latest version). ``latest``: whether it is, when the caller knows
+        (None: asked of ``backend``)."""
         stored = await self.stored(site, key, version_id)
-        if await _latest_id(backend, ctx, site, key) != version_id:
+        if latest is None:
+            latest = await _latest_id(backend, ctx, site, key) == version_id
+        if not latest:
             return replace(stored, legal_hold=bool(stored.legal_hold))
         return replace(stored, legal_hold=await self.pinned(site, key))
 
@@ -343,7 +353,9 @@ class ObjectLockBackend(
                 await self.locks.store(bucket, key, held, replace(stored, legal_hold=True))
             return outcome
         latest = await _latest_id(self.inner, ctx, bucket, key)
-        lock = await self.locks.lock_of(self.inner, ctx, bucket, key, version_id)
+        lock = await self.locks.lock_of(
+            self.inner, ctx, bucket, key, version_id, latest=latest == version_id
+        )
         check_deletable(lock, ctx, datetime.now(UTC))
         outcome = await self.inner.delete_version(ctx, bucket, key, version_id)
         await self.locks.store(bucket, key, version_id, ObjectLock())

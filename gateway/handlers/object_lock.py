@@ -96,7 +96,9 @@ async def lock_headers(req: S3Request, info: ObjectInfo) -> list[tuple[str, str]
     if locks is None or await locks.bucket(req.bucket) is None:
         return []
     version = info.version_id or NULL_VERSION
-    lock = await locks.lock_of(req.backend, req.ctx, req.bucket, info.key, version)
+    # A read without a version id read the latest version: no need to ask again.
+    latest = True if requested_version(req) is None else None
+    lock = await locks.lock_of(req.backend, req.ctx, req.bucket, info.key, version, latest=latest)
     headers: list[tuple[str, str]] = []
     if lock.mode is not None and lock.retain_until is not None:
         headers.append((MODE_HEADER, lock.mode))
