@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from core.tokens import opaque_token
 from policy.principals import ROOT, Principal
 from policy.private_files import write_private
 
@@ -71,7 +72,7 @@ def load_root_credentials(
             Credential(document["access_key"], document["secret_key"], ROOT_PRINCIPAL), False
         )
     access_key = "PW" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(18))
-    secret_key = secrets.token_urlsafe(30)
+    secret_key = opaque_token(30)
     write_private(path, json.dumps({"access_key": access_key, "secret_key": secret_key}).encode())
     return RootCredentials(Credential(access_key, secret_key, ROOT_PRINCIPAL), True)
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final
 
+from core.tokens import opaque_token
 from policy.credentials import Credential
 from policy.principals import Principal, Role
 from policy.secret_box import SealedValueError, SecretBox
@@ -71,7 +72,7 @@ def mint_session(box: SecretBox, principal: Principal, expires: datetime) -> Ses
     ``principal`` should be of kind ``session``; its site roles and session policy travel
     inside the token, sealed."""
     access_key = SESSION_KEY_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
-    secret_key = secrets.token_urlsafe(30)
+    secret_key = opaque_token(30)
     until = datetime.fromtimestamp(int(expires.timestamp()), UTC)  # whole seconds, as sealed
     document = {
         "v": _VERSION,

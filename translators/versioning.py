@@ -29,7 +29,6 @@ Version ids are opaque: order comes from the history, never from comparing ids.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
@@ -40,6 +39,7 @@ from typing import Literal
 from core.context import RequestContext
 from core.errors import S3Error
 from core.reserved import is_reserved_key
+from core.tokens import opaque_token
 from translators import listing
 from translators.base import Backend, ObjectInfo
 
@@ -49,8 +49,8 @@ NULL_VERSION = "null"
 
 
 def new_version_id() -> str:
-    """A fresh, opaque version id: 32 URL-safe characters."""
-    return secrets.token_urlsafe(24)
+    """A fresh, opaque version id: 32 URL-safe characters, never a leading ``-``."""
+    return opaque_token(24)
 
 
 @dataclass(frozen=True)
