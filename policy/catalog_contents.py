@@ -35,6 +35,7 @@ from policy.catalog_schema import (
     noncurrent_versions,
     object_acls,
     object_locks,
+    object_versions,
     objects,
     reservations,
     site_grants,
@@ -94,7 +95,9 @@ class CatalogContents:
             for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
             conn.execute(delete(bucket_lifecycle))
-            for table in (site_versioning, noncurrent_versions, bucket_object_lock, object_locks):
+            for table in (site_versioning, noncurrent_versions, object_versions):
+                conn.execute(delete(table))
+            for table in (bucket_object_lock, object_locks):
                 conn.execute(delete(table))
             conn.execute(delete(upload_locks))
 
