@@ -59,8 +59,8 @@ class CatalogContents:
 
     async def is_empty(self) -> bool:
         """Whether the catalog holds no object row, policy override, API key, identity,
-        site access setting, CORS configuration, bucket tag set, lifecycle configuration or
-        object lock state."""
+        site access setting, CORS configuration, bucket tag set, lifecycle configuration,
+        object lock state or versioning state (policy.catalog_versions)."""
 
         def work(conn: Connection) -> bool:
             return all(
@@ -76,6 +76,9 @@ class CatalogContents:
                     bucket_lifecycle,
                     bucket_object_lock,
                     object_locks,
+                    site_versioning,
+                    object_versions,
+                    noncurrent_versions,
                 )
             )
 
@@ -85,7 +88,7 @@ class CatalogContents:
         """Delete every row: objects, reservations, policy overrides, API keys,
         identities (users, their keys, policies and site grants), sites' access settings
         (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS), bucket
-        and upload tags and lifecycle rules."""
+        and upload tags, lifecycle rules, object lock and versioning state."""
 
         def work(conn: Connection) -> None:
             for table in (objects, reservations, site_policies, api_keys):
