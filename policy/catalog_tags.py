@@ -32,6 +32,7 @@ def upsert_object(conn: Connection, record: ObjectRecord, upload_id: str | None)
         record = replace(record, tags=read_upload(conn, record.site, upload_id))
         remove_upload(conn, record.site, upload_id)
     before = _object_tags(conn, record.site, record.key)
+    record = catalog_versions.promoted(conn, record)
     catalog_versions.keep_replaced(conn, record.site, record.key, record.version_id)
     catalog_records.upsert(conn, record)
     return before != record.tags

@@ -17,7 +17,9 @@ How the rows follow the backend (policy.catalog_backend, one listing per version
 1. when a key's ``objects`` row is replaced by another version or deleted, the row it had
    (when it names a version id) moves into ``object_versions`` in the same transaction
    (:func:`keep_replaced`): its artifact fields are not lost when it becomes noncurrent;
-2. after the write or delete, :func:`set_versions` makes the key's rows exactly the
+2. when a noncurrent version becomes current again (the newer one was deleted by id), its
+   row's status, action and creator go back to the ``objects`` row (:func:`promoted`);
+3. after the write or delete, :func:`set_versions` makes the key's rows exactly the
    backend's listing of the key: a listed entry whose row exists with the same kind and
    ETag keeps that row's artifact fields (matched by version id); others get a fresh row
    (artifact fields NULL but the build id and compression its key names); rows of entries
@@ -34,12 +36,13 @@ Usage counts every version row's bytes (delete markers hold none) with the fallb
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from policy.catalog_schema import noncurrent_versions, object_versions, objects, site_versioning
-from policy.model import parse_artifact_key
+from policy.model import ObjectRecord, parse_artifact_key
 from translators.versioning import Version
 
 _ARTIFACT_FIELDS = (
@@ -93,6 +96,33 @@ def keep_replaced(conn: Connection, site: str, key: str, new_version_id: str | N
         conn.execute(
             insert(object_versions).values(site=site, key=key, version_id=version_id, **values)
         )
+
+
+def promoted(conn: Connection, record: ObjectRecord) -> ObjectRecord:
+    """``record`` (about to be its key's current row) with the status, action and creator
+    its version's row kept, when it is a noncurrent version becoming current again (same
+    version id, ETag and time: a newer version was deleted by id): an edit made through the
+    artifact API while it was current is not lost. Other records are returned as they are."""
+    if record.version_id is None:
+        return record
+    row = conn.execute(
+        select(object_versions.c.status, object_versions.c.action, object_versions.c.creator)
+        .where(*_version_where(record.site, record.key, record.version_id))
+        .where(
+            object_versions.c.is_delete_marker.is_(False),
+            object_versions.c.etag == record.etag,
+            object_versions.c.last_modified == record.created_at,
+        )
+    ).first()
+    if row is None:
+        return record
+    status, action, creator = row
+    return replace(
+        record,
+        status=record.status if status is None else status,
+        action=record.action if action is None else action,
+        creator=creator or record.creator,
+    )
 
 
 def set_versions(conn: Connection, site: str, key: str, history: Sequence[Version]) -> None:

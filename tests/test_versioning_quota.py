@@ -159,3 +159,20 @@ async def test_reindex_rebuilds_the_version_rows(stack: Stack, storage: MemoryBa
     assert rows[0].sha256 == hashlib.sha256(datas[2]).hexdigest()
     assert (rows[1].sha256, rows[1].build_id, rows[1].size) == (None, "b1", 11)
     assert (await stack.catalog.usage(SITE)).noncurrent_versions == 1
+
+
+async def test_a_version_current_again_gets_back_its_catalog_state(stack: Stack) -> None:
+    """A status set through the catalog (the artifact API) while a version was current
+    comes back when the version is current again (the newer one deleted by id)."""
+    await stack.backend.put_bucket_versioning(CTX, SITE, "Enabled")
+    await put_artifact(stack, b"first", "s0")
+    await stack.catalog.update(SITE, ARTIFACT, status="live")
+    newer = await put_artifact(stack, b"second", "s1")
+    rows = (await stack.catalog.key_versions(SITE, ARTIFACT)).items
+    assert [v.status for v in rows] == ["s1", "live"]
+    assert newer.version_id is not None
+    await stack.backend.delete_version(CTX, SITE, ARTIFACT, newer.version_id)
+    current = await stack.catalog.get(SITE, ARTIFACT)
+    assert current is not None
+    assert (current.status, current.size) == ("live", 5)
+    assert [v.is_latest for v in (await stack.catalog.key_versions(SITE, ARTIFACT)).items] == [True]
