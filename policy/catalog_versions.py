@@ -130,13 +130,13 @@ def set_versions(conn: Connection, site: str, key: str, history: Sequence[Versio
     newest first), as the module docstring says; drop the key's pre-0012 total."""
     entries = [v for v in history if not (v.is_latest and not v.is_delete_marker)]
     where = (object_versions.c.site == site, object_versions.c.key == key)
+    listed_columns = ("is_delete_marker", "is_latest", "size", "etag", "last_modified")
     known = {
         row._mapping["version_id"]: row._mapping
         for row in conn.execute(
             select(
                 object_versions.c.version_id,
-                object_versions.c.is_delete_marker,
-                object_versions.c.etag,
+                *(object_versions.c[name] for name in listed_columns),
             ).where(*where)
         )
     }
@@ -154,6 +154,8 @@ def set_versions(conn: Connection, site: str, key: str, history: Sequence[Versio
             listed["is_delete_marker"],
             listed["etag"],
         ):
+            if all(row[name] == listed[name] for name in listed_columns):
+                continue  # unchanged: a key's older versions usually are
             conn.execute(
                 update(object_versions)
                 .where(*_version_where(site, key, entry.version_id))
