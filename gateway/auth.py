@@ -9,7 +9,6 @@ included, is left to :func:`gateway.sigv4.authenticate`, which refuses it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl
 
 from core.errors import S3Error
 from gateway.sigv2 import authenticate_v2
@@ -31,8 +30,7 @@ def is_anonymous(req: HttpRequestView) -> bool:
     query parameter. Such a request is served only where a policy or ACL allows anyone."""
     if "authorization" in req.headers:
         return False
-    names = {name for name, _ in parse_qsl(req.query_string, keep_blank_values=True)}
-    return not names & _SIGNATURE_PARAMETERS
+    return not req.query_names & _SIGNATURE_PARAMETERS
 
 
 def anonymous_auth(req: HttpRequestView) -> AuthResult:
@@ -76,7 +74,7 @@ def authenticate_request(
     request carries more than one mechanism, else whatever the chosen verifier raises.
     """
     authorization = req.headers.get("authorization")
-    names = {name for name, _ in parse_qsl(req.query_string, keep_blank_values=True)}
+    names = req.query_names
     v2_header = authorization is not None and authorization.lstrip().startswith("AWS ")
     v2_query = "AWSAccessKeyId" in names or "Signature" in names
     if v2_header or v2_query:

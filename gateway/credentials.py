@@ -20,11 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
-from urllib.parse import parse_qsl
 
 from gateway.auth import authenticate_request
 from gateway.sigv4 import AuthResult, CredentialLookup, HttpRequestView, authenticate
-from gateway.sigv4_signing import SERVICE
+from gateway.sigv4_signing import SERVICE, first
 from policy.credentials import Credential, CredentialStore
 from policy.identities import IdentityStore
 
@@ -43,7 +42,7 @@ def requested_access_key(req: HttpRequestView) -> str | None:
     if authorization.startswith("AWS "):
         key, sep, _ = authorization[len("AWS ") :].strip().rpartition(":")
         return key if sep and key else None
-    return dict(parse_qsl(req.query_string)).get("AWSAccessKeyId") or None
+    return first(req.query_pairs, "AWSAccessKeyId") or None
 
 
 def requested_scope(req: HttpRequestView) -> tuple[str, ...] | None:
@@ -56,7 +55,7 @@ def requested_scope(req: HttpRequestView) -> tuple[str, ...] | None:
             if name == "Credential":
                 return tuple(value.strip().rsplit("/", 4))
         return None
-    credential = dict(parse_qsl(req.query_string)).get("X-Amz-Credential")
+    credential = first(req.query_pairs, "X-Amz-Credential")
     return None if credential is None else tuple(credential.rsplit("/", 4))
 
 

@@ -17,6 +17,7 @@ the signature itself.
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from gateway.sigv4_header import claim_from_header
 from gateway.sigv4_presigned import claim_from_query
 from gateway.sigv4_signing import (
     SERVICE,
+    QueryPairs,
     canonical_request,
     credential_scope,
     first,
@@ -60,12 +62,25 @@ class HttpRequestView:
 
     ``raw_path`` is still percent-encoded and carries no query; ``query_string`` is raw
     (``""`` if none); ``headers`` has lower-case names, repeated headers joined with ``,``.
+    The query is parsed once, when first asked for (:attr:`query_pairs`, :attr:`query_names`),
+    and shared by every step that reads it: the anonymity test, the credential lookup and the
+    signature check.
     """
 
     method: str
     raw_path: str
     query_string: str
     headers: Mapping[str, str]
+
+    @functools.cached_property
+    def query_pairs(self) -> QueryPairs:
+        """The query's pairs as :func:`~gateway.sigv4_signing.parse_query` decodes them."""
+        return parse_query(self.query_string)
+
+    @functools.cached_property
+    def query_names(self) -> frozenset[str]:
+        """The names of the query's parameters (invalid UTF-8 replaced)."""
+        return frozenset(name.decode("utf-8", "replace") for name, _ in self.query_pairs)
 
 
 class PayloadMode(enum.Enum):
@@ -148,7 +163,7 @@ def authenticate(
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    params = parse_query(req.query_string)
+    params = req.query_pairs
     authorization = req.headers.get("authorization")
     query_auth = first(params, "X-Amz-Algorithm")
     if authorization is not None and query_auth is not None:
