@@ -10,7 +10,10 @@ next learns that key's versions: the next versioned write or delete of the key, 
 ``reindex`` of its site, writes the key's version rows and drops its old total (see
 :mod:`policy.catalog_versions`). Quota bytes stay right throughout; only the artifact fields
 of versions that were noncurrent before the upgrade are unknown (NULL), as they were.
-Current rows get their ``version_id`` on their next write or reindex.
+Current rows get their ``version_id`` on their next write or reindex; until then the
+version such a row describes cannot be matched, so when it is overwritten before a reindex
+its row's artifact fields are not kept (its version row is made from the listing, with the
+build id only). Running ``reindex`` after the upgrade closes that gap.
 
 The downgrade folds the version rows back into per-key totals of ``noncurrent_versions``
 (for keys that have no old total left), then drops the table and the column.
