@@ -102,8 +102,10 @@ log = logging.getLogger("pagewright.translators.azure")
 MIB: Final = 1024 * 1024
 #: Bytes per staged block (Azure allows 4,000 MiB; this bounds memory per transfer).
 BLOCK_SIZE: Final = 4 * MIB
-#: Largest chunk a GetObject body yields.
-CHUNK_SIZE: Final = MIB
+#: Bytes per read request of a GetObject body (held in memory once per transfer; the body
+#: yields them in pieces of ``blocks.BODY_PIECE``). Each is one ranged Get Blob: 1 MiB
+#: requests made a 64 MiB read 64 round trips, 5x slower through Azurite than 8 MiB ones.
+CHUNK_SIZE: Final = 8 * MIB
 #: Attempts to open a version of a key that keeps being replaced.
 _OPEN_ATTEMPTS: Final = 5
 _CONTAINER_NAME: Final = r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
@@ -150,20 +152,23 @@ class AzureBackend(DelegatesMultipart, Unversioned):
         ``AZURE_STORAGE_ACCOUNT`` → ``https://<account>.blob.core.windows.net``) with
         ``AZURE_STORAGE_KEY``, ``AZURE_STORAGE_SAS_TOKEN`` or, lacking both,
         DefaultAzureCredential. Options: ``concurrency=N``, ``create=true``,
-        ``min_part_size=BYTES``, ``block_size=BYTES``."""
+        ``min_part_size=BYTES``, ``block_size=BYTES``, ``chunk_size=BYTES`` (reads)."""
         options = dict(spec.options)
         try:
             concurrency = int(options.pop("concurrency", "4"))
             block_size = int(options.pop("block_size", str(BLOCK_SIZE)))
+            chunk_size = int(options.pop("chunk_size", str(CHUNK_SIZE)))
             min_part_size = int(options.pop("min_part_size", str(multipart.MIN_PART_SIZE)))
         except ValueError as error:
             raise BackendConfigError(f"azure backend: {error}") from None
+        if not MIB <= chunk_size <= 256 * MIB:
+            raise BackendConfigError("azure backend: chunk_size must be 1 MiB to 256 MiB")
         create = options.pop("create", "false").lower() in ("1", "true", "yes")
         if options:
             raise BackendConfigError(f"azure backend: unknown options {sorted(options)}")
         client_options: dict[str, Any] = {
-            "max_single_get_size": CHUNK_SIZE,
-            "max_chunk_get_size": CHUNK_SIZE,
+            "max_single_get_size": chunk_size,
+            "max_chunk_get_size": chunk_size,
             "max_single_put_size": block_size,
             "max_block_size": block_size,
             # The one retry layer: the SDK's, with short waits (translators.azure.retries).

@@ -23,6 +23,8 @@ from translators.azure.errors import map_errors
 #: Largest body sent as one Put Blob (aiohttp sends larger byte bodies only with a warning
 #: that they may block the event loop).
 SMALL_PUT: Final = 1024 * 1024
+#: Largest piece a GetObject body yields (the gateway's bound for every translator).
+BODY_PIECE: Final = 1024 * 1024
 
 
 class Hasher(Protocol):
@@ -109,26 +111,36 @@ class BlockWriter:
 
 
 class DownloadBody:
-    """An :class:`translators.base.ObjectBody` over a downloader's chunks."""
+    """An :class:`translators.base.ObjectBody` over a downloader's chunks, yielded in pieces
+    of at most ``piece`` bytes (a download request may fetch more at once: see
+    ``translators.azure.backend.CHUNK_SIZE``)."""
 
-    def __init__(self, downloader: StorageStreamDownloader[bytes] | None, key: str) -> None:
+    def __init__(
+        self, downloader: StorageStreamDownloader[bytes] | None, key: str, piece: int = BODY_PIECE
+    ) -> None:
         self._chunks: AsyncIterator[bytes] | None = (
             downloader.chunks() if downloader is not None else None
         )
         self._key = key
+        self._piece = piece
+        self._pending = memoryview(b"")
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
     async def __anext__(self) -> bytes:
-        while self._chunks is not None:
+        while not self._pending and self._chunks is not None:
             with map_errors(key=self._key):
                 chunk = await anext(self._chunks, None)
             if chunk is None:
                 self._chunks = None
-            elif chunk:
-                return chunk
-        raise StopAsyncIteration
+            else:
+                self._pending = memoryview(chunk)
+        if not self._pending:
+            raise StopAsyncIteration
+        piece, self._pending = self._pending[: self._piece], self._pending[self._piece :]
+        return bytes(piece)
 
     async def aclose(self) -> None:
         self._chunks = None
+        self._pending = memoryview(b"")

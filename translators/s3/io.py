@@ -22,7 +22,7 @@ from translators.blocking import BlockingPool, PayloadReader, iterate_in_thread
 from translators.s3.errors import map_errors
 
 #: The largest chunk a GET body yields.
-CHUNK_SIZE: Final = 256 * 1024
+CHUNK_SIZE: Final = 1024 * 1024
 
 
 class EmptyBody:
