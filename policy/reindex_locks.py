@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 
 from core.context import RequestContext
 from core.errors import S3Error
-from core.object_lock import ObjectLock
 from policy.catalog import SqlCatalog
 from policy.lock_records import LockRecord, LockRecords
 from policy.object_lock import ObjectLocks
@@ -155,7 +154,8 @@ async def _restore(
             await catalog.update(site, record.key, pinned=True)
             changed = True
     stored = await locks.stored(site, record.key, record.version_id)
-    if stored == ObjectLock(legal_hold=False) and (lock.mode is not None or hold_in_row):
+    unlocked = stored.mode is None and not stored.legal_hold
+    if unlocked and (lock.mode is not None or hold_in_row):
         await locks.store(
             site, record.key, record.version_id, replace(lock, legal_hold=hold_in_row)
         )
