@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+from commands.cli import main
 from core.context import RequestContext
 from core.errors import S3Error
 from core.object_lock import BucketLock, DefaultRetention, ObjectLock
@@ -270,3 +271,46 @@ async def _site_record(backend: Backend, site: str) -> SiteState | None:
         return await load_site_state(backend, site)
     finally:
         await backend.close()
+
+
+async def _drop_records(backend: Backend, bucket: str) -> None:
+    await backend.start()
+    try:
+        page = await backend.list_objects(CTX, bucket, ListQuery(prefix=LOCKS_PREFIX))
+        for found in page.objects:
+            await backend.delete_object(CTX, bucket, found.key)
+    finally:
+        await backend.close()
+
+
+def test_restore_writes_the_lock_records(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A catalog restored from a backup writes its versions' lock records (here into a store
+    that had lost them), so a later reindex keeps the locks."""
+    root = tmp_path / "storage"
+    monkeypatch.setattr(
+        "commands.serve.open_backend", lambda *_, **__: FilesystemBackend(root, fsync=False)
+    )
+    with in_process_gateway(tmp_path / "first") as first:
+        s3 = make_s3_client(first)
+        v = _populate(s3)
+        before = _locks_seen(s3, v)
+    file = tmp_path / "catalog.backup"
+    source = f"sqlite:///{tmp_path / 'first' / 'catalog.sqlite3'}"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    anyio.run(_drop_records, FilesystemBackend(root, fsync=False), LOCKED)
+    restored = f"sqlite:///{tmp_path / 'restored.sqlite3'}"
+    store_url = f"file://{root}"
+    capsys.readouterr()
+    assert main(["restore", str(file), "--catalog-url", restored, "--backend", store_url]) == 0
+    assert "wrote 4 object lock record(s) into the store" in capsys.readouterr().out
+    names = anyio.run(_stored_names, FilesystemBackend(root, fsync=False), LOCKED)
+    assert sorted(names) == sorted(record_key(key, v[n]) for n, key in LOCKED_VERSIONS)
+
+    (tmp_path / "second").mkdir()
+    fresh = f"sqlite:///{tmp_path / 'second' / 'catalog.sqlite3'}"
+    report = anyio.run(_reindex, FilesystemBackend(root, fsync=False), fresh, (PLAIN, "x", "v0"))
+    assert report.locks.versions == 4
+    with in_process_gateway(tmp_path / "second") as second:
+        assert _locks_seen(make_s3_client(second), v) == before
