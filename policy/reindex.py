@@ -86,8 +86,8 @@ class ReindexReport:
             )
         for problem in self.unreadable_records:
             text += f"\nunreadable site record: {problem}"
-        for problem in locks.unreadable:
-            text += f"\nunreadable {problem}"
+        for problem in locks.problems:
+            text += f"\nobject lock: {problem}"
         return text
 
 

@@ -6,7 +6,11 @@ locks from their lock records (``policy.lock_records``), both read through the t
 Only what the catalog lacks is restored (the catalog is the live state when it has it): a
 version's retention and noncurrent legal hold when it has no ``object_locks`` row, and the
 latest version's legal hold as its row's pin (never taken off). A record whose version is
-gone is deleted; one that cannot be read is reported and kept.
+gone is deleted; one that cannot be read is reported and kept. The configuration is
+restored only on a bucket that keeps versions (object lock needs them): ``migrate`` copies
+the records like any object, but only the latest objects, under new version ids, so on a
+migrated store the records name versions that are gone and ``reindex`` reports that object
+lock was not restored.
 
 It is safe while gateways serve: records are listed before versions, so a version written
 meanwhile has a record this pass never saw; a record whose version the listing did not show
@@ -38,7 +42,7 @@ class LocksRestored:
     configurations: int = 0
     versions: int = 0
     stale_records: int = 0
-    unreadable: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # unreadable records, and the like
 
 
 async def restore_locks(
@@ -53,8 +57,13 @@ async def restore_locks(
     locks = ObjectLocks(catalog)  # rows only: the records they come from are in place
     configured = saved.object_lock if saved is not None else None
     if configured is not None and await locks.configuration(site) is None:
-        await locks.set_bucket(site, configured)
-        done.configurations += 1
+        if await backend.get_bucket_versioning(_CONTEXT, site) == "Enabled":
+            await locks.set_bucket(site, configured)
+            done.configurations += 1
+        else:  # object lock needs versions (a migrated bucket has only the latest objects)
+            done.problems.append(
+                f"{site}: object lock not restored: the bucket does not keep versions"
+            )
     records = LockRecords(backend)
     wanted: dict[str, dict[str, tuple[str, LockRecord]]] = {}
     batch: list[str] = []
@@ -95,7 +104,7 @@ async def _read(
         if isinstance(found, LockRecord):
             wanted.setdefault(found.key, {})[found.version_id] = (name, found)
         else:
-            done.unreadable.append(f"{site}: lock record {name}: {found}")
+            done.problems.append(f"{site}: lock record {name}: {found}")
 
 
 async def _settle_unlisted(

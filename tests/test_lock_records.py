@@ -30,6 +30,7 @@ from policy.lock_records import (
 )
 from policy.reindex import ReindexReport, reindex
 from policy.site_state import SiteState, load_site_state
+from tests.support.artifact_api import ApiClient, create_api_key, upload
 from tests.support.clients import make_s3_client
 from tests.support.gateway import in_process_gateway
 from tests.support.s3_errors import s3_error
@@ -171,7 +172,7 @@ def test_reindex_restores_object_lock_from_the_records(
     assert report.locks.configurations == 2
     assert report.locks.versions == 4
     assert report.locks.stale_records == 1
-    assert report.locks.unreadable == []
+    assert report.locks.problems == []
     assert "restored object lock on 2 site(s)" in report.summary()
     assert anyio.run(_stored_names, store.opened(), PLAIN) == []
 
@@ -314,3 +315,63 @@ def test_restore_writes_the_lock_records(
     assert report.locks.versions == 4
     with in_process_gateway(tmp_path / "second") as second:
         assert _locks_seen(make_s3_client(second), v) == before
+
+
+async def _record_of(backend: Backend, bucket: str, key: str, version: str) -> LockRecord | None:
+    found = await LockRecords(backend).read_many(bucket, [record_key(key, version)])
+    record = found.get(record_key(key, version))
+    assert not isinstance(record, LockRecordError)
+    return record
+
+
+def test_the_artifact_api_pin_on_a_locked_site_is_recorded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    memory = MemoryBackend()
+    monkeypatch.setattr("commands.serve.open_backend", lambda *_, **__: memory)
+    with in_process_gateway(tmp_path / "data") as gateway:
+        s3 = make_s3_client(gateway)
+        s3.create_bucket(Bucket=LOCKED, ObjectLockEnabledForBucket=True)
+        upload(s3, LOCKED, "b1")
+        key = "builds/b1.tar.gz"
+        version = s3.head_object(Bucket=LOCKED, Key=key)["VersionId"]
+        with ApiClient(gateway, create_api_key(gateway)) as api:
+            assert api.post(f"/sites/{LOCKED}/artifacts/b1/pin").json()["pinned"] is True
+            record = anyio.run(_record_of, memory, LOCKED, key, version)
+            assert record == LockRecord(key, version, ObjectLock(legal_hold=True))
+            assert s3.get_object_legal_hold(Bucket=LOCKED, Key=key)["LegalHold"]["Status"] == "ON"
+            assert api.post(f"/sites/{LOCKED}/artifacts/b1/unpin").json()["pinned"] is False
+            assert anyio.run(_record_of, memory, LOCKED, key, version) is None
+        s3.delete_object(Bucket=LOCKED, Key=key, VersionId=version)
+
+
+def test_migrate_carries_the_records_and_reindex_there_says_what_it_could_not_keep(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``migrate`` copies the reserved area, lock records included; it copies only the latest
+    objects under new version ids into buckets that keep no versions, so reindex there
+    removes the records as stale and reports that object lock was not restored."""
+    for variable in ("PWG_BACKEND", "PWG_CATALOG_URL", "PWG_DATA_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    root, other = tmp_path / "storage", tmp_path / "other"
+    monkeypatch.setattr(
+        "commands.serve.open_backend", lambda *_, **__: FilesystemBackend(root, fsync=False)
+    )
+    with in_process_gateway(tmp_path / "first") as first:
+        _populate(make_s3_client(first))
+    assert (
+        main(["migrate", "--no-progress", "--from", f"file://{root}", "--to", f"file://{other}"])
+        == 0
+    )
+    copied = anyio.run(_stored_names, FilesystemBackend(other, fsync=False), LOCKED)
+    assert len(copied) == 4
+    catalog = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    capsys.readouterr()
+    assert (
+        main(["reindex", "--no-progress", "--backend", f"file://{other}", "--catalog-url", catalog])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "removed 4 stale lock record(s)" in out
+    assert f"object lock: {LOCKED}: object lock not restored" in out
+    assert anyio.run(_stored_names, FilesystemBackend(other, fsync=False), LOCKED) == []
