@@ -6,7 +6,9 @@ locks from their lock records (``policy.lock_records``), both read through the t
 Only what the catalog lacks is restored (the catalog is the live state when it has it): a
 version's retention and noncurrent legal hold when it has no ``object_locks`` row, and the
 latest version's legal hold as its row's pin (never taken off). A record whose version is
-gone is deleted; one that cannot be read is reported and kept. The configuration is
+gone is deleted; one that cannot be read is reported and kept. When records exist but the
+site record holds no configuration (it was lost or unreadable), object lock is enabled
+without a default retention, so the recorded versions are protected. The configuration is
 restored only on a bucket that keeps versions (object lock needs them): ``migrate`` copies
 the records like any object, but only the latest objects, under new version ids, so on a
 migrated store the records name versions that are gone and ``reindex`` reports that object
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from core.context import RequestContext
 from core.errors import S3Error
+from core.object_lock import BucketLock
 from policy.catalog import SqlCatalog
 from policy.lock_records import LockRecord, LockRecords
 from policy.object_lock import ObjectLocks
@@ -55,15 +58,6 @@ async def restore_locks(
     """Restore ``site``'s object lock configuration (from ``saved``, its state record) and
     its versions' locks (from their records in ``backend``) into ``catalog``."""
     locks = ObjectLocks(catalog)  # rows only: the records they come from are in place
-    configured = saved.object_lock if saved is not None else None
-    if configured is not None and await locks.configuration(site) is None:
-        if await backend.get_bucket_versioning(_CONTEXT, site) == "Enabled":
-            await locks.set_bucket(site, configured)
-            done.configurations += 1
-        else:  # object lock needs versions (a migrated bucket has only the latest objects)
-            done.problems.append(
-                f"{site}: object lock not restored: the bucket does not keep versions"
-            )
     records = LockRecords(backend)
     wanted: dict[str, dict[str, tuple[str, LockRecord]]] = {}
     batch: list[str] = []
@@ -73,6 +67,29 @@ async def restore_locks(
             await _read(records, site, batch, wanted, done)
             batch = []
     await _read(records, site, batch, wanted, done)
+    status = await backend.get_bucket_versioning(_CONTEXT, site)
+    configured = saved.object_lock if saved is not None else None
+    if (configured is not None or wanted) and await locks.configuration(site) is None:
+        if status != "Enabled":  # object lock needs versions (migrate copies latest objects)
+            done.problems.append(
+                f"{site}: object lock not restored: the bucket does not keep versions"
+            )
+        elif configured is not None:
+            await locks.set_bucket(site, configured)
+            done.configurations += 1
+        else:  # records without a configuration (no site record): lock, with no default
+            await locks.set_bucket(site, BucketLock())
+            done.configurations += 1
+            done.problems.append(
+                f"{site}: object lock enabled from its versions' lock records; its default "
+                "retention was not in the site record"
+            )
+    if status is None:  # never versioned: no version a record names can be here
+        for stale in wanted.values():
+            for name, _ in stale.values():
+                await records.remove_stored(site, name)
+                done.stale_records += 1
+        return
     if not wanted:
         return
     async with aclosing(key_histories(backend, _CONTEXT, site, page_size=_BATCH)) as found:

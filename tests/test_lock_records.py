@@ -29,7 +29,7 @@ from policy.lock_records import (
     record_key,
 )
 from policy.reindex import ReindexReport, reindex
-from policy.site_state import SiteState, load_site_state
+from policy.site_state import SITE_STATE_KEY, SiteState, load_site_state
 from tests.support.artifact_api import ApiClient, create_api_key, upload
 from tests.support.clients import make_s3_client
 from tests.support.gateway import in_process_gateway
@@ -375,3 +375,32 @@ def test_migrate_carries_the_records_and_reindex_there_says_what_it_could_not_ke
     assert "removed 4 stale lock record(s)" in out
     assert f"object lock: {LOCKED}: object lock not restored" in out
     assert anyio.run(_stored_names, FilesystemBackend(other, fsync=False), LOCKED) == []
+
+
+async def _drop_site_record(backend: Backend, bucket: str) -> None:
+    await backend.start()
+    try:
+        await backend.delete_object(CTX, bucket, SITE_STATE_KEY)
+    finally:
+        await backend.close()
+
+
+def test_records_without_a_site_record_still_lock_their_versions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    memory = MemoryBackend()
+    monkeypatch.setattr("commands.serve.open_backend", lambda *_, **__: memory)
+    with in_process_gateway(tmp_path / "first") as first:
+        v = _populate(make_s3_client(first))
+    anyio.run(_drop_site_record, memory, LOCKED)
+    (tmp_path / "second").mkdir()
+    fresh = f"sqlite:///{tmp_path / 'second' / 'catalog.sqlite3'}"
+    report = anyio.run(_reindex, memory, fresh, (PLAIN, "x", "v0"))
+    assert report.locks.versions == 4
+    assert any("enabled from its versions' lock records" in p for p in report.locks.problems)
+    with in_process_gateway(tmp_path / "second") as second:
+        s3 = make_s3_client(second)
+        config = s3.get_object_lock_configuration(Bucket=LOCKED)["ObjectLockConfiguration"]
+        assert config == {"ObjectLockEnabled": "Enabled"}
+        delete = partial(s3.delete_object, Bucket=LOCKED, Key="a", VersionId=v["a1"])
+        assert s3_error(delete)[:2] == DENIED
