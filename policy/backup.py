@@ -41,10 +41,12 @@ from policy.backup_format import (
     SiteLifecycleEntry,
     SiteObjectLockEntry,
     VersionLockEntry,
+    VersionRowEntry,
     optional_time_text,
     time_text,
 )
 from policy.backup_read import check_backup, read_backup
+from policy.backup_versions import restore_version_rows, write_version_lines
 from policy.bucket_access import access_to_json, grants_to_json
 from policy.catalog import SqlCatalog
 from policy.catalog_api_keys import ApiKeyRecord
@@ -134,6 +136,7 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
                 "legal_hold": bool(lock.legal_hold),
             }
         )
+    versions = await write_version_lines(catalog, line)
     counts = BackupCounts(
         objects,
         len(policies),
@@ -149,6 +152,9 @@ async def write_backup(catalog: SqlCatalog, out: TextIO) -> BackupCounts:
         len(lifecycles),
         len(bucket_locks),
         len(version_locks),
+        versions["site_versioning"],
+        versions["object_version"],
+        versions["noncurrent_total"],
     )
     line({"type": "end", **asdict(counts)})
     return counts
@@ -219,6 +225,7 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             raise BackupError("the catalog is not empty; restore replaces it only when asked to")
         await contents.clear()
     batch: list[ObjectRecord] = []
+    version_rows: list[VersionRowEntry] = []
     keys: list[ApiKeyRecord] = []
     identities: Identities = ([], [], [], [])  # few: restored together, users first
     for entry in read_backup(path):
@@ -254,9 +261,15 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
             await locks.set_bucket(entry.site, entry.lock)
         elif isinstance(entry, VersionLockEntry):
             await locks.store(entry.site, entry.key, entry.version_id, entry.lock)
+        elif isinstance(entry, VersionRowEntry):
+            version_rows.append(entry)
+            if len(version_rows) >= _BATCH:
+                await restore_version_rows(catalog, version_rows)
+                version_rows = []
         else:
             await catalog.set_site_overrides(*entry)
     await contents.upsert_many(batch)
+    await restore_version_rows(catalog, version_rows)
     await api_keys.restore_api_keys(keys)
     await restore_identities(catalog, identities)
     return counts

@@ -17,7 +17,11 @@ and checks one. A backup holds the catalog's own state:
 * every site's lifecycle rules (``policy.lifecycle``; the retention rule travels as the
   site's ``retention_days`` override);
 * S3 tags: an object's on its object line (``tags``), every bucket's tag set on a line of
-  its own.
+  its own;
+* versioned sites (``policy.catalog_versions``): each site's versioning state, every
+  version row (noncurrent versions and delete markers, with what the catalog knew of them;
+  an object line's ``version_id`` names its current version) and the per-key noncurrent
+  totals kept from before 0012_object_versions (``policy.backup_versions``).
 
 The file is written with mode 0600 all the same.
 
@@ -47,14 +51,22 @@ Format, one JSON object per line::
      "years": N | null}
     {"type": "version_lock", "site": ..., "key": ..., "version_id": ..., "mode": ... | null,
      "retain_until": "..." | null, "legal_hold": true | false}
+    {"type": "site_versioning", "site": ..., "status": "Enabled" | "Suspended"}
+    {"type": "object_version", "site": ..., "key": ..., "version_id": ...,
+     "is_delete_marker": ..., "is_latest": ..., "size": N, "etag": ... | null,
+     "last_modified": "...", "creator": ..., "content_type": ..., "build_id": ...,
+     "compression": ..., "sha256": ..., "status": ..., "action": ... (each | null)}
+    {"type": "noncurrent_total", "site": ..., "key": ..., "bytes": N, "versions": N}
     {"type": "end", "objects": N, "site_policies": N, "api_keys": N, "users": N,
      "access_keys": N, "user_policies": N, "site_grants": N, "site_access": N,
      "object_acls": N, "site_cors": N, "bucket_tags": N, "site_lifecycle": N,
-     "site_object_lock": N, "version_locks": N}
+     "site_object_lock": N, "version_locks": N, "site_versioning": N,
+     "object_versions": N, "noncurrent_totals": N}
 
-Identity, access, CORS, tag, lifecycle and object lock lines (and an object line's
-``tags``) were added to version 1 without a new version: files written before them (whose
-end line has no such counts, whose object lines have no tags) read as holding none.
+Identity, access, CORS, tag, lifecycle, object lock and versioning lines (and an object
+line's ``tags`` and ``version_id``) were added to version 1 without a new version: files
+written before them (whose end line has no such counts, whose object lines have no tags)
+read as holding none.
 
 The end line makes a truncated file detectable.
 """
@@ -137,6 +149,15 @@ class VersionLockEntry:
     lock: ObjectLock
 
 
+@dataclass(frozen=True)
+class VersionRowEntry:
+    """A backed-up row of a versioning table (``policy.backup_versions``): its line's
+    ``type`` and the row's columns, checked against the table."""
+
+    kind: str
+    values: dict[str, Any]
+
+
 class BackupError(ValueError):
     """A backup file that cannot be restored: wrong format or version, malformed, truncated;
     or a catalog that is not empty."""
@@ -158,6 +179,9 @@ class BackupCounts:
     site_lifecycle: int = 0
     site_object_lock: int = 0
     version_locks: int = 0
+    site_versioning: int = 0
+    object_versions: int = 0
+    noncurrent_totals: int = 0
 
     def text(self) -> str:
         return (
@@ -169,7 +193,10 @@ class BackupCounts:
             f"{self.bucket_tags} bucket tag set(s), "
             f"{self.site_lifecycle} lifecycle configuration(s), "
             f"{self.site_object_lock} object lock configuration(s), "
-            f"{self.version_locks} version lock(s)"
+            f"{self.version_locks} version lock(s), "
+            f"{self.site_versioning} versioning state(s), "
+            f"{self.object_versions} version row(s), "
+            f"{self.noncurrent_totals} noncurrent total(s)"
         )
 
 
@@ -189,6 +216,9 @@ COUNTED: Final = {
     "site_lifecycle": "site_lifecycle",
     "site_object_lock": "site_object_lock",
     "version_lock": "version_locks",
+    "site_versioning": "site_versioning",
+    "object_version": "object_versions",
+    "noncurrent_total": "noncurrent_totals",
 }
 #: Counts an end line written before identities were backed up does not carry.
 LATER_COUNTS: Final = frozenset(
@@ -204,6 +234,9 @@ LATER_COUNTS: Final = frozenset(
         "site_lifecycle",
         "site_object_lock",
         "version_locks",
+        "site_versioning",
+        "object_versions",
+        "noncurrent_totals",
     }
 )
 
@@ -223,6 +256,7 @@ Entry = (
     | SiteLifecycleEntry
     | SiteObjectLockEntry
     | VersionLockEntry
+    | VersionRowEntry
 )
 """A backup line's value: an object row, a site's overrides (site, overrides), an API key,
 an identity row, or one of the entries above."""

@@ -33,7 +33,10 @@ from policy.backup_format import (
     SiteLifecycleEntry,
     SiteObjectLockEntry,
     VersionLockEntry,
+    VersionRowEntry,
 )
+from policy.backup_versions import TABLES as VERSION_TABLES
+from policy.backup_versions import version_row
 from policy.bucket_access import access_from_json, grants_from_json
 from policy.catalog_api_keys import ApiKeyRecord
 from policy.cors import rules_from_json
@@ -107,6 +110,8 @@ def read_backup(path: Path) -> Iterator[Entry]:
                     yield _site_object_lock(document)
                 elif kind == "version_lock":
                     yield _version_lock(document)
+                elif kind in VERSION_TABLES:
+                    yield version_row(str(kind), document)
                 else:
                     raise BackupError(f"unknown entry type {kind!r}")
             except BackupError as error:
@@ -141,6 +146,8 @@ def _kind(entry: Entry) -> str:
         (SiteObjectLockEntry, "site_object_lock"),
         (VersionLockEntry, "version_locks"),
     )
+    if isinstance(entry, VersionRowEntry):
+        return COUNTED[entry.kind]
     for kind, name in kinds:
         if isinstance(entry, kind):
             return name
@@ -265,6 +272,7 @@ def _object(document: dict[str, Any]) -> ObjectRecord:
         corrupt=_flag(document, "corrupt"),
         user_metadata=dict(metadata),
         tags=valid_tags(document.get("tags") or {}, "object"),
+        version_id=_optional_text(document, "version_id"),
     )
 
 

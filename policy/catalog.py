@@ -11,7 +11,8 @@ catalog starts. Every public method is one transaction, run in a worker thread (
 (reservation owners), ``policy.catalog_jobs`` (background jobs' leases and last runs, used
 by ``policy.jobs`` through :attr:`SqlCatalog.database`), ``policy.catalog_overrides`` (site
 policy overrides), ``policy.catalog_cors``, ``policy.catalog_lifecycle`` and
-``policy.catalog_tags``. Stores of their own
+``policy.catalog_tags``, ``policy.catalog_versions`` (versioned sites' versions) and
+``policy.catalog_version_pages``. Stores of their own
 work in the same database (:attr:`SqlCatalog.database`): ``policy.identities`` (IAM users
 and their keys), ``policy.access_store`` (sites' access settings and object ACLs),
 ``policy.api_keys`` (API keys, stored as hashes) and ``policy.catalog_contents`` (the whole
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import builtins
 import secrets
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, Final
@@ -54,6 +55,7 @@ from policy import (
     catalog_records,
     catalog_reservations,
     catalog_tags,
+    catalog_version_pages,
     catalog_versions,
 )
 from policy.catalog_database import CatalogDatabase
@@ -70,8 +72,10 @@ from policy.model import (
     SortField,
     UploadReservation,
     Usage,
+    VersionPage,
 )
 from policy.tags import TagSet
+from translators.versioning import Version
 
 #: Told the site whose catalog-only state changed (see SqlCatalog.add_state_listener).
 StateListener = Callable[[str], Awaitable[None]]
@@ -417,12 +421,28 @@ class SqlCatalog:
             True, partial(catalog_versions.set_status, site=site, value=status)
         )
 
-    async def set_noncurrent(self, site: str, key: str, size: int, versions: int) -> None:
-        """Record what ``key``'s noncurrent versions hold (counted in usage)."""
-        await self._database.run(
-            True,
-            partial(catalog_versions.set_noncurrent, site=site, key=key, size=size, count=versions),
-        )
+    async def set_versions(self, site: str, key: str, history: Sequence[Version]) -> None:
+        """Make ``key``'s version rows what the backend's listing ``history`` says
+        (:func:`policy.catalog_versions.set_versions`)."""
+        work = partial(catalog_versions.set_versions, site=site, key=key, history=history)
+        await self._database.run(True, work)
+
+    async def prune_versions(self, site: str, keep: Collection[str]) -> None:
+        """Drop the version rows of ``site``'s keys not in ``keep``."""
+        await self._database.run(True, partial(catalog_versions.prune, site=site, keep=keep))
+
+    async def key_versions(
+        self, site: str, key: str, *, cursor: str | None = None, limit: int = 100
+    ) -> VersionPage:
+        """``key``'s versions, newest first, at most ``limit`` (1..1000) per page
+        (:mod:`policy.catalog_version_pages`); a malformed cursor raises
+        :class:`policy.catalog_records.CursorError`."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        after = None if cursor is None else catalog_version_pages.decode_cursor(cursor)
+        if not self._holds(key):
+            return VersionPage([], None)
+        work = partial(catalog_version_pages.page, site=site, key=key, after=after, limit=limit)
+        return await self._database.run(False, work)
 
     # S3 tags (policy.tags validates them; policy.catalog_tags stores them)
 

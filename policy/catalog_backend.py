@@ -5,7 +5,10 @@ defined until it is either handled here or named as passed through. Writes go to
 backend first; only after the backend succeeded is the catalog told:
 
 * ``put_object`` / ``complete_multipart_upload`` upsert the object's :class:`ObjectRecord`,
-* ``delete_object`` deletes its row, ``delete_bucket`` every row of the site.
+* ``delete_object`` deletes its row, ``delete_bucket`` every row of the site;
+* on a versioned bucket (a write or delete that names a version id), the key's version
+  rows follow the backend's listing of the key, read once after the change; the row a
+  write or delete replaces moves to the key's versions (policy.catalog_versions).
 
 Tags are catalog state and belong to the object: a ``put_object`` stores the tags of its
 :class:`WriteMetadata` with the new row, in the same statement that replaces the previous
@@ -52,7 +55,7 @@ from translators.base import (
     WriteConditions,
     WriteMetadata,
 )
-from translators.versioning import DeleteOutcome, VersioningStatus, noncurrent_of
+from translators.versioning import DeleteOutcome, VersioningStatus, key_history
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ def object_record(
         action=info.user_metadata.get(ACTION),
         user_metadata=dict(info.user_metadata),
         tags=dict(tags or {}),
+        version_id=info.version_id,
     )
 
 
@@ -312,14 +316,14 @@ class CatalogBackend(
         )
 
     async def _count_versions(self, ctx: RequestContext, bucket: str, key: str) -> None:
-        """Record what ``key``'s noncurrent versions hold, as the backend lists them now
-        (after a write or delete on a versioned bucket)."""
+        """Make ``key``'s version rows what the backend lists now (after a write or delete
+        on a versioned bucket): one listing of the key (policy.catalog_versions)."""
 
         async def count() -> None:
-            size, versions = await noncurrent_of(self.inner, ctx, bucket, key)
-            await self.catalog.set_noncurrent(bucket, key, size, versions)
+            history = await key_history(self.inner, ctx, bucket, key)
+            await self.catalog.set_versions(bucket, key, history)
 
-        await self._record(f"count versions of {bucket}/{key}", count)
+        await self._record(f"record the versions of {bucket}/{key}", count)
 
     async def _follow_latest(self, ctx: RequestContext, bucket: str, key: str) -> None:
         """Set ``key``'s row from the backend's latest object, or delete it (none left)."""

@@ -35,6 +35,7 @@ from policy.catalog_schema import (
     noncurrent_versions,
     object_acls,
     object_locks,
+    object_versions,
     objects,
     reservations,
     site_grants,
@@ -58,8 +59,8 @@ class CatalogContents:
 
     async def is_empty(self) -> bool:
         """Whether the catalog holds no object row, policy override, API key, identity,
-        site access setting, CORS configuration, bucket tag set, lifecycle configuration or
-        object lock state."""
+        site access setting, CORS configuration, bucket tag set, lifecycle configuration,
+        object lock state or versioning state (policy.catalog_versions)."""
 
         def work(conn: Connection) -> bool:
             return all(
@@ -75,6 +76,9 @@ class CatalogContents:
                     bucket_lifecycle,
                     bucket_object_lock,
                     object_locks,
+                    site_versioning,
+                    object_versions,
+                    noncurrent_versions,
                 )
             )
 
@@ -84,7 +88,7 @@ class CatalogContents:
         """Delete every row: objects, reservations, policy overrides, API keys,
         identities (users, their keys, policies and site grants), sites' access settings
         (bucket policies, ACLs, public access blocks, ownership; object ACLs; CORS), bucket
-        and upload tags and lifecycle rules."""
+        and upload tags, lifecycle rules, object lock and versioning state."""
 
         def work(conn: Connection) -> None:
             for table in (objects, reservations, site_policies, api_keys):
@@ -94,7 +98,9 @@ class CatalogContents:
             for table in (bucket_access, object_acls, bucket_cors, bucket_tags, upload_tags):
                 conn.execute(delete(table))
             conn.execute(delete(bucket_lifecycle))
-            for table in (site_versioning, noncurrent_versions, bucket_object_lock, object_locks):
+            for table in (site_versioning, noncurrent_versions, object_versions):
+                conn.execute(delete(table))
+            for table in (bucket_object_lock, object_locks):
                 conn.execute(delete(table))
             conn.execute(delete(upload_locks))
 

@@ -91,6 +91,7 @@ def record(row: Row[Any]) -> ObjectRecord:
         corrupt=bool(m["corrupt"]),
         user_metadata=dict(m["user_metadata"] or {}),
         tags=dict(m["tags"] or {}),
+        version_id=m["version_id"],
     )
 
 
@@ -144,16 +145,16 @@ def decode_cursor(cursor: str, sort: SortField, descending: bool) -> list[Any]:
     values = payload["v"]
     if not isinstance(values, list) or len(values) != len(_order_columns(sort)):
         raise CursorError("malformed cursor")
-    if not all(_cursor_text(value) for value in values[1:]):
+    if not all(cursor_text(value) for value in values[1:]):
         raise CursorError("malformed cursor")
     first = values[0]
     if sort == "size":
         if type(first) is not int or not 0 <= first <= _INT64_MAX:
             raise CursorError("malformed cursor")
-    elif not _cursor_text(first):
+    elif not cursor_text(first):
         raise CursorError("malformed cursor")
     elif sort == "created_at":
-        values[0] = _cursor_time(first)
+        values[0] = cursor_time(first)
     return values
 
 
@@ -238,7 +239,7 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _cursor_text(value: Any) -> bool:
+def cursor_text(value: Any) -> bool:
     """A site, key or build id as the catalog stores one."""
     return (
         isinstance(value, str)
@@ -247,7 +248,7 @@ def _cursor_text(value: Any) -> bool:
     )
 
 
-def _cursor_time(text: str) -> datetime:
+def cursor_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:

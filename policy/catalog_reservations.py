@@ -19,8 +19,9 @@ from policy.model import QuotaExceeded, SitePolicy, Usage
 
 
 def usage(conn: Connection, site: str) -> Usage:
-    """Committed objects and bytes of ``site`` (its noncurrent versions' bytes included:
-    policy.catalog_versions) plus its reservations."""
+    """Committed objects and bytes of ``site`` (its noncurrent versions' bytes included,
+    and also given apart with their count: policy.catalog_versions) plus its reservations.
+    ``objects`` and ``artifacts`` count current objects only."""
     committed = (
         select(
             func.coalesce(func.sum(objects.c.size), 0).label("bytes"),
@@ -41,7 +42,8 @@ def usage(conn: Connection, site: str) -> Usage:
     both = committed.join(reserved, true())
     row = conn.execute(select(committed, reserved).select_from(both)).one()._mapping
     values = {name: int(value) for name, value in row.items()}
-    values["bytes"] += catalog_versions.noncurrent_bytes(conn, site)
+    size, count = catalog_versions.noncurrent(conn, site)
+    values.update(bytes=values["bytes"] + size, noncurrent_bytes=size, noncurrent_versions=count)
     return Usage(**values)
 
 
@@ -66,8 +68,9 @@ def usage_by_site(conn: Connection) -> dict[str, Usage]:
         entry = found.setdefault(site, {"bytes": 0, "objects": 0, "artifacts": 0})
         entry["reserved_bytes"] = int(size)
         entry["reserved_artifacts"] = int(artifacts)
-    for site, size in catalog_versions.noncurrent_bytes_by_site(conn).items():
-        found.setdefault(site, {"bytes": 0, "objects": 0, "artifacts": 0})["bytes"] += size
+    for site, (size, count) in catalog_versions.noncurrent_by_site(conn).items():
+        entry = found.setdefault(site, {"bytes": 0, "objects": 0, "artifacts": 0})
+        entry.update(bytes=entry["bytes"] + size, noncurrent_bytes=size, noncurrent_versions=count)
     return {site: Usage(**values) for site, values in found.items()}
 
 

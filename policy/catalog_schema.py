@@ -90,6 +90,9 @@ objects = Table(
         JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql"),
         nullable=True,
     ),
+    # The current version's id on a versioned site ("null": written while not versioning);
+    # NULL on a site never versioned, or for a row written before 0012_object_versions.
+    Column("version_id", byte_text(), nullable=True),
     Index("ix_objects_site_created", "site", "created_at", "key"),
     Index("ix_objects_site_build", "site", "build_id", "key"),
     Index("ix_objects_site_size", "site", "size", "key"),
@@ -297,7 +300,9 @@ site_versioning = Table(
     Column("status", String(16), nullable=False),
 )
 
-#: Per key of a versioned site, what its noncurrent versions hold: counted in usage.
+#: Per key of a versioned site, what its noncurrent versions held before
+#: 0012_object_versions (no version ids): counted in usage until the key's versions are next
+#: recorded in ``object_versions``, which drops the key's row (policy.catalog_versions).
 noncurrent_versions = Table(
     "noncurrent_versions",
     metadata,
@@ -305,6 +310,31 @@ noncurrent_versions = Table(
     Column("key", byte_text(), primary_key=True),
     Column("bytes", BigInteger, nullable=False),
     Column("versions", Integer, nullable=False),
+)
+
+#: Every noncurrent version and every delete marker of a versioned site's keys (the
+#: current version is the key's ``objects`` row): what the backend lists of it, and what the
+#: catalog knew of it while it was current (NULL: unknown). ``is_latest`` is set on a delete
+#: marker that is its key's latest entry (policy.catalog_versions).
+object_versions = Table(
+    "object_versions",
+    metadata,
+    Column("site", byte_text(), primary_key=True),
+    Column("key", byte_text(), primary_key=True),
+    Column("version_id", byte_text(), primary_key=True),
+    Column("is_delete_marker", Boolean, nullable=False),
+    Column("is_latest", Boolean, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(80), nullable=True),
+    Column("last_modified", UtcDateTime, nullable=False),
+    Column("creator", Text, nullable=True),
+    Column("content_type", Text, nullable=True),
+    Column("build_id", byte_text(), nullable=True),
+    Column("compression", String(8), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("status", Text, nullable=True),
+    Column("action", Text, nullable=True),
+    Index("ix_object_versions_key_modified", "site", "key", "last_modified", "version_id"),
 )
 
 #: Sites with object lock enabled (a row each) and their default retention (policy.object_lock).

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, select, update
 
-from policy import catalog_records
+from policy import catalog_records, catalog_versions
 from policy import catalog_site_documents as documents
 from policy.catalog_database import dialect_insert
 from policy.catalog_schema import bucket_tags, objects, upload_tags
@@ -25,18 +25,25 @@ from policy.tags import TagSet
 def upsert_object(conn: Connection, record: ObjectRecord, upload_id: str | None) -> bool:
     """Upsert ``record`` (its tags replace the previous object's); with ``upload_id``, the
     record is that multipart upload's object: it takes the tags the upload asked for, which
-    are then forgotten. Whether the key's tags changed."""
+    are then forgotten. The row it replaces moves to the key's versions when it names
+    another version (:func:`policy.catalog_versions.keep_replaced`). Whether the key's tags
+    changed."""
     if upload_id is not None:
         record = replace(record, tags=read_upload(conn, record.site, upload_id))
         remove_upload(conn, record.site, upload_id)
     before = _object_tags(conn, record.site, record.key)
+    record = catalog_versions.promoted(conn, record)
+    catalog_versions.keep_replaced(conn, record.site, record.key, record.version_id)
     catalog_records.upsert(conn, record)
     return before != record.tags
 
 
 def delete_object(conn: Connection, site: str, key: str) -> bool:
-    """Delete the row of (site, key) with its tags; whether it had tags."""
+    """Delete the row of (site, key) with its tags (the row moves to the key's versions
+    when it names a version: :func:`policy.catalog_versions.keep_replaced`); whether it had
+    tags."""
     before = _object_tags(conn, site, key)
+    catalog_versions.keep_replaced(conn, site, key, None)
     conn.execute(delete(objects).where(objects.c.site == site, objects.c.key == key))
     return bool(before)
 

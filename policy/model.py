@@ -18,6 +18,7 @@ from policy.cors import CorsRules
 
 if TYPE_CHECKING:  # policy.lifecycle imports policy.policies, which imports this module
     from policy.lifecycle import LifecycleRules
+    from translators.versioning import Version
 
 Compression = Literal["gzip", "zstd", "none"]
 SortField = Literal["created_at", "size", "build_id", "key"]
@@ -103,10 +104,41 @@ class ObjectRecord:
     #: The object's S3 tag set (catalog-only state: it goes with the object, see
     #: policy.catalog_backend); {} when it has none.
     tags: dict[str, str] = field(default_factory=dict)
+    #: The version this row describes on a versioned site (``null``: written while not
+    #: versioning); None on a site never versioned, or not known (a row from before 0012).
+    version_id: str | None = None
 
     @property
     def is_artifact(self) -> bool:
         return self.build_id is not None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One version of a key as the catalog knows it (``Catalog.key_versions``): the current
+    version (its ``objects`` row: ``is_latest``), a noncurrent version or a delete marker.
+    The artifact fields are what the catalog knew of the version while it was current; None
+    when unknown (never seen current through this gateway, or listed only by a reindex)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool
+    size: int
+    etag: str | None
+    created_at: datetime
+    sha256: str | None = None
+    build_id: str | None = None
+    status: str | None = None
+    creator: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """A page of a key's versions, newest first; ``next_cursor`` None on the last page."""
+
+    items: list[VersionRecord]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -146,6 +178,10 @@ class Usage:
     artifacts: int
     reserved_bytes: int = 0
     reserved_artifacts: int = 0
+    #: The part of ``bytes`` held by noncurrent versions (versioned sites), and how many
+    #: noncurrent versions there are (delete markers hold nothing and are not counted).
+    noncurrent_bytes: int = 0
+    noncurrent_versions: int = 0
 
 
 @dataclass(frozen=True)
@@ -358,8 +394,20 @@ class Catalog(Protocol):
 
     async def set_versioning_status(self, site: str, status: str) -> None: ...
 
-    async def set_noncurrent(self, site: str, key: str, size: int, versions: int) -> None:
-        """Record the bytes and count of ``key``'s noncurrent versions (counted in usage)."""
+    async def set_versions(self, site: str, key: str, history: Sequence[Version]) -> None:
+        """Make ``key``'s version rows what ``history`` (the backend's listing of the key,
+        newest first; empty: nothing left) says, keeping what the catalog knew of each
+        version (policy.catalog_versions)."""
+        ...
+
+    async def prune_versions(self, site: str, keep: Collection[str]) -> None:
+        """Drop the version rows of ``site``'s keys not in ``keep`` (after a reindex)."""
+        ...
+
+    async def key_versions(
+        self, site: str, key: str, *, cursor: str | None = None, limit: int = 100
+    ) -> VersionPage:
+        """``key``'s versions newest first (the current one first), paged like ``list``."""
         ...
 
     async def replace_lifecycle(

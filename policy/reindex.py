@@ -39,7 +39,7 @@ from policy.policies import PolicyError, validate_overrides
 from policy.reindex_locks import LocksRestored, restore_locks
 from policy.site_state import SiteState, SiteStateError, load_site_state
 from translators.base import Backend, ListQuery, ObjectInfo
-from translators.versioning import key_histories, noncurrent_size
+from translators.versioning import key_histories
 
 REINDEX_CONTEXT = RequestContext(request_id="reindex", principal="reindex")
 _PAGE = 1000
@@ -219,15 +219,21 @@ async def _reindex_site(
 
 
 async def _reindex_versions(backend: Backend, catalog: Catalog, site: str) -> None:
-    """A versioned site's state and each key's noncurrent versions, from the backend."""
+    """A versioned site's state and each key's version rows, from the backend's listing
+    (rows kept for versions the catalog knows keep their artifact fields; the others have
+    none but the build id their key names); rows of keys with no versions left go."""
     status = await backend.get_bucket_versioning(REINDEX_CONTEXT, site)
-    if status is None:
-        return
-    await catalog.set_versioning_status(site, status)
-    async with aclosing(key_histories(backend, REINDEX_CONTEXT, site, page_size=_PAGE)) as found:
-        async for history in found:
-            if not is_reserved_key(history[0].key):
-                await catalog.set_noncurrent(site, history[0].key, *noncurrent_size(history))
+    seen: set[str] = set()
+    if status is not None:
+        await catalog.set_versioning_status(site, status)
+        histories = key_histories(backend, REINDEX_CONTEXT, site, page_size=_PAGE)
+        async with aclosing(histories) as found:
+            async for history in found:
+                key = history[0].key
+                if not is_reserved_key(key):
+                    await catalog.set_versions(site, key, history)
+                    seen.add(key)
+    await catalog.prune_versions(site, seen)
 
 
 async def _site_record(backend: Backend, site: str, report: ReindexReport) -> SiteState | None:

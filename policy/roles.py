@@ -40,6 +40,7 @@ _READ_S3: Final = (
 _READ_API: Final = (
     "pagewright:ListArtifacts",
     "pagewright:GetArtifact",
+    "pagewright:ListArtifactVersions",
     "pagewright:DownloadArtifacts",
     "pagewright:GetUsage",
     "pagewright:GetRetention",

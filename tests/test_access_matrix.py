@@ -36,6 +36,7 @@ READ = {
     "ListMultipartUploads",
     "api:ListArtifacts",
     "api:GetArtifact",
+    "api:ListArtifactVersions",
     "api:GetUsage",
     "api:GetPolicy",
 }
@@ -241,6 +242,7 @@ CASES: dict[str, Case] = {
     ),
     "api:ListArtifacts": _api_case("GET", "/sites/{site}/artifacts"),
     "api:GetArtifact": _api_case("GET", "/sites/{site}/artifacts/b1"),
+    "api:ListArtifactVersions": _api_case("GET", "/sites/{site}/artifacts/b1/versions"),
     "api:GetUsage": _api_case("GET", "/sites/{site}/usage"),
     "api:GetPolicy": _api_case("GET", "/sites/{site}/policy"),
     "api:PinArtifact": _api_case("POST", "/sites/{site}/artifacts/b1/pin"),

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import insert
 
 from commands.cli import main
 from core.object_lock import BucketLock, DefaultRetention, ObjectLock
@@ -22,12 +23,15 @@ from policy.api_keys import ApiKeyStore
 from policy.bucket_access import canned_acl, default_access
 from policy.catalog import SqlCatalog
 from policy.catalog_contents import CatalogContents
+from policy.catalog_schema import noncurrent_versions
 from policy.identities import IdentityStore, export_identities
 from policy.model import ArtifactFilter, ObjectRecord
 from policy.object_lock import ObjectLocks
 from policy.principals import Role
 from policy.secret_box import SecretBox
 from tests.support.postgres import catalog_url
+from translators.base import ObjectInfo
+from translators.versioning import Version
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -386,3 +390,76 @@ def test_object_lock_state_survives_backup_and_restore(
     assert "2 object lock configuration(s), 2 version lock(s)" in capsys.readouterr().out
     assert main(["restore", str(file), "--catalog-url", target]) == 0
     assert anyio.run(locks_of, target) == before
+
+
+async def populate_versions(url: str) -> None:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        key = "builds/v.tar.gz"
+        await catalog.set_versioning_status("site-a", "Enabled")
+        for n in range(3):
+            await catalog.upsert(
+                record(key, size=10 + n, etag=f"e{n}", sha256=f"{n}" * 64, version_id=f"v{n}")
+            )
+        moment = datetime(2026, 1, 1, tzinfo=UTC)
+        history = [
+            Version(
+                key,
+                f"v{n}",
+                moment + timedelta(minutes=n),
+                ObjectInfo(key, 10 + n, f"e{n}", moment, version_id=f"v{n}"),
+                2 - n,
+            )
+            for n in (2, 1, 0)
+        ]
+        await catalog.set_versions("site-a", key, history)
+        await catalog.database.run(
+            True,
+            lambda conn: conn.execute(
+                insert(noncurrent_versions).values(site="site-a", key="old", bytes=5, versions=1)
+            ),
+        )
+    finally:
+        await catalog.close()
+
+
+async def versions_of(url: str) -> tuple[Any, ...]:
+    catalog = SqlCatalog(url)
+    await catalog.start()
+    try:
+        return (
+            await catalog.versioning_status("site-a"),
+            await catalog.key_versions("site-a", "builds/v.tar.gz"),
+            await catalog.usage("site-a"),
+        )
+    finally:
+        await catalog.close()
+
+
+def test_versions_survive_backup_and_restore(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Versioning state, version rows (with what the catalog knew of each version) and the
+    pre-0012 noncurrent totals are catalog state a backup carries."""
+    source = f"sqlite:///{tmp_path / 'source' / 'catalog.sqlite3'}"
+    anyio.run(populate_versions, source)
+    before = anyio.run(versions_of, source)
+    assert before[0] == "Enabled"
+    assert [v.sha256 for v in before[1].items] == ["2" * 64, "1" * 64, "0" * 64]
+    assert (before[2].noncurrent_bytes, before[2].noncurrent_versions) == (26, 3)
+    file = tmp_path / "catalog.backup"
+    assert main(["backup", str(file), "--catalog-url", source]) == 0
+    out = capsys.readouterr().out
+    assert "1 versioning state(s), 2 version row(s), 1 noncurrent total(s)" in out
+    assert main(["restore", str(file), "--catalog-url", target]) == 0
+    assert anyio.run(versions_of, target) == before
+    # A damaged version line is refused before anything is written.
+    lines = file.read_text().splitlines()
+    damaged = [
+        line.replace('"size":11', '"size":-1') if '"object_version"' in line else line
+        for line in lines
+    ]
+    file.write_text("\n".join(damaged) + "\n")
+    assert main(["restore", str(file), "--catalog-url", target, "--replace"]) != 0
+    assert "size must be a non-negative integer" in capsys.readouterr().err

@@ -210,6 +210,12 @@ async def test_noncurrent_versions_expire_but_the_newest_kept(stack: Stack) -> N
         ("logs/a", False),
     ]
     assert await stored(stack) == ["keep/b", "logs/a"]
+    # The catalog's version rows follow (policy.catalog_versions): the expired ones went.
+    rows = (await stack.catalog.key_versions(SITE, "logs/a")).items
+    assert [v.is_latest for v in rows] == [True, False]
+    assert len((await stack.catalog.key_versions(SITE, "keep/b")).items) == 4
+    usage = await stack.catalog.usage(SITE)
+    assert (usage.noncurrent_versions, usage.noncurrent_bytes) == (4, 4)
 
 
 async def test_expired_delete_markers_go_when_nothing_is_left_behind(stack: Stack) -> None:
@@ -233,6 +239,9 @@ async def test_expired_delete_markers_go_when_nothing_is_left_behind(stack: Stac
     assert done.versions >= 1
     await job(stack).run()
     assert await versions(stack) == [("hidden", True, True), ("hidden", False, False)]
+    assert (await stack.catalog.key_versions(SITE, "gone")).items == []
+    hidden = (await stack.catalog.key_versions(SITE, "hidden")).items
+    assert [(v.is_latest, v.is_delete_marker) for v in hidden] == [(True, True), (False, False)]
 
 
 async def test_the_job_is_scheduled(stack: Stack) -> None:

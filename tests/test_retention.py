@@ -207,3 +207,28 @@ async def test_apply_all_covers_every_site(stack: Stack) -> None:
     await stack.policies.set_overrides(stack.site, {"retention_keep_last": 1})
     await stack.service.apply_all()
     assert await stack.stored() == ["builds/2.tar.gz"]
+
+
+@pytest.mark.anyio
+async def test_on_a_versioned_site_builds_are_counted_not_versions(stack: Stack) -> None:
+    """Keep-last counts current artifacts: a build overwritten twice is one build. Its
+    delete is a delete marker: its versions stay and count in the site's bytes."""
+    await stack.backend.put_bucket_versioning(CTX, stack.site, "Enabled")
+    for build in ("1", "1", "1", "2", "3"):
+        await stack.put(build)
+    await stack.policies.set_overrides(stack.site, {"retention_keep_last": 2})
+    plan = await stack.service.apply(stack.site, dry_run=False)
+    assert keys(plan.delete) == ["1"]
+    assert await stack.stored() == ["builds/2.tar.gz", "builds/3.tar.gz"]
+    usage = await stack.catalog.usage(stack.site)
+    assert (usage.artifacts, usage.objects) == (2, 2)
+    assert (usage.bytes, usage.noncurrent_bytes, usage.noncurrent_versions) == (15, 9, 3)
+    versions = (await stack.catalog.key_versions(stack.site, "builds/1.tar.gz")).items
+    assert [(v.is_latest, v.is_delete_marker) for v in versions] == [
+        (True, True),
+        (False, False),
+        (False, False),
+        (False, False),
+    ]
+    # A second pass finds nothing more to delete: the versions are not builds.
+    assert (await stack.service.apply(stack.site, dry_run=False)).delete == []

@@ -300,19 +300,13 @@ async def key_histories(
         yield history
 
 
-def noncurrent_size(history: Sequence[Version]) -> tuple[int, int]:
-    """The bytes and the number of a history's noncurrent object versions (delete markers
-    hold nothing)."""
-    sizes = [v.info.size for v in history if not v.is_latest and v.info is not None]
-    return sum(sizes), len(sizes)
-
-
-async def noncurrent_of(
+async def key_history(
     backend: Backend, ctx: RequestContext, bucket: str, key: str
-) -> tuple[int, int]:
-    """:func:`noncurrent_size` of ``key``'s history in ``backend`` (its key sorts first
-    among those it prefixes)."""
+) -> list[Version]:
+    """``key``'s whole history in ``backend``, newest first (empty: it has none), read with
+    :func:`key_histories` over the prefix ``key`` (its key sorts first among those it
+    prefixes, so one listing page usually serves)."""
     async with aclosing(key_histories(backend, ctx, bucket, prefix=key)) as histories:
         async for history in histories:
-            return noncurrent_size(history) if history[0].key == key else (0, 0)
-    return 0, 0
+            return history if history[0].key == key else []
+    return []

@@ -77,6 +77,12 @@ def api_routes(services: ApiServices) -> list[BaseRoute]:
         ),
         Route(one, artifacts.get_artifact, methods=["GET"], name="GetArtifact"),
         Route(one, artifacts.update_artifact, methods=["PATCH"], name="UpdateArtifact"),
+        Route(
+            one + "/versions",
+            artifacts.list_versions,
+            methods=["GET"],
+            name="ListArtifactVersions",
+        ),
         Route(one + "/pin", artifacts.pin, methods=["POST"], name="PinArtifact"),
         Route(one + "/unpin", artifacts.unpin, methods=["POST"], name="UnpinArtifact"),
         Route("/sites/{site}/usage", sites.usage, methods=["GET"], name="GetUsage"),

@@ -1,5 +1,5 @@
-"""Artifact endpoints: list, search, show, pin/unpin, set status/action, bulk delete and
-bulk download.
+"""Artifact endpoints: list, search, show, list versions, pin/unpin, set status/action,
+bulk delete and bulk download.
 
 Reads come from the catalog; deletes and downloads go through the wrapped Backend, so the
 catalog, quotas and read verification follow exactly as for S3 requests. A build id names
@@ -35,9 +35,11 @@ from gateway.api.params import (
     optional_string,
     query_of,
     site_of,
+    version_paging,
 )
 from gateway.api.services import ApiServices
 from gateway.api.tarstream import TarEntry, TarSizeMismatch, archive_size, stream_tar
+from policy.catalog_version_pages import decode_cursor
 from policy.model import ObjectRecord
 from translators.base import GetOptions
 
@@ -117,6 +119,32 @@ class ArtifactHandlers:
         site, build_id = site_of(request), build_id_of(request)
         record = await self._newest(site, build_id)
         return render.json_response(request, render.artifact(record), etag=True)
+
+    async def list_versions(self, request: Request) -> Response:
+        """GET /sites/{site}/artifacts/{build_id}/versions: one page of the artifact's
+        versions, newest first (the current one first; ETag'd).
+
+        The artifact's key is the newest current artifact of the build; when the build reads
+        as deleted (a delete marker on a versioned site), the first extension (in
+        :data:`EXTENSIONS` order) whose key still has versions. A site never versioned lists
+        the one current version, ``null``."""
+        site, build_id = site_of(request), build_id_of(request)
+        limit, cursor = version_paging(query_of(request))
+        if cursor is not None:
+            decode_cursor(cursor)  # a malformed cursor is 400 whether or not the build exists
+        key = await self._versioned_key(site, build_id)
+        result = await self._catalog.key_versions(site, key, cursor=cursor, limit=limit)
+        return render.json_response(request, render.version_page(site, key, result), etag=True)
+
+    async def _versioned_key(self, site: str, build_id: str) -> str:
+        records = await self._records(site, build_id)
+        if records:
+            return records[0].key
+        for extension in EXTENSIONS:
+            key = f"builds/{build_id}.{extension}"
+            if (await self._catalog.key_versions(site, key, limit=1)).items:
+                return key
+        raise ApiError("NoSuchArtifact", f"site {site!r} has no build {build_id!r}")
 
     async def update_artifact(self, request: Request) -> Response:
         """PATCH /sites/{site}/artifacts/{build_id}: set ``status`` and/or ``action``."""

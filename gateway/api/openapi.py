@@ -93,6 +93,21 @@ _FILTERS = [
         "schema": {"type": "string"},
     },
 ]  # fmt: skip
+_VERSION_PAGING = [
+    _SITE,
+    _BUILD,
+    parameter(
+        "limit", "query", "Page size (default 100), ASCII digits.",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    ),
+    parameter(
+        "cursor", "query",
+        "The next_cursor of the previous page; opaque: a malformed cursor is 400 "
+        "InvalidCursor.",
+        {"type": "string", "maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},
+    ),
+    _FILTERS[-1],
+]  # fmt: skip
 _SEARCH = [
     parameter("site", "query", "Only artifacts of this site.", _SITE_ID),
     {
@@ -212,6 +227,24 @@ _PATHS: dict[str, Any] = {
             },
             body=json_body(ref("ArtifactUpdate"), "The fields to set."),
         ),
+    },
+    "/sites/{site}/artifacts/{build_id}/versions": {
+        "get": operation(
+            "ListArtifactVersions",
+            "An artifact's versions, newest first (the current one first): noncurrent "
+            "versions and delete markers on a versioned site, with what the catalog knew of "
+            "each while it was current (null: unknown); a site never versioned lists its "
+            "one current version, version id null.",
+            _VERSION_PAGING,
+            {
+                "200": {
+                    **json_response(ref("ArtifactVersionPage"), "One page of versions."),
+                    "headers": {"ETag": {"$ref": "#/components/headers/ETag"}},
+                },
+                "304": NOT_MODIFIED,
+                **error_responses(*STANDARD_ERRORS, "404"),
+            },
+        )
     },
     "/sites/{site}/artifacts/{build_id}/pin": {
         "post": operation(

@@ -97,6 +97,28 @@ SCHEMAS: dict[str, Any] = {
             "next_cursor": nullable("string", description="null on the last page"),
         }
     ),
+    "ArtifactVersion": closed_object(
+        {
+            "version_id": {"type": "string", "description": '"null" when unversioned'},
+            "is_latest": {"type": "boolean"},
+            "is_delete_marker": {"type": "boolean"},
+            "size": {"type": "integer", "minimum": 0},
+            "etag": nullable("string", description="null for a delete marker"),
+            "created": {"type": "string", "format": "date-time"},
+            "sha256": nullable("string", pattern="^[0-9a-f]{64}$"),
+            "build_id": nullable("string"),
+            "status": nullable("string"),
+            "creator": nullable("string"),
+        }
+    ),
+    "ArtifactVersionPage": closed_object(
+        {
+            "site": {"type": "string"},
+            "key": {"type": "string", "description": "builds/<build_id>.<ext>"},
+            "items": {"type": "array", "items": ref("ArtifactVersion")},
+            "next_cursor": nullable("string", description="null on the last page"),
+        }
+    ),
     "BuildIds": closed_object(
         {
             "build_ids": {
@@ -177,6 +199,17 @@ SCHEMAS: dict[str, Any] = {
                     "artifacts": {"type": "integer", "minimum": 0},
                     "reserved_bytes": {"type": "integer", "minimum": 0},
                     "reserved_artifacts": {"type": "integer", "minimum": 0},
+                    "noncurrent_bytes": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "The part of bytes held by noncurrent versions.",
+                    },
+                    "noncurrent_versions": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Noncurrent versions (delete markers not counted); "
+                        "objects and artifacts count current ones only.",
+                    },
                 }
             ),
             "quota": closed_object(

@@ -180,6 +180,15 @@ def _tag_value(query: QueryParams, name: str, key: str) -> str:
     return value
 
 
+def version_paging(query: QueryParams) -> tuple[int, str | None]:
+    """The page size and cursor of a version listing (its only parameters)."""
+    for name in query:
+        if name not in ("limit", "cursor"):
+            raise ApiError("InvalidArgument", f"unknown query parameter {name!r}")
+    paging = _paging(query)
+    return paging.limit, paging.cursor
+
+
 def _paging(query: QueryParams) -> Paging:
     sort = _optional(query, "sort")
     sort = "created_at" if sort is None else sort

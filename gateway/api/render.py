@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from policy.model import ObjectRecord, Page, SitePolicy, Usage
+from policy.model import ObjectRecord, Page, SitePolicy, Usage, VersionPage, VersionRecord
 from policy.retention import RetentionPlan
 
 JSON = "application/json"
@@ -49,6 +49,31 @@ def artifact(record: ObjectRecord) -> dict[str, Any]:
 
 def page(result: Page) -> dict[str, Any]:
     return {"items": [artifact(r) for r in result.items], "next_cursor": result.next_cursor}
+
+
+def version(record: VersionRecord) -> dict[str, Any]:
+    """One version of an artifact (the ``ArtifactVersion`` schema)."""
+    return {
+        "version_id": record.version_id,
+        "is_latest": record.is_latest,
+        "is_delete_marker": record.is_delete_marker,
+        "size": record.size,
+        "etag": record.etag,
+        "created": timestamp(record.created_at),
+        "sha256": record.sha256,
+        "build_id": record.build_id,
+        "status": record.status,
+        "creator": record.creator,
+    }
+
+
+def version_page(site: str, key: str, result: VersionPage) -> dict[str, Any]:
+    return {
+        "site": site,
+        "key": key,
+        "items": [version(v) for v in result.items],
+        "next_cursor": result.next_cursor,
+    }
 
 
 def usage(site: str, current: Usage, policy: SitePolicy) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""A key's versions as the catalog knows them, newest first, keyset-paged with cursors.
+
+The first entry is the key's latest: its ``objects`` row (the current version; ``null``
+when the row names no version id: a site never versioned) or, when the key reads as
+deleted, its latest delete marker. The noncurrent versions and the other delete markers
+follow (table ``object_versions``, policy.catalog_versions) by last-modified time, newest
+first, then by version id. The cursor is opaque (base64 of JSON: the last entry's time and
+version id, or ``null`` after the latest entry) and checked when read back, as the
+artifact listing's (policy.catalog_records).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+
+from policy.catalog_records import MAX_CURSOR_LENGTH, CursorError, cursor_text, cursor_time
+from policy.catalog_schema import object_versions, objects
+from policy.model import VersionPage, VersionRecord
+from translators.versioning import NULL_VERSION
+
+#: ``after``: None (first page), or ``()`` (after the latest entry), or (time, version id).
+After = tuple[Any, ...] | None
+
+
+def page(conn: Connection, site: str, key: str, after: After, limit: int) -> VersionPage:
+    """Up to ``limit`` of ``key``'s versions after ``after`` (from :func:`decode_cursor`)."""
+    items: list[VersionRecord] = []
+    if after is None:
+        latest = _latest(conn, site, key)
+        if latest is not None:
+            items.append(latest)
+    where = [
+        object_versions.c.site == site,
+        object_versions.c.key == key,
+        object_versions.c.is_latest.is_(False),
+    ]
+    if after:
+        moment, version_id = after
+        where.append(
+            or_(
+                object_versions.c.last_modified < moment,
+                and_(
+                    object_versions.c.last_modified == moment,
+                    object_versions.c.version_id < version_id,
+                ),
+            )
+        )
+    rows = conn.execute(
+        select(object_versions)
+        .where(*where)
+        .order_by(object_versions.c.last_modified.desc(), object_versions.c.version_id.desc())
+        .limit(limit + 1 - len(items))
+    ).all()
+    items.extend(_version(row._mapping) for row in rows)
+    if len(items) <= limit:
+        return VersionPage(items, None)
+    items = items[:limit]
+    last = items[-1]
+    value = None if last.is_latest else [last.created_at.isoformat(), last.version_id]
+    cursor = base64.urlsafe_b64encode(json.dumps({"v": value}).encode()).decode()
+    return VersionPage(items, cursor)
+
+
+def decode_cursor(cursor: str) -> After:
+    """What :func:`page` resumes after; :class:`CursorError` for a malformed cursor."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise CursorError("malformed cursor")
+    try:
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        payload = json.loads(raw)
+    except (ValueError, UnicodeError, binascii.Error, RecursionError) as error:
+        raise CursorError("malformed cursor") from error
+    if not isinstance(payload, dict) or set(payload) != {"v"}:
+        raise CursorError("malformed cursor")
+    value = payload["v"]
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(cursor_text(part) for part in value)
+    ):
+        raise CursorError("malformed cursor")
+    return (cursor_time(value[0]), value[1])
+
+
+def _latest(conn: Connection, site: str, key: str) -> VersionRecord | None:
+    row = conn.execute(select(objects).where(objects.c.site == site, objects.c.key == key)).first()
+    if row is not None:
+        m = row._mapping
+        return VersionRecord(
+            key=key,
+            version_id=m["version_id"] or NULL_VERSION,
+            is_latest=True,
+            is_delete_marker=False,
+            size=int(m["size"]),
+            etag=m["etag"],
+            created_at=m["created_at"],
+            sha256=m["sha256"],
+            build_id=m["build_id"],
+            status=m["status"],
+            creator=m["creator"],
+        )
+    marker = conn.execute(
+        select(object_versions).where(
+            object_versions.c.site == site,
+            object_versions.c.key == key,
+            object_versions.c.is_latest.is_(True),
+        )
+    ).first()
+    return None if marker is None else _version(marker._mapping)
+
+
+def _version(m: Any) -> VersionRecord:
+    return VersionRecord(
+        key=m["key"],
+        version_id=m["version_id"],
+        is_latest=bool(m["is_latest"]),
+        is_delete_marker=bool(m["is_delete_marker"]),
+        size=int(m["size"]),
+        etag=m["etag"],
+        created_at=m["last_modified"],
+        sha256=m["sha256"],
+        build_id=m["build_id"],
+        status=m["status"],
+        creator=m["creator"],
+    )
