@@ -169,6 +169,7 @@ class Gateway:
                 token_verifier=self.token_verifier,
                 metrics=self.metrics,
                 jobs=stack.jobs,
+                locks=stack.locks,
             )
         )
 

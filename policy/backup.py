@@ -9,7 +9,9 @@ databases (SQLite to PostgreSQL). What it holds and its format are
 :func:`backup_to_file` writes atomically, with mode 0600. :func:`restore_backup` first reads
 the whole file to check it (format, version, every line, the counts) and writes nothing
 unless it is sound; it refuses a catalog that is not empty unless asked to replace its
-contents. Both directions stream: memory is bounded by one batch of rows.
+contents. Both directions stream: memory is bounded by one batch of rows. After a restore,
+:func:`record_locks` writes the restored versions' lock records into the store
+(``policy.lock_records``), so that a later ``reindex`` keeps those locks too.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
+from dataclasses import replace as with_fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from core.context import RequestContext
+from core.errors import S3Error
+from core.object_lock import ObjectLock
 from policy.access_store import AccessStore
 from policy.api_keys import ApiKeyStore
 from policy.backup_format import (
@@ -49,8 +55,10 @@ from policy.cors import rules_to_json
 from policy.identities import Identities, export_identities, restore_identities
 from policy.identity_model import AccessKeyRecord, SiteGrant, User, UserPolicy
 from policy.lifecycle import rules_to_json as lifecycle_to_json
+from policy.lock_records import LockRecords
 from policy.model import ArtifactFilter, ObjectRecord, every_record
 from policy.object_lock import ObjectLocks
+from translators.base import Backend
 
 _BATCH: Final = 500
 
@@ -265,3 +273,36 @@ async def restore_backup(catalog: SqlCatalog, path: Path, *, replace: bool) -> B
     await api_keys.restore_api_keys(keys)
     await restore_identities(catalog, identities)
     return counts
+
+
+async def record_locks(catalog: SqlCatalog, backend: Backend) -> int:
+    """Write the lock record of every locked version ``catalog`` holds into ``backend`` (the
+    store's translator, started): each ``object_locks`` row, with the pin of a latest
+    version as its legal hold. The number of records written; backend errors propagate."""
+    locks = ObjectLocks(catalog)
+    records = LockRecords(backend)
+    context = RequestContext(request_id="restore", principal="restore")
+    held: dict[tuple[str, str], str] = {}  # (site, key) -> the version its pin holds
+    for site in await locks.all_buckets():
+        query = ArtifactFilter(site=site, pinned=True)
+        async for row in every_record(catalog, query, artifacts_only=False):
+            try:
+                info = await backend.head_object(context, site, row.key)
+            except S3Error as error:
+                if error.code not in ("NoSuchKey", "NoSuchBucket"):
+                    raise
+                continue
+            held[(site, row.key)] = info.version_id or "null"
+    written = 0
+    for site, key, version_id, lock in await locks.all_versions():
+        pinned = held.get((site, key)) == version_id
+        if pinned:
+            del held[(site, key)]
+        await records.write(
+            site, key, version_id, with_fields(lock, legal_hold=lock.legal_hold or pinned)
+        )
+        written += 1
+    for (site, key), version_id in held.items():
+        await records.write(site, key, version_id, ObjectLock(legal_hold=True))
+        written += 1
+    return written

@@ -103,9 +103,15 @@ class SqlCatalog:
     def add_state_listener(self, listener: StateListener) -> None:
         """Await ``listener(site)`` after every committed change of ``site``'s catalog-only
         state: its policy overrides, an artifact's pin, status or action, its CORS
-        configuration, an object's tags or the bucket's (``policy.site_state`` keeps a copy
-        of that state with the data). Shielded from cancellation; a listener must not raise."""
+        configuration, an object's tags or the bucket's, its object lock configuration
+        (``policy.site_state`` keeps a copy of that state with the data). Shielded from
+        cancellation; a listener must not raise."""
         self._state_listeners.append(listener)
+
+    async def state_changed(self, site: str) -> None:
+        """Tell the state listeners that ``site``'s catalog-only state kept in tables of
+        other stores changed (``policy.object_lock``'s configuration)."""
+        await self._state_changed(site)
 
     async def _state_changed(self, site: str) -> None:
         with anyio.CancelScope(shield=True):

@@ -10,6 +10,12 @@ one state, seen by both. When a write or a delete marker makes a pinned latest v
 noncurrent, its hold moves to its ``object_locks`` row; when deleting the latest version
 makes an older one the latest again, that one's hold moves back to the row's pin.
 
+**Records.** So that a lost catalog and ``reindex`` keep them, every change of a version's
+lock is also written to its lock record in the site's bucket (``policy.lock_records``, with
+its failure rule: a lock that could not be recorded answers 503), and the site's
+configuration goes in its state record (``policy.site_state``; :meth:`ObjectLocks.set_bucket`
+tells the catalog's state listeners). Sites without object lock never reach either.
+
 **Enforcement** (:class:`ObjectLockBackend`, on every delete path: S3 requests, DeleteObjects,
 lifecycle and retention go through it). On a site with object lock, deleting a version by
 id is ``AccessDenied`` while it has a legal hold, or a retention whose date has not come:
@@ -37,6 +43,7 @@ from policy import catalog_object_locks as sql
 from policy.access_control import STALE_IF_ERROR_S, TtlCache
 from policy.catalog import SqlCatalog
 from policy.forwarding import LIFECYCLE, READS, ForwardingBackend
+from policy.lock_records import LockRecords
 from translators.base import (
     Backend,
     CompletedPart,
@@ -58,17 +65,20 @@ def missing_configuration() -> S3Error:
 
 class ObjectLocks:
     """Sites' object lock configuration (cached briefly, as CORS rules are) and versions'
-    locks, in ``catalog``'s database."""
+    locks, in ``catalog``'s database, each version's also in its lock record in ``records``
+    (None: none kept, as for tools that only read)."""
 
     def __init__(
         self,
         catalog: SqlCatalog,
         *,
+        records: LockRecords | None = None,
         cache_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._catalog = catalog
         self._database = catalog.database
+        self.records = records
         self._buckets: TtlCache[BucketLock | None] = TtlCache(
             cache_seconds, clock, STALE_IF_ERROR_S
         )
@@ -79,9 +89,16 @@ class ObjectLocks:
             site, lambda: self._database.run(False, partial(sql.bucket_lock, site=site))
         )
 
+    async def configuration(self, site: str) -> BucketLock | None:
+        """:meth:`bucket` read from the database now, not cached (for the site record)."""
+        return await self._database.run(False, partial(sql.bucket_lock, site=site))
+
     async def set_bucket(self, site: str, lock: BucketLock) -> None:
+        """Enable object lock on ``site`` / change its default; the catalog's state listeners
+        hear of it (the site record keeps the configuration)."""
         await self._database.run(True, partial(sql.set_bucket_lock, site=site, lock=lock))
         self._buckets.forget(site)
+        await self._catalog.state_changed(site)
 
     async def all_buckets(self) -> dict[str, BucketLock]:
         return await self._database.run(False, sql.all_bucket_locks)
@@ -116,10 +133,56 @@ class ObjectLocks:
             False, partial(sql.version_lock, site=site, key=key, version_id=version_id)
         )
 
-    async def store(self, site: str, key: str, version_id: str, lock: ObjectLock) -> None:
+    async def store(
+        self,
+        site: str,
+        key: str,
+        version_id: str,
+        lock: ObjectLock,
+        *,
+        whole: ObjectLock | None = None,
+    ) -> None:
+        """Store the version's ``object_locks`` row (an empty ``lock`` removes it), then its
+        record: ``whole``, its whole lock when the row's legal hold is not it (the latest
+        version's hold is its pin), else ``lock``. 503 when the record fails."""
         await self._database.run(
             True,
             partial(sql.set_version_lock, site=site, key=key, version_id=version_id, lock=lock),
+        )
+        if self.records is not None:
+            await self.records.write(site, key, version_id, lock if whole is None else whole)
+
+    async def forget_version(self, site: str, key: str, version_id: str, recorded: bool) -> None:
+        """The version is deleted: its row goes, and its record when it may have one
+        (``recorded``; a failure to remove it is only logged)."""
+        await self._database.run(
+            True,
+            partial(
+                sql.set_version_lock, site=site, key=key, version_id=version_id, lock=ObjectLock()
+            ),
+        )
+        if self.records is not None and recorded:
+            await self.records.forget(site, key, version_id)
+
+    async def set_retention(
+        self,
+        backend: Backend,
+        ctx: RequestContext,
+        site: str,
+        key: str,
+        version_id: str,
+        retention: ObjectLock,
+    ) -> None:
+        """Set (an empty ``retention``: clear) a version's retention, checked by the caller,
+        keeping its legal hold."""
+        stored = await self.stored(site, key, version_id)
+        whole = await self.lock_of(backend, ctx, site, key, version_id)
+        await self.store(
+            site,
+            key,
+            version_id,
+            replace(retention, legal_hold=stored.legal_hold),
+            whole=replace(retention, legal_hold=whole.legal_hold),
         )
 
     async def lock_of(
@@ -154,6 +217,7 @@ class ObjectLocks:
         """Put a legal hold on or off: the row's pin for the latest version, else the
         version's ``object_locks`` row."""
         stored = await self.stored(site, key, version_id)
+        whole = replace(stored, legal_hold=on)
         if await _latest_id(backend, ctx, site, key) == version_id:
             try:
                 await self._catalog.update(site, key, pinned=on)
@@ -161,9 +225,26 @@ class ObjectLocks:
                 pass  # no row (a reserved or unindexed object): keep it with the version
             else:
                 if stored.legal_hold:
-                    await self.store(site, key, version_id, replace(stored, legal_hold=False))
+                    row = replace(stored, legal_hold=False)
+                    await self.store(site, key, version_id, row, whole=whole)
+                elif self.records is not None:
+                    await self.records.write(site, key, version_id, whole)
                 return
-        await self.store(site, key, version_id, replace(stored, legal_hold=on))
+        await self.store(site, key, version_id, whole)
+
+    async def pin_latest(
+        self, backend: Backend, ctx: RequestContext, site: str, key: str, on: bool
+    ) -> bool:
+        """The artifact API's pin on a site with object lock: the legal hold of ``key``'s
+        latest version, recorded as PutObjectLegalHold's is. False (nothing done): the site
+        has no object lock, or ``key`` no latest version."""
+        if await self.bucket(site) is None:
+            return False
+        latest = await _latest_id(backend, ctx, site, key)
+        if latest is None:
+            return False
+        await self.set_legal_hold(backend, ctx, site, key, latest, on)
+        return True
 
 
 async def _latest_id(backend: Backend, ctx: RequestContext, site: str, key: str) -> str | None:
@@ -358,7 +439,8 @@ class ObjectLockBackend(
         )
         check_deletable(lock, ctx, datetime.now(UTC))
         outcome = await self.inner.delete_version(ctx, bucket, key, version_id)
-        await self.locks.store(bucket, key, version_id, ObjectLock())
+        recorded = lock.mode is not None or bool(lock.legal_hold)
+        await self.locks.forget_version(bucket, key, version_id, recorded)
         if latest == version_id:
             promoted = await _latest_id(self.inner, ctx, bucket, key)
             if promoted is not None:

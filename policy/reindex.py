@@ -15,7 +15,9 @@ restored from each site's state record (:mod:`policy.site_state`): the site's po
 overrides, bucket tags, CORS and lifecycle rules when the catalog has none, the pin, status
 and action of every artifact the record lists, and the tags of every object it lists, with
 the ETag the backend holds. Keys in the reserved areas (the record, the staging area) are
-never indexed. A record that cannot be read is reported and skipped.
+never indexed. A record that cannot be read is reported and skipped. Object lock (the
+site's configuration, from its state record, and each locked version's retention and legal
+hold, from its lock record) is :mod:`policy.reindex_locks`'s part.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ import anyio
 from core.context import RequestContext
 from core.errors import S3Error
 from core.reserved import is_reserved_key
+from policy.catalog import SqlCatalog
 from policy.catalog_backend import object_record, stored_creator
 from policy.model import ArtifactFilter, Catalog, ObjectRecord, every_record
 from policy.policies import PolicyError, validate_overrides
+from policy.reindex_locks import LocksRestored, restore_locks
 from policy.site_state import SiteState, SiteStateError, load_site_state
 from translators.base import Backend, ListQuery, ObjectInfo
 from translators.versioning import key_histories
@@ -58,6 +62,7 @@ class ReindexReport:
     restored_tags: int = 0
     restored_bucket_tags: int = 0
     unreadable_records: list[str] = field(default_factory=list)
+    locks: LocksRestored = field(default_factory=LocksRestored)
 
     def summary(self) -> str:
         text = (
@@ -73,8 +78,16 @@ class ReindexReport:
                 f"; restored the tags of {self.restored_tags} object(s) and of "
                 f"{self.restored_bucket_tags} bucket(s)"
             )
+        locks = self.locks
+        if locks.configurations or locks.versions or locks.stale_records:
+            text += (
+                f"; restored object lock on {locks.configurations} site(s) and the lock of "
+                f"{locks.versions} version(s), removed {locks.stale_records} stale lock record(s)"
+            )
         for problem in self.unreadable_records:
             text += f"\nunreadable site record: {problem}"
+        for problem in locks.problems:
+            text += f"\nobject lock: {problem}"
         return text
 
 
@@ -201,6 +214,8 @@ async def _reindex_site(
     await _reindex_versions(backend, catalog, site)
     if saved is not None and saved.lifecycle and await catalog.bucket_lifecycle(site) is None:
         await catalog.set_bucket_lifecycle(site, saved.lifecycle)
+    if isinstance(catalog, SqlCatalog):  # object lock's tables are SqlCatalog's
+        await restore_locks(backend, catalog, site, saved, report.locks)
 
 
 async def _reindex_versions(backend: Backend, catalog: Catalog, site: str) -> None:

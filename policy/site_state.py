@@ -23,30 +23,37 @@ it, :class:`SiteStateStore` keeps a copy in each site's own bucket, in the objec
 Format: JSON ``{"format": "pagewright-site-state", "version": 1, "site", "overrides",
 "cors": [rule...] | null, "artifacts": {key: {"etag", "pinned", "status", "action"}},
 "object_tags": {key: {"etag", "tags"}}, "bucket_tags": {...} | null,
-"lifecycle": [rule...] | null}`` (``cors`` as ``policy.cors.rules_to_json`` writes it,
+"lifecycle": [rule...] | null, "object_lock": {"enabled": true, "mode", "days", "years"}
+| null}`` (``cors`` as ``policy.cors.rules_to_json`` writes it,
 ``lifecycle`` as ``policy.lifecycle.rules_to_json``). Only artifacts whose state differs
 from what the object itself carries are listed (pinned, or a status/action other than its
 ``x-amz-meta-status``/``-action``), and only objects (any key) that have S3 tags; an entry
 applies only to an object with the same ETag (a replaced artifact is a new artifact).
-``cors``, ``object_tags``, ``bucket_tags`` and ``lifecycle`` were added to version 1 without a new
-version: a record written before them reads as holding none, and an older gateway ignores
-them. Not included: API keys (global, and secrets: only ``pagewright-gateway backup``
-carries them), the corrupt mark (``verify`` and the scrub find it again from the bytes),
-quota reservations (transient).
+``object_lock`` is the site's object lock configuration (None: not enabled; ``mode`` with
+``days`` or ``years``: its default retention, else all three null); versions' own locks are
+not here (one entry per locked version would not fit a record rewritten whole on every
+change: ``policy.lock_records`` keeps one small record per version).
+``cors``, ``object_tags``, ``bucket_tags``, ``lifecycle`` and ``object_lock`` were added to
+version 1 without a new version: a record written before them reads as holding none, and an
+older gateway ignores them. Not included: API keys (global, and secrets: only
+``pagewright-gateway backup`` carries them), the corrupt mark (``verify`` and the scrub
+find it again from the bytes), quota reservations (transient).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio
 
 from core.context import RequestContext
 from core.digest import HashingPayload
 from core.errors import S3Error
+from core.object_lock import MODES, BucketLock, DefaultRetention, LockMode
 from core.reserved import SITE_STATE_PREFIX
 from core.streams import BytesBody
 from policy import lifecycle
@@ -64,6 +71,8 @@ VERSION: Final = 1
 MAX_RECORD_BYTES: Final = 64 * 1024 * 1024
 _CONTEXT = RequestContext(request_id="site-state", principal="pagewright-site-state")
 _SAVE_ROUNDS = 3
+#: Reads a site's object lock configuration (None: not enabled).
+LockConfiguration = Callable[[str], Awaitable[BucketLock | None]]
 
 
 class SiteStateError(ValueError):
@@ -99,6 +108,7 @@ class SiteState:
     object_tags: dict[str, TaggedObject] = field(default_factory=dict)
     bucket_tags: dict[str, str] | None = None
     lifecycle: lifecycle.LifecycleRules | None = None
+    object_lock: BucketLock | None = None
 
     def to_json(self) -> bytes:
         document = {
@@ -123,6 +133,7 @@ class SiteState:
             "lifecycle": None
             if self.lifecycle is None
             else lifecycle.rules_to_json(self.lifecycle),
+            "object_lock": _lock_to_json(self.object_lock),
         }
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
@@ -170,9 +181,42 @@ class SiteState:
                 object_tags=object_tags,
                 bucket_tags=bucket_tags,
                 lifecycle=lifecycle_rules,
+                object_lock=_lock_from_json(document.get("object_lock")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise SiteStateError(f"malformed record: {error}") from None
+
+
+def _lock_to_json(lock: BucketLock | None) -> dict[str, Any] | None:
+    if lock is None:
+        return None
+    rule = lock.default
+    return {
+        "enabled": True,
+        "mode": None if rule is None else rule.mode,
+        "days": None if rule is None else rule.days,
+        "years": None if rule is None else rule.years,
+    }
+
+
+def _lock_from_json(document: Any) -> BucketLock | None:
+    if document is None:
+        return None
+    if not isinstance(document, dict) or document.get("enabled") is not True:
+        raise TypeError("object_lock must be null or an enabled configuration")
+    mode, days, years = document.get("mode"), document.get("days"), document.get("years")
+    if mode is None:
+        if days is not None or years is not None:
+            raise ValueError("object_lock: days or years without a mode")
+        return BucketLock()
+    if mode not in MODES:
+        raise ValueError(f"object_lock: unknown mode {mode!r}")
+    for value in (days, years):
+        if value is not None and (type(value) is not int or value <= 0):
+            raise ValueError("object_lock: days and years are positive integers")
+    if (days is None) == (years is None):
+        raise ValueError("object_lock: a default retention has days or years")
+    return BucketLock(DefaultRetention(cast("LockMode", mode), days, years))
 
 
 def _optional_text(value: Any) -> str | None:
@@ -192,8 +236,11 @@ def artifact_state(record: ObjectRecord) -> ArtifactState | None:
     return ArtifactState(record.etag, record.pinned, record.status, record.action)
 
 
-async def snapshot(catalog: Catalog, site: str) -> SiteState:
-    """The catalog's current catalog-only state of ``site``."""
+async def snapshot(
+    catalog: Catalog, site: str, object_lock: LockConfiguration | None = None
+) -> SiteState:
+    """The catalog's current catalog-only state of ``site`` (its object lock configuration
+    read with ``object_lock``; None: recorded as not enabled)."""
     artifacts: dict[str, ArtifactState] = {}
     async for record in every_record(catalog, ArtifactFilter(site=site), artifacts_only=True):
         state = artifact_state(record)
@@ -212,6 +259,7 @@ async def snapshot(catalog: Catalog, site: str) -> SiteState:
         object_tags=tagged,
         bucket_tags=await catalog.bucket_tags(site),
         lifecycle=await catalog.bucket_lifecycle(site),
+        object_lock=None if object_lock is None else await object_lock(site),
     )
 
 
@@ -243,11 +291,15 @@ async def load_site_state(backend: Backend, site: str) -> SiteState | None:
 
 class SiteStateStore:
     """Writes each site's record into ``backend`` (the translator, below every wrapper)
-    from snapshots of ``catalog``. Register :meth:`save` as the catalog's state listener."""
+    from snapshots of ``catalog`` (and of ``object_lock``, which reads sites' object lock
+    configuration). Register :meth:`save` as the catalog's state listener."""
 
-    def __init__(self, backend: Backend, catalog: Catalog) -> None:
+    def __init__(
+        self, backend: Backend, catalog: Catalog, object_lock: LockConfiguration | None = None
+    ) -> None:
         self._backend = backend
         self._catalog = catalog
+        self._object_lock = object_lock
         self._locks: dict[str, anyio.Lock] = {}
 
     async def save(self, site: str) -> None:
@@ -256,10 +308,10 @@ class SiteStateStore:
         lock = self._locks.setdefault(site, anyio.Lock())
         async with lock:
             try:
-                state = await snapshot(self._catalog, site)
+                state = await snapshot(self._catalog, site, self._object_lock)
                 for _ in range(_SAVE_ROUNDS):
                     await self._write(state)
-                    again = await snapshot(self._catalog, site)
+                    again = await snapshot(self._catalog, site, self._object_lock)
                     if again == state:
                         return
                     state = again

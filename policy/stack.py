@@ -43,7 +43,8 @@ Retention deletes through ``QuotaBackend`` and what it wraps, so the catalog and
 
 Beside the stack: on the bare translator, :class:`policy.site_state.SiteStateStore`, which
 the catalog tells of every change of a site's catalog-only state and which keeps a copy in
-the site's bucket, and the background :class:`policy.scrub.Scrubber` (off unless
+the site's bucket, and :class:`policy.lock_records.LockRecords`, where ``ObjectLocks`` keeps
+each locked version's record, and the background :class:`policy.scrub.Scrubber` (off unless
 ``scrub_interval_s`` > 0); and a ``LeaseKeeper`` that holds this process's lease on its quota
 reservations and reclaims those of processes gone and of multipart uploads finished
 (policy.leases); and the :class:`policy.rate_limits.RateLimiter` the gateway asks before
@@ -90,6 +91,7 @@ from policy.housekeeping import JobSettings, standard_jobs
 from policy.jobs import DEFAULT_JOB_LEASE_S, JobScheduler
 from policy.leases import DEFAULT_LEASE_S, LeaseKeeper
 from policy.lifecycle_job import LifecycleJob
+from policy.lock_records import LockRecords
 from policy.metrics import Metrics
 from policy.metrics_backend import MeasuredBackend
 from policy.metrics_job_runs import CatalogJobRuns
@@ -254,7 +256,8 @@ def build_stack(
     """
     metrics = metrics or Metrics()
     catalog = SqlCatalog(catalog_url)
-    site_state = SiteStateStore(translator, catalog)
+    locks = ObjectLocks(catalog, records=LockRecords(translator))
+    site_state = SiteStateStore(translator, catalog, locks.configuration)
     catalog.add_state_listener(site_state.save)
     policies = PolicyResolver(defaults, catalog)
     measured = MeasuredBackend(translator, metrics)
@@ -278,7 +281,6 @@ def build_stack(
         gate,
         start_catalog=None if catalog_start is None else catalog_start.start,
     )
-    locks = ObjectLocks(catalog)
     locked = ObjectLockBackend(indexed, locks)
     limited = QuotaBackend(locked, catalog, policies, max_object_size=max_object_size)
     retention = RetentionService(limited, catalog, policies, metrics)

@@ -8,7 +8,8 @@ one build, show/pin/download act on the newest and delete removes them all.
 
 Pins and the status/action set here live in the catalog (the Backend cannot rewrite an
 object's metadata in place); the catalog tells :mod:`policy.site_state`, which keeps a copy
-in the site's bucket, so ``reindex`` restores them.
+in the site's bucket, so ``reindex`` restores them. On a site with object lock a pin is the
+latest version's legal hold, set through ``policy.object_lock`` so its lock record follows.
 """
 
 from __future__ import annotations
@@ -169,6 +170,14 @@ class ArtifactHandlers:
     async def _set_pinned(self, request: Request, pinned: bool) -> Response:
         site, build_id = site_of(request), build_id_of(request)
         record = await self._newest(site, build_id)
+        locks = self._services.locks
+        if locks is not None and await locks.pin_latest(
+            self._services.backend, context(request), site, record.key, pinned
+        ):
+            found = await self._catalog.get(site, record.key)
+            if found is None:
+                raise ApiError("NoSuchArtifact", f"build {build_id!r} was deleted meanwhile")
+            return render.json_response(request, render.artifact(found))
         updated = await self._update(record, pinned=pinned)
         return render.json_response(request, render.artifact(updated))
 

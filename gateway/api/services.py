@@ -10,6 +10,7 @@ from policy.access_control import AccessControl
 from policy.jobs import JobScheduler
 from policy.metrics import Metrics
 from policy.model import Catalog
+from policy.object_lock import ObjectLocks
 from policy.oidc import TokenVerifier
 from policy.policies import PolicyResolver
 from policy.rate_limits import RateLimiter
@@ -50,3 +51,4 @@ class ApiServices:
     token_verifier: TokenVerifier | None = None
     metrics: Metrics | None = None
     jobs: JobScheduler | None = None  # the background jobs (None: GET /jobs answers 503)
+    locks: ObjectLocks | None = None  # object lock: a pin there is a recorded legal hold

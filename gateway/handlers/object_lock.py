@@ -259,7 +259,7 @@ async def put_object_retention(req: S3Request) -> Reply:
                 + ("" if current.mode == "COMPLIANCE" else " without the governance bypass")
                 + ".",
             )
-    await locks.store(req.bucket, req.key, version, replace(new, legal_hold=current.legal_hold))
+    await locks.set_retention(req.backend, req.ctx, req.bucket, req.key, version, new)
     return empty_reply(200)
 
 
