@@ -21,8 +21,9 @@ class Operation(StrEnum):
     It selects the request's handler (the ``HANDLERS`` table), is the ``operation`` field of
     the access and audit lines, and names the permission checked for the request:
     :attr:`action` is its IAM action (``s3:<Operation>`` unless AWS names it otherwise, as in
-    :data:`_ACTIONS`). Metric labels and span names are to be this same value, never a second
-    hand-kept list.
+    :data:`_ACTIONS`). It is also the ``operation`` label of the request metrics
+    (``policy.metrics``) and the name of the request's span (``gateway.tracing``): one value,
+    never a second hand-kept list.
     """
 
     @property
