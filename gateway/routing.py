@@ -99,7 +99,21 @@ class Operation(StrEnum):
     PutPublicAccessBlock = "PutPublicAccessBlock"
     DeletePublicAccessBlock = "DeletePublicAccessBlock"
     GetBucketAccelerateConfiguration = "GetBucketAccelerateConfiguration"
+    PutBucketAccelerateConfiguration = "PutBucketAccelerateConfiguration"
     GetBucketRequestPayment = "GetBucketRequestPayment"
+    PutBucketRequestPayment = "PutBucketRequestPayment"
+    GetBucketAnalyticsConfiguration = "GetBucketAnalyticsConfiguration"
+    PutBucketAnalyticsConfiguration = "PutBucketAnalyticsConfiguration"
+    DeleteBucketAnalyticsConfiguration = "DeleteBucketAnalyticsConfiguration"
+    GetBucketInventoryConfiguration = "GetBucketInventoryConfiguration"
+    PutBucketInventoryConfiguration = "PutBucketInventoryConfiguration"
+    DeleteBucketInventoryConfiguration = "DeleteBucketInventoryConfiguration"
+    GetBucketMetricsConfiguration = "GetBucketMetricsConfiguration"
+    PutBucketMetricsConfiguration = "PutBucketMetricsConfiguration"
+    DeleteBucketMetricsConfiguration = "DeleteBucketMetricsConfiguration"
+    GetBucketIntelligentTieringConfiguration = "GetBucketIntelligentTieringConfiguration"
+    PutBucketIntelligentTieringConfiguration = "PutBucketIntelligentTieringConfiguration"
+    DeleteBucketIntelligentTieringConfiguration = "DeleteBucketIntelligentTieringConfiguration"
     GetObjectTagging = "GetObjectTagging"
     PutObjectTagging = "PutObjectTagging"
     DeleteObjectTagging = "DeleteObjectTagging"
@@ -154,6 +168,19 @@ _ACTIONS: Mapping[Operation, str] = {
     Operation.DeletePublicAccessBlock: "s3:PutBucketPublicAccessBlock",
     Operation.DeleteBucketOwnershipControls: "s3:PutBucketOwnershipControls",
     Operation.GetBucketAccelerateConfiguration: "s3:GetAccelerateConfiguration",
+    Operation.PutBucketAccelerateConfiguration: "s3:PutAccelerateConfiguration",
+    Operation.GetBucketAnalyticsConfiguration: "s3:GetAnalyticsConfiguration",
+    Operation.PutBucketAnalyticsConfiguration: "s3:PutAnalyticsConfiguration",
+    Operation.DeleteBucketAnalyticsConfiguration: "s3:PutAnalyticsConfiguration",
+    Operation.GetBucketInventoryConfiguration: "s3:GetInventoryConfiguration",
+    Operation.PutBucketInventoryConfiguration: "s3:PutInventoryConfiguration",
+    Operation.DeleteBucketInventoryConfiguration: "s3:PutInventoryConfiguration",
+    Operation.GetBucketMetricsConfiguration: "s3:GetMetricsConfiguration",
+    Operation.PutBucketMetricsConfiguration: "s3:PutMetricsConfiguration",
+    Operation.DeleteBucketMetricsConfiguration: "s3:PutMetricsConfiguration",
+    Operation.GetBucketIntelligentTieringConfiguration: "s3:GetIntelligentTieringConfiguration",
+    Operation.PutBucketIntelligentTieringConfiguration: "s3:PutIntelligentTieringConfiguration",
+    Operation.DeleteBucketIntelligentTieringConfiguration: "s3:PutIntelligentTieringConfiguration",
     Operation.GetObjectAttributes: "s3:GetObjectAttributes",
 }
 
@@ -220,7 +247,23 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "bucket", "publicAccessBlock", _O.PutPublicAccessBlock),
     Route("DELETE", "bucket", "publicAccessBlock", _O.DeletePublicAccessBlock),
     Route("GET", "bucket", "accelerate", _O.GetBucketAccelerateConfiguration),
+    Route("PUT", "bucket", "accelerate", _O.PutBucketAccelerateConfiguration),
     Route("GET", "bucket", "requestPayment", _O.GetBucketRequestPayment),
+    Route("PUT", "bucket", "requestPayment", _O.PutBucketRequestPayment),
+    Route("GET", "bucket", "analytics", _O.GetBucketAnalyticsConfiguration),
+    Route("PUT", "bucket", "analytics", _O.PutBucketAnalyticsConfiguration),
+    Route("DELETE", "bucket", "analytics", _O.DeleteBucketAnalyticsConfiguration),
+    Route("GET", "bucket", "inventory", _O.GetBucketInventoryConfiguration),
+    Route("PUT", "bucket", "inventory", _O.PutBucketInventoryConfiguration),
+    Route("DELETE", "bucket", "inventory", _O.DeleteBucketInventoryConfiguration),
+    Route("GET", "bucket", "metrics", _O.GetBucketMetricsConfiguration),
+    Route("PUT", "bucket", "metrics", _O.PutBucketMetricsConfiguration),
+    Route("DELETE", "bucket", "metrics", _O.DeleteBucketMetricsConfiguration),
+    Route("GET", "bucket", "intelligent-tiering", _O.GetBucketIntelligentTieringConfiguration),
+    Route("PUT", "bucket", "intelligent-tiering", _O.PutBucketIntelligentTieringConfiguration),
+    Route(
+        "DELETE", "bucket", "intelligent-tiering", _O.DeleteBucketIntelligentTieringConfiguration
+    ),
     Route("GET", "bucket", "list-type", _O.ListObjectsV2),
     # Plain bucket operations
     Route("GET", "bucket", None, _O.ListObjects),

@@ -309,6 +309,56 @@ def test_not_implemented_names_operation(s3: Any, bucket: str) -> None:
     assert "GetBucketLogging" in excinfo.value.response["Error"]["Message"]
 
 
+def test_bucket_configurations_without_support_are_501_not_another_operation(
+    s3: Any, bucket: str
+) -> None:
+    """Sub-resources the gateway does not implement are named and refused: a PUT of one must
+    never be taken for CreateBucket, nor a GET for a listing."""
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"x")
+    inventory = {
+        "Destination": {"S3BucketDestination": {"Bucket": "arn:aws:s3:::d", "Format": "CSV"}},
+        "IsEnabled": True,
+        "Id": "i",
+        "IncludedObjectVersions": "Current",
+        "Schedule": {"Frequency": "Daily"},
+    }
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("GetBucketInventoryConfiguration", "get_bucket_inventory_configuration", {"Id": "i"}),
+        (
+            "PutBucketInventoryConfiguration",
+            "put_bucket_inventory_configuration",
+            {"Id": "i", "InventoryConfiguration": inventory},
+        ),
+        (
+            "DeleteBucketAnalyticsConfiguration",
+            "delete_bucket_analytics_configuration",
+            {"Id": "a"},
+        ),
+        ("GetBucketMetricsConfiguration", "get_bucket_metrics_configuration", {"Id": "m"}),
+        (
+            "GetBucketIntelligentTieringConfiguration",
+            "get_bucket_intelligent_tiering_configuration",
+            {"Id": "t"},
+        ),
+        (
+            "PutBucketAccelerateConfiguration",
+            "put_bucket_accelerate_configuration",
+            {"AccelerateConfiguration": {"Status": "Enabled"}},
+        ),
+        (
+            "PutBucketRequestPayment",
+            "put_bucket_request_payment",
+            {"RequestPaymentConfiguration": {"Payer": "Requester"}},
+        ),
+    ]
+    for operation, method, arguments in calls:
+        with pytest.raises(ClientError) as excinfo:
+            getattr(s3, method)(Bucket=bucket, **arguments)
+        assert (error_code(excinfo), status(excinfo)) == ("NotImplemented", 501), operation
+        assert operation in excinfo.value.response["Error"]["Message"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["kept"]
+
+
 def test_unknown_version_id(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="v", Body=b"x")
     assert s3.get_object(Bucket=bucket, Key="v", VersionId="null")["Body"].read() == b"x"
