@@ -152,3 +152,37 @@ async def test_sweep_keeps_the_manifest_of_a_noncurrent_version(backend: S3Backe
 
     await backend.delete_version(CTX, "site", "k", old)
     assert await backend.sweep(cutoff, limit=1000) == 1
+
+
+async def test_reads_trust_the_versioning_state_briefly_writes_never(moto: Any) -> None:
+    """A GET/HEAD reuses the state it read for ``READ_STATE_TTL`` seconds (no second backend
+    request per read); a change on this replica is seen at once, one made by another replica
+    within that time, and a write always reads it fresh (its effect depends on it)."""
+    from translators.s3.versions import READ_STATE_TTL
+
+    spec = BackendSpec(
+        "s3", f"pw-ver-{uuid.uuid4().hex[:8]}", prefix="root", options={"create": "true"}
+    )
+    here, other = S3Backend.from_spec(spec, moto.env), S3Backend.from_spec(spec, moto.env)
+    await here.start()
+    await other.start()
+    now = [1000.0]
+    here._versions._clock = lambda: now[0]
+    try:
+        bucket = f"b{uuid.uuid4().hex[:8]}"
+        await here.create_bucket(CTX, bucket)
+        await put(here, bucket, "k", b"one")
+        assert (await here.head_object(CTX, bucket, "k")).version_id is None
+        await other.put_bucket_versioning(CTX, bucket, "Enabled")
+        assert (await here.head_object(CTX, bucket, "k")).version_id is None  # remembered
+        written = await put(here, bucket, "k", b"two")  # a write reads the state fresh
+        assert written.version_id not in (None, NULL_VERSION)
+        now[0] += READ_STATE_TTL + 0.1
+        assert (await here.head_object(CTX, bucket, "k")).version_id == written.version_id
+        await here.put_bucket_versioning(CTX, bucket, "Suspended")  # this replica: at once
+        suspended = await put(here, bucket, "k", b"three")
+        assert suspended.version_id == NULL_VERSION
+        assert (await here.head_object(CTX, bucket, "k")).version_id == NULL_VERSION
+    finally:
+        await here.close()
+        await other.close()

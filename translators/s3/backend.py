@@ -340,6 +340,7 @@ class S3Backend(DelegatesMultipart, Unversioned):
                 if error.code != "NoSuchBucket":
                     raise
         await self._versions.names.remove(self.store.namespace.bucket_marker(bucket))
+        self._versions.forget(bucket)
 
     async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:
         info = (await self.store.find(bucket, key)).info

@@ -7,6 +7,8 @@
   ``Enabled``: the translator never suspends a backend bucket, it applies S3's ``null`` rules
   itself. A backend refusing PutBucketVersioning, or accepting it without turning it on
   (rclone serve s3), makes enabling ``NotImplemented`` (501) naming the backend.
+  Reads (GET/HEAD) trust the state they read for ``READ_STATE_TTL`` seconds, so a read
+  costs one backend request; writes and deletes read it fresh.
 * **Version ids** are the backend's, opaque, except the ``null`` entry of a key: the one
   the backend itself calls ``null`` (written before its bucket was versioned) or the one
   whose backend id the key's *null mapping* names: ``.pagewright/nulls/<bucket>/<key>``,
@@ -25,6 +27,8 @@
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -50,6 +54,9 @@ from translators.versioning import (
 )
 
 STATE_KEY = "pagewright-versioning"
+#: Seconds a read trusts the versioning state it read last (see ``status_for_read``).
+READ_STATE_TTL = 2.0
+_READ_STATE_ENTRIES = 10_000
 NULL_KEY = "null-version"
 #: Backend codes refusing PutBucketVersioning (map_errors makes them InternalError).
 _REFUSED = ("NotImplemented", "InvalidRequest", "MethodNotAllowed", "InvalidArgument")
@@ -59,11 +66,20 @@ class S3Versions:
     """The versioning methods of :class:`translators.s3.backend.S3Backend` for gateway
     buckets that have a state (see the module docstring)."""
 
-    def __init__(self, store: S3Store, reads: S3Reads, name: str) -> None:
+    def __init__(
+        self,
+        store: S3Store,
+        reads: S3Reads,
+        name: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.reads = reads
         self.name = name
         self.names = BackendEntries(store)
+        self._clock = clock
+        self._seen: dict[str, tuple[VersioningStatus | None, float]] = {}
 
     # State
 
@@ -85,11 +101,31 @@ class S3Versions:
     async def status_of(self, bucket: str, key: str) -> VersioningStatus | None:
         return status_for(key, await self.status(bucket))
 
+    async def status_for_read(self, bucket: str) -> VersioningStatus | None:
+        """:meth:`status` as a read reports it: remembered for :data:`READ_STATE_TTL`
+        seconds, so a GET or HEAD costs no second backend request. Only the version id a
+        read reports depends on it, and S3 itself takes time to show a versioning change;
+        writes and deletes, whose effect depends on the state, read it fresh."""
+        now = self._clock()
+        seen = self._seen.get(bucket)
+        if seen is not None and seen[1] > now:
+            return seen[0]
+        status = await self.status(bucket)
+        if len(self._seen) >= _READ_STATE_ENTRIES:
+            self._seen.clear()
+        self._seen[bucket] = (status, now + READ_STATE_TTL)
+        return status
+
+    def forget(self, bucket: str) -> None:
+        """This process changed ``bucket``'s state, or removed it."""
+        self._seen.pop(bucket, None)
+
     async def set_status(self, bucket: str, status: VersioningStatus) -> None:
         await self.status(bucket)
         await self._version_backend(self.store.namespace.container_for(bucket))
         marker = self.store.namespace.bucket_marker(bucket)
         await self.names.rewrite(marker, {STATE_KEY: status})
+        self.forget(bucket)
 
     async def _version_backend(self, container: str) -> None:
         """Turn on the backend bucket's versioning; ``NotImplemented`` if it cannot."""
@@ -168,7 +204,7 @@ class S3Versions:
     async def client_info(self, bucket: str, key: str, info: ObjectInfo) -> ObjectInfo:
         """``info`` read from the backend (its version id the backend's) as clients see it."""
         backend_id = info.version_id
-        status = await self.status_of(bucket, key)
+        status = status_for(key, await self.status_for_read(bucket))
         if status is None:
             return info if backend_id is None else replace(info, version_id=None)
         if backend_id not in (None, NULL_VERSION) and backend_id != await self.null_id(bucket, key):
