@@ -41,10 +41,10 @@ from core.reserved import STAGING_PREFIX
 from core.sse import EncryptionInfo, SseMode
 from core.streams import BytesBody
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
+from policy.record_objects import RecordTooLarge, read_record
 from translators.base import (
     Backend,
     CompletedPart,
-    GetOptions,
     ObjectInfo,
     WriteConditions,
     WriteMetadata,
@@ -225,21 +225,20 @@ class CompletedUploadsBackend(
     ) -> CompletedUpload | None:
         """The record of ``upload_id`` in ``bucket``, or None (absent or unreadable)."""
         try:
-            opened = await self.records.get_object(ctx, bucket, record_key(upload_id), GetOptions())
-        except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchBucket"):
-                return None
-            raise
-        data = bytearray()
+            data = await read_record(
+                self.records,
+                ctx,
+                bucket,
+                record_key(upload_id),
+                MAX_RECORD_BYTES,
+                missing=("NoSuchKey", "NoSuchBucket"),
+            )
+        except RecordTooLarge:
+            return None
+        if data is None:
+            return None
         try:
-            async for chunk in opened.body:
-                data += chunk
-                if len(data) > MAX_RECORD_BYTES:
-                    return None
-        finally:
-            await opened.body.aclose()
-        try:
-            return CompletedUpload.from_json(bytes(data))
+            return CompletedUpload.from_json(data)
         except (ValueError, KeyError, TypeError):
             log.warning(
                 "an unreadable completed-upload record was ignored",

@@ -48,7 +48,8 @@ from core.errors import S3Error
 from core.object_lock import MODES, LockMode, ObjectLock
 from core.reserved import SITE_STATE_PREFIX
 from core.streams import BytesBody
-from translators.base import Backend, GetOptions, ListQuery, WriteConditions, WriteMetadata
+from policy.record_objects import RecordTooLarge, parse_record, read_record
+from translators.base import Backend, ListQuery, WriteConditions, WriteMetadata
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,9 @@ class LockRecord:
     def from_json(cls, data: bytes) -> LockRecord:
         """Parse a record; :class:`LockRecordError` unless it is one of this format."""
         try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise LockRecordError(f"not JSON: {error}") from None
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise LockRecordError(f"not a {FORMAT} record")
-        if document.get("version") != VERSION:
-            raise LockRecordError(f"version {document.get('version')!r}, expected {VERSION}")
+            document = parse_record(data, FORMAT, VERSION)
+        except ValueError as error:
+            raise LockRecordError(str(error)) from None
         try:
             return cls(_text(document, "key"), _text(document, "version_id"), _lock(document))
         except (KeyError, TypeError, ValueError) as error:
@@ -238,20 +235,12 @@ class LockRecords:
 
     async def _read(self, site: str, name: str) -> LockRecord | None:
         try:
-            opened = await self._backend.get_object(_CONTEXT, site, name, GetOptions())
-        except S3Error as error:
-            if error.code == "NoSuchKey":
-                return None
-            raise
-        data = bytearray()
-        try:
-            async for chunk in opened.body:
-                data += chunk
-                if len(data) > MAX_RECORD_BYTES:
-                    raise LockRecordError(f"{name} is over {MAX_RECORD_BYTES} bytes")
-        finally:
-            await opened.body.aclose()
-        record = LockRecord.from_json(bytes(data))
+            data = await read_record(self._backend, _CONTEXT, site, name, MAX_RECORD_BYTES)
+        except RecordTooLarge as error:
+            raise LockRecordError(str(error)) from None
+        if data is None:
+            return None
+        record = LockRecord.from_json(data)
         if record_key(record.key, record.version_id) != name:
             raise LockRecordError(f"{name} holds the record of another version")
         return record

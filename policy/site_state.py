@@ -59,8 +59,9 @@ from core.streams import BytesBody
 from policy import lifecycle
 from policy.cors import CorsRules, rules_from_json, rules_to_json
 from policy.model import ACTION, STATUS, ArtifactFilter, Catalog, ObjectRecord, every_record
+from policy.record_objects import RecordTooLarge, parse_record, read_record
 from policy.tags import valid_tags
-from translators.base import Backend, GetOptions, WriteConditions, WriteMetadata
+from translators.base import Backend, WriteConditions, WriteMetadata
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +142,9 @@ class SiteState:
     def from_json(cls, data: bytes) -> SiteState:
         """Parse a record; :class:`SiteStateError` unless it is one of this format/version."""
         try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise SiteStateError(f"not JSON: {error}") from None
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise SiteStateError(f"not a {FORMAT} record")
-        if document.get("version") != VERSION:
-            raise SiteStateError(f"version {document.get('version')!r}, expected {VERSION}")
+            document = parse_record(data, FORMAT, VERSION)
+        except ValueError as error:
+            raise SiteStateError(str(error)) from None
         try:
             overrides = document["overrides"]
             if not isinstance(overrides, dict):
@@ -267,23 +264,12 @@ async def load_site_state(backend: Backend, site: str) -> SiteState | None:
     """The record stored in ``site``'s bucket of ``backend`` (a translator), or None when
     there is none. ``SiteStateError`` when it is unreadable; backend errors propagate."""
     try:
-        opened = await backend.get_object(_CONTEXT, site, SITE_STATE_KEY, GetOptions())
-    except S3Error as error:
-        if error.code == "NoSuchKey":
-            return None
-        raise
-    if opened.info.size > MAX_RECORD_BYTES:
-        await opened.body.aclose()
-        raise SiteStateError(f"the record is {opened.info.size} bytes, over the limit")
-    data = bytearray()
-    try:
-        async for chunk in opened.body:
-            data += chunk
-            if len(data) > MAX_RECORD_BYTES:
-                raise SiteStateError("the record grew over the limit while it was read")
-    finally:
-        await opened.body.aclose()
-    state = SiteState.from_json(bytes(data))
+        data = await read_record(backend, _CONTEXT, site, SITE_STATE_KEY, MAX_RECORD_BYTES)
+    except RecordTooLarge as error:
+        raise SiteStateError(str(error)) from None
+    if data is None:
+        return None
+    state = SiteState.from_json(data)
     if state.site != site:
         raise SiteStateError(f"the record of site {site!r} names site {state.site!r}")
     return state
