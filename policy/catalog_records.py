@@ -17,7 +17,19 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    RowMapping,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from policy.catalog_database import dialect_insert
 from policy.catalog_schema import objects
@@ -42,9 +54,32 @@ def upsert(conn: Connection, record: ObjectRecord) -> None:
     tags too: a new object never keeps the tags of the one it replaces)."""
     values = asdict(record)
     values["tags"] = record.tags or None
-    statement = dialect_insert(conn)(objects).values(values)
-    changed = {k: statement.excluded[k] for k in values if k not in ("site", "key")}
-    conn.execute(statement.on_conflict_do_update(index_elements=["site", "key"], set_=changed))
+    conn.execute(_upsert_statement(conn), values)
+
+
+def current_row(conn: Connection, site: str, key: str) -> RowMapping | None:
+    """The ``objects`` row of (site, key) as it is, or None."""
+    row = conn.execute(_CURRENT_ROW, {"site": site, "key": key}).first()
+    return None if row is None else row._mapping
+
+
+_CURRENT_ROW = select(objects).where(
+    objects.c.site == bindparam("site"), objects.c.key == bindparam("key")
+)
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(conn: Connection) -> Any:
+    """The dialect's INSERT ... ON CONFLICT (site, key) DO UPDATE of every other column,
+    built once: the values go as parameters, so the compiled statement is reused (building
+    it with the values inside cost more than running it)."""
+    statement = _UPSERTS.get(conn.dialect.name)
+    if statement is None:
+        insert = dialect_insert(conn)(objects)
+        changed = {c.name: insert.excluded[c.name] for c in objects.c if not c.primary_key}
+        statement = insert.on_conflict_do_update(index_elements=["site", "key"], set_=changed)
+        _UPSERTS[conn.dialect.name] = statement
+    return statement
 
 
 def read(conn: Connection, site: str, key: str) -> ObjectRecord | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, RowMapping, delete, select, update
 
 from policy import catalog_records, catalog_versions
 from policy import catalog_site_documents as documents
@@ -31,9 +31,10 @@ def upsert_object(conn: Connection, record: ObjectRecord, upload_id: str | None)
     if upload_id is not None:
         record = replace(record, tags=read_upload(conn, record.site, upload_id))
         remove_upload(conn, record.site, upload_id)
-    before = _object_tags(conn, record.site, record.key)
+    old = catalog_records.current_row(conn, record.site, record.key)
+    before = _tags_of(old)
     record = catalog_versions.promoted(conn, record)
-    catalog_versions.keep_replaced(conn, record.site, record.key, record.version_id)
+    catalog_versions.keep_replaced(conn, old, record.version_id)
     catalog_records.upsert(conn, record)
     return before != record.tags
 
@@ -42,17 +43,15 @@ def delete_object(conn: Connection, site: str, key: str) -> bool:
     """Delete the row of (site, key) with its tags (the row moves to the key's versions
     when it names a version: :func:`policy.catalog_versions.keep_replaced`); whether it had
     tags."""
-    before = _object_tags(conn, site, key)
-    catalog_versions.keep_replaced(conn, site, key, None)
-    conn.execute(delete(objects).where(objects.c.site == site, objects.c.key == key))
-    return bool(before)
+    old = catalog_records.current_row(conn, site, key)
+    catalog_versions.keep_replaced(conn, old, None)
+    if old is not None:
+        conn.execute(delete(objects).where(objects.c.site == site, objects.c.key == key))
+    return bool(_tags_of(old))
 
 
-def _object_tags(conn: Connection, site: str, key: str) -> TagSet:
-    row = conn.execute(
-        select(objects.c.tags).where(objects.c.site == site, objects.c.key == key)
-    ).first()
-    return {} if row is None or row[0] is None else dict(row[0])
+def _tags_of(row: RowMapping | None) -> TagSet:
+    return {} if row is None or row["tags"] is None else dict(row["tags"])
 
 
 def read_object(conn: Connection, site: str, key: str) -> tuple[str, TagSet] | None:

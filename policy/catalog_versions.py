@@ -39,9 +39,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 
-from policy.catalog_schema import noncurrent_versions, object_versions, objects, site_versioning
+from policy.catalog_schema import noncurrent_versions, object_versions, site_versioning
 from policy.model import ObjectRecord, parse_artifact_key
 from translators.versioning import Version
 
@@ -71,15 +71,14 @@ def set_status(conn: Connection, site: str, value: str) -> None:
         conn.execute(insert(site_versioning).values(site=site, status=value))
 
 
-def keep_replaced(conn: Connection, site: str, key: str, new_version_id: str | None) -> None:
-    """Before ``key``'s ``objects`` row is replaced by version ``new_version_id`` (None: the
-    row is deleted), move the row it has into ``object_versions`` when it names a version
-    other than the new one: that version is about to become noncurrent (or is gone, which
-    the next :func:`set_versions` finds out)."""
-    old = conn.execute(select(objects).where(objects.c.site == site, objects.c.key == key)).first()
-    if old is None:
+def keep_replaced(conn: Connection, row: RowMapping | None, new_version_id: str | None) -> None:
+    """Before an ``objects`` row (``row``, as read in this transaction; None: there is
+    none) is replaced by version ``new_version_id`` (None: the row is deleted), move it into
+    ``object_versions`` when it names a version other than the new one: that version is
+    about to become noncurrent (or is gone, which the next :func:`set_versions` finds out)."""
+    if row is None:
         return
-    row = old._mapping
+    site, key = row["site"], row["key"]
     version_id = row["version_id"]
     if version_id is None or version_id == new_version_id:
         return
