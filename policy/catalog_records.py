@@ -166,15 +166,7 @@ def decode_cursor(cursor: str, sort: SortField, descending: bool) -> list[Any]:
     """The sort values a cursor of :func:`list_page` carries, each checked to be what that
     sort stores: ``CursorError`` for anything else (a tampered cursor never reaches the
     database as a value it cannot hold: a huge number, a lone surrogate, a NUL)."""
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        raise CursorError("malformed cursor")
-    try:
-        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
-        payload = json.loads(raw, parse_constant=_not_json)
-    except (ValueError, UnicodeError, binascii.Error, RecursionError) as error:
-        raise CursorError("malformed cursor") from error
-    if not isinstance(payload, dict) or set(payload) != {"s", "d", "v"}:
-        raise CursorError("malformed cursor")
+    payload = cursor_payload(cursor, {"s", "d", "v"})
     if payload["s"] != sort or payload["d"] is not descending:
         raise CursorError("the cursor belongs to another sort order")
     values = payload["v"]
@@ -266,8 +258,28 @@ def _sort_values(sort: SortField, record: ObjectRecord) -> list[Any]:
 
 
 def _encode_cursor(sort: SortField, descending: bool, last: ObjectRecord) -> str:
-    payload = {"s": sort, "d": descending, "v": _sort_values(sort, last)}
+    return encode_cursor({"s": sort, "d": descending, "v": _sort_values(sort, last)})
+
+
+def encode_cursor(payload: dict[str, Any]) -> str:
+    """An opaque cursor carrying ``payload`` (base64 of its JSON)."""
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+
+
+def cursor_payload(cursor: str, fields: set[str]) -> dict[str, Any]:
+    """The payload of an :func:`encode_cursor` cursor, which must have exactly ``fields``;
+    ``CursorError`` for anything else (too long, not base64, not JSON, NaN, other fields).
+    The caller checks each value."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise CursorError("malformed cursor")
+    try:
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        payload = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, UnicodeError, binascii.Error, RecursionError) as error:
+        raise CursorError("malformed cursor") from error
+    if not isinstance(payload, dict) or set(payload) != fields:
+        raise CursorError("malformed cursor")
+    return payload
 
 
 def _not_json(name: str) -> Any:

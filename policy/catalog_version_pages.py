@@ -11,15 +11,19 @@ artifact listing's (policy.catalog_records).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
-from policy.catalog_records import MAX_CURSOR_LENGTH, CursorError, cursor_text, cursor_time
-from policy.catalog_schema import object_versions, objects
+from policy.catalog_records import (
+    CursorError,
+    current_row,
+    cursor_payload,
+    cursor_text,
+    cursor_time,
+    encode_cursor,
+)
+from policy.catalog_schema import object_versions
 from policy.model import VersionPage, VersionRecord
 from translators.versioning import NULL_VERSION
 
@@ -62,22 +66,12 @@ def page(conn: Connection, site: str, key: str, after: After, limit: int) -> Ver
     items = items[:limit]
     last = items[-1]
     value = None if last.is_latest else [last.created_at.isoformat(), last.version_id]
-    cursor = base64.urlsafe_b64encode(json.dumps({"v": value}).encode()).decode()
-    return VersionPage(items, cursor)
+    return VersionPage(items, encode_cursor({"v": value}))
 
 
 def decode_cursor(cursor: str) -> After:
     """What :func:`page` resumes after; :class:`CursorError` for a malformed cursor."""
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        raise CursorError("malformed cursor")
-    try:
-        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
-        payload = json.loads(raw)
-    except (ValueError, UnicodeError, binascii.Error, RecursionError) as error:
-        raise CursorError("malformed cursor") from error
-    if not isinstance(payload, dict) or set(payload) != {"v"}:
-        raise CursorError("malformed cursor")
-    value = payload["v"]
+    value = cursor_payload(cursor, {"v"})["v"]
     if value is None:
         return ()
     if (
@@ -90,9 +84,8 @@ def decode_cursor(cursor: str) -> After:
 
 
 def _latest(conn: Connection, site: str, key: str) -> VersionRecord | None:
-    row = conn.execute(select(objects).where(objects.c.site == site, objects.c.key == key)).first()
-    if row is not None:
-        m = row._mapping
+    m = current_row(conn, site, key)
+    if m is not None:
         return VersionRecord(
             key=key,
             version_id=m["version_id"] or NULL_VERSION,

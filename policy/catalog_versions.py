@@ -164,9 +164,13 @@ def set_versions(conn: Connection, site: str, key: str, history: Sequence[Versio
         fresh = dict.fromkeys(_ARTIFACT_FIELDS)
         if artifact is not None and not entry.is_delete_marker:
             fresh.update(build_id=artifact.build_id, compression=artifact.compression)
-        if row is not None:
-            stale = _version_where(site, key, entry.version_id)
-            conn.execute(delete(object_versions).where(*stale))
+        if row is not None:  # another entry under that id: what the catalog knew goes
+            conn.execute(
+                update(object_versions)
+                .where(*_version_where(site, key, entry.version_id))
+                .values(**listed, **fresh)
+            )
+            continue
         conn.execute(
             insert(object_versions).values(
                 site=site, key=key, version_id=entry.version_id, **listed, **fresh

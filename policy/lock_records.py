@@ -183,11 +183,7 @@ class LockRecords:
             )
 
     async def _remove(self, site: str, key: str, version_id: str) -> None:
-        try:
-            await self._backend.delete_object(_CONTEXT, site, record_key(key, version_id))
-        except S3Error as error:
-            if error.code != "NoSuchKey":
-                raise
+        await self.remove_stored(site, record_key(key, version_id))
 
     async def remove_stored(self, site: str, name: str) -> None:
         """Remove the record stored at ``name`` (a key under :data:`LOCKS_PREFIX`)."""

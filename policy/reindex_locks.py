@@ -87,8 +87,7 @@ async def restore_locks(
     if status is None:  # never versioned: no version a record names can be here
         for stale in wanted.values():
             for name, _ in stale.values():
-                await records.remove_stored(site, name)
-                done.stale_records += 1
+                await _drop(records, site, name, done)
         return
     if not wanted:
         return
@@ -141,12 +140,10 @@ async def _settle_unlisted(
     except S3Error as error:
         if error.code not in ("NoSuchVersion", "NoSuchKey"):
             raise
-        await records.remove_stored(site, name)
-        done.stale_records += 1
+        await _drop(records, site, name, done)
         return
     if version.info is None:  # a delete marker holds no lock
-        await records.remove_stored(site, name)
-        done.stale_records += 1
+        await _drop(records, site, name, done)
         return
     try:
         latest = await backend.head_object(_CONTEXT, site, record.key)
@@ -157,6 +154,12 @@ async def _settle_unlisted(
     else:
         is_latest = latest.version_id == record.version_id
     await _restore(catalog, locks, site, record, latest=is_latest, done=done)
+
+
+async def _drop(records: LockRecords, site: str, name: str, done: LocksRestored) -> None:
+    """Delete the record stored at ``name``: the version it names is gone."""
+    await records.remove_stored(site, name)
+    done.stale_records += 1
 
 
 async def _restore(
