@@ -84,7 +84,8 @@ def test_s3_requests_over_the_principal_limit_slow_down(make_gateway: StartGatew
 def test_uploads_are_charged_their_length_before_the_body_is_read(
     make_gateway: StartGateway,
 ) -> None:
-    server = make_gateway(principal_bytes_per_second=1000, principal_byte_burst=1000)
+    # A refill of 1 byte/s: however slow the machine, the second upload cannot be refilled in.
+    server = make_gateway(principal_bytes_per_second=1, principal_byte_burst=1000)
     assert send(server, "PUT", "/bytes-site").status == 200
     assert send(server, "PUT", "/bytes-site/a", body=b"a" * 600).status == 200
     refused = send(server, "PUT", "/bytes-site/b", body=b"b" * 600)
