@@ -10,7 +10,7 @@ Checks, run together, each bounded by :data:`CHECK_TIMEOUT_S`, each with a ``sta
   start yet, policy.catalog_start) or ``unavailable``;
 * ``redis`` (only with shared rate-limit buckets): ``ok``, or
   ``degraded: per-process limits`` while Redis is out. It never fails readiness: the
-  gateway keeps serving with limits of its own (policy.rate_redis);
+  gateway keeps serving with limits of its own (policy.rate_failover);
 * ``free_space`` (only with a free-space floor, i.e. the filesystem backend): the volume has
   at least ``min_free_bytes`` free: ``ok`` or ``low``.
 
@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 import anyio
 
 from core.errors import S3Error
-from policy.rate_redis import FailoverBuckets
+from policy.rate_failover import FailoverBuckets
 from policy.stack import Stack
 
 #: A check that has not answered by then has failed (a hung database, an unreachable host).

@@ -111,8 +111,9 @@ def serialize(root: etree._Element) -> bytes:
 def iso8601(moment: datetime) -> str:
     """S3's XML timestamp: ``2009-10-12T17:50:30.000Z``."""
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    # isoformat is C code; this runs once per listed object.
-    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    # isoformat is C code; this runs once per listed object. Its "+00:00" becomes "Z"
+    # (cheaper than a naive copy of the datetime).
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def error_document(

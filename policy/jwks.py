@@ -16,13 +16,17 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-import httpx
-import jwt
 
 from policy.oidc_config import OidcIssuer, is_trusted_url
+
+if TYPE_CHECKING:
+    import jwt
+
+# PyJWT and httpx (~27 MiB together) are imported where they are used: only a gateway
+# with OIDC issuers configured, verifying a token, ever needs them.
 
 #: Key sets and discovery documents larger than this are refused (a real one is a few KiB).
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
@@ -125,6 +129,8 @@ def signing_keys(document: object, issuer: OidcIssuer) -> dict[str, jwt.PyJWK]:
     Keys for encryption (``use: enc``), of a type PyJWT cannot use, or whose ``alg`` is not
     one the issuer is allowed are skipped; a key without ``kid`` is kept under ``""`` only
     when it is the set's single key."""
+    import jwt
+
     raw = document.get("keys") if isinstance(document, Mapping) else None
     if not isinstance(raw, list):
         raise JwksUnavailable(f"the key set of {issuer.issuer} is not a JWKS document")
@@ -149,6 +155,8 @@ def signing_keys(document: object, issuer: OidcIssuer) -> dict[str, jwt.PyJWK]:
 async def fetch_json(url: str) -> Any:
     """GET ``url`` as JSON (redirects not followed, at most :data:`MAX_DOCUMENT_BYTES`);
     :class:`JwksUnavailable` on any failure."""
+    import httpx
+
     try:
         async with (
             httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as client,

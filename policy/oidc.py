@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
-
-import jwt
+from typing import TYPE_CHECKING, Any, Final
 
 from policy.jwks import JwksCache, JwksUnavailable, UnknownKey
 from policy.oidc_config import OidcIssuer
 from policy.principals import Principal, Role
+
+if TYPE_CHECKING:
+    from jwt import PyJWK
 
 #: Three base64url segments: what a compact JWS looks like (and an API key does not).
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -141,6 +142,8 @@ class TokenVerifier:
         issuer and key that then verify everything."""
         if not looks_like_jwt(token):
             raise MalformedToken("the token is not a compact JWS (header.payload.signature)")
+        import jwt  # PyJWT is loaded on the first token (see policy.jwks)
+
         try:
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(token, options={"verify_signature": False})
@@ -155,7 +158,9 @@ class TokenVerifier:
         return issuer, header
 
 
-def _decode(token: str, key: jwt.PyJWK, algorithm: str, issuer: OidcIssuer) -> dict[str, Any]:
+def _decode(token: str, key: PyJWK, algorithm: str, issuer: OidcIssuer) -> dict[str, Any]:
+    import jwt
+
     try:
         claims: dict[str, Any] = jwt.decode(
             token,

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from core.errors import S3Error
 from policy.model import SitePolicy
 from policy.rate_buckets import ALLOWED, Admission, BucketStore, Charge, MemoryBuckets, Rate
-from policy.rate_redis import FailoverBuckets, RedisBuckets, connect
 
 log = logging.getLogger("pagewright.rate_limits")
 
@@ -55,7 +54,10 @@ def open_store(config: RateLimitConfig) -> BucketStore:
     """Redis (with the per-process fallback) when ``config`` names one, else this process."""
     if not config.redis_url:
         return MemoryBuckets()
-    return FailoverBuckets(RedisBuckets(connect(config.redis_url), config.redis_key_prefix))
+    # The Redis client (~20 MiB once imported) is loaded only when it is configured.
+    from policy.rate_redis import open_buckets
+
+    return open_buckets(config.redis_url, config.redis_key_prefix)
 
 
 SitePolicies = Callable[[str], Awaitable[SitePolicy]]

@@ -1,5 +1,5 @@
-"""Rate-limit buckets in Redis, shared by every gateway replica, and the fallback to this
-process when Redis is out.
+"""Rate-limit buckets in Redis, shared by every gateway replica (imported only when a
+``redis_url`` is configured: :func:`policy.rate_limits.open_store`).
 
 :class:`RedisBuckets` makes each decision with one server-side Lua script (EVALSHA, loaded
 on first use and again after a ``SCRIPT FLUSH`` or a restart), so concurrent replicas never
@@ -8,17 +8,15 @@ skewed clocks agree. Each bucket is a hash ``{level, stamp}`` expiring when it w
 full again, each failure window a counter expiring with the window: idle keys vanish.
 Keys are ``<prefix><key>``; every key of one decision goes to one server (no Cluster).
 
-:class:`FailoverBuckets` answers from Redis while it answers; a Redis error or timeout
-switches to a :class:`policy.rate_buckets.MemoryBuckets` (per-process limits), with one
-logged warning per outage; Redis is tried again at most every ``retry_seconds``, and its
-first answer ends the outage (logged too).
+:func:`open_buckets` puts them behind :class:`policy.rate_failover.FailoverBuckets`, which
+falls back to per-process limits while Redis is out.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Final
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -26,7 +24,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from policy.rate_buckets import ALLOWED, Admission, BucketStore, Charge, MemoryBuckets
+from policy.rate_buckets import ALLOWED, Admission, Charge
+from policy.rate_failover import FailoverBuckets
 
 log = logging.getLogger("pagewright.rate_limits")
 
@@ -131,84 +130,10 @@ class RedisBuckets:
         await self._client.aclose()
 
 
-_OUTAGE = (RedisError, OSError, TimeoutError)
+#: What FailoverBuckets takes for an outage of Redis.
+OUTAGE: Final = (RedisError, OSError, TimeoutError)
 
 
-class FailoverBuckets:
-    """``primary`` (Redis) while it answers, else ``fallback`` (this process); see the
-    module docstring. ``clock`` (monotonic seconds) is injectable for tests."""
-
-    def __init__(
-        self,
-        primary: BucketStore,
-        fallback: BucketStore | None = None,
-        *,
-        retry_seconds: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.primary = primary
-        self.fallback = fallback or MemoryBuckets(clock)
-        self._retry_seconds = retry_seconds
-        self._clock = clock
-        self._retry_at: float | None = None  # set during an outage
-
-    @property
-    def degraded(self) -> bool:
-        """Whether Redis is out (decisions are this process's own)."""
-        return self._retry_at is not None
-
-    async def take(self, charges: Sequence[Charge]) -> Admission:
-        if self._use_primary():
-            try:
-                admission = await self.primary.take(charges)
-            except _OUTAGE as error:
-                self._failed(error)
-            else:
-                self._answered()
-                return admission
-        return await self.fallback.take(charges)
-
-    async def add_failure(self, key: str, window_seconds: float) -> None:
-        if self._use_primary():
-            try:
-                await self.primary.add_failure(key, window_seconds)
-            except _OUTAGE as error:
-                self._failed(error)
-            else:
-                self._answered()
-                return
-        await self.fallback.add_failure(key, window_seconds)
-
-    async def failures(self, key: str) -> tuple[int, float]:
-        if self._use_primary():
-            try:
-                found = await self.primary.failures(key)
-            except _OUTAGE as error:
-                self._failed(error)
-            else:
-                self._answered()
-                return found
-        return await self.fallback.failures(key)
-
-    async def close(self) -> None:
-        try:
-            await self.primary.close()
-        finally:
-            await self.fallback.close()
-
-    def _use_primary(self) -> bool:
-        return self._retry_at is None or self._clock() >= self._retry_at
-
-    def _failed(self, error: BaseException) -> None:
-        if self._retry_at is None:
-            log.warning(
-                "rate limits: Redis is unavailable (%s); limits are per process until it "
-                "answers again",
-                type(error).__name__ + (f": {error}" if str(error) else ""),
-            )
-        self._retry_at = self._clock() + self._retry_seconds
-
-    def _answered(self) -> None:
-        if self._retry_at is not None:
-            log.warning("rate limits: Redis answers again; limits are shared again")
-            self._retry_at = None
+def open_buckets(url: str, key_prefix: str) -> FailoverBuckets:
+    """Buckets in the Redis at ``url`` with the per-process fallback."""
+    return FailoverBuckets(RedisBuckets(connect(url), key_prefix), outages=OUTAGE)

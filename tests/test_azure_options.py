@@ -1,4 +1,5 @@
-"""The Azure translator's read chunk: ``chunk_size`` in its backend URL, bounded."""
+"""The Azure translator's client settings: the read chunk (``chunk_size`` in its backend URL,
+bounded) and the proxy, decided once from the environment (:mod:`translators.proxies`)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ _CONNECTION = (
 )
 
 
-def _config(url: str) -> Any:
+def _service(url: str, **environ: str) -> Any:
     backend = AzureBackend.from_spec(
-        parse_backend_url(url), {"AZURE_STORAGE_CONNECTION_STRING": _CONNECTION}
+        parse_backend_url(url), {"AZURE_STORAGE_CONNECTION_STRING": _CONNECTION, **environ}
     )
-    return backend.store.service._config  # the SDK client's transfer settings
+    return backend.store.service
+
+
+def _config(url: str) -> Any:
+    return _service(url)._config  # the SDK client's transfer settings
 
 
 def test_reads_go_in_chunks_of_8_mib_by_default() -> None:
@@ -41,3 +46,15 @@ def test_chunk_size_is_configurable() -> None:
 def test_chunk_size_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(BackendConfigError, match="azure backend"):
         _config(f"azure://site?chunk_size={value}")
+
+
+def test_the_transport_does_not_look_up_the_environment_per_request() -> None:
+    """aiohttp trusting the environment reads ~/.netrc in a thread on every request."""
+    service = _service("azure://site", HTTP_PROXY="http://proxy.example:3128")
+    assert service._pipeline._transport._use_env_settings is False
+    assert service._config.proxy_policy.proxies == {"http": "http://proxy.example:3128"}
+
+
+def test_no_proxy_naming_the_endpoint_means_no_proxy() -> None:
+    service = _service("azure://site", HTTP_PROXY="http://proxy.example:3128", NO_PROXY="127.0.0.1")
+    assert not service._config.proxy_policy.proxies

@@ -10,8 +10,8 @@ import pytest
 from core.errors import S3Error
 from policy.model import SitePolicy
 from policy.rate_buckets import Admission, Charge, MemoryBuckets, Rate, decide, refilled
+from policy.rate_failover import FailoverBuckets
 from policy.rate_limits import RateLimitConfig, RateLimiter
-from policy.rate_redis import FailoverBuckets
 
 
 @pytest.fixture

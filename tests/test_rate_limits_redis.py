@@ -15,8 +15,9 @@ import redis
 
 from policy.model import SitePolicy
 from policy.rate_buckets import Charge, Rate
+from policy.rate_failover import FailoverBuckets
 from policy.rate_limits import RateLimitConfig
-from policy.rate_redis import FailoverBuckets, RedisBuckets, connect
+from policy.rate_redis import OUTAGE, RedisBuckets, connect
 from policy.stack import build_stack
 from tests.support.faults import TcpProxy
 from tests.support.redis import keys_under, redis_prefix, server_url
@@ -140,7 +141,7 @@ async def test_an_outage_falls_back_to_the_process_and_recovers(
     caplog.set_level(logging.WARNING, "pagewright.rate_limits")
     with TcpProxy(redis_target()) as proxy:
         shared = RedisBuckets(connect(proxied_url(proxy)), prefix)
-        store = FailoverBuckets(shared, retry_seconds=0.0)
+        store = FailoverBuckets(shared, retry_seconds=0.0, outages=OUTAGE)
         # another replica, not cut off
         other = RedisBuckets(connect(server_url(), PATIENT_S), prefix)
         try:
@@ -171,7 +172,7 @@ async def test_a_redis_that_hangs_times_out_into_the_fallback(
 ) -> None:
     caplog.set_level(logging.WARNING, "pagewright.rate_limits")
     with TcpProxy(redis_target()) as proxy:
-        store = FailoverBuckets(RedisBuckets(connect(proxied_url(proxy)), prefix))
+        store = FailoverBuckets(RedisBuckets(connect(proxied_url(proxy)), prefix), outages=OUTAGE)
         try:
             bucket = [charge("h", per_second=0.001, burst=1)]
             assert (await store.take(bucket)).allowed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from lxml import etree
@@ -125,3 +125,18 @@ def test_location_constraint() -> None:
         s3xml.parse_location_constraint((body + "</CreateBucketConfiguration>").encode())
         == "eu-west-1"
     )
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (datetime(2009, 10, 12, 17, 50, 30, 123456, tzinfo=UTC), "2009-10-12T17:50:30.123Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "2026-01-02T03:04:05.000Z"),
+        (
+            datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+            "2026-01-02T01:04:05.000Z",
+        ),
+    ],
+)
+def test_timestamps_are_utc_with_milliseconds(moment: datetime, expected: str) -> None:
+    assert s3xml.iso8601(moment) == expected

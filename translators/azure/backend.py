@@ -95,6 +95,7 @@ from translators.base import (
 from translators.composed import DelegatesMultipart
 from translators.config import BackendConfigError, BackendSpec
 from translators.namespace import Namespace
+from translators.proxies import proxies_for
 from translators.unversioned import Unversioned
 
 log = logging.getLogger("pagewright.translators.azure")
@@ -173,11 +174,18 @@ class AzureBackend(DelegatesMultipart, Unversioned):
             "max_block_size": block_size,
             # The one retry layer: the SDK's, with short waits (translators.azure.retries).
             "retry_policy": ShortRetry(),
+            # The proxy is decided once (translators.proxies): aiohttp trusting the
+            # environment reads ~/.netrc in a worker thread on every request.
+            "use_env_settings": False,
         }
         credential: Any = None
         connection = environ.get("AZURE_STORAGE_CONNECTION_STRING")
         if connection:
             service = BlobServiceClient.from_connection_string(connection, **client_options)
+            if proxies := proxies_for(service.url, environ):  # decided once: see .proxies
+                service = BlobServiceClient.from_connection_string(
+                    connection, proxies=proxies, **client_options
+                )
         else:
             account = environ.get("AZURE_STORAGE_ACCOUNT", "")
             url = environ.get("AZURE_STORAGE_ACCOUNT_URL") or (
@@ -200,7 +208,9 @@ class AzureBackend(DelegatesMultipart, Unversioned):
                 from azure.identity.aio import DefaultAzureCredential
 
                 auth = credential = DefaultAzureCredential()
-            service = BlobServiceClient(url, credential=auth, **client_options)
+            service = BlobServiceClient(
+                url, credential=auth, proxies=proxies_for(url, environ), **client_options
+            )
         try:
             namespace = spec.namespace()
         except ValueError as error:
