@@ -34,7 +34,7 @@ async def list_objects(store: S3Store, bucket: str, query: ListQuery) -> ListPag
     carry the backend's ETag (for an object the gateway stored through a native
     multipart upload it differs from HEAD's) and no parts or metadata."""
     if store.namespace.mapping == "prefix" or query.max_keys <= 0:
-        await store.require_bucket(bucket)
+        await store.require_bucket_seen(bucket)
     container = store.namespace.container_for(bucket)
     base = store.namespace.bucket_prefix(bucket)
 
