@@ -49,3 +49,19 @@ def test_no_proxy_names_the_hosts_that_go_direct(no_proxy: str, url: str, direct
     environ = {"HTTPS_PROXY": "http://proxy:3128", "HTTP_PROXY": "http://proxy:3128"}
     found = proxies_for(url, {**environ, "NO_PROXY": no_proxy})
     assert found == ({} if direct else {"http": "http://proxy:3128", "https": "http://proxy:3128"})
+
+
+def test_the_gcs_session_does_not_look_up_the_environment_per_request() -> None:
+    """requests trusting the environment reads the variables and ~/.netrc on every request."""
+    from translators.config import BackendSpec
+    from translators.gcs.client import GCSSettings, make_client
+
+    environ = {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9", "HTTP_PROXY": "http://proxy:3128"}
+    settings = GCSSettings.from_spec(BackendSpec("gcs", "site"), environ)
+    assert settings.proxies == {"http": "http://proxy:3128"}
+    _, session = make_client(settings)
+    try:
+        assert session.trust_env is False
+        assert session.proxies == {"http": "http://proxy:3128"}
+    finally:
+        session.close()  # type: ignore[no-untyped-call]

@@ -191,6 +191,7 @@ class GCSBackend(DelegatesMultipart, Unversioned):
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """``BucketNotEmpty`` if objects remain; pending uploads are aborted first."""
+        self.store.forget_bucket(bucket)
         await self.store.require_bucket(bucket)
         container = self.namespace.container_for(bucket)
         blobs, _, _ = await self.store.list_page(
@@ -202,6 +203,7 @@ class GCSBackend(DelegatesMultipart, Unversioned):
         await self.store.delete_names(
             self.namespace.container, [self.namespace.bucket_marker(bucket).name]
         )
+        self.store.forget_bucket(bucket)
         if self.namespace.mapping == "bucket":
             handle = self.store.bucket(container)
 
@@ -272,7 +274,7 @@ class GCSBackend(DelegatesMultipart, Unversioned):
         conditions: WriteConditions,
     ) -> ObjectInfo:
         """Receive ``body`` whole, then create the object in one conditional request."""
-        await self.store.require_bucket(bucket)
+        await self.store.require_bucket_seen(bucket)
         store = self.store
         staged = await receive(
             body,
@@ -311,5 +313,5 @@ class GCSBackend(DelegatesMultipart, Unversioned):
 
     async def list_objects(self, ctx: RequestContext, bucket: str, query: ListQuery) -> ListPage:
         """A page of keys; see :class:`translators.base.ListQuery`."""
-        await self.store.require_bucket(bucket)
+        await self.store.require_bucket_seen(bucket)
         return await list_objects(self.store, bucket, query)

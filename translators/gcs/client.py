@@ -9,7 +9,7 @@ in :mod:`translators.gcs.errors`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import google.auth
@@ -21,6 +21,7 @@ from google.auth.transport.requests import AuthorizedSession
 from requests.adapters import HTTPAdapter
 
 from translators.config import BackendConfigError, BackendSpec
+from translators.proxies import proxies_for
 
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"
 _SCOPES: Final = ("https://www.googleapis.com/auth/devstorage.read_write",)
@@ -35,7 +36,8 @@ class GCSSettings:
 
     ``emulator`` means anonymous credentials (STORAGE_EMULATOR_HOST or ``endpoint=``
     pointing at plain http); ``credentials_file`` is GOOGLE_APPLICATION_CREDENTIALS, else
-    application default credentials are used.
+    application default credentials are used. ``proxies`` is the proxy for ``endpoint``,
+    decided once from the standard variables (:mod:`translators.proxies`).
     """
 
     endpoint: str
@@ -44,6 +46,7 @@ class GCSSettings:
     credentials_file: str | None
     pool: int
     create: bool
+    proxies: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_spec(cls, spec: BackendSpec, environ: Mapping[str, str]) -> GCSSettings:
@@ -72,13 +75,15 @@ class GCSSettings:
             endpoint = "http://" + endpoint
         if endpoint.startswith("http://"):
             emulator = True
+        endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         return cls(
-            endpoint=(endpoint or DEFAULT_ENDPOINT).rstrip("/"),
+            endpoint=endpoint,
             emulator=emulator,
             project=environ.get("GOOGLE_CLOUD_PROJECT") or None,
             credentials_file=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
             pool=pool,
             create=create in ("true", "1", "yes"),
+            proxies=proxies_for(endpoint, environ),
         )
 
 
@@ -98,6 +103,10 @@ def make_client(settings: GCSSettings) -> tuple[Any, AuthorizedSession]:
         credentials, found = google.auth.default(scopes=_SCOPES)
         project = project or found
     session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
+    # requests trusting the environment looks the proxy variables and ~/.netrc up again on
+    # every request; the proxy is decided once (translators.proxies).
+    session.trust_env = False
+    session.proxies.update(settings.proxies)
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.pool, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

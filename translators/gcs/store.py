@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 from google.api_core import exceptions as api
@@ -39,12 +41,22 @@ NATIVE_HEADERS: dict[str, str] = {
 }
 #: Sources per compose request (a GCS limit).
 COMPOSE_LIMIT = 32
+#: Seconds a write or a listing trusts that a gateway bucket it found exists (see
+#: :meth:`Store.require_bucket_seen`).
+BUCKET_SEEN_TTL: Final = 2.0
+_BUCKETS_REMEMBERED: Final = 10_000
 
 
 class Store:
     """The client, pool and namespace of one GCS translator, with its common calls."""
 
-    def __init__(self, settings: GCSSettings, namespace: Namespace) -> None:
+    def __init__(
+        self,
+        settings: GCSSettings,
+        namespace: Namespace,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.namespace = namespace
         self.endpoint = settings.endpoint
@@ -52,6 +64,8 @@ class Store:
         self._client: Any = None
         self._session: Any = None
         self._buckets: dict[str, Any] = {}
+        self._clock = clock
+        self._buckets_seen: dict[str, float] = {}  # bucket -> until when it is trusted
 
     async def open(self) -> None:
         self._client, self._session = await self.pool.run(make_client, self.settings)
@@ -113,6 +127,25 @@ class Store:
         if marker is None:
             raise S3Error("NoSuchBucket", BucketName=bucket)
         return marker
+
+    async def require_bucket_seen(self, bucket: str) -> None:
+        """:meth:`require_bucket` for the paths that run on every request (writes and
+        listings): a marker found is trusted for :data:`BUCKET_SEEN_TTL` seconds, which
+        saves a backend round trip on each. A bucket another gateway process deleted may so
+        take that long to be refused here; a write then lands under a prefix no bucket
+        lists, as a write racing the deletion always could. This process's own deletion is
+        seen at once (:meth:`forget_bucket`); absence is never remembered."""
+        now = self._clock()
+        if self._buckets_seen.get(bucket, 0.0) > now:
+            return
+        await self.require_bucket(bucket)
+        if len(self._buckets_seen) >= _BUCKETS_REMEMBERED:
+            self._buckets_seen.clear()
+        self._buckets_seen[bucket] = now + BUCKET_SEEN_TTL
+
+    def forget_bucket(self, bucket: str) -> None:
+        """This process is deleting ``bucket``: stop trusting that it exists."""
+        self._buckets_seen.pop(bucket, None)
 
     async def list_page(
         self,
@@ -235,6 +268,8 @@ class Store:
 
             return await self.run(upload, idempotent=generation is None, condition=condition)
         parts = list(sources) if staged is None or staged.temp is None else [staged.temp]
+        if any(part.bucket.name != location.container for part in parts):
+            return await self._commit_across(location, blob, parts, generation, condition)
         source_generations = [part.generation for part in parts]
 
         def compose() -> Any:
@@ -252,6 +287,64 @@ class Store:
             condition=condition,
             missing=lambda: S3Error("InvalidPart", "A part vanished while it was assembled."),
         )
+
+    async def _commit_across(
+        self,
+        location: Location,
+        blob: Any,
+        parts: list[Any],
+        generation: int | None,
+        condition: str,
+    ) -> Any:
+        """:meth:`commit` of parts staged in another bucket (``bucket`` mapping: staging is in
+        the configured bucket): GCS composes only within a bucket, so the parts are composed
+        into one scratch object beside them (a single part is used as it is), which one
+        rewrite then copies onto ``location`` with the metadata and the precondition; the
+        scratch object is deleted after."""
+        source = parts[0]
+        scratch: Any = None
+        if len(parts) > 1:
+            scratch = source.bucket.blob(self.namespace.system("tmp", uuid.uuid4().hex).name)
+            generations = [part.generation for part in parts]
+
+            def compose() -> Any:
+                scratch.compose(parts, if_source_generation_match=generations, retry=None)
+                return scratch
+
+            source = await self.run(
+                compose,
+                missing=lambda: S3Error("InvalidPart", "A part vanished while it was assembled."),
+            )
+        source_generation = source.generation
+
+        def rewrite() -> Any:
+            token, _, _ = blob.rewrite(
+                source,
+                if_generation_match=generation,
+                if_source_generation_match=source_generation,
+                retry=None,
+            )
+            while token is not None:  # large or cross-location copies take several calls
+                token, _, _ = blob.rewrite(
+                    source,
+                    token=token,
+                    if_generation_match=generation,
+                    if_source_generation_match=source_generation,
+                    retry=None,
+                )
+            return blob
+
+        try:
+            return await self.run(
+                rewrite,
+                idempotent=generation is None,
+                condition=condition,
+                missing=lambda: S3Error("InvalidPart", "A part vanished while it was assembled."),
+            )
+        finally:
+            if scratch is not None:
+                with contextlib.suppress(S3Error):
+                    await self.run(lambda: scratch.delete(retry=None), idempotent=True)
 
 
 def last_modified(blob: Any) -> datetime:
