@@ -1,5 +1,5 @@
 """The S3 and GCS translators trust a gateway bucket they found for a moment
-(``BUCKET_SEEN_TTL``): writes and listings cost one backend request, not two; a
+(:mod:`translators.seen`): writes and listings cost one backend request, not two; a
 translator's own deletion of the bucket is seen at once, another process's once the moment
 has passed."""
 
@@ -18,9 +18,8 @@ from tests.support.emulators import Emulator, running, start_fake_gcs, start_mot
 from translators.base import Backend, ListQuery
 from translators.config import BackendSpec
 from translators.gcs.backend import GCSBackend
-from translators.gcs.store import BUCKET_SEEN_TTL as GCS_TTL
 from translators.s3.backend import S3Backend
-from translators.s3.client import BUCKET_SEEN_TTL as S3_TTL
+from translators.seen import SEEN_TTL
 
 #: Needs real servers (see tests/conftest.py).
 pytestmark = [pytest.mark.server, pytest.mark.anyio]
@@ -76,7 +75,7 @@ async def replicas(request: pytest.FixtureRequest) -> AsyncIterator[Replicas]:
     else:
         env = request.getfixturevalue("fake_gcs").env
         first, second = GCSBackend.from_spec(spec, env), GCSBackend.from_spec(spec, env)
-    first.store._clock = clock
+    first.store.seen.clock = clock
     for backend in (first, second):
         await backend.start()
     if isinstance(first, GCSBackend):
@@ -124,7 +123,7 @@ async def test_another_process_deletion_is_seen_once_the_moment_has_passed(
     await put(first, "site", "a", b"one")
     await second.delete_object(CTX, "site", "a")
     await second.delete_bucket(CTX, "site")
-    clock.now += (S3_TTL if isinstance(first, S3Backend) else GCS_TTL) + 0.1
+    clock.now += SEEN_TTL + 0.1
     with pytest.raises(S3Error) as refused:
         await put(first, "site", "b", b"late")
     assert refused.value.code == "NoSuchBucket"

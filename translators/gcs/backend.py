@@ -191,7 +191,7 @@ class GCSBackend(DelegatesMultipart, Unversioned):
 
     async def delete_bucket(self, ctx: RequestContext, bucket: str) -> None:
         """``BucketNotEmpty`` if objects remain; pending uploads are aborted first."""
-        self.store.forget_bucket(bucket)
+        self.store.seen.forget(bucket)
         await self.store.require_bucket(bucket)
         container = self.namespace.container_for(bucket)
         blobs, _, _ = await self.store.list_page(
@@ -203,7 +203,7 @@ class GCSBackend(DelegatesMultipart, Unversioned):
         await self.store.delete_names(
             self.namespace.container, [self.namespace.bucket_marker(bucket).name]
         )
-        self.store.forget_bucket(bucket)
+        self.store.seen.forget(bucket)
         if self.namespace.mapping == "bucket":
             handle = self.store.bucket(container)
 

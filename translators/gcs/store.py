@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from google.api_core import exceptions as api
@@ -28,6 +27,7 @@ from translators.gcs.client import GCSSettings, make_client
 from translators.gcs.errors import is_transient, map_errors
 from translators.gcs.io import Staged
 from translators.namespace import Location, Namespace
+from translators.seen import SeenBuckets
 
 T = TypeVar("T")
 
@@ -41,22 +41,12 @@ NATIVE_HEADERS: dict[str, str] = {
 }
 #: Sources per compose request (a GCS limit).
 COMPOSE_LIMIT = 32
-#: Seconds a write or a listing trusts that a gateway bucket it found exists (see
-#: :meth:`Store.require_bucket_seen`).
-BUCKET_SEEN_TTL: Final = 2.0
-_BUCKETS_REMEMBERED: Final = 10_000
 
 
 class Store:
     """The client, pool and namespace of one GCS translator, with its common calls."""
 
-    def __init__(
-        self,
-        settings: GCSSettings,
-        namespace: Namespace,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, settings: GCSSettings, namespace: Namespace) -> None:
         self.settings = settings
         self.namespace = namespace
         self.endpoint = settings.endpoint
@@ -64,8 +54,7 @@ class Store:
         self._client: Any = None
         self._session: Any = None
         self._buckets: dict[str, Any] = {}
-        self._clock = clock
-        self._buckets_seen: dict[str, float] = {}  # bucket -> until when it is trusted
+        self.seen = SeenBuckets()  # gateway buckets found recently (translators.seen)
 
     async def open(self) -> None:
         self._client, self._session = await self.pool.run(make_client, self.settings)
@@ -130,22 +119,10 @@ class Store:
 
     async def require_bucket_seen(self, bucket: str) -> None:
         """:meth:`require_bucket` for the paths that run on every request (writes and
-        listings): a marker found is trusted for :data:`BUCKET_SEEN_TTL` seconds, which
-        saves a backend round trip on each. A bucket another gateway process deleted may so
-        take that long to be refused here; a write then lands under a prefix no bucket
-        lists, as a write racing the deletion always could. This process's own deletion is
-        seen at once (:meth:`forget_bucket`); absence is never remembered."""
-        now = self._clock()
-        if self._buckets_seen.get(bucket, 0.0) > now:
-            return
-        await self.require_bucket(bucket)
-        if len(self._buckets_seen) >= _BUCKETS_REMEMBERED:
-            self._buckets_seen.clear()
-        self._buckets_seen[bucket] = now + BUCKET_SEEN_TTL
-
-    def forget_bucket(self, bucket: str) -> None:
-        """This process is deleting ``bucket``: stop trusting that it exists."""
-        self._buckets_seen.pop(bucket, None)
+        listings): a bucket found is trusted for a moment (:mod:`translators.seen`)."""
+        if not self.seen.trusted(bucket):
+            await self.require_bucket(bucket)
+            self.seen.found(bucket)
 
     async def list_page(
         self,

@@ -296,7 +296,7 @@ class S3Backend(DelegatesMultipart, Unversioned):
         """``BucketNotEmpty`` if objects remain; pending uploads are aborted, then the backend
         bucket (``bucket`` mapping) and the marker are removed. An object written into the
         bucket while it is being deleted may be left under its prefix, unlisted."""
-        self.store.forget_bucket(bucket)
+        self.store.seen.forget(bucket)
         await self.store.require_bucket(bucket)
         container = self.store.namespace.container_for(bucket)
         base = self.store.namespace.bucket_prefix(bucket)
@@ -341,7 +341,7 @@ class S3Backend(DelegatesMultipart, Unversioned):
                 if error.code != "NoSuchBucket":
                     raise
         await self._versions.names.remove(self.store.namespace.bucket_marker(bucket))
-        self.store.forget_bucket(bucket)
+        self.store.seen.forget(bucket)
         self._versions.forget(bucket)
 
     async def head_object(self, ctx: RequestContext, bucket: str, key: str) -> ObjectInfo:

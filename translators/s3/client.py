@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -27,17 +26,13 @@ from translators.s3.codec import (
     unquote,
 )
 from translators.s3.errors import map_errors
+from translators.seen import SeenBuckets
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
 log = logging.getLogger("pagewright.translators.s3")
-
-#: Seconds a write or a listing trusts that a gateway bucket it found exists (see
-#: :meth:`S3Store.require_bucket_seen`).
-BUCKET_SEEN_TTL: Final = 2.0
-_BUCKETS_REMEMBERED: Final = 10_000
 
 #: Default size of the part buffers of a PutObject sent as a native multipart upload;
 #: bodies up to this size are sent in one PutObject.
@@ -78,7 +73,6 @@ class S3Store:
         min_part_size: int = multipart.MIN_PART_SIZE,
         create: bool = False,
         native_conditions: bool = True,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if part_size < multipart.MIN_PART_SIZE:
             raise ValueError("part_size must be at least 5 MiB (S3's minimum part size)")
@@ -92,8 +86,7 @@ class S3Store:
         self.create = create
         self.native_conditions = native_conditions
         self.endpoint = str(client.meta.endpoint_url)
-        self._clock = clock
-        self._buckets_seen: dict[str, float] = {}  # bucket -> until when it is trusted
+        self.seen = SeenBuckets()  # gateway buckets found recently (translators.seen)
 
     # Calls
 
@@ -127,23 +120,10 @@ class S3Store:
 
     async def require_bucket_seen(self, bucket: str) -> None:
         """:meth:`require_bucket` for the paths that run on every request (writes and
-        listings): a marker found is trusted for :data:`BUCKET_SEEN_TTL` seconds, which
-        saves a backend round trip on each. A bucket another gateway process deleted may so
-        take that long to be refused here; a write then lands under a prefix no bucket
-        lists, as a write racing the deletion always could (see ``delete_bucket``). This
-        process's own deletion is seen at once (:meth:`forget_bucket`); absence is never
-        remembered."""
-        now = self._clock()
-        if self._buckets_seen.get(bucket, 0.0) > now:
-            return
-        await self.require_bucket(bucket)
-        if len(self._buckets_seen) >= _BUCKETS_REMEMBERED:
-            self._buckets_seen.clear()
-        self._buckets_seen[bucket] = now + BUCKET_SEEN_TTL
-
-    def forget_bucket(self, bucket: str) -> None:
-        """This process is deleting ``bucket``: stop trusting that it exists."""
-        self._buckets_seen.pop(bucket, None)
+        listings): a bucket found is trusted for a moment (:mod:`translators.seen`)."""
+        if not self.seen.trusted(bucket):
+            await self.require_bucket(bucket)
+            self.seen.found(bucket)
 
     async def require_bucket_for_writes(self, bucket: str) -> None:
         """Before a write: in ``prefix`` mapping nothing else would stop a write into a
