@@ -4,12 +4,15 @@
 The context holds the global condition keys AWS defines for every request (``aws:SourceIp``
 from :mod:`gateway.client_address`, ``aws:SecureTransport``, ``aws:CurrentTime``, the
 principal's keys) and the S3 keys a request carries (``s3:prefix``, ``s3:delimiter``,
-``s3:max-keys``, ``s3:x-amz-acl``, the signature's version and kind).
+``s3:max-keys``, ``s3:x-amz-acl``, the signature's version and kind). It is built when a
+policy statement first reads it (:class:`LazyContext`): most requests (root's, a site
+without conditional statements) decide without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,6 +32,30 @@ _PRINCIPAL_TYPES = {
 _LIST_KEYS = ("prefix", "delimiter", "max-keys")
 
 
+class LazyContext(Mapping[str, str]):
+    """A request's condition keys, built by ``build`` when first read; ``known`` keys (the
+    source address, which every audit line reads) are answered without building."""
+
+    def __init__(self, build: Callable[[], dict[str, str]], known: Mapping[str, str]) -> None:
+        self._build = build
+        self._known = known
+
+    @functools.cached_property
+    def _values(self) -> dict[str, str]:
+        return self._build()
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._known:
+            return self._known[name]
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 def condition_context(
     principal: Principal,
     *,
@@ -40,8 +67,36 @@ def condition_context(
     region: str,
     signature: str | None,
     site: str | None,
+) -> Mapping[str, str]:
+    """The condition keys of one request, by their canonical names (built when first read;
+    ``headers`` and ``query`` must not change meanwhile)."""
+    build = functools.partial(
+        _condition_keys,
+        principal,
+        source=source,
+        secure=secure,
+        now=now,
+        headers=headers,
+        query=query,
+        region=region,
+        signature=signature,
+        site=site,
+    )
+    return LazyContext(build, {"aws:SourceIp": source})
+
+
+def _condition_keys(
+    principal: Principal,
+    *,
+    source: str,
+    secure: bool,
+    now: datetime,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    region: str,
+    signature: str | None,
+    site: str | None,
 ) -> dict[str, str]:
-    """The condition keys of one request, by their canonical names."""
     context = {
         "aws:SourceIp": source,
         "aws:SecureTransport": "true" if secure else "false",

@@ -74,32 +74,34 @@ def log_request(
     code, or ``Aborted`` when it has none (the client went away, say).
     """
     duration = time.perf_counter() - started
-    outcome: dict[str, Any] = {"outcome": "complete"}
-    if error is not None:
-        outcome = {
-            "outcome": "aborted",
-            "error": type(error).__name__,
-            "code": getattr(error, "code", None),
-        }
-    ids = trace_ids()
-    traced = {} if ids is None else {"trace_id": ids[0], "span_id": ids[1]}
-    access_log.log(
-        logging.WARNING if error is not None else logging.INFO,
-        "request",
-        extra={
-            **outcome,
-            **traced,
-            "request_id": request_id,
-            "principal": principal or "-",
-            "operation": operation,
-            "bucket": bucket,
-            "method": method,
-            "status": status,
-            "bytes_received": bytes_received,
-            "bytes_sent": bytes_sent,
-            "duration_ms": round(duration * 1000, 3),
-        },
-    )
+    level = logging.WARNING if error is not None else logging.INFO
+    if access_log.isEnabledFor(level):  # the line's fields are gathered only to be written
+        outcome: dict[str, Any] = {"outcome": "complete"}
+        if error is not None:
+            outcome = {
+                "outcome": "aborted",
+                "error": type(error).__name__,
+                "code": getattr(error, "code", None),
+            }
+        ids = trace_ids()
+        traced = {} if ids is None else {"trace_id": ids[0], "span_id": ids[1]}
+        access_log.log(
+            level,
+            "request",
+            extra={
+                **outcome,
+                **traced,
+                "request_id": request_id,
+                "principal": principal or "-",
+                "operation": operation,
+                "bucket": bucket,
+                "method": method,
+                "status": status,
+                "bytes_received": bytes_received,
+                "bytes_sent": bytes_sent,
+                "duration_ms": round(duration * 1000, 3),
+            },
+        )
     if metrics is not None:
         if error is not None:
             error_code = getattr(error, "code", None) or "Aborted"

@@ -18,6 +18,7 @@ from gateway.routing import Operation, Target
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sigv4 import AuthResult
+from gateway.sigv4_signing import QueryPairs
 from translators.base import Backend
 
 MAX_KEY_BYTES = 1024
@@ -107,10 +108,20 @@ def _checked(address: Address) -> Address:
     return address
 
 
-def parse_query(query_string: str) -> dict[str, str]:
+def parse_query(query_string: str, pairs: QueryPairs | None = None) -> dict[str, str]:
     """Query parameters, first value wins; a name without ``=`` maps to "". Names and values
     must be UTF-8 once percent-decoded (``InvalidArgument`` naming the parameter): a prefix
-    or marker decoded lossily would name other keys than the client meant."""
+    or marker decoded lossily would name other keys than the client meant. ``pairs``: the
+    same query already split and percent-decoded for authentication
+    (:attr:`gateway.sigv4.HttpRequestView.query_pairs`), which saves a second pass."""
+    if pairs is not None:
+        try:
+            decoded: dict[str, str] = {}
+            for name_bytes, value_bytes in pairs:
+                decoded.setdefault(name_bytes.decode(), value_bytes.decode())
+            return decoded
+        except UnicodeDecodeError:
+            pass  # the pass below names the parameter in its error
     query: dict[str, str] = {}
     for pair in query_string.split("&"):
         if not pair:

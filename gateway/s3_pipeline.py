@@ -117,14 +117,14 @@ class S3Pipeline:
         method, headers = exchange.method, exchange.headers
         address = parse_address(exchange.raw_path, headers.get("host", ""), self.settings.domains)
         exchange.resource, exchange.bucket = address.resource, address.bucket
-        query = parse_query(exchange.query_string)
+        view = exchange.view()  # authentication's view of the request; its query parsed once
+        query = parse_query(exchange.query_string, view.query_pairs)
         operation = resolve(method, address.target, query, headers)
         exchange.operation = operation
         if operation is None:
             raise S3Error("MethodNotAllowed", Method=method, ResourceType=address.target.upper())
         now = datetime.now(UTC)
         await self.admit_source(exchange.source_ip)
-        view = exchange.view()
         with span("authenticate"):
             signature = None if is_anonymous(view) else signature_kind(view)
             auth = (

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -26,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.process_collector import ProcessCollector
 
 from core.errors import S3Error
@@ -45,6 +46,30 @@ JOB_BUCKETS: Final = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 36
 
 #: What an unrouted request's (or an unknown action's) operation label is.
 UNKNOWN: Final = "unknown"
+
+
+#: Label-value combinations a :class:`Children` keeps (the hot paths' labels come from small
+#: fixed sets: surfaces, operations, status classes, error codes, translator calls).
+_MAX_CHILDREN: Final = 4096
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """The labelled children of one metric, each looked up once: ``metric.labels(...)``
+    validates and joins its values on every call, which the per-request counters would pay
+    several times a request. The child is the one ``labels`` returns (never removed here)."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self.metric.labels(*values)
+            if len(self._children) < _MAX_CHILDREN:
+                self._children[values] = child
+        return child
 
 
 def status_class(status: int) -> str:
@@ -196,6 +221,13 @@ class Metrics:
             registry=registry,
         )
         self._before_scrape: list[Callable[[], Awaitable[None]]] = []
+        # The children counted on every request and every translator call.
+        self._requests = Children(self.requests)
+        self._request_duration = Children(self.request_duration)
+        self._received_bytes = Children(self.received_bytes)
+        self._sent_bytes = Children(self.sent_bytes)
+        self._backend_calls = Children(self.backend_calls)
+        self._backend_call_duration = Children(self.backend_call_duration)
 
     def before_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
         """Have :meth:`scrape` await ``refresh`` first (values read at scrape time, such as
@@ -222,10 +254,10 @@ class Metrics:
     ) -> None:
         """Count one request (called once per request, with its access line)."""
         operation = operation or UNKNOWN
-        self.requests.labels(surface, operation, status_class(status)).inc()
-        self.request_duration.labels(surface, operation).observe(seconds)
-        self.received_bytes.labels(surface, operation).inc(received)
-        self.sent_bytes.labels(surface, operation).inc(sent)
+        self._requests(surface, operation, status_class(status)).inc()
+        self._request_duration(surface, operation).observe(seconds)
+        self._received_bytes(surface, operation).inc(received)
+        self._sent_bytes(surface, operation).inc(sent)
         if error_code is not None:
             self.errors.labels(surface, error_code).inc()
 
@@ -264,7 +296,7 @@ class Metrics:
                 raise
             finally:
                 elapsed = time.perf_counter() - started
-                self.backend_call_duration.labels(backend, call).observe(elapsed)
-                self.backend_calls.labels(backend, call, outcome).inc()
+                self._backend_call_duration(backend, call).observe(elapsed)
+                self._backend_calls(backend, call, outcome).inc()
                 if retries.value:
                     self.backend_retries.labels(backend, call).inc(retries.value)

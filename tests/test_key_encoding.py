@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from core.errors import S3Error
 from gateway.request import parse_address, parse_query
+from gateway.sigv4_signing import parse_query as parse_pairs
 from tests.support.gateway import InProcessGateway
 from tests.support.raw_s3 import send
 
@@ -29,19 +30,27 @@ def test_parse_address_refuses_keys_that_are_not_utf8(escape: str) -> None:
 
 
 @pytest.mark.parametrize("escape", NOT_UTF8)
-def test_parse_query_names_the_parameter(escape: str) -> None:
+@pytest.mark.parametrize("decoded_for_auth", [False, True])
+def test_parse_query_names_the_parameter(escape: str, decoded_for_auth: bool) -> None:
+    """The same errors whether or not authentication's decoded pairs are passed in."""
+
+    def parse(query: str) -> dict[str, str]:
+        return parse_query(query, parse_pairs(query) if decoded_for_auth else None)
+
     with pytest.raises(S3Error) as caught:
-        parse_query(f"list-type=2&prefix=a{escape}")
+        parse(f"list-type=2&prefix=a{escape}")
     assert caught.value.code == "InvalidArgument"
     assert caught.value.fields == {"ArgumentName": "prefix", "ArgumentValue": f"a{escape}"}
     with pytest.raises(S3Error) as name:
-        parse_query(f"x{escape}=1")
+        parse(f"x{escape}=1")
     assert name.value.code == "InvalidURI"
 
 
 def test_valid_utf8_still_decodes() -> None:
     assert parse_address("/b/%C3%A9%F0%9F%98%80%EF%BF%BE", "h", ()).key == "é😀\ufffe"
     assert parse_query("prefix=%C3%A9+x&marker=%01") == {"prefix": "é x", "marker": "\x01"}
+    for query in ("prefix=%C3%A9+x&marker=%01", "uploads&prefix=a%2Fb&prefix=ignored&&x=", ""):
+        assert parse_query(query, parse_pairs(query)) == parse_query(query)
 
 
 def test_a_key_that_is_not_utf8_is_not_another_key(

@@ -175,8 +175,17 @@ SCHEMAS: dict[str, Any] = {
             "enabled": {"type": "boolean", "description": "false: interval 0, never run."},
             "holder": nullable("string", description="The replica running it now, if any."),
             "lease_expires_at": nullable("string", format="date-time"),
-            "last_started_at": nullable("string", format="date-time"),
-            "last_finished_at": nullable("string", format="date-time"),
+            "last_started_at": nullable(
+                "string",
+                format="date-time",
+                description="When the last run started: the current run's while one runs.",
+            ),
+            "last_finished_at": nullable(
+                "string",
+                format="date-time",
+                description="When the last finished run ended (earlier than "
+                "last_started_at while a run is in progress).",
+            ),
             "last_duration_seconds": nullable("number", minimum=0),
             "last_outcome": nullable(
                 "string", description='"ok" or "failed: <reason>"; null: never finished.'

@@ -27,6 +27,7 @@ This module does no I/O; the caller parses policies once (``parse_policy``) and 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -139,13 +140,19 @@ def _targets(statement: Statement, action: str, resource: str, context: Context)
 
 
 class _Evaluation:
-    """One request's evaluation: the request's context, built once, and the matchers."""
+    """One request's evaluation: the request's context, built once when a statement first
+    needs it (a request no statement applies to, root's without policies, builds none),
+    and the matchers."""
 
     def __init__(self, request: AccessRequest) -> None:
         self.principal = request.principal
         self.action = request.action.casefold()  # action patterns are stored case-folded
         self.resource = request.resource
-        self.context = request_context(request.principal, request.context)
+        self._request = request
+
+    @functools.cached_property
+    def context(self) -> Context:
+        return request_context(self.principal, self._request.context)
 
     def first(
         self,
