@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from typing import Final
 
 from lxml import etree
 
@@ -33,9 +33,31 @@ def empty_reply(status: int = 200, headers: list[tuple[str, str]] | None = None)
     return Reply(status, headers or [])
 
 
+_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
 def http_date(moment: datetime) -> str:
-    """RFC 7231 date: ``Wed, 25 Nov 2026 17:22:50 GMT``."""
-    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    """RFC 7231 date: ``Wed, 25 Nov 2026 17:22:50 GMT`` (English names whatever the
+    locale; formatted here, once per GET and HEAD, rather than by email.utils)."""
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return (
+        f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} GMT"
+    )
 
 
 def quote_etag(etag: str) -> str:

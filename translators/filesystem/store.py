@@ -47,6 +47,7 @@ class Store:
 
     def __init__(self, root: Path, *, fsync: bool, housekeeping: bool) -> None:
         self.root = root
+        self._database = root / _DATABASE
         self._housekeeping = housekeeping
         self.blobs = BlobStore(root, fsync=fsync)
         self._fsync = fsync
@@ -62,10 +63,10 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         if self._housekeeping:
             self.blobs.prepare()
-        conn = fs_db.connect(self.root / _DATABASE, writer=True, synchronous=self._fsync)
+        conn = fs_db.connect(self._database, writer=True, synchronous=self._fsync)
         fs_versions.migrate(conn)
         self._committer = Committer(conn)
-        found = os.stat(self.root / _DATABASE)
+        found = os.stat(self._database)
         self._identity = (found.st_dev, found.st_ino)
         if not self._housekeeping:
             return
@@ -125,7 +126,7 @@ class Store:
         """Raise (ENOENT, mapped to ``ServiceUnavailable``) if the catalogue file this
         backend opened is no longer the one at its path: the store was deleted or replaced
         under the running gateway, and writes would go to files nobody will see again."""
-        path = self.root / _DATABASE
+        path = self._database
         try:
             found = os.stat(path)
         except FileNotFoundError:
@@ -137,7 +138,7 @@ class Store:
         self.require_store()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = fs_db.connect(self.root / _DATABASE, writer=False)
+            conn = fs_db.connect(self._database, writer=False)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
