@@ -70,58 +70,34 @@ def condition_context(
 ) -> Mapping[str, str]:
     """The condition keys of one request, by their canonical names (built when first read;
     ``headers`` and ``query`` must not change meanwhile)."""
-    build = functools.partial(
-        _condition_keys,
-        principal,
-        source=source,
-        secure=secure,
-        now=now,
-        headers=headers,
-        query=query,
-        region=region,
-        signature=signature,
-        site=site,
-    )
+
+    def build() -> dict[str, str]:
+        context = {
+            "aws:SourceIp": source,
+            "aws:SecureTransport": "true" if secure else "false",
+            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:EpochTime": str(int(now.timestamp())),
+            "aws:RequestedRegion": region,
+            **_principal_keys(principal),
+        }
+        for header, name in (("user-agent", "aws:UserAgent"), ("referer", "aws:Referer")):
+            if header in headers:
+                context[name] = headers[header]
+        for name in _LIST_KEYS:
+            if name in query:
+                context[f"s3:{name}"] = query[name]
+        for header in ("x-amz-acl", "x-amz-content-sha256"):
+            if header in headers:
+                context[f"s3:{header}"] = headers[header]
+        if signature is not None:
+            version, _, kind = signature.partition(":")
+            context["s3:signatureversion"] = version
+            context["s3:authType"] = kind
+        if site is not None:
+            context["pagewright:site"] = site
+        return context
+
     return LazyContext(build, {"aws:SourceIp": source})
-
-
-def _condition_keys(
-    principal: Principal,
-    *,
-    source: str,
-    secure: bool,
-    now: datetime,
-    headers: Mapping[str, str],
-    query: Mapping[str, str],
-    region: str,
-    signature: str | None,
-    site: str | None,
-) -> dict[str, str]:
-    context = {
-        "aws:SourceIp": source,
-        "aws:SecureTransport": "true" if secure else "false",
-        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "aws:EpochTime": str(int(now.timestamp())),
-        "aws:RequestedRegion": region,
-        **_principal_keys(principal),
-    }
-    for header, name in (("user-agent", "aws:UserAgent"), ("referer", "aws:Referer")):
-        if header in headers:
-            context[name] = headers[header]
-    for name in _LIST_KEYS:
-        if name in query:
-            context[f"s3:{name}"] = query[name]
-    if "x-amz-acl" in headers:
-        context["s3:x-amz-acl"] = headers["x-amz-acl"]
-    if "x-amz-content-sha256" in headers:
-        context["s3:x-amz-content-sha256"] = headers["x-amz-content-sha256"]
-    if signature is not None:
-        version, _, kind = signature.partition(":")
-        context["s3:signatureversion"] = version
-        context["s3:authType"] = kind
-    if site is not None:
-        context["pagewright:site"] = site
-    return context
 
 
 def _principal_keys(principal: Principal) -> dict[str, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from core.object_lock import MODES, BucketLock, DefaultRetention, LockMode, ObjectLock
+from core.times import parse_aware
 from policy.backup_format import (
     COUNTED,
     FORMAT,
@@ -210,7 +211,7 @@ def _version_lock(document: dict[str, Any]) -> VersionLockEntry:
         raise BackupError("legal_hold is true or false")
     lock = ObjectLock(
         _lock_mode(document),
-        None if until is None else _timestamp(until),
+        None if until is None else parse_aware(until),
         document["legal_hold"],
     )
     return VersionLockEntry(
@@ -236,13 +237,6 @@ def _flag(document: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _timestamp(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset")
-    return parsed
-
-
 def _object(document: dict[str, Any]) -> ObjectRecord:
     size = document["size"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -260,7 +254,7 @@ def _object(document: dict[str, Any]) -> ObjectRecord:
         key=_text(document, "key"),
         size=size,
         etag=_text(document, "etag"),
-        created_at=_timestamp(_text(document, "created_at")),
+        created_at=parse_aware(_text(document, "created_at")),
         creator=_text(document, "creator"),
         content_type=_text(document, "content_type"),
         build_id=_optional_text(document, "build_id"),
@@ -291,15 +285,15 @@ def _api_key(document: dict[str, Any]) -> ApiKeyRecord:
         id=_text(document, "id"),
         principal=_text(document, "principal"),
         key_hash=_text(document, "key_hash"),
-        created_at=_timestamp(_text(document, "created_at")),
-        last_used_at=_optional_timestamp(document, "last_used_at"),
-        expires_at=_optional_timestamp(document, "expires_at"),
+        created_at=parse_aware(_text(document, "created_at")),
+        last_used_at=_optionalparse_aware(document, "last_used_at"),
+        expires_at=_optionalparse_aware(document, "expires_at"),
     )
 
 
-def _optional_timestamp(document: dict[str, Any], name: str) -> datetime | None:
+def _optionalparse_aware(document: dict[str, Any], name: str) -> datetime | None:
     value = _optional_text(document, name)
-    return None if value is None else _timestamp(value)
+    return None if value is None else parse_aware(value)
 
 
 def _user(document: dict[str, Any]) -> User:
@@ -307,7 +301,7 @@ def _user(document: dict[str, Any]) -> User:
         name=_text(document, "name"),
         user_id=_text(document, "user_id"),
         path=_text(document, "path"),
-        created_at=_timestamp(_text(document, "created_at")),
+        created_at=parse_aware(_text(document, "created_at")),
     )
 
 
@@ -322,9 +316,9 @@ def _access_key(document: dict[str, Any]) -> AccessKeyRecord:
         access_key_id=_text(document, "access_key_id"),
         user_name=_text(document, "user_name"),
         status=known,
-        created_at=_timestamp(_text(document, "created_at")),
-        expires_at=_optional_timestamp(document, "expires_at"),
-        last_used_at=_optional_timestamp(document, "last_used_at"),
+        created_at=parse_aware(_text(document, "created_at")),
+        expires_at=_optionalparse_aware(document, "expires_at"),
+        last_used_at=_optionalparse_aware(document, "last_used_at"),
     )
     return AccessKeyRecord(info, _text(document, "secret_sealed"))
 

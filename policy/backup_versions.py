@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Boolean, Connection, Integer, Table, insert, select, tuple_
 from sqlalchemy.types import BigInteger
 
+from core.times import parse_aware
 from policy.backup_format import VersionRowEntry, time_text
 from policy.catalog import SqlCatalog
 from policy.catalog_schema import (
@@ -72,7 +73,7 @@ def version_row(kind: str, document: dict[str, Any]) -> VersionRowEntry:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise TypeError(f"{column.name} must be a non-negative integer")
         elif isinstance(column.type, UtcDateTime):
-            value = _timestamp(value)
+            value = parse_aware(value)
         elif not isinstance(value, str):
             raise TypeError(f"{column.name} must be a string")
         values[column.name] = value
@@ -106,12 +107,3 @@ def _to_json(table: Table, row: dict[str, Any]) -> dict[str, Any]:
         for name, value in row.items()
         if name in table.columns
     }
-
-
-def _timestamp(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError("a time must be a string")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset")
-    return parsed

@@ -11,6 +11,7 @@ artifact listing's (policy.catalog_records).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
@@ -86,19 +87,7 @@ def decode_cursor(cursor: str) -> After:
 def _latest(conn: Connection, site: str, key: str) -> VersionRecord | None:
     m = current_row(conn, site, key)
     if m is not None:
-        return VersionRecord(
-            key=key,
-            version_id=m["version_id"] or NULL_VERSION,
-            is_latest=True,
-            is_delete_marker=False,
-            size=int(m["size"]),
-            etag=m["etag"],
-            created_at=m["created_at"],
-            sha256=m["sha256"],
-            build_id=m["build_id"],
-            status=m["status"],
-            creator=m["creator"],
-        )
+        return _record(m, m["version_id"] or NULL_VERSION, True, False, m["created_at"])
     marker = conn.execute(
         select(object_versions).where(
             object_versions.c.site == site,
@@ -110,14 +99,24 @@ def _latest(conn: Connection, site: str, key: str) -> VersionRecord | None:
 
 
 def _version(m: Any) -> VersionRecord:
+    """An ``object_versions`` row's record."""
+    latest, marker = bool(m["is_latest"]), bool(m["is_delete_marker"])
+    return _record(m, m["version_id"], latest, marker, m["last_modified"])
+
+
+def _record(
+    m: Any, version_id: str, is_latest: bool, is_delete_marker: bool, created_at: datetime
+) -> VersionRecord:
+    """The record of a version row or of the current ``objects`` row ``m`` (their columns
+    shared by name), with what the two tables say differently."""
     return VersionRecord(
         key=m["key"],
-        version_id=m["version_id"],
-        is_latest=bool(m["is_latest"]),
-        is_delete_marker=bool(m["is_delete_marker"]),
+        version_id=version_id,
+        is_latest=is_latest,
+        is_delete_marker=is_delete_marker,
         size=int(m["size"]),
         etag=m["etag"],
-        created_at=m["last_modified"],
+        created_at=created_at,
         sha256=m["sha256"],
         build_id=m["build_id"],
         status=m["status"],

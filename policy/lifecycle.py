@@ -37,6 +37,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final, Literal, TypeVar
 
 from core.errors import S3Error
+from core.times import parse_aware
 from policy.policies import MAX_RETENTION_DAYS
 from policy.tags import check_tags
 
@@ -424,11 +425,4 @@ def _optional(entry: dict[str, Any], name: str, kind: type[_T]) -> _T | None:
 
 
 def _optional_date(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError("date must be a string")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset")
-    return parsed
+    return None if value is None else parse_aware(value)
