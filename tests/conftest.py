@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from tests.support.clients import make_s3_client
+from tests.support.emulators import Emulator, running, start_fake_gcs, start_moto
 from tests.support.gateway import InProcessGateway, in_process_gateway
 from tests.support.servers import GatewayServer, make_tls_files, running_gateway
 
 #: Fixtures that start a real server: every test using one is marked ``server``.
-SERVER_FIXTURES = frozenset({"process_gateway", "tls_gateway"})
+SERVER_FIXTURES = frozenset({"process_gateway", "tls_gateway", "moto", "fake_gcs"})
 
 
 #: Test directories of real servers only: real client tools against gateway processes.
@@ -54,6 +55,20 @@ def tls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewaySer
     directory = tmp_path_factory.mktemp("tls-gateway")
     with running_gateway(directory / "data", tls=make_tls_files(directory)) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """A moto_server for one test module."""
+    with running(start_moto, tmp_path_factory.mktemp("moto")) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """A fake-gcs-server (memory store) for one test module: its store slows as it fills."""
+    with running(start_fake_gcs, tmp_path_factory.mktemp("fake-gcs")) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="session")

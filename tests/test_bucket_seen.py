@@ -6,7 +6,7 @@ has passed."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ import pytest
 from core.context import RequestContext
 from core.errors import S3Error
 from tests.conformance.helpers import put
-from tests.support.emulators import Emulator, running, start_fake_gcs, start_moto
 from translators.base import Backend, ListQuery
 from translators.config import BackendSpec
 from translators.gcs.backend import GCSBackend
@@ -29,18 +28,6 @@ CTX = RequestContext(request_id="bucket-seen", principal="tester")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with running(start_moto, tmp_path_factory.mktemp("moto")) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with running(start_fake_gcs, tmp_path_factory.mktemp("fake-gcs")) as emulator:
-        yield emulator
 
 
 class Clock:

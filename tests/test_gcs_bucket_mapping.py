@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,7 +15,7 @@ from core.context import RequestContext
 from core.errors import S3Error
 from tests.conformance.helpers import put, read
 from tests.conformance.payload import MemoryPayload
-from tests.support.emulators import Emulator, running, start_fake_gcs
+from tests.support.emulators import Emulator
 from translators.base import CompletedPart, WriteConditions, WriteMetadata
 from translators.config import parse_backend_url
 from translators.gcs.backend import GCSBackend
@@ -29,12 +29,6 @@ MiB = 1024 * 1024
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with running(start_fake_gcs, tmp_path_factory.mktemp("fake-gcs")) as emulator:
-        yield emulator
 
 
 @pytest.fixture

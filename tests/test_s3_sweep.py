@@ -6,7 +6,7 @@ manifests of multipart objects deleted or overwritten since."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from core.context import RequestContext
 from tests.conformance.helpers import read
 from tests.conformance.payload import MemoryPayload
-from tests.support.emulators import Emulator, running, start_moto
+from tests.support.emulators import Emulator
 from translators.base import CompletedPart, WriteConditions, WriteMetadata
 from translators.config import BackendSpec
 from translators.s3.backend import S3Backend
@@ -30,12 +30,6 @@ CTX = RequestContext(request_id="sweep", principal="tester")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with running(start_moto, tmp_path_factory.mktemp("moto")) as emulator:
-        yield emulator
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ keeps the manifest a noncurrent version still names."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,14 +30,6 @@ CTX = RequestContext(request_id="versions", principal="tester")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tests.support.emulators import running, start_moto
-
-    with running(start_moto, tmp_path_factory.mktemp("moto")) as emulator:
-        yield emulator
 
 
 @pytest.fixture

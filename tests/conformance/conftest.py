@@ -18,7 +18,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 
 from core.context import RequestContext
-from tests.support.emulators import Emulator, running, start_fake_gcs
+from tests.support.emulators import Emulator, running
 from translators.base import Backend
 from translators.filesystem.backend import FilesystemBackend
 from translators.memory.backend import MemoryBackend
@@ -125,13 +125,6 @@ async def _make_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Harnes
     harness.stored_files = backend.held_buffers
     await backend.start()
     return harness
-
-
-@pytest.fixture(scope="module")
-def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """One fake-gcs-server per test module (its memory store slows as it fills)."""
-    with running(start_fake_gcs, tmp_path_factory.mktemp("fake-gcs")) as emulator:
-        yield emulator
 
 
 async def _make_gcs(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
