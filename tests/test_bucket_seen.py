@@ -14,6 +14,7 @@ import pytest
 from core.context import RequestContext
 from core.errors import S3Error
 from tests.conformance.helpers import put
+from tests.support.clock import Clock
 from translators.base import Backend, ListQuery
 from translators.config import BackendSpec
 from translators.gcs.backend import GCSBackend
@@ -28,14 +29,6 @@ CTX = RequestContext(request_id="bucket-seen", principal="tester")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 #: (first translator, second translator, the first's clock, the requests the first sent)

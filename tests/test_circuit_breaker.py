@@ -16,6 +16,7 @@ from policy.circuit_breaker import (
 )
 from policy.forwarding import BACKEND_METHODS, ForwardingBackend
 from tests.conformance.payload import MemoryPayload
+from tests.support.clock import Clock
 from translators.base import GetOptions, ObjectInfo, WriteConditions, WriteMetadata
 from translators.memory.backend import MemoryBackend
 
@@ -25,14 +26,6 @@ CTX = RequestContext(request_id="breaker-test", principal="tester")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FaultyBackend(ForwardingBackend, passes_through=BACKEND_METHODS - {"head_object", "start"}):

@@ -12,6 +12,7 @@ from gateway.credentials import CredentialResolver, requested_access_key
 from gateway.sigv4 import HttpRequestView
 from policy.credentials import Credential, CredentialStore
 from policy.principals import ROOT, Principal
+from tests.support.clock import Clock
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -51,20 +52,13 @@ class FakeStore:
         return self.credentials.get(key_id)
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def resolver(store: FakeStore, clock: Clock) -> CredentialResolver:
     fake: Any = store
     return CredentialResolver(CredentialStore([ROOT_CREDENTIAL]), fake, ttl_s=5.0, clock=clock)
 
 
 async def test_root_needs_no_store_read() -> None:
-    store, clock = FakeStore(), Clock()
+    store, clock = FakeStore(), Clock(0.0)
     found = await resolver(store, clock).find(ROOT_CREDENTIAL.access_key, NOW)
     assert found is not None
     assert found.identity == ROOT
@@ -72,7 +66,7 @@ async def test_root_needs_no_store_read() -> None:
 
 
 async def test_users_keys_are_cached_for_the_ttl_then_read_again() -> None:
-    store, clock = FakeStore(), Clock()
+    store, clock = FakeStore(), Clock(0.0)
     alice = Credential("AKIAALICE00000000000", "s", "alice")
     store.credentials[alice.access_key] = alice
     credentials = resolver(store, clock)
@@ -93,7 +87,7 @@ async def test_users_keys_are_cached_for_the_ttl_then_read_again() -> None:
 
 
 async def test_forget_drops_a_cached_key_at_once() -> None:
-    store, clock = FakeStore(), Clock()
+    store, clock = FakeStore(), Clock(0.0)
     alice = Credential("AKIAALICE00000000000", "s", "alice")
     store.credentials[alice.access_key] = alice
     credentials = resolver(store, clock)
@@ -104,7 +98,7 @@ async def test_forget_drops_a_cached_key_at_once() -> None:
 
 
 async def test_an_expired_credential_is_refused_even_from_the_cache() -> None:
-    store, clock = FakeStore(), Clock()
+    store, clock = FakeStore(), Clock(0.0)
     expiring = Credential("AKIAEXP0000000000000", "s", "bob", expires_at=NOW + timedelta(1))
     store.credentials[expiring.access_key] = expiring
     credentials = resolver(store, clock)

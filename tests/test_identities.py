@@ -27,6 +27,7 @@ from policy.identities import LAST_USED_INTERVAL_S, IdentityStore
 from policy.identity_rules import IdentityError
 from policy.principals import Principal, Role
 from policy.secret_box import SecretBox
+from tests.support.clock import Clock
 from tests.support.postgres import catalog_url
 
 pytestmark = pytest.mark.anyio
@@ -41,14 +42,6 @@ def anyio_backend() -> str:
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with catalog_url(request.param, tmp_path) as value:
         yield value
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

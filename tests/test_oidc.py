@@ -26,22 +26,13 @@ from policy.oidc import (
 )
 from policy.oidc_config import OidcIssuer, parse_issuer, parse_issuers
 from policy.principals import Role
+from tests.support.clock import Clock
 from tests.support.oidc_issuer import AUDIENCE, LocalIssuer, local_issuer, new_key
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Clock:
-    """A monotonic clock the test advances."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

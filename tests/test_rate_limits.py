@@ -12,19 +12,12 @@ from policy.model import SitePolicy
 from policy.rate_buckets import Admission, Charge, MemoryBuckets, Rate, decide, refilled
 from policy.rate_failover import FailoverBuckets
 from policy.rate_limits import RateLimitConfig, RateLimiter
+from tests.support.clock import Clock
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def charge(cost: float = 1, per_second: float = 2, burst: float = 4, key: str = "k") -> Charge:

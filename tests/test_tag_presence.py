@@ -9,15 +9,8 @@ import pytest
 
 from policy.catalog import SqlCatalog
 from policy.tag_presence import TaggedSites
+from tests.support.clock import Clock
 from tests.test_catalog import record
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -37,7 +30,7 @@ async def test_a_site_is_asked_once_per_ttl_and_forgotten_on_a_change(tmp_path: 
         return await real(site)
 
     catalog.any_object_tags = counted  # type: ignore[method-assign]
-    clock = Clock()
+    clock = Clock(0.0)
     tagged = TaggedSites(catalog, ttl_s=2.0, clock=clock)
     catalog.add_state_listener(tagged.changed)
     try:
